@@ -1,0 +1,190 @@
+//! Data source `cmk_kms_key_policy`: the KMS key policy Databricks needs.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::provider::Clients;
+use crate::rules::ids::{self, Partition};
+use crate::rules::kms_policy::{self, PolicyAdvice, PolicyInput};
+use crate::rules::KeyFeature;
+use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val};
+
+fn default_true() -> Val<bool> {
+    Val::Known(true)
+}
+fn default_partition() -> Val<Partition> {
+    Val::Known(Partition::Aws)
+}
+
+/// Generates the KMS key policy that Databricks needs to use a customer-managed key
+/// for the given use cases: an administration statement for the key owner, the
+/// statements for Databricks' principal, and (for cluster EBS volumes) the statement
+/// for the workspace's cross-account role. The result is canonical JSON: the same
+/// input gives byte-identical output, so plans stay quiet.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KmsKeyPolicyModel {
+    /// The use cases the key serves: `MANAGED_SERVICES` (control-plane data such as
+    /// notebooks, secrets and SQL queries), `STORAGE` (the workspace storage bucket and,
+    /// optionally, cluster EBS volumes), or both.
+    #[schemars(length(min = 1))]
+    pub use_cases: Val<BTreeSet<KeyFeature>>,
+
+    /// The 12-digit AWS account that owns the key; its root gets `kms:*` so the key
+    /// stays manageable.
+    pub aws_account_id: Val<String>,
+
+    /// Your Databricks account id (a UUID). When set, every statement for Databricks'
+    /// principal requires `aws:PrincipalTag/DatabricksAccountId` to match it, as
+    /// Databricks' security reference architecture recommends.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub databricks_account_id: Val<String>,
+
+    /// The ARN of the workspace's cross-account IAM role. With `STORAGE` and
+    /// `reuse_key_for_cluster_volumes`, adds the statement that lets EC2 use the key
+    /// for cluster EBS volumes.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub cross_account_role_arn: Val<String>,
+
+    /// Whether the storage key also encrypts the EBS volumes of classic cluster nodes
+    /// (only with `STORAGE`).
+    #[serde(default = "default_true")]
+    pub reuse_key_for_cluster_volumes: Val<bool>,
+
+    /// The AWS partition of the key.
+    #[serde(default = "default_partition")]
+    pub partition: Val<Partition>,
+
+    /// The principal Databricks uses to reach the key. Defaults to Databricks' AWS
+    /// account root (`arn:aws:iam::414351767826:root`) in the chosen partition.
+    #[schemars(extend("x-tf" = ["optional", "computed"]))]
+    pub databricks_principal: Val<String>,
+
+    /// The policy document, as canonical JSON.
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub json: Val<String>,
+}
+
+pub struct KmsKeyPolicy;
+
+fn path(name: &str) -> AttributePath {
+    AttributePath::new([name])
+}
+
+impl KmsKeyPolicyModel {
+    fn input(&self) -> Option<PolicyInput> {
+        Some(PolicyInput {
+            use_cases: self.use_cases.known()?.clone(),
+            aws_account_id: self.aws_account_id.known()?.clone(),
+            databricks_account_id: known_opt(&self.databricks_account_id)?,
+            cross_account_role_arn: known_opt(&self.cross_account_role_arn)?,
+            reuse_key_for_cluster_volumes: *self.reuse_key_for_cluster_volumes.known()?,
+            partition: *self.partition.known()?,
+            databricks_principal: known_opt(&self.databricks_principal)?,
+        })
+    }
+}
+
+/// `Some(None)` for null, `Some(Some(v))` for known, `None` for unknown.
+fn known_opt<T: Clone>(v: &Val<T>) -> Option<Option<T>> {
+    match v {
+        Val::Null => Some(None),
+        Val::Unknown => None,
+        Val::Known(x) => Some(Some(x.clone())),
+    }
+}
+
+#[async_trait]
+impl DataSource for KmsKeyPolicy {
+    type Model = KmsKeyPolicyModel;
+    type Client = Clients;
+    const TYPE_NAME: &'static str = "cmk_kms_key_policy";
+
+    fn validate(&self, c: &KmsKeyPolicyModel, diags: &mut Diagnostics) {
+        if let Val::Known(a) = &c.aws_account_id {
+            if let Err(e) = ids::check_aws_account_id(a) {
+                diags.error_at(path("aws_account_id"), "Invalid aws_account_id", e.0);
+            }
+        }
+        if let Val::Known(a) = &c.databricks_account_id {
+            if let Err(e) = ids::check_databricks_account_id(a) {
+                diags.error_at(
+                    path("databricks_account_id"),
+                    "Invalid databricks_account_id",
+                    e.0,
+                );
+            }
+        }
+        let partition = c.partition.known().copied();
+        if let Val::Known(r) = &c.cross_account_role_arn {
+            match ids::parse_role_arn(r) {
+                Err(e) => diags.error_at(path("cross_account_role_arn"), "Invalid cross_account_role_arn", e.0),
+                Ok(role) if partition.is_some_and(|p| p != role.partition) => diags.error_at(
+                    path("cross_account_role_arn"),
+                    "Partition mismatch",
+                    format!(
+                        "The role is in partition {}, the key in {}. Use a role of the key's partition, or set partition = \"{}\".",
+                        role.partition,
+                        partition.map(|p| p.as_str()).unwrap_or_default(),
+                        role.partition
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
+        if let Val::Known(p) = &c.databricks_principal {
+            match ids::check_principal_arn(p) {
+                Err(e) => diags.error_at(
+                    path("databricks_principal"),
+                    "Invalid databricks_principal",
+                    e.0,
+                ),
+                Ok(pp) if partition.is_some_and(|x| x != pp) => diags.error_at(
+                    path("databricks_principal"),
+                    "Partition mismatch",
+                    format!(
+                        "{p:?} is in partition {pp}, but partition is {}.",
+                        partition.map(|p| p.as_str()).unwrap_or_default()
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
+        if let Some(input) = c.input() {
+            for a in kms_policy::advice(&input) {
+                let at = match a {
+                    PolicyAdvice::ClusterVolumesWithoutRole => {
+                        path("reuse_key_for_cluster_volumes")
+                    }
+                    PolicyAdvice::RoleUnused { .. } => path("cross_account_role_arn"),
+                };
+                diags.warning_at(at, "Key policy may not be what you meant", a.message());
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        _ctx: &Ctx<Clients>,
+        mut c: KmsKeyPolicyModel,
+        diags: &mut Diagnostics,
+    ) -> Option<KmsKeyPolicyModel> {
+        let Some(input) = c.input() else {
+            diags.error(
+                "Configuration not known",
+                "cmk_kms_key_policy needs every argument known to build the policy.",
+            );
+            return None;
+        };
+        let doc = kms_policy::generate(&input);
+        c.databricks_principal = Val::Known(
+            input
+                .databricks_principal
+                .clone()
+                .unwrap_or_else(|| kms_policy::default_databricks_principal(input.partition)),
+        );
+        c.json = Val::Known(kms_policy::to_canonical_json(&doc));
+        Some(c)
+    }
+}

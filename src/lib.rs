@@ -1,0 +1,8 @@
+//! terraform-provider-cmk: customer-managed keys for Databricks on AWS, with
+//! Databricks' rules checked at plan time.
+
+pub mod data_sources;
+pub mod functions;
+pub mod provider;
+pub mod rules;
+pub mod tfplugin;

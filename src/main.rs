@@ -1,0 +1,93 @@
+//! `terraform-provider-cmk`: the Terraform plugin, and tools around it.
+
+use std::process::ExitCode;
+
+use cmk::provider::{CmkProvider, SOURCE_ADDRESS};
+use cmk::tfplugin::serve::{serve, ServeError, ServeOptions};
+
+const USAGE: &str =
+    "terraform-provider-cmk: Terraform provider for Databricks customer-managed keys on AWS
+
+Usage:
+  terraform-provider-cmk                 (run by Terraform; not by hand)
+  terraform-provider-cmk --debug [--address SOURCE]
+                                         serve without TLS and print TF_REATTACH_PROVIDERS
+  terraform-provider-cmk --version
+  terraform-provider-cmk --help
+";
+
+fn init_logging() {
+    // Logs go to stderr only (Terraform reads them; stdout carries the handshake).
+    let level = ["TF_LOG_PROVIDER_CMK", "TF_LOG_PROVIDER", "TF_LOG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .map(|v| match v.to_ascii_lowercase().as_str() {
+            "trace" => "trace",
+            "debug" => "debug",
+            "info" => "info",
+            "error" => "error",
+            "off" => "off",
+            _ => "warn",
+        })
+        .unwrap_or("warn");
+    let filter = format!("cmk={level},terraform_provider_cmk={level},warn");
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut debug = false;
+    let mut address = SOURCE_ADDRESS.to_string();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--debug" => debug = true,
+            "--address" => match it.next() {
+                Some(v) => address = v.clone(),
+                None => {
+                    eprintln!("--address needs a value\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--version" | "-v" => {
+                println!("terraform-provider-cmk {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    init_logging();
+    cmk::tfplugin::install_crypto_provider();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(CmkProvider, ServeOptions { debug, address })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ServeError::NotAPluginLaunch) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("terraform-provider-cmk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The KMS key policy Databricks needs, generated from the use cases.
+//!
+//! One generator serves the `cmk_kms_key_policy` data source and (later) the
+//! `cmk_kms_key` resource. Output is canonical: fixed key order, fixed
+//! statement order, sorted lists, so the same input gives the same bytes.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Map, Value};
+
+use super::catalog::KeyFeature;
+use super::ids::{Partition, DATABRICKS_AWS_ACCOUNT};
+
+/// Statement ids, stable across versions (the evaluator and docs refer to them).
+pub mod sid {
+    pub const KEY_ADMIN: &str = "EnableKeyOwnerAdministration";
+    pub const MANAGED_SERVICES: &str = "AllowDatabricksManagedServices";
+    pub const STORAGE: &str = "AllowDatabricksWorkspaceStorage";
+    pub const STORAGE_GRANTS: &str = "AllowDatabricksStorageGrants";
+    pub const CLUSTER_VOLUMES: &str = "AllowCrossAccountRoleClusterVolumes";
+}
+
+/// What the policy is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyInput {
+    pub use_cases: BTreeSet<KeyFeature>,
+    /// The key owner's account (gets `kms:*`).
+    pub aws_account_id: String,
+    /// Adds `aws:PrincipalTag/DatabricksAccountId` conditions.
+    pub databricks_account_id: Option<String>,
+    /// The workspace's cross-account role, for the EBS statement.
+    pub cross_account_role_arn: Option<String>,
+    pub reuse_key_for_cluster_volumes: bool,
+    pub partition: Partition,
+    /// `None`: Databricks' account root in the partition.
+    pub databricks_principal: Option<String>,
+}
+
+/// Databricks' principal in a partition.
+pub fn default_databricks_principal(partition: Partition) -> String {
+    format!("arn:{partition}:iam::{DATABRICKS_AWS_ACCOUNT}:root")
+}
+
+/// Actions each statement grants (sorted as they appear in the document).
+pub const MANAGED_SERVICES_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:Encrypt"];
+pub const STORAGE_ACTIONS: [&str; 5] = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+];
+pub const STORAGE_GRANT_ACTIONS: [&str; 3] =
+    ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
+pub const CLUSTER_VOLUME_ACTIONS: [&str; 4] = [
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKey*",
+];
+
+fn statement(sid: &str, principal: &str, actions: &[&str], condition: Option<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("Sid".into(), json!(sid));
+    m.insert("Effect".into(), json!("Allow"));
+    m.insert("Principal".into(), json!({ "AWS": principal }));
+    m.insert("Action".into(), json!(actions));
+    m.insert("Resource".into(), json!("*"));
+    if let Some(c) = condition {
+        m.insert("Condition".into(), c);
+    }
+    Value::Object(m)
+}
+
+/// The condition block for the Databricks principal, merged with `extra`.
+fn databricks_condition(input: &PolicyInput, extra: Option<(&str, &str, Value)>) -> Option<Value> {
+    let mut cond = Map::new();
+    if let Some((op, key, v)) = extra {
+        cond.insert(op.to_string(), json!({ key: v }));
+    }
+    if let Some(acct) = &input.databricks_account_id {
+        cond.insert(
+            "StringEquals".into(),
+            json!({ "aws:PrincipalTag/DatabricksAccountId": [acct] }),
+        );
+    }
+    // Condition operators in a fixed (sorted) order.
+    let sorted: Map<String, Value> = {
+        let mut keys: Vec<_> = cond.keys().cloned().collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| (k.clone(), cond[&k].clone()))
+            .collect()
+    };
+    (!sorted.is_empty()).then_some(Value::Object(sorted))
+}
+
+/// Whether the policy for this input includes the EBS statement.
+pub fn covers_cluster_volumes(input: &PolicyInput) -> bool {
+    input.use_cases.contains(&KeyFeature::Storage)
+        && input.reuse_key_for_cluster_volumes
+        && input.cross_account_role_arn.is_some()
+}
+
+/// Generates the policy document.
+pub fn generate(input: &PolicyInput) -> Value {
+    let p = input.partition;
+    let principal = input
+        .databricks_principal
+        .clone()
+        .unwrap_or_else(|| default_databricks_principal(p));
+    let mut statements = vec![statement(
+        sid::KEY_ADMIN,
+        &format!("arn:{p}:iam::{}:root", input.aws_account_id),
+        &["kms:*"],
+        None,
+    )];
+    if input.use_cases.contains(&KeyFeature::ManagedServices) {
+        statements.push(statement(
+            sid::MANAGED_SERVICES,
+            &principal,
+            &MANAGED_SERVICES_ACTIONS,
+            databricks_condition(input, None),
+        ));
+    }
+    if input.use_cases.contains(&KeyFeature::Storage) {
+        statements.push(statement(
+            sid::STORAGE,
+            &principal,
+            &STORAGE_ACTIONS,
+            databricks_condition(input, None),
+        ));
+        statements.push(statement(
+            sid::STORAGE_GRANTS,
+            &principal,
+            &STORAGE_GRANT_ACTIONS,
+            databricks_condition(
+                input,
+                Some(("Bool", "kms:GrantIsForAWSResource", json!("true"))),
+            ),
+        ));
+        if let (true, Some(role)) = (covers_cluster_volumes(input), &input.cross_account_role_arn) {
+            statements.push(statement(
+                sid::CLUSTER_VOLUMES,
+                role,
+                &CLUSTER_VOLUME_ACTIONS,
+                Some(json!({ "ForAnyValue:StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
+            ));
+        }
+    }
+    let mut doc = Map::new();
+    doc.insert("Version".into(), json!("2012-10-17"));
+    doc.insert("Id".into(), json!("databricks-customer-managed-key"));
+    doc.insert("Statement".into(), Value::Array(statements));
+    Value::Object(doc)
+}
+
+/// The document as text: pretty, two-space indent, stable key order.
+pub fn to_canonical_json(doc: &Value) -> String {
+    serde_json::to_string_pretty(doc).expect("a JSON value serializes")
+}
+
+/// Advice about an input that is valid but probably not what was meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyAdvice {
+    /// Cluster volumes will use the key, but no cross-account role was given:
+    /// the EBS statement is missing and classic clusters cannot start.
+    ClusterVolumesWithoutRole,
+    /// A cross-account role was given, but no statement uses it.
+    RoleUnused { reason: &'static str },
+}
+
+impl PolicyAdvice {
+    pub fn message(&self) -> String {
+        match self {
+            PolicyAdvice::ClusterVolumesWithoutRole => "The key will also encrypt cluster EBS volumes (STORAGE with reuse_key_for_cluster_volumes = true), but no cross_account_role_arn was given, so the policy has no statement for the workspace's cross-account role and classic clusters cannot attach encrypted volumes. Set cross_account_role_arn, or set reuse_key_for_cluster_volumes = false.".to_string(),
+            PolicyAdvice::RoleUnused { reason } => format!("cross_account_role_arn is not used: {reason}."),
+        }
+    }
+}
+
+/// What to warn about for a given input.
+pub fn advice(input: &PolicyInput) -> Vec<PolicyAdvice> {
+    let storage = input.use_cases.contains(&KeyFeature::Storage);
+    let mut out = vec![];
+    if storage && input.reuse_key_for_cluster_volumes && input.cross_account_role_arn.is_none() {
+        out.push(PolicyAdvice::ClusterVolumesWithoutRole);
+    }
+    if input.cross_account_role_arn.is_some() {
+        if !storage {
+            out.push(PolicyAdvice::RoleUnused {
+                reason: "the EBS statement needs the STORAGE use case",
+            });
+        } else if !input.reuse_key_for_cluster_volumes {
+            out.push(PolicyAdvice::RoleUnused {
+                reason: "reuse_key_for_cluster_volumes is false",
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(use_cases: &[KeyFeature]) -> PolicyInput {
+        PolicyInput {
+            use_cases: use_cases.iter().copied().collect(),
+            aws_account_id: "123456789012".into(),
+            databricks_account_id: None,
+            cross_account_role_arn: None,
+            reuse_key_for_cluster_volumes: true,
+            partition: Partition::Aws,
+            databricks_principal: None,
+        }
+    }
+
+    fn sids(doc: &Value) -> Vec<String> {
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn managed_services_only() {
+        let doc = generate(&input(&[KeyFeature::ManagedServices]));
+        assert_eq!(sids(&doc), [sid::KEY_ADMIN, sid::MANAGED_SERVICES]);
+        assert_eq!(
+            doc["Statement"][1]["Principal"]["AWS"],
+            "arn:aws:iam::414351767826:root"
+        );
+        assert_eq!(
+            doc["Statement"][1]["Action"],
+            json!(["kms:Decrypt", "kms:Encrypt"])
+        );
+        assert!(doc["Statement"][1].get("Condition").is_none());
+        assert_eq!(
+            doc["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:root"
+        );
+    }
+
+    #[test]
+    fn storage_with_role_tags_and_gov_partition() {
+        let mut i = input(&[KeyFeature::Storage, KeyFeature::ManagedServices]);
+        i.partition = Partition::AwsUsGov;
+        i.databricks_account_id = Some("0d26daa6-5e44-4c97-a497-ef015f91254a".into());
+        i.cross_account_role_arn = Some("arn:aws-us-gov:iam::123456789012:role/dbx".into());
+        let doc = generate(&i);
+        assert_eq!(
+            sids(&doc),
+            [
+                sid::KEY_ADMIN,
+                sid::MANAGED_SERVICES,
+                sid::STORAGE,
+                sid::STORAGE_GRANTS,
+                sid::CLUSTER_VOLUMES
+            ]
+        );
+        assert_eq!(
+            doc["Statement"][2]["Principal"]["AWS"],
+            "arn:aws-us-gov:iam::414351767826:root"
+        );
+        let grants = &doc["Statement"][3]["Condition"];
+        assert_eq!(grants["Bool"]["kms:GrantIsForAWSResource"], "true");
+        assert_eq!(
+            grants["StringEquals"]["aws:PrincipalTag/DatabricksAccountId"],
+            json!(["0d26daa6-5e44-4c97-a497-ef015f91254a"])
+        );
+        let ebs = &doc["Statement"][4];
+        assert_eq!(
+            ebs["Principal"]["AWS"],
+            "arn:aws-us-gov:iam::123456789012:role/dbx"
+        );
+        assert_eq!(
+            ebs["Condition"]["ForAnyValue:StringLike"]["kms:ViaService"],
+            "ec2.*.amazonaws.com"
+        );
+        assert!(
+            ebs["Condition"].get("StringEquals").is_none(),
+            "the role is not the Databricks principal"
+        );
+    }
+
+    #[test]
+    fn no_ebs_statement_without_reuse_and_advice_says_why() {
+        let mut i = input(&[KeyFeature::Storage]);
+        i.cross_account_role_arn = Some("arn:aws:iam::123456789012:role/dbx".into());
+        i.reuse_key_for_cluster_volumes = false;
+        assert!(!sids(&generate(&i)).contains(&sid::CLUSTER_VOLUMES.to_string()));
+        assert_eq!(
+            advice(&i),
+            [PolicyAdvice::RoleUnused {
+                reason: "reuse_key_for_cluster_volumes is false"
+            }]
+        );
+        let j = input(&[KeyFeature::Storage]);
+        assert_eq!(advice(&j), [PolicyAdvice::ClusterVolumesWithoutRole]);
+    }
+
+    #[test]
+    fn output_is_byte_identical_for_the_same_input() {
+        let mut i = input(&[KeyFeature::Storage, KeyFeature::ManagedServices]);
+        i.databricks_account_id = Some("0d26daa6-5e44-4c97-a497-ef015f91254a".into());
+        let a = to_canonical_json(&generate(&i));
+        let b = to_canonical_json(&generate(&i.clone()));
+        assert_eq!(a, b);
+        assert!(a.starts_with("{\n  \"Version\": \"2012-10-17\""));
+    }
+}

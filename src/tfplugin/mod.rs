@@ -1,0 +1,32 @@
+//! Our own Terraform plugin protocol 6 layer over tonic. It knows nothing
+//! about Databricks: a provider implements the traits of [`provider`] over
+//! model structs, and [`serve`] does the rest.
+
+pub mod diagnostics;
+pub mod model;
+pub mod provider;
+pub mod schema;
+pub mod serve;
+pub mod server;
+pub mod tls;
+pub mod value;
+
+/// Generated protocol types.
+pub mod proto {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    pub mod tfplugin6 {
+        tonic::include_proto!("tfplugin6");
+    }
+    pub mod plugin {
+        tonic::include_proto!("plugin");
+    }
+}
+
+pub use diagnostics::{AttributePath, Diagnostics};
+pub use model::Val;
+pub use provider::{
+    Ctx, DataSource, Function, FunctionDef, FunctionError, Param, PlanChange, Provider, Resource,
+};
+pub use schema::Schema;
+pub use tls::install_crypto_provider;
+pub use value::{Type, Value};

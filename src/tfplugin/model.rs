@@ -1,0 +1,505 @@
+//! The bridge between Terraform values and the Rust model structs that
+//! resources, data sources and the provider declare.
+//!
+//! A model field of type [`Val<T>`] can be null, unknown ("known after
+//! apply") or known; the layer deserializes a [`Value`] into a model with its
+//! own serde `Deserializer`, and serializes a model back with its own
+//! `Serializer`, so unknowns survive both ways.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::ser::{self, Serialize};
+use serde::{Deserialize, Deserializer, Serializer};
+
+use super::value::{Number, Value};
+
+/// Everything a model struct must be.
+pub trait Model: Serialize + DeserializeOwned + schemars::JsonSchema + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + schemars::JsonSchema + Send + 'static> Model for T {}
+
+const VAL_TOKEN: &str = "$__tfplugin_val";
+const UNKNOWN_TOKEN: &str = "$__tfplugin_unknown";
+
+/// A Terraform attribute value: null, not known yet, or known.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Val<T> {
+    #[default]
+    Null,
+    Unknown,
+    Known(T),
+}
+
+impl<T> Val<T> {
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Val::Known(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn into_known(self) -> Option<T> {
+        match self {
+            Val::Known(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Val::Unknown)
+    }
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+    pub fn as_ref(&self) -> Val<&T> {
+        match self {
+            Val::Null => Val::Null,
+            Val::Unknown => Val::Unknown,
+            Val::Known(v) => Val::Known(v),
+        }
+    }
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Val<U> {
+        match self {
+            Val::Null => Val::Null,
+            Val::Unknown => Val::Unknown,
+            Val::Known(v) => Val::Known(f(v)),
+        }
+    }
+}
+
+impl<T> From<Option<T>> for Val<T> {
+    fn from(o: Option<T>) -> Self {
+        o.map_or(Val::Null, Val::Known)
+    }
+}
+
+impl<T: Serialize> Serialize for Val<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Val::Null => s.serialize_none(),
+            Val::Unknown => s.serialize_unit_struct(UNKNOWN_TOKEN),
+            Val::Known(v) => s.serialize_some(v),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Val<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Val<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Terraform value")
+            }
+            fn visit_none<E>(self) -> Result<Val<T>, E> {
+                Ok(Val::Null)
+            }
+            fn visit_unit<E>(self) -> Result<Val<T>, E> {
+                Ok(Val::Unknown)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Val<T>, D::Error> {
+                T::deserialize(d).map(Val::Known)
+            }
+            // Other deserializers (JSON in tests and defaults): null or a value.
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Val<T>, D::Error> {
+                Option::<T>::deserialize(d).map(Val::from)
+            }
+        }
+        d.deserialize_newtype_struct(VAL_TOKEN, V(PhantomData))
+    }
+}
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Val<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(g)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+/// Errors of the bridge; they name the attribute path.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ModelError(pub String);
+
+impl de::Error for ModelError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        ModelError(msg.to_string())
+    }
+}
+impl ser::Error for ModelError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        ModelError(msg.to_string())
+    }
+}
+
+/// Deserializes a model from a value.
+pub fn from_value<T: DeserializeOwned>(v: &Value) -> Result<T, ModelError> {
+    T::deserialize(ValueDe(v))
+}
+
+/// Serializes a model into a value.
+pub fn to_value<T: Serialize + ?Sized>(t: &T) -> Result<Value, ModelError> {
+    t.serialize(ValueSer)
+}
+
+struct ValueDe<'a>(&'a Value);
+
+impl<'de, 'a: 'de> Deserializer<'de> for ValueDe<'a> {
+    type Error = ModelError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ModelError> {
+        match self.0 {
+            Value::Null => v.visit_unit(),
+            Value::Unknown => Err(ModelError(
+                "a value is not known yet where a known value is needed".into(),
+            )),
+            Value::Bool(b) => v.visit_bool(*b),
+            Value::Number(Number::Int(i)) => v.visit_i64(*i),
+            Value::Number(Number::Float(f)) => v.visit_f64(*f),
+            Value::Number(Number::Big(s)) => match s.parse::<u64>() {
+                Ok(u) => v.visit_u64(u),
+                Err(_) => v.visit_borrowed_str(s),
+            },
+            Value::String(s) => v.visit_borrowed_str(s),
+            Value::List(items) => {
+                v.visit_seq(de::value::SeqDeserializer::new(items.iter().map(ValueDe)))
+            }
+            Value::Map(m) => v.visit_map(de::value::MapDeserializer::new(
+                m.iter().map(|(k, val)| (k.as_str(), ValueDe(val))),
+            )),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ModelError> {
+        match self.0 {
+            Value::Null => v.visit_none(),
+            _ => v.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, ModelError> {
+        if name == VAL_TOKEN {
+            match self.0 {
+                Value::Null => v.visit_none(),
+                Value::Unknown => v.visit_unit(),
+                _ => v.visit_some(self),
+            }
+        } else {
+            v.visit_newtype_struct(self)
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, ModelError> {
+        match self.0 {
+            Value::String(s) => v.visit_enum(s.as_str().into_deserializer()),
+            other => Err(ModelError(format!(
+                "expected a string for an enumeration, found {other:?}"
+            ))),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+impl<'de, 'a: 'de> IntoDeserializer<'de, ModelError> for ValueDe<'a> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+struct ValueSer;
+
+impl Serializer for ValueSer {
+    type Ok = Value;
+    type Error = ModelError;
+    type SerializeSeq = SeqSer;
+    type SerializeTuple = SeqSer;
+    type SerializeTupleStruct = SeqSer;
+    type SerializeTupleVariant = ser::Impossible<Value, ModelError>;
+    type SerializeMap = MapSer;
+    type SerializeStruct = MapSer;
+    type SerializeStructVariant = ser::Impossible<Value, ModelError>;
+
+    fn serialize_bool(self, b: bool) -> Result<Value, ModelError> {
+        Ok(Value::Bool(b))
+    }
+    fn serialize_i8(self, i: i8) -> Result<Value, ModelError> {
+        self.serialize_i64(i as i64)
+    }
+    fn serialize_i16(self, i: i16) -> Result<Value, ModelError> {
+        self.serialize_i64(i as i64)
+    }
+    fn serialize_i32(self, i: i32) -> Result<Value, ModelError> {
+        self.serialize_i64(i as i64)
+    }
+    fn serialize_i64(self, i: i64) -> Result<Value, ModelError> {
+        Ok(Value::Number(Number::Int(i)))
+    }
+    fn serialize_u8(self, i: u8) -> Result<Value, ModelError> {
+        self.serialize_i64(i as i64)
+    }
+    fn serialize_u16(self, i: u16) -> Result<Value, ModelError> {
+        self.serialize_i64(i as i64)
+    }
+    fn serialize_u32(self, i: u32) -> Result<Value, ModelError> {
+        self.serialize_i64(i as i64)
+    }
+    fn serialize_u64(self, u: u64) -> Result<Value, ModelError> {
+        Ok(Value::Number(match i64::try_from(u) {
+            Ok(i) => Number::Int(i),
+            Err(_) => Number::Big(u.to_string()),
+        }))
+    }
+    fn serialize_f32(self, f: f32) -> Result<Value, ModelError> {
+        self.serialize_f64(f as f64)
+    }
+    fn serialize_f64(self, f: f64) -> Result<Value, ModelError> {
+        Ok(Value::Number(Number::Float(f)))
+    }
+    fn serialize_char(self, c: char) -> Result<Value, ModelError> {
+        Ok(Value::String(c.to_string()))
+    }
+    fn serialize_str(self, s: &str) -> Result<Value, ModelError> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn serialize_bytes(self, _b: &[u8]) -> Result<Value, ModelError> {
+        Err(ModelError("bytes have no Terraform type".into()))
+    }
+    fn serialize_none(self) -> Result<Value, ModelError> {
+        Ok(Value::Null)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Value, ModelError> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<Value, ModelError> {
+        Ok(Value::Null)
+    }
+    fn serialize_unit_struct(self, name: &'static str) -> Result<Value, ModelError> {
+        Ok(if name == UNKNOWN_TOKEN {
+            Value::Unknown
+        } else {
+            Value::Null
+        })
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _idx: u32,
+        variant: &'static str,
+    ) -> Result<Value, ModelError> {
+        Ok(Value::String(variant.to_string()))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        v: &T,
+    ) -> Result<Value, ModelError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _idx: u32,
+        variant: &'static str,
+        v: &T,
+    ) -> Result<Value, ModelError> {
+        Ok(Value::Map(BTreeMap::from([(
+            variant.to_string(),
+            to_value(v)?,
+        )])))
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<SeqSer, ModelError> {
+        Ok(SeqSer(Vec::with_capacity(len.unwrap_or(0))))
+    }
+    fn serialize_tuple(self, len: usize) -> Result<SeqSer, ModelError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _n: &'static str, len: usize) -> Result<SeqSer, ModelError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _n: &'static str,
+        _i: u32,
+        _v: &'static str,
+        _l: usize,
+    ) -> Result<Self::SerializeTupleVariant, ModelError> {
+        Err(ModelError("tuple variants have no Terraform type".into()))
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<MapSer, ModelError> {
+        Ok(MapSer(BTreeMap::new(), None))
+    }
+    fn serialize_struct(self, _n: &'static str, _len: usize) -> Result<MapSer, ModelError> {
+        Ok(MapSer(BTreeMap::new(), None))
+    }
+    fn serialize_struct_variant(
+        self,
+        _n: &'static str,
+        _i: u32,
+        _v: &'static str,
+        _l: usize,
+    ) -> Result<Self::SerializeStructVariant, ModelError> {
+        Err(ModelError("struct variants have no Terraform type".into()))
+    }
+}
+
+struct SeqSer(Vec<Value>);
+
+impl ser::SerializeSeq for SeqSer {
+    type Ok = Value;
+    type Error = ModelError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ModelError> {
+        self.0.push(to_value(v)?);
+        Ok(())
+    }
+    fn end(self) -> Result<Value, ModelError> {
+        Ok(Value::List(self.0))
+    }
+}
+impl ser::SerializeTuple for SeqSer {
+    type Ok = Value;
+    type Error = ModelError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ModelError> {
+        ser::SerializeSeq::serialize_element(self, v)
+    }
+    fn end(self) -> Result<Value, ModelError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+impl ser::SerializeTupleStruct for SeqSer {
+    type Ok = Value;
+    type Error = ModelError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ModelError> {
+        ser::SerializeSeq::serialize_element(self, v)
+    }
+    fn end(self) -> Result<Value, ModelError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+struct MapSer(BTreeMap<String, Value>, Option<String>);
+
+impl ser::SerializeMap for MapSer {
+    type Ok = Value;
+    type Error = ModelError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), ModelError> {
+        match to_value(k)? {
+            Value::String(s) => {
+                self.1 = Some(s);
+                Ok(())
+            }
+            other => Err(ModelError(format!(
+                "map keys must be strings, found {other:?}"
+            ))),
+        }
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ModelError> {
+        let k = self
+            .1
+            .take()
+            .ok_or_else(|| ModelError("map value without key".into()))?;
+        self.0.insert(k, to_value(v)?);
+        Ok(())
+    }
+    fn end(self) -> Result<Value, ModelError> {
+        Ok(Value::Map(self.0))
+    }
+}
+impl ser::SerializeStruct for MapSer {
+    type Ok = Value;
+    type Error = ModelError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        k: &'static str,
+        v: &T,
+    ) -> Result<(), ModelError> {
+        self.0.insert(k.to_string(), to_value(v)?);
+        Ok(())
+    }
+    fn end(self) -> Result<Value, ModelError> {
+        Ok(Value::Map(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    struct M {
+        name: Val<String>,
+        ids: Val<BTreeSet<String>>,
+        count: Val<i64>,
+        flag: Option<bool>,
+        #[serde(rename = "kind")]
+        kind: Val<Kind>,
+    }
+
+    #[derive(
+        Debug,
+        PartialEq,
+        Eq,
+        PartialOrd,
+        Ord,
+        serde::Serialize,
+        serde::Deserialize,
+        schemars::JsonSchema,
+    )]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    enum Kind {
+        ManagedServices,
+    }
+
+    #[test]
+    fn null_unknown_and_known_survive_both_ways() {
+        let v = Value::object([
+            ("name", Value::Unknown),
+            (
+                "ids",
+                Value::List(vec![Value::string("a"), Value::string("b")]),
+            ),
+            ("count", Value::Null),
+            ("flag", Value::Bool(true)),
+            ("kind", Value::string("MANAGED_SERVICES")),
+        ]);
+        let m: M = from_value(&v).unwrap();
+        assert_eq!(m.name, Val::Unknown);
+        assert_eq!(m.count, Val::Null);
+        assert_eq!(m.kind, Val::Known(Kind::ManagedServices));
+        assert_eq!(m.ids.known().unwrap().len(), 2);
+        assert_eq!(to_value(&m).unwrap(), v);
+    }
+
+    #[test]
+    fn an_unknown_where_a_plain_type_is_needed_is_an_error() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Plain {
+            #[allow(dead_code)]
+            name: String,
+        }
+        let v = Value::object([("name", Value::Unknown)]);
+        assert!(from_value::<Plain>(&v).is_err());
+    }
+}

@@ -1,0 +1,514 @@
+//! What a provider built on this layer implements: typed traits over model
+//! structs. The layer erases them ([`DynDataSource`], [`DynResource`]) so the
+//! server can hold every object of a provider in one table.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::diagnostics::{AttributePath, Diagnostics};
+use super::model::{self, Model};
+use super::schema::Schema;
+use super::value::{Type, Value};
+
+/// What an operation gets: the configured client, and the signal Terraform
+/// raises with StopProvider (for example on Ctrl-C). Long operations must
+/// watch `cancel` and return promptly, leaving nothing untracked.
+pub struct Ctx<C> {
+    pub client: Arc<C>,
+    pub cancel: CancellationToken,
+}
+
+impl<C> Ctx<C> {
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The `provider "..." {}` block.
+    type Config: Model;
+    /// What `configure` builds and every operation gets.
+    type Client: Send + Sync + 'static;
+
+    fn validate(&self, _config: &Self::Config, _diags: &mut Diagnostics) {}
+
+    async fn configure(
+        &self,
+        config: Self::Config,
+        terraform_version: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Client>;
+
+    fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Self::Client>>>;
+    fn resources(&self) -> Vec<Box<dyn DynResource<Self::Client>>>;
+    fn functions(&self) -> Vec<Box<dyn Function>>;
+}
+
+#[async_trait]
+pub trait DataSource: Send + Sync + 'static {
+    type Model: Model;
+    type Client: Send + Sync + 'static;
+    /// The full type name, e.g. `cmk_kms_key_policy`.
+    const TYPE_NAME: &'static str;
+
+    /// Checks the configuration; values may be unknown here.
+    fn validate(&self, _config: &Self::Model, _diags: &mut Diagnostics) {}
+
+    /// Reads with a wholly known configuration (defaults filled).
+    async fn read(
+        &self,
+        ctx: &Ctx<Self::Client>,
+        config: Self::Model,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model>;
+}
+
+/// The plan of a create or an update, for a resource to adjust.
+pub struct PlanChange<M> {
+    /// The prior state; `None` on create.
+    pub prior: Option<M>,
+    pub config: M,
+    /// What the layer proposes: config, defaults, prior values of computed
+    /// attributes on update, unknown computed attributes on create.
+    pub planned: M,
+    /// Attributes whose change replaces the resource (flags already added).
+    pub requires_replace: Vec<AttributePath>,
+}
+
+#[async_trait]
+pub trait Resource: Send + Sync + 'static {
+    type Model: Model;
+    type Client: Send + Sync + 'static;
+    const TYPE_NAME: &'static str;
+    const SCHEMA_VERSION: i64 = 0;
+
+    fn validate(&self, _config: &Self::Model, _diags: &mut Diagnostics) {}
+
+    /// Adjusts a create or update plan; may read live facts (cheaply).
+    async fn plan(
+        &self,
+        _ctx: &Ctx<Self::Client>,
+        _change: &mut PlanChange<Self::Model>,
+        _diags: &mut Diagnostics,
+    ) {
+    }
+
+    /// Called when Terraform plans to destroy the object; an error refuses it.
+    async fn plan_destroy(
+        &self,
+        _ctx: &Ctx<Self::Client>,
+        _prior: &Self::Model,
+        _diags: &mut Diagnostics,
+    ) {
+    }
+
+    /// Creates the object. On failure after the object exists, return its
+    /// state with the error, so Terraform tracks it (as tainted).
+    async fn create(
+        &self,
+        ctx: &Ctx<Self::Client>,
+        planned: Self::Model,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model>;
+
+    /// Refreshes; `None` when the object is gone.
+    async fn read(
+        &self,
+        ctx: &Ctx<Self::Client>,
+        state: Self::Model,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model>;
+
+    async fn update(
+        &self,
+        ctx: &Ctx<Self::Client>,
+        prior: Self::Model,
+        planned: Self::Model,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model>;
+
+    async fn delete(&self, ctx: &Ctx<Self::Client>, prior: Self::Model, diags: &mut Diagnostics);
+
+    /// `terraform import` / `import {}` blocks. The default refuses.
+    async fn import(
+        &self,
+        _ctx: &Ctx<Self::Client>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model> {
+        diags.error(
+            "Import not supported",
+            format!("{} cannot be imported (id {id:?}).", Self::TYPE_NAME),
+        );
+        None
+    }
+
+    /// Upgrades a stored state (JSON in the schema of `version`) to the
+    /// current schema. The default accepts the current version only.
+    fn upgrade(
+        &self,
+        version: i64,
+        state: serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<serde_json::Value> {
+        if version == Self::SCHEMA_VERSION {
+            Some(state)
+        } else {
+            diags.error(
+                "Unsupported state version",
+                format!(
+                    "{} state has schema version {version}; this provider knows version {}. Use a matching provider version.",
+                    Self::TYPE_NAME,
+                    Self::SCHEMA_VERSION
+                ),
+            );
+            None
+        }
+    }
+
+    /// `moved {}` from another resource type (possibly of another provider).
+    /// The default refuses.
+    fn move_from(
+        &self,
+        source_provider: &str,
+        source_type: &str,
+        _source_version: i64,
+        _state: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model> {
+        diags.error(
+            "Move not supported",
+            format!(
+                "{} cannot take state moved from {source_type} of {source_provider}.",
+                Self::TYPE_NAME
+            ),
+        );
+        None
+    }
+}
+
+/// A provider function: pure, synchronous.
+pub trait Function: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn definition(&self) -> FunctionDef;
+    fn call(&self, args: Vec<Value>) -> Result<Value, FunctionError>;
+}
+
+pub struct Param {
+    pub name: &'static str,
+    pub ty: Type,
+    pub description: &'static str,
+    pub allow_null: bool,
+}
+
+pub struct FunctionDef {
+    pub summary: &'static str,
+    pub description: &'static str,
+    pub params: Vec<Param>,
+    pub returns: Type,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    pub text: String,
+    /// The index of the argument at fault.
+    pub argument: Option<i64>,
+}
+
+impl FunctionError {
+    pub fn at(argument: usize, text: impl Into<String>) -> Self {
+        FunctionError {
+            text: text.into(),
+            argument: Some(argument as i64),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- erasure
+
+/// A data source as the server holds it.
+#[async_trait]
+pub trait DynDataSource<C>: Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn schema(&self) -> &Schema;
+    fn validate(&self, config: &Value, diags: &mut Diagnostics);
+    async fn read(&self, ctx: &Ctx<C>, config: Value, diags: &mut Diagnostics) -> Option<Value>;
+}
+
+/// A resource as the server holds it.
+#[async_trait]
+pub trait DynResource<C>: Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn schema(&self) -> &Schema;
+    fn validate(&self, config: &Value, diags: &mut Diagnostics);
+    async fn plan(
+        &self,
+        ctx: &Ctx<C>,
+        change: PlanChange<Value>,
+        diags: &mut Diagnostics,
+    ) -> Option<(Value, Vec<AttributePath>)>;
+    async fn plan_destroy(&self, ctx: &Ctx<C>, prior: &Value, diags: &mut Diagnostics);
+    async fn create(&self, ctx: &Ctx<C>, planned: Value, diags: &mut Diagnostics) -> Option<Value>;
+    async fn read(&self, ctx: &Ctx<C>, state: Value, diags: &mut Diagnostics) -> Option<Value>;
+    async fn update(
+        &self,
+        ctx: &Ctx<C>,
+        prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
+    async fn delete(&self, ctx: &Ctx<C>, prior: Value, diags: &mut Diagnostics);
+    async fn import(&self, ctx: &Ctx<C>, id: &str, diags: &mut Diagnostics) -> Option<Value>;
+    fn upgrade(
+        &self,
+        version: i64,
+        state: serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
+    fn move_from(
+        &self,
+        provider: &str,
+        ty: &str,
+        version: i64,
+        state: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
+}
+
+/// Decodes a value into a model, or explains on the diagnostics what did not fit.
+pub fn decode<M: Model>(what: &str, v: &Value, diags: &mut Diagnostics) -> Option<M> {
+    match model::from_value(v) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            diags.error("Invalid value", format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Encodes a model, normalized to its schema's type (every attribute present).
+pub fn encode<M: Model>(schema: &Schema, m: &M, diags: &mut Diagnostics) -> Option<Value> {
+    match model::to_value(m) {
+        Ok(mut v) => {
+            normalize(&schema.value_type(), &mut v);
+            Some(v)
+        }
+        Err(e) => {
+            diags.error("Provider bug: model does not encode", e.to_string());
+            None
+        }
+    }
+}
+
+/// Adds missing object attributes as null so values conform to the type.
+pub fn normalize(ty: &Type, v: &mut Value) {
+    match (ty, v) {
+        (Type::Object(attrs), Value::Map(m)) => {
+            for (k, t) in attrs {
+                normalize(t, m.entry(k.clone()).or_insert(Value::Null));
+            }
+        }
+        (Type::List(t) | Type::Set(t), Value::List(items)) => {
+            items.iter_mut().for_each(|x| normalize(t, x))
+        }
+        (Type::Map(t), Value::Map(m)) => m.values_mut().for_each(|x| normalize(t, x)),
+        _ => {}
+    }
+}
+
+struct DataSourceAdapter<D: DataSource> {
+    inner: D,
+    schema: Schema,
+}
+
+/// Registers a data source; its schema is derived from its model once, here.
+pub fn data_source<D: DataSource>(d: D) -> Box<dyn DynDataSource<D::Client>> {
+    let schema = Schema::of::<D::Model>(0).unwrap_or_else(|e| panic!("{}: {e}", D::TYPE_NAME));
+    Box::new(DataSourceAdapter { inner: d, schema })
+}
+
+#[async_trait]
+impl<D: DataSource> DynDataSource<D::Client> for DataSourceAdapter<D> {
+    fn type_name(&self) -> &'static str {
+        D::TYPE_NAME
+    }
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let mut config = config.clone();
+        self.schema.block.apply_defaults(&mut config);
+        self.schema
+            .block
+            .validate(&config, &AttributePath::root(), diags);
+        if diags.has_errors() {
+            return;
+        }
+        if let Some(m) = decode::<D::Model>(D::TYPE_NAME, &config, diags) {
+            self.inner.validate(&m, diags);
+        }
+    }
+    async fn read(
+        &self,
+        ctx: &Ctx<D::Client>,
+        mut config: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        self.schema.block.apply_defaults(&mut config);
+        self.schema
+            .block
+            .validate(&config, &AttributePath::root(), diags);
+        if diags.has_errors() {
+            return None;
+        }
+        let m = decode::<D::Model>(D::TYPE_NAME, &config, diags)?;
+        self.inner.validate(&m, diags);
+        if diags.has_errors() {
+            return None;
+        }
+        let out = self.inner.read(ctx, m, diags).await?;
+        encode(&self.schema, &out, diags)
+    }
+}
+
+struct ResourceAdapter<R: Resource> {
+    inner: R,
+    schema: Schema,
+}
+
+/// Registers a resource; its schema is derived from its model once, here.
+pub fn resource<R: Resource>(r: R) -> Box<dyn DynResource<R::Client>> {
+    let schema = Schema::of::<R::Model>(R::SCHEMA_VERSION)
+        .unwrap_or_else(|e| panic!("{}: {e}", R::TYPE_NAME));
+    Box::new(ResourceAdapter { inner: r, schema })
+}
+
+#[async_trait]
+impl<R: Resource> DynResource<R::Client> for ResourceAdapter<R> {
+    fn type_name(&self) -> &'static str {
+        R::TYPE_NAME
+    }
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let mut config = config.clone();
+        self.schema.block.apply_defaults(&mut config);
+        self.schema
+            .block
+            .validate(&config, &AttributePath::root(), diags);
+        if diags.has_errors() {
+            return;
+        }
+        if let Some(m) = decode::<R::Model>(R::TYPE_NAME, &config, diags) {
+            self.inner.validate(&m, diags);
+        }
+    }
+    async fn plan(
+        &self,
+        ctx: &Ctx<R::Client>,
+        change: PlanChange<Value>,
+        diags: &mut Diagnostics,
+    ) -> Option<(Value, Vec<AttributePath>)> {
+        let what = R::TYPE_NAME;
+        let mut typed = PlanChange {
+            prior: match &change.prior {
+                Some(p) => Some(decode::<R::Model>(what, p, diags)?),
+                None => None,
+            },
+            config: decode::<R::Model>(what, &change.config, diags)?,
+            planned: decode::<R::Model>(what, &change.planned, diags)?,
+            requires_replace: change.requires_replace,
+        };
+        self.inner.validate(&typed.config, diags);
+        if diags.has_errors() {
+            return None;
+        }
+        self.inner.plan(ctx, &mut typed, diags).await;
+        let planned = encode(&self.schema, &typed.planned, diags)?;
+        Some((planned, typed.requires_replace))
+    }
+    async fn plan_destroy(&self, ctx: &Ctx<R::Client>, prior: &Value, diags: &mut Diagnostics) {
+        if let Some(p) = decode::<R::Model>(R::TYPE_NAME, prior, diags) {
+            self.inner.plan_destroy(ctx, &p, diags).await;
+        }
+    }
+    async fn create(
+        &self,
+        ctx: &Ctx<R::Client>,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let p = decode::<R::Model>(R::TYPE_NAME, &planned, diags)?;
+        let out = self.inner.create(ctx, p, diags).await?;
+        encode(&self.schema, &out, diags)
+    }
+    async fn read(
+        &self,
+        ctx: &Ctx<R::Client>,
+        state: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let s = decode::<R::Model>(R::TYPE_NAME, &state, diags)?;
+        let out = self.inner.read(ctx, s, diags).await?;
+        encode(&self.schema, &out, diags)
+    }
+    async fn update(
+        &self,
+        ctx: &Ctx<R::Client>,
+        prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let pr = decode::<R::Model>(R::TYPE_NAME, &prior, diags)?;
+        let pl = decode::<R::Model>(R::TYPE_NAME, &planned, diags)?;
+        let out = self.inner.update(ctx, pr, pl, diags).await?;
+        encode(&self.schema, &out, diags)
+    }
+    async fn delete(&self, ctx: &Ctx<R::Client>, prior: Value, diags: &mut Diagnostics) {
+        if let Some(p) = decode::<R::Model>(R::TYPE_NAME, &prior, diags) {
+            self.inner.delete(ctx, p, diags).await;
+        }
+    }
+    async fn import(
+        &self,
+        ctx: &Ctx<R::Client>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let out = self.inner.import(ctx, id, diags).await?;
+        encode(&self.schema, &out, diags)
+    }
+    fn upgrade(
+        &self,
+        version: i64,
+        state: serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let j = self.inner.upgrade(version, state, diags)?;
+        match super::value::from_json_value(&j, &self.schema.value_type()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                diags.error(
+                    "Stored state does not fit the schema",
+                    format!("{}: {e}", R::TYPE_NAME),
+                );
+                None
+            }
+        }
+    }
+    fn move_from(
+        &self,
+        provider: &str,
+        ty: &str,
+        version: i64,
+        state: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let m = self.inner.move_from(provider, ty, version, state, diags)?;
+        encode(&self.schema, &m, diags)
+    }
+}

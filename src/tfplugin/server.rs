@@ -1,0 +1,889 @@
+//! The `tfplugin6.Provider` gRPC service over a [`Provider`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::diagnostics::{AttributePath, Diagnostics};
+use super::model::Model;
+use super::proto::tfplugin6 as pb;
+use super::provider::{decode, Ctx, DynDataSource, DynResource, Function, PlanChange, Provider};
+use super::schema::{AttrType, Schema};
+use super::value::{self, Type, Value};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+pub struct ProviderServer<P: Provider> {
+    provider: P,
+    provider_schema: Schema,
+    data_sources: BTreeMap<&'static str, Box<dyn DynDataSource<P::Client>>>,
+    resources: BTreeMap<&'static str, Box<dyn DynResource<P::Client>>>,
+    functions: BTreeMap<&'static str, Box<dyn Function>>,
+    client: RwLock<Option<Arc<P::Client>>>,
+    stop: Mutex<CancellationToken>,
+}
+
+impl<P: Provider> ProviderServer<P> {
+    pub fn new(provider: P) -> Self {
+        let provider_schema =
+            Schema::of::<P::Config>(0).unwrap_or_else(|e| panic!("provider: {e}"));
+        let data_sources = provider
+            .data_sources()
+            .into_iter()
+            .map(|d| (d.type_name(), d))
+            .collect();
+        let resources = provider
+            .resources()
+            .into_iter()
+            .map(|r| (r.type_name(), r))
+            .collect();
+        let functions = provider
+            .functions()
+            .into_iter()
+            .map(|f| (f.name(), f))
+            .collect();
+        ProviderServer {
+            provider,
+            provider_schema,
+            data_sources,
+            resources,
+            functions,
+            client: RwLock::new(None),
+            stop: Mutex::new(CancellationToken::new()),
+        }
+    }
+
+    /// The whole schema response (also used by the docs generator).
+    pub fn schema_response(&self) -> pb::get_provider_schema::Response {
+        pb::get_provider_schema::Response {
+            provider: Some(self.provider_schema.to_proto()),
+            resource_schemas: self
+                .resources
+                .iter()
+                .map(|(k, r)| (k.to_string(), r.schema().to_proto()))
+                .collect(),
+            data_source_schemas: self
+                .data_sources
+                .iter()
+                .map(|(k, d)| (k.to_string(), d.schema().to_proto()))
+                .collect(),
+            diagnostics: vec![],
+            provider_meta: None,
+            server_capabilities: Some(capabilities()),
+            functions: self
+                .functions
+                .iter()
+                .map(|(k, f)| (k.to_string(), function_proto(f.as_ref())))
+                .collect(),
+            ephemeral_resource_schemas: Default::default(),
+        }
+    }
+
+    pub fn provider_schema(&self) -> &Schema {
+        &self.provider_schema
+    }
+    pub fn data_source_schemas(&self) -> impl Iterator<Item = (&'static str, &Schema)> {
+        self.data_sources.iter().map(|(k, d)| (*k, d.schema()))
+    }
+    pub fn resource_schemas(&self) -> impl Iterator<Item = (&'static str, &Schema)> {
+        self.resources.iter().map(|(k, d)| (*k, d.schema()))
+    }
+    pub fn function_list(&self) -> impl Iterator<Item = &dyn Function> {
+        self.functions.values().map(|f| f.as_ref())
+    }
+
+    /// The token that StopProvider cancels (fresh after each stop).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.lock().expect("stop lock").clone()
+    }
+
+    fn ctx(&self, diags: &mut Diagnostics) -> Option<Ctx<P::Client>> {
+        let client = self.client.read().expect("client lock").clone();
+        match client {
+            Some(client) => Some(Ctx {
+                client,
+                cancel: self.stop_token().child_token(),
+            }),
+            None => {
+                diags.error(
+                    "Provider not configured",
+                    "Terraform called an operation before ConfigureProvider succeeded.",
+                );
+                None
+            }
+        }
+    }
+
+    fn resource(&self, name: &str, diags: &mut Diagnostics) -> Option<&dyn DynResource<P::Client>> {
+        let r = self.resources.get(name).map(|r| r.as_ref());
+        if r.is_none() {
+            diags.error(
+                "Unknown resource type",
+                format!("This provider has no resource type {name:?}."),
+            );
+        }
+        r
+    }
+
+    fn data_source(
+        &self,
+        name: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<&dyn DynDataSource<P::Client>> {
+        let d = self.data_sources.get(name).map(|d| d.as_ref());
+        if d.is_none() {
+            diags.error(
+                "Unknown data source",
+                format!("This provider has no data source {name:?}."),
+            );
+        }
+        d
+    }
+}
+
+/// Races a read-only operation against StopProvider; `None` when cancelled.
+async fn cancellable<T>(token: &CancellationToken, f: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        r = f => Some(r),
+        _ = token.cancelled() => None,
+    }
+}
+
+fn cancelled(diags: &mut Diagnostics) {
+    diags.error(
+        "Operation cancelled",
+        "Terraform asked the provider to stop (for example after Ctrl-C); nothing was changed by this operation.",
+    );
+}
+
+fn capabilities() -> pb::ServerCapabilities {
+    pb::ServerCapabilities {
+        plan_destroy: true,
+        get_provider_schema_optional: true,
+        move_resource_state: true,
+    }
+}
+
+fn function_proto(f: &dyn Function) -> pb::Function {
+    let d = f.definition();
+    pb::Function {
+        parameters: d
+            .params
+            .iter()
+            .map(|p| pb::function::Parameter {
+                name: p.name.to_string(),
+                r#type: p.ty.to_json_bytes(),
+                allow_null_value: p.allow_null,
+                allow_unknown_values: false,
+                description: p.description.to_string(),
+                description_kind: pb::StringKind::Markdown as i32,
+            })
+            .collect(),
+        variadic_parameter: None,
+        r#return: Some(pb::function::Return {
+            r#type: d.returns.to_json_bytes(),
+        }),
+        summary: d.summary.to_string(),
+        description: d.description.to_string(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecation_message: String::new(),
+    }
+}
+
+/// Decodes a DynamicValue (msgpack, or JSON when msgpack is empty).
+pub fn decode_dynamic(
+    dv: Option<&pb::DynamicValue>,
+    ty: &Type,
+) -> Result<Value, value::CodecError> {
+    match dv {
+        None => Ok(Value::Null),
+        Some(dv) if !dv.msgpack.is_empty() => value::from_msgpack(&dv.msgpack, ty),
+        Some(dv) if !dv.json.is_empty() => value::from_json_bytes(&dv.json, ty),
+        Some(_) => Ok(Value::Null),
+    }
+}
+
+fn dynamic_in(
+    dv: Option<&pb::DynamicValue>,
+    ty: &Type,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    match decode_dynamic(dv, ty) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            diags.error("Invalid value from Terraform", format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Encodes an answer; always msgpack.
+fn dynamic_out(v: &Value, ty: &Type, diags: &mut Diagnostics) -> Option<pb::DynamicValue> {
+    match value::to_msgpack(v, ty) {
+        Ok(b) => Some(pb::DynamicValue {
+            msgpack: b,
+            json: vec![],
+        }),
+        Err(e) => {
+            diags.error("Provider bug: value does not fit the schema", e.to_string());
+            None
+        }
+    }
+}
+
+/// On create: computed attributes left null become unknown.
+/// On update: write-only attributes are never kept.
+fn mark_unknown_computed(schema: &Schema, config: &Value, planned: &mut Value) {
+    for a in schema.block.computed_attributes() {
+        let cfg_null = config.get(&a.name).is_none_or(Value::is_null);
+        if let Some(slot) = planned.get_mut(&a.name) {
+            if cfg_null && slot.is_null() {
+                *slot = Value::Unknown;
+            }
+        }
+    }
+}
+
+fn null_write_only(schema: &Schema, v: &mut Value) {
+    for a in schema
+        .block
+        .attributes
+        .iter()
+        .filter(|a| a.flags.write_only)
+    {
+        if let Some(slot) = v.get_mut(&a.name) {
+            *slot = Value::Null;
+        }
+    }
+}
+
+fn replace_paths(schema: &Schema, prior: &Value, planned: &Value) -> Vec<AttributePath> {
+    schema
+        .block
+        .attributes
+        .iter()
+        .filter(|a| a.flags.requires_replace)
+        .filter(|a| {
+            let p = prior.get(&a.name).unwrap_or(&Value::Null);
+            let n = planned.get(&a.name).unwrap_or(&Value::Null);
+            p != n && !(matches!(a.ty, AttrType::Primitive(_)) && n.is_unknown() && p.is_null())
+        })
+        .map(|a| AttributePath::new([a.name.as_str()]))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
+    async fn get_metadata(
+        &self,
+        _r: Request<pb::get_metadata::Request>,
+    ) -> Reply<pb::get_metadata::Response> {
+        use pb::get_metadata as m;
+        Ok(Response::new(m::Response {
+            server_capabilities: Some(capabilities()),
+            diagnostics: vec![],
+            data_sources: self
+                .data_sources
+                .keys()
+                .map(|k| m::DataSourceMetadata {
+                    type_name: k.to_string(),
+                })
+                .collect(),
+            resources: self
+                .resources
+                .keys()
+                .map(|k| m::ResourceMetadata {
+                    type_name: k.to_string(),
+                })
+                .collect(),
+            functions: self
+                .functions
+                .keys()
+                .map(|k| m::FunctionMetadata {
+                    name: k.to_string(),
+                })
+                .collect(),
+            ephemeral_resources: vec![],
+        }))
+    }
+
+    async fn get_provider_schema(
+        &self,
+        _r: Request<pb::get_provider_schema::Request>,
+    ) -> Reply<pb::get_provider_schema::Response> {
+        Ok(Response::new(self.schema_response()))
+    }
+
+    async fn validate_provider_config(
+        &self,
+        r: Request<pb::validate_provider_config::Request>,
+    ) -> Reply<pb::validate_provider_config::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let ty = self.provider_schema.value_type();
+        if let Some(mut v) =
+            dynamic_in(r.config.as_ref(), &ty, "provider configuration", &mut diags)
+        {
+            self.provider_schema.block.apply_defaults(&mut v);
+            self.provider_schema
+                .block
+                .validate(&v, &AttributePath::root(), &mut diags);
+            if !diags.has_errors() {
+                if let Some(c) = decode::<P::Config>("provider configuration", &v, &mut diags) {
+                    self.provider.validate(&c, &mut diags);
+                }
+            }
+        }
+        Ok(Response::new(pb::validate_provider_config::Response {
+            diagnostics: diags.to_proto(),
+        }))
+    }
+
+    async fn validate_resource_config(
+        &self,
+        r: Request<pb::validate_resource_config::Request>,
+    ) -> Reply<pb::validate_resource_config::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        if let Some(res) = self.resource(&r.type_name, &mut diags) {
+            if let Some(v) = dynamic_in(
+                r.config.as_ref(),
+                &res.schema().value_type(),
+                "configuration",
+                &mut diags,
+            ) {
+                res.validate(&v, &mut diags);
+            }
+        }
+        Ok(Response::new(pb::validate_resource_config::Response {
+            diagnostics: diags.to_proto(),
+        }))
+    }
+
+    async fn validate_data_resource_config(
+        &self,
+        r: Request<pb::validate_data_resource_config::Request>,
+    ) -> Reply<pb::validate_data_resource_config::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        if let Some(ds) = self.data_source(&r.type_name, &mut diags) {
+            if let Some(v) = dynamic_in(
+                r.config.as_ref(),
+                &ds.schema().value_type(),
+                "configuration",
+                &mut diags,
+            ) {
+                ds.validate(&v, &mut diags);
+            }
+        }
+        Ok(Response::new(pb::validate_data_resource_config::Response {
+            diagnostics: diags.to_proto(),
+        }))
+    }
+
+    async fn upgrade_resource_state(
+        &self,
+        r: Request<pb::upgrade_resource_state::Request>,
+    ) -> Reply<pb::upgrade_resource_state::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut upgraded = None;
+        if let Some(res) = self.resource(&r.type_name, &mut diags) {
+            let json = r
+                .raw_state
+                .as_ref()
+                .map(|s| s.json.as_slice())
+                .unwrap_or_default();
+            if json.is_empty() {
+                diags.error(
+                    "Unsupported state format",
+                    "Only JSON state is supported (flatmap state predates this provider).",
+                );
+            } else {
+                match serde_json::from_slice::<serde_json::Value>(json) {
+                    Ok(j) => {
+                        if let Some(v) = res.upgrade(r.version, j, &mut diags) {
+                            upgraded = dynamic_out(&v, &res.schema().value_type(), &mut diags);
+                        }
+                    }
+                    Err(e) => diags.error("Stored state is not JSON", e.to_string()),
+                }
+            }
+        }
+        Ok(Response::new(pb::upgrade_resource_state::Response {
+            upgraded_state: upgraded,
+            diagnostics: diags.to_proto(),
+        }))
+    }
+
+    async fn configure_provider(
+        &self,
+        r: Request<pb::configure_provider::Request>,
+    ) -> Reply<pb::configure_provider::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let ty = self.provider_schema.value_type();
+        if let Some(mut v) =
+            dynamic_in(r.config.as_ref(), &ty, "provider configuration", &mut diags)
+        {
+            self.provider_schema.block.apply_defaults(&mut v);
+            if let Some(c) = decode::<P::Config>("provider configuration", &v, &mut diags) {
+                if let Some(client) = self
+                    .provider
+                    .configure(c, &r.terraform_version, &mut diags)
+                    .await
+                {
+                    *self.client.write().expect("client lock") = Some(Arc::new(client));
+                }
+            }
+        }
+        Ok(Response::new(pb::configure_provider::Response {
+            diagnostics: diags.to_proto(),
+        }))
+    }
+
+    async fn read_resource(
+        &self,
+        r: Request<pb::read_resource::Request>,
+    ) -> Reply<pb::read_resource::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut new_state = None;
+        if let (Some(res), Some(ctx)) = (
+            self.resources.get(r.type_name.as_str()),
+            self.ctx(&mut diags),
+        ) {
+            let ty = res.schema().value_type();
+            if let Some(state) =
+                dynamic_in(r.current_state.as_ref(), &ty, "current state", &mut diags)
+            {
+                let keep = state.clone();
+                let token = ctx.cancel.clone();
+                match cancellable(&token, res.read(&ctx, state, &mut diags)).await {
+                    // gone: null removes it from state
+                    Some(out) => {
+                        let out = match out {
+                            Some(v) => v,
+                            None if diags.has_errors() => keep,
+                            None => Value::Null,
+                        };
+                        new_state = dynamic_out(&out, &ty, &mut diags);
+                    }
+                    None => {
+                        cancelled(&mut diags);
+                        new_state = dynamic_out(&keep, &ty, &mut diags);
+                    }
+                }
+            }
+        } else if !self.resources.contains_key(r.type_name.as_str()) {
+            self.resource(&r.type_name, &mut diags);
+        }
+        Ok(Response::new(pb::read_resource::Response {
+            new_state,
+            diagnostics: diags.to_proto(),
+            private: r.private,
+            deferred: None,
+        }))
+    }
+
+    async fn plan_resource_change(
+        &self,
+        r: Request<pb::plan_resource_change::Request>,
+    ) -> Reply<pb::plan_resource_change::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut planned_state = None;
+        let mut requires_replace = vec![];
+        'plan: {
+            let Some(res) = self.resource(&r.type_name, &mut diags) else {
+                break 'plan;
+            };
+            let Some(ctx) = self.ctx(&mut diags) else {
+                break 'plan;
+            };
+            let schema = res.schema();
+            let ty = schema.value_type();
+            let Some(prior) = dynamic_in(r.prior_state.as_ref(), &ty, "prior state", &mut diags)
+            else {
+                break 'plan;
+            };
+            let Some(proposed) = dynamic_in(
+                r.proposed_new_state.as_ref(),
+                &ty,
+                "proposed state",
+                &mut diags,
+            ) else {
+                break 'plan;
+            };
+            let Some(config) = dynamic_in(r.config.as_ref(), &ty, "configuration", &mut diags)
+            else {
+                break 'plan;
+            };
+            if proposed.is_null() {
+                // destroy
+                if !prior.is_null() {
+                    let token = ctx.cancel.clone();
+                    if cancellable(&token, res.plan_destroy(&ctx, &prior, &mut diags))
+                        .await
+                        .is_none()
+                    {
+                        cancelled(&mut diags);
+                    }
+                }
+                planned_state = dynamic_out(&Value::Null, &ty, &mut diags);
+                break 'plan;
+            }
+            let mut planned = proposed;
+            let mut config_d = config.clone();
+            schema.block.apply_defaults(&mut config_d);
+            schema.block.apply_defaults(&mut planned);
+            schema
+                .block
+                .validate(&config_d, &AttributePath::root(), &mut diags);
+            if diags.has_errors() {
+                break 'plan;
+            }
+            let prior_opt = if prior.is_null() { None } else { Some(prior) };
+            match &prior_opt {
+                None => mark_unknown_computed(schema, &config, &mut planned),
+                Some(p) => requires_replace = replace_paths(schema, p, &planned),
+            }
+            null_write_only(schema, &mut planned);
+            let change = PlanChange {
+                prior: prior_opt,
+                config: config_d,
+                planned,
+                requires_replace: std::mem::take(&mut requires_replace),
+            };
+            let token = ctx.cancel.clone();
+            let out = match cancellable(&token, res.plan(&ctx, change, &mut diags)).await {
+                Some(out) => out,
+                None => {
+                    cancelled(&mut diags);
+                    None
+                }
+            };
+            if let Some((mut v, rr)) = out {
+                null_write_only(schema, &mut v);
+                requires_replace = rr;
+                planned_state = dynamic_out(&v, &ty, &mut diags);
+            }
+        }
+        Ok(Response::new(pb::plan_resource_change::Response {
+            planned_state,
+            requires_replace: requires_replace
+                .iter()
+                .map(AttributePath::to_proto)
+                .collect(),
+            planned_private: r.prior_private,
+            diagnostics: diags.to_proto(),
+            legacy_type_system: false,
+            deferred: None,
+        }))
+    }
+
+    async fn apply_resource_change(
+        &self,
+        r: Request<pb::apply_resource_change::Request>,
+    ) -> Reply<pb::apply_resource_change::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut new_state = None;
+        'apply: {
+            let Some(res) = self.resource(&r.type_name, &mut diags) else {
+                break 'apply;
+            };
+            let Some(ctx) = self.ctx(&mut diags) else {
+                break 'apply;
+            };
+            let schema = res.schema();
+            let ty = schema.value_type();
+            let Some(prior) = dynamic_in(r.prior_state.as_ref(), &ty, "prior state", &mut diags)
+            else {
+                break 'apply;
+            };
+            let Some(planned) =
+                dynamic_in(r.planned_state.as_ref(), &ty, "planned state", &mut diags)
+            else {
+                break 'apply;
+            };
+            // Apply is not raced against StopProvider: the resource watches
+            // ctx.cancel itself, at points where nothing is left untracked.
+            let out = if planned.is_null() {
+                res.delete(&ctx, prior.clone(), &mut diags).await;
+                if diags.has_errors() {
+                    Some(prior)
+                } else {
+                    Some(Value::Null)
+                }
+            } else if prior.is_null() {
+                res.create(&ctx, planned, &mut diags).await
+            } else {
+                let out = res.update(&ctx, prior.clone(), planned, &mut diags).await;
+                out.or(Some(prior))
+            };
+            if let Some(mut v) = out {
+                null_write_only(schema, &mut v);
+                if !v.is_wholly_known() {
+                    diags.error(
+                        "Provider bug: unknown value after apply",
+                        format!(
+                            "{} returned a state with values still unknown.",
+                            r.type_name
+                        ),
+                    );
+                }
+                new_state = dynamic_out(&v, &ty, &mut diags);
+            }
+        }
+        Ok(Response::new(pb::apply_resource_change::Response {
+            new_state,
+            private: r.planned_private,
+            diagnostics: diags.to_proto(),
+            legacy_type_system: false,
+        }))
+    }
+
+    async fn import_resource_state(
+        &self,
+        r: Request<pb::import_resource_state::Request>,
+    ) -> Reply<pb::import_resource_state::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut imported = vec![];
+        if let (Some(res), Some(ctx)) = (
+            self.resources.get(r.type_name.as_str()),
+            self.ctx(&mut diags),
+        ) {
+            let token = ctx.cancel.clone();
+            match cancellable(&token, res.import(&ctx, &r.id, &mut diags)).await {
+                Some(Some(v)) => {
+                    if let Some(state) = dynamic_out(&v, &res.schema().value_type(), &mut diags) {
+                        imported.push(pb::import_resource_state::ImportedResource {
+                            type_name: r.type_name.clone(),
+                            state: Some(state),
+                            private: vec![],
+                        });
+                    }
+                }
+                Some(None) => {}
+                None => cancelled(&mut diags),
+            }
+        } else if !self.resources.contains_key(r.type_name.as_str()) {
+            self.resource(&r.type_name, &mut diags);
+        }
+        Ok(Response::new(pb::import_resource_state::Response {
+            imported_resources: imported,
+            diagnostics: diags.to_proto(),
+            deferred: None,
+        }))
+    }
+
+    async fn move_resource_state(
+        &self,
+        r: Request<pb::move_resource_state::Request>,
+    ) -> Reply<pb::move_resource_state::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut target = None;
+        if let Some(res) = self.resource(&r.target_type_name, &mut diags) {
+            let json = r
+                .source_state
+                .as_ref()
+                .map(|s| s.json.as_slice())
+                .unwrap_or_default();
+            match serde_json::from_slice::<serde_json::Value>(json) {
+                Ok(j) => {
+                    if let Some(v) = res.move_from(
+                        &r.source_provider_address,
+                        &r.source_type_name,
+                        r.source_schema_version,
+                        &j,
+                        &mut diags,
+                    ) {
+                        target = dynamic_out(&v, &res.schema().value_type(), &mut diags);
+                    }
+                }
+                Err(e) => diags.error("Source state is not JSON", e.to_string()),
+            }
+        }
+        Ok(Response::new(pb::move_resource_state::Response {
+            target_state: target,
+            diagnostics: diags.to_proto(),
+            target_private: vec![],
+        }))
+    }
+
+    async fn read_data_source(
+        &self,
+        r: Request<pb::read_data_source::Request>,
+    ) -> Reply<pb::read_data_source::Response> {
+        let r = r.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut state = None;
+        'read: {
+            let Some(ds) = self.data_source(&r.type_name, &mut diags) else {
+                break 'read;
+            };
+            let Some(ctx) = self.ctx(&mut diags) else {
+                break 'read;
+            };
+            let ty = ds.schema().value_type();
+            let Some(config) = dynamic_in(r.config.as_ref(), &ty, "configuration", &mut diags)
+            else {
+                break 'read;
+            };
+            let token = ctx.cancel.clone();
+            let out = match cancellable(&token, ds.read(&ctx, config, &mut diags)).await {
+                Some(out) => out,
+                None => {
+                    cancelled(&mut diags);
+                    None
+                }
+            };
+            if let Some(v) = out {
+                state = dynamic_out(&v, &ty, &mut diags);
+            }
+        }
+        Ok(Response::new(pb::read_data_source::Response {
+            state,
+            diagnostics: diags.to_proto(),
+            deferred: None,
+        }))
+    }
+
+    async fn validate_ephemeral_resource_config(
+        &self,
+        r: Request<pb::validate_ephemeral_resource_config::Request>,
+    ) -> Reply<pb::validate_ephemeral_resource_config::Response> {
+        let mut diags = Diagnostics::default();
+        diags.error(
+            "Unknown ephemeral resource",
+            format!(
+                "This provider has no ephemeral resource {:?}.",
+                r.get_ref().type_name
+            ),
+        );
+        Ok(Response::new(
+            pb::validate_ephemeral_resource_config::Response {
+                diagnostics: diags.to_proto(),
+            },
+        ))
+    }
+    async fn open_ephemeral_resource(
+        &self,
+        _r: Request<pb::open_ephemeral_resource::Request>,
+    ) -> Reply<pb::open_ephemeral_resource::Response> {
+        Err(Status::unimplemented(
+            "this provider has no ephemeral resources",
+        ))
+    }
+    async fn renew_ephemeral_resource(
+        &self,
+        _r: Request<pb::renew_ephemeral_resource::Request>,
+    ) -> Reply<pb::renew_ephemeral_resource::Response> {
+        Err(Status::unimplemented(
+            "this provider has no ephemeral resources",
+        ))
+    }
+    async fn close_ephemeral_resource(
+        &self,
+        _r: Request<pb::close_ephemeral_resource::Request>,
+    ) -> Reply<pb::close_ephemeral_resource::Response> {
+        Err(Status::unimplemented(
+            "this provider has no ephemeral resources",
+        ))
+    }
+
+    async fn get_functions(
+        &self,
+        _r: Request<pb::get_functions::Request>,
+    ) -> Reply<pb::get_functions::Response> {
+        Ok(Response::new(pb::get_functions::Response {
+            functions: self
+                .functions
+                .iter()
+                .map(|(k, f)| (k.to_string(), function_proto(f.as_ref())))
+                .collect(),
+            diagnostics: vec![],
+        }))
+    }
+
+    async fn call_function(
+        &self,
+        r: Request<pb::call_function::Request>,
+    ) -> Reply<pb::call_function::Response> {
+        let r = r.into_inner();
+        let fail = |text: String, arg: Option<i64>| {
+            Ok(Response::new(pb::call_function::Response {
+                result: None,
+                error: Some(pb::FunctionError {
+                    text,
+                    function_argument: arg,
+                }),
+            }))
+        };
+        let Some(f) = self.functions.get(r.name.as_str()) else {
+            return fail(format!("This provider has no function {:?}.", r.name), None);
+        };
+        let def = f.definition();
+        if r.arguments.len() != def.params.len() {
+            return fail(
+                format!(
+                    "{} takes {} arguments, got {}.",
+                    r.name,
+                    def.params.len(),
+                    r.arguments.len()
+                ),
+                None,
+            );
+        }
+        let mut args = Vec::with_capacity(def.params.len());
+        for (i, (a, p)) in r.arguments.iter().zip(&def.params).enumerate() {
+            match decode_dynamic(Some(a), &p.ty) {
+                Ok(v) => args.push(v),
+                Err(e) => return fail(format!("argument {}: {e}", p.name), Some(i as i64)),
+            }
+        }
+        match f.call(args) {
+            Ok(v) => match value::to_msgpack(&v, &def.returns) {
+                Ok(b) => Ok(Response::new(pb::call_function::Response {
+                    result: Some(pb::DynamicValue {
+                        msgpack: b,
+                        json: vec![],
+                    }),
+                    error: None,
+                })),
+                Err(e) => fail(
+                    format!("provider bug: result does not fit the return type: {e}"),
+                    None,
+                ),
+            },
+            Err(e) => fail(e.text, e.argument),
+        }
+    }
+
+    async fn stop_provider(
+        &self,
+        _r: Request<pb::stop_provider::Request>,
+    ) -> Reply<pb::stop_provider::Response> {
+        // Cancel what runs now; later calls get a fresh token and the server keeps answering.
+        let mut t = self.stop.lock().expect("stop lock");
+        t.cancel();
+        *t = CancellationToken::new();
+        tracing::info!("StopProvider: in-flight operations cancelled");
+        Ok(Response::new(pb::stop_provider::Response {
+            error: String::new(),
+        }))
+    }
+}
+
+/// Decodes a model from a wholly known JSON value of its schema (for tests and tools).
+pub fn model_from_json<M: Model>(schema: &Schema, j: &serde_json::Value) -> Result<M, String> {
+    let v = value::from_json_value(j, &schema.value_type()).map_err(|e| e.to_string())?;
+    super::model::from_value(&v).map_err(|e| e.to_string())
+}
