@@ -1,0 +1,47 @@
+# terraform-provider-cmk: every set-up step lives here, so a fresh machine needs
+# only `make demo` and `make test`.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TERRAFORM ?= terraform
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+BIN_DIR := target/release
+
+.PHONY: all build demo test unit acceptance lint venv bench docs clean
+
+all: build
+
+build:
+	$(CARGO) build --release --bins
+
+# Python tools the tests use (moto's KMS server, Databricks' official SDK),
+# installed into the project's own venv.
+$(VENV_PY): requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --upgrade pip
+	$(VENV_PY) -m pip install --quiet -r requirements-test.txt
+	touch $(VENV_PY)
+
+venv: $(VENV_PY)
+
+demo: build
+	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not installed (need 1.11+): see README"; exit 1; }
+	./examples/quickstart/run.sh $(BIN_DIR)
+
+test: build venv
+	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not installed (need 1.11+): acceptance tests cannot run"; exit 1; }
+	$(CARGO) test --release --lib --bins
+	TF_ACC=1 CMK_PROVIDER_BIN=$(CURDIR)/$(BIN_DIR) CMK_VENV=$(CURDIR)/$(VENV) $(CARGO) test --release --test acceptance -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: build
+	./bench/plan_bench.sh $(BIN_DIR)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)
