@@ -394,7 +394,8 @@ async fn stop_provider_cancels_in_flight_work_and_the_server_keeps_answering() {
     configure(&mut c).await;
     let ty = super::schema::Schema::of::<SlowModel>(0)
         .unwrap()
-        .value_type();
+        .value_type()
+        .clone();
     let cfg = Value::object([
         ("seconds", Value::Number(value::Number::Int(60))),
         ("done", Value::Null),
