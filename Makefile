@@ -42,6 +42,9 @@ lint:
 bench: build
 	./bench/plan_bench.sh $(BIN_DIR)
 
+docs:
+	$(CARGO) run --quiet -- docs --out docs
+
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
