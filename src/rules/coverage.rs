@@ -212,3 +212,268 @@ fn interactive_results(ws: &WorkspaceFacts, keys: &PlannedKeys) -> Coverage {
         _ => entry(d, Protection::CannotTellYet, "which keys are bound, or where interactive results are stored, is not known yet", r),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::facts::Dashboard;
+    use Protection::*;
+
+    fn ws(mode: ComputeMode) -> WorkspaceFacts {
+        WorkspaceFacts {
+            compute_mode: Fact::Known(mode),
+            all_results_in_customer_account: Fact::Known(false),
+            ..WorkspaceFacts::new_workspace()
+        }
+    }
+
+    fn keys(ms: bool, st: bool, ebs: bool) -> PlannedKeys {
+        PlannedKeys {
+            managed_services: Fact::Known(ms),
+            storage: Fact::Known(st),
+            cluster_volumes: Fact::Known(st && ebs),
+        }
+    }
+
+    fn table(w: &WorkspaceFacts, k: &PlannedKeys) -> Vec<(&'static str, Protection)> {
+        coverage(w, k)
+            .into_iter()
+            .map(|c| (c.data_type.name(), c.protection))
+            .collect()
+    }
+
+    #[test]
+    fn every_data_type_under_hybrid_and_serverless() {
+        let hybrid_both = table(&ws(ComputeMode::Hybrid), &keys(true, true, true));
+        let serverless_ms = table(&ws(ComputeMode::Serverless), &keys(true, false, false));
+        let hybrid_ms_only = table(&ws(ComputeMode::Hybrid), &keys(true, false, false));
+        let serverless_none = table(&ws(ComputeMode::Serverless), &keys(false, false, false));
+        let want: [(&str, Protection, Protection, Protection, Protection); 18] = [
+            // name, HYBRID both keys, SERVERLESS ms key, HYBRID ms only, SERVERLESS no key
+            (
+                "ai_bi_dashboards",
+                Protected,
+                Protected,
+                Protected,
+                NotProtected,
+            ),
+            ("notebooks", Protected, Protected, Protected, NotProtected),
+            (
+                "git_credentials",
+                Protected,
+                Protected,
+                Protected,
+                NotProtected,
+            ),
+            ("secrets", Protected, Protected, Protected, NotProtected),
+            ("sql_queries", Protected, Protected, Protected, NotProtected),
+            (
+                "vector_search",
+                Protected,
+                Protected,
+                Protected,
+                NotProtected,
+            ),
+            (
+                "ebs_volumes",
+                Protected,
+                NotProtected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "dbfs_root",
+                Protected,
+                Protected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "job_results",
+                Protected,
+                Protected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "sql_results",
+                Protected,
+                Protected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "mlflow_models",
+                Protected,
+                Protected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "dlt_tables",
+                Protected,
+                Protected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "notebook_revisions",
+                Protected,
+                Protected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "interactive_notebook_results",
+                Protected,
+                Protected,
+                PartlyProtected,
+                NotProtected,
+            ),
+            (
+                "model_serving_artifacts",
+                Protected,
+                Protected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "model_serving_image",
+                NotProtected,
+                NotProtected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "serverless_compute_disks",
+                NotProtected,
+                NotProtected,
+                NotProtected,
+                NotProtected,
+            ),
+            (
+                "dbfs_mounts",
+                NotProtected,
+                NotProtected,
+                NotProtected,
+                NotProtected,
+            ),
+        ];
+        for (i, (name, hb, sm, hm, sn)) in want.iter().enumerate() {
+            assert_eq!(hybrid_both[i], (*name, *hb), "HYBRID both");
+            assert_eq!(serverless_ms[i], (*name, *sm), "SERVERLESS ms");
+            assert_eq!(hybrid_ms_only[i], (*name, *hm), "HYBRID ms only");
+            assert_eq!(serverless_none[i], (*name, *sn), "SERVERLESS none");
+        }
+    }
+
+    #[test]
+    fn conditions_of_the_catalog() {
+        let hybrid = ws(ComputeMode::Hybrid);
+        let c = |w: &WorkspaceFacts, k: &PlannedKeys, d| coverage_of(d, w, k);
+        // ebs_volumes needs reuse_key_for_cluster_volumes.
+        let e = c(&hybrid, &keys(false, true, false), DataType::EbsVolumes);
+        assert_eq!(e.protection, NotProtected);
+        assert!(e.reason.contains("reuse_key_for_cluster_volumes = false"));
+        let e = c(
+            &ws(ComputeMode::Serverless),
+            &keys(true, true, true),
+            DataType::EbsVolumes,
+        );
+        assert_eq!(
+            (e.protection, e.rule),
+            (NotProtected, RuleId::UnprotectableDataType)
+        );
+        // interactive results: STORAGE only is enough when all results are in the account.
+        let all = WorkspaceFacts {
+            all_results_in_customer_account: Fact::Known(true),
+            ..hybrid.clone()
+        };
+        assert_eq!(
+            c(
+                &all,
+                &keys(false, true, true),
+                DataType::InteractiveNotebookResults
+            )
+            .protection,
+            Protected
+        );
+        assert_eq!(
+            c(
+                &hybrid,
+                &keys(false, true, true),
+                DataType::InteractiveNotebookResults
+            )
+            .protection,
+            PartlyProtected
+        );
+        let unknown = WorkspaceFacts {
+            all_results_in_customer_account: Fact::Unknown,
+            ..hybrid.clone()
+        };
+        assert_eq!(
+            c(
+                &unknown,
+                &keys(false, true, true),
+                DataType::InteractiveNotebookResults
+            )
+            .protection,
+            CannotTellYet
+        );
+        // Dashboards before the cutoff: partly, naming them.
+        let old = WorkspaceFacts {
+            dashboards: Fact::Known(vec![Dashboard {
+                id: "d1".into(),
+                name: "Sales".into(),
+                create_time: "2024-11-01T12:00:00Z".into(),
+            }]),
+            ..hybrid.clone()
+        };
+        let d = c(&old, &keys(true, false, false), DataType::AiBiDashboards);
+        assert_eq!(
+            (d.protection, d.rule),
+            (PartlyProtected, RuleId::LegacyDashboards)
+        );
+        assert!(d.reason.contains("\"Sales\" (d1)"));
+        let unknown = WorkspaceFacts {
+            dashboards: Fact::Unknown,
+            ..hybrid.clone()
+        };
+        assert_eq!(
+            c(
+                &unknown,
+                &keys(true, false, false),
+                DataType::AiBiDashboards
+            )
+            .protection,
+            CannotTellYet
+        );
+        // Unknown bindings and unknown compute mode.
+        let k = PlannedKeys {
+            managed_services: Fact::Unknown,
+            storage: Fact::Known(false),
+            cluster_volumes: Fact::Known(false),
+        };
+        assert_eq!(c(&hybrid, &k, DataType::Secrets).protection, CannotTellYet);
+        let nomode = WorkspaceFacts {
+            compute_mode: Fact::Unknown,
+            ..hybrid
+        };
+        assert_eq!(
+            c(&nomode, &keys(true, false, false), DataType::DbfsRoot).protection,
+            CannotTellYet
+        );
+        assert_eq!(
+            c(&nomode, &keys(true, true, true), DataType::DbfsRoot).protection,
+            Protected
+        );
+        assert_eq!(
+            c(&nomode, &keys(true, true, true), DataType::EbsVolumes).protection,
+            CannotTellYet
+        );
+        assert_eq!(
+            c(&nomode, &keys(true, true, true), DataType::DbfsMounts).protection,
+            NotProtected
+        );
+    }
+}

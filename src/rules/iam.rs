@@ -634,3 +634,367 @@ pub fn cluster_volume_requests(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::ids::Partition;
+    use crate::rules::kms_policy::{generate, PolicyInput};
+    use serde_json::json;
+
+    const DBX: &str = "arn:aws:iam::414351767826:root";
+    const ROLE: &str = "arn:aws:iam::123456789012:role/dbx";
+    const ACCT: &str = "0d26daa6-5e44-4c97-a497-ef015f91254a";
+
+    fn policy(statements: Value) -> Policy {
+        Policy::from_value(&json!({ "Version": "2012-10-17", "Statement": statements })).unwrap()
+    }
+
+    fn dbx(action: &str) -> Request {
+        Request::new(DBX, action)
+            .with_value("aws:PrincipalTag/DatabricksAccountId", ACCT)
+            .with("kms:GrantIsForAWSResource", CtxValue::Absent)
+    }
+
+    fn allow(principal: Value, action: Value) -> Value {
+        json!({ "Effect": "Allow", "Principal": principal, "Action": action, "Resource": "*" })
+    }
+
+    #[test]
+    fn wildcards_match_as_iam_does() {
+        assert!(wildcard_match("kms:*", "kms:Decrypt", true));
+        assert!(wildcard_match(
+            "KMS:generatedatakey*",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            true
+        ));
+        assert!(wildcard_match("kms:ReEncrypt?o", "kms:ReEncryptTo", true));
+        assert!(!wildcard_match("kms:Encrypt", "kms:Decrypt", true));
+        assert!(!wildcard_match(
+            "ec2.*.amazonaws.com",
+            "EC2.us-east-1.amazonaws.com",
+            false
+        ));
+        assert!(wildcard_match("*", "", false));
+        assert!(wildcard_match("a*b*c", "aXXbYYc", false));
+        assert!(!wildcard_match("a*b*c", "aXXbYY", false));
+    }
+
+    #[test]
+    fn evaluator_cases() {
+        let cases: Vec<(&str, Value, Request, Decision)> = vec![
+            (
+                "star principal, kms:*",
+                json!([allow(json!("*"), json!("kms:*"))]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "AWS star",
+                json!([allow(json!({"AWS": "*"}), json!("kms:Decrypt"))]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "account id means the root",
+                json!([allow(
+                    json!({"AWS": "414351767826"}),
+                    json!(["kms:Encrypt", "kms:Decrypt"])
+                )]),
+                dbx("kms:Encrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "list principal",
+                json!([allow(
+                    json!({"AWS": ["arn:aws:iam::111111111111:root", DBX]}),
+                    json!("kms:Decrypt")
+                )]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "other principal",
+                json!([allow(
+                    json!({"AWS": "arn:aws:iam::111111111111:root"}),
+                    json!("kms:*")
+                )]),
+                dbx("kms:Decrypt"),
+                Decision::ImplicitDeny,
+            ),
+            (
+                "case-insensitive action",
+                json!([allow(json!({"AWS": DBX}), json!("KMS:DECRYPT"))]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "action wildcard",
+                json!([allow(json!({"AWS": DBX}), json!("kms:GenerateDataKey*"))]),
+                dbx("kms:GenerateDataKeyWithoutPlaintext"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "action not granted",
+                json!([allow(json!({"AWS": DBX}), json!("kms:Encrypt"))]),
+                dbx("kms:Decrypt"),
+                Decision::ImplicitDeny,
+            ),
+            (
+                "NotAction excludes",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "NotAction": ["kms:Decrypt"], "Resource": "*"}]),
+                dbx("kms:Decrypt"),
+                Decision::ImplicitDeny,
+            ),
+            (
+                "NotAction includes the rest",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "NotAction": "kms:ScheduleKeyDeletion", "Resource": "*"}]),
+                dbx("kms:Encrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "Deny overrides Allow",
+                json!([allow(json!("*"), json!("kms:*")), {"Sid": "NoDecrypt", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}]),
+                dbx("kms:Decrypt"),
+                Decision::ExplicitDeny {
+                    sid: Some("NoDecrypt".into()),
+                },
+            ),
+            (
+                "Deny with NotAction",
+                json!([allow(json!("*"), json!("kms:*")), {"Effect": "Deny", "Principal": "*", "NotAction": "kms:Encrypt", "Resource": "*"}]),
+                dbx("kms:Decrypt"),
+                Decision::ExplicitDeny { sid: None },
+            ),
+            (
+                "tag condition matches",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": [ACCT]}}}]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "tag condition other account",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": "ffffffff-5e44-4c97-a497-ef015f91254a"}}}]),
+                dbx("kms:Decrypt"),
+                Decision::ImplicitDeny,
+            ),
+            (
+                "condition key case-insensitive",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"AWS:principaltag/databricksaccountid": ACCT}}}]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "Bool grant condition, grant absent",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:CreateGrant", "Resource": "*", "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}]),
+                dbx("kms:CreateGrant"),
+                Decision::ImplicitDeny,
+            ),
+            (
+                "Bool grant condition, JSON bool",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:CreateGrant", "Resource": "*", "Condition": {"Bool": {"kms:GrantIsForAWSResource": true}}}]),
+                dbx("kms:CreateGrant").with_value("kms:GrantIsForAWSResource", "true"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "ViaService for EBS",
+                json!([{"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"ForAnyValue:StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}}]),
+                Request::new(ROLE, "kms:Decrypt")
+                    .with_value("kms:ViaService", "ec2.us-east-1.amazonaws.com"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "ViaService s3 is not ec2",
+                json!([{"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"ForAnyValue:StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}}]),
+                Request::new(ROLE, "kms:Decrypt")
+                    .with_value("kms:ViaService", "s3.us-east-1.amazonaws.com"),
+                Decision::ImplicitDeny,
+            ),
+            (
+                "role through the account root",
+                json!([allow(
+                    json!({"AWS": "arn:aws:iam::123456789012:root"}),
+                    json!("kms:*")
+                )]),
+                Request::new(ROLE, "kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: true,
+                },
+            ),
+            (
+                "unknown operator: cannot tell",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]),
+                dbx("kms:Decrypt"),
+                Decision::CannotTell(String::new()),
+            ),
+            (
+                "unknown Deny condition: cannot tell",
+                json!([allow(json!("*"), json!("kms:*")), {"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}}]),
+                dbx("kms:Decrypt"),
+                Decision::CannotTell(String::new()),
+            ),
+            (
+                "unknown context key: cannot tell",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-1"}}}]),
+                dbx("kms:Decrypt"),
+                Decision::CannotTell(String::new()),
+            ),
+            (
+                "StringNotEquals on absent key matches",
+                json!([{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringNotEquals": {"kms:GrantIsForAWSResource": "true"}}}, allow(json!("*"), json!("kms:*"))]),
+                dbx("kms:Decrypt"),
+                Decision::ExplicitDeny { sid: None },
+            ),
+            (
+                "IfExists on absent key matches",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"BoolIfExists": {"kms:GrantIsForAWSResource": "true"}}}]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+            (
+                "policy variable: cannot tell",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": "${aws:PrincipalAccount}"}}}]),
+                dbx("kms:Decrypt"),
+                Decision::CannotTell(String::new()),
+            ),
+            (
+                "specific resource, key unknown",
+                json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "arn:aws:kms:us-east-1:123456789012:key/*"}]),
+                dbx("kms:Decrypt"),
+                Decision::CannotTell(String::new()),
+            ),
+            (
+                "NotPrincipal Deny excluding Databricks",
+                json!([allow(json!("*"), json!("kms:*")), {"Effect": "Deny", "NotPrincipal": {"AWS": DBX}, "Action": "kms:Decrypt", "Resource": "*"}]),
+                dbx("kms:Decrypt"),
+                Decision::Allow {
+                    via_account_root: false,
+                },
+            ),
+        ];
+        for (name, stmts, req, want) in cases {
+            let got = policy(stmts).evaluate(&req);
+            match (&want, &got) {
+                (Decision::CannotTell(_), Decision::CannotTell(why)) => {
+                    assert!(!why.is_empty(), "{name}")
+                }
+                _ => assert_eq!(got, want, "{name}"),
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_policies_are_errors_not_panics() {
+        assert!(matches!(
+            Policy::parse("nope"),
+            Err(PolicyError::NotJson(_))
+        ));
+        assert_eq!(Policy::parse("{}").unwrap_err(), PolicyError::NoStatements);
+        let e =
+            Policy::parse(r#"{"Statement":[{"Effect":"Maybe","Principal":"*","Action":"kms:*"}]}"#)
+                .unwrap_err();
+        assert!(e.to_string().contains("Effect"), "{e}");
+        let e =
+            Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"kms:*"}]}"#).unwrap_err();
+        assert!(e.to_string().contains("Principal"), "{e}");
+        // A single statement object is accepted.
+        assert!(Policy::parse(
+            r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn generated_policies_allow_every_required_request() {
+        for partition in Partition::ALL {
+            for (uc, tag) in [
+                (vec![KeyFeature::ManagedServices], false),
+                (vec![KeyFeature::Storage], true),
+                (vec![KeyFeature::ManagedServices, KeyFeature::Storage], true),
+            ] {
+                let role = format!("arn:{partition}:iam::123456789012:role/dbx");
+                let doc = generate(&PolicyInput {
+                    use_cases: uc.iter().copied().collect(),
+                    aws_account_id: "123456789012".into(),
+                    databricks_account_id: tag.then(|| ACCT.to_string()),
+                    cross_account_role_arn: Some(role.clone()),
+                    reuse_key_for_cluster_volumes: true,
+                    partition,
+                    databricks_principal: None,
+                });
+                let p = Policy::from_value(&doc).unwrap();
+                let principal = crate::rules::kms_policy::default_databricks_principal(partition);
+                let set = uc.iter().copied().collect();
+                let reqs = databricks_requests(&set, &principal, Some(ACCT), None);
+                assert!(!reqs.is_empty());
+                for (_, r) in &reqs {
+                    assert_eq!(
+                        p.evaluate(r),
+                        Decision::Allow {
+                            via_account_root: false
+                        },
+                        "{partition} {uc:?} {}",
+                        r.action
+                    );
+                }
+                if uc.contains(&KeyFeature::Storage) {
+                    for r in cluster_volume_requests(&role, Some("us-east-1"), None) {
+                        assert_eq!(
+                            p.evaluate(&r),
+                            Decision::Allow {
+                                via_account_root: false
+                            },
+                            "{partition} EBS {}",
+                            r.action
+                        );
+                    }
+                }
+                // The Databricks principal of another account is not let in.
+                let other = Request::new("arn:aws:iam::999999999999:root", "kms:Decrypt");
+                assert_eq!(p.evaluate(&other), Decision::ImplicitDeny);
+            }
+        }
+    }
+
+    #[test]
+    fn required_actions_expand_from_the_policy_constants() {
+        assert_eq!(
+            concrete_actions("kms:GenerateDataKey*"),
+            ["kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"]
+        );
+        assert_eq!(
+            concrete_actions("kms:ReEncrypt*"),
+            ["kms:ReEncryptFrom", "kms:ReEncryptTo"]
+        );
+        let set = [KeyFeature::Storage].into_iter().collect();
+        let actions: Vec<String> = databricks_requests(&set, DBX, None, None)
+            .into_iter()
+            .map(|(_, r)| r.action)
+            .collect();
+        assert_eq!(actions.len(), 10, "{actions:?}");
+    }
+}
