@@ -4,5 +4,6 @@
 pub mod data_sources;
 pub mod functions;
 pub mod provider;
+pub mod review;
 pub mod rules;
 pub mod tfplugin;

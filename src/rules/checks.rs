@@ -352,6 +352,7 @@ fn slot_changes(current: &Fact<Option<String>>, req: &RequestedKey) -> Fact<bool
     match (current, &req.id) {
         (Fact::Known(c), Fact::Known(r)) => Fact::Known(c != r),
         (Fact::Known(None), Fact::Unknown) => req.is_set(),
+        (Fact::Known(Some(_)), Fact::Unknown) if req.created_in_plan => Fact::Known(true),
         _ => Fact::Unknown,
     }
 }
@@ -466,6 +467,7 @@ pub fn check_binding(
         (Fact::Known(Some(cur)), Fact::Known(Some(new))) if cur == new => Outcome::pass(r, s, "the storage key is unchanged"),
         (Fact::Known(Some(cur)), Fact::Known(Some(new))) => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot replace it with {new}")),
         (Fact::Known(Some(cur)), Fact::Known(None)) => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot remove or replace it")),
+        (Fact::Known(Some(cur)), Fact::Unknown) if change.storage.created_in_plan => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot replace it with {st_name}, a key configuration this plan creates")),
         (Fact::Known(Some(cur)), Fact::Unknown) => Outcome::cannot_tell(r, s, format!("{label} has storage key configuration {cur}; the requested one is not known until apply, and if it differs Databricks cannot replace it")),
         (Fact::Unknown, _) => Outcome::cannot_tell(r, s, "the workspace's current storage key is not known"),
     });
@@ -513,7 +515,10 @@ fn storage_label(req: &RequestedKey) -> String {
     match (&req.id, &req.composite_source) {
         (Fact::Known(Some(id)), _) => short(id),
         (_, Some(src)) => src.clone(),
-        _ => "(known after apply)".to_string(),
+        _ => match &req.bare_source {
+            Some(src) => src.clone(),
+            None => "(known after apply)".to_string(),
+        },
     }
 }
 
@@ -534,6 +539,7 @@ fn check_slot(
         (Some(src), _) => Outcome::fail(r, subject, format!("the {slot} key id comes from {src}, the composite <account_id>/<customer_managed_key_id>; use .customer_managed_key_id")),
         (None, Fact::Known(Some(id))) if id.contains('/') => Outcome::fail(r, subject, format!("the {slot} key id {id:?} is a composite <account_id>/<id>; Databricks answers \"Invalid customerManagedKeyId: {id}\"; pass only the part after '/'")),
         (None, Fact::Known(_)) => Outcome::pass(r, subject, format!("the {slot} key id is a bare id")),
+        (None, Fact::Unknown) if req.bare_source.is_some() => Outcome::pass(r, subject, format!("the {slot} key id comes from {}, a bare id", req.bare_source.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) => Outcome::cannot_tell(r, subject, format!("the {slot} key id is not known until apply, and where it comes from is not known")),
     });
     if set == Fact::Known(false) {

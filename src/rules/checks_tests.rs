@@ -86,6 +86,7 @@ fn case(name: &'static str, rule: RuleId, want: Verdict) -> BindingCase {
 }
 
 #[test]
+#[allow(clippy::vec_init_then_push)]
 fn binding_rules_table() {
     use Verdict::*;
     let mut cases = vec![];
@@ -449,8 +450,8 @@ fn binding_rules_table() {
         change: BindingChange {
             managed_services: RequestedKey::none(),
             storage: RequestedKey {
-                id: Fact::Unknown,
                 composite_source: Some("databricks_mws_customer_managed_keys.st.id".into()),
+                ..RequestedKey::unknown()
             },
         },
         subject: Some(Subject::StorageBinding),
@@ -494,6 +495,34 @@ fn binding_rules_table() {
             ..ws()
         },
         ..case("status unknown", RuleId::StorageKeyVerify, CannotTell)
+    });
+
+    cases.push(BindingCase {
+        ws: with_keys(),
+        change: BindingChange {
+            managed_services: RequestedKey::id(MS_ID),
+            storage: RequestedKey {
+                created_in_plan: true,
+                ..RequestedKey::unknown()
+            },
+        },
+        says: &["this plan creates"],
+        ..case(
+            "replaced by a config the plan creates",
+            RuleId::StorageKeyReplacement,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey {
+                bare_source: Some("cmk_key_configuration.ms.customer_managed_key_id".into()),
+                ..RequestedKey::unknown()
+            },
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        ..case("id from a bare attribute", RuleId::CompositeKeyId, Pass)
     });
 
     let mut seen = std::collections::BTreeMap::<RuleId, BTreeSet<&str>>::new();
@@ -727,6 +756,7 @@ fn generated(use_cases: &[KeyFeature], role: Option<&str>, tag: bool) -> String 
 }
 
 #[test]
+#[allow(clippy::type_complexity)]
 fn kms_key_rules_table() {
     use KeyFeature::{ManagedServices as MS, Storage as ST};
     use Verdict::*;

@@ -339,6 +339,12 @@ pub struct RequestedKey {
     /// `<account_id>/<customer_managed_key_id>` (such as the official
     /// provider's `.id`), that attribute's address.
     pub composite_source: Option<String>,
+    /// When the id comes from an attribute known to hold the bare id (such
+    /// as `customer_managed_key_id`), that attribute's address.
+    pub bare_source: Option<String>,
+    /// The id names a key configuration that this plan creates: it differs
+    /// from every id that exists now.
+    pub created_in_plan: bool,
 }
 
 impl RequestedKey {
@@ -346,6 +352,8 @@ impl RequestedKey {
         RequestedKey {
             id: Fact::Known(None),
             composite_source: None,
+            bare_source: None,
+            created_in_plan: false,
         }
     }
 
@@ -353,6 +361,8 @@ impl RequestedKey {
         RequestedKey {
             id: Fact::Known(Some(id.to_string())),
             composite_source: None,
+            bare_source: None,
+            created_in_plan: false,
         }
     }
 
@@ -360,12 +370,14 @@ impl RequestedKey {
         RequestedKey {
             id: Fact::Unknown,
             composite_source: None,
+            bare_source: None,
+            created_in_plan: false,
         }
     }
 
     /// Whether a key is requested at all (even if its id is not known yet).
     pub fn is_set(&self) -> Fact<bool> {
-        if self.composite_source.is_some() {
+        if self.composite_source.is_some() || self.bare_source.is_some() || self.created_in_plan {
             return Fact::Known(true);
         }
         self.id.as_ref().map(|o| o.is_some())

@@ -178,6 +178,7 @@ impl Rule {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn rule(
     id: &'static str,
     key: RuleId,
