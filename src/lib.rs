@@ -5,5 +5,6 @@ pub mod data_sources;
 pub mod docs;
 pub mod functions;
 pub mod provider;
+pub mod review;
 pub mod rules;
 pub mod tfplugin;

@@ -1,0 +1,450 @@
+//! From the plan's resources to facts, and the rules applied to them.
+
+use std::collections::BTreeSet;
+
+use crate::rules::coverage::{coverage, Coverage, PlannedKeys};
+use crate::rules::facts::{
+    BindingChange, ComputeMode, KeyConfigFacts, KeyState, KmsKeyFacts, PricingTier, RequestedKey,
+    Requirements, WorkspaceFacts, WorkspaceStatus, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
+};
+use crate::rules::{
+    check_binding, check_key_configuration, check_kms_key, Fact, KeyFeature, Outcome, PolicyNeeds,
+    Subject,
+};
+
+use super::plan::{Plan, Res};
+
+pub const KEY_CONFIG_TYPES: [&str; 2] = [
+    "databricks_mws_customer_managed_keys",
+    "cmk_key_configuration",
+];
+pub const KMS_KEY_TYPES: [&str; 2] = ["aws_kms_key", "cmk_kms_key"];
+pub const WORKSPACE_TYPES: [&str; 2] = ["databricks_mws_workspaces", "cmk_workspace_binding"];
+const POLICY_DATA_SOURCE: &str = "cmk_kms_key_policy";
+
+/// An outcome located on a plan object.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub address: String,
+    pub resource_type: String,
+    /// The attribute of that object the outcome is about.
+    pub attribute: String,
+    pub outcome: Outcome,
+}
+
+/// A workspace's coverage table.
+#[derive(Debug, Clone)]
+pub struct WorkspaceCoverage {
+    pub address: String,
+    pub coverage: Vec<Coverage>,
+}
+
+/// Everything the review found.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    pub outcomes: Vec<Located>,
+    pub coverage: Vec<WorkspaceCoverage>,
+}
+
+/// The attribute of a resource type that holds a subject's fact.
+pub fn attribute_for(rtype: &str, subject: Subject) -> String {
+    let binding = rtype == "cmk_workspace_binding";
+    let s = match (subject, rtype) {
+        (Subject::ManagedServicesBinding | Subject::Dashboards, _) if binding => {
+            "managed_services_key_id"
+        }
+        (Subject::StorageBinding, _) if binding => "storage_key_id",
+        (Subject::RunningClassicCompute | Subject::WorkspaceStatus, _) if binding => "workspace_id",
+        (
+            Subject::WorkspacePricingTier
+            | Subject::WorkspaceRegion
+            | Subject::WorkspaceComputeMode,
+            _,
+        ) if binding => "workspace_id",
+        (Subject::KeyState, "cmk_kms_key") => "key_id",
+        (Subject::KeySpec | Subject::KeyUsage, "cmk_kms_key") => "key_id",
+        (Subject::KeyRegion, "databricks_mws_workspaces" | "cmk_workspace_binding") => {
+            return if binding {
+                "managed_services_key_id".into()
+            } else {
+                "aws_region".into()
+            }
+        }
+        (s, _) => s.attribute_hint(),
+    };
+    s.to_string()
+}
+
+fn str_known(f: Fact<Option<String>>) -> Option<String> {
+    f.known().cloned().flatten()
+}
+
+fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
+    let arn = k.get_str("arn");
+    let state = if k.deletes_only() {
+        Fact::Known(KeyState::PendingDeletion)
+    } else {
+        k.get_bool("is_enabled").map(|e| {
+            if e == Some(false) {
+                KeyState::Disabled
+            } else {
+                KeyState::Enabled
+            }
+        })
+    };
+    let spec_attr = if k.rtype == "aws_kms_key" {
+        "customer_master_key_spec"
+    } else {
+        "key_spec"
+    };
+    let spec = k
+        .get_str(spec_attr)
+        .map(|s| s.unwrap_or_else(|| SYMMETRIC_DEFAULT.to_string()));
+    let usage = k
+        .get_str("key_usage")
+        .map(|s| s.unwrap_or_else(|| ENCRYPT_DECRYPT.to_string()));
+    let region = match (&arn, k.get_str("region")) {
+        (Fact::Known(Some(a)), _) => crate::rules::ids::parse_key_arn(a)
+            .map(|x| Fact::Known(x.region))
+            .unwrap_or(Fact::Unknown),
+        (_, Fact::Known(Some(r))) => Fact::Known(r),
+        _ => Fact::Unknown,
+    };
+    let policy = match k.get_str("policy") {
+        Fact::Known(Some(p)) if !p.is_empty() => Fact::Known(Some(p)),
+        Fact::Known(_) if k.rtype == "aws_kms_key" => Fact::Known(None),
+        _ => policy_source(plan, k)
+            .and_then(|d| d.get_str("json"))
+            .map(|p| p.filter(|s| !s.is_empty())),
+    };
+    KmsKeyFacts {
+        arn: arn.map(|a| a.unwrap_or_default()),
+        state,
+        spec,
+        usage,
+        region,
+        policy,
+    }
+}
+
+/// The `cmk_kms_key_policy` data source a key's policy comes from.
+fn policy_source<'a>(plan: &'a Plan, k: &Res) -> Fact<&'a Res> {
+    plan.resolve(k, "policy")
+        .into_iter()
+        .find(|(r, attr)| r.rtype == POLICY_DATA_SOURCE && attr == "json")
+        .map(|(r, _)| Fact::Known(r))
+        .unwrap_or(Fact::Unknown)
+}
+
+fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFacts {
+    let id = c
+        .get_str("customer_managed_key_id")
+        .map(|o| o.unwrap_or_default());
+    let id = match id {
+        Fact::Known(s) if s.is_empty() => Fact::Unknown,
+        other => other,
+    };
+    let use_cases = c.get_strings("use_cases").map(|o| o.unwrap_or_default());
+    let key_arn = match c.get_str("aws_key_info.key_arn") {
+        Fact::Known(Some(a)) => Fact::Known(a),
+        Fact::Known(None) => Fact::Known(String::new()),
+        Fact::Unknown => Fact::Unknown,
+    };
+    let mut key_region = match c.get_str("aws_key_info.key_region") {
+        Fact::Unknown
+            if !plan.configured(c, "aws_key_info.key_region")
+                && !plan.configured(c, "aws_key_info") =>
+        {
+            Fact::Known(None)
+        }
+        other => other,
+    };
+    if key_arn.is_unknown() && key_region == Fact::Known(None) {
+        // Databricks takes the region from the ARN; the linked key may know it.
+        key_region = match key.map(|k| &k.region) {
+            Some(Fact::Known(r)) => Fact::Known(Some(r.clone())),
+            _ => Fact::Unknown,
+        };
+    }
+    let reuse = if c.rtype == "cmk_key_configuration" {
+        c.get_bool("aws_key_info.reuse_key_for_cluster_volumes")
+    } else {
+        Fact::Known(None)
+    };
+    KeyConfigFacts {
+        id,
+        use_cases,
+        key_arn,
+        key_region,
+        reuse_key_for_cluster_volumes: reuse,
+    }
+}
+
+/// The KMS key resource a key configuration uses: by reference or by ARN.
+fn linked_key<'a>(plan: &'a Plan, c: &Res) -> Option<&'a Res> {
+    let by_ref = plan
+        .resolve(c, "aws_key_info.key_arn")
+        .into_iter()
+        .find(|(r, attr)| KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
+        .map(|(r, _)| r);
+    by_ref.or_else(|| {
+        let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
+        plan.by_type(&KMS_KEY_TYPES)
+            .find(|k| str_known(k.get_str("arn")).as_deref() == Some(arn.as_str()))
+    })
+}
+
+struct Slot<'a> {
+    req: RequestedKey,
+    config: Option<&'a Res>,
+}
+
+fn slot<'a>(plan: &'a Plan, w: &Res, attr: &str) -> Slot<'a> {
+    let id = w.get_str(attr);
+    let mut req = RequestedKey {
+        id: id.clone(),
+        ..RequestedKey::unknown()
+    };
+    let mut config = None;
+    for (r, a) in plan.resolve(w, attr) {
+        if !KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
+            continue;
+        }
+        if r.rtype == "databricks_mws_customer_managed_keys" && a == "id" {
+            req.composite_source = Some(format!("{}.id", r.config_address));
+        } else if a == "customer_managed_key_id" {
+            req.bare_source = Some(format!("{}.customer_managed_key_id", r.config_address));
+        } else {
+            continue;
+        }
+        req.created_in_plan = r.creates();
+        config = Some(r);
+    }
+    if config.is_none() {
+        if let Fact::Known(Some(id)) = &id {
+            config = plan.by_type(&KEY_CONFIG_TYPES).find(|c| {
+                str_known(c.get_str("customer_managed_key_id")).as_deref() == Some(id.as_str())
+            });
+        }
+    }
+    Slot { req, config }
+}
+
+fn workspace_facts(w: &Res) -> WorkspaceFacts {
+    let mut f = if w.creates() && w.before.is_null() {
+        WorkspaceFacts::new_workspace()
+    } else {
+        let status = w
+            .before_str("workspace_status")
+            .and_then(|s| WorkspaceStatus::parse(&s));
+        WorkspaceFacts {
+            id: Fact::Known(
+                w.before
+                    .get("workspace_id")
+                    .map(|v| v.to_string().trim_matches('"').to_string()),
+            ),
+            status: match status {
+                Some(s) => Fact::Known(Some(s)),
+                None => Fact::Unknown,
+            },
+            managed_services_key_id: Fact::Known(
+                w.before_str("managed_services_customer_managed_key_id"),
+            ),
+            storage_key_id: Fact::Known(w.before_str("storage_customer_managed_key_id")),
+            ..WorkspaceFacts::unknown()
+        }
+    };
+    f.name = w.get_str("workspace_name");
+    f.region = w
+        .get_str("aws_region")
+        .and_then(|o| o.map(Fact::Known).unwrap_or(Fact::Unknown));
+    f.pricing_tier = w.get_str("pricing_tier").and_then(|o| {
+        o.and_then(|s| PricingTier::parse(&s))
+            .map(Fact::Known)
+            .unwrap_or(Fact::Unknown)
+    });
+    f.compute_mode = w.get_str("compute_mode").and_then(|o| match o {
+        None => Fact::Known(ComputeMode::Hybrid),
+        Some(s) => ComputeMode::parse(&s)
+            .map(Fact::Known)
+            .unwrap_or(Fact::Unknown),
+    });
+    f
+}
+
+/// Applies the rules to every relevant object of the plan.
+pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
+    let mut a = Analysis::default();
+    let push = |a: &mut Analysis, res: &Res, outs: Vec<Outcome>| {
+        for o in outs {
+            a.outcomes.push(Located {
+                address: res.address.clone(),
+                resource_type: res.rtype.clone(),
+                attribute: attribute_for(&res.rtype, o.subject),
+                outcome: o,
+            });
+        }
+    };
+    // Key configurations.
+    let configs: Vec<(&Res, KeyConfigFacts)> = plan
+        .by_type(&KEY_CONFIG_TYPES)
+        .filter(|c| c.mode == "managed" && !c.deletes_only())
+        .map(|c| {
+            let key = linked_key(plan, c).map(|k| kms_facts(plan, k));
+            (c, config_facts(plan, c, key.as_ref()))
+        })
+        .collect();
+    for (c, f) in &configs {
+        push(&mut a, c, check_key_configuration(f));
+    }
+    let facts_of = |r: &Res| {
+        configs
+            .iter()
+            .find(|(c, _)| c.address == r.address)
+            .map(|(_, f)| f.clone())
+    };
+    // Workspaces and bindings; the regions of the workspaces each key configuration serves.
+    let mut regions: Vec<(String, Fact<String>)> = vec![];
+    for w in plan
+        .by_type(&WORKSPACE_TYPES)
+        .filter(|w| w.mode == "managed" && !w.deletes_only())
+    {
+        let (ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
+            (
+                workspace_facts(w),
+                slot(plan, w, "managed_services_customer_managed_key_id"),
+                slot(plan, w, "storage_customer_managed_key_id"),
+            )
+        } else {
+            let target = plan
+                .resolve(w, "workspace_id")
+                .into_iter()
+                .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
+                .map(|(r, _)| r);
+            let mut ws = target
+                .map(workspace_facts)
+                .unwrap_or_else(WorkspaceFacts::unknown);
+            if let Fact::Known(Some(id)) = w
+                .get("workspace_id")
+                .map(|o| o.map(|v| v.to_string().trim_matches('"').to_string()))
+            {
+                ws.id = Fact::Known(Some(id));
+            }
+            if w.creates() && w.before.is_null() {
+                // A new binding: the workspace's keys so far are those its own
+                // resource plans (when it is in the plan), else unknown.
+                if target.is_none() {
+                    ws.managed_services_key_id = Fact::Unknown;
+                    ws.storage_key_id = Fact::Unknown;
+                }
+            } else {
+                ws.managed_services_key_id = Fact::Known(w.before_str("managed_services_key_id"));
+                ws.storage_key_id = Fact::Known(w.before_str("storage_key_id"));
+            }
+            (
+                ws,
+                slot(plan, w, "managed_services_key_id"),
+                slot(plan, w, "storage_key_id"),
+            )
+        };
+        for c in [ms.config, st.config].into_iter().flatten() {
+            regions.push((c.address.clone(), ws.region.clone()));
+        }
+        let ms_cfg = ms.config.and_then(facts_of);
+        let st_cfg = st.config.and_then(facts_of);
+        let change = BindingChange {
+            managed_services: ms.req,
+            storage: st.req,
+        };
+        push(
+            &mut a,
+            w,
+            check_binding(&ws, &change, ms_cfg.as_ref(), st_cfg.as_ref(), required),
+        );
+        a.coverage.push(super::analyze::WorkspaceCoverage {
+            address: w.address.clone(),
+            coverage: coverage(&ws, &PlannedKeys::from_binding(&change, st_cfg.as_ref())),
+        });
+    }
+    // KMS keys used by the key configurations (or declaring use cases).
+    for k in plan.by_type(&KMS_KEY_TYPES).filter(|k| k.mode == "managed") {
+        let users: Vec<&KeyConfigFacts> = configs
+            .iter()
+            .filter(|(c, _)| linked_key(plan, c).is_some_and(|x| x.address == k.address))
+            .map(|(_, f)| f)
+            .collect();
+        let own_use_cases = if k.rtype == "cmk_kms_key" {
+            k.get_strings("use_cases")
+        } else {
+            Fact::Known(None)
+        };
+        if users.is_empty() && !matches!(own_use_cases, Fact::Known(Some(_))) {
+            continue;
+        }
+        let kf = kms_facts(plan, k);
+        let mut use_cases: Fact<BTreeSet<KeyFeature>> = Fact::Known(BTreeSet::new());
+        let mut cluster_volumes = Fact::Known(false);
+        for u in &users {
+            use_cases = match (use_cases, u.features()) {
+                (Fact::Known(mut a), Fact::Known(b)) => {
+                    a.extend(b);
+                    Fact::Known(a)
+                }
+                _ => Fact::Unknown,
+            };
+            cluster_volumes = match (cluster_volumes, u.covers_cluster_volumes()) {
+                (Fact::Known(true), _) | (_, Fact::Known(true)) => Fact::Known(true),
+                (Fact::Known(false), Fact::Known(false)) => Fact::Known(false),
+                _ => Fact::Unknown,
+            };
+        }
+        if users.is_empty() {
+            if let Fact::Known(Some(v)) = &own_use_cases {
+                use_cases = Fact::Known(v.iter().filter_map(|s| KeyFeature::parse(s)).collect());
+                cluster_volumes = if v.iter().any(|s| s == "STORAGE") {
+                    Fact::Unknown
+                } else {
+                    Fact::Known(false)
+                };
+            }
+        }
+        let source = policy_source(plan, k);
+        let databricks_account_id = configs
+            .iter()
+            .filter(|(c, _)| linked_key(plan, c).is_some_and(|x| x.address == k.address))
+            .find_map(|(c, _)| str_known(c.get_str("account_id")))
+            .or_else(|| {
+                source
+                    .known()
+                    .and_then(|d| str_known(d.get_str("databricks_account_id")))
+            });
+        let role = match source {
+            Fact::Known(d) => d.get_str("cross_account_role_arn"),
+            Fact::Unknown => Fact::Unknown,
+        };
+        let needs = PolicyNeeds {
+            use_cases,
+            cluster_volumes,
+            databricks_account_id: databricks_account_id
+                .map(Fact::Known)
+                .unwrap_or(Fact::Unknown),
+            cross_account_role_arn: role,
+            workspace_region: regions
+                .iter()
+                .filter(|(c, _)| {
+                    configs.iter().any(|(r, _)| {
+                        &r.address == c
+                            && linked_key(plan, r).is_some_and(|x| x.address == k.address)
+                    })
+                })
+                .find_map(|(_, f)| f.known().cloned())
+                .map(Fact::Known)
+                .unwrap_or_else(|| kf.region.clone()),
+            databricks_principal: source
+                .known()
+                .and_then(|d| str_known(d.get_str("databricks_principal"))),
+        };
+        push(&mut a, k, check_kms_key(&kf, &needs));
+    }
+    a
+}

@@ -1,0 +1,200 @@
+//! `terraform-provider-cmk review PLAN_JSON [--format text|json|sarif]
+//! [--require DATA_TYPE...]`: applies the rules to a plan written by
+//! `terraform show -json PLANFILE` (`-` reads standard input).
+//!
+//! Exit code: 1 when an error-level finding exists, 0 otherwise, 2 when the
+//! input or the arguments cannot be read. The JSON output is documented in
+//! `docs/review.md`.
+
+pub mod analyze;
+pub mod output;
+pub mod plan;
+
+use std::io::{Read, Write};
+
+use crate::rules::facts::Requirements;
+use crate::rules::DataType;
+
+pub use analyze::{analyze, Analysis, Located};
+pub use plan::{Plan, PlanError};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+/// Parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub plan: String,
+    pub format: Format,
+    pub required: Requirements,
+}
+
+/// Why the command line is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("missing PLAN_JSON (a file written by `terraform show -json PLANFILE`, or - for standard input)")]
+    MissingPlan,
+    #[error("unknown format {0:?}; use text, json or sarif")]
+    BadFormat(String),
+    #[error("unknown data type {0:?}; valid data types are {1}")]
+    BadDataType(String, String),
+    #[error("{0} needs a value")]
+    MissingValue(String),
+    #[error("unexpected argument {0:?}")]
+    Unexpected(String),
+}
+
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON [--format text|json|sarif] [--require DATA_TYPE...]\n\
+  PLAN_JSON  output of `terraform show -json PLANFILE`, or - for standard input\n\
+  --format   text (default), json (see docs/review.md) or sarif (SARIF 2.1.0)\n\
+  --require  data types that must be protected, e.g. --require secrets dbfs_root";
+
+fn push_required(req: &mut Requirements, v: &str) -> Result<(), UsageError> {
+    for name in v.split(',').filter(|s| !s.is_empty()) {
+        let d = DataType::parse(name)
+            .ok_or_else(|| UsageError::BadDataType(name.to_string(), DataType::valid_names()))?;
+        req.data_types.insert(d);
+    }
+    Ok(())
+}
+
+/// Parses the arguments after `review` (a leading `review` is skipped).
+pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
+    let args = match args.first() {
+        Some(a) if a == "review" => &args[1..],
+        _ => args,
+    };
+    let mut plan = None;
+    let mut format = Format::Text;
+    let mut required = Requirements::default();
+    let mut i = 0;
+    let mut in_require = false;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        if let Some(v) = a.strip_prefix("--format=") {
+            format = parse_format(v)?;
+            in_require = false;
+        } else if a == "--format" {
+            let v = args
+                .get(i)
+                .ok_or_else(|| UsageError::MissingValue("--format".into()))?;
+            i += 1;
+            format = parse_format(v)?;
+            in_require = false;
+        } else if let Some(v) = a.strip_prefix("--require=") {
+            push_required(&mut required, v)?;
+            in_require = true;
+        } else if a == "--require" {
+            if args.get(i).is_none_or(|n| n.starts_with("--")) {
+                return Err(UsageError::MissingValue("--require".into()));
+            }
+            in_require = true;
+        } else if a.starts_with("--") {
+            return Err(UsageError::Unexpected(a.clone()));
+        } else if in_require && (plan.is_some() || DataType::parse(a).is_some()) {
+            push_required(&mut required, a)?;
+        } else if plan.is_none() {
+            plan = Some(a.clone());
+        } else {
+            return Err(UsageError::Unexpected(a.clone()));
+        }
+    }
+    Ok(Options {
+        plan: plan.ok_or(UsageError::MissingPlan)?,
+        format,
+        required,
+    })
+}
+
+fn parse_format(v: &str) -> Result<Format, UsageError> {
+    match v {
+        "text" => Ok(Format::Text),
+        "json" => Ok(Format::Json),
+        "sarif" => Ok(Format::Sarif),
+        _ => Err(UsageError::BadFormat(v.to_string())),
+    }
+}
+
+/// Reviews plan JSON text: the analysis, or why the plan cannot be read.
+pub fn review_text(text: &str, required: &Requirements) -> Result<Analysis, PlanError> {
+    let plan = Plan::parse(text)?;
+    Ok(analyze(&plan, required))
+}
+
+/// Renders an analysis in a format.
+pub fn render(a: &Analysis, format: Format, source: &str) -> String {
+    match format {
+        Format::Text => output::text(a),
+        Format::Json => output::json(a, source),
+        Format::Sarif => output::sarif(a, source),
+    }
+}
+
+/// Exit code for an analysis: 1 when any error-level finding exists.
+pub fn exit_code(a: &Analysis) -> i32 {
+    if a.outcomes.iter().any(|l| l.outcome.is_error()) {
+        1
+    } else {
+        0
+    }
+}
+
+/// The `review` command. Returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let opts = match parse_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("review: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let text = if opts.plan == "-" {
+        let mut s = String::new();
+        match std::io::stdin().read_to_string(&mut s) {
+            Ok(_) => s,
+            Err(e) => {
+                eprintln!("review: cannot read standard input: {e}");
+                return 2;
+            }
+        }
+    } else {
+        match std::fs::read_to_string(&opts.plan) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("review: cannot read {}: {e}", opts.plan);
+                return 2;
+            }
+        }
+    };
+    let analysis = match review_text(&text, &opts.required) {
+        Ok(a) => a,
+        Err(e) => {
+            let name = if opts.plan == "-" {
+                "standard input"
+            } else {
+                opts.plan.as_str()
+            };
+            eprintln!("review: {name}: {e}");
+            return 2;
+        }
+    };
+    let out = render(&analysis, opts.format, &opts.plan);
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        return 2;
+    }
+    exit_code(&analysis)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! The review's three output formats.
+
+use serde_json::{json, Value};
+
+use crate::rules::findings::{Verdict, RULES};
+use crate::rules::Severity;
+
+use super::analyze::{Analysis, Located};
+
+/// Version of the JSON output's shape (docs/review.md).
+pub const JSON_VERSION: u32 = 1;
+
+fn reported(a: &Analysis) -> impl Iterator<Item = &Located> {
+    a.outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict != Verdict::Pass)
+}
+
+struct Counts {
+    errors: usize,
+    warnings: usize,
+    cannot_tell: usize,
+    passed: usize,
+}
+
+fn counts(a: &Analysis) -> Counts {
+    let o = || a.outcomes.iter().map(|l| &l.outcome);
+    Counts {
+        errors: o().filter(|x| x.is_error()).count(),
+        warnings: o()
+            .filter(|x| x.is_failure() && x.severity == Severity::Warning)
+            .count(),
+        cannot_tell: o().filter(|x| x.verdict == Verdict::CannotTell).count(),
+        passed: o().filter(|x| x.verdict == Verdict::Pass).count(),
+    }
+}
+
+/// Human-readable text: failures first (errors, then warnings), then what
+/// cannot be told yet.
+pub fn text(a: &Analysis) -> String {
+    let mut out = String::new();
+    let mut failures: Vec<&Located> = a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.is_failure())
+        .collect();
+    failures.sort_by_key(|l| std::cmp::Reverse(l.outcome.severity));
+    for l in failures {
+        let o = &l.outcome;
+        out.push_str(&format!(
+            "{} {} {} ({}): {}\n  remediation: {}\n  docs: {}\n",
+            o.severity,
+            o.rule,
+            l.address,
+            l.attribute,
+            o.message,
+            o.remediation(),
+            o.docs()
+        ));
+    }
+    for l in a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict == Verdict::CannotTell)
+    {
+        let o = &l.outcome;
+        out.push_str(&format!(
+            "cannot tell yet {} {} ({}): {}\n",
+            o.rule, l.address, l.attribute, o.message
+        ));
+    }
+    let c = counts(a);
+    out.push_str(&format!(
+        "{} error(s), {} warning(s), {} cannot tell yet, {} passed\n",
+        c.errors, c.warnings, c.cannot_tell, c.passed
+    ));
+    out
+}
+
+/// The documented JSON shape (docs/review.md).
+pub fn json(a: &Analysis, source: &str) -> String {
+    let c = counts(a);
+    let findings: Vec<Value> = reported(a)
+        .map(|l| {
+            let o = &l.outcome;
+            let r = o.rule.rule();
+            json!({
+                "address": l.address,
+                "resource_type": l.resource_type,
+                "attribute": l.attribute,
+                "rule": r.id,
+                "title": r.title,
+                "verdict": match o.verdict { Verdict::Fail => "fail", Verdict::CannotTell => "cannot_tell", Verdict::Pass => "pass" },
+                "severity": o.severity.as_str(),
+                "subject": o.subject.name(),
+                "message": o.message,
+                "remediation": r.remediation,
+                "docs": r.docs_path(),
+            })
+        })
+        .collect();
+    let coverage: Vec<Value> = a
+        .coverage
+        .iter()
+        .flat_map(|w| {
+            w.coverage.iter().map(move |c| {
+                json!({
+                    "address": w.address,
+                    "data_type": c.data_type.name(),
+                    "protection": c.protection,
+                    "reason": c.reason,
+                    "rule": c.rule.code(),
+                })
+            })
+        })
+        .collect();
+    let doc = json!({
+        "format": "terraform-provider-cmk-review",
+        "version": JSON_VERSION,
+        "plan": source,
+        "summary": {
+            "errors": c.errors,
+            "warnings": c.warnings,
+            "cannot_tell": c.cannot_tell,
+            "passed": c.passed,
+        },
+        "findings": findings,
+        "coverage": coverage,
+    });
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// SARIF 2.1.0: one run, the rule registry as the driver's rules.
+pub fn sarif(a: &Analysis, source: &str) -> String {
+    let rules: Vec<Value> = RULES
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "name": r.title,
+                "shortDescription": { "text": r.title },
+                "fullDescription": { "text": r.checks },
+                "help": { "text": r.remediation },
+                "helpUri": r.docs_path(),
+                "defaultConfiguration": { "level": r.severity.as_str() },
+            })
+        })
+        .collect();
+    let results: Vec<Value> = reported(a)
+        .map(|l| {
+            let o = &l.outcome;
+            let index = RULES.iter().position(|r| r.key == o.rule).unwrap_or(0);
+            let (kind, level) = match o.verdict {
+                Verdict::CannotTell => ("review", "none"),
+                _ => ("fail", o.severity.as_str()),
+            };
+            json!({
+                "ruleId": o.rule.code(),
+                "ruleIndex": index,
+                "kind": kind,
+                "level": level,
+                "message": { "text": o.message },
+                "locations": [{
+                    "physicalLocation": { "artifactLocation": { "uri": source } },
+                    "logicalLocations": [{
+                        "name": l.attribute,
+                        "fullyQualifiedName": format!("{}.{}", l.address, l.attribute),
+                        "kind": "member",
+                    }, {
+                        "fullyQualifiedName": l.address,
+                        "kind": "resource",
+                    }],
+                }],
+                "properties": { "subject": o.subject.name(), "remediation": o.remediation() },
+            })
+        })
+        .collect();
+    let doc = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "terraform-provider-cmk review",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    });
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -1,0 +1,704 @@
+//! The rules applied to facts: one entry point per kind of object.
+
+use std::collections::BTreeSet;
+
+use super::catalog::{DataType, KeyFeature};
+use super::coverage::{coverage, Coverage, PlannedKeys, Protection};
+use super::facts::{
+    created_on_or_before_cutoff, BindingChange, ComputeMode, Fact, KeyConfigFacts, KeyState,
+    KmsKeyFacts, PricingTier, RequestedKey, Requirements, WorkspaceFacts, WorkspaceStatus,
+    DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
+};
+use super::findings::{Outcome, RuleId, Severity, Subject};
+use super::iam::{cluster_volume_requests, databricks_requests, Decision, Policy};
+use super::ids::{self, Partition};
+use super::kms_policy::default_databricks_principal;
+
+fn short(id: &str) -> String {
+    id.to_string()
+}
+
+fn list(v: &[String]) -> String {
+    format!("[{}]", v.join(", "))
+}
+
+/// Rules about one key configuration on its own: CMK017 (use cases), CMK018
+/// (key ARN), CMK002 (key_region agrees with the ARN), CMK006
+/// (reuse_key_for_cluster_volumes without STORAGE).
+pub fn check_key_configuration(cfg: &KeyConfigFacts) -> Vec<Outcome> {
+    let mut out = vec![];
+    // CMK017
+    let r = RuleId::UseCasesValid;
+    let s = Subject::KeyConfigUseCases;
+    out.push(match &cfg.use_cases {
+        Fact::Unknown => Outcome::cannot_tell(r, s, "use_cases are not known until apply"),
+        Fact::Known(v) if v.is_empty() => Outcome::fail(
+            r,
+            s,
+            format!("use_cases is empty; Databricks answers \"Missing required parameters: use_cases\"; valid use cases are {}", KeyFeature::valid_names()),
+        ),
+        Fact::Known(v) => {
+            let bad: Vec<String> = v.iter().filter(|u| KeyFeature::parse(u).is_none()).map(|u| format!("{u:?}")).collect();
+            if bad.is_empty() {
+                Outcome::pass(r, s, format!("use_cases {} are valid", list(v)))
+            } else {
+                Outcome::fail(r, s, format!("use_cases contains {}; valid use cases are {}", bad.join(", "), KeyFeature::valid_names()))
+            }
+        }
+    });
+    // CMK018 and CMK002 (ARN region vs key_region)
+    let arn = match &cfg.key_arn {
+        Fact::Unknown => {
+            out.push(Outcome::cannot_tell(
+                RuleId::KeyArnWellFormed,
+                Subject::KeyArn,
+                "the key ARN is not known until apply",
+            ));
+            None
+        }
+        Fact::Known(a) => match ids::parse_key_arn(a) {
+            Ok(k) => {
+                out.push(Outcome::pass(
+                    RuleId::KeyArnWellFormed,
+                    Subject::KeyArn,
+                    format!("{a} is a KMS key ARN"),
+                ));
+                Some(k)
+            }
+            Err(e) => {
+                out.push(Outcome::fail(
+                    RuleId::KeyArnWellFormed,
+                    Subject::KeyArn,
+                    e.0,
+                ));
+                None
+            }
+        },
+    };
+    let r = RuleId::KeyRegion;
+    out.push(match (&cfg.key_region, &arn) {
+        (Fact::Known(Some(reg)), Some(k)) if reg != &k.region => Outcome::fail(
+            r,
+            Subject::KeyRegion,
+            format!(
+                "key_region is {reg} but the key ARN {} is in {}",
+                cfg.key_arn.known().map(String::as_str).unwrap_or(""),
+                k.region
+            ),
+        ),
+        (Fact::Known(_), Some(k)) => Outcome::pass(
+            r,
+            Subject::KeyRegion,
+            format!("key_region agrees with the key ARN's region {}", k.region),
+        ),
+        (Fact::Known(None), None) if cfg.key_arn.known().is_some() => Outcome::pass(
+            r,
+            Subject::KeyRegion,
+            "no key_region given and the ARN is malformed (see CMK018)",
+        ),
+        _ => Outcome::cannot_tell(
+            r,
+            Subject::KeyRegion,
+            "the key ARN or key_region is not known until apply",
+        ),
+    });
+    // CMK006
+    let r = RuleId::ReuseWithoutStorage;
+    let s = Subject::ReuseKeyForClusterVolumes;
+    out.push(match (&cfg.reuse_key_for_cluster_volumes, cfg.has(KeyFeature::Storage)) {
+        (Fact::Known(None), _) => Outcome::pass(r, s, "reuse_key_for_cluster_volumes is not set"),
+        (Fact::Known(Some(_)), Fact::Known(true)) => Outcome::pass(r, s, "reuse_key_for_cluster_volumes is set on a STORAGE configuration"),
+        (Fact::Known(Some(v)), Fact::Known(false)) => Outcome::fail(
+            r,
+            s,
+            format!(
+                "reuse_key_for_cluster_volumes = {v} but use_cases are {}; the field applies only with STORAGE",
+                list(cfg.use_cases.known().map(Vec::as_slice).unwrap_or(&[]))
+            ),
+        ),
+        _ => Outcome::cannot_tell(r, s, "use_cases or reuse_key_for_cluster_volumes are not known until apply"),
+    });
+    out
+}
+
+/// What the key policy must allow: from the key configurations that use the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyNeeds {
+    /// Union of the use cases of the configurations using the key.
+    pub use_cases: Fact<BTreeSet<KeyFeature>>,
+    /// Whether any STORAGE configuration also encrypts cluster volumes.
+    pub cluster_volumes: Fact<bool>,
+    /// The Databricks account id (tag on Databricks' principal).
+    pub databricks_account_id: Fact<String>,
+    /// The workspace's cross-account IAM role (`None`: not known to exist).
+    pub cross_account_role_arn: Fact<Option<String>>,
+    /// The workspace region, for the EC2 `kms:ViaService` value.
+    pub workspace_region: Fact<String>,
+    /// `None`: Databricks' account root in the key's partition.
+    pub databricks_principal: Option<String>,
+}
+
+/// Rules about a KMS key used by key configurations: CMK003 (spec and
+/// usage), CMK004 (enabled), CMK015 and CMK016 (key policy).
+pub fn check_kms_key(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
+    let mut out = vec![];
+    let name = key
+        .arn
+        .known()
+        .cloned()
+        .unwrap_or_else(|| "the KMS key".to_string());
+    // CMK003
+    let r = RuleId::SymmetricKey;
+    out.push(match &key.spec {
+        Fact::Unknown => {
+            Outcome::cannot_tell(r, Subject::KeySpec, "the key spec is not known until apply")
+        }
+        Fact::Known(s) if s != SYMMETRIC_DEFAULT => Outcome::fail(
+            r,
+            Subject::KeySpec,
+            format!("key {name} has key spec {s}; Databricks needs {SYMMETRIC_DEFAULT}"),
+        ),
+        Fact::Known(_) => Outcome::pass(
+            r,
+            Subject::KeySpec,
+            format!("key spec is {SYMMETRIC_DEFAULT}"),
+        ),
+    });
+    out.push(match &key.usage {
+        Fact::Unknown => Outcome::cannot_tell(
+            r,
+            Subject::KeyUsage,
+            "the key usage is not known until apply",
+        ),
+        Fact::Known(u) if u != ENCRYPT_DECRYPT => Outcome::fail(
+            r,
+            Subject::KeyUsage,
+            format!("key {name} has key usage {u}; Databricks needs {ENCRYPT_DECRYPT}"),
+        ),
+        Fact::Known(_) => Outcome::pass(
+            r,
+            Subject::KeyUsage,
+            format!("key usage is {ENCRYPT_DECRYPT}"),
+        ),
+    });
+    // CMK004
+    let r = RuleId::KeyUsable;
+    out.push(match key.state {
+        Fact::Unknown => Outcome::cannot_tell(r, Subject::KeyState, "the key state is not known until apply"),
+        Fact::Known(KeyState::Enabled | KeyState::Creating | KeyState::Updating) => Outcome::pass(r, Subject::KeyState, "the key is enabled"),
+        Fact::Known(st) => Outcome::fail(
+            r,
+            Subject::KeyState,
+            format!("key {name} is {st}; data encrypted with it becomes unreadable and Databricks cannot use it"),
+        ),
+    });
+    out.extend(check_key_policy(key, needs));
+    out
+}
+
+fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
+    let s = Subject::KeyPolicy;
+    let (r15, r16) = (RuleId::PolicyDatabricksGrants, RuleId::PolicyClusterVolumes);
+    let policy = match &key.policy {
+        Fact::Unknown => {
+            return vec![
+                Outcome::cannot_tell(r15, s, "the key policy is not known until apply"),
+                Outcome::cannot_tell(r16, s, "the key policy is not known until apply"),
+            ]
+        }
+        Fact::Known(None) => None,
+        Fact::Known(Some(text)) => match Policy::parse(text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                return vec![
+                    Outcome::fail(r15, s, e.to_string()),
+                    Outcome::fail(r16, s, e.to_string()),
+                ]
+            }
+        },
+    };
+    let arn = key.arn.known().map(String::as_str);
+    let partition = arn
+        .and_then(|a| ids::parse_key_arn(a).ok())
+        .map(|k| k.partition)
+        .unwrap_or(Partition::Aws);
+    let principal = needs
+        .databricks_principal
+        .clone()
+        .unwrap_or_else(|| default_databricks_principal(partition));
+    let mut out = vec![];
+    // CMK015
+    out.push(match (&needs.use_cases, &policy) {
+        (Fact::Unknown, _) => Outcome::cannot_tell(
+            r15,
+            s,
+            "the use cases of the key configurations using this key are not known until apply",
+        ),
+        (Fact::Known(u), _) if u.is_empty() => {
+            Outcome::pass(r15, s, "no use case needs Databricks' principal")
+        }
+        (Fact::Known(_), None) => Outcome::fail(
+            r15,
+            s,
+            format!(
+                "the key has the default key policy, which does not allow {principal} anything"
+            ),
+        ),
+        (Fact::Known(u), Some(p)) => {
+            let reqs = databricks_requests(
+                u,
+                &principal,
+                needs.databricks_account_id.known().map(String::as_str),
+                arn,
+            );
+            verdict_for(
+                r15,
+                p,
+                reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
+            )
+        }
+    });
+    // CMK016
+    out.push(match (&needs.cluster_volumes, &policy, &needs.cross_account_role_arn) {
+        (Fact::Known(false), _, _) => Outcome::pass(r16, s, "the key does not encrypt cluster volumes"),
+        (Fact::Unknown, _, _) => Outcome::cannot_tell(r16, s, "whether the key encrypts cluster volumes is not known until apply"),
+        (_, _, Fact::Unknown) | (_, _, Fact::Known(None)) => Outcome::cannot_tell(
+            r16,
+            s,
+            "the key encrypts cluster volumes, but the workspace's cross-account role is not known, so its EBS statement cannot be checked",
+        ),
+        (_, None, Fact::Known(Some(role))) => Outcome::fail(r16, s, format!("the key has the default key policy, which has no EBS statement for {role}")),
+        (_, Some(p), Fact::Known(Some(role))) => {
+            let reqs = cluster_volume_requests(role, needs.workspace_region.known().map(String::as_str), arn);
+            let o = verdict_for(r16, p, reqs.iter().map(|r| ("cluster volumes".to_string(), r)));
+            o
+        }
+    });
+    out
+}
+
+fn verdict_for<'a>(
+    rule: RuleId,
+    p: &Policy,
+    reqs: impl Iterator<Item = (String, &'a super::iam::Request)>,
+) -> Outcome {
+    let s = Subject::KeyPolicy;
+    let mut denied = vec![];
+    let mut via_root = vec![];
+    let mut unsure = vec![];
+    for (why, r) in reqs {
+        let via = r
+            .context
+            .get("kms:viaservice")
+            .and_then(|v| match v {
+                super::iam::CtxValue::Values(v) => v.first().cloned(),
+                _ => None,
+            })
+            .map(|v| format!(" via {v}"))
+            .unwrap_or_default();
+        let what = format!("{} {}{via} (needed for {why})", r.principal, r.action);
+        match p.evaluate(r) {
+            Decision::Allow {
+                via_account_root: false,
+            } => {}
+            Decision::Allow {
+                via_account_root: true,
+            } => via_root.push(what),
+            Decision::ExplicitDeny { sid } => denied.push(format!(
+                "{what}: denied by statement {}",
+                sid.unwrap_or_else(|| "without Sid".into())
+            )),
+            Decision::ImplicitDeny => denied.push(what),
+            Decision::CannotTell(why) => unsure.push(format!("{what}: {why}")),
+        }
+    }
+    if !denied.is_empty() {
+        return Outcome::fail(
+            rule,
+            s,
+            format!("the key policy does not allow {}", denied.join("; ")),
+        );
+    }
+    if !unsure.is_empty() {
+        return Outcome::cannot_tell(
+            rule,
+            s,
+            format!(
+                "cannot tell whether the key policy allows {}",
+                unsure.join("; ")
+            ),
+        );
+    }
+    if !via_root.is_empty() {
+        return Outcome::fail(
+            rule,
+            s,
+            format!(
+                "the key policy allows {} only through the account root, so it works only if the role's own IAM policy allows it; add an explicit statement",
+                via_root.join("; ")
+            ),
+        )
+        .with_severity(Severity::Warning);
+    }
+    Outcome::pass(
+        rule,
+        s,
+        "the key policy allows every action the use cases need",
+    )
+}
+
+/// Whether a slot's binding changes: current id vs requested.
+fn slot_changes(current: &Fact<Option<String>>, req: &RequestedKey) -> Fact<bool> {
+    match (current, &req.id) {
+        (Fact::Known(c), Fact::Known(r)) => Fact::Known(c != r),
+        (Fact::Known(None), Fact::Unknown) => req.is_set(),
+        (Fact::Known(Some(_)), Fact::Unknown) if req.created_in_plan => Fact::Known(true),
+        _ => Fact::Unknown,
+    }
+}
+
+/// Rules about binding key configurations to a workspace: CMK001, CMK002,
+/// CMK005, CMK007, CMK008, CMK009, CMK010, CMK011, CMK012, CMK013, CMK014,
+/// CMK019. `managed_services` / `storage`: the facts of the configurations
+/// the requested ids name, when the caller could resolve them.
+pub fn check_binding(
+    ws: &WorkspaceFacts,
+    change: &BindingChange,
+    managed_services: Option<&KeyConfigFacts>,
+    storage: Option<&KeyConfigFacts>,
+    required: &Requirements,
+) -> Vec<Outcome> {
+    let mut out = vec![];
+    let label = ws.label();
+    let ms_set = change.managed_services.is_set();
+    let st_set = change.storage.is_set();
+    let any_set = match (&ms_set, &st_set) {
+        (Fact::Known(true), _) | (_, Fact::Known(true)) => Fact::Known(true),
+        (Fact::Known(false), Fact::Known(false)) => Fact::Known(false),
+        _ => Fact::Unknown,
+    };
+    // CMK001
+    let r = RuleId::EnterpriseTier;
+    let s = Subject::WorkspacePricingTier;
+    out.push(match (&any_set, ws.pricing_tier) {
+        (Fact::Known(false), _) => Outcome::pass(r, s, "no key is bound"),
+        (_, Fact::Known(PricingTier::Enterprise)) => {
+            Outcome::pass(r, s, format!("{label} is on ENTERPRISE"))
+        }
+        (Fact::Known(true), Fact::Known(t)) => Outcome::fail(
+            r,
+            s,
+            format!("{label} has pricing tier {t}; customer-managed keys need ENTERPRISE"),
+        ),
+        _ => Outcome::cannot_tell(
+            r,
+            s,
+            "the pricing tier, or whether a key is bound, is not known until apply",
+        ),
+    });
+    // Per slot: CMK014, CMK005, CMK002.
+    for (slot, req, cfg, feature, subject) in [
+        (
+            "managed-services",
+            &change.managed_services,
+            managed_services,
+            KeyFeature::ManagedServices,
+            Subject::ManagedServicesBinding,
+        ),
+        (
+            "storage",
+            &change.storage,
+            storage,
+            KeyFeature::Storage,
+            Subject::StorageBinding,
+        ),
+    ] {
+        out.extend(check_slot(ws, slot, req, cfg, feature, subject));
+    }
+    // CMK007 / CMK008: serverless.
+    let (r7, r8) = (RuleId::EbsKeyOnServerless, RuleId::StorageKeyOnServerless);
+    let s = Subject::StorageBinding;
+    let st_name = storage_label(&change.storage);
+    match (&st_set, ws.compute_mode) {
+        (Fact::Known(false), _) => {
+            out.push(Outcome::pass(r7, s, "no storage key is bound"));
+            out.push(Outcome::pass(r8, s, "no storage key is bound"));
+        }
+        (_, Fact::Known(ComputeMode::Hybrid)) => {
+            out.push(Outcome::pass(
+                r7,
+                s,
+                format!("{label} runs classic compute (HYBRID)"),
+            ));
+            out.push(Outcome::pass(
+                r8,
+                s,
+                format!("{label} runs classic compute (HYBRID)"),
+            ));
+        }
+        (Fact::Known(true), Fact::Known(ComputeMode::Serverless)) => {
+            let ebs = storage
+                .map(KeyConfigFacts::covers_cluster_volumes)
+                .unwrap_or(Fact::Unknown);
+            out.push(match ebs {
+                Fact::Known(true) => Outcome::fail(r7, s, format!("key configuration {st_name} encrypts cluster volumes but {label} is SERVERLESS: serverless compute disks never use customer-managed keys")),
+                Fact::Known(false) => Outcome::pass(r7, s, format!("key configuration {st_name} does not encrypt cluster volumes")),
+                Fact::Unknown => Outcome::cannot_tell(r7, s, format!("whether key configuration {st_name} encrypts cluster volumes is not known")),
+            });
+            out.push(Outcome::fail(r8, s, format!("{label} is SERVERLESS: only the managed-services key applies, storage key configuration {st_name} is not needed")));
+        }
+        _ => {
+            out.push(Outcome::cannot_tell(
+                r7,
+                s,
+                "the compute mode, or whether a storage key is bound, is not known until apply",
+            ));
+            out.push(Outcome::cannot_tell(
+                r8,
+                s,
+                "the compute mode, or whether a storage key is bound, is not known until apply",
+            ));
+        }
+    }
+    // CMK009: replacing the storage key.
+    let r = RuleId::StorageKeyReplacement;
+    out.push(match (&ws.storage_key_id, &change.storage.id) {
+        (Fact::Known(None), _) => Outcome::pass(r, s, format!("{label} has no storage key yet; one may be set")),
+        (Fact::Known(Some(cur)), Fact::Known(Some(new))) if cur == new => Outcome::pass(r, s, "the storage key is unchanged"),
+        (Fact::Known(Some(cur)), Fact::Known(Some(new))) => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot replace it with {new}")),
+        (Fact::Known(Some(cur)), Fact::Known(None)) => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot remove or replace it")),
+        (Fact::Known(Some(cur)), Fact::Unknown) if change.storage.created_in_plan => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot replace it with {st_name}, a key configuration this plan creates")),
+        (Fact::Known(Some(cur)), Fact::Unknown) => Outcome::cannot_tell(r, s, format!("{label} has storage key configuration {cur}; the requested one is not known until apply, and if it differs Databricks cannot replace it")),
+        (Fact::Unknown, _) => Outcome::cannot_tell(r, s, "the workspace's current storage key is not known"),
+    });
+    // CMK010: running classic compute.
+    let r = RuleId::ClassicComputeRunning;
+    let s = Subject::RunningClassicCompute;
+    let changes = match (
+        slot_changes(&ws.managed_services_key_id, &change.managed_services),
+        slot_changes(&ws.storage_key_id, &change.storage),
+    ) {
+        (Fact::Known(true), _) | (_, Fact::Known(true)) => Fact::Known(true),
+        (Fact::Known(false), Fact::Known(false)) => Fact::Known(false),
+        _ => Fact::Unknown,
+    };
+    out.push(match (&changes, &ws.status, &ws.compute_mode, &ws.running_classic_compute) {
+        (Fact::Known(false), _, _, _) => Outcome::pass(r, s, "the keys do not change"),
+        (_, Fact::Known(st), _, _) if *st != Some(WorkspaceStatus::Running) => Outcome::pass(r, s, format!("{label} is not running")),
+        (_, _, Fact::Known(ComputeMode::Serverless), _) => Outcome::pass(r, s, format!("{label} is SERVERLESS: no classic compute")),
+        (_, _, _, Fact::Known(v)) if v.is_empty() => Outcome::pass(r, s, "no classic compute is running"),
+        (_, Fact::Known(_), _, Fact::Known(v)) => {
+            let names: Vec<String> = v.iter().map(ToString::to_string).collect();
+            let o = Outcome::fail(r, s, format!("{label} is RUNNING with classic compute: {}; stop them before changing keys", names.join(", ")));
+            if changes == Fact::Unknown { Outcome { verdict: super::findings::Verdict::CannotTell, message: format!("if the keys change, {}", o.message), ..o } } else { o }
+        }
+        _ => Outcome::cannot_tell(r, s, format!("whether {label} runs classic compute (clusters, pools, classic SQL warehouses) is not known at plan time; stop all of it before the keys change")),
+    });
+    // CMK019: verify a storage key change took.
+    let r = RuleId::StorageKeyVerify;
+    let s = Subject::StorageBinding;
+    out.push(match (slot_changes(&ws.storage_key_id, &change.storage), &ws.status) {
+        (Fact::Known(false), _) => Outcome::pass(r, s, "the storage key does not change"),
+        (_, Fact::Known(Some(WorkspaceStatus::Running))) => Outcome::fail(r, s, format!("storage key configuration {st_name} is being set on running {label}: check afterwards that storage_customer_managed_key_id took")),
+        (_, Fact::Known(_)) => Outcome::pass(r, s, format!("{label} is not running")),
+        _ => Outcome::cannot_tell(r, s, "the workspace status is not known"),
+    });
+    // Coverage-based rules: CMK011, CMK012, CMK013.
+    let keys = PlannedKeys::from_binding(change, storage);
+    let cov = coverage(ws, &keys);
+    out.extend(dashboard_rule(ws, &ms_set, required));
+    out.extend(requirement_rules(ws, &cov, required));
+    out
+}
+
+fn storage_label(req: &RequestedKey) -> String {
+    match (&req.id, &req.composite_source) {
+        (Fact::Known(Some(id)), _) => short(id),
+        (_, Some(src)) => src.clone(),
+        _ => match &req.bare_source {
+            Some(src) => src.clone(),
+            None => "(known after apply)".to_string(),
+        },
+    }
+}
+
+fn check_slot(
+    ws: &WorkspaceFacts,
+    slot: &str,
+    req: &RequestedKey,
+    cfg: Option<&KeyConfigFacts>,
+    feature: KeyFeature,
+    subject: Subject,
+) -> Vec<Outcome> {
+    let mut out = vec![];
+    let label = ws.label();
+    let set = req.is_set();
+    // CMK014
+    let r = RuleId::CompositeKeyId;
+    out.push(match (&req.composite_source, &req.id) {
+        (Some(src), _) => Outcome::fail(r, subject, format!("the {slot} key id comes from {src}, the composite <account_id>/<customer_managed_key_id>; use .customer_managed_key_id")),
+        (None, Fact::Known(Some(id))) if id.contains('/') => Outcome::fail(r, subject, format!("the {slot} key id {id:?} is a composite <account_id>/<id>; Databricks answers \"Invalid customerManagedKeyId: {id}\"; pass only the part after '/'")),
+        (None, Fact::Known(_)) => Outcome::pass(r, subject, format!("the {slot} key id is a bare id")),
+        (None, Fact::Unknown) if req.bare_source.is_some() => Outcome::pass(r, subject, format!("the {slot} key id comes from {}, a bare id", req.bare_source.as_deref().unwrap_or_default())),
+        (None, Fact::Unknown) => Outcome::cannot_tell(r, subject, format!("the {slot} key id is not known until apply, and where it comes from is not known")),
+    });
+    if set == Fact::Known(false) {
+        out.push(Outcome::pass(
+            RuleId::SlotUseCase,
+            subject,
+            format!("no {slot} key is bound"),
+        ));
+        out.push(Outcome::pass(
+            RuleId::KeyRegion,
+            Subject::KeyRegion,
+            format!("no {slot} key is bound"),
+        ));
+        return out;
+    }
+    let Some(cfg) = cfg else {
+        out.push(Outcome::cannot_tell(RuleId::SlotUseCase, subject, format!("the {slot} key configuration is not part of the plan, so its use cases are not known")));
+        out.push(Outcome::cannot_tell(RuleId::KeyRegion, Subject::KeyRegion, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
+        return out;
+    };
+    let name = cfg
+        .id
+        .known()
+        .cloned()
+        .or_else(|| req.id.known().cloned().flatten())
+        .unwrap_or_else(|| "(known after apply)".into());
+    // CMK005
+    let r = RuleId::SlotUseCase;
+    out.push(match cfg.has(feature) {
+        Fact::Known(true) => Outcome::pass(r, subject, format!("the {slot} key configuration has {feature}")),
+        Fact::Known(false) => Outcome::fail(
+            r,
+            subject,
+            format!("{slot} slot of {label} is bound to key configuration {name} whose use_cases are {}; it needs {feature}", list(cfg.use_cases.known().map(Vec::as_slice).unwrap_or(&[]))),
+        ),
+        Fact::Unknown => Outcome::cannot_tell(r, subject, format!("the use cases of the {slot} key configuration are not known until apply")),
+    });
+    // CMK002
+    let r = RuleId::KeyRegion;
+    out.push(match (cfg.effective_key_region(), &ws.region) {
+        (Fact::Known(k), Fact::Known(w)) if &k == w => Outcome::pass(
+            r,
+            Subject::KeyRegion,
+            format!("the {slot} key is in {w}, like the workspace"),
+        ),
+        (Fact::Known(k), Fact::Known(w)) => Outcome::fail(
+            r,
+            Subject::KeyRegion,
+            format!(
+                "{slot} key {} is in {k} but {label} is in {w}",
+                cfg.key_arn.known().cloned().unwrap_or_else(|| name.clone())
+            ),
+        ),
+        _ => Outcome::cannot_tell(
+            r,
+            Subject::KeyRegion,
+            format!("the {slot} key's region or the workspace's region is not known until apply"),
+        ),
+    });
+    out
+}
+
+fn dashboard_rule(
+    ws: &WorkspaceFacts,
+    ms_set: &Fact<bool>,
+    required: &Requirements,
+) -> Vec<Outcome> {
+    let r = RuleId::LegacyDashboards;
+    let s = Subject::Dashboards;
+    let escalate = |o: Outcome| {
+        if required.requires(DataType::AiBiDashboards) {
+            o.with_severity(Severity::Error)
+        } else {
+            o
+        }
+    };
+    let o = match (ms_set, &ws.dashboards) {
+        (Fact::Known(false), _) => Outcome::pass(r, s, "no managed-services key is bound"),
+        (_, Fact::Unknown) => Outcome::cannot_tell(r, s, format!("the AI/BI dashboards of {} are not known at plan time; those created on or before {DASHBOARD_CUTOFF} are not encrypted with the key", ws.label())),
+        (_, Fact::Known(ds)) => {
+            let mut old = vec![];
+            let mut bad_time = vec![];
+            for d in ds {
+                match created_on_or_before_cutoff(&d.create_time) {
+                    Ok(true) => old.push(format!("{:?} ({})", d.name, d.id)),
+                    Ok(false) => {}
+                    Err(_) => bad_time.push(format!("{:?} ({}, create_time {:?})", d.name, d.id, d.create_time)),
+                }
+            }
+            if !old.is_empty() {
+                Outcome::fail(r, s, format!("{} AI/BI dashboards were created on or before {DASHBOARD_CUTOFF} and are not encrypted with the key: {}", old.len(), old.join(", ")))
+            } else if !bad_time.is_empty() {
+                Outcome::cannot_tell(r, s, format!("cannot read the creation time of AI/BI dashboards {}", bad_time.join(", ")))
+            } else {
+                Outcome::pass(r, s, format!("every AI/BI dashboard was created after {DASHBOARD_CUTOFF}"))
+            }
+        }
+    };
+    vec![escalate(o)]
+}
+
+fn requirement_rules(
+    ws: &WorkspaceFacts,
+    cov: &[Coverage],
+    required: &Requirements,
+) -> Vec<Outcome> {
+    let mut out = vec![];
+    for d in &required.data_types {
+        let Some(c) = cov.iter().find(|c| c.data_type == *d) else {
+            continue;
+        };
+        let s = Subject::RequiredCoverage(*d);
+        let never = c.rule == RuleId::UnprotectableDataType;
+        let r = RuleId::UnprotectableDataType;
+        out.push(match (never, c.protection) {
+            (false, _) => Outcome::pass(
+                r,
+                s,
+                format!("{d} can be protected by a customer-managed key"),
+            ),
+            (true, Protection::NotProtected) => Outcome::fail(
+                r,
+                s,
+                format!(
+                    "{d} is required but no customer-managed key can protect it on {}: {}",
+                    ws.label(),
+                    c.reason
+                ),
+            ),
+            (true, _) => Outcome::cannot_tell(r, s, format!("{d} is required: {}", c.reason)),
+        });
+        if never {
+            continue;
+        }
+        let r = RuleId::RequiredCoverage;
+        let o = match c.protection {
+            Protection::Protected => {
+                Outcome::pass(r, s, format!("{d} is required and protected: {}", c.reason))
+            }
+            Protection::CannotTellYet => {
+                Outcome::cannot_tell(r, s, format!("{d} is required: {}", c.reason))
+            }
+            Protection::NotProtected => Outcome::fail(
+                r,
+                s,
+                format!("{d} is required but is not protected: {}", c.reason),
+            ),
+            Protection::PartlyProtected if c.rule == RuleId::LegacyDashboards => continue, // CMK011 reports it
+            Protection::PartlyProtected => Outcome::fail(
+                r,
+                s,
+                format!("{d} is required but only partly protected: {}", c.reason),
+            ),
+        };
+        out.push(o);
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "checks_tests.rs"]
+mod tests;

@@ -1,0 +1,936 @@
+//! Table-driven tests: every rule passes, fails and cannot tell.
+
+use super::*;
+use crate::rules::facts::{ComputeKind, Dashboard, RunningCompute, StorageMode};
+use crate::rules::findings::Verdict;
+use crate::rules::kms_policy::{generate, PolicyInput};
+
+const ARN_E1: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const ARN_W2: &str = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const DBX_ACCT: &str = "0d26daa6-5e44-4c97-a497-ef015f91254a";
+const ROLE: &str = "arn:aws:iam::123456789012:role/dbx-cross-account";
+const MS_ID: &str = "11111111-1111-1111-1111-111111111111";
+const ST_ID: &str = "22222222-2222-2222-2222-222222222222";
+
+fn ws() -> WorkspaceFacts {
+    WorkspaceFacts {
+        id: Fact::Known(Some("1234567890".into())),
+        name: Fact::Known(Some("analytics".into())),
+        region: Fact::Known("us-east-1".into()),
+        pricing_tier: Fact::Known(PricingTier::Enterprise),
+        compute_mode: Fact::Known(ComputeMode::Hybrid),
+        storage_mode: Fact::Known(Some(StorageMode::CustomerHosted)),
+        status: Fact::Known(Some(WorkspaceStatus::Running)),
+        managed_services_key_id: Fact::Known(None),
+        storage_key_id: Fact::Known(None),
+        running_classic_compute: Fact::Known(vec![]),
+        dashboards: Fact::Known(vec![]),
+        all_results_in_customer_account: Fact::Known(false),
+    }
+}
+
+fn cfg(use_cases: &[&str]) -> KeyConfigFacts {
+    KeyConfigFacts {
+        id: Fact::Known(MS_ID.into()),
+        use_cases: Fact::Known(use_cases.iter().map(|s| s.to_string()).collect()),
+        key_arn: Fact::Known(ARN_E1.into()),
+        key_region: Fact::Known(None),
+        reuse_key_for_cluster_volumes: Fact::Known(None),
+    }
+}
+
+fn both() -> BindingChange {
+    BindingChange {
+        managed_services: RequestedKey::id(MS_ID),
+        storage: RequestedKey::id(ST_ID),
+    }
+}
+
+fn find(out: &[Outcome], rule: RuleId, subject: Option<Subject>) -> Outcome {
+    out.iter()
+        .find(|o| o.rule == rule && subject.is_none_or(|s| o.subject == s))
+        .unwrap_or_else(|| panic!("no outcome for {rule} {subject:?} in {out:#?}"))
+        .clone()
+}
+
+struct BindingCase {
+    name: &'static str,
+    ws: WorkspaceFacts,
+    change: BindingChange,
+    ms: Option<KeyConfigFacts>,
+    st: Option<KeyConfigFacts>,
+    required: &'static [DataType],
+    rule: RuleId,
+    subject: Option<Subject>,
+    want: Verdict,
+    /// Substrings the message must contain.
+    says: &'static [&'static str],
+}
+
+fn case(name: &'static str, rule: RuleId, want: Verdict) -> BindingCase {
+    BindingCase {
+        name,
+        ws: ws(),
+        change: both(),
+        ms: Some(cfg(&["MANAGED_SERVICES"])),
+        st: Some(KeyConfigFacts {
+            id: Fact::Known(ST_ID.into()),
+            ..cfg(&["STORAGE"])
+        }),
+        required: &[],
+        rule,
+        subject: None,
+        want,
+        says: &[],
+    }
+}
+
+#[test]
+#[allow(clippy::vec_init_then_push)]
+fn binding_rules_table() {
+    use Verdict::*;
+    let mut cases = vec![];
+    // CMK001
+    cases.push(case("enterprise passes", RuleId::EnterpriseTier, Pass));
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            pricing_tier: Fact::Known(PricingTier::Premium),
+            ..ws()
+        },
+        says: &["PREMIUM", "\"analytics\""],
+        ..case("premium fails", RuleId::EnterpriseTier, Fail)
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            pricing_tier: Fact::Unknown,
+            ..ws()
+        },
+        ..case("tier unknown", RuleId::EnterpriseTier, CannotTell)
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            pricing_tier: Fact::Known(PricingTier::Standard),
+            ..ws()
+        },
+        change: BindingChange {
+            managed_services: RequestedKey::none(),
+            storage: RequestedKey::none(),
+        },
+        ..case("no keys, any tier", RuleId::EnterpriseTier, Pass)
+    });
+    // CMK002
+    cases.push(BindingCase {
+        subject: Some(Subject::KeyRegion),
+        ..case("same region", RuleId::KeyRegion, Pass)
+    });
+    cases.push(BindingCase {
+        ms: Some(KeyConfigFacts {
+            key_arn: Fact::Known(ARN_W2.into()),
+            ..cfg(&["MANAGED_SERVICES"])
+        }),
+        says: &["us-west-2", "us-east-1", ARN_W2, "managed-services"],
+        ..case("ms key elsewhere", RuleId::KeyRegion, Fail)
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            region: Fact::Unknown,
+            ..ws()
+        },
+        ..case("region unknown", RuleId::KeyRegion, CannotTell)
+    });
+    // CMK005
+    cases.push(case("slots match", RuleId::SlotUseCase, Pass));
+    cases.push(BindingCase {
+        st: Some(cfg(&["MANAGED_SERVICES"])),
+        subject: Some(Subject::StorageBinding),
+        says: &["storage slot", "[MANAGED_SERVICES]", "needs STORAGE"],
+        ..case("storage slot lacks STORAGE", RuleId::SlotUseCase, Fail)
+    });
+    cases.push(BindingCase {
+        ms: Some(cfg(&["STORAGE"])),
+        subject: Some(Subject::ManagedServicesBinding),
+        says: &["needs MANAGED_SERVICES"],
+        ..case("ms slot lacks MS", RuleId::SlotUseCase, Fail)
+    });
+    cases.push(BindingCase {
+        st: Some(KeyConfigFacts {
+            use_cases: Fact::Unknown,
+            ..cfg(&[])
+        }),
+        subject: Some(Subject::StorageBinding),
+        ..case("use cases unknown", RuleId::SlotUseCase, CannotTell)
+    });
+    cases.push(BindingCase {
+        st: None,
+        subject: Some(Subject::StorageBinding),
+        ..case("config outside the plan", RuleId::SlotUseCase, CannotTell)
+    });
+    // CMK007 / CMK008
+    let serverless = || WorkspaceFacts {
+        compute_mode: Fact::Known(ComputeMode::Serverless),
+        ..ws()
+    };
+    cases.push(case(
+        "hybrid may have an EBS key",
+        RuleId::EbsKeyOnServerless,
+        Pass,
+    ));
+    cases.push(BindingCase {
+        ws: serverless(),
+        says: &["SERVERLESS", ST_ID],
+        ..case("EBS key on serverless", RuleId::EbsKeyOnServerless, Fail)
+    });
+    cases.push(BindingCase {
+        ws: serverless(),
+        st: Some(KeyConfigFacts {
+            reuse_key_for_cluster_volumes: Fact::Known(Some(false)),
+            ..cfg(&["STORAGE"])
+        }),
+        ..case(
+            "storage key without EBS on serverless",
+            RuleId::EbsKeyOnServerless,
+            Pass,
+        )
+    });
+    cases.push(BindingCase {
+        ws: serverless(),
+        st: Some(KeyConfigFacts {
+            reuse_key_for_cluster_volumes: Fact::Unknown,
+            ..cfg(&["STORAGE"])
+        }),
+        ..case(
+            "reuse unknown on serverless",
+            RuleId::EbsKeyOnServerless,
+            CannotTell,
+        )
+    });
+    cases.push(case(
+        "storage key on hybrid",
+        RuleId::StorageKeyOnServerless,
+        Pass,
+    ));
+    cases.push(BindingCase {
+        ws: serverless(),
+        says: &["only the managed-services key applies"],
+        ..case(
+            "storage key on serverless",
+            RuleId::StorageKeyOnServerless,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            compute_mode: Fact::Unknown,
+            ..ws()
+        },
+        ..case(
+            "compute mode unknown",
+            RuleId::StorageKeyOnServerless,
+            CannotTell,
+        )
+    });
+    // CMK009
+    let with_keys = || WorkspaceFacts {
+        managed_services_key_id: Fact::Known(Some(MS_ID.into())),
+        storage_key_id: Fact::Known(Some(ST_ID.into())),
+        ..ws()
+    };
+    cases.push(case(
+        "first storage key",
+        RuleId::StorageKeyReplacement,
+        Pass,
+    ));
+    cases.push(BindingCase {
+        ws: with_keys(),
+        change: BindingChange {
+            managed_services: RequestedKey::id("33333333-3333-3333-3333-333333333333"),
+            storage: RequestedKey::id(ST_ID),
+        },
+        ..case(
+            "rotating the ms key is allowed",
+            RuleId::StorageKeyReplacement,
+            Pass,
+        )
+    });
+    cases.push(BindingCase {
+        ws: with_keys(),
+        change: BindingChange {
+            managed_services: RequestedKey::id(MS_ID),
+            storage: RequestedKey::id("33333333-3333-3333-3333-333333333333"),
+        },
+        says: &[
+            ST_ID,
+            "33333333-3333-3333-3333-333333333333",
+            "cannot replace",
+        ],
+        ..case(
+            "replacing the storage key",
+            RuleId::StorageKeyReplacement,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        ws: with_keys(),
+        change: BindingChange {
+            managed_services: RequestedKey::id(MS_ID),
+            storage: RequestedKey::none(),
+        },
+        ..case(
+            "removing the storage key",
+            RuleId::StorageKeyReplacement,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        ws: with_keys(),
+        change: BindingChange {
+            managed_services: RequestedKey::id(MS_ID),
+            storage: RequestedKey::unknown(),
+        },
+        ..case(
+            "new storage id unknown",
+            RuleId::StorageKeyReplacement,
+            CannotTell,
+        )
+    });
+    // CMK010
+    let busy = || WorkspaceFacts {
+        running_classic_compute: Fact::Known(vec![
+            RunningCompute {
+                kind: ComputeKind::Cluster,
+                name: "etl".into(),
+            },
+            RunningCompute {
+                kind: ComputeKind::ClassicSqlWarehouse,
+                name: "bi".into(),
+            },
+        ]),
+        ..ws()
+    };
+    cases.push(case("nothing running", RuleId::ClassicComputeRunning, Pass));
+    cases.push(BindingCase {
+        ws: busy(),
+        says: &["cluster \"etl\"", "classic_sql_warehouse \"bi\"", "RUNNING"],
+        ..case("compute running", RuleId::ClassicComputeRunning, Fail)
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            managed_services_key_id: Fact::Known(Some(MS_ID.into())),
+            storage_key_id: Fact::Known(Some(ST_ID.into())),
+            ..busy()
+        },
+        ..case(
+            "no key change, compute may run",
+            RuleId::ClassicComputeRunning,
+            Pass,
+        )
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            running_classic_compute: Fact::Unknown,
+            ..ws()
+        },
+        ..case("compute unknown", RuleId::ClassicComputeRunning, CannotTell)
+    });
+    // CMK011
+    let old = || {
+        vec![
+            Dashboard {
+                id: "01ef".into(),
+                name: "Sales".into(),
+                create_time: "2024-06-01T10:00:00Z".into(),
+            },
+            Dashboard {
+                id: "01f0".into(),
+                name: "New".into(),
+                create_time: "2025-01-01T10:00:00Z".into(),
+            },
+        ]
+    };
+    cases.push(case("no dashboards", RuleId::LegacyDashboards, Pass));
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            dashboards: Fact::Known(old()),
+            ..ws()
+        },
+        says: &["\"Sales\" (01ef)", "2024-11-01"],
+        ..case("old dashboard", RuleId::LegacyDashboards, Fail)
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            dashboards: Fact::Unknown,
+            ..ws()
+        },
+        ..case("dashboards unknown", RuleId::LegacyDashboards, CannotTell)
+    });
+    // CMK012
+    cases.push(BindingCase {
+        required: &[DataType::DbfsRoot],
+        subject: Some(Subject::RequiredCoverage(DataType::DbfsRoot)),
+        ..case("protectable requirement", RuleId::RequiredCoverage, Pass)
+    });
+    cases.push(BindingCase {
+        required: &[DataType::Secrets],
+        ..case(
+            "secrets can be protected",
+            RuleId::UnprotectableDataType,
+            Pass,
+        )
+    });
+    cases.push(BindingCase {
+        required: &[DataType::DbfsMounts],
+        says: &["dbfs_mounts"],
+        ..case("dbfs mounts required", RuleId::UnprotectableDataType, Fail)
+    });
+    cases.push(BindingCase {
+        required: &[DataType::EbsVolumes],
+        ws: serverless(),
+        says: &["ebs_volumes", "SERVERLESS"],
+        ..case(
+            "ebs on serverless required",
+            RuleId::UnprotectableDataType,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        required: &[DataType::EbsVolumes],
+        ws: WorkspaceFacts {
+            compute_mode: Fact::Unknown,
+            ..ws()
+        },
+        ..case(
+            "ebs, mode unknown",
+            RuleId::UnprotectableDataType,
+            CannotTell,
+        )
+    });
+    // CMK013
+    cases.push(BindingCase {
+        required: &[DataType::Secrets],
+        change: BindingChange {
+            managed_services: RequestedKey::none(),
+            storage: RequestedKey::id(ST_ID),
+        },
+        says: &["secrets", "MANAGED_SERVICES"],
+        ..case("secrets without ms key", RuleId::RequiredCoverage, Fail)
+    });
+    cases.push(BindingCase {
+        required: &[DataType::EbsVolumes],
+        st: Some(KeyConfigFacts {
+            reuse_key_for_cluster_volumes: Fact::Known(Some(false)),
+            ..cfg(&["STORAGE"])
+        }),
+        says: &["reuse_key_for_cluster_volumes = false"],
+        ..case("ebs without reuse", RuleId::RequiredCoverage, Fail)
+    });
+    cases.push(BindingCase {
+        required: &[DataType::Secrets],
+        change: BindingChange {
+            managed_services: RequestedKey::unknown(),
+            storage: RequestedKey::id(ST_ID),
+        },
+        subject: Some(Subject::RequiredCoverage(DataType::Secrets)),
+        ..case("ms binding unknown", RuleId::RequiredCoverage, CannotTell)
+    });
+    // CMK014
+    cases.push(BindingCase {
+        subject: Some(Subject::StorageBinding),
+        ..case("bare id", RuleId::CompositeKeyId, Pass)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::id(&format!("{DBX_ACCT}/{MS_ID}")),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        says: &["Invalid customerManagedKeyId", DBX_ACCT],
+        ..case("composite id value", RuleId::CompositeKeyId, Fail)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::none(),
+            storage: RequestedKey {
+                composite_source: Some("databricks_mws_customer_managed_keys.st.id".into()),
+                ..RequestedKey::unknown()
+            },
+        },
+        subject: Some(Subject::StorageBinding),
+        says: &[
+            "databricks_mws_customer_managed_keys.st.id",
+            ".customer_managed_key_id",
+        ],
+        ..case("composite from .id", RuleId::CompositeKeyId, Fail)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::unknown(),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        ..case(
+            "id unknown, source unknown",
+            RuleId::CompositeKeyId,
+            CannotTell,
+        )
+    });
+    // CMK019
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            status: Fact::Known(None),
+            ..ws()
+        },
+        ..case("new workspace", RuleId::StorageKeyVerify, Pass)
+    });
+    cases.push(BindingCase {
+        says: &["running workspace \"analytics\"", ST_ID],
+        ..case(
+            "storage key on running workspace",
+            RuleId::StorageKeyVerify,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        ws: WorkspaceFacts {
+            status: Fact::Unknown,
+            ..ws()
+        },
+        ..case("status unknown", RuleId::StorageKeyVerify, CannotTell)
+    });
+
+    cases.push(BindingCase {
+        ws: with_keys(),
+        change: BindingChange {
+            managed_services: RequestedKey::id(MS_ID),
+            storage: RequestedKey {
+                created_in_plan: true,
+                ..RequestedKey::unknown()
+            },
+        },
+        says: &["this plan creates"],
+        ..case(
+            "replaced by a config the plan creates",
+            RuleId::StorageKeyReplacement,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey {
+                bare_source: Some("cmk_key_configuration.ms.customer_managed_key_id".into()),
+                ..RequestedKey::unknown()
+            },
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        ..case("id from a bare attribute", RuleId::CompositeKeyId, Pass)
+    });
+
+    let mut seen = std::collections::BTreeMap::<RuleId, BTreeSet<&str>>::new();
+    for c in &cases {
+        let req = Requirements {
+            data_types: c.required.iter().copied().collect(),
+        };
+        let out = check_binding(&c.ws, &c.change, c.ms.as_ref(), c.st.as_ref(), &req);
+        let o = find(&out, c.rule, c.subject);
+        assert_eq!(o.verdict, c.want, "{}: {o:?}", c.name);
+        for s in c.says {
+            assert!(
+                o.message.contains(s),
+                "{}: message {:?} lacks {s:?}",
+                c.name,
+                o.message
+            );
+        }
+        seen.entry(c.rule).or_default().insert(match c.want {
+            Pass => "pass",
+            Fail => "fail",
+            CannotTell => "cannot",
+        });
+    }
+    for (rule, kinds) in seen {
+        assert_eq!(
+            kinds.len(),
+            3,
+            "{rule} lacks a pass, fail or cannot-tell case: {kinds:?}"
+        );
+    }
+}
+
+#[test]
+fn dashboards_escalate_when_required_and_severities_follow_the_registry() {
+    let w = WorkspaceFacts {
+        dashboards: Fact::Known(vec![Dashboard {
+            id: "d1".into(),
+            name: "Old".into(),
+            create_time: "2024-11-01T23:00:00Z".into(),
+        }]),
+        ..ws()
+    };
+    let none = Requirements::default();
+    let req = Requirements {
+        data_types: [DataType::AiBiDashboards].into(),
+    };
+    let o = find(
+        &check_binding(
+            &w,
+            &both(),
+            Some(&cfg(&["MANAGED_SERVICES"])),
+            Some(&cfg(&["STORAGE"])),
+            &none,
+        ),
+        RuleId::LegacyDashboards,
+        None,
+    );
+    assert_eq!((o.verdict, o.severity), (Verdict::Fail, Severity::Warning));
+    assert!(!o.is_error());
+    let o = find(
+        &check_binding(
+            &w,
+            &both(),
+            Some(&cfg(&["MANAGED_SERVICES"])),
+            Some(&cfg(&["STORAGE"])),
+            &req,
+        ),
+        RuleId::LegacyDashboards,
+        None,
+    );
+    assert_eq!((o.verdict, o.severity), (Verdict::Fail, Severity::Error));
+    assert!(o.is_error());
+}
+
+#[test]
+fn rules_cannot_tell_on_an_unknown_workspace_instead_of_failing() {
+    let out = check_binding(
+        &WorkspaceFacts::unknown(),
+        &BindingChange {
+            managed_services: RequestedKey::unknown(),
+            storage: RequestedKey::unknown(),
+        },
+        None,
+        None,
+        &Requirements {
+            data_types: [DataType::Secrets, DataType::DbfsRoot].into(),
+        },
+    );
+    for o in &out {
+        assert_ne!(o.verdict, Verdict::Fail, "false alarm: {o:?}");
+    }
+    assert!(out.iter().any(|o| o.verdict == Verdict::CannotTell));
+}
+
+#[test]
+fn key_configuration_rules_table() {
+    use Verdict::*;
+    type Edit = fn(&mut KeyConfigFacts);
+    let cases: Vec<(&str, RuleId, Edit, Verdict, &[&str])> = vec![
+        ("valid use cases", RuleId::UseCasesValid, |_| {}, Pass, &[]),
+        (
+            "empty use cases",
+            RuleId::UseCasesValid,
+            |c| c.use_cases = Fact::Known(vec![]),
+            Fail,
+            &["Missing required parameters: use_cases"],
+        ),
+        (
+            "misspelt use case",
+            RuleId::UseCasesValid,
+            |c| c.use_cases = Fact::Known(vec!["STORAGES".into()]),
+            Fail,
+            &["\"STORAGES\"", "MANAGED_SERVICES, STORAGE"],
+        ),
+        (
+            "use cases unknown",
+            RuleId::UseCasesValid,
+            |c| c.use_cases = Fact::Unknown,
+            CannotTell,
+            &[],
+        ),
+        ("good ARN", RuleId::KeyArnWellFormed, |_| {}, Pass, &[]),
+        (
+            "alias ARN",
+            RuleId::KeyArnWellFormed,
+            |c| c.key_arn = Fact::Known("arn:aws:kms:us-east-1:123456789012:alias/dbx".into()),
+            Fail,
+            &["alias"],
+        ),
+        (
+            "ARN unknown",
+            RuleId::KeyArnWellFormed,
+            |c| c.key_arn = Fact::Unknown,
+            CannotTell,
+            &[],
+        ),
+        (
+            "key_region agrees",
+            RuleId::KeyRegion,
+            |c| c.key_region = Fact::Known(Some("us-east-1".into())),
+            Pass,
+            &[],
+        ),
+        (
+            "key_region disagrees",
+            RuleId::KeyRegion,
+            |c| c.key_region = Fact::Known(Some("eu-west-1".into())),
+            Fail,
+            &["eu-west-1", "us-east-1"],
+        ),
+        (
+            "key_region unknown",
+            RuleId::KeyRegion,
+            |c| c.key_region = Fact::Unknown,
+            CannotTell,
+            &[],
+        ),
+        (
+            "reuse on STORAGE",
+            RuleId::ReuseWithoutStorage,
+            |c| {
+                c.use_cases = Fact::Known(vec!["STORAGE".into()]);
+                c.reuse_key_for_cluster_volumes = Fact::Known(Some(true))
+            },
+            Pass,
+            &[],
+        ),
+        (
+            "reuse without STORAGE",
+            RuleId::ReuseWithoutStorage,
+            |c| c.reuse_key_for_cluster_volumes = Fact::Known(Some(true)),
+            Fail,
+            &["[MANAGED_SERVICES]", "= true"],
+        ),
+        (
+            "reuse, use cases unknown",
+            RuleId::ReuseWithoutStorage,
+            |c| {
+                c.use_cases = Fact::Unknown;
+                c.reuse_key_for_cluster_volumes = Fact::Known(Some(false))
+            },
+            CannotTell,
+            &[],
+        ),
+    ];
+    for (name, rule, edit, want, says) in cases {
+        let mut c = cfg(&["MANAGED_SERVICES"]);
+        edit(&mut c);
+        let o = find(&check_key_configuration(&c), rule, None);
+        assert_eq!(o.verdict, want, "{name}: {o:?}");
+        for s in says {
+            assert!(o.message.contains(s), "{name}: {:?} lacks {s:?}", o.message);
+        }
+    }
+}
+
+fn kms(policy: Option<String>) -> KmsKeyFacts {
+    KmsKeyFacts {
+        arn: Fact::Known(ARN_E1.into()),
+        state: Fact::Known(KeyState::Enabled),
+        spec: Fact::Known("SYMMETRIC_DEFAULT".into()),
+        usage: Fact::Known("ENCRYPT_DECRYPT".into()),
+        region: Fact::Known("us-east-1".into()),
+        policy: Fact::Known(policy),
+    }
+}
+
+fn needs(use_cases: &[KeyFeature], cluster_volumes: bool, role: Option<&str>) -> PolicyNeeds {
+    PolicyNeeds {
+        use_cases: Fact::Known(use_cases.iter().copied().collect()),
+        cluster_volumes: Fact::Known(cluster_volumes),
+        databricks_account_id: Fact::Known(DBX_ACCT.into()),
+        cross_account_role_arn: Fact::Known(role.map(str::to_string)),
+        workspace_region: Fact::Known("us-east-1".into()),
+        databricks_principal: None,
+    }
+}
+
+fn generated(use_cases: &[KeyFeature], role: Option<&str>, tag: bool) -> String {
+    let doc = generate(&PolicyInput {
+        use_cases: use_cases.iter().copied().collect(),
+        aws_account_id: "123456789012".into(),
+        databricks_account_id: tag.then(|| DBX_ACCT.to_string()),
+        cross_account_role_arn: role.map(str::to_string),
+        reuse_key_for_cluster_volumes: true,
+        partition: crate::rules::ids::Partition::Aws,
+        databricks_principal: None,
+    });
+    doc.to_string()
+}
+
+#[test]
+#[allow(clippy::type_complexity)]
+fn kms_key_rules_table() {
+    use KeyFeature::{ManagedServices as MS, Storage as ST};
+    use Verdict::*;
+    let full = || kms(Some(generated(&[MS, ST], Some(ROLE), true)));
+    type Edit = fn(&mut KmsKeyFacts);
+    let cases: Vec<(&str, RuleId, Subject, Edit, Verdict, &[&str])> = vec![
+        (
+            "symmetric",
+            RuleId::SymmetricKey,
+            Subject::KeySpec,
+            |_| {},
+            Pass,
+            &[],
+        ),
+        (
+            "RSA",
+            RuleId::SymmetricKey,
+            Subject::KeySpec,
+            |k| k.spec = Fact::Known("RSA_2048".into()),
+            Fail,
+            &["RSA_2048", "SYMMETRIC_DEFAULT"],
+        ),
+        (
+            "spec unknown",
+            RuleId::SymmetricKey,
+            Subject::KeySpec,
+            |k| k.spec = Fact::Unknown,
+            CannotTell,
+            &[],
+        ),
+        (
+            "sign usage",
+            RuleId::SymmetricKey,
+            Subject::KeyUsage,
+            |k| k.usage = Fact::Known("SIGN_VERIFY".into()),
+            Fail,
+            &["SIGN_VERIFY"],
+        ),
+        (
+            "enabled",
+            RuleId::KeyUsable,
+            Subject::KeyState,
+            |_| {},
+            Pass,
+            &[],
+        ),
+        (
+            "disabled",
+            RuleId::KeyUsable,
+            Subject::KeyState,
+            |k| k.state = Fact::Known(KeyState::Disabled),
+            Fail,
+            &["Disabled", ARN_E1],
+        ),
+        (
+            "pending deletion",
+            RuleId::KeyUsable,
+            Subject::KeyState,
+            |k| k.state = Fact::Known(KeyState::PendingDeletion),
+            Fail,
+            &["PendingDeletion"],
+        ),
+        (
+            "state unknown",
+            RuleId::KeyUsable,
+            Subject::KeyState,
+            |k| k.state = Fact::Unknown,
+            CannotTell,
+            &[],
+        ),
+        (
+            "generated policy",
+            RuleId::PolicyDatabricksGrants,
+            Subject::KeyPolicy,
+            |_| {},
+            Pass,
+            &[],
+        ),
+        (
+            "default policy",
+            RuleId::PolicyDatabricksGrants,
+            Subject::KeyPolicy,
+            |k| k.policy = Fact::Known(None),
+            Fail,
+            &["default key policy"],
+        ),
+        (
+            "ms-only policy for storage",
+            RuleId::PolicyDatabricksGrants,
+            Subject::KeyPolicy,
+            |k| k.policy = Fact::Known(Some(generated(&[KeyFeature::ManagedServices], None, true))),
+            Fail,
+            &["kms:GenerateDataKey", "STORAGE", "414351767826"],
+        ),
+        (
+            "policy unknown",
+            RuleId::PolicyDatabricksGrants,
+            Subject::KeyPolicy,
+            |k| k.policy = Fact::Unknown,
+            CannotTell,
+            &[],
+        ),
+        (
+            "not JSON",
+            RuleId::PolicyDatabricksGrants,
+            Subject::KeyPolicy,
+            |k| k.policy = Fact::Known(Some("{".into())),
+            Fail,
+            &["not JSON"],
+        ),
+        (
+            "EBS statement present",
+            RuleId::PolicyClusterVolumes,
+            Subject::KeyPolicy,
+            |_| {},
+            Pass,
+            &[],
+        ),
+        (
+            "EBS statement missing",
+            RuleId::PolicyClusterVolumes,
+            Subject::KeyPolicy,
+            |k| {
+                k.policy = Fact::Known(Some(generated(
+                    &[KeyFeature::ManagedServices, KeyFeature::Storage],
+                    None,
+                    true,
+                )))
+            },
+            Fail,
+            &[ROLE, "ec2.us-east-1.amazonaws.com"],
+        ),
+        (
+            "policy unknown (EBS)",
+            RuleId::PolicyClusterVolumes,
+            Subject::KeyPolicy,
+            |k| k.policy = Fact::Unknown,
+            CannotTell,
+            &[],
+        ),
+    ];
+    for (name, rule, subject, edit, want, says) in cases {
+        let mut k = full();
+        edit(&mut k);
+        let o = find(
+            &check_kms_key(&k, &needs(&[MS, ST], true, Some(ROLE))),
+            rule,
+            Some(subject),
+        );
+        assert_eq!(o.verdict, want, "{name}: {o:?}");
+        for s in says {
+            assert!(o.message.contains(s), "{name}: {:?} lacks {s:?}", o.message);
+        }
+    }
+    // Role unknown: cannot tell about the EBS statement; no cluster volumes: pass.
+    let o = find(
+        &check_kms_key(&full(), &needs(&[MS, ST], true, None)),
+        RuleId::PolicyClusterVolumes,
+        None,
+    );
+    assert_eq!(o.verdict, CannotTell);
+    let o = find(
+        &check_kms_key(&full(), &needs(&[MS, ST], false, None)),
+        RuleId::PolicyClusterVolumes,
+        None,
+    );
+    assert_eq!(o.verdict, Pass);
+    // Generated policies pass for every use-case combination, with and without tags.
+    for uc in [vec![MS], vec![ST], vec![MS, ST]] {
+        for tag in [false, true] {
+            let k = kms(Some(generated(&uc, Some(ROLE), tag)));
+            for o in check_kms_key(&k, &needs(&uc, uc.contains(&ST), Some(ROLE))) {
+                assert_eq!(o.verdict, Pass, "{uc:?} tag={tag}: {o:?}");
+            }
+        }
+    }
+}

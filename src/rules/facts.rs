@@ -1,0 +1,568 @@
+//! Plain facts the rules read: what is known about a workspace, a key
+//! configuration, a KMS key and a planned change. A fact may be unknown at
+//! plan time (`Fact::Unknown`); a rule that needs it answers "cannot tell
+//! yet" instead of guessing.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::catalog::{DataType, KeyFeature};
+
+/// A value that is known now, or only after apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fact<T> {
+    /// Not known yet (computed at apply time, or not given to the rules).
+    #[default]
+    Unknown,
+    Known(T),
+}
+
+impl<T> Fact<T> {
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Fact::Known(v) => Some(v),
+            Fact::Unknown => None,
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Fact::Unknown)
+    }
+
+    pub fn as_ref(&self) -> Fact<&T> {
+        match self {
+            Fact::Known(v) => Fact::Known(v),
+            Fact::Unknown => Fact::Unknown,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Fact<U> {
+        match self {
+            Fact::Known(v) => Fact::Known(f(v)),
+            Fact::Unknown => Fact::Unknown,
+        }
+    }
+
+    pub fn and_then<U>(self, f: impl FnOnce(T) -> Fact<U>) -> Fact<U> {
+        match self {
+            Fact::Known(v) => f(v),
+            Fact::Unknown => Fact::Unknown,
+        }
+    }
+}
+
+impl<T> From<Option<T>> for Fact<T> {
+    /// `None` is "unknown".
+    fn from(o: Option<T>) -> Self {
+        match o {
+            Some(v) => Fact::Known(v),
+            None => Fact::Unknown,
+        }
+    }
+}
+
+/// Defines a string enum with the Account API spellings.
+macro_rules! api_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $s)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $s),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+api_enum!(
+    /// A workspace's pricing tier.
+    PricingTier {
+        CommunityEdition = "COMMUNITY_EDITION",
+        Dedicated = "DEDICATED",
+        Enterprise = "ENTERPRISE",
+        Premium = "PREMIUM",
+        Standard = "STANDARD",
+        Unknown = "UNKNOWN",
+    }
+);
+
+api_enum!(
+    /// Whether a workspace runs classic compute too, or serverless only.
+    ComputeMode {
+        Hybrid = "HYBRID",
+        Serverless = "SERVERLESS",
+    }
+);
+
+api_enum!(
+    /// Where a workspace's storage lives.
+    StorageMode {
+        CustomerHosted = "CUSTOMER_HOSTED",
+        DefaultStorage = "DEFAULT_STORAGE",
+    }
+);
+
+api_enum!(
+    /// A workspace's status.
+    WorkspaceStatus {
+        NotProvisioned = "NOT_PROVISIONED",
+        Provisioning = "PROVISIONING",
+        Running = "RUNNING",
+        Failed = "FAILED",
+        Banned = "BANNED",
+        Cancelling = "CANCELLING",
+    }
+);
+
+api_enum!(
+    /// A KMS key's state (AWS `KeyState`).
+    KeyState {
+        Creating = "Creating",
+        Enabled = "Enabled",
+        Disabled = "Disabled",
+        PendingDeletion = "PendingDeletion",
+        PendingImport = "PendingImport",
+        PendingReplicaDeletion = "PendingReplicaDeletion",
+        Unavailable = "Unavailable",
+        Updating = "Updating",
+    }
+);
+
+/// The symmetric key spec Databricks needs.
+pub const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
+/// The key usage Databricks needs.
+pub const ENCRYPT_DECRYPT: &str = "ENCRYPT_DECRYPT";
+
+api_enum!(
+    /// A kind of classic compute that must be stopped before keys change.
+    ComputeKind {
+        Cluster = "cluster",
+        InstancePool = "instance_pool",
+        ClassicSqlWarehouse = "classic_sql_warehouse",
+    }
+);
+
+/// One running piece of classic compute.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RunningCompute {
+    pub kind: ComputeKind,
+    pub name: String,
+}
+
+impl fmt::Display for RunningCompute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.kind, self.name)
+    }
+}
+
+/// An AI/BI (Lakeview) dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dashboard {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339, as the Lakeview API answers it.
+    pub create_time: String,
+}
+
+/// What is known about a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceFacts {
+    /// `None`: the workspace does not exist yet.
+    pub id: Fact<Option<String>>,
+    pub name: Fact<Option<String>>,
+    pub region: Fact<String>,
+    pub pricing_tier: Fact<PricingTier>,
+    pub compute_mode: Fact<ComputeMode>,
+    pub storage_mode: Fact<Option<StorageMode>>,
+    /// `None`: the workspace does not exist yet.
+    pub status: Fact<Option<WorkspaceStatus>>,
+    /// Key configuration ids bound now.
+    pub managed_services_key_id: Fact<Option<String>>,
+    pub storage_key_id: Fact<Option<String>>,
+    /// Clusters, pools and classic SQL warehouses running now.
+    pub running_classic_compute: Fact<Vec<RunningCompute>>,
+    pub dashboards: Fact<Vec<Dashboard>>,
+    /// Whether all interactive notebook results are stored in the customer's account.
+    pub all_results_in_customer_account: Fact<bool>,
+}
+
+impl WorkspaceFacts {
+    /// A workspace about which nothing is known.
+    pub fn unknown() -> WorkspaceFacts {
+        WorkspaceFacts {
+            id: Fact::Unknown,
+            name: Fact::Unknown,
+            region: Fact::Unknown,
+            pricing_tier: Fact::Unknown,
+            compute_mode: Fact::Unknown,
+            storage_mode: Fact::Unknown,
+            status: Fact::Unknown,
+            managed_services_key_id: Fact::Unknown,
+            storage_key_id: Fact::Unknown,
+            running_classic_compute: Fact::Unknown,
+            dashboards: Fact::Unknown,
+            all_results_in_customer_account: Fact::Unknown,
+        }
+    }
+
+    /// A workspace that the plan creates: no keys, no compute, no dashboards.
+    pub fn new_workspace() -> WorkspaceFacts {
+        WorkspaceFacts {
+            id: Fact::Known(None),
+            status: Fact::Known(None),
+            managed_services_key_id: Fact::Known(None),
+            storage_key_id: Fact::Known(None),
+            running_classic_compute: Fact::Known(vec![]),
+            dashboards: Fact::Known(vec![]),
+            ..WorkspaceFacts::unknown()
+        }
+    }
+
+    /// A name for messages: the name, else the id, else "the workspace".
+    pub fn label(&self) -> String {
+        match (self.name.known(), self.id.known()) {
+            (Some(Some(n)), _) => format!("workspace {n:?}"),
+            (_, Some(Some(i))) => format!("workspace {i}"),
+            _ => "the workspace".to_string(),
+        }
+    }
+}
+
+/// What is known about a key configuration (`customer_managed_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyConfigFacts {
+    /// `customer_managed_key_id` (computed at creation).
+    pub id: Fact<String>,
+    /// The use cases as written (valid or not).
+    pub use_cases: Fact<Vec<String>>,
+    pub key_arn: Fact<String>,
+    /// `None` when not given (Databricks then takes the ARN's region).
+    pub key_region: Fact<Option<String>>,
+    /// `None` when omitted (which means true for STORAGE configurations).
+    pub reuse_key_for_cluster_volumes: Fact<Option<bool>>,
+}
+
+impl KeyConfigFacts {
+    /// The valid use cases, when all of them are known.
+    pub fn features(&self) -> Fact<BTreeSet<KeyFeature>> {
+        self.use_cases
+            .as_ref()
+            .map(|v| v.iter().filter_map(|s| KeyFeature::parse(s)).collect())
+    }
+
+    /// Whether the configuration has a use case.
+    pub fn has(&self, f: KeyFeature) -> Fact<bool> {
+        self.features().map(|s| s.contains(&f))
+    }
+
+    /// The key's region: `key_region` when given, else the ARN's.
+    pub fn effective_key_region(&self) -> Fact<String> {
+        match &self.key_region {
+            Fact::Known(Some(r)) => Fact::Known(r.clone()),
+            Fact::Unknown => Fact::Unknown,
+            Fact::Known(None) => match &self.key_arn {
+                Fact::Known(arn) => match super::ids::parse_key_arn(arn) {
+                    Ok(k) => Fact::Known(k.region),
+                    Err(_) => Fact::Unknown,
+                },
+                Fact::Unknown => Fact::Unknown,
+            },
+        }
+    }
+
+    /// Whether the key also encrypts cluster EBS volumes: STORAGE and
+    /// `reuse_key_for_cluster_volumes` true or omitted.
+    pub fn covers_cluster_volumes(&self) -> Fact<bool> {
+        match self.has(KeyFeature::Storage) {
+            Fact::Known(false) => Fact::Known(false),
+            Fact::Unknown => Fact::Unknown,
+            Fact::Known(true) => self
+                .reuse_key_for_cluster_volumes
+                .as_ref()
+                .map(|r| r.unwrap_or(true)),
+        }
+    }
+}
+
+/// What is known about a KMS key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKeyFacts {
+    pub arn: Fact<String>,
+    pub state: Fact<KeyState>,
+    /// `KeySpec`, e.g. `SYMMETRIC_DEFAULT`.
+    pub spec: Fact<String>,
+    /// `KeyUsage`, e.g. `ENCRYPT_DECRYPT`.
+    pub usage: Fact<String>,
+    pub region: Fact<String>,
+    /// The key policy document (JSON text); `None` when the key has the
+    /// default policy.
+    pub policy: Fact<Option<String>>,
+}
+
+impl KmsKeyFacts {
+    pub fn unknown() -> KmsKeyFacts {
+        KmsKeyFacts {
+            arn: Fact::Unknown,
+            state: Fact::Unknown,
+            spec: Fact::Unknown,
+            usage: Fact::Unknown,
+            region: Fact::Unknown,
+            policy: Fact::Unknown,
+        }
+    }
+}
+
+/// A key configuration id as requested for a slot, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedKey {
+    /// `None`: the slot is left empty.
+    pub id: Fact<Option<String>>,
+    /// When the id comes from an attribute known to yield the composite
+    /// `<account_id>/<customer_managed_key_id>` (such as the official
+    /// provider's `.id`), that attribute's address.
+    pub composite_source: Option<String>,
+    /// When the id comes from an attribute known to hold the bare id (such
+    /// as `customer_managed_key_id`), that attribute's address.
+    pub bare_source: Option<String>,
+    /// The id names a key configuration that this plan creates: it differs
+    /// from every id that exists now.
+    pub created_in_plan: bool,
+}
+
+impl RequestedKey {
+    pub fn none() -> RequestedKey {
+        RequestedKey {
+            id: Fact::Known(None),
+            composite_source: None,
+            bare_source: None,
+            created_in_plan: false,
+        }
+    }
+
+    pub fn id(id: &str) -> RequestedKey {
+        RequestedKey {
+            id: Fact::Known(Some(id.to_string())),
+            composite_source: None,
+            bare_source: None,
+            created_in_plan: false,
+        }
+    }
+
+    pub fn unknown() -> RequestedKey {
+        RequestedKey {
+            id: Fact::Unknown,
+            composite_source: None,
+            bare_source: None,
+            created_in_plan: false,
+        }
+    }
+
+    /// Whether a key is requested at all (even if its id is not known yet).
+    pub fn is_set(&self) -> Fact<bool> {
+        if self.composite_source.is_some() || self.bare_source.is_some() || self.created_in_plan {
+            return Fact::Known(true);
+        }
+        self.id.as_ref().map(|o| o.is_some())
+    }
+}
+
+/// A planned change of a workspace's key bindings: the current bindings are
+/// in [`WorkspaceFacts`], the requested ones here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingChange {
+    pub managed_services: RequestedKey,
+    pub storage: RequestedKey,
+}
+
+/// What the user requires to be protected (`--require`, `required_coverage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    pub data_types: BTreeSet<DataType>,
+}
+
+impl Requirements {
+    pub fn requires(&self, d: DataType) -> bool {
+        self.data_types.contains(&d)
+    }
+}
+
+/// Dashboards created on or before this day (UTC) are not encrypted with
+/// the customer-managed key.
+pub const DASHBOARD_CUTOFF: &str = "2024-11-01";
+
+/// Why a timestamp is not RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an RFC 3339 timestamp such as \"2024-11-05T10:00:00Z\"")]
+pub struct TimestampError(pub String);
+
+fn digits(s: &str) -> Option<i64> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Parses an RFC 3339 timestamp into seconds since the Unix epoch (UTC).
+pub fn parse_rfc3339(s: &str) -> Result<i64, TimestampError> {
+    let err = || TimestampError(s.to_string());
+    if !s.is_ascii() || s.len() < 20 {
+        return Err(err());
+    }
+    let b = s.as_bytes();
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(err());
+    }
+    let y = digits(&s[0..4]).ok_or_else(err)?;
+    let mo = digits(&s[5..7]).ok_or_else(err)?;
+    let d = digits(&s[8..10]).ok_or_else(err)?;
+    let h = digits(&s[11..13]).ok_or_else(err)?;
+    let mi = digits(&s[14..16]).ok_or_else(err)?;
+    let se = digits(&s[17..19]).ok_or_else(err)?;
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60
+    {
+        return Err(err());
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return Err(err());
+        }
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
+            let oh = digits(&rest[1..3]).ok_or_else(err)?;
+            let om = digits(&rest[4..6]).ok_or_else(err)?;
+            if oh > 23 || om > 59 {
+                return Err(err());
+            }
+            let o = oh * 3600 + om * 60;
+            if rest.starts_with('-') {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return Err(err()),
+    };
+    Ok(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// Whether a dashboard created at `create_time` predates customer-managed
+/// key support (created on or before 2024-11-01, UTC).
+pub fn created_on_or_before_cutoff(create_time: &str) -> Result<bool, TimestampError> {
+    let t = parse_rfc3339(create_time)?;
+    // First second after the cutoff day.
+    let after = days_from_civil(2024, 11, 2) * 86_400;
+    Ok(t < after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses_and_compares_with_offsets() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_rfc3339("1970-01-02T01:00:00+01:00"), Ok(86_400));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00.123Z"), Ok(951_868_800));
+        let cases = [
+            ("2024-11-01T23:59:59Z", true),
+            ("2024-11-02T00:00:00Z", false),
+            ("2024-11-02T00:30:00+01:00", true),
+            ("2024-11-01T20:00:00-05:00", false),
+            ("2023-01-01T00:00:00Z", true),
+            ("2025-06-30T12:00:00.5Z", false),
+        ];
+        for (t, want) in cases {
+            assert_eq!(created_on_or_before_cutoff(t), Ok(want), "{t}");
+        }
+        for bad in [
+            "",
+            "2024-11-01",
+            "2024-13-01T00:00:00Z",
+            "2024-02-30T00:00:00Z",
+            "2024-11-01T00:00:00",
+            "2024-11-01T00:00:00+0100",
+            "2024-11-01T00:00:00.Z",
+            "2024-11-01T00:00:00Zé",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_config_derivations() {
+        let mut c = KeyConfigFacts {
+            id: Fact::Unknown,
+            use_cases: Fact::Known(vec!["STORAGE".into()]),
+            key_arn: Fact::Known(
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                    .into(),
+            ),
+            key_region: Fact::Known(None),
+            reuse_key_for_cluster_volumes: Fact::Known(None),
+        };
+        assert_eq!(c.effective_key_region(), Fact::Known("eu-west-1".into()));
+        assert_eq!(c.covers_cluster_volumes(), Fact::Known(true));
+        c.reuse_key_for_cluster_volumes = Fact::Known(Some(false));
+        assert_eq!(c.covers_cluster_volumes(), Fact::Known(false));
+        c.use_cases = Fact::Unknown;
+        assert_eq!(c.covers_cluster_volumes(), Fact::Unknown);
+        assert_eq!(
+            PricingTier::parse("ENTERPRISE"),
+            Some(PricingTier::Enterprise)
+        );
+        assert_eq!(
+            KeyState::parse("PendingDeletion"),
+            Some(KeyState::PendingDeletion)
+        );
+    }
+}

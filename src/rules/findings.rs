@@ -1,0 +1,423 @@
+//! The rule registry and the outcome of applying a rule.
+//!
+//! Every rule has a stable id (`CMK001`, ...), a default severity, a title, a
+//! remediation and a docs page. Applying a rule to facts gives an
+//! [`Outcome`]: it passed, it failed (a finding that names the offending
+//! values), or it cannot tell yet because a fact it needs is unknown.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::catalog::DataType;
+
+/// How bad a failed rule is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fact a finding is about. Each Terraform object maps it to its own
+/// attribute path (see [`Subject::attribute_hint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    WorkspacePricingTier,
+    WorkspaceRegion,
+    WorkspaceComputeMode,
+    WorkspaceStatus,
+    KeyRegion,
+    KeyArn,
+    KeyConfigUseCases,
+    ReuseKeyForClusterVolumes,
+    KeyState,
+    KeySpec,
+    KeyUsage,
+    KeyPolicy,
+    ManagedServicesBinding,
+    StorageBinding,
+    RunningClassicCompute,
+    Dashboards,
+    /// `--require` / `required_coverage` naming this data type.
+    RequiredCoverage(DataType),
+}
+
+impl Subject {
+    /// A stable snake_case name (for JSON and SARIF).
+    pub fn name(self) -> String {
+        let s = match self {
+            Subject::RequiredCoverage(d) => return format!("required_coverage.{d}"),
+            Subject::WorkspacePricingTier => "workspace_pricing_tier",
+            Subject::WorkspaceRegion => "workspace_region",
+            Subject::WorkspaceComputeMode => "workspace_compute_mode",
+            Subject::WorkspaceStatus => "workspace_status",
+            Subject::KeyRegion => "key_region",
+            Subject::KeyArn => "key_arn",
+            Subject::KeyConfigUseCases => "key_config_use_cases",
+            Subject::ReuseKeyForClusterVolumes => "reuse_key_for_cluster_volumes",
+            Subject::KeyState => "key_state",
+            Subject::KeySpec => "key_spec",
+            Subject::KeyUsage => "key_usage",
+            Subject::KeyPolicy => "key_policy",
+            Subject::ManagedServicesBinding => "managed_services_binding",
+            Subject::StorageBinding => "storage_binding",
+            Subject::RunningClassicCompute => "running_classic_compute",
+            Subject::Dashboards => "dashboards",
+        };
+        s.to_string()
+    }
+
+    /// The attribute that usually holds this fact, in the Databricks
+    /// Account API's spelling (objects may use other names).
+    pub fn attribute_hint(self) -> &'static str {
+        match self {
+            Subject::WorkspacePricingTier => "pricing_tier",
+            Subject::WorkspaceRegion => "aws_region",
+            Subject::WorkspaceComputeMode => "compute_mode",
+            Subject::WorkspaceStatus => "workspace_status",
+            Subject::KeyRegion => "aws_key_info.key_region",
+            Subject::KeyArn => "aws_key_info.key_arn",
+            Subject::KeyConfigUseCases => "use_cases",
+            Subject::ReuseKeyForClusterVolumes => "aws_key_info.reuse_key_for_cluster_volumes",
+            Subject::KeyState => "is_enabled",
+            Subject::KeySpec => "customer_master_key_spec",
+            Subject::KeyUsage => "key_usage",
+            Subject::KeyPolicy => "policy",
+            Subject::ManagedServicesBinding => "managed_services_customer_managed_key_id",
+            Subject::StorageBinding => "storage_customer_managed_key_id",
+            Subject::RunningClassicCompute => "workspace_status",
+            Subject::Dashboards => "managed_services_customer_managed_key_id",
+            Subject::RequiredCoverage(_) => "required_coverage",
+        }
+    }
+}
+
+/// A rule's identity. `code()` gives the stable `CMKxxx` id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleId {
+    EnterpriseTier,
+    KeyRegion,
+    SymmetricKey,
+    KeyUsable,
+    SlotUseCase,
+    ReuseWithoutStorage,
+    EbsKeyOnServerless,
+    StorageKeyOnServerless,
+    StorageKeyReplacement,
+    ClassicComputeRunning,
+    LegacyDashboards,
+    UnprotectableDataType,
+    RequiredCoverage,
+    CompositeKeyId,
+    PolicyDatabricksGrants,
+    PolicyClusterVolumes,
+    UseCasesValid,
+    KeyArnWellFormed,
+    StorageKeyVerify,
+}
+
+impl RuleId {
+    pub fn rule(self) -> &'static Rule {
+        RULES
+            .iter()
+            .find(|r| r.key == self)
+            .expect("every RuleId has a registry entry")
+    }
+
+    pub fn code(self) -> &'static str {
+        self.rule().id
+    }
+
+    pub fn parse(code: &str) -> Option<RuleId> {
+        RULES.iter().find(|r| r.id == code).map(|r| r.key)
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One rule of the registry.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: &'static str,
+    pub key: RuleId,
+    pub severity: Severity,
+    pub title: &'static str,
+    /// What the rule checks.
+    pub checks: &'static str,
+    /// Why: the Databricks documentation the rule follows, in our words.
+    pub why: &'static str,
+    /// A message as the rule would write it.
+    pub example: &'static str,
+    pub remediation: &'static str,
+}
+
+impl Rule {
+    /// `docs/rules/CMKxxx.md`, relative to the repository root.
+    pub fn docs_path(&self) -> String {
+        format!("docs/rules/{}.md", self.id)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn rule(
+    id: &'static str,
+    key: RuleId,
+    severity: Severity,
+    title: &'static str,
+    checks: &'static str,
+    why: &'static str,
+    example: &'static str,
+    remediation: &'static str,
+) -> Rule {
+    Rule {
+        id,
+        key,
+        severity,
+        title,
+        checks,
+        why,
+        example,
+        remediation,
+    }
+}
+
+use Severity::{Error as E, Warning as W};
+
+/// The registry, in id order.
+pub static RULES: [Rule; 19] = [
+    rule("CMK001", RuleId::EnterpriseTier, E,
+        "Workspace is on the Enterprise pricing tier",
+        "A workspace that gets a customer-managed key (either slot) must have `pricing_tier = ENTERPRISE`.",
+        "Databricks' overview of customer-managed keys for encryption states that the feature requires the Enterprise pricing tier; on any other tier the Account API rejects the key binding.",
+        "workspace \"analytics\" has pricing tier PREMIUM; customer-managed keys need ENTERPRISE",
+        "Set the workspace's pricing_tier to ENTERPRISE (an account admin may need to upgrade the subscription first), or remove the key bindings."),
+    rule("CMK002", RuleId::KeyRegion, E,
+        "Key is in the workspace's AWS region",
+        "The KMS key of every bound key configuration is in the same AWS region as the workspace; a configuration's `key_region`, when given, matches the region in its key ARN.",
+        "Databricks' guide to configuring customer-managed keys says the KMS key must be in the same AWS region as the workspace that uses it; a key elsewhere cannot be used and the update fails.",
+        "key arn:aws:kms:us-west-2:123456789012:key/... is in us-west-2 but workspace \"analytics\" is in us-east-1",
+        "Create (or replicate, for multi-Region keys) the key in the workspace's region and point the key configuration at that key."),
+    rule("CMK003", RuleId::SymmetricKey, E,
+        "Key is symmetric and for encryption",
+        "The KMS key has key spec `SYMMETRIC_DEFAULT` and key usage `ENCRYPT_DECRYPT`.",
+        "Databricks' guide requires a symmetric KMS key; asymmetric, HMAC or signing keys cannot wrap Databricks' data keys.",
+        "key arn:aws:kms:...:key/... has key spec RSA_2048 and usage SIGN_VERIFY; Databricks needs SYMMETRIC_DEFAULT and ENCRYPT_DECRYPT",
+        "Create a new key with customer_master_key_spec = SYMMETRIC_DEFAULT and key_usage = ENCRYPT_DECRYPT (both are the AWS defaults); a key's spec cannot be changed."),
+    rule("CMK004", RuleId::KeyUsable, E,
+        "Key is enabled",
+        "The KMS key used by a key configuration is enabled: not Disabled, PendingDeletion, PendingImport, PendingReplicaDeletion or Unavailable, and the plan does not destroy it.",
+        "Databricks' documentation warns that disabling or deleting the key makes the data it protects unreadable once the cached data key expires: destroying the key destroys the data.",
+        "key arn:aws:kms:...:key/... is PendingDeletion; data encrypted with it becomes unreadable",
+        "Enable the key (or cancel its scheduled deletion) before Databricks uses it; never destroy a key that a workspace still uses."),
+    rule("CMK005", RuleId::SlotUseCase, E,
+        "Key configuration's use cases match its slot",
+        "The key configuration bound to a workspace's managed-services slot has the `MANAGED_SERVICES` use case; the one bound to the storage slot has `STORAGE`.",
+        "Databricks' Account API accepts a key configuration for a slot only when the configuration was created for that use case; otherwise the workspace update fails.",
+        "storage slot of workspace \"analytics\" is bound to key configuration 9f3c... whose use_cases are [MANAGED_SERVICES]; it needs STORAGE",
+        "Add the missing use case to the key configuration (which replaces it), or bind a configuration made for that slot."),
+    rule("CMK006", RuleId::ReuseWithoutStorage, E,
+        "reuse_key_for_cluster_volumes only with STORAGE",
+        "`aws_key_info.reuse_key_for_cluster_volumes` is set only on key configurations that have the `STORAGE` use case.",
+        "The Account API reference says the field applies only when the use cases include STORAGE; elsewhere it does nothing, so cluster volumes you meant to protect are not.",
+        "reuse_key_for_cluster_volumes = true but use_cases are [MANAGED_SERVICES]; the field applies only with STORAGE",
+        "Add STORAGE to use_cases, or remove reuse_key_for_cluster_volumes."),
+    rule("CMK007", RuleId::EbsKeyOnServerless, E,
+        "No cluster-volume key on a serverless workspace",
+        "A storage key configuration that also encrypts cluster EBS volumes (`reuse_key_for_cluster_volumes` true or omitted) is not bound to a workspace with `compute_mode = SERVERLESS`.",
+        "Databricks documents that the EBS part of the workspace storage key applies only to classic compute; serverless compute uses short-lived disks that customer-managed keys never cover, so the configuration asks for something that cannot happen.",
+        "key configuration 9f3c... encrypts cluster volumes but workspace \"analytics\" is SERVERLESS: serverless compute disks never use customer-managed keys",
+        "Bind only a managed-services key to serverless workspaces, or set reuse_key_for_cluster_volumes = false if you keep a storage key."),
+    rule("CMK008", RuleId::StorageKeyOnServerless, W,
+        "Storage key on a serverless workspace",
+        "A storage key configuration is bound to a workspace with `compute_mode = SERVERLESS`.",
+        "Databricks documents that serverless workspaces need only the managed-services key, which also covers their default storage; a storage key adds nothing there.",
+        "workspace \"analytics\" is SERVERLESS: only the managed-services key applies, storage key configuration 9f3c... is not needed",
+        "Remove the storage key binding and bind a managed-services key."),
+    rule("CMK009", RuleId::StorageKeyReplacement, E,
+        "Existing storage key is never replaced",
+        "The plan does not change or remove a workspace's existing storage key configuration. Adding one where none exists, and rotating the managed-services key, are allowed.",
+        "Databricks' guide says you cannot replace an existing key configuration for workspace storage; it can be set once on a workspace that has none. The managed-services key, by contrast, can be rotated.",
+        "workspace \"analytics\" already has storage key configuration 1111...; Databricks cannot replace it with 2222...",
+        "Keep the current storage key configuration (rotate the KMS key material inside AWS instead), or create a new workspace."),
+    rule("CMK010", RuleId::ClassicComputeRunning, E,
+        "Classic compute stopped before keys change",
+        "When the keys of a RUNNING workspace change, no classic compute (clusters, pools, classic SQL warehouses) is running.",
+        "Databricks' guide says all classic compute must be stopped before a running workspace's keys are updated, or the request fails.",
+        "workspace \"analytics\" is RUNNING with classic compute: cluster \"etl\", classic_sql_warehouse \"bi\"; stop them before changing keys",
+        "Stop (terminate) the listed clusters, pools and classic SQL warehouses, apply, then start them again."),
+    rule("CMK011", RuleId::LegacyDashboards, W,
+        "AI/BI dashboards created before the cutoff",
+        "No AI/BI dashboard of a workspace that gets a managed-services key was created on or before 2024-11-01. A warning; an error when `ai_bi_dashboards` coverage is required.",
+        "Databricks notes that only AI/BI dashboards created after November 1, 2024 are encrypted with, and compatible with, customer-managed keys.",
+        "2 AI/BI dashboards were created on or before 2024-11-01 and are not encrypted with the key: \"Sales\" (01ef...), \"Ops\" (01f0...)",
+        "Re-create (clone) the listed dashboards, then delete the old ones."),
+    rule("CMK012", RuleId::UnprotectableDataType, E,
+        "Required data type that no key can protect",
+        "A required data type is one that no customer-managed key configuration can protect here: `dbfs_mounts`, `model_serving_image`, `serverless_compute_disks`, and `ebs_volumes` on a serverless workspace.",
+        "Databricks documents that DBFS mounts are outside workspace storage, that the model image and ephemeral serverless storage use Databricks-managed keys only, and that serverless compute disks never use customer-managed keys.",
+        "ebs_volumes is required but workspace \"analytics\" is SERVERLESS: no customer-managed key protects it",
+        "Drop the requirement, or protect the data another way (S3 bucket encryption for mounts, classic compute for EBS)."),
+    rule("CMK013", RuleId::RequiredCoverage, E,
+        "Required data type is protected",
+        "Each required data type is protected by the keys the plan binds (for instance `secrets` needs a managed-services key, `dbfs_root` a storage key, `ebs_volumes` a storage key that also encrypts cluster volumes).",
+        "Databricks' table of which key feature protects which data: managed services for control-plane data, workspace storage for the storage bucket and, optionally, cluster EBS volumes.",
+        "secrets is required but is not protected: it needs a MANAGED_SERVICES key and workspace \"analytics\" has none",
+        "Bind a key configuration with the missing use case, or drop the requirement."),
+    rule("CMK014", RuleId::CompositeKeyId, E,
+        "Bare key configuration id, not the composite id",
+        "Key bindings receive a bare `customer_managed_key_id` (a UUID), not the composite `<account_id>/<customer_managed_key_id>` that the official provider's `databricks_mws_customer_managed_keys.*.id` holds.",
+        "The Account API rejects a composite id with `Invalid customerManagedKeyId: <acct>/<id>`; the official provider learns it only at apply time.",
+        "storage_customer_managed_key_id comes from databricks_mws_customer_managed_keys.storage.id, the composite <account_id>/<id>; use .customer_managed_key_id",
+        "Reference `customer_managed_key_id` instead of `id`."),
+    rule("CMK015", RuleId::PolicyDatabricksGrants, E,
+        "Key policy grants Databricks what the use cases need",
+        "The key policy allows Databricks' principal (with its account tag) the actions each use case needs: Encrypt and Decrypt for MANAGED_SERVICES; Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey and the grant actions for STORAGE. Evaluated as IAM does: wildcards, NotAction, Deny over Allow, conditions.",
+        "Databricks' guide lists the key policy statements each use case needs; without them Databricks cannot use the key and the workspace fails.",
+        "the key policy does not allow arn:aws:iam::414351767826:root kms:GenerateDataKey (needed for STORAGE)",
+        "Use the cmk_kms_key_policy data source (or the statements in Databricks' guide) for the key policy."),
+    rule("CMK016", RuleId::PolicyClusterVolumes, E,
+        "Key policy lets the cross-account role encrypt cluster volumes",
+        "When the key also encrypts cluster EBS volumes, the key policy allows the workspace's cross-account IAM role Decrypt, GenerateDataKey*, CreateGrant and DescribeKey through EC2 (`kms:ViaService = ec2.<region>.amazonaws.com`).",
+        "Databricks' guide adds a statement for the cross-account role when the storage key also encrypts EBS volumes; without it classic clusters cannot attach encrypted volumes and fail to start.",
+        "the key policy does not allow arn:aws:iam::123456789012:role/dbx kms:CreateGrant via ec2.us-east-1.amazonaws.com (needed for cluster volumes)",
+        "Pass cross_account_role_arn to the cmk_kms_key_policy data source, or add the EBS statement from Databricks' guide; or set reuse_key_for_cluster_volumes = false."),
+    rule("CMK017", RuleId::UseCasesValid, E,
+        "use_cases are valid",
+        "A key configuration has at least one use case and every use case is `MANAGED_SERVICES` or `STORAGE`.",
+        "The Account API answers `Missing required parameters: use_cases` for an empty list and rejects unknown values; the official provider does not check them.",
+        "use_cases contains \"STORAGES\"; valid use cases are MANAGED_SERVICES, STORAGE",
+        "Fix the spelling; use MANAGED_SERVICES, STORAGE or both."),
+    rule("CMK018", RuleId::KeyArnWellFormed, E,
+        "Key ARN is a KMS key ARN",
+        "`aws_key_info.key_arn` is a well-formed KMS key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID`), not an alias ARN or another service's ARN.",
+        "Databricks' Account API needs the key ARN; an alias ARN or a malformed one fails at apply time.",
+        "\"arn:aws:kms:us-east-1:123456789012:alias/dbx\" is an alias ARN; Databricks needs the key ARN",
+        "Reference the key's `arn` attribute (aws_kms_key.*.arn), not the alias."),
+    rule("CMK019", RuleId::StorageKeyVerify, W,
+        "Check that a storage key change took",
+        "A storage key is being set on an existing, RUNNING workspace.",
+        "Databricks' guide says a storage-key update can take minutes and, if it fails, the workspace may silently revert; the change must be checked afterwards.",
+        "storage key configuration 2222... is being added to running workspace \"analytics\": check afterwards that storage_customer_managed_key_id took",
+        "After apply, read the workspace back (terraform refresh or the Account API) and check its storage_customer_managed_key_id and workspace_status."),
+];
+
+/// How a rule applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// A fact the rule needs is unknown until apply.
+    CannotTell,
+}
+
+/// The result of applying one rule to one subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub rule: RuleId,
+    pub subject: Subject,
+    pub verdict: Verdict,
+    /// The rule's severity, or an escalation (e.g. CMK011 when required).
+    pub severity: Severity,
+    /// One line naming the values involved.
+    pub message: String,
+}
+
+impl Outcome {
+    pub fn pass(rule: RuleId, subject: Subject, message: impl Into<String>) -> Outcome {
+        Outcome {
+            rule,
+            subject,
+            verdict: Verdict::Pass,
+            severity: rule.rule().severity,
+            message: message.into(),
+        }
+    }
+
+    pub fn fail(rule: RuleId, subject: Subject, message: impl Into<String>) -> Outcome {
+        Outcome {
+            rule,
+            subject,
+            verdict: Verdict::Fail,
+            severity: rule.rule().severity,
+            message: message.into(),
+        }
+    }
+
+    pub fn cannot_tell(rule: RuleId, subject: Subject, message: impl Into<String>) -> Outcome {
+        Outcome {
+            rule,
+            subject,
+            verdict: Verdict::CannotTell,
+            severity: rule.rule().severity,
+            message: message.into(),
+        }
+    }
+
+    pub fn with_severity(mut self, severity: Severity) -> Outcome {
+        self.severity = severity;
+        self
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.verdict == Verdict::Fail
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.verdict == Verdict::Fail && self.severity == Severity::Error
+    }
+
+    pub fn remediation(&self) -> &'static str {
+        self.rule.rule().remediation
+    }
+
+    pub fn docs(&self) -> String {
+        self.rule.rule().docs_path()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_ids_are_sequential_and_unique() {
+        for (i, r) in RULES.iter().enumerate() {
+            assert_eq!(r.id, format!("CMK{:03}", i + 1));
+            assert_eq!(r.key.code(), r.id);
+            assert_eq!(RuleId::parse(r.id), Some(r.key));
+            assert!(!r.title.is_empty() && !r.remediation.is_empty());
+        }
+        assert_eq!(RuleId::parse("CMK999"), None);
+    }
+
+    #[test]
+    fn subjects_have_stable_names() {
+        assert_eq!(Subject::KeyPolicy.name(), "key_policy");
+        assert_eq!(Subject::StorageBinding.name(), "storage_binding");
+        assert_eq!(
+            Subject::RequiredCoverage(DataType::EbsVolumes).name(),
+            "required_coverage.ebs_volumes"
+        );
+    }
+}
