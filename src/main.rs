@@ -12,6 +12,8 @@ Usage:
   terraform-provider-cmk                 (run by Terraform; not by hand)
   terraform-provider-cmk --debug [--address SOURCE]
                                          serve without TLS and print TF_REATTACH_PROVIDERS
+  terraform-provider-cmk review PLAN_JSON [--format text|json|sarif] [--require DATA_TYPE...]
+                                         apply the CMK rules to `terraform show -json PLANFILE` output
   terraform-provider-cmk docs [--out DIR]  write the registry-layout docs (default: docs)
   terraform-provider-cmk --version
   terraform-provider-cmk --help
@@ -64,8 +66,13 @@ fn docs(args: &[String]) -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("docs") {
-        return docs(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("docs") => return docs(&args[1..]),
+        Some("review") => {
+            let code = cmk::review::main(&args[1..]);
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+        _ => {}
     }
     let mut debug = false;
     let mut address = SOURCE_ADDRESS.to_string();

@@ -293,7 +293,7 @@ pub fn decode<M: Model>(what: &str, v: &Value, diags: &mut Diagnostics) -> Optio
 pub fn encode<M: Model>(schema: &Schema, m: &M, diags: &mut Diagnostics) -> Option<Value> {
     match model::to_value(m) {
         Ok(mut v) => {
-            normalize(&schema.value_type(), &mut v);
+            normalize(schema.value_type(), &mut v);
             Some(v)
         }
         Err(e) => {
@@ -489,7 +489,7 @@ impl<R: Resource> DynResource<R::Client> for ResourceAdapter<R> {
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         let j = self.inner.upgrade(version, state, diags)?;
-        match super::value::from_json_value(&j, &self.schema.value_type()) {
+        match super::value::from_json_value(&j, self.schema.value_type()) {
             Ok(v) => Some(v),
             Err(e) => {
                 diags.error(

@@ -328,8 +328,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         let r = r.into_inner();
         let mut diags = Diagnostics::default();
         let ty = self.provider_schema.value_type();
-        if let Some(mut v) =
-            dynamic_in(r.config.as_ref(), &ty, "provider configuration", &mut diags)
+        if let Some(mut v) = dynamic_in(r.config.as_ref(), ty, "provider configuration", &mut diags)
         {
             self.provider_schema.block.apply_defaults(&mut v);
             self.provider_schema
@@ -355,7 +354,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         if let Some(res) = self.resource(&r.type_name, &mut diags) {
             if let Some(v) = dynamic_in(
                 r.config.as_ref(),
-                &res.schema().value_type(),
+                res.schema().value_type(),
                 "configuration",
                 &mut diags,
             ) {
@@ -376,7 +375,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         if let Some(ds) = self.data_source(&r.type_name, &mut diags) {
             if let Some(v) = dynamic_in(
                 r.config.as_ref(),
-                &ds.schema().value_type(),
+                ds.schema().value_type(),
                 "configuration",
                 &mut diags,
             ) {
@@ -410,7 +409,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                 match serde_json::from_slice::<serde_json::Value>(json) {
                     Ok(j) => {
                         if let Some(v) = res.upgrade(r.version, j, &mut diags) {
-                            upgraded = dynamic_out(&v, &res.schema().value_type(), &mut diags);
+                            upgraded = dynamic_out(&v, res.schema().value_type(), &mut diags);
                         }
                     }
                     Err(e) => diags.error("Stored state is not JSON", e.to_string()),
@@ -430,8 +429,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         let r = r.into_inner();
         let mut diags = Diagnostics::default();
         let ty = self.provider_schema.value_type();
-        if let Some(mut v) =
-            dynamic_in(r.config.as_ref(), &ty, "provider configuration", &mut diags)
+        if let Some(mut v) = dynamic_in(r.config.as_ref(), ty, "provider configuration", &mut diags)
         {
             self.provider_schema.block.apply_defaults(&mut v);
             if let Some(c) = decode::<P::Config>("provider configuration", &v, &mut diags) {
@@ -462,7 +460,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         ) {
             let ty = res.schema().value_type();
             if let Some(state) =
-                dynamic_in(r.current_state.as_ref(), &ty, "current state", &mut diags)
+                dynamic_in(r.current_state.as_ref(), ty, "current state", &mut diags)
             {
                 let keep = state.clone();
                 let token = ctx.cancel.clone();
@@ -474,11 +472,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                             None if diags.has_errors() => keep,
                             None => Value::Null,
                         };
-                        new_state = dynamic_out(&out, &ty, &mut diags);
+                        new_state = dynamic_out(&out, ty, &mut diags);
                     }
                     None => {
                         cancelled(&mut diags);
-                        new_state = dynamic_out(&keep, &ty, &mut diags);
+                        new_state = dynamic_out(&keep, ty, &mut diags);
                     }
                 }
             }
@@ -510,19 +508,19 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             };
             let schema = res.schema();
             let ty = schema.value_type();
-            let Some(prior) = dynamic_in(r.prior_state.as_ref(), &ty, "prior state", &mut diags)
+            let Some(prior) = dynamic_in(r.prior_state.as_ref(), ty, "prior state", &mut diags)
             else {
                 break 'plan;
             };
             let Some(proposed) = dynamic_in(
                 r.proposed_new_state.as_ref(),
-                &ty,
+                ty,
                 "proposed state",
                 &mut diags,
             ) else {
                 break 'plan;
             };
-            let Some(config) = dynamic_in(r.config.as_ref(), &ty, "configuration", &mut diags)
+            let Some(config) = dynamic_in(r.config.as_ref(), ty, "configuration", &mut diags)
             else {
                 break 'plan;
             };
@@ -537,7 +535,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                         cancelled(&mut diags);
                     }
                 }
-                planned_state = dynamic_out(&Value::Null, &ty, &mut diags);
+                planned_state = dynamic_out(&Value::Null, ty, &mut diags);
                 break 'plan;
             }
             let mut planned = proposed;
@@ -572,7 +570,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             if let Some((mut v, rr)) = out {
                 null_write_only(schema, &mut v);
                 requires_replace = rr;
-                planned_state = dynamic_out(&v, &ty, &mut diags);
+                planned_state = dynamic_out(&v, ty, &mut diags);
             }
         }
         Ok(Response::new(pb::plan_resource_change::Response {
@@ -604,12 +602,12 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             };
             let schema = res.schema();
             let ty = schema.value_type();
-            let Some(prior) = dynamic_in(r.prior_state.as_ref(), &ty, "prior state", &mut diags)
+            let Some(prior) = dynamic_in(r.prior_state.as_ref(), ty, "prior state", &mut diags)
             else {
                 break 'apply;
             };
             let Some(planned) =
-                dynamic_in(r.planned_state.as_ref(), &ty, "planned state", &mut diags)
+                dynamic_in(r.planned_state.as_ref(), ty, "planned state", &mut diags)
             else {
                 break 'apply;
             };
@@ -647,7 +645,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                         ),
                     );
                 }
-                new_state = dynamic_out(&v, &ty, &mut diags);
+                new_state = dynamic_out(&v, ty, &mut diags);
             }
         }
         Ok(Response::new(pb::apply_resource_change::Response {
@@ -672,7 +670,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             let token = ctx.cancel.clone();
             match cancellable(&token, res.import(&ctx, &r.id, &mut diags)).await {
                 Some(Some(v)) => {
-                    if let Some(state) = dynamic_out(&v, &res.schema().value_type(), &mut diags) {
+                    if let Some(state) = dynamic_out(&v, res.schema().value_type(), &mut diags) {
                         imported.push(pb::import_resource_state::ImportedResource {
                             type_name: r.type_name.clone(),
                             state: Some(state),
@@ -715,7 +713,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                         &j,
                         &mut diags,
                     ) {
-                        target = dynamic_out(&v, &res.schema().value_type(), &mut diags);
+                        target = dynamic_out(&v, res.schema().value_type(), &mut diags);
                     }
                 }
                 Err(e) => diags.error("Source state is not JSON", e.to_string()),
@@ -743,7 +741,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                 break 'read;
             };
             let ty = ds.schema().value_type();
-            let Some(config) = dynamic_in(r.config.as_ref(), &ty, "configuration", &mut diags)
+            let Some(config) = dynamic_in(r.config.as_ref(), ty, "configuration", &mut diags)
             else {
                 break 'read;
             };
@@ -755,7 +753,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                 cancelled(&mut diags);
             }
             if let Some(v) = out {
-                state = dynamic_out(&v, &ty, &mut diags);
+                state = dynamic_out(&v, ty, &mut diags);
             }
         }
         Ok(Response::new(pb::read_data_source::Response {
@@ -893,6 +891,6 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
 
 /// Decodes a model from a wholly known JSON value of its schema (for tests and tools).
 pub fn model_from_json<M: Model>(schema: &Schema, j: &serde_json::Value) -> Result<M, String> {
-    let v = value::from_json_value(j, &schema.value_type()).map_err(|e| e.to_string())?;
+    let v = value::from_json_value(j, schema.value_type()).map_err(|e| e.to_string())?;
     super::model::from_value(&v).map_err(|e| e.to_string())
 }

@@ -469,16 +469,16 @@ async fn resource_lifecycle_over_grpc() {
     let plan = c
         .plan_resource_change(pb::plan_resource_change::Request {
             type_name: "test_thing".into(),
-            prior_state: dv(&Value::Null, &ty),
-            proposed_new_state: dv(&config, &ty),
-            config: dv(&config, &ty),
+            prior_state: dv(&Value::Null, ty),
+            proposed_new_state: dv(&config, ty),
+            config: dv(&config, ty),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
-    let planned = value::from_msgpack(&plan.planned_state.unwrap().msgpack, &ty).unwrap();
+    let planned = value::from_msgpack(&plan.planned_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(planned.get("mode"), Some(&s("a")));
     assert_eq!(planned.get("id"), Some(&Value::Unknown));
     assert_eq!(planned.get("password"), Some(&Value::Null));
@@ -486,16 +486,16 @@ async fn resource_lifecycle_over_grpc() {
     let applied = c
         .apply_resource_change(pb::apply_resource_change::Request {
             type_name: "test_thing".into(),
-            prior_state: dv(&Value::Null, &ty),
-            planned_state: dv(&planned, &ty),
-            config: dv(&config, &ty),
+            prior_state: dv(&Value::Null, ty),
+            planned_state: dv(&planned, ty),
+            config: dv(&config, ty),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert!(applied.diagnostics.is_empty(), "{:?}", applied.diagnostics);
-    let state = value::from_msgpack(&applied.new_state.unwrap().msgpack, &ty).unwrap();
+    let state = value::from_msgpack(&applied.new_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(state.get("id"), Some(&s("id-a")));
 
     // rename: requires replace on name; plan diagnostics land on the attribute
@@ -508,9 +508,9 @@ async fn resource_lifecycle_over_grpc() {
     let plan = c
         .plan_resource_change(pb::plan_resource_change::Request {
             type_name: "test_thing".into(),
-            prior_state: dv(&state, &ty),
-            proposed_new_state: dv(&proposed, &ty),
-            config: dv(&renamed, &ty),
+            prior_state: dv(&state, ty),
+            proposed_new_state: dv(&proposed, ty),
+            config: dv(&renamed, ty),
             ..Default::default()
         })
         .await
@@ -527,9 +527,9 @@ async fn resource_lifecycle_over_grpc() {
     let plan = c
         .plan_resource_change(pb::plan_resource_change::Request {
             type_name: "test_thing".into(),
-            prior_state: dv(&state, &ty),
-            proposed_new_state: dv(&proposed, &ty),
-            config: dv(&renamed, &ty),
+            prior_state: dv(&state, ty),
+            proposed_new_state: dv(&proposed, ty),
+            config: dv(&renamed, ty),
             ..Default::default()
         })
         .await
@@ -547,14 +547,14 @@ async fn resource_lifecycle_over_grpc() {
     let r = c
         .read_resource(pb::read_resource::Request {
             type_name: "test_thing".into(),
-            current_state: dv(&gone, &ty),
+            current_state: dv(&gone, ty),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
-        value::from_msgpack(&r.new_state.unwrap().msgpack, &ty).unwrap(),
+        value::from_msgpack(&r.new_state.unwrap().msgpack, ty).unwrap(),
         Value::Null
     );
 
@@ -568,11 +568,8 @@ async fn resource_lifecycle_over_grpc() {
         .await
         .unwrap()
         .into_inner();
-    let imported = value::from_msgpack(
-        &r.imported_resources[0].state.as_ref().unwrap().msgpack,
-        &ty,
-    )
-    .unwrap();
+    let imported =
+        value::from_msgpack(&r.imported_resources[0].state.as_ref().unwrap().msgpack, ty).unwrap();
     assert_eq!(imported.get("name"), Some(&s("z")));
 
     // upgrade from schema version 0 (raw JSON in the old schema)
@@ -589,7 +586,7 @@ async fn resource_lifecycle_over_grpc() {
         .unwrap()
         .into_inner();
     assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
-    let up = value::from_msgpack(&r.upgraded_state.unwrap().msgpack, &ty).unwrap();
+    let up = value::from_msgpack(&r.upgraded_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(up.get("name"), Some(&s("old")));
 
     // move from another type: refused by default, with a diagnostic
@@ -614,16 +611,16 @@ async fn resource_lifecycle_over_grpc() {
     let r = c
         .apply_resource_change(pb::apply_resource_change::Request {
             type_name: "test_thing".into(),
-            prior_state: dv(&state, &ty),
-            planned_state: dv(&Value::Null, &ty),
-            config: dv(&Value::Null, &ty),
+            prior_state: dv(&state, ty),
+            planned_state: dv(&Value::Null, ty),
+            config: dv(&Value::Null, ty),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
-        value::from_msgpack(&r.new_state.unwrap().msgpack, &ty).unwrap(),
+        value::from_msgpack(&r.new_state.unwrap().msgpack, ty).unwrap(),
         Value::Null
     );
 
