@@ -6,4 +6,5 @@ pub mod data_sources;
 pub mod functions;
 pub mod provider;
 pub mod rules;
+pub mod sandbox;
 pub mod tfplugin;
