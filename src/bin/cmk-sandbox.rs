@@ -9,7 +9,10 @@ use clap::Parser;
 use cmk::sandbox::{self, Faults, SandboxConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "cmk-sandbox", about = "Local emulator of the Databricks Account API (customer-managed keys, workspaces)")]
+#[command(
+    name = "cmk-sandbox",
+    about = "Local emulator of the Databricks Account API (customer-managed keys, workspaces)"
+)]
 struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]

@@ -39,6 +39,16 @@ pub(crate) struct Shared {
     pub state_path: Option<PathBuf>,
     pub provisioning_delay: Duration,
     pub token_lifetime: Duration,
+    pub stats: Mutex<Stats>,
+}
+
+/// Counters for tests (`GET /_sandbox/stats`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct Stats {
+    /// API calls that reached the fault layer (account, OAuth, dashboards).
+    pub api_requests: u64,
+    pub tokens_issued: u64,
+    pub creates_committed: u64,
 }
 
 type S = State<Arc<Shared>>;
@@ -164,10 +174,7 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
             "/api/2.0/accounts/{account_id}/workspaces/{workspace_id}",
             get(get_ws).patch(patch_ws),
         )
-        .route(
-            "/oidc/accounts/{account_id}/v1/token",
-            post(account_token),
-        )
+        .route("/oidc/accounts/{account_id}/v1/token", post(account_token))
         .route(
             "/_ws/{deployment}/api/2.0/lakeview/dashboards",
             get(list_dashboards),
@@ -183,6 +190,7 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
     let admin = Router::new()
         .route("/_sandbox/faults", get(get_faults).put(put_faults))
         .route("/_sandbox/state", get(dump_state))
+        .route("/_sandbox/stats", get(get_stats))
         .route(
             "/_sandbox/customer-managed-keys/{id}",
             axum::routing::delete(admin_delete_key),
@@ -212,6 +220,7 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
 // ---- faults ----
 
 async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
+    lock(&s.stats).api_requests += 1;
     let f = lock(&s.faults).clone();
     if let Some(limit) = f.rps_limit {
         let mut w = lock(&s.window);
@@ -297,24 +306,36 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Response {
 }
 
 /// Client credentials from Basic auth or the form.
-fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<(String, String)> {
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Option<(String, String)> {
     if let Some(b) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
     {
-        let raw = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()?;
         let s = String::from_utf8(raw).ok()?;
         let (id, secret) = s.split_once(':')?;
         return Some((id.to_string(), secret.to_string()));
     }
-    Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone()))
+    Some((
+        form.get("client_id")?.clone(),
+        form.get("client_secret")?.clone(),
+    ))
 }
 
 fn issue_token(s: &Shared, headers: &HeaderMap, body: &Bytes, account_id: &str) -> Response {
     let form: HashMap<String, String> = serde_urlencoded_parse(body);
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return oauth_error(400, "unsupported_grant_type", "only client_credentials is supported");
+        return oauth_error(
+            400,
+            "unsupported_grant_type",
+            "only client_credentials is supported",
+        );
     }
     let Some((id, secret)) = client_credentials(headers, &form) else {
         return oauth_error(401, "invalid_client", "Client authentication failed");
@@ -329,6 +350,7 @@ fn issue_token(s: &Shared, headers: &HeaderMap, body: &Bytes, account_id: &str) 
         return oauth_error(401, "invalid_client", "Client authentication failed");
     }
     let token = format!("sbx-oauth-{}", new_uuid());
+    lock(&s.stats).tokens_issued += 1;
     lock(&s.tokens).insert(
         token.clone(),
         IssuedToken {
@@ -356,8 +378,11 @@ fn url_decode_pairs(s: &str) -> HashMap<String, String> {
         let mut out = Vec::with_capacity(b.len());
         let mut i = 0;
         while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
-                if let Ok(v) = u8::from_str_radix(&x[i + 1..i + 3], 16) {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     out.push(v);
                     i += 3;
                     continue;
@@ -418,7 +443,11 @@ async fn list_keys(State(s): S, Path(account_id): Path<String>, headers: HeaderM
         .accounts
         .iter()
         .filter(|a| a.account_id == account_id)
-        .flat_map(|a| a.customer_managed_keys.iter().map(|k| key_view(&a.account_id, k)))
+        .flat_map(|a| {
+            a.customer_managed_keys
+                .iter()
+                .map(|k| key_view(&a.account_id, k))
+        })
         .collect();
     Json(keys).into_response()
 }
@@ -446,7 +475,11 @@ async fn get_key(
         .accounts
         .iter()
         .filter(|a| a.account_id == account_id)
-        .flat_map(|a| a.customer_managed_keys.iter().map(|k| key_view(&a.account_id, k)))
+        .flat_map(|a| {
+            a.customer_managed_keys
+                .iter()
+                .map(|k| key_view(&a.account_id, k))
+        })
         .find(|k| k.customer_managed_key_id == id)
         .map(|k| Json(k).into_response())
         .unwrap_or_else(|| not_found_key(&id))
@@ -483,7 +516,10 @@ async fn delete_key(
         return not_found_key(&id);
     };
     if let Some(w) = acct.workspaces.iter().find(|w| {
-        w.workspace.managed_services_customer_managed_key_id.as_deref() == Some(&id)
+        w.workspace
+            .managed_services_customer_managed_key_id
+            .as_deref()
+            == Some(&id)
             || w.workspace.storage_customer_managed_key_id.as_deref() == Some(&id)
     }) {
         return bad(format!(
@@ -507,14 +543,26 @@ async fn create_key(
         return r;
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return err(400, "MALFORMED_REQUEST", "Could not parse request body as JSON");
+        return err(
+            400,
+            "MALFORMED_REQUEST",
+            "Could not parse request body as JSON",
+        );
     };
     let use_cases = match v.get("use_cases") {
         None | Some(Value::Null) => {
-            return err(400, "MALFORMED_REQUEST", "Missing required parameters: use_cases")
+            return err(
+                400,
+                "MALFORMED_REQUEST",
+                "Missing required parameters: use_cases",
+            )
         }
         Some(Value::Array(a)) if a.is_empty() => {
-            return err(400, "MALFORMED_REQUEST", "Missing required parameters: use_cases")
+            return err(
+                400,
+                "MALFORMED_REQUEST",
+                "Missing required parameters: use_cases",
+            )
         }
         Some(Value::Array(a)) => a,
         Some(_) => return err(400, "MALFORMED_REQUEST", "use_cases must be a list"),
@@ -533,7 +581,11 @@ async fn create_key(
         }
     }
     let Some(info) = v.get("aws_key_info").filter(|i| !i.is_null()) else {
-        return err(400, "MALFORMED_REQUEST", "Missing required parameters: aws_key_info");
+        return err(
+            400,
+            "MALFORMED_REQUEST",
+            "Missing required parameters: aws_key_info",
+        );
     };
     let mut info: AwsKeyInfo = match serde_json::from_value(info.clone()) {
         Ok(i) => i,
@@ -572,6 +624,7 @@ async fn create_key(
         };
         acct.customer_managed_keys.push(key);
         s.save(&world);
+        lock(&s.stats).creates_committed += 1;
         let mut f = lock(&s.faults);
         if f.drop_after_commit > 0 {
             f.drop_after_commit -= 1;
@@ -660,12 +713,20 @@ async fn patch_ws(
         Err(r) => return r,
     };
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return err(400, "MALFORMED_REQUEST", "Could not parse request body as a JSON object");
+        return err(
+            400,
+            "MALFORMED_REQUEST",
+            "Could not parse request body as a JSON object",
+        );
     };
     let slots = [Slot::ManagedServices, Slot::Storage];
     let mask: Vec<String> = match q.get("update_mask") {
         Some(m) if m.trim() == "*" => slots.iter().map(|s| s.field().to_string()).collect(),
-        Some(m) => m.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect(),
+        Some(m) => m
+            .split(',')
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .collect(),
         None => body
             .keys()
             .filter(|k| slots.iter().any(|s| s.field() == k.as_str()))
@@ -682,7 +743,11 @@ async fn patch_ws(
         return ws_not_found(id);
     };
     let keys: Vec<SeedKey> = acct.customer_managed_keys.clone();
-    let Some(w) = acct.workspaces.iter_mut().find(|w| w.workspace.workspace_id == id) else {
+    let Some(w) = acct
+        .workspaces
+        .iter_mut()
+        .find(|w| w.workspace.workspace_id == id)
+    else {
         return ws_not_found(id);
     };
     let mut changes: Vec<(Slot, String)> = Vec::new();
@@ -690,7 +755,11 @@ async fn patch_ws(
         if !mask.iter().any(|f| f == slot.field()) {
             continue;
         }
-        let Some(new) = body.get(slot.field()).and_then(Value::as_str).filter(|v| !v.is_empty()) else {
+        let Some(new) = body
+            .get(slot.field())
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+        else {
             return bad(format!(
                 "{} cannot be removed from a workspace; give a key configuration id",
                 slot.field()
@@ -730,7 +799,9 @@ async fn patch_ws(
         changes.push((slot, new.to_string()));
     }
     let rename = if mask.iter().any(|f| f == "workspace_name") {
-        body.get("workspace_name").and_then(Value::as_str).map(str::to_string)
+        body.get("workspace_name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     } else {
         None
     };
@@ -738,7 +809,10 @@ async fn patch_ws(
         if w.workspace.workspace_status != Some(WorkspaceStatus::Running) {
             return bad(format!(
                 "Workspace {id} is {}; keys can only be updated on a RUNNING workspace",
-                w.workspace.workspace_status.map(|s| s.as_str()).unwrap_or("in an unknown state")
+                w.workspace
+                    .workspace_status
+                    .map(|s| s.as_str())
+                    .unwrap_or("in an unknown state")
             ));
         }
         if w.classic_compute_running {
@@ -771,9 +845,11 @@ async fn patch_ws(
         tokio::spawn(async move {
             tokio::time::sleep(s2.provisioning_delay).await;
             let mut world = lock(&s2.world);
-            if let Some(w) = account_mut(&mut world, &aid)
-                .and_then(|a| a.workspaces.iter_mut().find(|w| w.workspace.workspace_id == id))
-            {
+            if let Some(w) = account_mut(&mut world, &aid).and_then(|a| {
+                a.workspaces
+                    .iter_mut()
+                    .find(|w| w.workspace.workspace_id == id)
+            }) {
                 if w.workspace.workspace_status == Some(WorkspaceStatus::Provisioning) {
                     w.workspace.workspace_status = Some(WorkspaceStatus::Running);
                     w.workspace.workspace_status_message = Some("Workspace is running.".into());
@@ -813,17 +889,28 @@ async fn list_dashboards(
             .find(|w| w.workspace.deployment_name.as_deref() == Some(&deployment))
             .map(|w| (a, w))
     }) else {
-        return err(404, "ENDPOINT_NOT_FOUND", format!("No workspace {deployment}"));
+        return err(
+            404,
+            "ENDPOINT_NOT_FOUND",
+            format!("No workspace {deployment}"),
+        );
     };
     if acct.account_id != owner {
-        return err(403, "PERMISSION_DENIED", "This credential is not allowed in this workspace");
+        return err(
+            403,
+            "PERMISSION_DENIED",
+            "This credential is not allowed in this workspace",
+        );
     }
     let size: usize = q
         .get("page_size")
         .and_then(|p| p.parse().ok())
         .filter(|p| *p > 0)
         .unwrap_or(100);
-    let start: usize = q.get("page_token").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let start: usize = q
+        .get("page_token")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let all: Vec<_> = w.dashboards.iter().map(dashboard_view).collect();
     let page: Vec<_> = all.iter().skip(start).take(size).cloned().collect();
     let mut answer = json!({ "dashboards": page });
@@ -863,6 +950,13 @@ async fn put_faults(State(s): S, headers: HeaderMap, Json(patch): Json<Value>) -
         }
         Err(e) => bad(format!("invalid faults: {e}")),
     }
+}
+
+async fn get_stats(State(s): S, headers: HeaderMap) -> Response {
+    if let Err(r) = s.admin(&headers) {
+        return r;
+    }
+    Json(lock(&s.stats).clone()).into_response()
 }
 
 async fn dump_state(State(s): S, headers: HeaderMap) -> Response {
@@ -946,7 +1040,8 @@ async fn admin_add_dashboard(
     }
     with_ws(&s, &id, |w| {
         let mut d = d;
-        d.dashboard_id.get_or_insert_with(|| new_uuid().replace('-', ""));
+        d.dashboard_id
+            .get_or_insert_with(|| new_uuid().replace('-', ""));
         d.create_time.get_or_insert_with(now_rfc3339);
         let view = dashboard_view(&d);
         w.dashboards.push(d);

@@ -178,7 +178,10 @@ impl AccountClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.http_timeout)
             .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!("terraform-provider-cmk/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "terraform-provider-cmk/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
@@ -330,7 +333,9 @@ impl AccountClient {
             &format!("/customer-managed-keys/{customer_managed_key_id}"),
             format!("key configuration {customer_managed_key_id}"),
         );
-        self.run::<serde_json::Value>(call, cancel).await.map(|_| ())
+        self.run::<serde_json::Value>(call, cancel)
+            .await
+            .map(|_| ())
     }
 
     // ---- workspaces ----
@@ -378,7 +383,9 @@ impl AccountClient {
         call.idempotent = true;
         call.query.push(("update_mask", mask.join(",")));
         call.body = Some(serde_json::to_value(update).unwrap_or_default());
-        self.run::<serde_json::Value>(call, cancel).await.map(|_| ())
+        self.run::<serde_json::Value>(call, cancel)
+            .await
+            .map(|_| ())
     }
 
     /// Updates a workspace's key bindings, waits until it is RUNNING again,
@@ -525,7 +532,11 @@ impl AccountClient {
             attempts += 1;
             let failure = match self.attempt(&call, cancel).await {
                 Ok(body) => {
-                    let body = if body.is_empty() { &b"{}"[..] } else { &body[..] };
+                    let body = if body.is_empty() {
+                        &b"{}"[..]
+                    } else {
+                        &body[..]
+                    };
                     return serde_json::from_slice(body).map_err(|e| {
                         ExecError::Final(DatabricksError::Decode {
                             url: call.url.clone(),
@@ -542,7 +553,9 @@ impl AccountClient {
                     // A cached OAuth token may have been revoked: get a new one once.
                     reauthenticated = true;
                     self.inner.auth.invalidate().await;
-                    tracing::debug!("401 with an OAuth token; fetching a new token and trying again");
+                    tracing::debug!(
+                        "401 with an OAuth token; fetching a new token and trying again"
+                    );
                 }
                 Failure::Fatal(e) => return Err(ExecError::Final(e)),
                 Failure::Retry {
@@ -562,8 +575,7 @@ impl AccountClient {
                         }));
                     }
                     tracing::debug!(method = %call.method, url = %call.url, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
-                    sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what))
-                        .await?;
+                    sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what)).await?;
                 }
             }
         }
@@ -575,7 +587,11 @@ impl AccountClient {
         cancel: &CancellationToken,
     ) -> Result<bytes::Bytes, Failure> {
         let inner = &self.inner;
-        inner.limiter.acquire(cancel).await.map_err(Failure::Fatal)?;
+        inner
+            .limiter
+            .acquire(cancel)
+            .await
+            .map_err(Failure::Fatal)?;
         let token = match inner.auth.bearer(&inner.http, &call.token_url).await {
             Ok(t) => t,
             Err(f) if f.retryable => {
@@ -719,5 +735,6 @@ fn same_configuration(
     b.dedup();
     k.creation_time >= since_ms
         && a == b
-        && k.aws_key_info.as_ref().map(|i| i.key_arn.as_str()) == Some(req.aws_key_info.key_arn.as_str())
+        && k.aws_key_info.as_ref().map(|i| i.key_arn.as_str())
+            == Some(req.aws_key_info.key_arn.as_str())
 }

@@ -12,8 +12,8 @@ mod settings;
 pub use client::AccountClient;
 pub use error::DatabricksError;
 pub use models::{
-    AwsKeyInfo, ComputeMode, CreateCustomerManagedKey, CustomerManagedKey, Dashboard,
-    GcpKeyInfo, PricingTier, StorageMode, Workspace, WorkspaceKeyUpdate, WorkspaceStatus,
+    AwsKeyInfo, ComputeMode, CreateCustomerManagedKey, CustomerManagedKey, Dashboard, GcpKeyInfo,
+    PricingTier, StorageMode, Workspace, WorkspaceKeyUpdate, WorkspaceStatus,
 };
 pub use settings::{
     AuthKind, DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig, Secret,

@@ -338,7 +338,9 @@ impl DatabricksSettings {
         };
 
         let cred_layer = layers.iter().find(|l| {
-            l.get("token").is_some() || l.get("client_id").is_some() || l.get("client_secret").is_some()
+            l.get("token").is_some()
+                || l.get("client_id").is_some()
+                || l.get("client_secret").is_some()
         });
         let Some(layer) = cred_layer else {
             return Err(DatabricksError::Config(
