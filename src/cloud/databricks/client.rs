@@ -87,11 +87,17 @@ async fn sleep_or_cancel(
     }
 }
 
-/// `Retry-After` in seconds (a whole or decimal number).
+/// `Retry-After`: seconds (whole or decimal) or an HTTP date.
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let secs: f64 = v.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// A short printable form of an answer body that is not the JSON expected.
@@ -737,4 +743,83 @@ fn same_configuration(
         && a == b
         && k.aws_key_info.as_ref().map(|i| i.key_arn.as_str())
             == Some(req.aws_key_info.key_arn.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::databricks::{AwsKeyInfo, DatabricksSettings, Secret, StaticEnvironment};
+    use crate::rules::catalog::KeyFeature;
+
+    fn key(arn: &str, cases: &[KeyFeature], t: i64) -> CustomerManagedKey {
+        CustomerManagedKey {
+            customer_managed_key_id: "k".into(),
+            account_id: "a".into(),
+            creation_time: t,
+            use_cases: cases.to_vec(),
+            aws_key_info: Some(AwsKeyInfo {
+                key_arn: arn.into(),
+                ..Default::default()
+            }),
+            gcp_key_info: None,
+        }
+    }
+
+    #[test]
+    fn lost_create_matches_same_arn_and_use_cases_created_since() {
+        let req = CreateCustomerManagedKey {
+            use_cases: vec![KeyFeature::Storage, KeyFeature::ManagedServices],
+            aws_key_info: AwsKeyInfo {
+                key_arn: "arn:1".into(),
+                ..Default::default()
+            },
+        };
+        let both = [KeyFeature::ManagedServices, KeyFeature::Storage];
+        assert!(same_configuration(&key("arn:1", &both, 100), &req, 100));
+        assert!(!same_configuration(&key("arn:1", &both, 99), &req, 100));
+        assert!(!same_configuration(&key("arn:2", &both, 100), &req, 100));
+        assert!(!same_configuration(
+            &key("arn:1", &[KeyFeature::Storage], 100),
+            &req,
+            100
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let s = DatabricksSettings {
+            account_id: Some("a".into()),
+            token: Some(Secret::new("t")),
+            retry_base_delay: Some(Duration::from_millis(100)),
+            jitter_seed: Some(1),
+            ..Default::default()
+        };
+        let c = AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap();
+        for attempt in 1..=12u32 {
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_BACKOFF);
+            let d = c.backoff(attempt);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(format!("{c:?}").contains("the token from the argument `token`"));
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(reqwest::header::RETRY_AFTER, "0.5".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(27) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+    }
 }
