@@ -751,6 +751,24 @@ async fn lost_create_answer_never_makes_two_configurations() {
 }
 
 #[tokio::test]
+async fn create_after_a_503_looks_before_sending_again() {
+    let h = start_with(|c| c.faults.fail_next = 1).await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let arn = "arn:aws:kms:us-east-1:123456789012:key/4234abcd-12ab-34cd-56ef-1234567890ab";
+    let k = c
+        .create_customer_managed_key(&req(&[KeyFeature::ManagedServices], arn), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(k.aws_key_info.unwrap().key_arn, arn);
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    // POST (503, not committed), LIST (nothing), POST again.
+    assert_eq!(stats["api_requests"], 3, "{stats}");
+    assert_eq!(stats["creates_committed"], 1, "{stats}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn client_side_rate_limit_and_server_limit() {
     let h = start().await;
     let c = client_from(DatabricksSettings {

@@ -86,6 +86,7 @@ async fn main() {
             latency_ms: args.latency_ms,
             error_rate: args.error_rate,
             error_status: args.error_status,
+            fail_next: 0,
             throttle_rate: args.throttle_rate,
             retry_after_seconds: args.retry_after_seconds,
             rps_limit: args.rps_limit,

@@ -221,7 +221,14 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
 
 async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
     lock(&s.stats).api_requests += 1;
-    let f = lock(&s.faults).clone();
+    let (f, fail_now) = {
+        let mut g = lock(&s.faults);
+        let fail_now = g.fail_next > 0;
+        if fail_now {
+            g.fail_next -= 1;
+        }
+        (g.clone(), fail_now)
+    };
     if let Some(limit) = f.rps_limit {
         let mut w = lock(&s.window);
         let now = Instant::now();
@@ -258,7 +265,7 @@ async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
         }
         return r;
     }
-    if fail {
+    if fail || fail_now {
         return err(
             f.error_status,
             "TEMPORARILY_UNAVAILABLE",

@@ -134,6 +134,8 @@ pub struct Faults {
     pub error_rate: f64,
     /// The 5xx status of injected errors (503 by default).
     pub error_status: u16,
+    /// The next N API calls are answered with `error_status` (deterministic).
+    pub fail_next: u32,
     /// Share (0..1) of API calls answered 429 with `Retry-After`.
     pub throttle_rate: f64,
     /// `Retry-After` of injected 429s, seconds (may be fractional).
@@ -154,6 +156,7 @@ impl Default for Faults {
             latency_ms: 0,
             error_rate: 0.0,
             error_status: 503,
+            fail_next: 0,
             throttle_rate: 0.0,
             retry_after_seconds: 1.0,
             rps_limit: None,
