@@ -1,10 +1,12 @@
 //! terraform-provider-cmk: customer-managed keys for Databricks on AWS, with
 //! Databricks' rules checked at plan time.
 
+pub mod cloud;
 pub mod data_sources;
 pub mod docs;
 pub mod functions;
 pub mod provider;
 pub mod review;
 pub mod rules;
+pub mod sandbox;
 pub mod tfplugin;

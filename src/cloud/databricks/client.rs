@@ -1,0 +1,825 @@
+//! The Account API client: calls, retries, rate limit, cancellation.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::Authenticator;
+use super::error::DatabricksError;
+use super::models::{
+    CreateCustomerManagedKey, CustomerManagedKey, Dashboard, DashboardPage, Workspace,
+    WorkspaceKeyUpdate, WorkspaceStatus,
+};
+use super::settings::{DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig};
+
+/// Longest backoff between two attempts (a `Retry-After` may ask for more).
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Clock skew allowed when matching a configuration created by a lost answer.
+const CREATE_MATCH_SKEW_MS: i64 = 30_000;
+
+/// A Databricks Account API client. Cheap to clone; share one per provider.
+#[derive(Clone)]
+pub struct AccountClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ResolvedConfig,
+    http: reqwest::Client,
+    auth: Authenticator,
+    limiter: RateLimiter,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl std::fmt::Debug for AccountClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountClient")
+            .field("host", &self.inner.cfg.host)
+            .field("account_id", &self.inner.cfg.account_id)
+            .field("credential", &self.inner.auth.describe())
+            .finish()
+    }
+}
+
+struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    fn new(per_second: f64) -> Self {
+        RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn acquire(&self, cancel: &CancellationToken) -> Result<(), DatabricksError> {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        let wait = slot.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            tracing::trace!(wait_ms = wait.as_millis() as u64, "client-side rate limit");
+            sleep_or_cancel(wait, cancel, "waiting for the client-side rate limit").await?;
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_or_cancel(
+    d: Duration,
+    cancel: &CancellationToken,
+    during: &str,
+) -> Result<(), DatabricksError> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(DatabricksError::Cancelled { during: during.to_string() }),
+        _ = tokio::time::sleep(d) => Ok(()),
+    }
+}
+
+/// `Retry-After`: seconds (whole or decimal) or an HTTP date.
+pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// A short printable form of an answer body that is not the JSON expected.
+pub(crate) fn error_text(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    if s.is_empty() {
+        return "(empty answer)".to_string();
+    }
+    s.chars().take(300).collect()
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One attempt's failure, classified.
+enum Failure {
+    /// Worth another attempt after a delay. `ambiguous`: the request may
+    /// have been received and acted on.
+    Retry {
+        error: DatabricksError,
+        retry_after: Option<Duration>,
+        ambiguous: bool,
+    },
+    Fatal(DatabricksError),
+}
+
+/// How `execute` ended when it did not succeed.
+enum ExecError {
+    Final(DatabricksError),
+    /// Only for non-idempotent calls: the request may have taken effect.
+    Ambiguous(DatabricksError),
+}
+
+impl From<DatabricksError> for ExecError {
+    fn from(e: DatabricksError) -> Self {
+        ExecError::Final(e)
+    }
+}
+
+struct Call<'a> {
+    method: Method,
+    url: String,
+    query: Vec<(&'a str, String)>,
+    body: Option<serde_json::Value>,
+    /// What is addressed, for "does not exist" messages.
+    what: String,
+    idempotent: bool,
+    token_url: String,
+}
+
+impl AccountClient {
+    /// A client configured from `settings`, the process environment and
+    /// `~/.databrickscfg`.
+    pub fn new(settings: &DatabricksSettings) -> Result<Self, DatabricksError> {
+        Self::with_environment(settings, &ProcessEnvironment)
+    }
+
+    /// Same, with an injected environment (tests).
+    pub fn with_environment(
+        settings: &DatabricksSettings,
+        env: &dyn Environment,
+    ) -> Result<Self, DatabricksError> {
+        Self::from_config(settings.resolve(env)?)
+    }
+
+    /// A client from an already resolved configuration.
+    pub fn from_config(cfg: ResolvedConfig) -> Result<Self, DatabricksError> {
+        // reqwest is built without a crypto provider of its own: it uses the
+        // process default, which this installs (aws-lc-rs) if nobody did.
+        crate::tfplugin::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(cfg.http_timeout)
+            .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
+            .user_agent(concat!(
+                "terraform-provider-cmk/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let rng = match cfg.jitter_seed {
+            Some(s) => fastrand::Rng::with_seed(s),
+            None => fastrand::Rng::new(),
+        };
+        Ok(AccountClient {
+            inner: Arc::new(Inner {
+                auth: Authenticator::new(cfg.auth.clone()),
+                limiter: RateLimiter::new(cfg.rate_limit),
+                rng: Mutex::new(rng),
+                http,
+                cfg,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ResolvedConfig {
+        &self.inner.cfg
+    }
+
+    fn account_url(&self, path: &str) -> String {
+        format!(
+            "{}/api/2.0/accounts/{}{}",
+            self.inner.cfg.host, self.inner.cfg.account_id, path
+        )
+    }
+
+    fn account_token_url(&self) -> String {
+        format!(
+            "{}/oidc/accounts/{}/v1/token",
+            self.inner.cfg.host, self.inner.cfg.account_id
+        )
+    }
+
+    /// The API host of a workspace, from the workspace host template.
+    pub fn workspace_host(&self, deployment_name: &str) -> String {
+        self.inner
+            .cfg
+            .workspace_host_template
+            .replace("{deployment_name}", deployment_name)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    fn call(&self, method: Method, path: &str, what: String) -> Call<'static> {
+        Call {
+            idempotent: method != Method::POST,
+            method,
+            url: self.account_url(path),
+            query: Vec::new(),
+            body: None,
+            what,
+            token_url: self.account_token_url(),
+        }
+    }
+
+    // ---- key configurations ----
+
+    /// `POST /customer-managed-keys`. Never makes two configurations: after
+    /// an ambiguous failure it lists and adopts a matching configuration
+    /// created since the first attempt, and only sends again if none exists.
+    pub async fn create_customer_managed_key(
+        &self,
+        request: &CreateCustomerManagedKey,
+        cancel: &CancellationToken,
+    ) -> Result<CustomerManagedKey, DatabricksError> {
+        let started = Instant::now();
+        let started_ms = now_ms() - CREATE_MATCH_SKEW_MS;
+        let deadline = started + self.inner.cfg.retry_timeout;
+        let body = serde_json::to_value(request).map_err(|e| DatabricksError::Decode {
+            url: String::new(),
+            message: e.to_string(),
+        })?;
+        let mut rounds = 0u32;
+        loop {
+            rounds += 1;
+            let mut call = self.call(
+                Method::POST,
+                "/customer-managed-keys",
+                "key configuration".into(),
+            );
+            call.body = Some(body.clone());
+            match self.execute::<CustomerManagedKey>(call, cancel).await {
+                Ok(k) => {
+                    tracing::info!(customer_managed_key_id = %k.customer_managed_key_id, "created key configuration");
+                    return Ok(k);
+                }
+                Err(ExecError::Final(e)) => return Err(e),
+                Err(ExecError::Ambiguous(e)) => {
+                    tracing::warn!(error = %e, "create may have taken effect; looking for the configuration before sending again");
+                    let all = self.list_customer_managed_keys(cancel).await?;
+                    if let Some(found) = all
+                        .into_iter()
+                        .find(|k| same_configuration(k, request, started_ms))
+                    {
+                        tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the lost create had taken effect; adopting its configuration");
+                        return Ok(found);
+                    }
+                    let delay = self.backoff(rounds);
+                    if Instant::now() + delay > deadline {
+                        return Err(DatabricksError::RetriesExhausted {
+                            attempts: rounds,
+                            elapsed_secs: started.elapsed().as_secs_f64(),
+                            last: Box::new(e),
+                        });
+                    }
+                    sleep_or_cancel(delay, cancel, "backing off before creating again").await?;
+                }
+            }
+        }
+    }
+
+    /// `GET /customer-managed-keys/{id}`.
+    pub async fn get_customer_managed_key(
+        &self,
+        customer_managed_key_id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<CustomerManagedKey, DatabricksError> {
+        let call = self.call(
+            Method::GET,
+            &format!("/customer-managed-keys/{customer_managed_key_id}"),
+            format!("key configuration {customer_managed_key_id}"),
+        );
+        self.run(call, cancel).await
+    }
+
+    /// `GET /customer-managed-keys` (a bare JSON array).
+    pub async fn list_customer_managed_keys(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<CustomerManagedKey>, DatabricksError> {
+        let call = self.call(
+            Method::GET,
+            "/customer-managed-keys",
+            "key configurations".into(),
+        );
+        self.run(call, cancel).await
+    }
+
+    /// `DELETE /customer-managed-keys/{id}`. A 404 is `NotFound` (already gone).
+    pub async fn delete_customer_managed_key(
+        &self,
+        customer_managed_key_id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), DatabricksError> {
+        let call = self.call(
+            Method::DELETE,
+            &format!("/customer-managed-keys/{customer_managed_key_id}"),
+            format!("key configuration {customer_managed_key_id}"),
+        );
+        self.run::<serde_json::Value>(call, cancel)
+            .await
+            .map(|_| ())
+    }
+
+    // ---- workspaces ----
+
+    /// `GET /workspaces/{id}`.
+    pub async fn get_workspace(
+        &self,
+        workspace_id: i64,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
+        let call = self.call(
+            Method::GET,
+            &format!("/workspaces/{workspace_id}"),
+            format!("workspace {workspace_id}"),
+        );
+        self.run(call, cancel).await
+    }
+
+    /// `GET /workspaces` (a bare JSON array).
+    pub async fn list_workspaces(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Workspace>, DatabricksError> {
+        let call = self.call(Method::GET, "/workspaces", "workspaces".into());
+        self.run(call, cancel).await
+    }
+
+    /// `PATCH /workspaces/{id}?update_mask=...` only, without waiting.
+    pub async fn patch_workspace(
+        &self,
+        workspace_id: i64,
+        update: &WorkspaceKeyUpdate,
+        cancel: &CancellationToken,
+    ) -> Result<(), DatabricksError> {
+        let mask = update.mask();
+        if mask.is_empty() {
+            return Ok(());
+        }
+        let mut call = self.call(
+            Method::PATCH,
+            &format!("/workspaces/{workspace_id}"),
+            format!("workspace {workspace_id}"),
+        );
+        // PATCH with a mask sets fields to given values: repeating it is harmless.
+        call.idempotent = true;
+        call.query.push(("update_mask", mask.join(",")));
+        call.body = Some(serde_json::to_value(update).unwrap_or_default());
+        self.run::<serde_json::Value>(call, cancel)
+            .await
+            .map(|_| ())
+    }
+
+    /// Updates a workspace's key bindings, waits until it is RUNNING again,
+    /// and checks that the change took (`ChangeReverted` if not).
+    pub async fn update_workspace_keys(
+        &self,
+        workspace_id: i64,
+        update: &WorkspaceKeyUpdate,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
+        self.patch_workspace(workspace_id, update, cancel).await?;
+        let ws = self.wait_workspace_running(workspace_id, cancel).await?;
+        let checks = [
+            (
+                "managed_services_customer_managed_key_id",
+                &update.managed_services_customer_managed_key_id,
+                &ws.managed_services_customer_managed_key_id,
+            ),
+            (
+                "storage_customer_managed_key_id",
+                &update.storage_customer_managed_key_id,
+                &ws.storage_customer_managed_key_id,
+            ),
+        ];
+        for (field, wanted, actual) in checks {
+            if let Some(w) = wanted {
+                if actual.as_deref() != Some(w.as_str()) {
+                    return Err(DatabricksError::ChangeReverted {
+                        workspace_id,
+                        field: field.to_string(),
+                        expected: Some(w.clone()),
+                        actual: actual.clone(),
+                        status_message: ws.workspace_status_message.clone(),
+                    });
+                }
+            }
+        }
+        Ok(ws)
+    }
+
+    /// Polls the workspace until it is RUNNING; FAILED or BANNED end the wait
+    /// with `WorkspaceFailed`. Stops promptly when `cancel` fires.
+    pub async fn wait_workspace_running(
+        &self,
+        workspace_id: i64,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
+        let start = Instant::now();
+        let limit = self.inner.cfg.workspace_wait_timeout;
+        loop {
+            let ws = self.get_workspace(workspace_id, cancel).await?;
+            match ws.workspace_status {
+                Some(WorkspaceStatus::Running) => return Ok(ws),
+                Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned)) => {
+                    return Err(DatabricksError::WorkspaceFailed {
+                        workspace_id,
+                        status: s.to_string(),
+                        message: ws.workspace_status_message.unwrap_or_default(),
+                    })
+                }
+                s => tracing::debug!(workspace_id, status = ?s, "waiting for RUNNING"),
+            }
+            if start.elapsed() >= limit {
+                return Err(DatabricksError::Timeout {
+                    what: format!("workspace {workspace_id} to be RUNNING"),
+                    secs: limit.as_secs(),
+                });
+            }
+            sleep_or_cancel(
+                self.inner.cfg.workspace_poll_interval,
+                cancel,
+                &format!("waiting for workspace {workspace_id} to be RUNNING"),
+            )
+            .await?;
+        }
+    }
+
+    // ---- workspace level ----
+
+    /// The AI/BI dashboards of a workspace (`GET {workspace}/api/2.0/lakeview/dashboards`,
+    /// every page).
+    pub async fn list_dashboards(
+        &self,
+        deployment_name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Dashboard>, DatabricksError> {
+        let host = self.workspace_host(deployment_name);
+        let mut out = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut call = Call {
+                method: Method::GET,
+                url: format!("{host}/api/2.0/lakeview/dashboards"),
+                query: vec![("page_size", "100".to_string())],
+                body: None,
+                what: format!("dashboards of workspace {deployment_name}"),
+                idempotent: true,
+                token_url: format!("{host}/oidc/v1/token"),
+            };
+            if let Some(t) = &page_token {
+                call.query.push(("page_token", t.clone()));
+            }
+            let page: DashboardPage = self.run(call, cancel).await?;
+            out.extend(page.dashboards);
+            match page.next_page_token {
+                Some(t) if !t.is_empty() => page_token = Some(t),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    // ---- machinery ----
+
+    async fn run<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<T, DatabricksError> {
+        match self.execute(call, cancel).await {
+            Ok(v) => Ok(v),
+            Err(ExecError::Final(e)) | Err(ExecError::Ambiguous(e)) => Err(e),
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.inner.cfg.retry_base_delay;
+        let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(MAX_BACKOFF);
+        let f = self.inner.rng.lock().map(|mut r| r.f64()).unwrap_or(0.5);
+        capped.mul_f64(0.5 + 0.5 * f)
+    }
+
+    /// Runs a call with retries inside the retry budget.
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<T, ExecError> {
+        let start = Instant::now();
+        let deadline = start + self.inner.cfg.retry_timeout;
+        let mut attempts = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            attempts += 1;
+            let failure = match self.attempt(&call, cancel).await {
+                Ok(body) => {
+                    let body = if body.is_empty() {
+                        &b"{}"[..]
+                    } else {
+                        &body[..]
+                    };
+                    return serde_json::from_slice(body).map_err(|e| {
+                        ExecError::Final(DatabricksError::Decode {
+                            url: call.url.clone(),
+                            message: e.to_string(),
+                        })
+                    });
+                }
+                Err(f) => f,
+            };
+            match failure {
+                Failure::Fatal(DatabricksError::Unauthenticated { .. })
+                    if self.inner.auth.is_oauth() && !reauthenticated =>
+                {
+                    // A cached OAuth token may have been revoked: get a new one once.
+                    reauthenticated = true;
+                    self.inner.auth.invalidate().await;
+                    tracing::debug!(
+                        "401 with an OAuth token; fetching a new token and trying again"
+                    );
+                }
+                Failure::Fatal(e) => return Err(ExecError::Final(e)),
+                Failure::Retry {
+                    error,
+                    retry_after,
+                    ambiguous,
+                } => {
+                    if ambiguous && !call.idempotent {
+                        return Err(ExecError::Ambiguous(error));
+                    }
+                    let delay = retry_after.unwrap_or_else(|| self.backoff(attempts));
+                    if Instant::now() + delay > deadline {
+                        return Err(ExecError::Final(DatabricksError::RetriesExhausted {
+                            attempts,
+                            elapsed_secs: start.elapsed().as_secs_f64(),
+                            last: Box::new(error),
+                        }));
+                    }
+                    tracing::debug!(method = %call.method, url = %call.url, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what)).await?;
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<bytes::Bytes, Failure> {
+        let inner = &self.inner;
+        inner
+            .limiter
+            .acquire(cancel)
+            .await
+            .map_err(Failure::Fatal)?;
+        let token = match inner.auth.bearer(&inner.http, &call.token_url).await {
+            Ok(t) => t,
+            Err(f) if f.retryable => {
+                return Err(Failure::Retry {
+                    error: f.error,
+                    retry_after: f.retry_after,
+                    ambiguous: false,
+                })
+            }
+            Err(f) => return Err(Failure::Fatal(f.error)),
+        };
+        let mut req = inner
+            .http
+            .request(call.method.clone(), &call.url)
+            .bearer_auth(token.expose());
+        if !call.query.is_empty() {
+            req = req.query(&call.query);
+        }
+        if let Some(b) = &call.body {
+            req = req.json(b);
+        }
+        tracing::debug!(method = %call.method, url = %call.url, "Databricks call");
+        let sent = async {
+            let resp = req.send().await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => {
+                return Err(Failure::Fatal(DatabricksError::Cancelled { during: format!("calling {} {}", call.method, call.url) }))
+            }
+            r = sent => r,
+        };
+        let (status, headers, body) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Not connected: nothing was sent. Anything else (timeout, a
+                // connection dropped after sending) may have been acted on.
+                let ambiguous = !e.is_connect();
+                return Err(Failure::Retry {
+                    error: DatabricksError::Transport {
+                        url: call.url.clone(),
+                        message: error_chain(&e),
+                    },
+                    retry_after: None,
+                    ambiguous,
+                });
+            }
+        };
+        tracing::debug!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
+        tracing::trace!(body = %String::from_utf8_lossy(&body), "Databricks answer body");
+        if status.is_success() {
+            return Ok(body);
+        }
+        let error = self.map_error(status, &body, call);
+        match status.as_u16() {
+            429 => Err(Failure::Retry {
+                error,
+                retry_after: retry_after(&headers),
+                ambiguous: false,
+            }),
+            502..=504 => Err(Failure::Retry {
+                error,
+                retry_after: retry_after(&headers),
+                ambiguous: true,
+            }),
+            s if s >= 500 && !call.idempotent => Err(Failure::Retry {
+                error,
+                retry_after: None,
+                ambiguous: true,
+            }),
+            _ => Err(Failure::Fatal(error)),
+        }
+    }
+
+    fn map_error(&self, status: StatusCode, body: &[u8], call: &Call<'_>) -> DatabricksError {
+        let (error_code, message) = match serde_json::from_slice::<ApiErrorBody>(body) {
+            Ok(ApiErrorBody {
+                error_code,
+                message: Some(m),
+            }) => (error_code.unwrap_or_default(), m),
+            _ => (String::new(), error_text(body)),
+        };
+        let error_code = if error_code.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("UNKNOWN")
+                .to_uppercase()
+                .replace(' ', "_")
+        } else {
+            error_code
+        };
+        match status.as_u16() {
+            404 => DatabricksError::NotFound {
+                what: call.what.clone(),
+                error_code,
+                message,
+            },
+            401 => DatabricksError::Unauthenticated {
+                credential: self.inner.auth.describe(),
+                error_code,
+                message,
+            },
+            403 => DatabricksError::PermissionDenied {
+                credential: self.inner.auth.describe(),
+                error_code,
+                message,
+            },
+            s => DatabricksError::Api {
+                status: s,
+                error_code,
+                message,
+            },
+        }
+    }
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+fn same_configuration(
+    k: &CustomerManagedKey,
+    req: &CreateCustomerManagedKey,
+    since_ms: i64,
+) -> bool {
+    let mut a = k.use_cases.clone();
+    let mut b = req.use_cases.clone();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    k.creation_time >= since_ms
+        && a == b
+        && k.aws_key_info.as_ref().map(|i| i.key_arn.as_str())
+            == Some(req.aws_key_info.key_arn.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::databricks::{AwsKeyInfo, DatabricksSettings, Secret, StaticEnvironment};
+    use crate::rules::catalog::KeyFeature;
+
+    fn key(arn: &str, cases: &[KeyFeature], t: i64) -> CustomerManagedKey {
+        CustomerManagedKey {
+            customer_managed_key_id: "k".into(),
+            account_id: "a".into(),
+            creation_time: t,
+            use_cases: cases.to_vec(),
+            aws_key_info: Some(AwsKeyInfo {
+                key_arn: arn.into(),
+                ..Default::default()
+            }),
+            gcp_key_info: None,
+        }
+    }
+
+    #[test]
+    fn lost_create_matches_same_arn_and_use_cases_created_since() {
+        let req = CreateCustomerManagedKey {
+            use_cases: vec![KeyFeature::Storage, KeyFeature::ManagedServices],
+            aws_key_info: AwsKeyInfo {
+                key_arn: "arn:1".into(),
+                ..Default::default()
+            },
+        };
+        let both = [KeyFeature::ManagedServices, KeyFeature::Storage];
+        assert!(same_configuration(&key("arn:1", &both, 100), &req, 100));
+        assert!(!same_configuration(&key("arn:1", &both, 99), &req, 100));
+        assert!(!same_configuration(&key("arn:2", &both, 100), &req, 100));
+        assert!(!same_configuration(
+            &key("arn:1", &[KeyFeature::Storage], 100),
+            &req,
+            100
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let s = DatabricksSettings {
+            account_id: Some("a".into()),
+            token: Some(Secret::new("t")),
+            retry_base_delay: Some(Duration::from_millis(100)),
+            jitter_seed: Some(1),
+            ..Default::default()
+        };
+        let c = AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap();
+        for attempt in 1..=12u32 {
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_BACKOFF);
+            let d = c.backoff(attempt);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(format!("{c:?}").contains("the token from the argument `token`"));
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(reqwest::header::RETRY_AFTER, "0.5".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(27) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+    }
+}

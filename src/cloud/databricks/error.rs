@@ -1,0 +1,99 @@
+//! Typed errors of the Databricks client.
+
+/// Everything a Databricks call can fail with. Messages never hold a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabricksError {
+    /// The configuration is missing or contradictory; the message names what to set.
+    #[error("Databricks configuration: {0}")]
+    Config(String),
+    /// 404: the object is gone (deleted outside Terraform: drift).
+    #[error("{what} does not exist ({error_code}: {message})")]
+    NotFound {
+        what: String,
+        error_code: String,
+        message: String,
+    },
+    /// 401: the credentials were not accepted.
+    #[error("Databricks refused {credential} as unauthenticated (401 {error_code}): {message}")]
+    Unauthenticated {
+        credential: String,
+        error_code: String,
+        message: String,
+    },
+    /// 403: the credentials are valid but not allowed here.
+    #[error("Databricks denied {credential} (403 {error_code}): {message}")]
+    PermissionDenied {
+        credential: String,
+        error_code: String,
+        message: String,
+    },
+    /// Any other API error answer.
+    #[error("Databricks API error {status} {error_code}: {message}")]
+    Api {
+        status: u16,
+        error_code: String,
+        message: String,
+    },
+    /// The OAuth token endpoint refused the client.
+    #[error("OAuth token request for client {client_id} failed ({status}): {message}")]
+    OAuth {
+        client_id: String,
+        status: u16,
+        message: String,
+    },
+    /// Throttled or unavailable for longer than the retry budget.
+    #[error("gave up after {attempts} attempts in {elapsed_secs:.1}s: {last}")]
+    RetriesExhausted {
+        attempts: u32,
+        elapsed_secs: f64,
+        last: Box<DatabricksError>,
+    },
+    /// The network failed (connection refused, reset, timeout).
+    #[error("request to {url} failed: {message}")]
+    Transport { url: String, message: String },
+    /// The answer was not the JSON expected.
+    #[error("unexpected answer from {url}: {message}")]
+    Decode { url: String, message: String },
+    /// The caller cancelled the operation.
+    #[error("cancelled while {during}")]
+    Cancelled { during: String },
+    /// A wait ran out of time.
+    #[error("timed out after {secs}s waiting for {what}")]
+    Timeout { what: String, secs: u64 },
+    /// The workspace went to a failure state during an update.
+    #[error("workspace {workspace_id} is {status} after the update: {message}")]
+    WorkspaceFailed {
+        workspace_id: i64,
+        status: String,
+        message: String,
+    },
+    /// The workspace is RUNNING again but the change did not take (Databricks
+    /// can revert a storage-key change silently).
+    #[error("workspace {workspace_id} is RUNNING again but its {field} is {actual:?}, not {expected:?}: Databricks reverted the change (check the key policy and the workspace's status message: {status_message:?})")]
+    ChangeReverted {
+        workspace_id: i64,
+        field: String,
+        expected: Option<String>,
+        actual: Option<String>,
+        status_message: Option<String>,
+    },
+}
+
+impl DatabricksError {
+    /// True when the object is gone (404): the provider drops it from state.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, DatabricksError::NotFound { .. })
+    }
+
+    /// The API error code, when the answer had one.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            DatabricksError::NotFound { error_code, .. }
+            | DatabricksError::Unauthenticated { error_code, .. }
+            | DatabricksError::PermissionDenied { error_code, .. }
+            | DatabricksError::Api { error_code, .. } => Some(error_code),
+            DatabricksError::RetriesExhausted { last, .. } => last.error_code(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! Where the client's configuration comes from, in the order Databricks'
+//! SDKs use ("unified auth"): explicit settings, then `DATABRICKS_*`
+//! environment variables, then a profile of `~/.databrickscfg`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::DatabricksError;
+
+/// The Account API host when nothing else is set.
+pub const DEFAULT_ACCOUNT_HOST: &str = "https://accounts.cloud.databricks.com";
+/// Where a workspace's own API lives; `{deployment_name}` is replaced.
+pub const DEFAULT_WORKSPACE_HOST_TEMPLATE: &str = "https://{deployment_name}.cloud.databricks.com";
+
+/// A secret string (token, client secret): never printed by `Debug`, and
+/// without `Display`, so it cannot end up in a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+/// What the provider knows from its own arguments. Every field is optional:
+/// what is unset comes from the environment, then from a config profile.
+#[derive(Debug, Clone, Default)]
+pub struct DatabricksSettings {
+    /// Account console host, e.g. `https://accounts.cloud.databricks.com`.
+    pub host: Option<String>,
+    pub account_id: Option<String>,
+    /// Personal access token.
+    pub token: Option<Secret>,
+    /// OAuth machine-to-machine (service principal) client id.
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Profile of the config file (`DATABRICKS_CONFIG_PROFILE`; default `DEFAULT`).
+    pub profile: Option<String>,
+    /// Config file (`DATABRICKS_CONFIG_FILE`; default `~/.databrickscfg`).
+    pub config_file: Option<PathBuf>,
+    /// Client-side limit, requests per second (`DATABRICKS_RATE_LIMIT`); default 15.
+    pub rate_limit: Option<f64>,
+    /// Timeout of one HTTP request (`DATABRICKS_HTTP_TIMEOUT_SECONDS`); default 60 s.
+    pub http_timeout: Option<Duration>,
+    /// Total time spent retrying one call; default 5 minutes.
+    pub retry_timeout: Option<Duration>,
+    /// First backoff delay; default 500 ms (doubles, with jitter, up to 10 s).
+    pub retry_base_delay: Option<Duration>,
+    /// How long to wait for a workspace to be RUNNING after an update; default 20 minutes.
+    pub workspace_wait_timeout: Option<Duration>,
+    /// Poll interval of that wait; default 10 s.
+    pub workspace_poll_interval: Option<Duration>,
+    /// Workspace host, with `{deployment_name}` replaced
+    /// (default [`DEFAULT_WORKSPACE_HOST_TEMPLATE`]).
+    pub workspace_host_template: Option<String>,
+    /// Seed of the backoff jitter (tests); random when unset.
+    pub jitter_seed: Option<u64>,
+}
+
+/// Where the client reads environment variables and files: the process, or a
+/// fixed map in tests (so parallel tests never touch the process environment).
+pub trait Environment: Send + Sync {
+    fn var(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &Path) -> std::io::Result<String>;
+    fn home_dir(&self) -> Option<PathBuf>;
+}
+
+/// The real process environment and file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+    fn home_dir(&self) -> Option<PathBuf> {
+        std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .map(PathBuf::from)
+    }
+}
+
+/// A fixed environment for tests: variables and files from maps.
+#[derive(Debug, Clone, Default)]
+pub struct StaticEnvironment {
+    pub vars: HashMap<String, String>,
+    pub files: HashMap<PathBuf, String>,
+    pub home: Option<PathBuf>,
+}
+
+impl StaticEnvironment {
+    pub fn with_var(mut self, k: &str, v: &str) -> Self {
+        self.vars.insert(k.to_string(), v.to_string());
+        self
+    }
+    pub fn with_file(mut self, p: impl Into<PathBuf>, content: &str) -> Self {
+        self.files.insert(p.into(), content.to_string());
+        self
+    }
+}
+
+impl Environment for StaticEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"))
+    }
+    fn home_dir(&self) -> Option<PathBuf> {
+        self.home.clone()
+    }
+}
+
+/// How the client authenticates, and where the credential came from (for
+/// error messages; never the secret itself).
+#[derive(Debug, Clone)]
+pub enum AuthKind {
+    /// Personal access token.
+    Pat { token: Secret, source: String },
+    /// OAuth machine-to-machine client credentials.
+    OAuthM2m {
+        client_id: String,
+        client_secret: Secret,
+        source: String,
+    },
+}
+
+impl AuthKind {
+    /// Whose credentials these are, for 401/403 messages.
+    pub fn describe(&self) -> String {
+        match self {
+            AuthKind::Pat { source, .. } => format!("the token from {source}"),
+            AuthKind::OAuthM2m {
+                client_id, source, ..
+            } => format!("OAuth client {client_id} (from {source})"),
+        }
+    }
+}
+
+/// The configuration after every source was consulted.
+#[derive(Debug, Clone)]
+pub struct ResolvedConfig {
+    pub host: String,
+    pub account_id: String,
+    pub auth: AuthKind,
+    pub rate_limit: f64,
+    pub http_timeout: Duration,
+    pub retry_timeout: Duration,
+    pub retry_base_delay: Duration,
+    pub workspace_wait_timeout: Duration,
+    pub workspace_poll_interval: Duration,
+    pub workspace_host_template: String,
+    pub jitter_seed: Option<u64>,
+}
+
+#[derive(Default)]
+struct Layer {
+    name: &'static str,
+    values: HashMap<&'static str, (String, String)>, // key -> (value, source description)
+}
+
+impl Layer {
+    fn set(&mut self, key: &'static str, value: Option<String>, source: String) {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            self.values.insert(key, (v, source));
+        }
+    }
+    fn get(&self, key: &str) -> Option<&(String, String)> {
+        self.values.get(key)
+    }
+}
+
+const KEYS: [(&str, &str); 5] = [
+    ("host", "DATABRICKS_HOST"),
+    ("account_id", "DATABRICKS_ACCOUNT_ID"),
+    ("token", "DATABRICKS_TOKEN"),
+    ("client_id", "DATABRICKS_CLIENT_ID"),
+    ("client_secret", "DATABRICKS_CLIENT_SECRET"),
+];
+
+/// Parses an INI file into sections of key = value (`;` and `#` comments).
+pub(crate) fn parse_ini(text: &str) -> HashMap<String, HashMap<String, String>> {
+    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut section: Option<String> = None;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim().to_string();
+            out.entry(name.clone()).or_default();
+            section = Some(name);
+            continue;
+        }
+        if let (Some(sec), Some((k, v))) = (&section, line.split_once('=')) {
+            out.entry(sec.clone())
+                .or_default()
+                .insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+impl DatabricksSettings {
+    /// Resolves the configuration: explicit settings, then environment, then
+    /// a config profile. Errors name what to set.
+    pub fn resolve(&self, env: &dyn Environment) -> Result<ResolvedConfig, DatabricksError> {
+        let mut args = Layer {
+            name: "arguments",
+            ..Default::default()
+        };
+        args.set("host", self.host.clone(), "the argument `host`".into());
+        args.set(
+            "account_id",
+            self.account_id.clone(),
+            "the argument `account_id`".into(),
+        );
+        args.set(
+            "token",
+            self.token.as_ref().map(|s| s.expose().to_string()),
+            "the argument `token`".into(),
+        );
+        args.set(
+            "client_id",
+            self.client_id.clone(),
+            "the argument `client_id`".into(),
+        );
+        args.set(
+            "client_secret",
+            self.client_secret.as_ref().map(|s| s.expose().to_string()),
+            "the argument `client_secret`".into(),
+        );
+
+        let mut envl = Layer {
+            name: "environment",
+            ..Default::default()
+        };
+        for (key, var) in KEYS {
+            envl.set(key, env.var(var), var.to_string());
+        }
+
+        // Config file and profile.
+        let (file, file_explicit) = match (&self.config_file, env.var("DATABRICKS_CONFIG_FILE")) {
+            (Some(p), _) => (Some(p.clone()), Some("the argument `config_file`")),
+            (None, Some(p)) if !p.is_empty() => {
+                (Some(PathBuf::from(p)), Some("DATABRICKS_CONFIG_FILE"))
+            }
+            _ => (env.home_dir().map(|h| h.join(".databrickscfg")), None),
+        };
+        let (profile, profile_explicit) =
+            match (&self.profile, env.var("DATABRICKS_CONFIG_PROFILE")) {
+                (Some(p), _) => (p.clone(), Some("the argument `profile`")),
+                (None, Some(p)) if !p.is_empty() => (p, Some("DATABRICKS_CONFIG_PROFILE")),
+                _ => ("DEFAULT".to_string(), None),
+            };
+        let mut prof = Layer {
+            name: "config profile",
+            ..Default::default()
+        };
+        if let Some(file) = &file {
+            match env.read_file(file) {
+                Ok(text) => {
+                    let ini = parse_ini(&text);
+                    match ini.get(&profile) {
+                        Some(sec) => {
+                            for (key, _) in KEYS {
+                                prof.set(
+                                    key,
+                                    sec.get(key).cloned(),
+                                    format!("`{key}` of profile [{profile}] in {}", file.display()),
+                                );
+                            }
+                        }
+                        None if profile_explicit.is_some() => {
+                            return Err(DatabricksError::Config(format!(
+                                "profile [{profile}] (named by {}) is not in {}",
+                                profile_explicit.unwrap_or_default(),
+                                file.display()
+                            )));
+                        }
+                        None => {}
+                    }
+                }
+                Err(e) if file_explicit.is_some() => {
+                    return Err(DatabricksError::Config(format!(
+                        "cannot read config file {} (named by {}): {e}",
+                        file.display(),
+                        file_explicit.unwrap_or_default()
+                    )));
+                }
+                Err(_) if profile_explicit.is_some() => {
+                    return Err(DatabricksError::Config(format!(
+                        "profile [{profile}] was asked for (by {}) but there is no config file {}; set DATABRICKS_CONFIG_FILE or the argument `config_file`",
+                        profile_explicit.unwrap_or_default(),
+                        file.display()
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+        let layers = [args, envl, prof];
+        let first = |key: &str| layers.iter().find_map(|l| l.get(key).cloned());
+
+        let host = first("host")
+            .map(|(h, _)| h)
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_HOST.to_string());
+        let host = normalize_host(&host);
+        let Some((account_id, _)) = first("account_id") else {
+            return Err(DatabricksError::Config(
+                "no Databricks account id: set the provider argument `account_id` or DATABRICKS_ACCOUNT_ID (or `account_id` in a ~/.databrickscfg profile)".into(),
+            ));
+        };
+
+        let cred_layer = layers.iter().find(|l| {
+            l.get("token").is_some()
+                || l.get("client_id").is_some()
+                || l.get("client_secret").is_some()
+        });
+        let Some(layer) = cred_layer else {
+            return Err(DatabricksError::Config(
+                "no Databricks credentials: set a personal access token (argument `token` or DATABRICKS_TOKEN), or OAuth client credentials (arguments `client_id` and `client_secret`, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET), or name a ~/.databrickscfg profile that has them (DATABRICKS_CONFIG_PROFILE)".into(),
+            ));
+        };
+        let token = layer.get("token");
+        let cid = layer.get("client_id");
+        let csec = layer.get("client_secret");
+        let auth = match (token, cid, csec) {
+            (Some((_, ts)), Some((_, cs)), _) | (Some((_, ts)), None, Some((_, cs))) => {
+                return Err(DatabricksError::Config(format!(
+                    "contradictory Databricks credentials in the {}: both a token ({ts}) and OAuth client credentials ({cs}) are set; remove one of them",
+                    layer.name
+                )));
+            }
+            (Some((t, ts)), None, None) => AuthKind::Pat {
+                token: Secret::new(t.clone()),
+                source: ts.clone(),
+            },
+            (None, Some((id, is)), Some((sec, ss))) => AuthKind::OAuthM2m {
+                client_id: id.clone(),
+                client_secret: Secret::new(sec.clone()),
+                source: format!("{is} and {ss}"),
+            },
+            (None, Some((_, is)), None) => {
+                return Err(DatabricksError::Config(format!(
+                    "OAuth client id is set ({is}) but no client secret: set the argument `client_secret` or DATABRICKS_CLIENT_SECRET"
+                )));
+            }
+            (None, None, Some((_, ss))) => {
+                return Err(DatabricksError::Config(format!(
+                    "OAuth client secret is set ({ss}) but no client id: set the argument `client_id` or DATABRICKS_CLIENT_ID"
+                )));
+            }
+            (None, None, None) => unreachable!("layer chosen for having a credential"),
+        };
+
+        let rate_limit = match self.rate_limit {
+            Some(r) => r,
+            None => match env.var("DATABRICKS_RATE_LIMIT") {
+                Some(v) => v.parse::<f64>().map_err(|_| {
+                    DatabricksError::Config(format!(
+                        "DATABRICKS_RATE_LIMIT={v:?} is not a number of requests per second"
+                    ))
+                })?,
+                None => 15.0,
+            },
+        };
+        if rate_limit.is_nan() || rate_limit <= 0.0 {
+            return Err(DatabricksError::Config(
+                "the rate limit (argument `rate_limit` or DATABRICKS_RATE_LIMIT) must be a positive number of requests per second".into(),
+            ));
+        }
+        let http_timeout = match self.http_timeout {
+            Some(t) => t,
+            None => match env.var("DATABRICKS_HTTP_TIMEOUT_SECONDS") {
+                Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
+                    DatabricksError::Config(format!(
+                        "DATABRICKS_HTTP_TIMEOUT_SECONDS={v:?} is not a whole number of seconds"
+                    ))
+                })?),
+                None => Duration::from_secs(60),
+            },
+        };
+        Ok(ResolvedConfig {
+            host,
+            account_id,
+            auth,
+            rate_limit,
+            http_timeout,
+            retry_timeout: self.retry_timeout.unwrap_or(Duration::from_secs(300)),
+            retry_base_delay: self.retry_base_delay.unwrap_or(Duration::from_millis(500)),
+            workspace_wait_timeout: self
+                .workspace_wait_timeout
+                .unwrap_or(Duration::from_secs(1200)),
+            workspace_poll_interval: self
+                .workspace_poll_interval
+                .unwrap_or(Duration::from_secs(10)),
+            workspace_host_template: self
+                .workspace_host_template
+                .clone()
+                .unwrap_or_else(|| DEFAULT_WORKSPACE_HOST_TEMPLATE.to_string()),
+            jitter_seed: self.jitter_seed,
+        })
+    }
+}
+
+fn normalize_host(h: &str) -> String {
+    let h = h.trim().trim_end_matches('/');
+    if h.starts_with("http://") || h.starts_with("https://") {
+        h.to_string()
+    } else {
+        format!("https://{h}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> StaticEnvironment {
+        StaticEnvironment::default()
+    }
+
+    #[test]
+    fn explicit_beats_env_beats_profile() {
+        let env = base()
+            .with_var("DATABRICKS_ACCOUNT_ID", "from-env")
+            .with_var("DATABRICKS_TOKEN", "env-token")
+            .with_var("DATABRICKS_HOST", "env.example.com");
+        let s = DatabricksSettings {
+            account_id: Some("from-arg".into()),
+            ..Default::default()
+        };
+        let c = s.resolve(&env).unwrap();
+        assert_eq!(c.account_id, "from-arg");
+        assert_eq!(c.host, "https://env.example.com");
+        match c.auth {
+            AuthKind::Pat { token, source } => {
+                assert_eq!(token.expose(), "env-token");
+                assert_eq!(source, "DATABRICKS_TOKEN");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn profile_from_config_file() {
+        let env = base()
+            .with_var("DATABRICKS_CONFIG_FILE", "/cfg")
+            .with_var("DATABRICKS_CONFIG_PROFILE", "acct")
+            .with_file(
+                "/cfg",
+                "[DEFAULT]\nhost = https://x\n\n[acct]\n# comment\nhost = https://accounts.example\naccount_id = a1\nclient_id = cid\nclient_secret = shh\n",
+            );
+        let c = DatabricksSettings::default().resolve(&env).unwrap();
+        assert_eq!(c.host, "https://accounts.example");
+        assert_eq!(c.account_id, "a1");
+        assert!(matches!(c.auth, AuthKind::OAuthM2m { ref client_id, .. } if client_id == "cid"));
+        assert!(c.auth.describe().contains("OAuth client cid"));
+    }
+
+    #[test]
+    fn default_profile_from_home() {
+        let mut env = base().with_file(
+            "/home/u/.databrickscfg",
+            "[DEFAULT]\naccount_id = a2\ntoken = t\n",
+        );
+        env.home = Some("/home/u".into());
+        let c = DatabricksSettings::default().resolve(&env).unwrap();
+        assert_eq!(c.account_id, "a2");
+        assert_eq!(c.host, DEFAULT_ACCOUNT_HOST);
+    }
+
+    #[test]
+    fn missing_and_contradictory_name_what_to_set() {
+        let e = DatabricksSettings::default().resolve(&base()).unwrap_err();
+        assert!(e.to_string().contains("DATABRICKS_ACCOUNT_ID"), "{e}");
+        let env = base().with_var("DATABRICKS_ACCOUNT_ID", "a");
+        let e = DatabricksSettings::default().resolve(&env).unwrap_err();
+        assert!(e.to_string().contains("DATABRICKS_TOKEN"), "{e}");
+        let env = env
+            .with_var("DATABRICKS_TOKEN", "t")
+            .with_var("DATABRICKS_CLIENT_ID", "c");
+        let e = DatabricksSettings::default().resolve(&env).unwrap_err();
+        assert!(e.to_string().contains("contradictory"), "{e}");
+        assert!(!e.to_string().contains("=t"), "{e}");
+        let env = base()
+            .with_var("DATABRICKS_ACCOUNT_ID", "a")
+            .with_var("DATABRICKS_CLIENT_ID", "c");
+        let e = DatabricksSettings::default().resolve(&env).unwrap_err();
+        assert!(e.to_string().contains("DATABRICKS_CLIENT_SECRET"), "{e}");
+        let e = DatabricksSettings {
+            profile: Some("nope".into()),
+            config_file: Some("/none".into()),
+            ..Default::default()
+        }
+        .resolve(&base())
+        .unwrap_err();
+        assert!(e.to_string().contains("config_file"), "{e}");
+    }
+
+    #[test]
+    fn secret_debug_hides_value() {
+        let s = DatabricksSettings {
+            token: Some(Secret::new("dapi-very-secret")),
+            client_secret: Some(Secret::new("oauth-very-secret")),
+            ..Default::default()
+        };
+        let d = format!("{s:?}");
+        assert!(!d.contains("very-secret"), "{d}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Clients of the cloud APIs the provider talks to.
+
+pub mod databricks;

@@ -1,0 +1,887 @@
+//! The Databricks client against cmk-sandbox started in-process on a free port.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cmk::cloud::databricks::{
+    AccountClient, AwsKeyInfo, CreateCustomerManagedKey, DatabricksError, DatabricksSettings,
+    Secret, StaticEnvironment, WorkspaceKeyUpdate, WorkspaceStatus,
+};
+use cmk::rules::catalog::KeyFeature;
+use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+const ACCT: &str = "11111111-2222-4333-8444-555555555555";
+const OTHER: &str = "99999999-2222-4333-8444-555555555555";
+const TOKEN: &str = "dapi-test-token-aaaaaaaaaaaa";
+const OTHER_TOKEN: &str = "dapi-other-account-token-bbbb";
+const CLIENT_ID: &str = "sp-terraform";
+const CLIENT_SECRET: &str = "oauth-secret-cccccccccccc";
+const ADMIN: &str = "admin-token";
+const ARN_USE1: &str =
+    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const ARN_EUW1: &str =
+    "arn:aws:kms:eu-west-1:123456789012:key/2234abcd-12ab-34cd-56ef-1234567890ab";
+const MS_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const ST_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+const BOTH_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000003";
+const EU_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000004";
+// Workspaces: 1 enterprise us-east-1 without keys; 2 premium; 3 enterprise
+// with a storage key; 4 enterprise with classic compute running.
+const WS_PLAIN: i64 = 1001;
+const WS_PREMIUM: i64 = 1002;
+const WS_STORAGE_SET: i64 = 1003;
+const WS_COMPUTE: i64 = 1004;
+
+fn world() -> World {
+    let ws = |id: i64, tier: &str, extra: Value| {
+        let mut w = json!({
+            "workspace_id": id, "workspace_name": format!("ws{id}"),
+            "deployment_name": format!("dep-{id}"), "aws_region": "us-east-1",
+            "pricing_tier": tier, "compute_mode": "HYBRID", "storage_mode": "CUSTOMER_HOSTED",
+            "workspace_status": "RUNNING", "classic_compute_running": false,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            w[k] = v.clone();
+        }
+        w
+    };
+    serde_json::from_value(json!({
+        "admin_token": ADMIN,
+        "accounts": [{
+            "account_id": ACCT,
+            "tokens": [TOKEN],
+            "oauth_clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
+            "customer_managed_keys": [
+                {"customer_managed_key_id": MS_KEY, "use_cases": ["MANAGED_SERVICES"], "aws_key_info": {"key_arn": ARN_USE1}},
+                {"customer_managed_key_id": ST_KEY, "use_cases": ["STORAGE"], "aws_key_info": {"key_arn": ARN_USE1}},
+                {"customer_managed_key_id": BOTH_KEY, "use_cases": ["MANAGED_SERVICES", "STORAGE"], "aws_key_info": {"key_arn": ARN_USE1}},
+                {"customer_managed_key_id": EU_KEY, "use_cases": ["MANAGED_SERVICES", "STORAGE"], "aws_key_info": {"key_arn": ARN_EUW1}}
+            ],
+            "workspaces": [
+                ws(WS_PLAIN, "ENTERPRISE", json!({"dashboards": [
+                    {"display_name": "Old", "create_time": "2024-01-01T00:00:00Z"},
+                    {"display_name": "New", "create_time": "2025-01-01T00:00:00Z"}]})),
+                ws(WS_PREMIUM, "PREMIUM", json!({})),
+                ws(WS_STORAGE_SET, "ENTERPRISE", json!({"storage_customer_managed_key_id": ST_KEY})),
+                ws(WS_COMPUTE, "ENTERPRISE", json!({"classic_compute_running": true})),
+            ]
+        }, {
+            "account_id": OTHER,
+            "tokens": [OTHER_TOKEN]
+        }]
+    }))
+    .unwrap()
+}
+
+async fn start_with(f: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
+    // The tests' own raw HTTP calls use reqwest too, which needs the provider.
+    cmk::tfplugin::install_crypto_provider();
+    let mut c = SandboxConfig::new(world());
+    c.provisioning_delay = Duration::from_millis(200);
+    f(&mut c);
+    sandbox::start(c).await.unwrap()
+}
+
+async fn start() -> SandboxHandle {
+    start_with(|_| {}).await
+}
+
+fn settings(h: &SandboxHandle) -> DatabricksSettings {
+    DatabricksSettings {
+        host: Some(h.url()),
+        account_id: Some(ACCT.into()),
+        token: Some(Secret::new(TOKEN)),
+        rate_limit: Some(1000.0),
+        http_timeout: Some(Duration::from_secs(5)),
+        retry_timeout: Some(Duration::from_secs(10)),
+        retry_base_delay: Some(Duration::from_millis(20)),
+        workspace_wait_timeout: Some(Duration::from_secs(10)),
+        workspace_poll_interval: Some(Duration::from_millis(50)),
+        workspace_host_template: Some(h.workspace_host_template()),
+        jitter_seed: Some(7),
+        ..Default::default()
+    }
+}
+
+fn client_from(s: DatabricksSettings) -> AccountClient {
+    AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap()
+}
+
+fn oauth_settings(h: &SandboxHandle) -> DatabricksSettings {
+    DatabricksSettings {
+        token: None,
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
+        ..settings(h)
+    }
+}
+
+async fn admin(h: &SandboxHandle, method: &str, path: &str, body: Value) -> Value {
+    let c = reqwest::Client::new();
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = c
+        .request(m, format!("{}{path}", h.url()))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "admin {path}: {}", r.status());
+    r.json().await.unwrap_or(Value::Null)
+}
+
+fn req(cases: &[KeyFeature], arn: &str) -> CreateCustomerManagedKey {
+    CreateCustomerManagedKey {
+        use_cases: cases.to_vec(),
+        aws_key_info: AwsKeyInfo {
+            key_arn: arn.into(),
+            key_alias: Some("alias/test".into()),
+            ..Default::default()
+        },
+    }
+}
+
+fn api_code(e: &DatabricksError) -> (u16, String, String) {
+    match e {
+        DatabricksError::Api {
+            status,
+            error_code,
+            message,
+        } => (*status, error_code.clone(), message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn key_configuration_create_get_list_delete() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let k = c
+        .create_customer_managed_key(
+            &req(
+                &[KeyFeature::ManagedServices, KeyFeature::Storage],
+                ARN_USE1,
+            ),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    assert_eq!(k.account_id, ACCT);
+    assert_eq!(k.customer_managed_key_id.len(), 36);
+    assert!(k.creation_time > 1_700_000_000_000);
+    let info = k.aws_key_info.clone().unwrap();
+    assert_eq!(info.key_region.as_deref(), Some("us-east-1"));
+    assert_eq!(info.key_alias.as_deref(), Some("alias/test"));
+    let got = c
+        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(got, k);
+    let all = c.list_customer_managed_keys(&cancel).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.contains(&k));
+    c.delete_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .await
+        .unwrap();
+    let e = c
+        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .await
+        .unwrap_err();
+    assert!(e.is_gone(), "{e:?}");
+    assert_eq!(e.error_code(), Some("RESOURCE_DOES_NOT_EXIST"));
+    let e = c
+        .delete_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .await
+        .unwrap_err();
+    assert!(e.is_gone(), "{e:?}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn key_configuration_refusals() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let e = c
+        .create_customer_managed_key(&req(&[], ARN_USE1), &cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_code(&e),
+        (
+            400,
+            "MALFORMED_REQUEST".into(),
+            "Missing required parameters: use_cases".into()
+        )
+    );
+    let e = c
+        .create_customer_managed_key(
+            &req(
+                &[KeyFeature::Storage],
+                "arn:aws:kms:us-east-1:123456789012:alias/x",
+            ),
+            &cancel,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e).1, "INVALID_PARAMETER_VALUE");
+    let composite = format!("{ACCT}/{MS_KEY}");
+    let e = c
+        .get_customer_managed_key(&composite, &cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_code(&e),
+        (
+            400,
+            "INVALID_PARAMETER_VALUE".into(),
+            format!("Invalid customerManagedKeyId: {composite}")
+        )
+    );
+    // In use by workspace 1003.
+    let e = c
+        .delete_customer_managed_key(ST_KEY, &cancel)
+        .await
+        .unwrap_err();
+    let (s, code, m) = api_code(&e);
+    assert_eq!((s, code.as_str()), (400, "INVALID_PARAMETER_VALUE"));
+    assert!(
+        m.contains("You cannot delete a configuration that is associated with a running workspace"),
+        "{m}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn workspaces_get_list_and_gone() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let all = c.list_workspaces(&cancel).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let w = c.get_workspace(WS_STORAGE_SET, &cancel).await.unwrap();
+    assert_eq!(w.storage_customer_managed_key_id.as_deref(), Some(ST_KEY));
+    assert_eq!(w.workspace_status, Some(WorkspaceStatus::Running));
+    assert_eq!(w.aws_region.as_deref(), Some("us-east-1"));
+    assert!(w.creation_time.is_some());
+    let e = c.get_workspace(4242, &cancel).await.unwrap_err();
+    assert!(e.is_gone(), "{e:?}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn workspace_key_update_waits_for_running_and_checks() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let start = Instant::now();
+    let w = c
+        .update_workspace_keys(
+            WS_PLAIN,
+            &WorkspaceKeyUpdate {
+                managed_services_customer_managed_key_id: Some(MS_KEY.into()),
+                storage_customer_managed_key_id: Some(BOTH_KEY.into()),
+            },
+            &cancel,
+        )
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(200),
+        "did not wait for PROVISIONING"
+    );
+    assert_eq!(w.workspace_status, Some(WorkspaceStatus::Running));
+    assert_eq!(
+        w.managed_services_customer_managed_key_id.as_deref(),
+        Some(MS_KEY)
+    );
+    assert_eq!(w.storage_customer_managed_key_id.as_deref(), Some(BOTH_KEY));
+    // Rotating the managed-services key is allowed.
+    let w = c
+        .update_workspace_keys(
+            WS_PLAIN,
+            &WorkspaceKeyUpdate {
+                managed_services_customer_managed_key_id: Some(BOTH_KEY.into()),
+                ..Default::default()
+            },
+            &cancel,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.managed_services_customer_managed_key_id.as_deref(),
+        Some(BOTH_KEY)
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn workspace_update_refusals() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let ms = |id: &str| WorkspaceKeyUpdate {
+        managed_services_customer_managed_key_id: Some(id.into()),
+        ..Default::default()
+    };
+    let st = |id: &str| WorkspaceKeyUpdate {
+        storage_customer_managed_key_id: Some(id.into()),
+        ..Default::default()
+    };
+    let cases: Vec<(i64, WorkspaceKeyUpdate, &str)> = vec![
+        (WS_PREMIUM, ms(MS_KEY), "ENTERPRISE pricing tier"),
+        (WS_PLAIN, ms(EU_KEY), "must be in the workspace's region"),
+        (WS_PLAIN, st(MS_KEY), "needs the use case STORAGE"),
+        (WS_PLAIN, ms(ST_KEY), "needs the use case MANAGED_SERVICES"),
+        (
+            WS_STORAGE_SET,
+            st(BOTH_KEY),
+            "You cannot replace an existing key configuration for workspace storage.",
+        ),
+        (WS_COMPUTE, ms(MS_KEY), "classic compute running"),
+        (
+            WS_PLAIN,
+            ms(&format!("{ACCT}/{MS_KEY}")),
+            "Invalid customerManagedKeyId: ",
+        ),
+        (
+            WS_PLAIN,
+            ms("aaaaaaaa-0000-4000-8000-00000000ffff"),
+            "does not exist",
+        ),
+    ];
+    for (ws, upd, want) in cases {
+        let e = c
+            .update_workspace_keys(ws, &upd, &cancel)
+            .await
+            .unwrap_err();
+        let (s, code, m) = api_code(&e);
+        assert_eq!((s, code.as_str()), (400, "INVALID_PARAMETER_VALUE"), "{m}");
+        assert!(
+            m.contains(want),
+            "workspace {ws}: {m:?} should say {want:?}"
+        );
+    }
+    let e = c
+        .update_workspace_keys(4242, &ms(MS_KEY), &cancel)
+        .await
+        .unwrap_err();
+    assert!(e.is_gone());
+    // Stopping classic compute (behind Terraform's back) lets the update through.
+    admin(
+        &h,
+        "POST",
+        &format!("/_sandbox/workspaces/{WS_COMPUTE}/classic-compute"),
+        json!({"running": false}),
+    )
+    .await;
+    c.update_workspace_keys(WS_COMPUTE, &ms(MS_KEY), &cancel)
+        .await
+        .unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn silently_reverted_storage_key_is_a_typed_error() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    admin(
+        &h,
+        "POST",
+        &format!("/_sandbox/workspaces/{WS_PLAIN}/revert-next-update"),
+        json!({}),
+    )
+    .await;
+    let e = c
+        .update_workspace_keys(
+            WS_PLAIN,
+            &WorkspaceKeyUpdate {
+                storage_customer_managed_key_id: Some(ST_KEY.into()),
+                ..Default::default()
+            },
+            &cancel,
+        )
+        .await
+        .unwrap_err();
+    match e {
+        DatabricksError::ChangeReverted {
+            workspace_id,
+            field,
+            expected,
+            actual,
+            ..
+        } => {
+            assert_eq!(workspace_id, WS_PLAIN);
+            assert_eq!(field, "storage_customer_managed_key_id");
+            assert_eq!(expected.as_deref(), Some(ST_KEY));
+            assert_eq!(actual, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn running_wait_is_cancellable_and_bounded() {
+    let h = start().await;
+    let cancel = CancellationToken::new();
+    admin(
+        &h,
+        "POST",
+        &format!("/_sandbox/workspaces/{WS_PLAIN}/status"),
+        json!({"workspace_status": "PROVISIONING"}),
+    )
+    .await;
+    let c = client_from(DatabricksSettings {
+        workspace_poll_interval: Some(Duration::from_secs(30)),
+        ..settings(&h)
+    });
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        c2.cancel();
+    });
+    let t = Instant::now();
+    let e = c
+        .wait_workspace_running(WS_PLAIN, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DatabricksError::Cancelled { .. }), "{e:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "cancellation took {:?}",
+        t.elapsed()
+    );
+
+    let c = client_from(DatabricksSettings {
+        workspace_wait_timeout: Some(Duration::from_millis(200)),
+        ..settings(&h)
+    });
+    let e = c
+        .wait_workspace_running(WS_PLAIN, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DatabricksError::Timeout { .. }), "{e:?}");
+
+    admin(
+        &h,
+        "POST",
+        &format!("/_sandbox/workspaces/{WS_PLAIN}/status"),
+        json!({"workspace_status": "FAILED", "workspace_status_message": "KMS key disabled"}),
+    )
+    .await;
+    let e = c
+        .wait_workspace_running(WS_PLAIN, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, DatabricksError::WorkspaceFailed { ref message, .. } if message == "KMS key disabled"),
+        "{e:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn backoff_sleep_is_cancellable() {
+    let h = start().await;
+    admin(
+        &h,
+        "PUT",
+        "/_sandbox/faults",
+        json!({"throttle_rate": 1.0, "retry_after_seconds": 30}),
+    )
+    .await;
+    let c = client_from(DatabricksSettings {
+        retry_timeout: Some(Duration::from_secs(120)),
+        ..settings(&h)
+    });
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c2.cancel();
+    });
+    let t = Instant::now();
+    let e = c.list_workspaces(&cancel).await.unwrap_err();
+    assert!(matches!(e, DatabricksError::Cancelled { .. }), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn credentials_refused_name_whose() {
+    let h = start().await;
+    let cancel = CancellationToken::new();
+    let c = client_from(DatabricksSettings {
+        token: Some(Secret::new("dapi-wrong-token-dddddddd")),
+        ..settings(&h)
+    });
+    let e = c.list_workspaces(&cancel).await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, DatabricksError::Unauthenticated { .. }),
+        "{e:?}"
+    );
+    assert!(
+        text.contains("the token from the argument `token`"),
+        "{text}"
+    );
+    assert!(!text.contains("dapi-wrong-token"), "{text}");
+    // A valid token of another account: 403.
+    let c = client_from(DatabricksSettings {
+        token: Some(Secret::new(OTHER_TOKEN)),
+        ..settings(&h)
+    });
+    let e = c.list_customer_managed_keys(&cancel).await.unwrap_err();
+    assert!(
+        matches!(e, DatabricksError::PermissionDenied { .. }),
+        "{e:?}"
+    );
+    assert!(!e.to_string().contains(OTHER_TOKEN));
+    // From the environment, the message names the variable.
+    let env = StaticEnvironment::default()
+        .with_var("DATABRICKS_HOST", &h.url())
+        .with_var("DATABRICKS_ACCOUNT_ID", ACCT)
+        .with_var("DATABRICKS_TOKEN", "dapi-env-wrong-eeeeeeee");
+    let c = AccountClient::with_environment(&DatabricksSettings::default(), &env).unwrap();
+    let e = c.list_workspaces(&cancel).await.unwrap_err();
+    assert!(
+        e.to_string().contains("the token from DATABRICKS_TOKEN"),
+        "{e}"
+    );
+    // A wrong OAuth secret names the client, not the secret.
+    let c = client_from(DatabricksSettings {
+        client_secret: Some(Secret::new("wrong-secret-ffffffff")),
+        ..oauth_settings(&h)
+    });
+    let e = c.list_workspaces(&cancel).await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, DatabricksError::OAuth { status: 401, .. }),
+        "{e:?}"
+    );
+    assert!(
+        text.contains(CLIENT_ID) && !text.contains("wrong-secret"),
+        "{text}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn oauth_m2m_token_is_cached_and_refreshed_before_expiry() {
+    let h = start_with(|c| c.token_lifetime = Duration::from_secs(2)).await;
+    let c = client_from(oauth_settings(&h));
+    let cancel = CancellationToken::new();
+    c.list_workspaces(&cancel).await.unwrap();
+    c.list_customer_managed_keys(&cancel).await.unwrap();
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    assert_eq!(stats["tokens_issued"], 1, "{stats}");
+    // Past three quarters of the token's life, before it expires.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    c.list_workspaces(&cancel).await.unwrap();
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    assert_eq!(stats["tokens_issued"], 2, "{stats}");
+    // 2 token requests + 3 calls: no 401 and retry happened.
+    assert_eq!(stats["api_requests"], 5, "{stats}");
+    // Dashboards use a workspace-level token.
+    let d = c
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 2);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn dashboards_of_a_workspace() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let d = c
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.display_name.as_str(), d.create_time.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("Old", "2024-01-01T00:00:00Z"),
+            ("New", "2025-01-01T00:00:00Z")
+        ]
+    );
+    assert!(d.iter().all(|d| !d.dashboard_id.is_empty()));
+    for i in 0..120 {
+        admin(
+            &h,
+            "POST",
+            &format!("/_sandbox/workspaces/{WS_PLAIN}/dashboards"),
+            json!({"display_name": format!("d{i}")}),
+        )
+        .await;
+    }
+    let d = c
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 122, "pages followed");
+    assert!(time::OffsetDateTime::parse(
+        &d[121].create_time,
+        &time::format_description::well_known::Rfc3339
+    )
+    .is_ok());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn retry_honours_retry_after() {
+    let h = start().await;
+    admin(
+        &h,
+        "PUT",
+        "/_sandbox/faults",
+        json!({"throttle_rate": 1.0, "retry_after_seconds": 0.5}),
+    )
+    .await;
+    let url = h.url();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        reqwest::Client::new()
+            .put(format!("{url}/_sandbox/faults"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"throttle_rate": 0.0}))
+            .send()
+            .await
+            .unwrap();
+    });
+    let c = client_from(settings(&h));
+    let t = Instant::now();
+    let w = c.list_workspaces(&CancellationToken::new()).await.unwrap();
+    assert_eq!(w.len(), 4);
+    // The backoff alone (20 ms base) would have retried far sooner.
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn retries_give_up_within_the_budget() {
+    let h = start().await;
+    admin(
+        &h,
+        "PUT",
+        "/_sandbox/faults",
+        json!({"throttle_rate": 1.0, "retry_after_seconds": 0.3}),
+    )
+    .await;
+    let c = client_from(DatabricksSettings {
+        retry_timeout: Some(Duration::from_secs(1)),
+        ..settings(&h)
+    });
+    let t = Instant::now();
+    let e = c
+        .list_workspaces(&CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_millis(1500));
+    match e {
+        DatabricksError::RetriesExhausted { attempts, last, .. } => {
+            assert!(attempts >= 3, "{attempts}");
+            assert_eq!(last.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+        }
+        other => panic!("{other:?}"),
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn random_503s_are_retried() {
+    let h = start_with(|c| {
+        c.faults.error_rate = 0.5;
+        c.fault_seed = 42;
+    })
+    .await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    for _ in 0..20 {
+        assert_eq!(c.list_workspaces(&cancel).await.unwrap().len(), 4);
+    }
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    assert!(stats["api_requests"].as_u64().unwrap() > 25, "{stats}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn lost_create_answer_never_makes_two_configurations() {
+    let h = start_with(|c| c.faults.drop_after_commit = 1).await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let arn = "arn:aws:kms:us-east-1:123456789012:key/3234abcd-12ab-34cd-56ef-1234567890ab";
+    let k = c
+        .create_customer_managed_key(&req(&[KeyFeature::Storage], arn), &cancel)
+        .await
+        .unwrap();
+    let matching: Vec<_> = c
+        .list_customer_managed_keys(&cancel)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.aws_key_info.as_ref().map(|i| i.key_arn.as_str()) == Some(arn))
+        .collect();
+    assert_eq!(matching.len(), 1);
+    assert_eq!(
+        matching[0].customer_managed_key_id,
+        k.customer_managed_key_id
+    );
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    assert_eq!(stats["creates_committed"], 1, "{stats}");
+    // The fault was used up: the first answer really was lost.
+    let faults = admin(&h, "GET", "/_sandbox/faults", Value::Null).await;
+    assert_eq!(faults["drop_after_commit"], 0, "{faults}");
+    // POST + LIST (recovery) + LIST (this test): no second POST.
+    assert_eq!(stats["api_requests"], 3, "{stats}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_after_a_503_looks_before_sending_again() {
+    let h = start_with(|c| c.faults.fail_next = 1).await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let arn = "arn:aws:kms:us-east-1:123456789012:key/4234abcd-12ab-34cd-56ef-1234567890ab";
+    let k = c
+        .create_customer_managed_key(&req(&[KeyFeature::ManagedServices], arn), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(k.aws_key_info.unwrap().key_arn, arn);
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    // POST (503, not committed), LIST (nothing), POST again.
+    assert_eq!(stats["api_requests"], 3, "{stats}");
+    assert_eq!(stats["creates_committed"], 1, "{stats}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_side_rate_limit_and_server_limit() {
+    let h = start().await;
+    let c = client_from(DatabricksSettings {
+        rate_limit: Some(5.0),
+        ..settings(&h)
+    });
+    let cancel = CancellationToken::new();
+    let t = Instant::now();
+    for _ in 0..6 {
+        c.list_workspaces(&cancel).await.unwrap();
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+    // The server's own limit answers 429s that the client rides out.
+    admin(&h, "PUT", "/_sandbox/faults", json!({"rps_limit": 3})).await;
+    let c = client_from(settings(&h));
+    for _ in 0..8 {
+        c.list_workspaces(&cancel).await.unwrap();
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn state_file_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let h = start_with(|c| c.state_path = Some(path.clone())).await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    let k = c
+        .create_customer_managed_key(&req(&[KeyFeature::ManagedServices], ARN_USE1), &cancel)
+        .await
+        .unwrap();
+    h.shutdown().await;
+    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(on_disk.to_string().contains(&k.customer_managed_key_id));
+    let h = start_with(|c| {
+        c.state_path = Some(path.clone());
+        c.world = World::default();
+    })
+    .await;
+    let c = client_from(settings(&h));
+    let got = c
+        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(got, k);
+    h.shutdown().await;
+}
+
+/// Everything logged at TRACE during authentication and calls, captured.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_secret_in_any_log_line() {
+    let cap = Capture::default();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(cap.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(sub);
+    let h = start_with(|c| c.token_lifetime = Duration::from_secs(1)).await;
+    let cancel = CancellationToken::new();
+    let oauth = client_from(oauth_settings(&h));
+    oauth.list_workspaces(&cancel).await.unwrap();
+    let k = oauth
+        .create_customer_managed_key(&req(&[KeyFeature::Storage], ARN_USE1), &cancel)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    oauth
+        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .await
+        .unwrap();
+    oauth
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    let pat = client_from(settings(&h));
+    pat.list_customer_managed_keys(&cancel).await.unwrap();
+    let bad = client_from(DatabricksSettings {
+        client_secret: Some(Secret::new("wrong-secret-ffffffff")),
+        ..oauth_settings(&h)
+    });
+    let e = bad.list_workspaces(&cancel).await.unwrap_err();
+    tracing::error!(error = %e, debug = ?e, client = ?oauth, settings = ?oauth_settings(&h), "logged by the test on purpose");
+    h.shutdown().await;
+    let log = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("Databricks call"), "nothing captured: {log}");
+    assert!(log.contains("requesting OAuth token"), "{log}");
+    for secret in [TOKEN, CLIENT_SECRET, "wrong-secret-ffffffff", "sbx-oauth-"] {
+        assert!(!log.contains(secret), "{secret} appears in the log");
+    }
+}
