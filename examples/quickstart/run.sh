@@ -22,5 +22,5 @@ echo
 echo "== outputs"
 "$terraform" output key_features
 "$terraform" output parsed_key_arn
-"$terraform" output -raw key_policy
+"$terraform" output -raw key_policy | python3 -m json.tool
 echo

@@ -61,7 +61,7 @@ pub struct KmsKeyPolicyModel {
     #[schemars(extend("x-tf" = ["optional", "computed"]))]
     pub databricks_principal: Val<String>,
 
-    /// The policy document, as canonical JSON.
+    /// The policy document, as canonical JSON (compact, stable key and statement order).
     #[schemars(extend("x-tf" = ["computed"]))]
     pub json: Val<String>,
 }
