@@ -331,8 +331,12 @@ async fn workspace_update_refusals() {
         storage_customer_managed_key_id: Some(id.into()),
         ..Default::default()
     };
+    let composite = format!("{ACCT}/{MS_KEY}");
+    let composite_answer = format!("Invalid customerManagedKeyId: {composite}");
     let cases: Vec<(i64, WorkspaceKeyUpdate, &str)> = vec![
         (WS_PREMIUM, ms(MS_KEY), "ENTERPRISE pricing tier"),
+        // The rule engine's message gives the details.
+        (WS_PREMIUM, ms(MS_KEY), "has pricing tier PREMIUM"),
         (WS_PLAIN, ms(EU_KEY), "must be in the workspace's region"),
         (WS_PLAIN, st(MS_KEY), "needs the use case STORAGE"),
         (WS_PLAIN, ms(ST_KEY), "needs the use case MANAGED_SERVICES"),
@@ -342,11 +346,7 @@ async fn workspace_update_refusals() {
             "You cannot replace an existing key configuration for workspace storage.",
         ),
         (WS_COMPUTE, ms(MS_KEY), "classic compute running"),
-        (
-            WS_PLAIN,
-            ms(&format!("{ACCT}/{MS_KEY}")),
-            "Invalid customerManagedKeyId: ",
-        ),
+        (WS_PLAIN, ms(&composite), composite_answer.as_str()),
         (
             WS_PLAIN,
             ms("aaaaaaaa-0000-4000-8000-00000000ffff"),

@@ -537,7 +537,7 @@ fn check_slot(
     let r = RuleId::CompositeKeyId;
     out.push(match (&req.composite_source, &req.id) {
         (Some(src), _) => Outcome::fail(r, subject, format!("the {slot} key id comes from {src}, the composite <account_id>/<customer_managed_key_id>; use .customer_managed_key_id")),
-        (None, Fact::Known(Some(id))) if id.contains('/') => Outcome::fail(r, subject, format!("the {slot} key id {id:?} is a composite <account_id>/<id>; Databricks answers \"Invalid customerManagedKeyId: {id}\"; pass only the part after '/'")),
+        (None, Fact::Known(Some(id))) if ids::is_composite_key_id(id) => Outcome::fail(r, subject, format!("the {slot} key id {id:?} is a composite <account_id>/<id>; Databricks answers \"Invalid customerManagedKeyId: {id}\"; pass only the part after '/'")),
         (None, Fact::Known(_)) => Outcome::pass(r, subject, format!("the {slot} key id is a bare id")),
         (None, Fact::Unknown) if req.bare_source.is_some() => Outcome::pass(r, subject, format!("the {slot} key id comes from {}, a bare id", req.bare_source.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) => Outcome::cannot_tell(r, subject, format!("the {slot} key id is not known until apply, and where it comes from is not known")),

@@ -87,6 +87,15 @@ pub fn check_databricks_account_id(s: &str) -> Result<(), IdError> {
     }
 }
 
+/// Whether a key configuration id is the composite
+/// `<account_id>/<customer_managed_key_id>` (what the official provider's
+/// `databricks_mws_customer_managed_keys.*.id` holds) rather than the bare
+/// id. The Account API refuses it with `Invalid customerManagedKeyId: <id>`
+/// (rule CMK014).
+pub fn is_composite_key_id(id: &str) -> bool {
+    id.contains('/')
+}
+
 /// Checks an AWS region name such as `us-east-1` or `us-gov-west-1`.
 pub fn check_region(s: &str) -> Result<(), IdError> {
     let parts: Vec<&str> = s.split('-').collect();
@@ -239,6 +248,14 @@ pub fn check_principal_arn(s: &str) -> Result<Partition, IdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn composite_key_ids_are_told_from_bare_ones() {
+        assert!(is_composite_key_id(
+            "11111111-2222-4333-8444-555555555555/aaaaaaaa-0000-4000-8000-000000000001"
+        ));
+        assert!(!is_composite_key_id("aaaaaaaa-0000-4000-8000-000000000001"));
+    }
 
     #[test]
     fn key_arns_parse_with_their_parts() {

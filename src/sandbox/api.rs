@@ -16,13 +16,15 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::checks::{self, Slot};
+use super::adapter::{self, KeyUpdate, Slot};
 use super::{
     dashboard_view, key_view, new_uuid, now_ms, now_rfc3339, persist, Faults, SandboxAccount,
     SeedDashboard, SeedKey, World,
 };
 use crate::cloud::databricks::{AwsKeyInfo, WorkspaceStatus};
 use crate::rules::catalog::KeyFeature;
+use crate::rules::ids::is_composite_key_id;
+use crate::rules::RuleId;
 
 pub(crate) struct IssuedToken {
     account_id: String,
@@ -460,7 +462,7 @@ async fn list_keys(State(s): S, Path(account_id): Path<String>, headers: HeaderM
 }
 
 fn check_key_id(id: &str) -> Result<(), Response> {
-    if id.contains('/') {
+    if is_composite_key_id(id) {
         return Err(bad(format!("Invalid customerManagedKeyId: {id}")));
     }
     Ok(())
@@ -564,29 +566,19 @@ async fn create_key(
                 "Missing required parameters: use_cases",
             )
         }
-        Some(Value::Array(a)) if a.is_empty() => {
-            return err(
-                400,
-                "MALFORMED_REQUEST",
-                "Missing required parameters: use_cases",
-            )
-        }
         Some(Value::Array(a)) => a,
         Some(_) => return err(400, "MALFORMED_REQUEST", "use_cases must be a list"),
     };
-    let mut cases = Vec::new();
-    for u in use_cases {
-        match u.as_str().and_then(KeyFeature::parse) {
-            Some(f) if !cases.contains(&f) => cases.push(f),
-            Some(_) => {}
-            None => {
-                return bad(format!(
-                    "Invalid use case {u}; valid values are {}",
-                    KeyFeature::valid_names()
-                ))
-            }
-        }
-    }
+    // The use cases as written; a non-string is kept as its JSON text so
+    // that the rules name it.
+    let written: Vec<String> = use_cases
+        .iter()
+        .map(|u| {
+            u.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| u.to_string())
+        })
+        .collect();
     let Some(info) = v.get("aws_key_info").filter(|i| !i.is_null()) else {
         return err(
             400,
@@ -604,19 +596,27 @@ async fn create_key(
             )
         }
     };
-    let arn = match crate::rules::ids::parse_key_arn(&info.key_arn) {
-        Ok(a) => a,
-        Err(e) => return bad(format!("Invalid key_arn: {}", e.0)),
-    };
-    match &info.key_region {
-        Some(r) if *r != arn.region => {
-            return bad(format!(
-                "key_region {r} does not match the region {} of key_arn",
-                arn.region
-            ))
+    let facts = adapter::key_config_facts(None, written.clone(), &info);
+    match adapter::create_refusal(&facts) {
+        // The API answers an empty list as a missing parameter.
+        Some((RuleId::UseCasesValid, _)) if written.is_empty() => {
+            return err(
+                400,
+                "MALFORMED_REQUEST",
+                "Missing required parameters: use_cases",
+            )
         }
-        _ => info.key_region = Some(arn.region),
+        Some((_, m)) => return bad(m),
+        None => {}
     }
+    let mut cases = Vec::new();
+    for f in written.iter().filter_map(|u| KeyFeature::parse(u)) {
+        if !cases.contains(&f) {
+            cases.push(f);
+        }
+    }
+    // Databricks fills key_region from the ARN when it is not given.
+    info.key_region = facts.effective_key_region().known().cloned();
     let key = SeedKey {
         customer_managed_key_id: Some(new_uuid()),
         creation_time: Some(now_ms()),
@@ -772,38 +772,9 @@ async fn patch_ws(
                 slot.field()
             ));
         };
-        if let Err(r) = check_key_id(new) {
-            return r;
+        if slot.current(&w.workspace) != Some(new) {
+            changes.push((slot, new.to_string()));
         }
-        let current = match slot {
-            Slot::ManagedServices => &w.workspace.managed_services_customer_managed_key_id,
-            Slot::Storage => &w.workspace.storage_customer_managed_key_id,
-        };
-        if current.as_deref() == Some(new) {
-            continue;
-        }
-        if let Err(m) = checks::tier_allows_keys(w.workspace.pricing_tier) {
-            return bad(m);
-        }
-        let Some(k) = keys
-            .iter()
-            .find(|k| k.customer_managed_key_id.as_deref() == Some(new))
-        else {
-            return bad(format!(
-                "Customer managed key configuration {new} does not exist in account {account_id}"
-            ));
-        };
-        let kv = key_view(&account_id, k);
-        if let Err(m) = checks::slot_accepts(slot, &kv) {
-            return bad(m);
-        }
-        if let Err(m) = checks::region_matches(&kv, w.workspace.aws_region.as_deref()) {
-            return bad(m);
-        }
-        if slot == Slot::Storage && current.is_some() {
-            return bad("You cannot replace an existing key configuration for workspace storage.");
-        }
-        changes.push((slot, new.to_string()));
     }
     let rename = if mask.iter().any(|f| f == "workspace_name") {
         body.get("workspace_name")
@@ -813,6 +784,39 @@ async fn patch_ws(
         None
     };
     if !changes.is_empty() {
+        // The Databricks rules come from the engine; the sandbox answers the
+        // failed ones the Account API enforces, in the order it checks them.
+        let update = KeyUpdate {
+            workspace: w,
+            changes: &changes,
+            keys: &keys,
+        };
+        let outcomes = update.check();
+        if let Some(m) =
+            update.refusal(&outcomes, &[RuleId::CompositeKeyId, RuleId::EnterpriseTier])
+        {
+            return bad(m);
+        }
+        for (_, new) in &changes {
+            if !keys
+                .iter()
+                .any(|k| k.customer_managed_key_id.as_deref() == Some(new.as_str()))
+            {
+                return bad(format!(
+                    "Customer managed key configuration {new} does not exist in account {account_id}"
+                ));
+            }
+        }
+        if let Some(m) = update.refusal(
+            &outcomes,
+            &[
+                RuleId::SlotUseCase,
+                RuleId::KeyRegion,
+                RuleId::StorageKeyReplacement,
+            ],
+        ) {
+            return bad(m);
+        }
         if w.workspace.workspace_status != Some(WorkspaceStatus::Running) {
             return bad(format!(
                 "Workspace {id} is {}; keys can only be updated on a RUNNING workspace",
@@ -822,10 +826,8 @@ async fn patch_ws(
                     .unwrap_or("in an unknown state")
             ));
         }
-        if w.classic_compute_running {
-            return bad(format!(
-                "Workspace {id} has classic compute running: stop all clusters, pools and classic SQL warehouses before updating its keys"
-            ));
+        if let Some(m) = update.refusal(&outcomes, &[RuleId::ClassicComputeRunning]) {
+            return bad(m);
         }
     }
     if let Some(n) = rename {

@@ -5,9 +5,9 @@
 
 // The handlers return their refusal `Response` early through `Result`;
 // boxing it would only add noise to every handler.
+mod adapter;
 #[allow(clippy::result_large_err)]
 mod api;
-mod checks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
