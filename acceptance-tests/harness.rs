@@ -94,6 +94,8 @@ pub struct Workdir {
     pub dir: tempfile::TempDir,
     pub bin_dir: PathBuf,
     terraform: PathBuf,
+    /// Extra environment for every terraform run (credentials, endpoints).
+    pub env: Vec<(String, String)>,
 }
 
 impl Workdir {
@@ -129,6 +131,7 @@ impl Workdir {
             dir,
             bin_dir,
             terraform,
+            env: vec![],
         };
         w.write("main.tf", config);
         w
@@ -151,6 +154,7 @@ impl Workdir {
             .env("TF_IN_AUTOMATION", "1")
             .env_remove("TF_LOG")
             .env_remove("TF_REATTACH_PROVIDERS")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null());
         c
     }

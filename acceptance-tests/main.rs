@@ -2,7 +2,9 @@
 //! Run with `TF_ACC=1` (`make test` sets it).
 
 mod harness;
+mod sandbox;
 
+mod databricks;
 mod functions;
 mod kms_key_policy;
 mod plugin_process;

@@ -6,6 +6,7 @@ pub mod data_sources;
 pub mod docs;
 pub mod functions;
 pub mod provider;
+pub mod resources;
 pub mod review;
 pub mod rules;
 pub mod sandbox;

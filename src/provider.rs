@@ -3,10 +3,13 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Secret};
 use crate::data_sources::kms_key_policy::KmsKeyPolicy;
 use crate::functions::{key_features::KeyFeatures, parse_key_arn::ParseKeyArn};
-use crate::tfplugin::provider::{data_source, DynDataSource, DynResource};
-use crate::tfplugin::{Diagnostics, Function, Provider};
+use crate::resources::{key_configuration::KeyConfiguration, workspace_binding::WorkspaceBinding};
+use crate::rules::ids;
+use crate::tfplugin::provider::{data_source, resource, DynDataSource, DynResource};
+use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, Val};
 
 /// The provider's type name in Terraform.
 pub const TYPE_NAME: &str = "cmk";
@@ -14,30 +17,169 @@ pub const TYPE_NAME: &str = "cmk";
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/databricks-cmk/cmk";
 
 /// Customer-managed keys (CMK) for Databricks on AWS, with Databricks' rules checked at plan time.
+///
+/// Databricks credentials follow Databricks' unified authentication: the
+/// arguments below, then the `DATABRICKS_*` environment variables, then a profile
+/// of `~/.databrickscfg`. Nothing is read until an object needs the Account API,
+/// so plans of pure objects (policies, functions) need no credentials.
 #[derive(Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ProviderConfig {}
+pub struct ProviderConfig {
+    /// The Databricks account console host. Defaults to `DATABRICKS_HOST`, the
+    /// profile's `host`, or `https://accounts.cloud.databricks.com`.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub host: Val<String>,
 
-/// What operations get once the provider is configured. The pure objects of
-/// this provider need nothing yet; cloud clients join here.
-#[derive(Debug, Default)]
-pub struct Clients {}
+    /// The Databricks account id (a UUID). Defaults to `DATABRICKS_ACCOUNT_ID` or the profile's `account_id`.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub account_id: Val<String>,
+
+    /// A personal access token. Prefer `DATABRICKS_TOKEN` or a profile, so the
+    /// token stays out of configuration files.
+    #[schemars(extend("x-tf" = ["optional", "sensitive"]))]
+    pub token: Val<String>,
+
+    /// OAuth machine-to-machine: the service principal's client id
+    /// (`DATABRICKS_CLIENT_ID`).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub client_id: Val<String>,
+
+    /// OAuth machine-to-machine: the service principal's secret
+    /// (`DATABRICKS_CLIENT_SECRET`).
+    #[schemars(extend("x-tf" = ["optional", "sensitive"]))]
+    pub client_secret: Val<String>,
+
+    /// The profile of the Databricks config file to use (`DATABRICKS_CONFIG_PROFILE`; default `DEFAULT`).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub profile: Val<String>,
+
+    /// The Databricks config file (`DATABRICKS_CONFIG_FILE`; default `~/.databrickscfg`).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub config_file: Val<String>,
+
+    /// Client-side limit of Account API requests per second (`DATABRICKS_RATE_LIMIT`; default 15).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub rate_limit: Val<f64>,
+
+    /// The workspace host, with `{deployment_name}` replaced, for workspace-level
+    /// calls such as the AI/BI dashboards list. Default
+    /// `https://{deployment_name}.cloud.databricks.com`.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub workspace_host_template: Val<String>,
+
+    /// Seconds between polls while a workspace applies a key change (default 10).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub workspace_poll_interval_seconds: Val<f64>,
+}
+
+/// What operations get once the provider is configured: clients, each built
+/// on first use.
+pub struct Clients {
+    databricks_settings: DatabricksSettings,
+    databricks: tokio::sync::OnceCell<AccountClient>,
+}
+
+impl Clients {
+    pub fn new(databricks_settings: DatabricksSettings) -> Clients {
+        Clients {
+            databricks_settings,
+            databricks: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The Account API client, built (and its credentials resolved) on first use.
+    pub async fn databricks(&self) -> Result<&AccountClient, DatabricksError> {
+        self.databricks
+            .get_or_try_init(|| async { AccountClient::new(&self.databricks_settings) })
+            .await
+    }
+}
 
 #[derive(Default)]
 pub struct CmkProvider;
+
+fn known(v: &Val<String>) -> Option<String> {
+    v.known().filter(|s| !s.is_empty()).cloned()
+}
+
+impl ProviderConfig {
+    fn databricks_settings(&self) -> DatabricksSettings {
+        DatabricksSettings {
+            host: known(&self.host),
+            account_id: known(&self.account_id),
+            token: known(&self.token).map(Secret::new),
+            client_id: known(&self.client_id),
+            client_secret: known(&self.client_secret).map(Secret::new),
+            profile: known(&self.profile),
+            config_file: known(&self.config_file).map(Into::into),
+            rate_limit: self.rate_limit.known().copied(),
+            workspace_host_template: known(&self.workspace_host_template),
+            workspace_poll_interval: self
+                .workspace_poll_interval_seconds
+                .known()
+                .map(|s| std::time::Duration::from_secs_f64(s.max(0.05))),
+            ..DatabricksSettings::default()
+        }
+    }
+}
 
 #[async_trait]
 impl Provider for CmkProvider {
     type Config = ProviderConfig;
     type Client = Clients;
 
+    fn validate(&self, c: &ProviderConfig, diags: &mut Diagnostics) {
+        if let Val::Known(a) = &c.account_id {
+            if let Err(e) = ids::check_databricks_account_id(a) {
+                diags.error_at(
+                    AttributePath::new(["account_id"]),
+                    "Invalid account_id",
+                    e.0,
+                );
+            }
+        }
+        if c.token.known().is_some()
+            && (c.client_id.known().is_some() || c.client_secret.known().is_some())
+        {
+            diags.error_at(
+                AttributePath::new(["token"]),
+                "Contradictory Databricks credentials",
+                "Both a token and OAuth client credentials are set. Set either `token` or `client_id` with `client_secret`.",
+            );
+        }
+        if c.client_id.known().is_some() != c.client_secret.known().is_some()
+            && !c.client_id.is_unknown()
+            && !c.client_secret.is_unknown()
+        {
+            let missing = if c.client_id.known().is_some() {
+                "client_secret"
+            } else {
+                "client_id"
+            };
+            diags.error_at(
+                AttributePath::new([missing]),
+                "Incomplete OAuth credentials",
+                format!("OAuth machine-to-machine needs both client_id and client_secret; set `{missing}` (or DATABRICKS_{}).", missing.to_uppercase()),
+            );
+        }
+        if let Val::Known(r) = &c.rate_limit {
+            if *r <= 0.0 {
+                diags.error_at(
+                    AttributePath::new(["rate_limit"]),
+                    "Invalid rate_limit",
+                    "rate_limit must be a positive number of requests per second.",
+                );
+            }
+        }
+    }
+
     async fn configure(
         &self,
-        _config: ProviderConfig,
+        config: ProviderConfig,
         terraform_version: &str,
         _diags: &mut Diagnostics,
     ) -> Option<Clients> {
         tracing::debug!(terraform_version, "configured");
-        Some(Clients {})
+        Some(Clients::new(config.databricks_settings()))
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Clients>>> {
@@ -45,7 +187,7 @@ impl Provider for CmkProvider {
     }
 
     fn resources(&self) -> Vec<Box<dyn DynResource<Clients>>> {
-        vec![]
+        vec![resource(KeyConfiguration), resource(WorkspaceBinding)]
     }
 
     fn functions(&self) -> Vec<Box<dyn Function>> {

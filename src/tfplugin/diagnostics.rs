@@ -186,6 +186,18 @@ impl Diagnostics {
     pub fn to_proto(&self) -> Vec<pb::Diagnostic> {
         self.0.iter().map(Diagnostic::to_proto).collect()
     }
+
+    /// Diagnostics for an object of this schema, with paths Terraform can show.
+    pub fn to_proto_for(&self, block: &super::schema::Block) -> Vec<pb::Diagnostic> {
+        self.0
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.path = d.path.map(|p| block.displayable_path(&p));
+                d.to_proto()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -237,6 +237,34 @@ impl Block {
         }
     }
 
+    /// The part of a path Terraform can show in the configuration. Terraform
+    /// (1.11) follows nested blocks but not the inside of an attribute's value
+    /// (a nested attribute's object, a map, a list): a deeper path makes it
+    /// fall back to the whole block. So a path is cut after its first
+    /// attribute step; the message still names the inner value.
+    pub fn displayable_path(&self, p: &AttributePath) -> AttributePath {
+        use super::diagnostics::Step;
+        let mut out = Vec::new();
+        let mut block = self;
+        let mut steps = p.0.iter().peekable();
+        while let Some(step) = steps.next() {
+            out.push(step.clone());
+            let Step::Attr(name) = step else { break };
+            let Some(b) = block.blocks.iter().find(|b| &b.name == name) else {
+                break;
+            };
+            // a block: keep its element step, then continue inside it
+            if b.nesting != Nesting::Single {
+                match steps.next() {
+                    Some(s @ (Step::Index(_) | Step::Key(_))) => out.push(s.clone()),
+                    _ => break,
+                }
+            }
+            block = &b.block;
+        }
+        AttributePath(out)
+    }
+
     /// Names of the attributes that are computed (for plans).
     pub fn computed_attributes(&self) -> impl Iterator<Item = &Attribute> {
         self.attributes.iter().filter(|a| a.flags.computed)
@@ -916,5 +944,37 @@ mod tests {
         let mut v = Value::object([("flag", Value::Bool(false))]);
         s.block.apply_defaults(&mut v);
         assert_eq!(v.get("flag"), Some(&Value::Bool(false)));
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cut_after_the_first_attribute_but_follow_blocks() {
+        let inner = Block {
+            description: String::new(),
+            attributes: vec![],
+            blocks: vec![],
+        };
+        let block = Block {
+            description: String::new(),
+            attributes: vec![],
+            blocks: vec![NestedBlock {
+                name: "rule".into(),
+                nesting: Nesting::List,
+                block: inner,
+                min_items: 0,
+                max_items: 0,
+            }],
+        };
+        let p = AttributePath::new(["aws_key_info", "key_arn"]);
+        assert_eq!(block.displayable_path(&p).to_string(), "aws_key_info");
+        let q = AttributePath::new(["rule"])
+            .index(2)
+            .attr("id")
+            .attr("deeper");
+        assert_eq!(block.displayable_path(&q).to_string(), "rule[2].id");
     }
 }

@@ -117,6 +117,22 @@ impl<P: Provider> ProviderServer<P> {
         }
     }
 
+    /// Resource diagnostics, with paths Terraform can show.
+    fn res_diags(&self, type_name: &str, diags: &Diagnostics) -> Vec<pb::Diagnostic> {
+        match self.resources.get(type_name) {
+            Some(r) => diags.to_proto_for(&r.schema().block),
+            None => diags.to_proto(),
+        }
+    }
+
+    /// Data source diagnostics, with paths Terraform can show.
+    fn ds_diags(&self, type_name: &str, diags: &Diagnostics) -> Vec<pb::Diagnostic> {
+        match self.data_sources.get(type_name) {
+            Some(d) => diags.to_proto_for(&d.schema().block),
+            None => diags.to_proto(),
+        }
+    }
+
     fn resource(&self, name: &str, diags: &mut Diagnostics) -> Option<&dyn DynResource<P::Client>> {
         let r = self.resources.get(name).map(|r| r.as_ref());
         if r.is_none() {
@@ -238,14 +254,33 @@ fn dynamic_out(v: &Value, ty: &Type, diags: &mut Diagnostics) -> Option<pb::Dyna
     }
 }
 
-/// On create: computed attributes left null become unknown.
-/// On update: write-only attributes are never kept.
+/// On create: computed attributes left null in the configuration become
+/// unknown, in nested single attributes too.
 fn mark_unknown_computed(schema: &Schema, config: &Value, planned: &mut Value) {
-    for a in schema.block.computed_attributes() {
-        let cfg_null = config.get(&a.name).is_none_or(Value::is_null);
-        if let Some(slot) = planned.get_mut(&a.name) {
-            if cfg_null && slot.is_null() {
-                *slot = Value::Unknown;
+    mark_unknown_in(&schema.block.attributes, config, planned);
+}
+
+fn mark_unknown_in(
+    attrs: &[crate::tfplugin::schema::Attribute],
+    config: &Value,
+    planned: &mut Value,
+) {
+    for a in attrs {
+        let cfg = config.get(&a.name).unwrap_or(&Value::Null);
+        let Some(slot) = planned.get_mut(&a.name) else {
+            continue;
+        };
+        if a.flags.computed && cfg.is_null() && slot.is_null() {
+            *slot = Value::Unknown;
+            continue;
+        }
+        if let AttrType::Nested {
+            nesting: crate::tfplugin::schema::Nesting::Single,
+            attributes,
+        } = &a.ty
+        {
+            if !slot.is_null() && !slot.is_unknown() {
+                mark_unknown_in(attributes, cfg, slot);
             }
         }
     }
@@ -341,7 +376,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             }
         }
         Ok(Response::new(pb::validate_provider_config::Response {
-            diagnostics: diags.to_proto(),
+            diagnostics: diags.to_proto_for(&self.provider_schema.block),
         }))
     }
 
@@ -362,7 +397,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             }
         }
         Ok(Response::new(pb::validate_resource_config::Response {
-            diagnostics: diags.to_proto(),
+            diagnostics: self.res_diags(&r.type_name, &diags),
         }))
     }
 
@@ -383,7 +418,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             }
         }
         Ok(Response::new(pb::validate_data_resource_config::Response {
-            diagnostics: diags.to_proto(),
+            diagnostics: self.ds_diags(&r.type_name, &diags),
         }))
     }
 
@@ -418,7 +453,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         }
         Ok(Response::new(pb::upgrade_resource_state::Response {
             upgraded_state: upgraded,
-            diagnostics: diags.to_proto(),
+            diagnostics: self.res_diags(&r.type_name, &diags),
         }))
     }
 
@@ -443,7 +478,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             }
         }
         Ok(Response::new(pb::configure_provider::Response {
-            diagnostics: diags.to_proto(),
+            diagnostics: diags.to_proto_for(&self.provider_schema.block),
         }))
     }
 
@@ -485,7 +520,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         }
         Ok(Response::new(pb::read_resource::Response {
             new_state,
-            diagnostics: diags.to_proto(),
+            diagnostics: self.res_diags(&r.type_name, &diags),
             private: r.private,
             deferred: None,
         }))
@@ -580,7 +615,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                 .map(AttributePath::to_proto)
                 .collect(),
             planned_private: r.prior_private,
-            diagnostics: diags.to_proto(),
+            diagnostics: self.res_diags(&r.type_name, &diags),
             legacy_type_system: false,
             deferred: None,
         }))
@@ -651,7 +686,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         Ok(Response::new(pb::apply_resource_change::Response {
             new_state,
             private: r.planned_private,
-            diagnostics: diags.to_proto(),
+            diagnostics: self.res_diags(&r.type_name, &diags),
             legacy_type_system: false,
         }))
     }
@@ -686,7 +721,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         }
         Ok(Response::new(pb::import_resource_state::Response {
             imported_resources: imported,
-            diagnostics: diags.to_proto(),
+            diagnostics: self.res_diags(&r.type_name, &diags),
             deferred: None,
         }))
     }
@@ -721,7 +756,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         }
         Ok(Response::new(pb::move_resource_state::Response {
             target_state: target,
-            diagnostics: diags.to_proto(),
+            diagnostics: self.res_diags(&r.target_type_name, &diags),
             target_private: vec![],
         }))
     }
@@ -758,7 +793,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         }
         Ok(Response::new(pb::read_data_source::Response {
             state,
-            diagnostics: diags.to_proto(),
+            diagnostics: self.ds_diags(&r.type_name, &diags),
             deferred: None,
         }))
     }

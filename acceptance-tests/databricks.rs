@@ -1,0 +1,404 @@
+//! cmk_key_configuration and cmk_workspace_binding through Terraform, against cmk-sandbox.
+
+use crate::harness::{enabled, plan_diagnostics, validate_diagnostics, Workdir, CMK_HEADER};
+use crate::sandbox::{Sandbox, ACCOUNT_ID, PREMIUM_WORKSPACE, PROD_WORKSPACE, SEEDED_KEY, TOKEN};
+
+const US_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+const EU_KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/66666666-7777-8888-9999-000000000000";
+
+/// A working directory for the sandbox; the token reaches the provider through
+/// DATABRICKS_TOKEN, as users should pass it, not through the configuration.
+fn workdir(sb: &Sandbox, body: &str) -> Workdir {
+    let mut w = Workdir::new(&format!("{CMK_HEADER}\n{}\n{body}", sb.provider_block()));
+    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w
+}
+
+fn run(w: &Workdir, args: &[&str]) -> crate::harness::Out {
+    w.run(args)
+}
+
+fn apply(w: &Workdir) -> crate::harness::Out {
+    run(w, &["apply", "-auto-approve", "-input=false", "-no-color"])
+}
+
+fn plan_exit(w: &Workdir) -> (i32, String) {
+    let o = run(
+        w,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+    );
+    (o.code, o.all())
+}
+
+fn state_values(w: &Workdir, address: &str) -> serde_json::Value {
+    let o = run(w, &["show", "-json"]);
+    o.ok();
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    v["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == address)
+        .unwrap_or_else(|| panic!("{address} not in state"))["values"]
+        .clone()
+}
+
+#[test]
+fn key_configuration_create_replan_import_destroy() {
+    if !enabled("key_configuration_create_replan_import_destroy") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"resource "cmk_key_configuration" "storage" {{
+  use_cases = ["STORAGE", "MANAGED_SERVICES"]
+  aws_key_info = {{
+    key_arn   = "{US_KEY}"
+    key_alias = "alias/databricks-storage"
+  }}
+}}
+output "id" {{ value = cmk_key_configuration.storage.customer_managed_key_id }}
+"#
+        ),
+    );
+    apply(&w).ok();
+    let v = state_values(&w, "cmk_key_configuration.storage");
+    let id = v["customer_managed_key_id"].as_str().unwrap().to_string();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["account_id"], ACCOUNT_ID);
+    assert_eq!(
+        v["aws_key_info"]["key_region"], "us-east-1",
+        "region taken from the ARN"
+    );
+    assert!(v["creation_time"].as_i64().unwrap() > 0);
+    let (code, out) = plan_exit(&w);
+    assert_eq!(code, 0, "re-plan must be empty:\n{out}");
+
+    // Import the same configuration under a second address: the plan stays empty.
+    let mut cfg = std::fs::read_to_string(w.path().join("main.tf")).unwrap();
+    cfg.push_str(&format!(
+        "resource \"cmk_key_configuration\" \"imported\" {{\n  use_cases = [\"MANAGED_SERVICES\", \"STORAGE\"]\n  aws_key_info = {{\n    key_arn   = \"{US_KEY}\"\n    key_alias = \"alias/databricks-storage\"\n  }}\n}}\n"
+    ));
+    w.write("main.tf", &cfg);
+    run(
+        &w,
+        &[
+            "import",
+            "-input=false",
+            "-no-color",
+            "cmk_key_configuration.imported",
+            &format!("{ACCOUNT_ID}/{id}"),
+        ],
+    )
+    .ok();
+    assert_eq!(
+        state_values(&w, "cmk_key_configuration.imported")["customer_managed_key_id"],
+        id.as_str()
+    );
+    let (code, out) = plan_exit(&w);
+    assert_eq!(code, 0, "imported configuration re-plans empty:\n{out}");
+    run(
+        &w,
+        &["state", "rm", "-no-color", "cmk_key_configuration.imported"],
+    )
+    .ok();
+    let cfg = cfg[..cfg
+        .find("resource \"cmk_key_configuration\" \"imported\"")
+        .unwrap()]
+        .to_string();
+    w.write("main.tf", &cfg);
+
+    // Drift: deleted behind Terraform's back -> planned again.
+    let (status, _) = sb.admin(
+        "DELETE",
+        &format!("/_sandbox/customer-managed-keys/{id}"),
+        "",
+    );
+    assert!(status < 300, "admin delete: {status}");
+    let (code, out) = plan_exit(&w);
+    assert_eq!(code, 2, "a deleted configuration is planned again:\n{out}");
+    assert!(out.contains("deleted outside Terraform"), "{out}");
+    assert!(
+        out.contains("cmk_key_configuration.storage will be created"),
+        "{out}"
+    );
+
+    apply(&w).ok();
+    run(
+        &w,
+        &["destroy", "-auto-approve", "-input=false", "-no-color"],
+    )
+    .ok();
+}
+
+#[test]
+fn plan_time_rules_land_on_the_argument() {
+    if !enabled("plan_time_rules_land_on_the_argument") {
+        return;
+    }
+    let sb = Sandbox::start();
+
+    // A composite id where a bare id is expected (CMK014), caught by validate.
+    let w = workdir(
+        &sb,
+        &format!("resource \"cmk_workspace_binding\" \"b\" {{\n  workspace_id = {PROD_WORKSPACE}\n  storage_key_id = \"{ACCOUNT_ID}/{SEEDED_KEY}\"\n}}\n"),
+    );
+    let diags = validate_diagnostics(&w);
+    let d = diags
+        .iter()
+        .find(|d| d["severity"] == "error")
+        .expect("composite id refused");
+    assert!(d["summary"].as_str().unwrap().contains("CMK014"), "{d}");
+    assert_eq!(
+        d["range"]["start"]["line"].as_u64(),
+        Some(w.line_of("storage_key_id ="))
+    );
+
+    // use_cases without STORAGE but reuse_key_for_cluster_volumes set (CMK006), at plan.
+    let w = workdir(
+        &sb,
+        &format!(
+            "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{\n    key_arn = \"{US_KEY}\"\n    reuse_key_for_cluster_volumes = true\n  }}\n}}\n"
+        ),
+    );
+    let (code, diags) = plan_diagnostics(&w);
+    assert_ne!(code, 0);
+    let d = diags
+        .iter()
+        .find(|d| d["severity"] == "error")
+        .expect("CMK006");
+    assert!(d["summary"].as_str().unwrap().starts_with("CMK006"), "{d}");
+    // Terraform 1.11 underlines a nested attribute's whole object; the detail names the field.
+    assert_eq!(
+        d["range"]["start"]["line"].as_u64(),
+        Some(w.line_of("aws_key_info = {"))
+    );
+    assert!(
+        d["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reuse_key_for_cluster_volumes"),
+        "{d}"
+    );
+
+    // A PREMIUM workspace (CMK001) and a key in another region (CMK002), from live facts at plan.
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"resource "cmk_key_configuration" "eu" {{
+  use_cases    = ["MANAGED_SERVICES"]
+  aws_key_info = {{ key_arn = "{EU_KEY}" }}
+}}
+resource "cmk_workspace_binding" "premium" {{
+  workspace_id            = {PREMIUM_WORKSPACE}
+  managed_services_key_id = "{SEEDED_KEY}"
+}}
+"#
+        ),
+    );
+    run(
+        &w,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-target=cmk_key_configuration.eu",
+        ],
+    )
+    .ok();
+    let eu_id = state_values(&w, "cmk_key_configuration.eu")["customer_managed_key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, diags) = plan_diagnostics(&w);
+    assert_ne!(code, 0);
+    let tier = diags
+        .iter()
+        .find(|d| {
+            d["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("CMK001")
+        })
+        .unwrap_or_else(|| panic!("{diags:?}"));
+    assert_eq!(
+        tier["range"]["start"]["line"].as_u64(),
+        Some(w.line_of(&format!("workspace_id            = {PREMIUM_WORKSPACE}")))
+    );
+    assert!(
+        tier["detail"].as_str().unwrap().contains("PREMIUM"),
+        "{tier}"
+    );
+
+    let mut cfg = std::fs::read_to_string(w.path().join("main.tf")).unwrap();
+    cfg = cfg.replace(
+        &format!("workspace_id            = {PREMIUM_WORKSPACE}"),
+        &format!("workspace_id            = {PROD_WORKSPACE}"),
+    );
+    cfg = cfg.replace(
+        &format!("managed_services_key_id = \"{SEEDED_KEY}\""),
+        "managed_services_key_id = cmk_key_configuration.eu.customer_managed_key_id",
+    );
+    w.write("main.tf", &cfg);
+    let (code, diags) = plan_diagnostics(&w);
+    assert_ne!(code, 0, "{diags:?}");
+    let region = diags
+        .iter()
+        .find(|d| {
+            d["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("CMK002")
+        })
+        .unwrap_or_else(|| panic!("{diags:?}"));
+    let detail = region["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("eu-west-1") && detail.contains("us-east-1"),
+        "{detail}"
+    );
+    // Nothing reached Databricks: the workspace still has its seeded key.
+    let _ = eu_id;
+    let (_, state) = sb.admin("GET", "/_sandbox/state", "");
+    assert!(state.contains(SEEDED_KEY));
+}
+
+#[test]
+fn binding_sets_storage_once_and_refuses_replacement_at_plan() {
+    if !enabled("binding_sets_storage_once_and_refuses_replacement_at_plan") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let body = |key: &str| {
+        format!(
+            r#"resource "cmk_key_configuration" "storage" {{
+  use_cases    = ["STORAGE"]
+  aws_key_info = {{ key_arn = "{key}" }}
+}}
+resource "cmk_workspace_binding" "prod" {{
+  workspace_id   = {PROD_WORKSPACE}
+  storage_key_id = cmk_key_configuration.storage.customer_managed_key_id
+}}
+"#
+        )
+    };
+    let w = workdir(&sb, &body(US_KEY));
+    apply(&w).ok();
+    let b = state_values(&w, "cmk_workspace_binding.prod");
+    let k = state_values(&w, "cmk_key_configuration.storage");
+    assert_eq!(b["storage_key_id"], k["customer_managed_key_id"]);
+    assert_eq!(
+        b["managed_services_key_id"], SEEDED_KEY,
+        "an unset slot is left as it is"
+    );
+    assert_eq!(b["workspace_status"], "RUNNING");
+    let (code, out) = plan_exit(&w);
+    assert_eq!(code, 0, "re-plan must be empty:\n{out}");
+
+    // Another storage key: Databricks cannot replace it; the plan says so on storage_key_id.
+    w.write(
+        "main.tf",
+        &format!(
+            "{CMK_HEADER}\n{}\n{}",
+            sb.provider_block(),
+            body(&US_KEY.replace("1111", "abcd"))
+        ),
+    );
+    let (code, diags) = plan_diagnostics(&w);
+    assert_ne!(code, 0);
+    let d = diags
+        .iter()
+        .find(|d| {
+            d["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("CMK009")
+        })
+        .unwrap_or_else(|| panic!("{diags:?}"));
+    assert_eq!(
+        d["range"]["start"]["line"].as_u64(),
+        Some(w.line_of("storage_key_id ="))
+    );
+
+    // Import the binding by workspace id.
+    w.write(
+        "main.tf",
+        &format!("{CMK_HEADER}\n{}\n{}", sb.provider_block(), body(US_KEY)),
+    );
+    run(
+        &w,
+        &["state", "rm", "-no-color", "cmk_workspace_binding.prod"],
+    )
+    .ok();
+    run(
+        &w,
+        &[
+            "import",
+            "-input=false",
+            "-no-color",
+            "cmk_workspace_binding.prod",
+            &PROD_WORKSPACE.to_string(),
+        ],
+    )
+    .ok();
+    let (code, out) = plan_exit(&w);
+    assert_eq!(code, 0, "imported binding re-plans empty:\n{out}");
+}
+
+#[test]
+fn rotating_the_managed_services_key_warns_about_old_dashboards() {
+    if !enabled("rotating_the_managed_services_key_warns_about_old_dashboards") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"resource "cmk_key_configuration" "ms2" {{
+  use_cases    = ["MANAGED_SERVICES"]
+  aws_key_info = {{ key_arn = "{US_KEY}" }}
+}}
+resource "cmk_workspace_binding" "prod" {{
+  workspace_id            = {PROD_WORKSPACE}
+  managed_services_key_id = cmk_key_configuration.ms2.customer_managed_key_id
+}}
+"#
+        ),
+    );
+    run(
+        &w,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-target=cmk_key_configuration.ms2",
+        ],
+    )
+    .ok();
+    let (code, diags) = plan_diagnostics(&w);
+    assert_eq!(code, 0, "rotation is allowed: {diags:?}");
+    let warn = diags
+        .iter()
+        .find(|d| {
+            d["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("CMK011")
+        })
+        .unwrap_or_else(|| panic!("expected the dashboard warning: {diags:?}"));
+    assert_eq!(warn["severity"], "warning");
+    assert!(
+        warn["detail"].as_str().unwrap().contains("Revenue (2023)"),
+        "{warn}"
+    );
+    let out = apply(&w);
+    out.ok();
+    let b = state_values(&w, "cmk_workspace_binding.prod");
+    assert_eq!(
+        b["managed_services_key_id"],
+        state_values(&w, "cmk_key_configuration.ms2")["customer_managed_key_id"]
+    );
+}

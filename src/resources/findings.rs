@@ -1,0 +1,63 @@
+//! Rule outcomes as Terraform diagnostics: each object maps the fact a
+//! finding is about ([`Subject`]) to its own attribute path.
+
+use crate::cloud::databricks::DatabricksError;
+use crate::rules::{Outcome, Severity, Subject, Verdict};
+use crate::tfplugin::{AttributePath, Diagnostics};
+
+/// Adds a diagnostic for each failed rule; passes and "cannot tell yet" add nothing.
+pub fn report(
+    outcomes: &[Outcome],
+    path_of: impl Fn(Subject) -> Option<AttributePath>,
+    diags: &mut Diagnostics,
+) {
+    for o in outcomes {
+        match o.verdict {
+            Verdict::Pass => {}
+            Verdict::CannotTell => {
+                tracing::debug!(rule = o.rule.code(), "cannot tell yet: {}", o.message)
+            }
+            Verdict::Fail => {
+                let rule = o.rule.rule();
+                let summary = format!("{}: {}", rule.id, rule.title);
+                let detail = format!(
+                    "{}\n\nHow to fix: {}\nSee {}",
+                    o.message,
+                    rule.remediation,
+                    rule.docs_path()
+                );
+                match (o.severity, path_of(o.subject)) {
+                    (Severity::Error, Some(p)) => diags.error_at(p, summary, detail),
+                    (Severity::Error, None) => diags.error(summary, detail),
+                    (Severity::Warning, Some(p)) => diags.warning_at(p, summary, detail),
+                    (Severity::Warning, None) => diags.warning(summary, detail),
+                }
+            }
+        }
+    }
+}
+
+/// An Account API failure as a diagnostic (errors never carry credentials).
+pub fn api_error(diags: &mut Diagnostics, what: &str, e: &DatabricksError) {
+    diags.error(
+        format!("Databricks Account API: {what} failed"),
+        e.to_string(),
+    );
+}
+
+/// A Terraform value as a fact: unknown stays unknown; null is "absent".
+pub fn fact_opt<T: Clone>(v: &crate::tfplugin::Val<T>) -> crate::rules::Fact<Option<T>> {
+    use crate::rules::Fact;
+    use crate::tfplugin::Val;
+    match v {
+        Val::Unknown => Fact::Unknown,
+        Val::Null => Fact::Known(None),
+        Val::Known(x) => Fact::Known(Some(x.clone())),
+    }
+}
+
+/// A Terraform value that the rules need present: null counts as unknown
+/// (Terraform itself reports a missing required argument).
+pub fn fact<T: Clone>(v: &crate::tfplugin::Val<T>) -> crate::rules::Fact<T> {
+    v.known().cloned().into()
+}

@@ -1,0 +1,355 @@
+//! Resource `cmk_key_configuration`: a Databricks key configuration
+//! (`customer-managed-keys` of the Account API), checked at plan time.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::findings::{api_error, fact, fact_opt, report};
+use crate::cloud::databricks::{
+    AwsKeyInfo, CreateCustomerManagedKey, CustomerManagedKey, DatabricksError,
+};
+use crate::provider::Clients;
+use crate::rules::facts::KeyConfigFacts;
+use crate::rules::{self, ids, KeyFeature, Subject};
+use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
+
+/// The AWS KMS key of a key configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AwsKeyInfoModel {
+    /// The ARN of the KMS key (`arn:aws:kms:REGION:ACCOUNT:key/KEY_ID`; not an alias ARN).
+    #[schemars(extend("x-tf" = ["required"]))]
+    pub key_arn: Val<String>,
+    /// An alias of the key, e.g. `alias/databricks`, recorded with the configuration.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub key_alias: Val<String>,
+    /// The key's region. Defaults to the region in `key_arn`, which must be the workspace's region.
+    #[schemars(extend("x-tf" = ["optional", "computed"]))]
+    pub key_region: Val<String>,
+    /// With `STORAGE`: whether the key also encrypts the EBS volumes of classic
+    /// cluster nodes. Databricks treats an omitted value as true.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub reuse_key_for_cluster_volumes: Val<bool>,
+}
+
+/// A Databricks key configuration: a KMS key registered with the Databricks
+/// account for the `MANAGED_SERVICES` and/or `STORAGE` use cases, ready to be bound
+/// to workspaces with `cmk_workspace_binding`. Databricks cannot change a key
+/// configuration, so any change replaces it. At plan time the provider checks the
+/// use cases, the ARN and the region, and refuses what Databricks would refuse.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KeyConfigurationModel {
+    /// The key configuration id (same as `customer_managed_key_id`).
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub id: Val<String>,
+    /// The use cases: `MANAGED_SERVICES` (control-plane data), `STORAGE` (the
+    /// workspace storage bucket and, optionally, cluster EBS volumes), or both.
+    #[schemars(length(min = 1), extend("x-tf" = ["required", "requires_replace"]))]
+    pub use_cases: Val<BTreeSet<KeyFeature>>,
+    /// The AWS KMS key.
+    #[schemars(extend("x-tf" = ["required", "requires_replace"]))]
+    pub aws_key_info: Val<AwsKeyInfoModel>,
+    /// The bare key configuration id to give `cmk_workspace_binding` (or the official
+    /// provider's `*_customer_managed_key_id` arguments).
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub customer_managed_key_id: Val<String>,
+    /// The Databricks account that holds the configuration.
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub account_id: Val<String>,
+    /// When Databricks created the configuration, in epoch milliseconds.
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub creation_time: Val<i64>,
+}
+
+pub struct KeyConfiguration;
+
+fn path(names: &[&str]) -> AttributePath {
+    AttributePath::new(names.iter().copied())
+}
+
+/// Where each fact lives on this resource.
+fn path_of(s: Subject) -> Option<AttributePath> {
+    Some(match s {
+        Subject::KeyConfigUseCases => path(&["use_cases"]),
+        Subject::KeyArn
+        | Subject::KeyPolicy
+        | Subject::KeyState
+        | Subject::KeySpec
+        | Subject::KeyUsage => path(&["aws_key_info", "key_arn"]),
+        Subject::KeyRegion => path(&["aws_key_info", "key_region"]),
+        Subject::ReuseKeyForClusterVolumes => {
+            path(&["aws_key_info", "reuse_key_for_cluster_volumes"])
+        }
+        _ => return None,
+    })
+}
+
+impl KeyConfigurationModel {
+    fn facts(&self) -> KeyConfigFacts {
+        let info = self.aws_key_info.known();
+        KeyConfigFacts {
+            id: fact(&self.customer_managed_key_id),
+            use_cases: self
+                .use_cases
+                .known()
+                .map(|s| s.iter().map(|f| f.as_str().to_string()).collect())
+                .into(),
+            key_arn: info.map(|i| fact(&i.key_arn)).unwrap_or_default(),
+            key_region: info.map(|i| fact_opt(&i.key_region)).unwrap_or_default(),
+            reuse_key_for_cluster_volumes: info
+                .map(|i| fact_opt(&i.reuse_key_for_cluster_volumes))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn from_api(
+        k: &CustomerManagedKey,
+        previous: Option<&KeyConfigurationModel>,
+    ) -> KeyConfigurationModel {
+        let prev_info = previous.and_then(|p| p.aws_key_info.known());
+        let info = k.aws_key_info.as_ref().map(|i| AwsKeyInfoModel {
+            key_arn: Val::Known(i.key_arn.clone()),
+            key_alias: i.key_alias.clone().into(),
+            key_region: i
+                .key_region
+                .clone()
+                .or_else(|| ids::parse_key_arn(&i.key_arn).ok().map(|a| a.region))
+                .into(),
+            // Keep "omitted" as omitted when Databricks answers the default back.
+            reuse_key_for_cluster_volumes: match (
+                i.reuse_key_for_cluster_volumes,
+                prev_info.map(|p| &p.reuse_key_for_cluster_volumes),
+            ) {
+                (Some(true), Some(Val::Null)) => Val::Null,
+                (v, _) => v.into(),
+            },
+        });
+        KeyConfigurationModel {
+            id: Val::Known(k.customer_managed_key_id.clone()),
+            use_cases: Val::Known(k.use_cases.iter().copied().collect()),
+            aws_key_info: info.into(),
+            customer_managed_key_id: Val::Known(k.customer_managed_key_id.clone()),
+            account_id: Val::Known(k.account_id.clone()),
+            creation_time: Val::Known(k.creation_time),
+        }
+    }
+}
+
+/// Accepts a bare id, or the official provider's composite `<account_id>/<id>`.
+fn bare_id(id: &str) -> &str {
+    id.rsplit('/').next().unwrap_or(id)
+}
+
+#[async_trait]
+impl Resource for KeyConfiguration {
+    type Model = KeyConfigurationModel;
+    type Client = Clients;
+    const TYPE_NAME: &'static str = "cmk_key_configuration";
+
+    fn validate(&self, c: &KeyConfigurationModel, diags: &mut Diagnostics) {
+        report(&rules::check_key_configuration(&c.facts()), path_of, diags);
+    }
+
+    async fn plan(
+        &self,
+        _ctx: &Ctx<Clients>,
+        change: &mut PlanChange<KeyConfigurationModel>,
+        _diags: &mut Diagnostics,
+    ) {
+        // Databricks takes the key region from the ARN: say so in the plan.
+        if let Val::Known(info) = &mut change.planned.aws_key_info {
+            if info.key_region.is_unknown() || info.key_region.is_null() {
+                if let Some(arn) = info
+                    .key_arn
+                    .known()
+                    .and_then(|a| ids::parse_key_arn(a).ok())
+                {
+                    info.key_region = Val::Known(arn.region);
+                }
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<Clients>,
+        planned: KeyConfigurationModel,
+        diags: &mut Diagnostics,
+    ) -> Option<KeyConfigurationModel> {
+        let client = match ctx.client.databricks().await {
+            Ok(c) => c,
+            Err(e) => {
+                api_error(diags, "configuring the client", &e);
+                return None;
+            }
+        };
+        let info = planned.aws_key_info.known()?;
+        let req = CreateCustomerManagedKey {
+            use_cases: planned.use_cases.known()?.iter().copied().collect(),
+            aws_key_info: AwsKeyInfo {
+                key_arn: info.key_arn.known()?.clone(),
+                key_alias: info.key_alias.known().cloned(),
+                key_region: info.key_region.known().cloned(),
+                reuse_key_for_cluster_volumes: info.reuse_key_for_cluster_volumes.known().copied(),
+            },
+        };
+        match client.create_customer_managed_key(&req, &ctx.cancel).await {
+            Ok(k) => Some(KeyConfigurationModel::from_api(&k, Some(&planned))),
+            Err(e) => {
+                api_error(diags, "creating the key configuration", &e);
+                None
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<Clients>,
+        state: KeyConfigurationModel,
+        diags: &mut Diagnostics,
+    ) -> Option<KeyConfigurationModel> {
+        let client = match ctx.client.databricks().await {
+            Ok(c) => c,
+            Err(e) => {
+                api_error(diags, "configuring the client", &e);
+                return Some(state);
+            }
+        };
+        let id = state.customer_managed_key_id.known()?.clone();
+        match client.get_customer_managed_key(&id, &ctx.cancel).await {
+            Ok(k) => Some(KeyConfigurationModel::from_api(&k, Some(&state))),
+            Err(e) if e.is_gone() => {
+                diags.warning(
+                    "Key configuration deleted outside Terraform",
+                    format!("Databricks no longer has key configuration {id}; Terraform will plan to create it again."),
+                );
+                None
+            }
+            Err(e) => {
+                api_error(diags, "reading the key configuration", &e);
+                Some(state)
+            }
+        }
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx<Clients>,
+        _prior: KeyConfigurationModel,
+        planned: KeyConfigurationModel,
+        _diags: &mut Diagnostics,
+    ) -> Option<KeyConfigurationModel> {
+        // Every argument replaces; nothing changes in place.
+        Some(planned)
+    }
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<Clients>,
+        prior: KeyConfigurationModel,
+        diags: &mut Diagnostics,
+    ) {
+        let Some(id) = prior.customer_managed_key_id.known() else {
+            return;
+        };
+        let client = match ctx.client.databricks().await {
+            Ok(c) => c,
+            Err(e) => return api_error(diags, "configuring the client", &e),
+        };
+        match client.delete_customer_managed_key(id, &ctx.cancel).await {
+            Ok(()) => {}
+            Err(e) if e.is_gone() => {}
+            Err(e) => {
+                let hint = if matches!(e, DatabricksError::Api { .. }) {
+                    "\n\nA key configuration bound to a workspace cannot be deleted; Databricks cannot unbind a storage key."
+                } else {
+                    ""
+                };
+                diags.error(
+                    "Databricks Account API: deleting the key configuration failed",
+                    format!("{e}{hint}"),
+                );
+            }
+        }
+    }
+
+    async fn import(
+        &self,
+        ctx: &Ctx<Clients>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<KeyConfigurationModel> {
+        let client = match ctx.client.databricks().await {
+            Ok(c) => c,
+            Err(e) => {
+                api_error(diags, "configuring the client", &e);
+                return None;
+            }
+        };
+        match client
+            .get_customer_managed_key(bare_id(id), &ctx.cancel)
+            .await
+        {
+            Ok(k) => Some(KeyConfigurationModel::from_api(&k, None)),
+            Err(e) => {
+                api_error(diags, &format!("importing key configuration {id:?}"), &e);
+                None
+            }
+        }
+    }
+
+    /// `moved { from = databricks_mws_customer_managed_keys.x  to = cmk_key_configuration.x }`
+    fn move_from(
+        &self,
+        source_provider: &str,
+        source_type: &str,
+        _source_version: i64,
+        s: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<KeyConfigurationModel> {
+        if source_type != "databricks_mws_customer_managed_keys"
+            || !source_provider.ends_with("databricks/databricks")
+        {
+            diags.error(
+                "Move not supported",
+                format!("cmk_key_configuration takes state moved from databricks_mws_customer_managed_keys of databricks/databricks, not {source_type} of {source_provider}."),
+            );
+            return None;
+        }
+        let str_of =
+            |v: &serde_json::Value| v.as_str().filter(|x| !x.is_empty()).map(str::to_string);
+        let info = s["aws_key_info"]
+            .get(0)
+            .or(Some(&s["aws_key_info"]))
+            .filter(|i| i.is_object());
+        let Some(info) = info else {
+            diags.error(
+                "Move not supported",
+                "Only AWS key configurations (aws_key_info) can move to cmk_key_configuration.",
+            );
+            return None;
+        };
+        let id = str_of(&s["customer_managed_key_id"])
+            .or_else(|| str_of(&s["id"]).map(|i| bare_id(&i).to_string()))?;
+        let use_cases: BTreeSet<KeyFeature> = s["use_cases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.as_str().and_then(KeyFeature::parse))
+            .collect();
+        Some(KeyConfigurationModel {
+            id: Val::Known(id.clone()),
+            use_cases: Val::Known(use_cases),
+            aws_key_info: Val::Known(AwsKeyInfoModel {
+                key_arn: str_of(&info["key_arn"]).into(),
+                key_alias: str_of(&info["key_alias"]).into(),
+                key_region: str_of(&info["key_region"]).into(),
+                reuse_key_for_cluster_volumes: Val::Null,
+            }),
+            customer_managed_key_id: Val::Known(id),
+            account_id: str_of(&s["account_id"]).into(),
+            creation_time: s["creation_time"].as_i64().into(),
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! Resources, one file each.
+
+pub mod findings;
+pub mod key_configuration;
+pub mod workspace_binding;
