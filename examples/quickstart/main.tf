@@ -1,8 +1,5 @@
-# Quickstart: what the provider knows, without any cloud account.
-#
-#   make demo
-#
-# runs this configuration with the locally built provider.
+# Quickstart: the provider against cmk-sandbox, the project's local emulator
+# of the Databricks Account API. `make demo` starts the sandbox and runs this.
 
 terraform {
   required_version = ">= 1.11"
@@ -11,20 +8,60 @@ terraform {
   }
 }
 
-provider "cmk" {}
+variable "databricks_host" {
+  type = string
+}
+
+variable "workspace_id" {
+  type    = number
+  default = 1234567890123456 # "analytics-prod" in examples/sandbox/seed.json
+}
+
+# The token comes from DATABRICKS_TOKEN, as it should in real use.
+provider "cmk" {
+  host                            = var.databricks_host
+  account_id                      = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13"
+  workspace_host_template         = "${var.databricks_host}/_ws/{deployment_name}"
+  workspace_poll_interval_seconds = 0.2
+}
 
 # The KMS key policy Databricks needs for a key that serves both use cases,
 # including the statement for cluster EBS volumes.
 data "cmk_kms_key_policy" "workspace_key" {
   use_cases              = ["MANAGED_SERVICES", "STORAGE"]
   aws_account_id         = "123456789012"
-  databricks_account_id  = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  databricks_account_id  = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13"
   cross_account_role_arn = "arn:aws:iam::123456789012:role/databricks-cross-account"
 }
 
+# Register the key with the Databricks account...
+resource "cmk_key_configuration" "storage" {
+  use_cases = ["STORAGE"]
+  aws_key_info = {
+    key_arn   = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    key_alias = "alias/databricks-storage"
+  }
+}
+
+# ...and bind it to the workspace's storage (set once: Databricks cannot replace it).
+resource "cmk_workspace_binding" "analytics" {
+  workspace_id      = var.workspace_id
+  storage_key_id    = cmk_key_configuration.storage.customer_managed_key_id
+  required_coverage = ["dbfs_root", "job_results", "secrets"]
+}
+
 output "key_policy" {
-  description = "Paste into aws_kms_key.policy, or let cmk_kms_key use it."
+  description = "Paste into aws_kms_key.policy."
   value       = data.cmk_kms_key_policy.workspace_key.json
+}
+
+output "binding" {
+  value = {
+    workspace        = cmk_workspace_binding.analytics.workspace_name
+    status           = cmk_workspace_binding.analytics.workspace_status
+    managed_services = cmk_workspace_binding.analytics.managed_services_key_id
+    storage          = cmk_workspace_binding.analytics.storage_key_id
+  }
 }
 
 # Which key feature protects which data.
@@ -33,8 +70,4 @@ output "key_features" {
     for t in ["dbfs_root", "secrets", "interactive_notebook_results", "ebs_volumes", "model_serving_image"] :
     t => provider::cmk::key_features(t)
   }
-}
-
-output "parsed_key_arn" {
-  value = provider::cmk::parse_key_arn("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
 }

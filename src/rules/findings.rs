@@ -278,7 +278,7 @@ pub static RULES: [Rule; 19] = [
         "ebs_volumes is required but workspace \"analytics\" is SERVERLESS: no customer-managed key protects it",
         "Drop the requirement, or protect the data another way (S3 bucket encryption for mounts, classic compute for EBS)."),
     rule("CMK013", RuleId::RequiredCoverage, E,
-        "Required data type is protected",
+        "Required data type not protected",
         "Each required data type is protected by the keys the plan binds (for instance `secrets` needs a managed-services key, `dbfs_root` a storage key, `ebs_volumes` a storage key that also encrypts cluster volumes).",
         "Databricks' table of which key feature protects which data: managed services for control-plane data, workspace storage for the storage bucket and, optionally, cluster EBS volumes.",
         "secrets is required but is not protected: it needs a MANAGED_SERVICES key and workspace \"analytics\" has none",
