@@ -22,7 +22,8 @@ pub const SOURCE_ADDRESS: &str = "registry.terraform.io/databricks-cmk/cmk";
 /// arguments below, then the `DATABRICKS_*` environment variables, then a profile
 /// of `~/.databrickscfg`. Nothing is read until an object needs the Account API,
 /// so plans of pure objects (policies, functions) need no credentials.
-#[derive(Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+// No Debug: the configuration holds secrets (token, client_secret).
+#[derive(Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProviderConfig {
     /// The Databricks account console host. Defaults to `DATABRICKS_HOST`, the
     /// profile's `host`, or `https://accounts.cloud.databricks.com`.
