@@ -415,7 +415,11 @@ fn credentials_never_reach_logs_plans_or_state() {
             "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{ key_arn = \"{US_KEY}\" }}\n}}\n"
         ),
     );
-    let o = w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]).env("TF_LOG", "trace").output().unwrap();
+    let o = w
+        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .env("TF_LOG", "trace")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let everything = format!(
         "{}{}{}",
@@ -423,6 +427,12 @@ fn credentials_never_reach_logs_plans_or_state() {
         String::from_utf8_lossy(&o.stderr),
         std::fs::read_to_string(w.path().join("terraform.tfstate")).unwrap()
     );
-    assert!(everything.contains("cmk::") || everything.contains("GRPCProvider"), "trace logs were captured");
-    assert!(!everything.contains(TOKEN), "the Databricks token leaked into logs or state");
+    assert!(
+        everything.contains("cmk::") || everything.contains("GRPCProvider"),
+        "trace logs were captured"
+    );
+    assert!(
+        !everything.contains(TOKEN),
+        "the Databricks token leaked into logs or state"
+    );
 }

@@ -74,22 +74,10 @@ fn workspace_facts(w: &Workspace) -> WorkspaceFacts {
         id: Fact::Known(Some(w.workspace_id.to_string())),
         name: Fact::Known(Some(w.workspace_name.clone())),
         region: w.aws_region.clone().into(),
-        pricing_tier: w
-            .pricing_tier
-            .and_then(|t| f::PricingTier::parse(t.as_str()))
-            .into(),
-        compute_mode: w
-            .compute_mode
-            .and_then(|t| f::ComputeMode::parse(t.as_str()))
-            .into(),
-        storage_mode: Fact::Known(
-            w.storage_mode
-                .and_then(|t| f::StorageMode::parse(t.as_str())),
-        ),
-        status: Fact::Known(
-            w.workspace_status
-                .and_then(|t| f::WorkspaceStatus::parse(t.as_str())),
-        ),
+        pricing_tier: w.pricing_tier.into(),
+        compute_mode: w.compute_mode.into(),
+        storage_mode: Fact::Known(w.storage_mode),
+        status: Fact::Known(w.workspace_status),
         managed_services_key_id: Fact::Known(w.managed_services_customer_managed_key_id.clone()),
         storage_key_id: Fact::Known(w.storage_customer_managed_key_id.clone()),
         // The Account API does not say what compute runs: Databricks refuses at apply if any does.

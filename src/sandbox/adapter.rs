@@ -11,7 +11,7 @@ use crate::rules::catalog::KeyFeature;
 use crate::rules::checks::{check_binding, check_key_configuration};
 use crate::rules::facts::{
     BindingChange, ComputeKind, ComputeMode, Dashboard, Fact, KeyConfigFacts, PricingTier,
-    RequestedKey, Requirements, RunningCompute, StorageMode, WorkspaceFacts, WorkspaceStatus,
+    RequestedKey, Requirements, RunningCompute, WorkspaceFacts,
 };
 use crate::rules::{Outcome, RuleId, Subject, Verdict};
 
@@ -70,23 +70,11 @@ pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
         region: ws.aws_region.clone().into(),
         // The API answers UNKNOWN for a tier it does not know; so does the
         // sandbox for a seed without one.
-        pricing_tier: Fact::Known(
-            ws.pricing_tier
-                .and_then(|t| PricingTier::parse(t.as_str()))
-                .unwrap_or(PricingTier::Unknown),
-        ),
+        pricing_tier: Fact::Known(ws.pricing_tier.unwrap_or(PricingTier::Unknown)),
         // Absent means classic compute too (HYBRID), as in the API.
-        compute_mode: Fact::Known(
-            ws.compute_mode
-                .and_then(|m| ComputeMode::parse(m.as_str()))
-                .unwrap_or(ComputeMode::Hybrid),
-        ),
-        storage_mode: Fact::Known(ws.storage_mode.and_then(|m| StorageMode::parse(m.as_str()))),
-        status: ws
-            .workspace_status
-            .and_then(|s| WorkspaceStatus::parse(s.as_str()))
-            .map(Some)
-            .into(),
+        compute_mode: Fact::Known(ws.compute_mode.unwrap_or(ComputeMode::Hybrid)),
+        storage_mode: Fact::Known(ws.storage_mode),
+        status: ws.workspace_status.map(Some).into(),
         managed_services_key_id: Fact::Known(ws.managed_services_customer_managed_key_id.clone()),
         storage_key_id: Fact::Known(ws.storage_customer_managed_key_id.clone()),
         running_classic_compute: Fact::Known(if w.classic_compute_running {

@@ -1071,7 +1071,6 @@ async fn admin_status(
         .get("workspace_status")
         .cloned()
         .and_then(|v| serde_json::from_value::<WorkspaceStatus>(v).ok())
-        .filter(|s| *s != WorkspaceStatus::Unrecognized)
     else {
         return bad("body must be {\"workspace_status\": \"RUNNING\"|\"PROVISIONING\"|\"FAILED\"|..., \"workspace_status_message\"?: \"...\"}");
     };

@@ -48,68 +48,27 @@ pub struct CreateCustomerManagedKey {
     pub aws_key_info: AwsKeyInfo,
 }
 
-macro_rules! api_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $(#[serde(rename = $s)] $variant,)*
-            /// A value this client does not know (newer API).
-            #[serde(other)]
-            Unrecognized,
-        }
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $s,)*
-                    $name::Unrecognized => "UNRECOGNIZED",
-                }
-            }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+// The Account API's enumerations are the rule engine's: one definition each.
+pub use crate::rules::facts::{ComputeMode, PricingTier, StorageMode, WorkspaceStatus};
 
-api_enum!(
-    /// A workspace's pricing tier.
-    PricingTier {
-        CommunityEdition = "COMMUNITY_EDITION",
-        Dedicated = "DEDICATED",
-        Enterprise = "ENTERPRISE",
-        Premium = "PREMIUM",
-        Standard = "STANDARD",
-        Unknown = "UNKNOWN",
-    }
-);
-api_enum!(
-    /// Classic (HYBRID) or serverless-only compute.
-    ComputeMode {
-        Hybrid = "HYBRID",
-        Serverless = "SERVERLESS",
-    }
-);
-api_enum!(
-    /// Where the workspace's storage lives.
-    StorageMode {
-        CustomerHosted = "CUSTOMER_HOSTED",
-        DefaultStorage = "DEFAULT_STORAGE",
-    }
-);
-api_enum!(
-    /// A workspace's lifecycle state.
-    WorkspaceStatus {
-        NotProvisioned = "NOT_PROVISIONED",
-        Provisioning = "PROVISIONING",
-        Running = "RUNNING",
-        Failed = "FAILED",
-        Banned = "BANNED",
-        Cancelling = "CANCELLING",
-    }
-);
+/// Reads an optional enumeration leniently: a value this client does not know
+/// (a newer API) becomes `None` instead of failing the whole answer.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(
+        v.and_then(|v| match serde_json::from_value::<T>(v.clone()) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                tracing::debug!(value = %v, "unrecognized enumeration value from the Account API");
+                None
+            }
+        }),
+    )
+}
 
 /// A workspace as the Account API answers it (the fields that matter here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,13 +82,29 @@ pub struct Workspace {
     pub deployment_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pricing_tier: Option<PricingTier>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub compute_mode: Option<ComputeMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub storage_mode: Option<StorageMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub workspace_status: Option<WorkspaceStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_status_message: Option<String>,
