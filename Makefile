@@ -14,7 +14,7 @@ BIN_DIR := target/release
 all: build
 
 build:
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --bins --examples
 
 # Python tools the tests use (moto's KMS server, Databricks' official SDK),
 # installed into the project's own venv.
@@ -41,6 +41,9 @@ lint:
 
 bench: build
 	./bench/plan_bench.sh $(BIN_DIR)
+
+docs:
+	$(CARGO) run --quiet -- docs --out docs
 
 clean:
 	$(CARGO) clean

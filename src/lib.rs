@@ -2,6 +2,7 @@
 //! Databricks' rules checked at plan time.
 
 pub mod data_sources;
+pub mod docs;
 pub mod functions;
 pub mod provider;
 pub mod rules;

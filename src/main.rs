@@ -12,6 +12,7 @@ Usage:
   terraform-provider-cmk                 (run by Terraform; not by hand)
   terraform-provider-cmk --debug [--address SOURCE]
                                          serve without TLS and print TF_REATTACH_PROVIDERS
+  terraform-provider-cmk docs [--out DIR]  write the registry-layout docs (default: docs)
   terraform-provider-cmk --version
   terraform-provider-cmk --help
 ";
@@ -38,8 +39,34 @@ fn init_logging() {
         .try_init();
 }
 
+fn docs(args: &[String]) -> ExitCode {
+    let out = match args {
+        [] => std::path::PathBuf::from("docs"),
+        [flag, dir] if flag == "--out" => std::path::PathBuf::from(dir),
+        _ => {
+            eprintln!("usage: terraform-provider-cmk docs [--out DIR]");
+            return ExitCode::from(2);
+        }
+    };
+    match cmk::docs::write(std::path::Path::new("."), &out) {
+        Ok(pages) => {
+            for p in pages {
+                println!("{}", out.join(p).display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write docs to {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("docs") {
+        return docs(&args[1..]);
+    }
     let mut debug = false;
     let mut address = SOURCE_ADDRESS.to_string();
     let mut it = args.iter();

@@ -11,6 +11,9 @@ pub mod server;
 pub mod tls;
 pub mod value;
 
+#[cfg(test)]
+mod tests;
+
 /// Generated protocol types.
 pub mod proto {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -83,10 +83,12 @@ pub struct Block {
     pub blocks: Vec<NestedBlock>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Schema {
     pub version: i64,
     pub block: Block,
+    /// The value type, derived once (every RPC needs it).
+    ty: Type,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,12 +109,13 @@ impl Schema {
             model: &model,
         };
         let block = ctx.block(&root)?;
-        Ok(Schema { version, block })
+        let ty = block.value_type();
+        Ok(Schema { version, block, ty })
     }
 
     /// The value type of objects conforming to this schema.
-    pub fn value_type(&self) -> Type {
-        self.block.value_type()
+    pub fn value_type(&self) -> &Type {
+        &self.ty
     }
 
     pub fn to_proto(&self) -> pb::Schema {

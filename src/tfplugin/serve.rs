@@ -189,25 +189,35 @@ pub fn check_launch_env() -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Serves a provider until Terraform shuts it down (or, with --debug, until Ctrl-C).
-pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), ServeError> {
-    tls::install_crypto_provider();
-    if !opts.debug {
-        check_launch_env()?;
-    }
-    let listener = bind_loopback().await?;
-    let addr = listener.local_addr()?;
+/// A running server.
+pub struct Started {
+    pub addr: std::net::SocketAddr,
+    /// Our certificate, when serving TLS.
+    pub server_cert_der: Option<Vec<u8>>,
+    pub task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
 
-    let tls_config = match std::env::var("PLUGIN_CLIENT_CERT") {
-        Ok(pem) if !opts.debug && !pem.trim().is_empty() => {
+/// Starts serving a provider on a bound listener. With `client_cert_pem`,
+/// serves mutual TLS pinned to that certificate; otherwise plain (debug mode
+/// and tests). Stops gracefully when Terraform calls GRPCController.Shutdown
+/// or when `stop` completes.
+pub async fn start<P: Provider>(
+    provider: P,
+    listener: TcpListener,
+    client_cert_pem: Option<&str>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Started, ServeError> {
+    let addr = listener.local_addr()?;
+    let tls_config = match client_cert_pem {
+        Some(pem) => {
             let identity = tls::ServerIdentity::generate()?;
-            let cfg = tls::server_config(&identity, &pem)?;
+            let cfg = tls::server_config(&identity, pem)?;
             Some((
-                identity.handshake_cert(),
+                identity.cert_der,
                 tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
             ))
         }
-        _ => None,
+        None => None,
     };
 
     let (tx, rx) = mpsc::channel::<std::io::Result<Conn>>(16);
@@ -218,12 +228,16 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), S
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
             };
             // Without this every small RPC waits ~40 ms for delayed ACKs.
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::warn!("TCP_NODELAY: {e}");
+            }
+            if tx.is_closed() {
+                break;
             }
             let tx = tx.clone();
             let acceptor = acceptor.clone();
@@ -255,7 +269,44 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), S
         controller::grpc_controller_server::GrpcControllerServer::new(Controller {
             shutdown: shutdown.clone(),
         });
+    let signal = async move {
+        tokio::select! {
+            _ = shutdown.notified() => tracing::debug!("shutting down on Terraform's request"),
+            _ = stop => tracing::debug!("stop requested"),
+        }
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(controller_service)
+        .add_service(provider_service);
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(ReceiverStream::new(rx), signal)
+            .await?;
+        Ok(())
+    });
+    Ok(Started {
+        addr,
+        server_cert_der: tls_config.map(|(c, _)| c),
+        task,
+    })
+}
 
+/// Serves a provider until Terraform shuts it down (or, with --debug, until Ctrl-C).
+pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), ServeError> {
+    tls::install_crypto_provider();
+    if !opts.debug {
+        check_launch_env()?;
+    }
+    let listener = bind_loopback().await?;
+    let client_cert = std::env::var("PLUGIN_CLIENT_CERT")
+        .ok()
+        .filter(|pem| !opts.debug && !pem.trim().is_empty());
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let started = start(provider, listener, client_cert.as_deref(), interrupt).await?;
+    let addr = started.addr;
     if opts.debug {
         let reattach = serde_json::json!({
             opts.address.clone(): {
@@ -273,26 +324,20 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), S
         )?;
         out.flush()?;
     } else {
+        use base64::Engine;
         // The one line go-plugin reads; nothing else may reach stdout.
-        let cert = tls_config.as_ref().map(|(c, _)| c.as_str()).unwrap_or("");
+        let cert = started
+            .server_cert_der
+            .as_ref()
+            .map(|c| base64::engine::general_purpose::STANDARD_NO_PAD.encode(c))
+            .unwrap_or_default();
         let mut out = std::io::stdout().lock();
         writeln!(out, "1|{PROTOCOL_VERSION}|tcp|{addr}|grpc|{cert}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, tls = tls_config.is_some(), "serving tfplugin6");
-
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown.notified() => tracing::debug!("shutting down on Terraform's request"),
-            _ = tokio::signal::ctrl_c() => tracing::debug!("interrupt received"),
-        }
-    };
-    let router = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(controller_service)
-        .add_service(provider_service);
-    router
-        .serve_with_incoming_shutdown(ReceiverStream::new(rx), stop)
-        .await?;
-    Ok(())
+    tracing::info!(%addr, tls = started.server_cert_der.is_some(), "serving tfplugin6");
+    match started.task.await {
+        Ok(r) => r,
+        Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
+    }
 }

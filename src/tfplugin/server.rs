@@ -153,6 +153,9 @@ async fn cancellable<T>(token: &CancellationToken, f: impl Future<Output = T>) -
 }
 
 fn cancelled(diags: &mut Diagnostics) {
+    if diags.0.iter().any(|d| d.summary == "Operation cancelled") {
+        return;
+    }
     diags.error(
         "Operation cancelled",
         "Terraform asked the provider to stop (for example after Ctrl-C); nothing was changed by this operation.",
@@ -560,13 +563,12 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                 requires_replace: std::mem::take(&mut requires_replace),
             };
             let token = ctx.cancel.clone();
-            let out = match cancellable(&token, res.plan(&ctx, change, &mut diags)).await {
-                Some(out) => out,
-                None => {
-                    cancelled(&mut diags);
-                    None
-                }
-            };
+            let out = cancellable(&token, res.plan(&ctx, change, &mut diags))
+                .await
+                .flatten();
+            if out.is_none() && token.is_cancelled() && !diags.has_errors() {
+                cancelled(&mut diags);
+            }
             if let Some((mut v, rr)) = out {
                 null_write_only(schema, &mut v);
                 requires_replace = rr;
@@ -613,6 +615,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             };
             // Apply is not raced against StopProvider: the resource watches
             // ctx.cancel itself, at points where nothing is left untracked.
+            let planned_was_null = planned.is_null();
             let out = if planned.is_null() {
                 res.delete(&ctx, prior.clone(), &mut diags).await;
                 if diags.has_errors() {
@@ -626,6 +629,13 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                 let out = res.update(&ctx, prior.clone(), planned, &mut diags).await;
                 out.or(Some(prior))
             };
+            if ctx.is_cancelled()
+                && !diags.has_errors()
+                && out.as_ref().is_none_or(|v| v.is_null())
+                && !planned_was_null
+            {
+                cancelled(&mut diags);
+            }
             if let Some(mut v) = out {
                 null_write_only(schema, &mut v);
                 if !v.is_wholly_known() {
@@ -738,13 +748,12 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                 break 'read;
             };
             let token = ctx.cancel.clone();
-            let out = match cancellable(&token, ds.read(&ctx, config, &mut diags)).await {
-                Some(out) => out,
-                None => {
-                    cancelled(&mut diags);
-                    None
-                }
-            };
+            let out = cancellable(&token, ds.read(&ctx, config, &mut diags))
+                .await
+                .flatten();
+            if out.is_none() && token.is_cancelled() && !diags.has_errors() {
+                cancelled(&mut diags);
+            }
             if let Some(v) = out {
                 state = dynamic_out(&v, &ty, &mut diags);
             }

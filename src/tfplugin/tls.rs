@@ -82,12 +82,6 @@ impl ServerIdentity {
             key_der: key.serialize_der(),
         })
     }
-
-    /// The certificate as go-plugin's handshake line carries it: base64, no padding.
-    pub fn handshake_cert(&self) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&self.cert_der)
-    }
 }
 
 fn aws_lc_rs_fill(buf: &mut [u8]) {

@@ -312,7 +312,8 @@ struct Reader<'a> {
     depth: usize,
 }
 
-const MAX_DEPTH: usize = 256;
+/// Deeper nesting is refused (Terraform values nest a few levels; this bounds the stack).
+const MAX_DEPTH: usize = 64;
 
 impl<'a> Reader<'a> {
     fn err(&self, m: &str) -> CodecError {

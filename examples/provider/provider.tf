@@ -1,0 +1,7 @@
+terraform {
+  required_providers {
+    cmk = { source = "databricks-cmk/cmk" }
+  }
+}
+
+provider "cmk" {}
