@@ -45,7 +45,12 @@ fn attr_line(a: &Attribute) -> String {
     if a.flags.deprecated {
         flags.push("Deprecated".into());
     }
-    format!("- `{}` ({}) {}\n", a.name, flags.join(", "), a.description_with_default().replace('\n', " "))
+    format!(
+        "- `{}` ({}) {}\n",
+        a.name,
+        flags.join(", "),
+        a.description_with_default().replace('\n', " ")
+    )
 }
 
 fn block_doc(block: &Block, out: &mut String) {
@@ -68,7 +73,11 @@ fn block_doc(block: &Block, out: &mut String) {
     for a in &block.attributes {
         if let AttrType::Nested { attributes, .. } = &a.ty {
             out.push_str(&format!("### Nested Schema for `{}`\n\n", a.name));
-            let inner = Block { description: String::new(), attributes: attributes.clone(), blocks: vec![] };
+            let inner = Block {
+                description: String::new(),
+                attributes: attributes.clone(),
+                blocks: vec![],
+            };
             block_doc(&inner, out);
         }
     }
@@ -120,17 +129,33 @@ pub fn pages(root: &Path) -> BTreeMap<String, String> {
     index.push_str("## Schema\n\n");
     let mut provider_block = String::new();
     block_doc(&server.provider_schema().block, &mut provider_block);
-    index.push_str(if provider_block.is_empty() { "The provider takes no arguments yet.\n\n" } else { &provider_block });
+    index.push_str(if provider_block.is_empty() {
+        "The provider takes no arguments yet.\n\n"
+    } else {
+        &provider_block
+    });
     pages.insert("index.md".to_string(), index);
 
     for (name, schema) in server.data_source_schemas() {
         let short = name.strip_prefix("cmk_").unwrap_or(name);
-        let page = object_page(root, "Data Source", name, schema, &format!("examples/data-sources/{name}/data-source.tf"));
+        let page = object_page(
+            root,
+            "Data Source",
+            name,
+            schema,
+            &format!("examples/data-sources/{name}/data-source.tf"),
+        );
         pages.insert(format!("data-sources/{short}.md"), page);
     }
     for (name, schema) in server.resource_schemas() {
         let short = name.strip_prefix("cmk_").unwrap_or(name);
-        let page = object_page(root, "Resource", name, schema, &format!("examples/resources/{name}/resource.tf"));
+        let page = object_page(
+            root,
+            "Resource",
+            name,
+            schema,
+            &format!("examples/resources/{name}/resource.tf"),
+        );
         pages.insert(format!("resources/{short}.md"), page);
     }
     for f in server.function_list() {
@@ -141,8 +166,15 @@ pub fn pages(root: &Path) -> BTreeMap<String, String> {
             summary = d.summary,
             desc = d.description
         );
-        out.push_str(&example(root, &format!("examples/functions/{}/function.tf", f.name())));
-        let params: Vec<String> = d.params.iter().map(|p| format!("{} {}", p.name, type_name(&p.ty).to_lowercase())).collect();
+        out.push_str(&example(
+            root,
+            &format!("examples/functions/{}/function.tf", f.name()),
+        ));
+        let params: Vec<String> = d
+            .params
+            .iter()
+            .map(|p| format!("{} {}", p.name, type_name(&p.ty).to_lowercase()))
+            .collect();
         out.push_str(&format!(
             "## Signature\n\n```text\nprovider::{TYPE_NAME}::{}({}) {}\n```\n\n## Arguments\n\n",
             f.name(),
@@ -150,7 +182,13 @@ pub fn pages(root: &Path) -> BTreeMap<String, String> {
             type_name(&d.returns).to_lowercase()
         ));
         for (i, p) in d.params.iter().enumerate() {
-            out.push_str(&format!("{}. `{}` ({}) {}\n", i + 1, p.name, type_name(&p.ty), p.description));
+            out.push_str(&format!(
+                "{}. `{}` ({}) {}\n",
+                i + 1,
+                p.name,
+                type_name(&p.ty),
+                p.description
+            ));
         }
         out.push('\n');
         pages.insert(format!("functions/{}.md", f.name()), out);
@@ -183,12 +221,16 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut stale = vec![];
         for (rel, text) in pages(root) {
-            let committed = std::fs::read_to_string(root.join("docs").join(&rel)).unwrap_or_default();
+            let committed =
+                std::fs::read_to_string(root.join("docs").join(&rel)).unwrap_or_default();
             if committed != text {
                 stale.push(rel);
             }
         }
-        assert!(stale.is_empty(), "docs out of date: {stale:?}; run `make docs` and commit the result");
+        assert!(
+            stale.is_empty(),
+            "docs out of date: {stale:?}; run `make docs` and commit the result"
+        );
     }
 
     #[test]
@@ -197,9 +239,13 @@ mod tests {
         let ds = &p["data-sources/kms_key_policy.md"];
         assert!(ds.contains("- `use_cases` (Set of String) The use cases"));
         assert!(ds.contains("Valid values: `MANAGED_SERVICES`, `STORAGE`."));
-        assert!(ds.contains("- `reuse_key_for_cluster_volumes` (Boolean)") && ds.contains("Defaults to `true`."));
+        assert!(
+            ds.contains("- `reuse_key_for_cluster_volumes` (Boolean)")
+                && ds.contains("Defaults to `true`.")
+        );
         assert!(ds.contains("### Read-Only\n\n- `json` (String)"));
         assert!(ds.contains("```terraform\ndata \"cmk_kms_key_policy\""));
-        assert!(p["functions/key_features.md"].contains("provider::cmk::key_features(data_type string) list of string"));
+        assert!(p["functions/key_features.md"]
+            .contains("provider::cmk::key_features(data_type string) list of string"));
     }
 }

@@ -1,0 +1,3 @@
+//! Cloud clients.
+
+pub mod kms;

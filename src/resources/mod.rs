@@ -1,0 +1,3 @@
+//! Managed resources.
+
+pub mod kms_key;
