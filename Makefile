@@ -32,7 +32,7 @@ demo: build
 
 test: build venv
 	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not installed (need 1.11+): acceptance tests cannot run"; exit 1; }
-	$(CARGO) test --release --lib --bins
+	CMK_VENV=$(CURDIR)/$(VENV) $(CARGO) test --release --lib --bins
 	TF_ACC=1 CMK_PROVIDER_BIN=$(CURDIR)/$(BIN_DIR) CMK_VENV=$(CURDIR)/$(VENV) $(CARGO) test --release --test acceptance -- --test-threads=2
 
 lint:

@@ -4,6 +4,7 @@
 mod harness;
 
 mod functions;
+mod kms_key;
 mod kms_key_policy;
 mod plugin_process;
 mod schema;
