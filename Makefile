@@ -18,13 +18,16 @@ build:
 
 # Python tools the tests use (moto's KMS server, Databricks' official SDK),
 # installed into the project's own venv.
-$(VENV_PY): requirements-test.txt
+# A stamp file, not bin/python: that is a symlink, and touching it would touch
+# the interpreter it points to.
+VENV_STAMP := $(VENV)/.requirements-installed
+$(VENV_STAMP): requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install --quiet --upgrade pip
 	$(VENV_PY) -m pip install --quiet -r requirements-test.txt
-	touch $(VENV_PY)
+	touch $(VENV_STAMP)
 
-venv: $(VENV_PY)
+venv: $(VENV_STAMP)
 
 demo: build
 	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not installed (need 1.11+): see README"; exit 1; }

@@ -2,10 +2,14 @@
 //! Run with `TF_ACC=1` (`make test` sets it).
 
 mod harness;
+#[path = "../src/cloud/moto_server.rs"]
+mod moto_server;
 mod sandbox;
 
 mod databricks;
 mod functions;
+mod key_verification;
+mod kms_key;
 mod kms_key_policy;
 mod plugin_process;
 mod schema;

@@ -4,9 +4,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Secret};
+use crate::cloud::kms::{Kms, KmsError, KmsSettings};
 use crate::data_sources::kms_key_policy::KmsKeyPolicy;
 use crate::functions::{key_features::KeyFeatures, parse_key_arn::ParseKeyArn};
-use crate::resources::{key_configuration::KeyConfiguration, workspace_binding::WorkspaceBinding};
+use crate::resources::{
+    key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
+};
 use crate::rules::ids;
 use crate::tfplugin::provider::{data_source, resource, DynDataSource, DynResource};
 use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, Val};
@@ -70,21 +73,83 @@ pub struct ProviderConfig {
     /// Seconds between polls while a workspace applies a key change (default 10).
     #[schemars(extend("x-tf" = ["optional"]))]
     pub workspace_poll_interval_seconds: Val<f64>,
+
+    // ---- AWS (KMS)
+    /// The AWS region for KMS calls on new keys (keys named by ARN are reached in
+    /// their own region). Defaults to `AWS_REGION` / `AWS_DEFAULT_REGION` or the
+    /// profile's region.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub aws_region: Val<String>,
+    /// The AWS shared-config profile to take credentials and region from. Defaults
+    /// to `AWS_PROFILE`, then the default credential chain (environment, shared
+    /// config, SSO, container and instance roles).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub aws_profile: Val<String>,
+    /// A custom KMS endpoint URL (a VPC endpoint, or an emulator in tests). Without
+    /// it, the AWS SDK's `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` apply.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub kms_endpoint: Val<String>,
 }
 
-/// What operations get once the provider is configured: clients, each built
-/// on first use.
+/// What operations get once the provider is configured. Cloud clients are
+/// built lazily, on first use, so a plan that needs none never waits for
+/// credentials.
 pub struct Clients {
     databricks_settings: DatabricksSettings,
     databricks: tokio::sync::OnceCell<AccountClient>,
+    pub aws: KmsSettings,
+    kms: tokio::sync::OnceCell<Result<Kms, KmsError>>,
+    caller_account: tokio::sync::OnceCell<Result<String, KmsError>>,
 }
 
 impl Clients {
-    pub fn new(databricks_settings: DatabricksSettings) -> Clients {
+    pub fn new(databricks_settings: DatabricksSettings, aws: KmsSettings) -> Clients {
         Clients {
             databricks_settings,
             databricks: tokio::sync::OnceCell::new(),
+            aws,
+            kms: tokio::sync::OnceCell::new(),
+            caller_account: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Whether Databricks credentials are configured anywhere (arguments,
+    /// `DATABRICKS_*` variables, or a config file), without resolving them.
+    pub fn databricks_configured(&self) -> bool {
+        let s = &self.databricks_settings;
+        s.token.is_some()
+            || s.client_secret.is_some()
+            || s.profile.is_some()
+            || s.config_file.is_some()
+            || [
+                "DATABRICKS_TOKEN",
+                "DATABRICKS_CLIENT_SECRET",
+                "DATABRICKS_CONFIG_PROFILE",
+                "DATABRICKS_CONFIG_FILE",
+            ]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+            || std::env::var_os("HOME")
+                .is_some_and(|h| std::path::Path::new(&h).join(".databrickscfg").exists())
+    }
+
+    /// Whether AWS is configured for KMS checks: provider arguments or the
+    /// SDK's usual variables. Without it, plans do not wait on the AWS
+    /// credential chain (which probes instance metadata).
+    pub fn aws_configured(&self) -> bool {
+        self.aws.region.is_some()
+            || self.aws.profile.is_some()
+            || self.aws.endpoint.is_some()
+            || [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_PROFILE",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_ENDPOINT_URL_KMS",
+            ]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
     }
 
     /// The Account API client, built (and its credentials resolved) on first use.
@@ -92,6 +157,23 @@ impl Clients {
         self.databricks
             .get_or_try_init(|| async { AccountClient::new(&self.databricks_settings) })
             .await
+    }
+
+    /// The KMS client, built on first use.
+    pub async fn kms(&self) -> Result<&Kms, KmsError> {
+        self.kms
+            .get_or_init(|| Kms::connect(&self.aws))
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The caller's AWS account (STS), asked once.
+    pub async fn caller_account_id(&self) -> Result<String, KmsError> {
+        self.caller_account
+            .get_or_init(|| async { self.kms().await?.caller_account_id().await })
+            .await
+            .clone()
     }
 }
 
@@ -180,7 +262,12 @@ impl Provider for CmkProvider {
         _diags: &mut Diagnostics,
     ) -> Option<Clients> {
         tracing::debug!(terraform_version, "configured");
-        Some(Clients::new(config.databricks_settings()))
+        let aws = KmsSettings {
+            region: config.aws_region.known().cloned(),
+            profile: config.aws_profile.known().cloned(),
+            endpoint: config.kms_endpoint.known().cloned(),
+        };
+        Some(Clients::new(config.databricks_settings(), aws))
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Clients>>> {
@@ -188,7 +275,11 @@ impl Provider for CmkProvider {
     }
 
     fn resources(&self) -> Vec<Box<dyn DynResource<Clients>>> {
-        vec![resource(KeyConfiguration), resource(WorkspaceBinding)]
+        vec![
+            resource(KeyConfiguration),
+            resource(KmsKey),
+            resource(WorkspaceBinding),
+        ]
     }
 
     fn functions(&self) -> Vec<Box<dyn Function>> {

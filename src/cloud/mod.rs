@@ -1,3 +1,4 @@
 //! Clients of the cloud APIs the provider talks to.
 
 pub mod databricks;
+pub mod kms;

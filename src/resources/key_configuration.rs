@@ -136,6 +136,48 @@ impl KeyConfigurationModel {
     }
 }
 
+/// Verifies the KMS key for the use cases through AWS (state, spec, usage,
+/// region, and the policy through the rule engine), when AWS is configured.
+async fn verify_kms_key(ctx: &Ctx<Clients>, c: &KeyConfigurationModel, diags: &mut Diagnostics) {
+    let (Some(info), Some(use_cases)) = (c.aws_key_info.known(), c.use_cases.known()) else {
+        return;
+    };
+    let Some(arn) = info.key_arn.known() else {
+        return;
+    };
+    if !ctx.client.aws_configured() {
+        diags.warning_at(
+            path(&["aws_key_info", "key_arn"]),
+            "KMS key not verified",
+            "No AWS credentials are configured for the provider (aws_region, aws_profile, kms_endpoint or the AWS_* variables), so the key's state, type, region and policy were not checked at plan time.",
+        );
+        return;
+    }
+    let kms = match ctx.client.kms().await {
+        Ok(k) => k,
+        Err(e) => {
+            diags.warning_at(
+                path(&["aws_key_info", "key_arn"]),
+                "KMS key not verified",
+                format!("The KMS client could not be built: {e}"),
+            );
+            return;
+        }
+    };
+    let cluster_volumes = use_cases.contains(&KeyFeature::Storage)
+        && info
+            .reuse_key_for_cluster_volumes
+            .known()
+            .copied()
+            .unwrap_or(true);
+    let needs = crate::cloud::kms::needs_for(use_cases.clone(), cluster_volumes, None, None, None);
+    let outcomes = tokio::select! {
+        o = kms.verify_key(arn, &needs) => o,
+        _ = ctx.cancel.cancelled() => return,
+    };
+    report(&outcomes, path_of, diags);
+}
+
 /// Accepts a bare id, or the official provider's composite `<account_id>/<id>`.
 fn bare_id(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
@@ -153,10 +195,14 @@ impl Resource for KeyConfiguration {
 
     async fn plan(
         &self,
-        _ctx: &Ctx<Clients>,
+        ctx: &Ctx<Clients>,
         change: &mut PlanChange<KeyConfigurationModel>,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
     ) {
+        // A new configuration (they never change in place): check the real key.
+        if change.prior.is_none() {
+            verify_kms_key(ctx, &change.config, diags).await;
+        }
         // Databricks takes the key region from the ARN: say so in the plan.
         if let Val::Known(info) = &mut change.planned.aws_key_info {
             if info.key_region.is_unknown() || info.key_region.is_null() {

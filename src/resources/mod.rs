@@ -2,4 +2,5 @@
 
 pub mod findings;
 pub mod key_configuration;
+pub mod kms_key;
 pub mod workspace_binding;

@@ -1,0 +1,399 @@
+//! The KMS client and `verify_key` against moto's KMS server (see
+//! `moto_server.rs`: `CMK_VENV` must point at the venv; these tests never skip).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_kms::config::Credentials;
+
+use super::moto_server::{MotoServer, ACCOUNT_ID};
+use super::*;
+use crate::rules::kms_policy::{self, PolicyInput};
+use crate::rules::{ids::Partition, KeyFeature, Verdict};
+
+async fn kms_in(m: &MotoServer, region: &str) -> Kms {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    Kms::from_sdk_config(sdk, Some(&m.endpoint))
+}
+
+fn both() -> BTreeSet<KeyFeature> {
+    [KeyFeature::ManagedServices, KeyFeature::Storage].into()
+}
+
+fn good_policy() -> String {
+    kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
+        use_cases: both(),
+        aws_account_id: ACCOUNT_ID.into(),
+        databricks_account_id: None,
+        cross_account_role_arn: None,
+        reuse_key_for_cluster_volumes: false,
+        partition: Partition::Aws,
+        databricks_principal: None,
+    }))
+}
+
+fn needs(region: Option<&str>) -> PolicyNeeds {
+    needs_for(both(), false, None, None, region.map(str::to_string))
+}
+
+fn failures(o: &[Outcome]) -> Vec<(RuleId, Severity, String)> {
+    o.iter()
+        .filter(|o| o.verdict == Verdict::Fail)
+        .map(|o| (o.rule, o.severity, o.message.clone()))
+        .collect()
+}
+
+async fn good_key(kms: &Kms) -> KeyInfo {
+    kms.create_key(Some(&good_policy()), "test", &BTreeMap::new(), false)
+        .await
+        .expect("create key")
+}
+
+#[tokio::test]
+async fn good_key_passes_every_rule() {
+    let m = MotoServer::start();
+    let kms = kms_in(&m, "us-east-1").await;
+    let k = good_key(&kms).await;
+    assert_eq!(k.state, "Enabled");
+    assert_eq!(k.spec, "SYMMETRIC_DEFAULT");
+    assert_eq!(k.region, "us-east-1");
+    let out = kms.verify_key(&k.arn, &needs(Some("us-east-1"))).await;
+    assert!(failures(&out).is_empty(), "{out:#?}");
+    for r in [
+        RuleId::KeyRegion,
+        RuleId::SymmetricKey,
+        RuleId::KeyUsable,
+        RuleId::PolicyDatabricksGrants,
+    ] {
+        assert!(
+            out.iter()
+                .any(|o| o.rule == r && o.verdict == Verdict::Pass),
+            "{r} passes: {out:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn key_in_another_region_than_the_workspace_fails_cmk002() {
+    let m = MotoServer::start();
+    let west = kms_in(&m, "us-west-2").await;
+    let k = good_key(&west).await;
+    assert_eq!(k.region, "us-west-2");
+    // A client configured for us-east-1 reaches the key in its own region.
+    let east = kms_in(&m, "us-east-1").await;
+    let out = east.verify_key(&k.arn, &needs(Some("us-east-1"))).await;
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{out:#?}");
+    assert_eq!(f[0].0, RuleId::KeyRegion);
+    assert!(f[0].2.contains("us-west-2") && f[0].2.contains("us-east-1"));
+    // An ARN naming another region than the key's: the key is not there.
+    let wrong = k.arn.replace("us-west-2", "us-east-1");
+    let out = east.verify_key(&wrong, &needs(None)).await;
+    let f = failures(&out);
+    assert_eq!(f[0].0, RuleId::KeyUsable, "{out:#?}");
+    assert!(f[0].2.contains("does not exist"));
+}
+
+#[tokio::test]
+async fn asymmetric_key_fails_cmk003() {
+    let m = MotoServer::start();
+    let arn = m.boto3(
+        "us-east-1",
+        "print(kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY')['KeyMetadata']['Arn'])",
+    );
+    let kms = kms_in(&m, "us-east-1").await;
+    kms.put_policy(&arn, &good_policy()).await.unwrap();
+    let out = kms.verify_key(&arn, &needs(None)).await;
+    let f = failures(&out);
+    assert!(
+        f.iter()
+            .any(|x| x.0 == RuleId::SymmetricKey && x.2.contains("RSA_2048")),
+        "{out:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|x| x.0 == RuleId::SymmetricKey && x.2.contains("SIGN_VERIFY")),
+        "{out:#?}"
+    );
+}
+
+#[tokio::test]
+async fn disabled_and_pending_deletion_keys_fail_cmk004() {
+    let m = MotoServer::start();
+    let kms = kms_in(&m, "us-east-1").await;
+    let a = good_key(&kms).await;
+    kms.disable(&a.arn).await.unwrap();
+    let out = kms.verify_key(&a.arn, &needs(None)).await;
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{out:#?}");
+    assert_eq!(f[0].0, RuleId::KeyUsable);
+    assert!(f[0].2.contains("Disabled"));
+
+    let b = good_key(&kms).await;
+    let date = kms.schedule_deletion(&b.arn, 7).await.unwrap();
+    assert!(!date.is_empty());
+    let info = kms.describe(&b.arn).await.unwrap();
+    assert_eq!(info.state, "PendingDeletion");
+    assert!(info.deletion_date.is_some());
+    let out = kms.verify_key(&b.arn, &needs(None)).await;
+    let f = failures(&out);
+    assert_eq!(f[0].0, RuleId::KeyUsable, "{out:#?}");
+    assert!(f[0].2.contains("PendingDeletion"));
+    // Cancelling leaves it Disabled, enabling makes it usable again.
+    kms.cancel_deletion(&b.arn).await.unwrap();
+    kms.enable(&b.arn).await.unwrap();
+    assert!(failures(&kms.verify_key(&b.arn, &needs(None)).await).is_empty());
+}
+
+#[tokio::test]
+async fn bad_policy_fails_cmk015() {
+    let m = MotoServer::start();
+    let kms = kms_in(&m, "us-east-1").await;
+    // moto's default key policy: the account root only.
+    let k = kms
+        .create_key(None, "no databricks", &BTreeMap::new(), false)
+        .await
+        .unwrap();
+    let out = kms.verify_key(&k.arn, &needs(None)).await;
+    let f = failures(&out);
+    assert!(
+        f.iter()
+            .any(|x| x.0 == RuleId::PolicyDatabricksGrants && x.1 == Severity::Error),
+        "{out:#?}"
+    );
+    // Managed services only in the policy, storage needed too.
+    let ms_only = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
+        use_cases: [KeyFeature::ManagedServices].into(),
+        aws_account_id: ACCOUNT_ID.into(),
+        databricks_account_id: None,
+        cross_account_role_arn: None,
+        reuse_key_for_cluster_volumes: false,
+        partition: Partition::Aws,
+        databricks_principal: None,
+    }));
+    kms.put_policy(&k.arn, &ms_only).await.unwrap();
+    let f = failures(&kms.verify_key(&k.arn, &needs(None)).await);
+    assert!(
+        f.iter()
+            .any(|x| x.0 == RuleId::PolicyDatabricksGrants && x.2.contains("STORAGE")),
+        "{f:#?}"
+    );
+    // The real policy is read: fixing it fixes the verdict.
+    kms.put_policy(&k.arn, &good_policy()).await.unwrap();
+    assert!(failures(&kms.verify_key(&k.arn, &needs(None)).await).is_empty());
+}
+
+#[tokio::test]
+async fn missing_key_and_malformed_arn() {
+    let m = MotoServer::start();
+    let kms = kms_in(&m, "us-east-1").await;
+    let arn =
+        format!("arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-3333-4444-555555555555");
+    let f = failures(&kms.verify_key(&arn, &needs(None)).await);
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].0, f[0].1), (RuleId::KeyUsable, Severity::Error));
+    let f = failures(&kms.verify_key("not-an-arn", &needs(None)).await);
+    assert_eq!(f[0].0, RuleId::KeyArnWellFormed);
+    assert!(kms.describe(&arn).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn deletion_window_is_checked_here_because_moto_does_not() {
+    let m = MotoServer::start();
+    let kms = kms_in(&m, "us-east-1").await;
+    let k = good_key(&kms).await;
+    // moto answers a 3-day window with success but does nothing (real KMS
+    // answers ValidationException): a provider trusting it would report a
+    // deletion that never happened.
+    let other = good_key(&kms).await;
+    let moto_says = m.boto3(
+        "us-east-1",
+        &format!(
+            "kms.schedule_key_deletion(KeyId={:?}, PendingWindowInDays=3)\nprint(kms.describe_key(KeyId={:?})['KeyMetadata']['KeyState'])",
+            other.key_id, other.key_id
+        ),
+    );
+    assert_eq!(moto_says, "Enabled");
+    // ours refuses before calling KMS:
+    for bad in [0, 6, 31] {
+        let e = kms.schedule_deletion(&k.arn, bad).await.unwrap_err();
+        assert!(matches!(e, KmsError::Config(_)), "{e}");
+    }
+    assert_eq!(kms.describe(&k.arn).await.unwrap().state, "Enabled");
+}
+
+#[tokio::test]
+async fn aliases_tags_rotation_and_policy_round_trip() {
+    let m = MotoServer::start();
+    let kms = kms_in(&m, "us-east-1").await;
+    let tags: BTreeMap<String, String> = [("team".to_string(), "data".to_string())].into();
+    let k = kms
+        .create_key(Some(&good_policy()), "d", &tags, false)
+        .await
+        .unwrap();
+    assert_eq!(kms.tags(&k.arn).await.unwrap(), tags);
+    kms.create_alias(&k.arn, "alias/one").await.unwrap();
+    assert_eq!(kms.aliases(&k.key_id).await.unwrap(), vec!["alias/one"]);
+    assert_eq!(kms.describe("alias/one").await.unwrap().arn, k.arn);
+    kms.delete_alias(&k.arn, "alias/one").await.unwrap();
+    assert!(kms.aliases(&k.key_id).await.unwrap().is_empty());
+    let want: BTreeMap<String, String> = [("env".to_string(), "prod".to_string())].into();
+    kms.set_tags(&k.arn, &tags, &want).await.unwrap();
+    assert_eq!(kms.tags(&k.arn).await.unwrap(), want);
+    assert!(!kms.rotation_enabled(&k.arn).await.unwrap());
+    kms.set_rotation(&k.arn, true).await.unwrap();
+    assert!(kms.rotation_enabled(&k.arn).await.unwrap());
+    assert!(policies_equivalent(
+        &kms.get_policy(&k.arn).await.unwrap(),
+        &good_policy()
+    ));
+    kms.update_description(&k.arn, "new").await.unwrap();
+    assert_eq!(kms.describe(&k.arn).await.unwrap().description, "new");
+    assert_eq!(kms.caller_account_id_via(&m.endpoint).await, ACCOUNT_ID);
+}
+
+impl Kms {
+    /// STS against the emulator (the SDK config has no STS endpoint).
+    async fn caller_account_id_via(&self, endpoint: &str) -> String {
+        let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
+            .endpoint_url(endpoint)
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap()
+            .account()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// A KMS endpoint that denies every call, as KMS does for a caller without
+/// the permission (moto cannot: it enforces no IAM).
+async fn denying_endpoint() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = vec![];
+                // Read headers and the body (Content-Length).
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let body = r#"{"__type":"AccessDeniedException","message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform this operation"}"#;
+                let resp = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: AccessDeniedException\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn access_denied_is_a_warning_naming_the_permission() {
+    let endpoint = denying_endpoint().await;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    let kms = Kms::from_sdk_config(sdk, Some(&endpoint));
+    let arn =
+        format!("arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-3333-4444-555555555555");
+    let out = kms.verify_key(&arn, &needs(None)).await;
+    assert!(out.iter().all(|o| !o.is_error()), "{out:#?}");
+    let f = failures(&out);
+    assert!(
+        f.iter()
+            .any(|x| x.1 == Severity::Warning && x.2.contains("kms:DescribeKey")),
+        "{out:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|x| x.1 == Severity::Warning && x.2.contains("kms:GetKeyPolicy")),
+        "{out:#?}"
+    );
+}
+
+#[tokio::test]
+async fn one_crypto_provider_and_the_client_builds_after_it_is_installed() {
+    crate::tfplugin::install_crypto_provider();
+    let m = MotoServer::start();
+    // The same path the provider takes (default chain, lazily), with the
+    // emulator's endpoint; the call must work and nothing may panic.
+    let settings = KmsSettings {
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint: Some(m.endpoint.clone()),
+    };
+    // The default chain reads credentials from the environment; give this
+    // client static ones instead of touching the process environment.
+    let kms = Kms::connect(&settings).await.expect("client builds");
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    let kms2 = Kms::from_sdk_config(sdk, settings.endpoint.as_deref());
+    assert_eq!(kms.region().as_deref(), Some("us-east-1"));
+    good_key(&kms2).await;
+    // An https endpoint builds the rustls connector (nothing listens there).
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    let tls = Kms::from_sdk_config(sdk, Some("https://127.0.0.1:9"));
+    assert!(tls.describe("alias/x").await.is_err());
+    let p = rustls::crypto::CryptoProvider::get_default().expect("a provider is installed");
+    assert!(
+        format!("{:?}", p.cipher_suites).contains("TLS13"),
+        "aws-lc-rs provider in place"
+    );
+}
+
+#[test]
+fn policies_compare_semantically() {
+    let a = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]}"#;
+    let b = r#"{
+        "Statement": {"Resource": ["*"], "Action": ["kms:Decrypt", "kms:Encrypt"],
+                      "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::1:root"]}},
+        "Version": "2012-10-17"
+    }"#;
+    assert!(policies_equivalent(a, b));
+    assert!(!policies_equivalent(
+        a,
+        &a.replace("kms:Encrypt", "kms:Sign")
+    ));
+    assert!(check_deletion_window(7).is_ok() && check_deletion_window(30).is_ok());
+    assert!(check_deletion_window(6).is_err() && check_deletion_window(31).is_err());
+}

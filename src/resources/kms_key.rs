@@ -1,0 +1,1027 @@
+//! Resource `cmk_kms_key`: a symmetric KMS key for Databricks, whose policy
+//! is generated (or given and verified) at plan time, and which cannot be
+//! destroyed by accident.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::cloud::kms::{self, KeyInfo, Kms, KmsError};
+use crate::provider::Clients;
+use crate::rules::facts::{KmsKeyFacts, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT};
+use crate::rules::ids::{self, Partition};
+use crate::rules::kms_policy::{self, PolicyInput};
+use crate::rules::{check_kms_key, Fact, KeyFeature, Severity, Subject};
+use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
+
+fn default_true() -> Val<bool> {
+    Val::Known(true)
+}
+fn default_false() -> Val<bool> {
+    Val::Known(false)
+}
+fn default_window() -> Val<i64> {
+    Val::Known(30)
+}
+
+/// A symmetric AWS KMS key for Databricks customer-managed keys. Its key policy is
+/// generated from `use_cases` (the same generator as the `cmk_kms_key_policy` data
+/// source), or given in `policy` and checked against Databricks' rules at plan time.
+///
+/// Destroying a key destroys the data it protects, so destroy is refused at plan
+/// time while `deletion_protection` is true; once lifted, destroy schedules the
+/// deletion with a waiting period (`deletion_window_in_days`) during which
+/// `aws kms cancel-key-deletion` recovers the key.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KmsKeyModel {
+    /// The use cases the key serves: `MANAGED_SERVICES`, `STORAGE`, or both. They
+    /// decide the generated policy, and what a given `policy` must grant.
+    #[schemars(length(min = 1))]
+    pub use_cases: Val<BTreeSet<KeyFeature>>,
+
+    /// The 12-digit AWS account that owns the key (its root gets `kms:*`). Defaults
+    /// to the caller's account (STS GetCallerIdentity), or the new key's ARN.
+    #[schemars(extend("x-tf" = ["optional", "computed"]))]
+    pub aws_account_id: Val<String>,
+
+    /// Your Databricks account id (a UUID). When set, statements for Databricks'
+    /// principal require `aws:PrincipalTag/DatabricksAccountId` to match it.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub databricks_account_id: Val<String>,
+
+    /// The workspace's cross-account IAM role ARN: with `STORAGE` and
+    /// `reuse_key_for_cluster_volumes`, the policy lets it use the key for cluster
+    /// EBS volumes.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub cross_account_role_arn: Val<String>,
+
+    /// Whether the storage key also encrypts classic cluster EBS volumes.
+    #[serde(default = "default_true")]
+    pub reuse_key_for_cluster_volumes: Val<bool>,
+
+    /// The key policy (JSON). Leave unset to have it generated from `use_cases`;
+    /// when set, it is checked at plan time against what the use cases need, and
+    /// errors point at this attribute. Changes made outside Terraform show as a diff;
+    /// equivalent JSON keeps your formatting.
+    #[schemars(extend("x-tf" = ["optional", "computed"]))]
+    pub policy: Val<String>,
+
+    /// An alias for the key, `alias/...` (not `alias/aws/...`). Changing it creates
+    /// the new alias before deleting the old one.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub alias: Val<String>,
+
+    /// The key's description.
+    #[schemars(extend("x-tf" = ["optional", "computed"]))]
+    pub description: Val<String>,
+
+    /// Tags on the key.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub tags: Val<BTreeMap<String, String>>,
+
+    /// Whether KMS rotates the key material yearly (Databricks' security reference
+    /// architecture enables it).
+    #[serde(default = "default_true")]
+    pub enable_key_rotation: Val<bool>,
+
+    /// Whether the key is a multi-Region primary key. Changing it replaces the key
+    /// (refused while `deletion_protection` is true).
+    #[serde(default = "default_false")]
+    #[schemars(extend("x-tf" = ["requires_replace"]))]
+    pub multi_region: Val<bool>,
+
+    /// The waiting period, 7 to 30 days, between destroy and the key's deletion;
+    /// during it `aws kms cancel-key-deletion` recovers the key.
+    #[serde(default = "default_window")]
+    pub deletion_window_in_days: Val<i64>,
+
+    /// While true, destroying the key (or replacing or disabling it) is refused at plan
+    /// time. To destroy the key deliberately: set it to false, apply, then destroy.
+    #[serde(default = "default_true")]
+    pub deletion_protection: Val<bool>,
+
+    /// Whether the key is enabled. A key disabled or scheduled for deletion outside
+    /// Terraform shows as `enabled` false, and applying re-enables it (cancelling the
+    /// scheduled deletion). Disabling needs `deletion_protection = false`.
+    #[serde(default = "default_true")]
+    pub enabled: Val<bool>,
+
+    /// The key's ARN.
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub arn: Val<String>,
+
+    /// The key's id.
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub key_id: Val<String>,
+
+    /// The key's region.
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub region: Val<String>,
+
+    /// The key's state in KMS (`Enabled`, `Disabled`, `PendingDeletion`, ...).
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub key_state: Val<String>,
+}
+
+pub struct KmsKey;
+
+fn path(name: &str) -> AttributePath {
+    AttributePath::new([name])
+}
+
+fn known_opt<T: Clone>(v: &Val<T>) -> Option<Option<T>> {
+    match v {
+        Val::Null => Some(None),
+        Val::Unknown => None,
+        Val::Known(x) => Some(Some(x.clone())),
+    }
+}
+
+impl KmsKeyModel {
+    fn partition(&self) -> Partition {
+        self.arn
+            .known()
+            .and_then(|a| ids::parse_key_arn(a).ok())
+            .map(|a| a.partition)
+            .unwrap_or(Partition::Aws)
+    }
+
+    /// The generator's input, when every argument is known.
+    fn policy_input(&self) -> Option<PolicyInput> {
+        Some(PolicyInput {
+            use_cases: self.use_cases.known()?.clone(),
+            aws_account_id: self.aws_account_id.known()?.clone(),
+            databricks_account_id: known_opt(&self.databricks_account_id)?,
+            cross_account_role_arn: known_opt(&self.cross_account_role_arn)?,
+            reuse_key_for_cluster_volumes: *self.reuse_key_for_cluster_volumes.known()?,
+            partition: self.partition(),
+            databricks_principal: None,
+        })
+    }
+
+    fn generated_policy(&self) -> Option<String> {
+        self.policy_input()
+            .map(|i| kms_policy::to_canonical_json(&kms_policy::generate(&i)))
+    }
+
+    fn arn_or_id(&self) -> Option<&str> {
+        self.arn.known().or(self.key_id.known()).map(String::as_str)
+    }
+
+    fn protected(&self) -> bool {
+        self.deletion_protection.known() != Some(&false)
+    }
+
+    fn window(&self) -> i64 {
+        self.deletion_window_in_days.known().copied().unwrap_or(30)
+    }
+
+    fn apply_info(&mut self, k: &KeyInfo) {
+        self.arn = Val::Known(k.arn.clone());
+        self.key_id = Val::Known(k.key_id.clone());
+        self.region = Val::Known(k.region.clone());
+        self.key_state = Val::Known(k.state.clone());
+        self.enabled = Val::Known(k.state == "Enabled");
+        self.multi_region = Val::Known(k.multi_region);
+        self.description = Val::Known(k.description.clone());
+    }
+}
+
+// ------------------------------------------------------------ Databricks hook
+
+/// Whether Databricks key configurations reference a KMS key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyReferences {
+    /// No key configuration of the configured account uses the key.
+    Unused,
+    /// These key configurations (ids) use the key: destroy is refused.
+    UsedBy(Vec<String>),
+    /// The check could not run; the reason is shown in a warning.
+    CouldNotCheck(String),
+}
+
+/// THE hook for the Databricks reference check (issue 5): asks whether a
+/// Databricks key configuration of the configured account still references
+/// `key_arn`. Destroy is refused (at plan and at apply) when it does.
+///
+/// Which Databricks key configurations of the configured account name this
+/// key (by ARN, or by key id for the same account and region).
+pub async fn databricks_key_references(clients: &Clients, key_arn: &str) -> KeyReferences {
+    if !clients.databricks_configured() {
+        return KeyReferences::CouldNotCheck("no Databricks credentials configured".to_string());
+    }
+    let client = match clients.databricks().await {
+        Ok(c) => c,
+        Err(e) => return KeyReferences::CouldNotCheck(e.to_string()),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let configs = match client.list_customer_managed_keys(&cancel).await {
+        Ok(c) => c,
+        Err(e) => {
+            return KeyReferences::CouldNotCheck(format!("listing key configurations failed: {e}"))
+        }
+    };
+    let ours = ids::parse_key_arn(key_arn).ok();
+    let ids: Vec<String> = configs
+        .into_iter()
+        .filter(|k| {
+            k.aws_key_info.as_ref().is_some_and(|i| {
+                i.key_arn == key_arn
+                    || match (ids::parse_key_arn(&i.key_arn).ok(), &ours) {
+                        (Some(a), Some(b)) => {
+                            a.key_id == b.key_id
+                                && a.account_id == b.account_id
+                                && a.region == b.region
+                        }
+                        _ => false,
+                    }
+            })
+        })
+        .map(|k| k.customer_managed_key_id)
+        .collect();
+    if ids.is_empty() {
+        KeyReferences::Unused
+    } else {
+        KeyReferences::UsedBy(ids)
+    }
+}
+
+/// Reports the reference check; true when destroy must be refused.
+async fn check_references(clients: &Clients, key_arn: &str, diags: &mut Diagnostics) -> bool {
+    match databricks_key_references(clients, key_arn).await {
+        KeyReferences::Unused => false,
+        KeyReferences::UsedBy(ids) => {
+            diags.error(
+                "KMS key is still used by Databricks",
+                format!(
+                    "Databricks key configuration(s) {} reference {key_arn}. Deleting the key would make the data they protect unreadable. Remove the key from the workspaces and delete those key configurations first.",
+                    ids.join(", ")
+                ),
+            );
+            true
+        }
+        KeyReferences::CouldNotCheck(reason) => {
+            diags.warning(
+                format!("could not check whether a Databricks key configuration uses this key ({reason})"),
+                format!("Make sure no Databricks workspace uses {key_arn} before it is deleted: its data would become unreadable."),
+            );
+            false
+        }
+    }
+}
+
+fn refuse_protected(diags: &mut Diagnostics, what: &str, m: &KmsKeyModel) {
+    let key = m.arn_or_id().unwrap_or("the key");
+    diags.error_at(
+        path("deletion_protection"),
+        format!("{what} KMS key refused: deletion_protection is true"),
+        format!(
+            "Deleting {key} makes every piece of data encrypted with it unreadable, for Databricks and for you. To proceed deliberately: set deletion_protection = false on the resource, run `terraform apply`, then destroy. KMS then waits {} days (deletion_window_in_days) before deleting the key.",
+            m.window()
+        ),
+    );
+}
+
+async fn kms_or_error<'a>(ctx: &'a Ctx<Clients>, diags: &mut Diagnostics) -> Option<&'a Kms> {
+    match ctx.client.kms().await {
+        Ok(k) => Some(k),
+        Err(e) => {
+            diags.error("Cannot reach AWS KMS", e.to_string());
+            None
+        }
+    }
+}
+
+// ------------------------------------------------------------ policy helpers
+
+/// Arguments a generated policy was made from, read back from the policy
+/// (for import): the statement ids of the generator tell the use cases.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct InferredArgs {
+    pub use_cases: BTreeSet<KeyFeature>,
+    pub databricks_account_id: Option<String>,
+    pub cross_account_role_arn: Option<String>,
+}
+
+pub fn infer_from_policy(policy: &str) -> InferredArgs {
+    let mut out = InferredArgs::default();
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return out;
+    };
+    let stmts = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => vec![],
+    };
+    for s in &stmts {
+        let sid = s["Sid"].as_str().unwrap_or_default();
+        let tag = &s["Condition"]["StringEquals"]["aws:PrincipalTag/DatabricksAccountId"];
+        let tag = tag.as_str().or_else(|| tag.get(0).and_then(|v| v.as_str()));
+        match sid {
+            kms_policy::sid::MANAGED_SERVICES => {
+                out.use_cases.insert(KeyFeature::ManagedServices);
+            }
+            kms_policy::sid::STORAGE => {
+                out.use_cases.insert(KeyFeature::Storage);
+            }
+            kms_policy::sid::CLUSTER_VOLUMES => {
+                let p = &s["Principal"]["AWS"];
+                out.cross_account_role_arn = p
+                    .as_str()
+                    .or_else(|| p.get(0).and_then(|v| v.as_str()))
+                    .map(str::to_string);
+            }
+            _ => {}
+        }
+        if sid == kms_policy::sid::MANAGED_SERVICES || sid == kms_policy::sid::STORAGE {
+            if let Some(t) = tag {
+                out.databricks_account_id = Some(t.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Checks a user-given policy against what the use cases need (CMK015,
+/// CMK016), reporting on the `policy` attribute.
+fn verify_policy(m: &KmsKeyModel, policy: &str, diags: &mut Diagnostics) {
+    let Some(use_cases) = m.use_cases.known() else {
+        return;
+    };
+    let needs = kms::needs_for(
+        use_cases.clone(),
+        m.reuse_key_for_cluster_volumes.known() != Some(&false),
+        m.databricks_account_id.known().cloned(),
+        m.cross_account_role_arn.known().cloned(),
+        None,
+    );
+    let facts = KmsKeyFacts {
+        arn: m.arn.known().cloned().map_or(Fact::Unknown, Fact::Known),
+        state: Fact::Unknown,
+        spec: Fact::Known(SYMMETRIC_DEFAULT.to_string()),
+        usage: Fact::Known(ENCRYPT_DECRYPT.to_string()),
+        region: m.region.known().cloned().map_or(Fact::Unknown, Fact::Known),
+        policy: Fact::Known(Some(policy.to_string())),
+    };
+    for o in check_kms_key(&facts, &needs) {
+        if o.subject != Subject::KeyPolicy || !o.is_failure() {
+            continue;
+        }
+        let summary = format!("{}: {}", o.rule.code(), o.rule.rule().title);
+        let detail = format!("{}\n\n{}\nSee {}.", o.message, o.remediation(), o.docs());
+        match o.severity {
+            Severity::Error => diags.error_at(path("policy"), summary, detail),
+            Severity::Warning => diags.warning_at(path("policy"), summary, detail),
+        }
+    }
+}
+
+fn check_alias(a: &str) -> Result<(), String> {
+    let Some(name) = a.strip_prefix("alias/") else {
+        return Err(format!("{a:?} must start with \"alias/\""));
+    };
+    if name.is_empty() || name.starts_with("aws/") {
+        return Err(format!(
+            "{a:?} is not allowed: the name after \"alias/\" must be non-empty and must not start with \"aws/\" (reserved for AWS managed keys)"
+        ));
+    }
+    if a.len() > 256
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))
+    {
+        return Err(format!(
+            "{a:?}: an alias has at most 256 characters: letters, digits, '/', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+fn deletion_message(key: &str, region: &str, date: &str, window: i64) -> String {
+    format!(
+        "KMS key {key} is scheduled for deletion on {date} (after a {window}-day waiting period). Until then it can be recovered: `aws kms cancel-key-deletion --key-id {key} --region {region}` then `aws kms enable-key --key-id {key} --region {region}`. After that date the key and every piece of data encrypted with it are gone for good."
+    )
+}
+
+// ------------------------------------------------------------ the resource
+
+#[async_trait]
+impl Resource for KmsKey {
+    type Model = KmsKeyModel;
+    type Client = Clients;
+    const TYPE_NAME: &'static str = "cmk_kms_key";
+
+    fn validate(&self, c: &KmsKeyModel, diags: &mut Diagnostics) {
+        if let Val::Known(d) = c.deletion_window_in_days {
+            if let Err(e) = kms::check_deletion_window(d) {
+                diags.error_at(
+                    path("deletion_window_in_days"),
+                    "Invalid deletion_window_in_days",
+                    format!("{e}: KMS keeps a key scheduled for deletion for 7 to 30 days."),
+                );
+            }
+        }
+        if let Val::Known(a) = &c.alias {
+            if let Err(e) = check_alias(a) {
+                diags.error_at(path("alias"), "Invalid alias", e);
+            }
+        }
+        if let Val::Known(p) = &c.policy {
+            match serde_json::from_str::<serde_json::Value>(p) {
+                Ok(serde_json::Value::Object(_)) => {}
+                Ok(_) => diags.error_at(
+                    path("policy"),
+                    "Invalid policy",
+                    "The key policy must be a JSON object.",
+                ),
+                Err(e) => diags.error_at(
+                    path("policy"),
+                    "Invalid policy",
+                    format!("The key policy is not valid JSON: {e}"),
+                ),
+            }
+        }
+        if let Val::Known(a) = &c.aws_account_id {
+            if let Err(e) = ids::check_aws_account_id(a) {
+                diags.error_at(path("aws_account_id"), "Invalid aws_account_id", e.0);
+            }
+        }
+        if let Val::Known(a) = &c.databricks_account_id {
+            if let Err(e) = ids::check_databricks_account_id(a) {
+                diags.error_at(
+                    path("databricks_account_id"),
+                    "Invalid databricks_account_id",
+                    e.0,
+                );
+            }
+        }
+        if let Val::Known(r) = &c.cross_account_role_arn {
+            if let Err(e) = ids::parse_role_arn(r) {
+                diags.error_at(
+                    path("cross_account_role_arn"),
+                    "Invalid cross_account_role_arn",
+                    e.0,
+                );
+            }
+        }
+        if c.enabled.known() == Some(&false) && c.deletion_protection.known() != Some(&false) {
+            diags.error_at(
+                path("enabled"),
+                "Disabling the key needs deletion_protection = false",
+                "A disabled key makes the data it protects unreadable, like a deleted one. Set deletion_protection = false to disable it deliberately.",
+            );
+        }
+        if let Val::Known(t) = &c.tags {
+            if t.keys().any(|k| k.is_empty()) {
+                diags.error_at(path("tags"), "Invalid tags", "Tag keys must not be empty.");
+            }
+        }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &Ctx<Clients>,
+        change: &mut PlanChange<KmsKeyModel>,
+        diags: &mut Diagnostics,
+    ) {
+        let prior = change.prior.clone();
+        let c = change.config.clone();
+        let p = &mut change.planned;
+        // Attributes with defaults: Terraform proposes the prior value when the
+        // configuration leaves them unset, which would hide drift (a key
+        // disabled outside Terraform, rotation turned off). The configuration
+        // here has its defaults filled in: plan exactly that.
+        p.enabled = c.enabled.clone();
+        p.enable_key_rotation = c.enable_key_rotation.clone();
+        p.deletion_protection = c.deletion_protection.clone();
+        p.deletion_window_in_days = c.deletion_window_in_days.clone();
+        p.reuse_key_for_cluster_volumes = c.reuse_key_for_cluster_volumes.clone();
+        if let Some(pr) = &prior {
+            if !change.requires_replace.is_empty() && pr.protected() {
+                refuse_protected(diags, "Replacing (destroying) the", pr);
+                return;
+            }
+            // Enabling changes the key state.
+            if p.enabled != pr.enabled {
+                p.key_state = Val::Unknown;
+                if p.enabled.known() == Some(&true) {
+                    let st = pr.key_state.known().cloned().unwrap_or_default();
+                    let extra = if st == "PendingDeletion" {
+                        " Apply cancels its scheduled deletion and enables it again."
+                    } else {
+                        " Apply enables it again."
+                    };
+                    diags.warning_at(
+                        path("enabled"),
+                        format!("KMS key is {st}"),
+                        format!(
+                            "{} is {st} outside Terraform: data encrypted with it cannot be read.{extra}",
+                            pr.arn_or_id().unwrap_or("the key")
+                        ),
+                    );
+                }
+            }
+        }
+        // The owner account: configuration, prior state, or the caller's.
+        if c.aws_account_id.is_null() && p.aws_account_id.known().is_none() {
+            p.aws_account_id = match ctx.client.caller_account_id().await {
+                Ok(a) => Val::Known(a),
+                Err(e) => {
+                    tracing::debug!(error = %e, "caller account unknown at plan");
+                    Val::Unknown
+                }
+            };
+        }
+        match &c.policy {
+            Val::Known(user) => verify_policy(p, user, diags),
+            Val::Unknown => {}
+            Val::Null => {
+                p.policy = match p.generated_policy() {
+                    Some(g) => match prior.as_ref().and_then(|pr| pr.policy.known()) {
+                        Some(old) if kms::policies_equivalent(old, &g) => Val::Known(old.clone()),
+                        _ => Val::Known(g),
+                    },
+                    None => Val::Unknown,
+                };
+            }
+        }
+        if prior.is_none() {
+            p.arn = Val::Unknown;
+            p.key_id = Val::Unknown;
+            p.region = Val::Unknown;
+            p.key_state = Val::Unknown;
+            if c.description.is_null() {
+                p.description = Val::Known(String::new());
+            }
+        }
+    }
+
+    async fn plan_destroy(&self, ctx: &Ctx<Clients>, prior: &KmsKeyModel, diags: &mut Diagnostics) {
+        if prior.protected() {
+            refuse_protected(diags, "Destroying the", prior);
+            return;
+        }
+        let key = prior.arn_or_id().unwrap_or("the key").to_string();
+        if check_references(&ctx.client, &key, diags).await {
+            return;
+        }
+        diags.warning(
+            "Destroy schedules the KMS key's deletion",
+            format!(
+                "Apply schedules {key} for deletion after {} days; until then `aws kms cancel-key-deletion` recovers it. After that, data encrypted with it is unreadable.",
+                prior.window()
+            ),
+        );
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<Clients>,
+        planned: KmsKeyModel,
+        diags: &mut Diagnostics,
+    ) -> Option<KmsKeyModel> {
+        let kms = kms_or_error(ctx, diags).await?;
+        if ctx.is_cancelled() {
+            diags.error(
+                "Cancelled",
+                "Terraform asked the provider to stop; no key was created.",
+            );
+            return None;
+        }
+        let mut m = planned;
+        let tags = m.tags.known().cloned().unwrap_or_default();
+        let description = m.description.known().cloned().unwrap_or_default();
+        let info = match kms
+            .create_key(
+                m.policy.known().map(String::as_str),
+                &description,
+                &tags,
+                m.multi_region.known() == Some(&true),
+            )
+            .await
+        {
+            Ok(k) => k,
+            Err(e) => {
+                diags.error("Cannot create the KMS key", e.to_string());
+                return None;
+            }
+        };
+        let wanted_enabled = m.enabled.known() != Some(&false);
+        m.apply_info(&info);
+        let arn = info.arn.clone();
+        let failed = |diags: &mut Diagnostics, step: &str, e: KmsError| {
+            diags.error(
+                format!("KMS key created, but {step} failed"),
+                format!("{e}\n\nThe key {arn} exists and is recorded in the state (as tainted). Fix the cause and apply again; with deletion_protection on, run `terraform untaint` first so Terraform updates the key instead of replacing it."),
+            );
+        };
+        if m.aws_account_id.is_unknown() {
+            m.aws_account_id = ids::parse_key_arn(&arn)
+                .map(|a| Val::Known(a.account_id))
+                .unwrap_or(Val::Null);
+        }
+        if m.policy.is_unknown() {
+            match m.generated_policy() {
+                Some(g) => {
+                    if let Err(e) = kms.put_policy(&arn, &g).await {
+                        m.policy = kms.get_policy(&arn).await.map_or(Val::Null, Val::Known);
+                        failed(diags, "setting the key policy", e);
+                        return Some(m);
+                    }
+                    m.policy = Val::Known(g);
+                }
+                None => {
+                    m.policy = kms.get_policy(&arn).await.map_or(Val::Null, Val::Known);
+                }
+            }
+        }
+        if let Val::Known(alias) = m.alias.clone() {
+            if let Err(e) = kms.create_alias(&arn, &alias).await {
+                m.alias = Val::Null;
+                failed(diags, &format!("creating alias {alias}"), e);
+                return Some(m);
+            }
+        }
+        let rotation = m.enable_key_rotation.known() == Some(&true);
+        if rotation {
+            if let Err(e) = kms.set_rotation(&arn, true).await {
+                m.enable_key_rotation = Val::Known(false);
+                failed(diags, "enabling key rotation", e);
+                return Some(m);
+            }
+        }
+        if !wanted_enabled {
+            if let Err(e) = kms.disable(&arn).await {
+                failed(diags, "disabling the key", e);
+                return Some(m);
+            }
+            m.enabled = Val::Known(false);
+            m.key_state = Val::Known("Disabled".into());
+        }
+        Some(m)
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<Clients>,
+        state: KmsKeyModel,
+        diags: &mut Diagnostics,
+    ) -> Option<KmsKeyModel> {
+        let Some(kms) = kms_or_error(ctx, diags).await else {
+            return Some(state);
+        };
+        let Some(key) = state.arn_or_id().map(str::to_string) else {
+            return Some(state);
+        };
+        read_key(kms, &key, state, diags).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<Clients>,
+        prior: KmsKeyModel,
+        planned: KmsKeyModel,
+        diags: &mut Diagnostics,
+    ) -> Option<KmsKeyModel> {
+        let Some(kms) = kms_or_error(ctx, diags).await else {
+            return Some(prior);
+        };
+        let Some(arn) = prior.arn_or_id().map(str::to_string) else {
+            diags.error("Provider bug", "the prior state has no key ARN");
+            return Some(prior);
+        };
+        // `cur` is what is true in KMS so far: on a failed step it is returned
+        // with the error, so the state never claims more than was done.
+        let mut cur = planned.clone();
+        cur.policy = prior.policy.clone();
+        cur.alias = prior.alias.clone();
+        cur.description = prior.description.clone();
+        cur.enable_key_rotation = prior.enable_key_rotation.clone();
+        cur.tags = prior.tags.clone();
+        cur.enabled = prior.enabled.clone();
+        cur.key_state = prior.key_state.clone();
+        let fail = |diags: &mut Diagnostics, step: &str, e: KmsError| {
+            diags.error(
+                format!("Updating the KMS key failed: {step}"),
+                e.to_string(),
+            );
+        };
+
+        if planned.enabled != prior.enabled {
+            if planned.enabled.known() == Some(&true) {
+                if prior.key_state.known().map(String::as_str) == Some("PendingDeletion") {
+                    if let Err(e) = kms.cancel_deletion(&arn).await {
+                        fail(diags, "cancelling the scheduled deletion", e);
+                        return Some(cur);
+                    }
+                    diags.warning(
+                        "Scheduled deletion cancelled",
+                        format!("The deletion of {arn} scheduled outside Terraform was cancelled and the key enabled again."),
+                    );
+                }
+                if let Err(e) = kms.enable(&arn).await {
+                    fail(diags, "enabling the key", e);
+                    return Some(cur);
+                }
+            } else if let Err(e) = kms.disable(&arn).await {
+                fail(diags, "disabling the key", e);
+                return Some(cur);
+            }
+            cur.enabled = planned.enabled.clone();
+        }
+        let want_policy = match planned.policy.known() {
+            Some(p) => Some(p.clone()),
+            None => planned.generated_policy(),
+        };
+        if let Some(want) = want_policy {
+            let same = prior
+                .policy
+                .known()
+                .is_some_and(|old| kms::policies_equivalent(old, &want));
+            if !same {
+                if let Err(e) = kms.put_policy(&arn, &want).await {
+                    fail(diags, "PutKeyPolicy", e);
+                    return Some(cur);
+                }
+            }
+            cur.policy = Val::Known(want);
+        }
+        if planned.alias != prior.alias {
+            if let Val::Known(new) = &planned.alias {
+                if let Err(e) = kms.create_alias(&arn, new).await {
+                    fail(diags, &format!("creating alias {new}"), e);
+                    return Some(cur);
+                }
+            }
+            cur.alias = planned.alias.clone();
+            if let Val::Known(old) = &prior.alias {
+                match kms.delete_alias(&arn, old).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        diags.warning(
+                            format!("Old alias {old} not deleted"),
+                            format!("{e}\nThe new alias is in place; delete {old} by hand."),
+                        );
+                    }
+                }
+            }
+        }
+        if let Val::Known(d) = &planned.description {
+            if prior.description.known() != Some(d) {
+                if let Err(e) = kms.update_description(&arn, d).await {
+                    fail(diags, "UpdateKeyDescription", e);
+                    return Some(cur);
+                }
+            }
+            cur.description = planned.description.clone();
+        }
+        if let Val::Known(r) = planned.enable_key_rotation {
+            if prior.enable_key_rotation.known() != Some(&r) {
+                if let Err(e) = kms.set_rotation(&arn, r).await {
+                    fail(diags, "changing key rotation", e);
+                    return Some(cur);
+                }
+            }
+            cur.enable_key_rotation = Val::Known(r);
+        }
+        if planned.tags != prior.tags {
+            let want = planned.tags.known().cloned().unwrap_or_default();
+            let have = match kms.tags(&arn).await {
+                Ok(t) => t,
+                Err(e) => {
+                    fail(diags, "ListResourceTags", e);
+                    return Some(cur);
+                }
+            };
+            if let Err(e) = kms.set_tags(&arn, &have, &want).await {
+                fail(diags, "tagging the key", e);
+                return Some(cur);
+            }
+            cur.tags = planned.tags.clone();
+        }
+        match kms.describe(&arn).await {
+            Ok(k) => cur.key_state = Val::Known(k.state),
+            Err(e) => fail(diags, "DescribeKey", e),
+        }
+        Some(cur)
+    }
+
+    async fn delete(&self, ctx: &Ctx<Clients>, prior: KmsKeyModel, diags: &mut Diagnostics) {
+        if prior.protected() {
+            refuse_protected(diags, "Destroying the", &prior);
+            return;
+        }
+        let Some(kms) = kms_or_error(ctx, diags).await else {
+            return;
+        };
+        let Some(arn) = prior.arn_or_id().map(str::to_string) else {
+            return;
+        };
+        if check_references(&ctx.client, &arn, diags).await {
+            return;
+        }
+        let info = match kms.describe(&arn).await {
+            Ok(k) => k,
+            Err(e) if e.is_not_found() => return,
+            Err(e) => {
+                diags.error("Cannot read the KMS key before deleting it", e.to_string());
+                return;
+            }
+        };
+        if info.state == "PendingDeletion" {
+            diags.warning(
+                "KMS key already scheduled for deletion",
+                deletion_message(
+                    &arn,
+                    &info.region,
+                    info.deletion_date.as_deref().unwrap_or("its deletion date"),
+                    prior.window(),
+                ),
+            );
+            return;
+        }
+        if let Val::Known(alias) = &prior.alias {
+            if let Err(e) = kms.delete_alias(&arn, alias).await {
+                if !e.is_not_found() {
+                    diags.warning(format!("Alias {alias} not deleted"), e.to_string());
+                }
+            }
+        }
+        match kms.schedule_deletion(&arn, prior.window()).await {
+            Ok(date) => diags.warning(
+                "KMS key scheduled for deletion",
+                deletion_message(&arn, &info.region, &date, prior.window()),
+            ),
+            Err(e) => diags.error("Cannot schedule the KMS key's deletion", e.to_string()),
+        }
+    }
+
+    async fn import(
+        &self,
+        ctx: &Ctx<Clients>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<KmsKeyModel> {
+        let kms = kms_or_error(ctx, diags).await?;
+        let info = match kms.describe(id).await {
+            Ok(k) => k,
+            Err(e) => {
+                diags.error(
+                    "Cannot import the KMS key",
+                    format!("{e}\nImport takes a key id, a key ARN or an alias name (alias/...)."),
+                );
+                return None;
+            }
+        };
+        let policy = match kms.get_policy(&info.arn).await {
+            Ok(p) => p,
+            Err(e) => {
+                diags.error("Cannot read the key policy", e.to_string());
+                return None;
+            }
+        };
+        let inferred = infer_from_policy(&policy);
+        let alias = if id.starts_with("alias/") {
+            Val::Known(id.to_string())
+        } else {
+            match kms.aliases(&info.key_id).await {
+                Ok(a) if a.len() == 1 => Val::Known(a[0].clone()),
+                _ => Val::Null,
+            }
+        };
+        let mut m = KmsKeyModel {
+            use_cases: Val::Known(inferred.use_cases),
+            aws_account_id: ids::parse_key_arn(&info.arn)
+                .map(|a| Val::Known(a.account_id))
+                .unwrap_or(Val::Null),
+            databricks_account_id: inferred.databricks_account_id.into(),
+            cross_account_role_arn: inferred.cross_account_role_arn.into(),
+            reuse_key_for_cluster_volumes: default_true(),
+            policy: Val::Known(policy),
+            alias,
+            description: Val::Null,
+            tags: Val::Null,
+            enable_key_rotation: default_true(),
+            multi_region: default_false(),
+            deletion_window_in_days: default_window(),
+            deletion_protection: default_true(),
+            enabled: default_true(),
+            arn: Val::Known(info.arn.clone()),
+            key_id: Val::Null,
+            region: Val::Null,
+            key_state: Val::Null,
+        };
+        m.apply_info(&info);
+        let arn = info.arn.clone();
+        read_key(kms, &arn, m, diags).await
+    }
+}
+
+/// Refreshes `state` from KMS; `None` when the key is gone.
+async fn read_key(
+    kms: &Kms,
+    key: &str,
+    mut state: KmsKeyModel,
+    diags: &mut Diagnostics,
+) -> Option<KmsKeyModel> {
+    let info = match kms.describe(key).await {
+        Ok(k) => k,
+        Err(e) if e.is_not_found() => {
+            diags.warning(
+                "KMS key deleted outside Terraform",
+                format!("{key} no longer exists; it is removed from the state. The next plan creates a new key: data encrypted with the old one cannot be recovered."),
+            );
+            return None;
+        }
+        Err(e) => {
+            diags.error("Cannot read the KMS key", e.to_string());
+            return Some(state);
+        }
+    };
+    state.apply_info(&info);
+    match info.state.as_str() {
+        "PendingDeletion" => diags.warning(
+            "KMS key is scheduled for deletion outside Terraform",
+            format!(
+                "{}\nThe plan shows enabled = true: applying it cancels the deletion and enables the key.",
+                deletion_message(
+                    &info.arn,
+                    &info.region,
+                    info.deletion_date.as_deref().unwrap_or("its deletion date"),
+                    state.window()
+                )
+            ),
+        ),
+        "Disabled" => diags.warning(
+            "KMS key is disabled",
+            format!(
+                "{} is disabled: data encrypted with it cannot be read. Applying with enabled = true enables it.",
+                info.arn
+            ),
+        ),
+        _ => {}
+    }
+    match kms.get_policy(&info.arn).await {
+        Ok(actual) => {
+            let keep = state
+                .policy
+                .known()
+                .is_some_and(|s| kms::policies_equivalent(s, &actual));
+            if !keep {
+                state.policy = Val::Known(actual);
+            }
+        }
+        Err(e) => diags.warning("Cannot read the key policy", e.to_string()),
+    }
+    if let Val::Known(a) = &state.alias {
+        match kms.aliases(&info.key_id).await {
+            Ok(list) if !list.contains(a) => state.alias = Val::Null,
+            Ok(_) => {}
+            Err(e) => diags.warning("Cannot list the key's aliases", e.to_string()),
+        }
+    }
+    match kms.tags(&info.arn).await {
+        Ok(t) if t.is_empty() && state.tags.is_null() => {}
+        Ok(t) => state.tags = Val::Known(t),
+        Err(e) => diags.warning("Cannot read the key's tags", e.to_string()),
+    }
+    match kms.rotation_enabled(&info.arn).await {
+        Ok(r) => state.enable_key_rotation = Val::Known(r),
+        Err(e) => tracing::debug!(error = %e, "rotation status not readable"),
+    }
+    Some(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_are_checked() {
+        assert!(check_alias("alias/databricks-cmk").is_ok());
+        assert!(check_alias("databricks").is_err());
+        assert!(check_alias("alias/aws/ebs").is_err());
+        assert!(check_alias("alias/").is_err());
+        assert!(check_alias("alias/bad name").is_err());
+    }
+
+    #[test]
+    fn generated_policy_arguments_are_read_back() {
+        let input = PolicyInput {
+            use_cases: [KeyFeature::ManagedServices, KeyFeature::Storage].into(),
+            aws_account_id: "123456789012".into(),
+            databricks_account_id: Some("0d7a3f2e-1b2c-4d5e-8f90-123456789abc".into()),
+            cross_account_role_arn: Some("arn:aws:iam::123456789012:role/dbx".into()),
+            reuse_key_for_cluster_volumes: true,
+            partition: Partition::Aws,
+            databricks_principal: None,
+        };
+        let p = kms_policy::to_canonical_json(&kms_policy::generate(&input));
+        let got = infer_from_policy(&p);
+        assert_eq!(got.use_cases, input.use_cases);
+        assert_eq!(got.databricks_account_id, input.databricks_account_id);
+        assert_eq!(got.cross_account_role_arn, input.cross_account_role_arn);
+    }
+}
