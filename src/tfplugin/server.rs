@@ -576,7 +576,20 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
             let mut planned = proposed;
             let mut config_d = config.clone();
             schema.block.apply_defaults(&mut config_d);
-            schema.block.apply_defaults(&mut planned);
+            // An attribute left unset plans its default, not the prior value:
+            // otherwise drift from the default would never show.
+            for a in schema
+                .block
+                .attributes
+                .iter()
+                .filter(|a| a.default.is_some())
+            {
+                if config.get(&a.name).is_none_or(Value::is_null) {
+                    if let (Some(slot), Some(d)) = (planned.get_mut(&a.name), &a.default) {
+                        *slot = d.clone();
+                    }
+                }
+            }
             schema
                 .block
                 .validate(&config_d, &AttributePath::root(), &mut diags);

@@ -541,6 +541,24 @@ async fn resource_lifecycle_over_grpc() {
         "name"
     );
 
+    // a default is planned when the configuration leaves the attribute unset,
+    // even if the prior state drifted from it
+    let mut drifted = state.clone();
+    *drifted.get_mut("mode").unwrap() = s("z");
+    let plan = c
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "test_thing".into(),
+            prior_state: dv(&drifted, &ty),
+            proposed_new_state: dv(&drifted, &ty),
+            config: dv(&config, &ty),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let planned = value::from_msgpack(&plan.planned_state.unwrap().msgpack, &ty).unwrap();
+    assert_eq!(planned.get("mode"), Some(&s("a")));
+
     // read: gone means null state
     let mut gone = state.clone();
     *gone.get_mut("name").unwrap() = s("gone");
