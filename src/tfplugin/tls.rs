@@ -169,5 +169,8 @@ pub fn server_config(
         .with_single_cert(vec![CertificateDer::from(identity.cert_der.clone())], key)?;
     // gRPC clients (grpc-go included) require ALPN h2.
     cfg.alpn_protocols = vec![b"h2".to_vec()];
+    // One connection per process, never resumed: no session tickets or cache.
+    cfg.send_tls13_tickets = 0;
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(cfg)
 }
