@@ -61,3 +61,17 @@ pub fn fact_opt<T: Clone>(v: &crate::tfplugin::Val<T>) -> crate::rules::Fact<Opt
 pub fn fact<T: Clone>(v: &crate::tfplugin::Val<T>) -> crate::rules::Fact<T> {
     v.known().cloned().into()
 }
+
+/// The Account API client, or an error diagnostic saying what to configure.
+pub async fn databricks<'a>(
+    ctx: &'a crate::tfplugin::Ctx<crate::provider::Clients>,
+    diags: &mut Diagnostics,
+) -> Option<&'a crate::cloud::databricks::AccountClient> {
+    match ctx.client.databricks().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            api_error(diags, "configuring the client", &e);
+            None
+        }
+    }
+}

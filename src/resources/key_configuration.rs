@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::findings::{api_error, fact, fact_opt, report};
+use super::findings::{api_error, databricks, fact, fact_opt, report};
 use crate::cloud::databricks::{
     AwsKeyInfo, CreateCustomerManagedKey, CustomerManagedKey, DatabricksError,
 };
@@ -223,13 +223,7 @@ impl Resource for KeyConfiguration {
         planned: KeyConfigurationModel,
         diags: &mut Diagnostics,
     ) -> Option<KeyConfigurationModel> {
-        let client = match ctx.client.databricks().await {
-            Ok(c) => c,
-            Err(e) => {
-                api_error(diags, "configuring the client", &e);
-                return None;
-            }
-        };
+        let client = databricks(ctx, diags).await?;
         let info = planned.aws_key_info.known()?;
         let req = CreateCustomerManagedKey {
             use_cases: planned.use_cases.known()?.iter().copied().collect(),
@@ -255,12 +249,8 @@ impl Resource for KeyConfiguration {
         state: KeyConfigurationModel,
         diags: &mut Diagnostics,
     ) -> Option<KeyConfigurationModel> {
-        let client = match ctx.client.databricks().await {
-            Ok(c) => c,
-            Err(e) => {
-                api_error(diags, "configuring the client", &e);
-                return Some(state);
-            }
+        let Some(client) = databricks(ctx, diags).await else {
+            return Some(state);
         };
         let id = state.customer_managed_key_id.known()?.clone();
         match client.get_customer_managed_key(&id, &ctx.cancel).await {
@@ -299,9 +289,8 @@ impl Resource for KeyConfiguration {
         let Some(id) = prior.customer_managed_key_id.known() else {
             return;
         };
-        let client = match ctx.client.databricks().await {
-            Ok(c) => c,
-            Err(e) => return api_error(diags, "configuring the client", &e),
+        let Some(client) = databricks(ctx, diags).await else {
+            return;
         };
         match client.delete_customer_managed_key(id, &ctx.cancel).await {
             Ok(()) => {}
@@ -326,13 +315,7 @@ impl Resource for KeyConfiguration {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<KeyConfigurationModel> {
-        let client = match ctx.client.databricks().await {
-            Ok(c) => c,
-            Err(e) => {
-                api_error(diags, "configuring the client", &e);
-                return None;
-            }
-        };
+        let client = databricks(ctx, diags).await?;
         match client
             .get_customer_managed_key(bare_id(id), &ctx.cancel)
             .await

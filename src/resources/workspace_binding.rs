@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::findings::{api_error, fact_opt, report};
+use super::findings::{api_error, databricks, fact_opt, report};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::provider::Clients;
 use crate::rules::facts::{
@@ -179,9 +179,8 @@ impl Resource for WorkspaceBinding {
         let Some(ws_id) = change.config.workspace_id.known().copied() else {
             return;
         };
-        let client = match ctx.client.databricks().await {
-            Ok(c) => c,
-            Err(e) => return api_error(diags, "configuring the client", &e),
+        let Some(client) = databricks(ctx, diags).await else {
+            return;
         };
         let w = match client.get_workspace(ws_id, &ctx.cancel).await {
             Ok(w) => w,
@@ -274,12 +273,8 @@ impl Resource for WorkspaceBinding {
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
         let ws_id = *state.workspace_id.known()?;
-        let client = match ctx.client.databricks().await {
-            Ok(c) => c,
-            Err(e) => {
-                api_error(diags, "configuring the client", &e);
-                return Some(state);
-            }
+        let Some(client) = databricks(ctx, diags).await else {
+            return Some(state);
         };
         match client.get_workspace(ws_id, &ctx.cancel).await {
             Ok(w) => {
@@ -350,13 +345,7 @@ impl Resource for WorkspaceBinding {
             aws_region: Val::Null,
             workspace_status: Val::Null,
         };
-        let client = match ctx.client.databricks().await {
-            Ok(c) => c,
-            Err(e) => {
-                api_error(diags, "configuring the client", &e);
-                return None;
-            }
-        };
+        let client = databricks(ctx, diags).await?;
         match client.get_workspace(ws_id, &ctx.cancel).await {
             Ok(w) => {
                 m.fill_from(&w);
@@ -378,13 +367,7 @@ async fn apply(
     diags: &mut Diagnostics,
 ) -> Option<WorkspaceBindingModel> {
     let ws_id = *planned.workspace_id.known()?;
-    let client = match ctx.client.databricks().await {
-        Ok(c) => c,
-        Err(e) => {
-            api_error(diags, "configuring the client", &e);
-            return None;
-        }
-    };
+    let client = databricks(ctx, diags).await?;
     let current = match client.get_workspace(ws_id, &ctx.cancel).await {
         Ok(w) => w,
         Err(e) => {

@@ -319,6 +319,25 @@ pub fn normalize(ty: &Type, v: &mut Value) {
     }
 }
 
+/// A configuration with defaults filled, checked against its schema (allowed
+/// values, sizes), then decoded; `None` when that already failed.
+fn checked_config<M: Model>(
+    schema: &Schema,
+    what: &str,
+    config: &Value,
+    diags: &mut Diagnostics,
+) -> Option<M> {
+    let mut config = config.clone();
+    schema.block.apply_defaults(&mut config);
+    schema
+        .block
+        .validate(&config, &AttributePath::root(), diags);
+    if diags.has_errors() {
+        return None;
+    }
+    decode::<M>(what, &config, diags)
+}
+
 struct DataSourceAdapter<D: DataSource> {
     inner: D,
     schema: Schema,
@@ -339,15 +358,7 @@ impl<D: DataSource> DynDataSource<D::Client> for DataSourceAdapter<D> {
         &self.schema
     }
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let mut config = config.clone();
-        self.schema.block.apply_defaults(&mut config);
-        self.schema
-            .block
-            .validate(&config, &AttributePath::root(), diags);
-        if diags.has_errors() {
-            return;
-        }
-        if let Some(m) = decode::<D::Model>(D::TYPE_NAME, &config, diags) {
+        if let Some(m) = checked_config::<D::Model>(&self.schema, D::TYPE_NAME, config, diags) {
             self.inner.validate(&m, diags);
         }
     }
@@ -395,15 +406,7 @@ impl<R: Resource> DynResource<R::Client> for ResourceAdapter<R> {
         &self.schema
     }
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let mut config = config.clone();
-        self.schema.block.apply_defaults(&mut config);
-        self.schema
-            .block
-            .validate(&config, &AttributePath::root(), diags);
-        if diags.has_errors() {
-            return;
-        }
-        if let Some(m) = decode::<R::Model>(R::TYPE_NAME, &config, diags) {
+        if let Some(m) = checked_config::<R::Model>(&self.schema, R::TYPE_NAME, config, diags) {
             self.inner.validate(&m, diags);
         }
     }

@@ -548,9 +548,9 @@ async fn resource_lifecycle_over_grpc() {
     let plan = c
         .plan_resource_change(pb::plan_resource_change::Request {
             type_name: "test_thing".into(),
-            prior_state: dv(&drifted, &ty),
-            proposed_new_state: dv(&drifted, &ty),
-            config: dv(&config, &ty),
+            prior_state: dv(&drifted, ty),
+            proposed_new_state: dv(&drifted, ty),
+            config: dv(&config, ty),
             ..Default::default()
         })
         .await
