@@ -556,7 +556,7 @@ async fn resource_lifecycle_over_grpc() {
         .await
         .unwrap()
         .into_inner();
-    let planned = value::from_msgpack(&plan.planned_state.unwrap().msgpack, &ty).unwrap();
+    let planned = value::from_msgpack(&plan.planned_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(planned.get("mode"), Some(&s("a")));
 
     // read: gone means null state
