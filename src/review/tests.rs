@@ -439,8 +439,14 @@ proptest! {
 #[test]
 fn real_plan_of_this_providers_resources() {
     let a = review_text(&fixture("cmk_real_plan.json"), &Requirements::default()).unwrap();
-    assert!(a.outcomes.iter().any(|l| l.address == "cmk_workspace_binding.analytics"));
-    assert!(a.outcomes.iter().all(|l| !l.outcome.is_error()), "the quickstart plan is clean");
+    assert!(a
+        .outcomes
+        .iter()
+        .any(|l| l.address == "cmk_workspace_binding.analytics"));
+    assert!(
+        a.outcomes.iter().all(|l| !l.outcome.is_error()),
+        "the quickstart plan is clean"
+    );
     assert_eq!(exit_code(&a), 0);
     for format in [Format::Text, Format::Json, Format::Sarif] {
         assert!(!render(&a, format, "cmk_real_plan.json").is_empty());
