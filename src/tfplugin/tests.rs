@@ -279,6 +279,7 @@ async fn tls_channel(
             let connector = connector.clone();
             async move {
                 let tcp = TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
                 let tls = connector
                     .connect(ServerName::try_from("localhost").unwrap(), tcp)
                     .await?;
