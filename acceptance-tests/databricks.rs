@@ -436,3 +436,74 @@ fn credentials_never_reach_logs_plans_or_state() {
         "the Databricks token leaked into logs or state"
     );
 }
+
+#[test]
+fn workspace_and_coverage_data_sources_read_live_facts() {
+    if !enabled("workspace_and_coverage_data_sources_read_live_facts") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"data "cmk_workspace" "prod" {{
+  workspace_id = {PROD_WORKSPACE}
+}}
+data "cmk_encryption_coverage" "prod" {{
+  workspace_id = {PROD_WORKSPACE}
+}}
+output "ws" {{ value = data.cmk_workspace.prod }}
+output "cov" {{ value = data.cmk_encryption_coverage.prod }}
+"#
+        ),
+    );
+    apply(&w).ok();
+    let out = w.json(&["output", "-json"]);
+    let ws = &out["ws"]["value"];
+    assert_eq!(ws["aws_region"], "us-east-1");
+    assert_eq!(ws["pricing_tier"], "ENTERPRISE");
+    assert_eq!(ws["compute_mode"], "HYBRID");
+    assert_eq!(ws["managed_services_key_id"], SEEDED_KEY);
+    assert!(ws["storage_key_id"].is_null());
+    let cov = &out["cov"]["value"];
+    let protected: Vec<&str> = cov["protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let not_protected: Vec<&str> = cov["not_protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        protected.contains(&"secrets") && protected.contains(&"notebooks"),
+        "{protected:?}"
+    );
+    assert!(
+        not_protected.contains(&"dbfs_root"),
+        "no storage key is bound: {not_protected:?}"
+    );
+    assert!(not_protected.contains(&"model_serving_image"));
+    let dashboards = cov["data_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data_type"] == "ai_bi_dashboards")
+        .unwrap();
+    assert_eq!(dashboards["protection"], "partly_protected");
+    assert!(
+        dashboards["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Revenue (2023)"),
+        "{dashboards}"
+    );
+    assert_eq!(
+        cov["data_types"].as_array().unwrap().len(),
+        18,
+        "every data type of the catalog"
+    );
+}

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Secret};
 use crate::cloud::kms::{Kms, KmsError, KmsSettings};
-use crate::data_sources::kms_key_policy::KmsKeyPolicy;
+use crate::data_sources::{
+    encryption_coverage::EncryptionCoverage, kms_key_policy::KmsKeyPolicy, workspace::Workspace,
+};
 use crate::functions::{key_features::KeyFeatures, parse_key_arn::ParseKeyArn};
 use crate::resources::{
     key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
@@ -271,7 +273,11 @@ impl Provider for CmkProvider {
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Clients>>> {
-        vec![data_source(KmsKeyPolicy)]
+        vec![
+            data_source(EncryptionCoverage),
+            data_source(KmsKeyPolicy),
+            data_source(Workspace),
+        ]
     }
 
     fn resources(&self) -> Vec<Box<dyn DynResource<Clients>>> {

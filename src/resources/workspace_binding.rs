@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::findings::{api_error, databricks, fact_opt, report};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::provider::Clients;
-use crate::rules::facts::{
-    self as f, BindingChange, KeyConfigFacts, RequestedKey, Requirements, WorkspaceFacts,
-};
+use crate::rules::facts::{BindingChange, KeyConfigFacts, RequestedKey, Requirements};
 use crate::rules::{self, DataType, Fact, Subject};
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 
@@ -69,24 +67,6 @@ fn path_of(s: Subject) -> Option<AttributePath> {
     }
 }
 
-fn workspace_facts(w: &Workspace) -> WorkspaceFacts {
-    WorkspaceFacts {
-        id: Fact::Known(Some(w.workspace_id.to_string())),
-        name: Fact::Known(Some(w.workspace_name.clone())),
-        region: w.aws_region.clone().into(),
-        pricing_tier: w.pricing_tier.into(),
-        compute_mode: w.compute_mode.into(),
-        storage_mode: Fact::Known(w.storage_mode),
-        status: Fact::Known(w.workspace_status),
-        managed_services_key_id: Fact::Known(w.managed_services_customer_managed_key_id.clone()),
-        storage_key_id: Fact::Known(w.storage_customer_managed_key_id.clone()),
-        // The Account API does not say what compute runs: Databricks refuses at apply if any does.
-        running_classic_compute: Fact::Unknown,
-        dashboards: Fact::Unknown,
-        all_results_in_customer_account: Fact::Unknown,
-    }
-}
-
 async fn key_facts(
     client: &AccountClient,
     id: &Val<String>,
@@ -97,16 +77,7 @@ async fn key_facts(
         .get_customer_managed_key(id.rsplit('/').next().unwrap_or(id), &ctx.cancel)
         .await
         .ok()?;
-    let info = k.aws_key_info.as_ref();
-    Some(KeyConfigFacts {
-        id: Fact::Known(k.customer_managed_key_id.clone()),
-        use_cases: Fact::Known(k.use_cases.iter().map(|u| u.as_str().to_string()).collect()),
-        key_arn: info.map(|i| i.key_arn.clone()).into(),
-        key_region: Fact::Known(info.and_then(|i| i.key_region.clone())),
-        reuse_key_for_cluster_volumes: Fact::Known(
-            info.and_then(|i| i.reuse_key_for_cluster_volumes),
-        ),
-    })
+    Some(k.facts())
 }
 
 fn requested(v: &Val<String>, current: Option<&String>) -> RequestedKey {
@@ -194,7 +165,7 @@ impl Resource for WorkspaceBinding {
             }
             Err(e) => return api_error(diags, "reading the workspace", &e),
         };
-        let mut facts = workspace_facts(&w);
+        let mut facts = w.facts();
         let planned = &mut change.planned;
         // Unset arguments leave a slot as it is.
         if change.config.managed_services_key_id.is_null() {
@@ -209,15 +180,7 @@ impl Resource for WorkspaceBinding {
         if ms_changes {
             if let Some(dep) = &w.deployment_name {
                 if let Ok(ds) = client.list_dashboards(dep, &ctx.cancel).await {
-                    facts.dashboards = Fact::Known(
-                        ds.into_iter()
-                            .map(|d| f::Dashboard {
-                                id: d.dashboard_id,
-                                name: d.display_name,
-                                create_time: d.create_time,
-                            })
-                            .collect(),
-                    );
+                    facts.dashboards = Fact::Known(ds.into_iter().map(|d| d.fact()).collect());
                 }
             }
         }

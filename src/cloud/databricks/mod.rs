@@ -6,6 +6,7 @@
 mod auth;
 mod client;
 mod error;
+mod facts;
 mod models;
 mod settings;
 

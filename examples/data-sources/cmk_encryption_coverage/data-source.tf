@@ -1,0 +1,15 @@
+data "cmk_encryption_coverage" "analytics" {
+  workspace_id = 1234567890123456
+}
+
+output "not_protected" {
+  value = data.cmk_encryption_coverage.analytics.not_protected
+}
+
+# Fail a run when something that must be protected is not.
+check "secrets_are_protected" {
+  assert {
+    condition     = contains(data.cmk_encryption_coverage.analytics.protected, "secrets")
+    error_message = "secrets are not protected by a customer-managed key"
+  }
+}
