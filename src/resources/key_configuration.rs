@@ -382,3 +382,64 @@ impl Resource for KeyConfiguration {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `moved` from the official provider: its state (aws_key_info as a list
+    /// block, composite id) becomes this resource's state.
+    #[test]
+    fn moves_from_the_official_providers_key_configuration() {
+        let state = serde_json::json!({
+            "account_id": "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13",
+            "aws_key_info": [{
+                "key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
+                "key_alias": "alias/db",
+                "key_region": "us-east-1"
+            }],
+            "creation_time": 1730000000000_i64,
+            "customer_managed_key_id": "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+            "gcp_key_info": [],
+            "id": "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+            "use_cases": ["MANAGED_SERVICES", "STORAGE"]
+        });
+        let mut d = Diagnostics::default();
+        let m = KeyConfiguration
+            .move_from(
+                "registry.terraform.io/databricks/databricks",
+                "databricks_mws_customer_managed_keys",
+                0,
+                &state,
+                &mut d,
+            )
+            .expect("moved");
+        assert!(d.is_empty());
+        assert_eq!(
+            m.id.known().unwrap(),
+            "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98"
+        );
+        assert_eq!(m.use_cases.known().unwrap().len(), 2);
+        let info = m.aws_key_info.known().unwrap();
+        assert_eq!(info.key_alias.known().unwrap(), "alias/db");
+        assert_eq!(m.creation_time.known(), Some(&1730000000000));
+
+        let mut d = Diagnostics::default();
+        assert!(KeyConfiguration
+            .move_from(
+                "registry.terraform.io/hashicorp/aws",
+                "aws_kms_key",
+                0,
+                &state,
+                &mut d
+            )
+            .is_none());
+        assert!(d.has_errors());
+    }
+
+    #[test]
+    fn composite_ids_are_accepted_on_import() {
+        assert_eq!(bare_id("acct/abc"), "abc");
+        assert_eq!(bare_id("abc"), "abc");
+    }
+}
