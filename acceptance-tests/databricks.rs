@@ -507,3 +507,100 @@ output "cov" {{ value = data.cmk_encryption_coverage.prod }}
         "every data type of the catalog"
     );
 }
+
+/// `moved` from the official provider's databricks_mws_customer_managed_keys:
+/// nothing is recreated. Terraform insists that the source provider be
+/// installed, and the official provider cannot be downloaded here, so a
+/// stand-in built from this crate's examples answers for
+/// `databricks/databricks`; Terraform never calls it for the moved resource,
+/// whose raw state goes to this provider's MoveResourceState.
+#[test]
+fn moved_from_the_official_provider_without_recreating() {
+    if !enabled("moved_from_the_official_provider_without_recreating") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let mut w = Workdir::with_providers(
+        &format!(
+            r#"{CMK_HEADER}
+{}
+moved {{
+  from = databricks_mws_customer_managed_keys.ms
+  to   = cmk_key_configuration.ms
+}}
+resource "cmk_key_configuration" "ms" {{
+  use_cases = ["MANAGED_SERVICES"]
+  aws_key_info = {{
+    key_arn   = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    key_alias = "alias/databricks-managed-services"
+  }}
+}}
+"#,
+            sb.provider_block()
+        ),
+        &[
+            (
+                crate::harness::CMK_SOURCE,
+                "terraform-provider-cmk",
+                crate::harness::provider_bin(),
+            ),
+            (
+                "databricks/databricks",
+                "terraform-provider-databricks",
+                crate::harness::example_bin("sleep_provider"),
+            ),
+        ],
+    );
+    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    // The official provider's state of the seeded key configuration.
+    w.write(
+        "terraform.tfstate",
+        &serde_json::json!({
+            "version": 4, "terraform_version": "1.11.4", "serial": 1,
+            "lineage": "0d26daa6-5e44-4c97-a497-ef015f91254a", "outputs": {},
+            "resources": [{
+                "mode": "managed", "type": "databricks_mws_customer_managed_keys", "name": "ms",
+                "provider": "provider[\"registry.terraform.io/databricks/databricks\"]",
+                "instances": [{
+                    "schema_version": 0,
+                    "attributes": {
+                        "account_id": ACCOUNT_ID,
+                        "aws_key_info": [{
+                            "key_arn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                            "key_alias": "alias/databricks-managed-services",
+                            "key_region": "us-east-1"
+                        }],
+                        "creation_time": 1730000000000_i64,
+                        "customer_managed_key_id": SEEDED_KEY,
+                        "gcp_key_info": [],
+                        "id": format!("{ACCOUNT_ID}/{SEEDED_KEY}"),
+                        "use_cases": ["MANAGED_SERVICES"]
+                    },
+                    "sensitive_attributes": []
+                }]
+            }]
+        })
+        .to_string(),
+    );
+    let plan = w.run(&["plan", "-input=false", "-no-color"]);
+    plan.ok();
+    assert!(
+        plan.stdout.contains(
+            "databricks_mws_customer_managed_keys.ms has moved to cmk_key_configuration.ms"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("0 to add, 0 to change, 0 to destroy"),
+        "{}",
+        plan.stdout
+    );
+    apply(&w).ok();
+    assert_eq!(
+        state_values(&w, "cmk_key_configuration.ms")["customer_managed_key_id"],
+        SEEDED_KEY
+    );
+    let (code, out) = plan_exit(&w);
+    assert_eq!(code, 0, "{out}");
+}
