@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::provider::Clients;
-use crate::resources::findings::databricks;
+use crate::resources::support::{databricks, workspace_at};
 use crate::rules::coverage::{coverage, PlannedKeys, Protection};
 use crate::rules::facts::{BindingChange, RequestedKey};
 use crate::rules::Fact;
-use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val};
+use crate::tfplugin::{Ctx, DataSource, Diagnostics, Val};
 
 /// One data type's protection.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -80,17 +80,7 @@ impl DataSource for EncryptionCoverage {
     ) -> Option<EncryptionCoverageModel> {
         let ws_id = *m.workspace_id.known()?;
         let client = databricks(ctx, diags).await?;
-        let w = match client.get_workspace(ws_id, &ctx.cancel).await {
-            Ok(w) => w,
-            Err(e) => {
-                diags.error_at(
-                    AttributePath::new(["workspace_id"]),
-                    "Cannot read the workspace",
-                    e.to_string(),
-                );
-                return None;
-            }
-        };
+        let w = workspace_at(ctx, client, ws_id, diags).await?;
         let mut facts = w.facts();
         facts.all_results_in_customer_account =
             m.all_results_in_customer_account.known().copied().into();

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::provider::Clients;
-use crate::resources::findings::databricks;
-use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val};
+use crate::resources::support::{databricks, workspace_at};
+use crate::tfplugin::{Ctx, DataSource, Diagnostics, Val};
 
 /// A Databricks workspace as the customer-managed key rules see it: region, pricing
 /// tier, compute and storage mode, status, and the key configurations bound to it.
@@ -59,17 +59,7 @@ impl DataSource for Workspace {
     ) -> Option<WorkspaceModel> {
         let id = *m.workspace_id.known()?;
         let client = databricks(ctx, diags).await?;
-        let w = match client.get_workspace(id, &ctx.cancel).await {
-            Ok(w) => w,
-            Err(e) => {
-                diags.error_at(
-                    AttributePath::new(["workspace_id"]),
-                    "Cannot read the workspace",
-                    e.to_string(),
-                );
-                return None;
-            }
-        };
+        let w = workspace_at(ctx, client, id, diags).await?;
         m.workspace_name = Val::Known(w.workspace_name.clone());
         m.deployment_name = w.deployment_name.clone().into();
         m.aws_region = w.aws_region.clone().into();

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::findings::{api_error, databricks, fact, fact_opt, report};
+use super::support::{api_error, databricks, fact, fact_opt, report};
 use crate::cloud::databricks::{
     AwsKeyInfo, CreateCustomerManagedKey, CustomerManagedKey, DatabricksError,
 };

@@ -1,6 +1,6 @@
 //! Resources, one file each.
 
-pub mod findings;
 pub mod key_configuration;
 pub mod kms_key;
+pub mod support;
 pub mod workspace_binding;

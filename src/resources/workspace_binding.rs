@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::findings::{api_error, databricks, fact_opt, report};
+use super::support::{api_error, databricks, fact_opt, report};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::provider::Clients;
 use crate::rules::facts::{BindingChange, KeyConfigFacts, RequestedKey, Requirements};

@@ -1,4 +1,5 @@
-//! Rule outcomes as Terraform diagnostics: each object maps the fact a
+//! What resources and data sources share: rule outcomes as Terraform
+//! diagnostics (each object maps the fact a
 //! finding is about ([`Subject`]) to its own attribute path.
 
 use crate::cloud::databricks::DatabricksError;
@@ -71,6 +72,27 @@ pub async fn databricks<'a>(
         Ok(c) => Some(c),
         Err(e) => {
             api_error(diags, "configuring the client", &e);
+            None
+        }
+    }
+}
+
+/// A workspace the configuration names (by `workspace_id`); an error on that
+/// argument when it cannot be read.
+pub async fn workspace_at(
+    ctx: &crate::tfplugin::Ctx<crate::provider::Clients>,
+    client: &crate::cloud::databricks::AccountClient,
+    workspace_id: i64,
+    diags: &mut Diagnostics,
+) -> Option<crate::cloud::databricks::Workspace> {
+    match client.get_workspace(workspace_id, &ctx.cancel).await {
+        Ok(w) => Some(w),
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new(["workspace_id"]),
+                "Cannot read the workspace",
+                e.to_string(),
+            );
             None
         }
     }
