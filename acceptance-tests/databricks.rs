@@ -18,6 +18,14 @@ fn run(w: &Workdir, args: &[&str]) -> crate::harness::Out {
     w.run(args)
 }
 
+/// The diagnostic of a rule, or a panic listing what came instead.
+fn finding<'a>(diags: &'a [serde_json::Value], rule: &str) -> &'a serde_json::Value {
+    diags
+        .iter()
+        .find(|d| d["summary"].as_str().unwrap_or_default().starts_with(rule))
+        .unwrap_or_else(|| panic!("no {rule} among {diags:?}"))
+}
+
 fn apply(w: &Workdir) -> crate::harness::Out {
     run(w, &["apply", "-auto-approve", "-input=false", "-no-color"])
 }
@@ -215,15 +223,7 @@ resource "cmk_workspace_binding" "premium" {{
         .to_string();
     let (code, diags) = plan_diagnostics(&w);
     assert_ne!(code, 0);
-    let tier = diags
-        .iter()
-        .find(|d| {
-            d["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("CMK001")
-        })
-        .unwrap_or_else(|| panic!("{diags:?}"));
+    let tier = finding(&diags, "CMK001");
     assert_eq!(
         tier["range"]["start"]["line"].as_u64(),
         Some(w.line_of(&format!("workspace_id            = {PREMIUM_WORKSPACE}")))
@@ -245,15 +245,7 @@ resource "cmk_workspace_binding" "premium" {{
     w.write("main.tf", &cfg);
     let (code, diags) = plan_diagnostics(&w);
     assert_ne!(code, 0, "{diags:?}");
-    let region = diags
-        .iter()
-        .find(|d| {
-            d["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("CMK002")
-        })
-        .unwrap_or_else(|| panic!("{diags:?}"));
+    let region = finding(&diags, "CMK002");
     let detail = region["detail"].as_str().unwrap();
     assert!(
         detail.contains("eu-west-1") && detail.contains("us-east-1"),
@@ -308,15 +300,7 @@ resource "cmk_workspace_binding" "prod" {{
     );
     let (code, diags) = plan_diagnostics(&w);
     assert_ne!(code, 0);
-    let d = diags
-        .iter()
-        .find(|d| {
-            d["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("CMK009")
-        })
-        .unwrap_or_else(|| panic!("{diags:?}"));
+    let d = finding(&diags, "CMK009");
     assert_eq!(
         d["range"]["start"]["line"].as_u64(),
         Some(w.line_of("storage_key_id ="))
@@ -380,15 +364,7 @@ resource "cmk_workspace_binding" "prod" {{
     .ok();
     let (code, diags) = plan_diagnostics(&w);
     assert_eq!(code, 0, "rotation is allowed: {diags:?}");
-    let warn = diags
-        .iter()
-        .find(|d| {
-            d["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("CMK011")
-        })
-        .unwrap_or_else(|| panic!("expected the dashboard warning: {diags:?}"));
+    let warn = finding(&diags, "CMK011");
     assert_eq!(warn["severity"], "warning");
     assert!(
         warn["detail"].as_str().unwrap().contains("Revenue (2023)"),
