@@ -580,3 +580,64 @@ resource "cmk_key_configuration" "ms" {{
     let (code, out) = plan_exit(&w);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A bad day at Databricks: a 503, then a create that commits but loses its
+/// answer. The apply still succeeds, with exactly one new key
+/// configuration (the client looks the lost create up instead of sending it twice).
+#[test]
+fn apply_survives_faults_without_duplicates() {
+    if !enabled("apply_survives_faults_without_duplicates") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases = [\"STORAGE\"]\n  aws_key_info = {{ key_arn = \"{US_KEY}\" }}\n}}\n"
+        ),
+    );
+    let (status, body) = sb.admin(
+        "PUT",
+        "/_sandbox/faults",
+        r#"{"fail_next": 1, "error_status": 503, "drop_after_commit": 1}"#,
+    );
+    assert!(status < 300, "faults: {status} {body}");
+    apply(&w).ok();
+    // The dropped answer really happened: the fault was used up.
+    let (_, faults) = sb.admin("GET", "/_sandbox/faults", "");
+    let faults: serde_json::Value = serde_json::from_str(&faults).unwrap();
+    assert_eq!(
+        faults["drop_after_commit"], 0,
+        "the create's answer was dropped: {faults}"
+    );
+    let (status, body) = sb.admin(
+        "PUT",
+        "/_sandbox/faults",
+        r#"{"throttle_rate": 0, "error_rate": 0, "drop_after_commit": 0}"#,
+    );
+    assert!(status < 300, "faults off: {status} {body}");
+    let (_, state) = sb.admin("GET", "/_sandbox/state", "");
+    let world: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let with_our_key: Vec<&serde_json::Value> = world["accounts"][0]["customer_managed_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["aws_key_info"]["key_arn"] == US_KEY)
+        .collect();
+    assert_eq!(
+        with_our_key.len(),
+        1,
+        "exactly one configuration for the key: {with_our_key:?}"
+    );
+    assert_eq!(
+        with_our_key[0]["customer_managed_key_id"],
+        state_values(&w, "cmk_key_configuration.k")["customer_managed_key_id"],
+        "Terraform tracks the one that exists"
+    );
+    let (_, stats) = sb.admin("GET", "/_sandbox/stats", "");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        stats["creates_committed"], 1,
+        "one create reached Databricks: {stats}"
+    );
+}
