@@ -231,6 +231,28 @@ fn slot<'a>(plan: &'a Plan, w: &Res, attr: &str) -> Slot<'a> {
 }
 
 fn workspace_facts(w: &Res) -> WorkspaceFacts {
+    // A cmk_workspace_binding binds keys to a workspace that exists already:
+    // creating the binding says nothing about the workspace's keys, tier or
+    // compute, which the plan does not carry (the resource itself reads them
+    // live at plan time). Only its planned region and name are facts here.
+    if w.rtype == "cmk_workspace_binding" {
+        let mut f = WorkspaceFacts::unknown();
+        if !w.before.is_null() {
+            f.managed_services_key_id = Fact::Known(w.before_str("managed_services_key_id"));
+            f.storage_key_id = Fact::Known(w.before_str("storage_key_id"));
+            if let Some(s) = w
+                .before_str("workspace_status")
+                .and_then(|s| WorkspaceStatus::parse(&s))
+            {
+                f.status = Fact::Known(Some(s));
+            }
+        }
+        f.name = w.get_str("workspace_name");
+        f.region = w
+            .get_str("aws_region")
+            .and_then(|o| o.map(Fact::Known).unwrap_or(Fact::Unknown));
+        return f;
+    }
     let mut f = if w.creates() && w.before.is_null() {
         WorkspaceFacts::new_workspace()
     } else {
