@@ -262,7 +262,7 @@ fn kms_key_import_and_drift() {
     if !enabled("kms_key_import_and_drift") {
         return;
     }
-    let mut m = MotoServer::start();
+    let m = MotoServer::start();
     let body = key_body("alias/imported", "  aws_account_id = \"123456789012\"");
     let a = Workdir::new(&config(&m, &body));
     apply(&a, &m);
@@ -344,9 +344,9 @@ fn kms_key_import_and_drift() {
     );
     assert!(sids.contains("AllowDatabricksManagedServices"), "{sids}");
 
-    // Deleted outside Terraform (moto restarted empty): removed from the
+    // Deleted outside Terraform (moto emptied): removed from the
     // state with a warning, and the plan creates a new key.
-    m.restart_empty();
+    m.reset();
     let (code, out) = plan_code(&a, &m);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("KMS key deleted outside Terraform"), "{out}");

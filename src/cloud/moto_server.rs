@@ -43,6 +43,26 @@ fn venv() -> PathBuf {
     v
 }
 
+/// Whether the server on this port is moto (its `/moto-api/data.json`).
+fn answers_as_moto(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(
+        s,
+        "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -77,7 +97,9 @@ impl MotoServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Listening is not enough: the port must be answered by moto
+            // (another test's server could hold a port picked the same way).
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && answers_as_moto(self.port) {
                 return;
             }
             if let Some(c) = self.child.as_mut() {
@@ -101,15 +123,24 @@ impl MotoServer {
         }
     }
 
-    /// Stops and starts moto on the same port: every key is gone (as if
-    /// deleted outside Terraform after its waiting period).
-    pub fn restart_empty(&mut self) {
-        self.stop();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.spawn();
+    /// Empties moto (its `POST /moto-api/reset`): every key is gone, as if
+    /// deleted outside Terraform after its waiting period. The server and its
+    /// port stay, so no other test can take the port in between.
+    pub fn reset(&self) {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        write!(
+            s,
+            "POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .expect("send reset");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+            "moto reset failed: {answer}"
+        );
     }
 
     /// Environment for AWS tools pointed at this server.

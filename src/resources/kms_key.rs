@@ -488,15 +488,8 @@ impl Resource for KmsKey {
         let prior = change.prior.clone();
         let c = change.config.clone();
         let p = &mut change.planned;
-        // Attributes with defaults: Terraform proposes the prior value when the
-        // configuration leaves them unset, which would hide drift (a key
-        // disabled outside Terraform, rotation turned off). The configuration
-        // here has its defaults filled in: plan exactly that.
-        p.enabled = c.enabled.clone();
-        p.enable_key_rotation = c.enable_key_rotation.clone();
-        p.deletion_protection = c.deletion_protection.clone();
-        p.deletion_window_in_days = c.deletion_window_in_days.clone();
-        p.reuse_key_for_cluster_volumes = c.reuse_key_for_cluster_volumes.clone();
+        // (An attribute left unset plans its default: the layer does that, so
+        // drift such as a key disabled outside Terraform shows.)
         if let Some(pr) = &prior {
             if !change.requires_replace.is_empty() && pr.protected() {
                 refuse_protected(diags, "Replacing (destroying) the", pr);
