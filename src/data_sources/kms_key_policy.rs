@@ -95,6 +95,48 @@ fn known_opt<T: Clone>(v: &Val<T>) -> Option<Option<T>> {
     }
 }
 
+/// Checks the identifiers a generated key policy is built from, each on its
+/// argument; shared by `cmk_kms_key_policy` and `cmk_kms_key`. With a known
+/// `partition`, the role must be in it.
+pub fn check_policy_arguments(
+    aws_account_id: &Val<String>,
+    databricks_account_id: &Val<String>,
+    cross_account_role_arn: &Val<String>,
+    partition: Option<Partition>,
+    diags: &mut Diagnostics,
+) {
+    if let Val::Known(a) = aws_account_id {
+        if let Err(e) = ids::check_aws_account_id(a) {
+            diags.error_at(path("aws_account_id"), "Invalid aws_account_id", e.0);
+        }
+    }
+    if let Val::Known(a) = databricks_account_id {
+        if let Err(e) = ids::check_databricks_account_id(a) {
+            diags.error_at(
+                path("databricks_account_id"),
+                "Invalid databricks_account_id",
+                e.0,
+            );
+        }
+    }
+    if let Val::Known(r) = cross_account_role_arn {
+        match ids::parse_role_arn(r) {
+            Err(e) => diags.error_at(path("cross_account_role_arn"), "Invalid cross_account_role_arn", e.0),
+            Ok(role) if partition.is_some_and(|p| p != role.partition) => diags.error_at(
+                path("cross_account_role_arn"),
+                "Partition mismatch",
+                format!(
+                    "The role is in partition {}, the key in {}. Use a role of the key's partition, or set partition = \"{}\".",
+                    role.partition,
+                    partition.map(|p| p.as_str()).unwrap_or_default(),
+                    role.partition
+                ),
+            ),
+            Ok(_) => {}
+        }
+    }
+}
+
 #[async_trait]
 impl DataSource for KmsKeyPolicy {
     type Model = KmsKeyPolicyModel;
@@ -102,37 +144,14 @@ impl DataSource for KmsKeyPolicy {
     const TYPE_NAME: &'static str = "cmk_kms_key_policy";
 
     fn validate(&self, c: &KmsKeyPolicyModel, diags: &mut Diagnostics) {
-        if let Val::Known(a) = &c.aws_account_id {
-            if let Err(e) = ids::check_aws_account_id(a) {
-                diags.error_at(path("aws_account_id"), "Invalid aws_account_id", e.0);
-            }
-        }
-        if let Val::Known(a) = &c.databricks_account_id {
-            if let Err(e) = ids::check_databricks_account_id(a) {
-                diags.error_at(
-                    path("databricks_account_id"),
-                    "Invalid databricks_account_id",
-                    e.0,
-                );
-            }
-        }
         let partition = c.partition.known().copied();
-        if let Val::Known(r) = &c.cross_account_role_arn {
-            match ids::parse_role_arn(r) {
-                Err(e) => diags.error_at(path("cross_account_role_arn"), "Invalid cross_account_role_arn", e.0),
-                Ok(role) if partition.is_some_and(|p| p != role.partition) => diags.error_at(
-                    path("cross_account_role_arn"),
-                    "Partition mismatch",
-                    format!(
-                        "The role is in partition {}, the key in {}. Use a role of the key's partition, or set partition = \"{}\".",
-                        role.partition,
-                        partition.map(|p| p.as_str()).unwrap_or_default(),
-                        role.partition
-                    ),
-                ),
-                Ok(_) => {}
-            }
-        }
+        check_policy_arguments(
+            &c.aws_account_id,
+            &c.databricks_account_id,
+            &c.cross_account_role_arn,
+            partition,
+            diags,
+        );
         if let Val::Known(p) = &c.databricks_principal {
             match ids::check_principal_arn(p) {
                 Err(e) => diags.error_at(

@@ -442,29 +442,13 @@ impl Resource for KmsKey {
                 ),
             }
         }
-        if let Val::Known(a) = &c.aws_account_id {
-            if let Err(e) = ids::check_aws_account_id(a) {
-                diags.error_at(path("aws_account_id"), "Invalid aws_account_id", e.0);
-            }
-        }
-        if let Val::Known(a) = &c.databricks_account_id {
-            if let Err(e) = ids::check_databricks_account_id(a) {
-                diags.error_at(
-                    path("databricks_account_id"),
-                    "Invalid databricks_account_id",
-                    e.0,
-                );
-            }
-        }
-        if let Val::Known(r) = &c.cross_account_role_arn {
-            if let Err(e) = ids::parse_role_arn(r) {
-                diags.error_at(
-                    path("cross_account_role_arn"),
-                    "Invalid cross_account_role_arn",
-                    e.0,
-                );
-            }
-        }
+        crate::data_sources::kms_key_policy::check_policy_arguments(
+            &c.aws_account_id,
+            &c.databricks_account_id,
+            &c.cross_account_role_arn,
+            None,
+            diags,
+        );
         if c.enabled.known() == Some(&false) && c.deletion_protection.known() != Some(&false) {
             diags.error_at(
                 path("enabled"),

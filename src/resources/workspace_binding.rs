@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::support::{api_error, databricks, fact_opt, report};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::provider::Clients;
-use crate::rules::facts::{BindingChange, KeyConfigFacts, RequestedKey, Requirements};
-use crate::rules::{self, DataType, Fact, Subject};
+use crate::rules::facts::{
+    BindingChange, KeyConfigFacts, RequestedKey, Requirements, WorkspaceFacts,
+};
+use crate::rules::{self, DataType, Fact, Severity, Subject};
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 
 /// The customer-managed keys of an existing Databricks workspace. Binding a
@@ -80,6 +82,19 @@ async fn key_facts(
     Some(k.facts())
 }
 
+/// The data types the configuration requires protected.
+fn requirements(m: &WorkspaceBindingModel) -> Requirements {
+    Requirements {
+        data_types: m
+            .required_coverage
+            .known()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| DataType::parse(n))
+            .collect(),
+    }
+}
+
 fn requested(v: &Val<String>, current: Option<&String>) -> RequestedKey {
     RequestedKey {
         id: fact_opt(v),
@@ -123,22 +138,25 @@ impl Resource for WorkspaceBinding {
                 }
             }
         }
-        for (attr, v) in [
-            ("managed_services_key_id", &c.managed_services_key_id),
-            ("storage_key_id", &c.storage_key_id),
-        ] {
-            if let Val::Known(id) = v {
-                if id.contains('/') {
-                    diags.error_at(
-                        AttributePath::new([attr]),
-                        "CMK014: Composite id where a key configuration id is expected",
-                        format!(
-                            "{id:?} is the composite `<account_id>/<customer_managed_key_id>` id (the official provider's `.id`); Databricks would answer \"Invalid customerManagedKeyId\". Use the bare id: `customer_managed_key_id`."
-                        ),
-                    );
-                }
-            }
-        }
+        // Before any live fact is read, the rule engine can already refuse
+        // what the arguments alone make wrong (a composite key id, CMK014; a
+        // required data type no key can protect, CMK012). Rules needing live
+        // facts answer "cannot tell yet" here and run again at plan.
+        let change = BindingChange {
+            managed_services: requested(&c.managed_services_key_id, None),
+            storage: requested(&c.storage_key_id, None),
+        };
+        let outcomes: Vec<_> = rules::check_binding(
+            &WorkspaceFacts::unknown(),
+            &change,
+            None,
+            None,
+            &requirements(c),
+        )
+        .into_iter()
+        .filter(|o| o.severity == Severity::Error)
+        .collect();
+        report(&outcomes, path_of, diags);
     }
 
     async fn plan(
@@ -196,15 +214,7 @@ impl Resource for WorkspaceBinding {
         };
         let ms = key_facts(client, &planned.managed_services_key_id, ctx).await;
         let st = key_facts(client, &planned.storage_key_id, ctx).await;
-        let required = Requirements {
-            data_types: planned
-                .required_coverage
-                .known()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| DataType::parse(n))
-                .collect(),
-        };
+        let required = requirements(planned);
         let outcomes = rules::check_binding(&facts, &binding, ms.as_ref(), st.as_ref(), &required);
         report(&outcomes, path_of, diags);
 
