@@ -117,6 +117,11 @@ resource "sleep_wait" "long" {
         1,
         "one provider process runs the create"
     );
+    // Terraform prints "Creating..." just before it sends ApplyResourceChange.
+    // A StopProvider that arrives before the create starts cancels nothing
+    // (later operations get a fresh token, as in HashiCorp's SDK), so give the
+    // create time to begin: the interrupt must land while it runs.
+    std::thread::sleep(Duration::from_secs(1));
     let t0 = Instant::now();
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
