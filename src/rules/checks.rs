@@ -539,6 +539,7 @@ fn check_slot(
         (Some(src), _) => Outcome::fail(r, subject, format!("the {slot} key id comes from {src}, the composite <account_id>/<customer_managed_key_id>; use .customer_managed_key_id")),
         (None, Fact::Known(Some(id))) if ids::is_composite_key_id(id) => Outcome::fail(r, subject, format!("the {slot} key id {id:?} is a composite <account_id>/<id>; Databricks answers \"Invalid customerManagedKeyId: {id}\"; pass only the part after '/'")),
         (None, Fact::Known(_)) => Outcome::pass(r, subject, format!("the {slot} key id is a bare id")),
+        (None, Fact::Unknown) if req.id_prefix.as_deref().is_some_and(ids::is_composite_key_id) => Outcome::fail(r, subject, format!("the {slot} key id is not known until apply, but it will start with {:?}: a composite <account_id>/<customer_managed_key_id>, which Databricks refuses as \"Invalid customerManagedKeyId\"; pass only the key configuration's customer_managed_key_id", req.id_prefix.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) if req.bare_source.is_some() => Outcome::pass(r, subject, format!("the {slot} key id comes from {}, a bare id", req.bare_source.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) => Outcome::cannot_tell(r, subject, format!("the {slot} key id is not known until apply, and where it comes from is not known")),
     });
@@ -550,14 +551,14 @@ fn check_slot(
         ));
         out.push(Outcome::pass(
             RuleId::KeyRegion,
-            Subject::KeyRegion,
+            subject,
             format!("no {slot} key is bound"),
         ));
         return out;
     }
     let Some(cfg) = cfg else {
         out.push(Outcome::cannot_tell(RuleId::SlotUseCase, subject, format!("the {slot} key configuration is not part of the plan, so its use cases are not known")));
-        out.push(Outcome::cannot_tell(RuleId::KeyRegion, Subject::KeyRegion, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
+        out.push(Outcome::cannot_tell(RuleId::KeyRegion, subject, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
         return out;
     };
     let name = cfg
@@ -582,12 +583,12 @@ fn check_slot(
     out.push(match (cfg.effective_key_region(), &ws.region) {
         (Fact::Known(k), Fact::Known(w)) if &k == w => Outcome::pass(
             r,
-            Subject::KeyRegion,
+            subject,
             format!("the {slot} key is in {w}, like the workspace"),
         ),
         (Fact::Known(k), Fact::Known(w)) => Outcome::fail(
             r,
-            Subject::KeyRegion,
+            subject,
             format!(
                 "{slot} key {} is in {k} but {label} is in {w}",
                 cfg.key_arn.known().cloned().unwrap_or_else(|| name.clone())
@@ -595,7 +596,7 @@ fn check_slot(
         ),
         _ => Outcome::cannot_tell(
             r,
-            Subject::KeyRegion,
+            subject,
             format!("the {slot} key's region or the workspace's region is not known until apply"),
         ),
     });

@@ -120,7 +120,7 @@ fn binding_rules_table() {
     });
     // CMK002
     cases.push(BindingCase {
-        subject: Some(Subject::KeyRegion),
+        subject: Some(Subject::ManagedServicesBinding),
         ..case("same region", RuleId::KeyRegion, Pass)
     });
     cases.push(BindingCase {
@@ -460,6 +460,31 @@ fn binding_rules_table() {
             ".customer_managed_key_id",
         ],
         ..case("composite from .id", RuleId::CompositeKeyId, Fail)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::being_set(Some(format!("{DBX_ACCT}/"))),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        says: &["will start with", DBX_ACCT, "customer_managed_key_id"],
+        ..case(
+            "unknown id with a composite prefix",
+            RuleId::CompositeKeyId,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::being_set(Some("0b6f".into())),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        ..case(
+            "unknown id with a bare prefix",
+            RuleId::CompositeKeyId,
+            CannotTell,
+        )
     });
     cases.push(BindingCase {
         change: BindingChange {
