@@ -11,5 +11,6 @@ mod functions;
 mod key_verification;
 mod kms_key;
 mod kms_key_policy;
+mod one_plan;
 mod plugin_process;
 mod schema;

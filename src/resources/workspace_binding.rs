@@ -237,11 +237,7 @@ fn requirements(m: &WorkspaceBindingModel) -> Requirements {
 /// The key a slot asks for, as the rules see it. `live`: the workspace's
 /// current key in that slot, when it has been read (`None` at validate:
 /// an unset argument then leaves a slot whose content is not known).
-fn requested(
-    slot: Slot,
-    m: &WorkspaceBindingModel,
-    live: Option<&Option<String>>,
-) -> RequestedKey {
+fn requested(slot: Slot, m: &WorkspaceBindingModel, live: Option<&Option<String>>) -> RequestedKey {
     let object = slot.object(m);
     let id = match object {
         Val::Known(o) => o.customer_managed_key_id.clone(),
@@ -345,9 +341,23 @@ async fn check_live(
         storage: requested(Slot::Storage, planned, Some(Slot::Storage.live(w))),
     };
     let before = diags.errors().count();
-    let ms = key_facts(ctx, client, Slot::ManagedServices, config, &binding.managed_services, diags).await;
+    let ms = key_facts(
+        ctx,
+        client,
+        Slot::ManagedServices,
+        config,
+        &binding.managed_services,
+        diags,
+    )
+    .await;
     let st = key_facts(ctx, client, Slot::Storage, config, &binding.storage, diags).await;
-    let outcomes = rules::check_binding(&facts, &binding, ms.as_ref(), st.as_ref(), &requirements(planned));
+    let outcomes = rules::check_binding(
+        &facts,
+        &binding,
+        ms.as_ref(),
+        st.as_ref(),
+        &requirements(planned),
+    );
     report(&outcomes, path_of(config), diags);
     diags.errors().count() == before
 }
@@ -408,7 +418,10 @@ impl Resource for WorkspaceBinding {
             managed_services: requested(Slot::ManagedServices, c, None),
             storage: requested(Slot::Storage, c, None),
         };
-        let ms = c.managed_services_key.known().map(KeyConfigurationRef::facts);
+        let ms = c
+            .managed_services_key
+            .known()
+            .map(KeyConfigurationRef::facts);
         let st = c.storage_key.known().map(KeyConfigurationRef::facts);
         let outcomes: Vec<_> = rules::check_binding(
             &WorkspaceFacts::unknown(),
@@ -624,7 +637,17 @@ async fn apply(
     if !update.mask().is_empty() {
         // Before anything changes: every rule, with what is known now.
         let ms_changes = update.managed_services_customer_managed_key_id.is_some();
-        if !check_live(ctx, client, &current, &planned.clone(), &planned, ms_changes, diags).await {
+        if !check_live(
+            ctx,
+            client,
+            &current,
+            &planned.clone(),
+            &planned,
+            ms_changes,
+            diags,
+        )
+        .await
+        {
             if creating {
                 return None;
             }
@@ -636,10 +659,7 @@ async fn apply(
         match settle(ctx, client, ws_id, &current, &planned).await {
             Ok(w) => w,
             Err(message) => {
-                diags.error(
-                    format!("Workspace {ws_id}: the keys did not take"),
-                    message,
-                );
+                diags.error(format!("Workspace {ws_id}: the keys did not take"), message);
                 planned.fill_from(&current);
                 return Some(planned);
             }

@@ -404,7 +404,10 @@ impl Serializer for ValueSer {
         Ok(MapSer(BTreeMap::new(), None))
     }
     fn serialize_struct(self, n: &'static str, _len: usize) -> Result<MapSer, ModelError> {
-        Ok(MapSer(BTreeMap::new(), (n == UNKNOWN_TOKEN).then(String::new)))
+        Ok(MapSer(
+            BTreeMap::new(),
+            (n == UNKNOWN_TOKEN).then(String::new),
+        ))
     }
     fn serialize_struct_variant(
         self,
@@ -565,10 +568,13 @@ mod tests {
         };
         let v = Value::object([
             ("name", Value::Unknown(refined.clone())),
-            ("ids", Value::Unknown(Refinements {
-                not_null: true,
-                string_prefix: None,
-            })),
+            (
+                "ids",
+                Value::Unknown(Refinements {
+                    not_null: true,
+                    string_prefix: None,
+                }),
+            ),
             ("count", Value::Null),
             ("flag", Value::Null),
             ("kind", Value::Null),
