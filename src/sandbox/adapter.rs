@@ -10,8 +10,8 @@ use crate::cloud::databricks::{AwsKeyInfo, Workspace};
 use crate::rules::catalog::KeyFeature;
 use crate::rules::checks::{check_binding, check_key_configuration};
 use crate::rules::facts::{
-    BindingChange, ComputeKind, ComputeMode, Dashboard, Fact, KeyConfigFacts, PricingTier,
-    RequestedKey, Requirements, RunningCompute, WorkspaceFacts,
+    BindingChange, ComputeMode, Dashboard, Fact, KeyConfigFacts, PricingTier, RequestedKey,
+    Requirements, WorkspaceFacts,
 };
 use crate::rules::{Outcome, RuleId, Subject, Verdict};
 
@@ -56,10 +56,6 @@ impl Slot {
     }
 }
 
-/// The name under which the sandbox's simulated classic compute (a single
-/// `classic_compute_running` flag) is reported to the rules.
-const SIMULATED_COMPUTE: &str = "sandbox-classic-compute";
-
 /// What the sandbox knows about a workspace, as rule facts.
 pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
     let ws = &w.workspace;
@@ -77,14 +73,9 @@ pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
         status: ws.workspace_status.map(Some).into(),
         managed_services_key_id: Fact::Known(ws.managed_services_customer_managed_key_id.clone()),
         storage_key_id: Fact::Known(ws.storage_customer_managed_key_id.clone()),
-        running_classic_compute: Fact::Known(if w.classic_compute_running {
-            vec![RunningCompute {
-                kind: ComputeKind::Cluster,
-                name: SIMULATED_COMPUTE.to_string(),
-            }]
-        } else {
-            vec![]
-        }),
+        // What the workspace's own compute APIs serve, classified as the
+        // client classifies it.
+        running_classic_compute: Fact::Known(super::compute::running(w)),
         dashboards: Fact::Known(
             w.dashboards
                 .iter()

@@ -16,6 +16,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
+mod workspace_compute;
+
 use super::adapter::{self, KeyUpdate, Slot};
 use super::{
     dashboard_view, key_view, new_uuid, now_ms, now_rfc3339, persist, Faults, SandboxAccount,
@@ -180,6 +182,18 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
         .route(
             "/_ws/{deployment}/api/2.0/lakeview/dashboards",
             get(list_dashboards),
+        )
+        .route(
+            "/_ws/{deployment}/api/2.1/clusters/list",
+            get(workspace_compute::list_clusters),
+        )
+        .route(
+            "/_ws/{deployment}/api/2.0/instance-pools/list",
+            get(workspace_compute::list_pools),
+        )
+        .route(
+            "/_ws/{deployment}/api/2.0/sql/warehouses",
+            get(workspace_compute::list_warehouses),
         )
         .route("/_ws/{deployment}/oidc/v1/token", post(workspace_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), faults_layer));
@@ -1033,7 +1047,12 @@ async fn admin_compute(
         return bad("body must be {\"running\": true|false}");
     };
     with_ws(&s, &id, |w| {
-        w.classic_compute_running = running;
+        // Stopping stops every cluster, pool and classic warehouse too.
+        if running {
+            w.classic_compute_running = true;
+        } else {
+            super::compute::stop_all(w);
+        }
         Ok(json!({"classic_compute_running": running}))
     })
 }

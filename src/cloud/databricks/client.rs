@@ -503,6 +503,29 @@ impl AccountClient {
         }
     }
 
+    /// `GET {workspace host}{path}`: a read of a workspace's own API, with
+    /// the same host and credentials as `list_dashboards`.
+    pub(super) async fn workspace_get<T: DeserializeOwned>(
+        &self,
+        deployment_name: &str,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        what: String,
+        cancel: &CancellationToken,
+    ) -> Result<T, DatabricksError> {
+        let host = self.workspace_host(deployment_name);
+        let call = Call {
+            method: Method::GET,
+            url: format!("{host}{path}"),
+            query,
+            body: None,
+            what,
+            idempotent: true,
+            token_url: format!("{host}/oidc/v1/token"),
+        };
+        self.run(call, cancel).await
+    }
+
     // ---- machinery ----
 
     async fn run<T: DeserializeOwned>(
