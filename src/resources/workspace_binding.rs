@@ -315,9 +315,26 @@ async fn check_live(
     config: &WorkspaceBindingModel,
     planned: &WorkspaceBindingModel,
     read_dashboards: bool,
+    read_compute: bool,
     diags: &mut Diagnostics,
 ) -> bool {
     let mut facts = w.facts();
+    // Keys change only while no classic compute runs (CMK010): the Account
+    // API does not say, the workspace's own APIs do.
+    let classic = facts.compute_mode != Fact::Known(crate::rules::facts::ComputeMode::Serverless);
+    let running = w.workspace_status == Some(crate::rules::facts::WorkspaceStatus::Running);
+    if read_compute && classic && running {
+        if let Some(dep) = &w.deployment_name {
+            match client.running_classic_compute(dep, &ctx.cancel).await {
+                Ok(c) => facts.running_classic_compute = Fact::Known(c),
+                Err(e) => diags.warning_at(
+                    AttributePath::new(["workspace_id"]),
+                    "Running classic compute not checked",
+                    format!("Listing the workspace's clusters, instance pools and SQL warehouses failed, so the plan cannot tell whether classic compute runs (Databricks refuses a key change while it does): {e}"),
+                ),
+            }
+        }
+    }
     if read_dashboards {
         if let Some(dep) = &w.deployment_name {
             match client.list_dashboards(dep, &ctx.cancel).await {
@@ -478,7 +495,17 @@ impl Resource for WorkspaceBinding {
         };
         let ms_changes = changes(Slot::ManagedServices, planned);
         let st_changes = changes(Slot::Storage, planned);
-        check_live(ctx, client, &w, &change.config, planned, ms_changes, diags).await;
+        check_live(
+            ctx,
+            client,
+            &w,
+            &change.config,
+            planned,
+            ms_changes,
+            ms_changes || st_changes,
+            diags,
+        )
+        .await;
 
         planned.id = Val::Known(ws_id.to_string());
         planned.workspace_name = Val::Known(w.workspace_name.clone());
@@ -637,14 +664,9 @@ async fn apply(
     if !update.mask().is_empty() {
         // Before anything changes: every rule, with what is known now.
         let ms_changes = update.managed_services_customer_managed_key_id.is_some();
+        let config = planned.clone();
         if !check_live(
-            ctx,
-            client,
-            &current,
-            &planned.clone(),
-            &planned,
-            ms_changes,
-            diags,
+            ctx, client, &current, &config, &planned, ms_changes, true, diags,
         )
         .await
         {
