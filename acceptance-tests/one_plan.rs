@@ -336,3 +336,35 @@ fn the_passing_neighbours_apply_and_replan_empty() {
         "the sandbox binds the created id"
     );
 }
+
+#[test]
+fn a_key_id_that_names_no_key_configuration_fails_the_plan_on_its_argument() {
+    if !enabled("a_key_id_that_names_no_key_configuration_fails_the_plan_on_its_argument") {
+        return;
+    }
+    let sb = Sandbox::start_with(SEED);
+    let w = workdir(
+        &sb,
+        &binding(
+            "b",
+            7000000000000001,
+            "  storage_key_id = \"9f9f9f9f-0000-4000-8000-000000000000\"\n",
+        ),
+    );
+    let (code, diags) = plan_diagnostics(&w);
+    assert_eq!(code, 1, "{diags:#?}");
+    let d = diags
+        .iter()
+        .find(|d| d["summary"] == "Key configuration not found")
+        .unwrap_or_else(|| panic!("no error for the unknown id: {diags:#?}"));
+    assert_eq!(d["severity"], "error");
+    assert_eq!(
+        d["range"]["start"]["line"].as_u64(),
+        Some(w.line_of("storage_key_id ="))
+    );
+    let detail = d["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("9f9f9f9f-0000-4000-8000-000000000000") && detail.contains("storage_key ="),
+        "{detail}"
+    );
+}
