@@ -88,7 +88,7 @@ fn main() -> ExitCode {
                 }
             },
             "--version" | "-v" => {
-                println!("terraform-provider-cmk {}", env!("CARGO_PKG_VERSION"));
+                println!("terraform-provider-cmk {}", cmk::VERSION);
                 return ExitCode::SUCCESS;
             }
             "--help" | "-h" => {

@@ -269,7 +269,9 @@ impl Provider for CmkProvider {
             profile: config.aws_profile.known().cloned(),
             endpoint: config.kms_endpoint.known().cloned(),
         };
-        Some(Clients::new(config.databricks_settings(), aws))
+        let mut settings = config.databricks_settings();
+        settings.terraform_version = Some(terraform_version.to_string());
+        Some(Clients::new(settings, aws))
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Clients>>> {

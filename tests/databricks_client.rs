@@ -154,6 +154,34 @@ fn api_code(e: &DatabricksError) -> (u16, String, String) {
     }
 }
 
+/// Every request names the provider and the Terraform CLI that runs it, as
+/// Databricks' SDKs identify themselves; the sandbox records what it saw.
+#[tokio::test]
+async fn every_request_carries_the_user_agent() {
+    let h = start().await;
+    let c = client_from(DatabricksSettings {
+        terraform_version: Some("1.11.4".into()),
+        ..oauth_settings(&h)
+    });
+    let cancel = CancellationToken::new();
+    c.list_workspaces(&cancel).await.unwrap();
+    c.get_customer_managed_key(MS_KEY, &cancel).await.unwrap();
+    c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    let want = format!("terraform-provider-cmk/{} terraform/1.11.4", cmk::VERSION);
+    let agents = stats["user_agents"].as_object().unwrap();
+    // The OAuth token requests (account and workspace) and the calls.
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert!(agents[&want].as_u64().unwrap() >= 5, "{agents:?}");
+    assert_eq!(
+        cmk::cloud::databricks::user_agent(None),
+        format!("terraform-provider-cmk/{}", env!("CARGO_PKG_VERSION"))
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn key_configuration_create_get_list_delete() {
     let h = start().await;

@@ -184,10 +184,7 @@ impl AccountClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.http_timeout)
             .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!(
-                "terraform-provider-cmk/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(user_agent(cfg.terraform_version.as_deref()))
             .build()
             .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
@@ -738,6 +735,17 @@ impl AccountClient {
             },
         }
     }
+}
+
+/// `terraform-provider-cmk/<version> terraform/<version>`, as Databricks'
+/// own SDKs and provider name themselves (product first, then what runs it).
+pub fn user_agent(terraform_version: Option<&str>) -> String {
+    let mut ua = format!("terraform-provider-cmk/{}", crate::VERSION);
+    if let Some(v) = terraform_version.map(str::trim).filter(|v| !v.is_empty()) {
+        ua.push_str(" terraform/");
+        ua.push_str(v);
+    }
+    ua
 }
 
 fn error_chain(e: &reqwest::Error) -> String {
