@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod data_sources;
 pub mod docs;
 pub mod functions;
+pub mod logging;
 pub mod provider;
 pub mod resources;
 pub mod review;

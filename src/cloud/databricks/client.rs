@@ -137,6 +137,25 @@ enum Failure {
     Fatal(DatabricksError),
 }
 
+/// What `execute` saw of a call, for its log line.
+#[derive(Default)]
+struct Seen {
+    attempts: u32,
+    /// The last HTTP status answered (none after transport errors only).
+    status: Option<u16>,
+}
+
+/// Waits at least this long are logged at info (progress a user sees with
+/// `TF_LOG_PROVIDER=info`).
+const LONG_WAIT: Duration = Duration::from_secs(2);
+
+/// The path of a URL, without scheme, host and query.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
+
 /// How `execute` ended when it did not succeed.
 enum ExecError {
     Final(DatabricksError),
@@ -449,7 +468,9 @@ impl AccountClient {
                         message: ws.workspace_status_message.unwrap_or_default(),
                     })
                 }
-                s => tracing::debug!(workspace_id, status = ?s, "waiting for RUNNING"),
+                s => {
+                    tracing::info!(workspace_id, status = %s.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()), elapsed_secs = start.elapsed().as_secs(), "waiting for the workspace to be RUNNING")
+                }
             }
             if start.elapsed() >= limit {
                 return Err(DatabricksError::Timeout {
@@ -544,11 +565,35 @@ impl AccountClient {
         capped.mul_f64(0.5 + 0.5 * f)
     }
 
-    /// Runs a call with retries inside the retry budget.
+    /// Runs a call with retries inside the retry budget, and logs it once
+    /// at debug: method, path, last status, duration and retries.
     async fn execute<T: DeserializeOwned>(
         &self,
         call: Call<'_>,
         cancel: &CancellationToken,
+    ) -> Result<T, ExecError> {
+        let start = Instant::now();
+        let mut seen = Seen::default();
+        let result = self.execute_attempts(&call, cancel, &mut seen).await;
+        let path = url_path(&call.url);
+        let duration_ms = start.elapsed().as_millis() as u64;
+        let retries = seen.attempts.saturating_sub(1);
+        match seen.status {
+            Some(status) => {
+                tracing::debug!(method = %call.method, path, status, duration_ms, retries, "Databricks call")
+            }
+            None => {
+                tracing::debug!(method = %call.method, path, status = "no answer", duration_ms, retries, "Databricks call")
+            }
+        }
+        result
+    }
+
+    async fn execute_attempts<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<T, ExecError> {
         let start = Instant::now();
         let deadline = start + self.inner.cfg.retry_timeout;
@@ -556,7 +601,8 @@ impl AccountClient {
         let mut reauthenticated = false;
         loop {
             attempts += 1;
-            let failure = match self.attempt(&call, cancel).await {
+            seen.attempts = attempts;
+            let failure = match self.attempt(call, cancel, seen).await {
                 Ok(body) => {
                     let body = if body.is_empty() {
                         &b"{}"[..]
@@ -600,7 +646,11 @@ impl AccountClient {
                             last: Box::new(error),
                         }));
                     }
-                    tracing::debug!(method = %call.method, url = %call.url, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    if delay >= LONG_WAIT {
+                        tracing::info!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "waiting before retrying {}", call.what);
+                    } else {
+                        tracing::trace!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    }
                     sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what)).await?;
                 }
             }
@@ -611,6 +661,7 @@ impl AccountClient {
         &self,
         call: &Call<'_>,
         cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<bytes::Bytes, Failure> {
         let inner = &self.inner;
         inner
@@ -639,7 +690,7 @@ impl AccountClient {
         if let Some(b) = &call.body {
             req = req.json(b);
         }
-        tracing::debug!(method = %call.method, url = %call.url, "Databricks call");
+        tracing::trace!(method = %call.method, url = %call.url, "sending");
         let sent = async {
             let resp = req.send().await?;
             let status = resp.status();
@@ -669,7 +720,8 @@ impl AccountClient {
                 });
             }
         };
-        tracing::debug!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
+        seen.status = Some(status.as_u16());
+        tracing::trace!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
         tracing::trace!(body = %String::from_utf8_lossy(&body), "Databricks answer body");
         if status.is_success() {
             return Ok(body);
