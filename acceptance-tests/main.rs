@@ -14,4 +14,5 @@ mod kms_key;
 mod kms_key_policy;
 mod one_plan;
 mod plugin_process;
+mod release;
 mod schema;

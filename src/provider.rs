@@ -8,7 +8,9 @@ use crate::cloud::kms::{Kms, KmsError, KmsSettings};
 use crate::data_sources::{
     encryption_coverage::EncryptionCoverage, kms_key_policy::KmsKeyPolicy, workspace::Workspace,
 };
-use crate::functions::{key_features::KeyFeatures, parse_key_arn::ParseKeyArn};
+use crate::functions::{
+    dashboard_protected::DashboardProtected, key_features::KeyFeatures, parse_key_arn::ParseKeyArn,
+};
 use crate::resources::{
     key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
 };
@@ -291,6 +293,10 @@ impl Provider for CmkProvider {
     }
 
     fn functions(&self) -> Vec<Box<dyn Function>> {
-        vec![Box::new(KeyFeatures), Box::new(ParseKeyArn)]
+        vec![
+            Box::new(DashboardProtected),
+            Box::new(KeyFeatures),
+            Box::new(ParseKeyArn),
+        ]
     }
 }
