@@ -7,6 +7,7 @@ mod moto_server;
 mod sandbox;
 
 mod databricks;
+mod faults;
 mod functions;
 mod key_verification;
 mod kms_key;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::support::{api_error, databricks, fact_opt, report};
+use super::support::{api_error, databricks, fact_opt, key_config_id, report, workspace_id};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::provider::Clients;
 use crate::rules::facts::{
@@ -69,17 +69,27 @@ fn path_of(s: Subject) -> Option<AttributePath> {
     }
 }
 
+/// The facts of the key configuration a slot names; a read that fails is an
+/// error on that argument (never silence: the plan must not pass unchecked).
 async fn key_facts(
     client: &AccountClient,
     id: &Val<String>,
+    attr: &str,
     ctx: &Ctx<Clients>,
+    diags: &mut Diagnostics,
 ) -> Option<KeyConfigFacts> {
-    let id = id.known()?;
-    let k = client
-        .get_customer_managed_key(id.rsplit('/').next().unwrap_or(id), &ctx.cancel)
-        .await
-        .ok()?;
-    Some(k.facts())
+    let id = key_config_id(id.known()?, attr, diags)?;
+    match client.get_customer_managed_key(&id, &ctx.cancel).await {
+        Ok(k) => Some(k.facts()),
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new([attr]),
+                "Cannot read the key configuration",
+                e.to_string(),
+            );
+            None
+        }
+    }
 }
 
 /// The data types the configuration requires protected.
@@ -168,6 +178,9 @@ impl Resource for WorkspaceBinding {
         let Some(ws_id) = change.config.workspace_id.known().copied() else {
             return;
         };
+        let Some(ws_id) = workspace_id(ws_id, diags) else {
+            return;
+        };
         let Some(client) = databricks(ctx, diags).await else {
             return;
         };
@@ -197,8 +210,15 @@ impl Resource for WorkspaceBinding {
             != Val::from(w.managed_services_customer_managed_key_id.clone());
         if ms_changes {
             if let Some(dep) = &w.deployment_name {
-                if let Ok(ds) = client.list_dashboards(dep, &ctx.cancel).await {
-                    facts.dashboards = Fact::Known(ds.into_iter().map(|d| d.fact()).collect());
+                match client.list_dashboards(dep, &ctx.cancel).await {
+                    Ok(ds) => {
+                        facts.dashboards = Fact::Known(ds.into_iter().map(|d| d.fact()).collect())
+                    }
+                    Err(e) => diags.warning_at(
+                        AttributePath::new(["managed_services_key_id"]),
+                        "AI/BI dashboards not read",
+                        format!("The legacy-dashboard check (CMK011) could not run: {e}"),
+                    ),
                 }
             }
         }
@@ -212,8 +232,22 @@ impl Resource for WorkspaceBinding {
                 w.storage_customer_managed_key_id.as_ref(),
             ),
         };
-        let ms = key_facts(client, &planned.managed_services_key_id, ctx).await;
-        let st = key_facts(client, &planned.storage_key_id, ctx).await;
+        let ms = key_facts(
+            client,
+            &planned.managed_services_key_id,
+            "managed_services_key_id",
+            ctx,
+            diags,
+        )
+        .await;
+        let st = key_facts(
+            client,
+            &planned.storage_key_id,
+            "storage_key_id",
+            ctx,
+            diags,
+        )
+        .await;
         let required = requirements(planned);
         let outcomes = rules::check_binding(&facts, &binding, ms.as_ref(), st.as_ref(), &required);
         report(&outcomes, path_of, diags);
@@ -245,7 +279,9 @@ impl Resource for WorkspaceBinding {
         mut state: WorkspaceBindingModel,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        let ws_id = *state.workspace_id.known()?;
+        let Some(ws_id) = workspace_id(*state.workspace_id.known()?, diags) else {
+            return Some(state);
+        };
         let Some(client) = databricks(ctx, diags).await else {
             return Some(state);
         };
@@ -301,16 +337,19 @@ impl Resource for WorkspaceBinding {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        let Ok(ws_id) = id.trim().parse::<i64>() else {
-            diags.error(
-                "Invalid import id",
-                format!("{id:?} is not a workspace id: import with the numeric workspace id."),
-            );
-            return None;
+        let ws_id = match crate::rules::ids::WorkspaceId::parse(id) {
+            Ok(w) => w,
+            Err(e) => {
+                diags.error(
+                    "Invalid import id",
+                    format!("{e}: import with the numeric workspace id."),
+                );
+                return None;
+            }
         };
         let mut m = WorkspaceBindingModel {
             id: Val::Null,
-            workspace_id: Val::Known(ws_id),
+            workspace_id: Val::Known(ws_id.get()),
             managed_services_key_id: Val::Null,
             storage_key_id: Val::Null,
             required_coverage: Val::Null,
@@ -339,7 +378,7 @@ async fn apply(
     mut planned: WorkspaceBindingModel,
     diags: &mut Diagnostics,
 ) -> Option<WorkspaceBindingModel> {
-    let ws_id = *planned.workspace_id.known()?;
+    let ws_id = workspace_id(*planned.workspace_id.known()?, diags)?;
     let client = databricks(ctx, diags).await?;
     let current = match client.get_workspace(ws_id, &ctx.cancel).await {
         Ok(w) => w,
