@@ -538,6 +538,8 @@ fn check_slot(
     out.push(match (&req.composite_source, &req.id) {
         (Some(src), _) => Outcome::fail(r, subject, format!("the {slot} key id comes from {src}, the composite <account_id>/<customer_managed_key_id>; use .customer_managed_key_id")),
         (None, Fact::Known(Some(id))) if ids::is_composite_key_id(id) => Outcome::fail(r, subject, format!("the {slot} key id {id:?} is a composite <account_id>/<id>; Databricks answers \"Invalid customerManagedKeyId: {id}\"; pass only the part after '/'")),
+        // Anything else that is not a UUID is not an id either (and never reaches a request path).
+        (None, Fact::Known(Some(id))) if ids::KeyConfigId::parse(id).is_err() => Outcome::fail(r, subject, format!("the {slot} key id {} is not a bare key configuration id (a UUID such as \"0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98\"); use cmk_key_configuration.<name>.customer_managed_key_id", ids::quoted(id))),
         (None, Fact::Known(_)) => Outcome::pass(r, subject, format!("the {slot} key id is a bare id")),
         (None, Fact::Unknown) if req.id_prefix.as_deref().is_some_and(ids::is_composite_key_id) => Outcome::fail(r, subject, format!("the {slot} key id is not known until apply, but it will start with {:?}: a composite <account_id>/<customer_managed_key_id>, which Databricks refuses as \"Invalid customerManagedKeyId\"; pass only the key configuration's customer_managed_key_id", req.id_prefix.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) if req.bare_source.is_some() => Outcome::pass(r, subject, format!("the {slot} key id comes from {}, a bare id", req.bare_source.as_deref().unwrap_or_default())),

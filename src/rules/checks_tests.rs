@@ -448,6 +448,15 @@ fn binding_rules_table() {
     });
     cases.push(BindingCase {
         change: BindingChange {
+            managed_services: RequestedKey::id("\\..\\..\\_sandbox\\state"),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        says: &["not a bare key configuration id", "UUID"],
+        ..case("not an id at all", RuleId::CompositeKeyId, Fail)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
             managed_services: RequestedKey::none(),
             storage: RequestedKey {
                 composite_source: Some("databricks_mws_customer_managed_keys.st.id".into()),
