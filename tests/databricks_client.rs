@@ -389,7 +389,11 @@ async fn workspace_update_refusals() {
 #[tokio::test]
 async fn silently_reverted_storage_key_is_a_typed_error() {
     let h = start().await;
-    let c = client_from(settings(&h));
+    // "Reverted" only once RUNNING with the old id outlasts the wait's bound.
+    let c = client_from(DatabricksSettings {
+        workspace_wait_timeout: Some(Duration::from_secs(1)),
+        ..settings(&h)
+    });
     let cancel = CancellationToken::new();
     admin(
         &h,
@@ -419,7 +423,7 @@ async fn silently_reverted_storage_key_is_a_typed_error() {
         } => {
             assert_eq!(workspace_id, WS_PLAIN);
             assert_eq!(field, "storage_customer_managed_key_id");
-            assert_eq!(expected.as_deref(), Some(ST_KEY));
+            assert_eq!(expected, ST_KEY);
             assert_eq!(actual, None);
         }
         other => panic!("{other:?}"),
@@ -529,7 +533,7 @@ async fn credentials_refused_name_whose() {
         "{e:?}"
     );
     assert!(
-        text.contains("the token from the argument `token`"),
+        text.contains("the personal access token from the argument `token`"),
         "{text}"
     );
     assert!(!text.contains("dapi-wrong-token"), "{text}");
@@ -552,7 +556,8 @@ async fn credentials_refused_name_whose() {
     let c = AccountClient::with_environment(&DatabricksSettings::default(), &env).unwrap();
     let e = c.list_workspaces(&cancel).await.unwrap_err();
     assert!(
-        e.to_string().contains("the token from DATABRICKS_TOKEN"),
+        e.to_string()
+            .contains("the personal access token from DATABRICKS_TOKEN"),
         "{e}"
     );
     // A wrong OAuth secret names the client, not the secret.

@@ -503,12 +503,61 @@ pub fn check_binding(
         (_, Fact::Known(_)) => Outcome::pass(r, s, format!("{label} is not running")),
         _ => Outcome::cannot_tell(r, s, "the workspace status is not known"),
     });
+    // CMK020: the status lets the keys change (whether a FAILED workspace
+    // ever ran is not in the Account API's answer: callers that know it use
+    // `check_workspace_updatable` directly).
+    out.push(check_workspace_updatable(ws, change, Fact::Unknown));
     // Coverage-based rules: CMK011, CMK012, CMK013.
     let keys = PlannedKeys::from_binding(change, storage);
     let cov = coverage(ws, &keys);
     out.extend(dashboard_rule(ws, &ms_set, required));
     out.extend(requirement_rules(ws, &cov, required));
     out
+}
+
+/// CMK020: Databricks updates the keys of a RUNNING or FAILED workspace
+/// only ("Update a running or failed workspace"); on a FAILED workspace that
+/// was ever RUNNING, a storage key configuration cannot be added (the Account
+/// API's documentation of the workspace update). `ever_running`: whether the
+/// workspace was ever RUNNING, when the caller knows.
+pub fn check_workspace_updatable(
+    ws: &WorkspaceFacts,
+    change: &BindingChange,
+    ever_running: Fact<bool>,
+) -> Outcome {
+    let r = RuleId::WorkspaceUpdatable;
+    let s = Subject::WorkspaceStatus;
+    let label = ws.label();
+    let any = |a: Fact<bool>, b: Fact<bool>| match (a, b) {
+        (Fact::Known(true), _) | (_, Fact::Known(true)) => Fact::Known(true),
+        (Fact::Known(false), Fact::Known(false)) => Fact::Known(false),
+        _ => Fact::Unknown,
+    };
+    let storage_changes = slot_changes(&ws.storage_key_id, &change.storage);
+    let changes = any(
+        slot_changes(&ws.managed_services_key_id, &change.managed_services),
+        storage_changes,
+    );
+    match (&changes, &ws.status) {
+        (Fact::Known(false), _) => Outcome::pass(r, s, "the keys do not change"),
+        (_, Fact::Known(None)) => Outcome::pass(r, s, "a new workspace gets its keys when it is created"),
+        (_, Fact::Known(Some(WorkspaceStatus::Running))) => Outcome::pass(r, s, format!("{label} is RUNNING")),
+        (_, Fact::Known(Some(WorkspaceStatus::Failed))) => match (storage_changes, ever_running) {
+            (Fact::Known(false), _) => Outcome::pass(r, s, format!("{label} is FAILED; Databricks accepts a managed-services key on a failed workspace")),
+            (_, Fact::Known(false)) => Outcome::pass(r, s, format!("{label} is FAILED and never ran; Databricks accepts its keys")),
+            (Fact::Known(true), Fact::Known(true)) => Outcome::fail(r, s, format!("{label} is FAILED after having run; Databricks adds a storage key to a failed workspace only if it never ran")),
+            _ => Outcome::cannot_tell(r, s, format!("{label} is FAILED; Databricks adds a storage key to a failed workspace only if it never ran, and whether it ran is not known")),
+        },
+        (_, Fact::Known(Some(st))) => {
+            let o = Outcome::fail(r, s, format!("{label} is {st}; Databricks changes keys only on a RUNNING or FAILED workspace"));
+            if changes == Fact::Unknown {
+                Outcome { verdict: super::findings::Verdict::CannotTell, message: format!("if the keys change, {}", o.message), ..o }
+            } else {
+                o
+            }
+        }
+        (_, Fact::Unknown) => Outcome::cannot_tell(r, s, "the workspace status is not known"),
+    }
 }
 
 fn storage_label(req: &RequestedKey) -> String {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::Authenticator;
+use super::auth::{Audience, Authenticator};
 use super::error::DatabricksError;
 use super::models::{
     CreateCustomerManagedKey, CustomerManagedKey, Dashboard, DashboardPage, Workspace,
@@ -183,7 +183,8 @@ struct Call<'a> {
     /// What is addressed, for "does not exist" messages.
     what: String,
     idempotent: bool,
-    token_url: String,
+    /// Whom the bearer token is for.
+    audience: Audience,
 }
 
 impl AccountClient {
@@ -249,12 +250,11 @@ impl AccountClient {
         Ok(url)
     }
 
-    fn account_token_url(&self) -> Result<String, DatabricksError> {
-        Ok(format!(
-            "{}/oidc/accounts/{}/v1/token",
-            self.inner.cfg.host,
-            path_segment(&self.inner.cfg.account_id)?
-        ))
+    fn account_audience(&self) -> Audience {
+        Audience::Account {
+            host: self.inner.cfg.host.clone(),
+            account_id: self.inner.cfg.account_id.to_string(),
+        }
     }
 
     /// The API host of a workspace, from the workspace host template. The
@@ -284,7 +284,7 @@ impl AccountClient {
             query: Vec::new(),
             body: None,
             what,
-            token_url: self.account_token_url()?,
+            audience: self.account_audience(),
         })
     }
 
@@ -437,42 +437,118 @@ impl AccountClient {
             .map(|_| ())
     }
 
-    /// Updates a workspace's key bindings, waits until it is RUNNING again,
-    /// and checks that the change took (`ChangeReverted` if not).
+    /// Updates a workspace's key bindings and waits until the change is in
+    /// place: the workspace RUNNING **and** every requested key id in its
+    /// field. Databricks' own wait returns on the first RUNNING, but for a
+    /// workspace with a customer-managed VPC the status stays RUNNING during
+    /// the update and a new storage key id can appear minutes later (SDKs'
+    /// documentation of the workspace update), so the fields are polled
+    /// until the wait's bound (`workspace_wait_timeout`). Only a workspace
+    /// still RUNNING with another id after that bound is `ChangeReverted`;
+    /// FAILED or BANNED end the wait as `WorkspaceFailed` (a workspace that
+    /// was FAILED before the update counts as failed again only once it left
+    /// FAILED, or after a minute). Cancellable between polls.
     pub async fn update_workspace_keys(
         &self,
         workspace_id: WorkspaceId,
         update: &WorkspaceKeyUpdate,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
+        let before = self.get_workspace(workspace_id, cancel).await?;
         self.patch_workspace(workspace_id, update, cancel).await?;
-        let ws = self.wait_workspace_running(workspace_id, cancel).await?;
-        let checks = [
-            (
-                "managed_services_customer_managed_key_id",
-                &update.managed_services_customer_managed_key_id,
-                &ws.managed_services_customer_managed_key_id,
-            ),
-            (
-                "storage_customer_managed_key_id",
-                &update.storage_customer_managed_key_id,
-                &ws.storage_customer_managed_key_id,
-            ),
-        ];
-        for (field, wanted, actual) in checks {
-            if let Some(w) = wanted {
-                if actual.as_deref() != Some(w.as_str()) {
-                    return Err(DatabricksError::ChangeReverted {
-                        workspace_id: workspace_id.get(),
-                        field: field.to_string(),
-                        expected: Some(w.clone()),
-                        actual: actual.clone(),
-                        status_message: ws.workspace_status_message.clone(),
+        self.wait_for_keys(workspace_id, update, before.workspace_status, cancel)
+            .await
+    }
+
+    async fn wait_for_keys(
+        &self,
+        ws_id: WorkspaceId,
+        update: &WorkspaceKeyUpdate,
+        status_before: Option<WorkspaceStatus>,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
+        let workspace_id = ws_id.get();
+        let start = Instant::now();
+        let limit = self.inner.cfg.workspace_wait_timeout;
+        // A FAILED workspace may still read FAILED just after the update.
+        let stale_failed_grace = limit.min(Duration::from_secs(60));
+        let mut left_failed = status_before != Some(WorkspaceStatus::Failed);
+        let mut last_progress: Option<String> = None;
+        loop {
+            let ws = self.get_workspace(ws_id, cancel).await?;
+            let missing = missing_keys(update, &ws);
+            let status = ws.workspace_status;
+            if status != Some(WorkspaceStatus::Failed) {
+                left_failed = true;
+            }
+            let progress = match status {
+                Some(WorkspaceStatus::Running) if missing.is_empty() => {
+                    tracing::info!(workspace_id, elapsed_secs = start.elapsed().as_secs(), "the workspace is RUNNING with the requested keys");
+                    return Ok(ws);
+                }
+                Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned))
+                    if left_failed || start.elapsed() >= stale_failed_grace =>
+                {
+                    return Err(DatabricksError::WorkspaceFailed {
+                        workspace_id,
+                        status: s.to_string(),
+                        message: ws
+                            .workspace_status_message
+                            .filter(|m| !m.trim().is_empty())
+                            .unwrap_or_else(|| "Databricks gave no status message".into()),
                     });
                 }
+                Some(WorkspaceStatus::Running) => format!(
+                    "RUNNING, waiting for {} (a workspace with a customer-managed VPC stays RUNNING while a key update is applied)",
+                    missing
+                        .iter()
+                        .map(|(f, want, _)| format!("{f} = {want}"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+                Some(s) => format!("{s}, waiting for RUNNING"),
+                None => "status not reported, waiting for RUNNING".to_string(),
+            };
+            let elapsed = start.elapsed();
+            if last_progress.as_deref() != Some(progress.as_str()) {
+                tracing::info!(
+                    workspace_id,
+                    elapsed_secs = elapsed.as_secs(),
+                    "workspace update: {progress}"
+                );
+                last_progress = Some(progress);
+            } else {
+                tracing::debug!(
+                    workspace_id,
+                    elapsed_secs = elapsed.as_secs(),
+                    "workspace update: still waiting"
+                );
             }
+            if elapsed >= limit {
+                if status == Some(WorkspaceStatus::Running) {
+                    if let Some((field, expected, actual)) = missing.into_iter().next() {
+                        return Err(DatabricksError::ChangeReverted {
+                            workspace_id,
+                            field: field.to_string(),
+                            expected,
+                            actual,
+                            waited_secs: elapsed.as_secs(),
+                            status_message: ws.workspace_status_message,
+                        });
+                    }
+                }
+                return Err(DatabricksError::Timeout {
+                    what: format!("workspace {workspace_id} to be RUNNING with the requested keys"),
+                    secs: limit.as_secs(),
+                });
+            }
+            sleep_or_cancel(
+                self.inner.cfg.workspace_poll_interval,
+                cancel,
+                &format!("waiting for workspace {workspace_id} to apply its new keys"),
+            )
+            .await?;
         }
-        Ok(ws)
     }
 
     /// Polls the workspace until it is RUNNING; FAILED or BANNED end the wait
@@ -534,7 +610,8 @@ impl AccountClient {
                 body: None,
                 what: format!("dashboards of workspace {deployment_name}"),
                 idempotent: true,
-                token_url: format!("{host}/oidc/v1/token"),
+                // A workspace's own API takes only its own tokens.
+                audience: Audience::Workspace { host: host.clone() },
             };
             if let Some(t) = &page_token {
                 call.query.push(("page_token", t.clone()));
@@ -566,7 +643,7 @@ impl AccountClient {
             body: None,
             what,
             idempotent: true,
-            token_url: format!("{host}/oidc/v1/token"),
+            audience: Audience::Workspace { host: host.clone() },
         };
         self.run(call, cancel).await
     }
@@ -622,13 +699,13 @@ impl AccountClient {
             };
             match failure {
                 Failure::Fatal(DatabricksError::Unauthenticated { .. })
-                    if self.inner.auth.is_oauth() && !reauthenticated =>
+                    if self.inner.auth.refreshable() && !reauthenticated =>
                 {
-                    // A cached OAuth token may have been revoked: get a new one once.
+                    // A cached token may have been revoked: get a new one once.
                     reauthenticated = true;
                     self.inner.auth.invalidate().await;
                     tracing::debug!(
-                        "401 with an OAuth token; fetching a new token and trying again"
+                        "401 with a cached token; fetching a new token and trying again"
                     );
                 }
                 Failure::Fatal(e) => return Err(ExecError::Final(e)),
@@ -666,7 +743,13 @@ impl AccountClient {
             .acquire(cancel)
             .await
             .map_err(Failure::Fatal)?;
-        let token = match inner.auth.bearer(&inner.http, &call.token_url).await {
+        let bearer = tokio::select! {
+            _ = cancel.cancelled() => {
+                return Err(Failure::Fatal(DatabricksError::Cancelled { during: format!("getting a token for {}", call.what) }))
+            }
+            t = inner.auth.bearer(&inner.http, &call.audience) => t,
+        };
+        let token = match bearer {
             Ok(t) => t,
             Err(f) if f.retryable => {
                 return Err(Failure::Retry {
@@ -703,6 +786,17 @@ impl AccountClient {
         };
         let (status, headers, body) = match result {
             Ok(r) => r,
+            Err(e) if e.is_builder() => {
+                // A request that cannot be built (a credential with a line
+                // break, say) never will be: fail now, naming the credential.
+                return Err(Failure::Fatal(DatabricksError::Config(format!(
+                    "cannot send {} {} with {}: {}",
+                    call.method,
+                    call.url,
+                    inner.auth.describe(),
+                    error_chain(&e)
+                ))));
+            }
             Err(e) => {
                 // Not connected: nothing was sent. Anything else (timeout, a
                 // connection dropped after sending) may have been acted on.
@@ -769,7 +863,12 @@ impl AccountClient {
             401 => DatabricksError::Unauthenticated {
                 credential: self.inner.auth.describe(),
                 error_code,
-                message,
+                // A personal access token on the Account API: say why it
+                // cannot work (Databricks' personal access token page).
+                message: match (&call.audience, self.inner.auth.kind().account_api_warning()) {
+                    (Audience::Account { .. }, Some(why)) => format!("{message}. {why}"),
+                    _ => message,
+                },
             },
             403 => DatabricksError::PermissionDenied {
                 credential: self.inner.auth.describe(),
@@ -794,6 +893,31 @@ fn error_chain(e: &reqwest::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// The requested key ids not (yet) in their fields: (field, wanted, actual).
+fn missing_keys(
+    update: &WorkspaceKeyUpdate,
+    ws: &Workspace,
+) -> Vec<(&'static str, String, Option<String>)> {
+    [
+        (
+            "managed_services_customer_managed_key_id",
+            &update.managed_services_customer_managed_key_id,
+            &ws.managed_services_customer_managed_key_id,
+        ),
+        (
+            "storage_customer_managed_key_id",
+            &update.storage_customer_managed_key_id,
+            &ws.storage_customer_managed_key_id,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, wanted, actual)| {
+        let w = wanted.as_ref()?;
+        (actual.as_deref() != Some(w.as_str())).then(|| (field, w.clone(), actual.clone()))
+    })
+    .collect()
 }
 
 fn same_configuration(
@@ -870,7 +994,7 @@ mod tests {
             let d = c.backoff(attempt);
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
         }
-        assert!(format!("{c:?}").contains("the token from the argument `token`"));
+        assert!(format!("{c:?}").contains("the personal access token from the argument `token`"));
     }
 
     #[test]
