@@ -43,6 +43,7 @@ lint:
 
 bench: build
 	./bench/plan_bench.sh $(BIN_DIR)
+	./bench/review_bench.sh $(BIN_DIR)
 
 docs:
 	$(CARGO) run --quiet -- docs --out docs

@@ -8,6 +8,7 @@ mod sandbox;
 
 mod databricks;
 mod examples;
+mod faults;
 mod functions;
 mod key_verification;
 mod kms_key;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::support::{api_error, databricks, report};
+use super::support::{api_error, databricks, key_config_id, report, workspace_id};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::provider::Clients;
 use crate::rules::facts::{
@@ -280,7 +280,10 @@ async fn key_facts(
         // CMK014 reports it; a composite id names nothing to read.
         return object.map(KeyConfigurationRef::facts);
     }
-    match client.get_customer_managed_key(id, &ctx.cancel).await {
+    // Typed before it reaches a URL: anything but a bare id is an error on
+    // the argument, before any request.
+    let typed = key_config_id(id, slot.arg(config), diags)?;
+    match client.get_customer_managed_key(&typed, &ctx.cancel).await {
         Ok(k) => Some(k.facts()),
         Err(e) if e.is_gone() => {
             diags.error_at(
@@ -462,6 +465,9 @@ impl Resource for WorkspaceBinding {
         let Some(ws_id) = change.config.workspace_id.known().copied() else {
             return;
         };
+        let Some(ws_id) = workspace_id(ws_id, diags) else {
+            return;
+        };
         let Some(client) = databricks(ctx, diags).await else {
             return;
         };
@@ -532,7 +538,9 @@ impl Resource for WorkspaceBinding {
         mut state: WorkspaceBindingModel,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        let ws_id = *state.workspace_id.known()?;
+        let Some(ws_id) = workspace_id(*state.workspace_id.known()?, diags) else {
+            return Some(state);
+        };
         let Some(client) = databricks(ctx, diags).await else {
             return Some(state);
         };
@@ -588,16 +596,19 @@ impl Resource for WorkspaceBinding {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        let Ok(ws_id) = id.trim().parse::<i64>() else {
-            diags.error(
-                "Invalid import id",
-                format!("{id:?} is not a workspace id: import with the numeric workspace id."),
-            );
-            return None;
+        let ws_id = match crate::rules::ids::WorkspaceId::parse(id) {
+            Ok(w) => w,
+            Err(e) => {
+                diags.error(
+                    "Invalid import id",
+                    format!("{e}: import with the numeric workspace id."),
+                );
+                return None;
+            }
         };
         let mut m = WorkspaceBindingModel {
             id: Val::Null,
-            workspace_id: Val::Known(ws_id),
+            workspace_id: Val::Known(ws_id.get()),
             managed_services_key: Val::Null,
             managed_services_key_id: Val::Null,
             storage_key: Val::Null,
@@ -631,7 +642,7 @@ async fn apply(
     creating: bool,
     diags: &mut Diagnostics,
 ) -> Option<WorkspaceBindingModel> {
-    let ws_id = *planned.workspace_id.known()?;
+    let ws_id = workspace_id(*planned.workspace_id.known()?, diags)?;
     let client = databricks(ctx, diags).await?;
     let current = match client.get_workspace(ws_id, &ctx.cancel).await {
         Ok(w) => w,
@@ -718,7 +729,7 @@ async fn apply(
 async fn settle(
     ctx: &Ctx<Clients>,
     client: &AccountClient,
-    ws_id: i64,
+    ws_id: crate::rules::ids::WorkspaceId,
     current: &Workspace,
     planned: &WorkspaceBindingModel,
 ) -> Result<Workspace, String> {

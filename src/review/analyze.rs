@@ -1,6 +1,6 @@
 //! From the plan's resources to facts, and the rules applied to them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::rules::coverage::{coverage, Coverage, PlannedKeys};
 use crate::rules::facts::{
@@ -180,8 +180,19 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
     }
 }
 
+/// The plan's KMS keys by known ARN (the first of each).
+fn keys_by_arn(plan: &Plan) -> HashMap<String, &Res> {
+    let mut m = HashMap::new();
+    for k in plan.by_type(&KMS_KEY_TYPES) {
+        if let Some(arn) = str_known(k.get_str("arn")) {
+            m.entry(arn).or_insert(k);
+        }
+    }
+    m
+}
+
 /// The KMS key resource a key configuration uses: by reference or by ARN.
-fn linked_key<'a>(plan: &'a Plan, c: &Res) -> Option<&'a Res> {
+fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) -> Option<&'a Res> {
     let by_ref = plan
         .resolve(c, "aws_key_info.key_arn")
         .into_iter()
@@ -189,8 +200,7 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res) -> Option<&'a Res> {
         .map(|(r, _)| r);
     by_ref.or_else(|| {
         let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
-        plan.by_type(&KMS_KEY_TYPES)
-            .find(|k| str_known(k.get_str("arn")).as_deref() == Some(arn.as_str()))
+        by_arn.get(&arn).copied()
     })
 }
 
@@ -199,7 +209,12 @@ struct Slot<'a> {
     config: Option<&'a Res>,
 }
 
-fn slot<'a>(plan: &'a Plan, w: &Res, attr: &str) -> Slot<'a> {
+fn slot<'a>(
+    plan: &'a Plan,
+    w: &Res,
+    attr: &str,
+    configs_by_id: &HashMap<String, &'a Res>,
+) -> Slot<'a> {
     let id = w.get_str(attr);
     let mut req = RequestedKey {
         id: id.clone(),
@@ -220,11 +235,28 @@ fn slot<'a>(plan: &'a Plan, w: &Res, attr: &str) -> Slot<'a> {
         req.created_in_plan = r.creates();
         config = Some(r);
     }
+    // A binding given a key configuration whole (`storage_key =
+    // cmk_key_configuration.s`): the id is that configuration's bare id.
+    let object_attr = match attr {
+        "storage_key_id" => Some("storage_key"),
+        "managed_services_key_id" => Some("managed_services_key"),
+        _ => None,
+    };
+    if let (true, Some(object_attr)) = (w.rtype == "cmk_workspace_binding", object_attr) {
+        for r in plan.resolve_whole(w, object_attr) {
+            if KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
+                req.bare_source = Some(format!("{}.customer_managed_key_id", r.config_address));
+                req.created_in_plan = r.creates();
+                if req.id.is_unknown() {
+                    req.id = r.get_str("customer_managed_key_id");
+                }
+                config = Some(r);
+            }
+        }
+    }
     if config.is_none() {
         if let Fact::Known(Some(id)) = &id {
-            config = plan.by_type(&KEY_CONFIG_TYPES).find(|c| {
-                str_known(c.get_str("customer_managed_key_id")).as_deref() == Some(id.as_str())
-            });
+            config = configs_by_id.get(id).copied();
         }
     }
     Slot { req, config }
@@ -307,26 +339,45 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
             });
         }
     };
-    // Key configurations.
-    let configs: Vec<(&Res, KeyConfigFacts)> = plan
+    // Key configurations, each with the KMS key it uses (looked up once).
+    let by_arn = keys_by_arn(plan);
+    let configs: Vec<(&Res, Option<&Res>, KeyConfigFacts)> = plan
         .by_type(&KEY_CONFIG_TYPES)
         .filter(|c| c.mode == "managed" && !c.deletes_only())
         .map(|c| {
-            let key = linked_key(plan, c).map(|k| kms_facts(plan, k));
-            (c, config_facts(plan, c, key.as_ref()))
+            let linked = linked_key(plan, c, &by_arn);
+            let key = linked.map(|k| kms_facts(plan, k));
+            (c, linked, config_facts(plan, c, key.as_ref()))
         })
         .collect();
-    for (c, f) in &configs {
+    for (c, _, f) in &configs {
         push(&mut a, c, check_key_configuration(f));
     }
+    let config_index: HashMap<&str, usize> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _, _))| (c.address.as_str(), i))
+        .collect();
     let facts_of = |r: &Res| {
-        configs
-            .iter()
-            .find(|(c, _)| c.address == r.address)
-            .map(|(_, f)| f.clone())
+        config_index
+            .get(r.address.as_str())
+            .map(|i| configs[*i].2.clone())
     };
+    let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
+    for c in plan.by_type(&KEY_CONFIG_TYPES) {
+        if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
+            configs_by_id.entry(id).or_insert(c);
+        }
+    }
+    // The key configurations using each KMS key.
+    let mut users_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (_, linked, _)) in configs.iter().enumerate() {
+        if let Some(k) = linked {
+            users_of.entry(k.address.as_str()).or_default().push(i);
+        }
+    }
     // Workspaces and bindings; the regions of the workspaces each key configuration serves.
-    let mut regions: Vec<(String, Fact<String>)> = vec![];
+    let mut regions: HashMap<String, Vec<Fact<String>>> = HashMap::new();
     for w in plan
         .by_type(&WORKSPACE_TYPES)
         .filter(|w| w.mode == "managed" && !w.deletes_only())
@@ -334,8 +385,13 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
         let (ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
             (
                 workspace_facts(w),
-                slot(plan, w, "managed_services_customer_managed_key_id"),
-                slot(plan, w, "storage_customer_managed_key_id"),
+                slot(
+                    plan,
+                    w,
+                    "managed_services_customer_managed_key_id",
+                    &configs_by_id,
+                ),
+                slot(plan, w, "storage_customer_managed_key_id", &configs_by_id),
             )
         } else {
             let target = plan
@@ -365,12 +421,15 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
             }
             (
                 ws,
-                slot(plan, w, "managed_services_key_id"),
-                slot(plan, w, "storage_key_id"),
+                slot(plan, w, "managed_services_key_id", &configs_by_id),
+                slot(plan, w, "storage_key_id", &configs_by_id),
             )
         };
         for c in [ms.config, st.config].into_iter().flatten() {
-            regions.push((c.address.clone(), ws.region.clone()));
+            regions
+                .entry(c.address.clone())
+                .or_default()
+                .push(ws.region.clone());
         }
         let ms_cfg = ms.config.and_then(facts_of);
         let st_cfg = st.config.and_then(facts_of);
@@ -390,11 +449,11 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
     }
     // KMS keys used by the key configurations (or declaring use cases).
     for k in plan.by_type(&KMS_KEY_TYPES).filter(|k| k.mode == "managed") {
-        let users: Vec<&KeyConfigFacts> = configs
-            .iter()
-            .filter(|(c, _)| linked_key(plan, c).is_some_and(|x| x.address == k.address))
-            .map(|(_, f)| f)
-            .collect();
+        let user_ids: &[usize] = users_of
+            .get(k.address.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let users: Vec<&KeyConfigFacts> = user_ids.iter().map(|i| &configs[*i].2).collect();
         let own_use_cases = if k.rtype == "cmk_kms_key" {
             k.get_strings("use_cases")
         } else {
@@ -431,10 +490,9 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
             }
         }
         let source = policy_source(plan, k);
-        let databricks_account_id = configs
+        let databricks_account_id = user_ids
             .iter()
-            .filter(|(c, _)| linked_key(plan, c).is_some_and(|x| x.address == k.address))
-            .find_map(|(c, _)| str_known(c.get_str("account_id")))
+            .find_map(|i| str_known(configs[*i].0.get_str("account_id")))
             .or_else(|| {
                 source
                     .known()
@@ -451,15 +509,11 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
                 .map(Fact::Known)
                 .unwrap_or(Fact::Unknown),
             cross_account_role_arn: role,
-            workspace_region: regions
+            workspace_region: user_ids
                 .iter()
-                .filter(|(c, _)| {
-                    configs.iter().any(|(r, _)| {
-                        &r.address == c
-                            && linked_key(plan, r).is_some_and(|x| x.address == k.address)
-                    })
-                })
-                .find_map(|(_, f)| f.known().cloned())
+                .filter_map(|i| regions.get(&configs[*i].0.address))
+                .flatten()
+                .find_map(|f| f.known().cloned())
                 .map(Fact::Known)
                 .unwrap_or_else(|| kf.region.clone()),
             databricks_principal: source

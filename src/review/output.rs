@@ -1,8 +1,9 @@
 //! The review's three output formats.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::rules::findings::{Verdict, RULES};
+use crate::rules::findings::{readable, Verdict, RULES};
 use crate::rules::Severity;
 
 use super::analyze::{Analysis, Located};
@@ -51,7 +52,7 @@ pub fn text(a: &Analysis) -> String {
             "{} {} {} ({}): {}\n  remediation: {}\n  docs: {}\n",
             o.severity,
             o.rule,
-            l.address,
+            readable(&l.address),
             l.attribute,
             o.message,
             o.remediation(),
@@ -66,7 +67,10 @@ pub fn text(a: &Analysis) -> String {
         let o = &l.outcome;
         out.push_str(&format!(
             "cannot tell yet {} {} ({}): {}\n",
-            o.rule, l.address, l.attribute, o.message
+            o.rule,
+            readable(&l.address),
+            l.attribute,
+            o.message
         ));
     }
     let c = counts(a);
@@ -77,56 +81,99 @@ pub fn text(a: &Analysis) -> String {
     out
 }
 
-/// The documented JSON shape (docs/review.md).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    format: &'static str,
+    version: u32,
+    plan: &'a str,
+    summary: JsonSummary,
+    findings: Vec<JsonFinding<'a>>,
+    coverage: Vec<JsonCoverage<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    errors: usize,
+    warnings: usize,
+    cannot_tell: usize,
+    passed: usize,
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    address: &'a str,
+    resource_type: &'a str,
+    attribute: &'a str,
+    rule: &'static str,
+    title: &'static str,
+    verdict: &'static str,
+    severity: &'static str,
+    subject: String,
+    message: &'a str,
+    remediation: &'static str,
+    docs: String,
+}
+
+#[derive(Serialize)]
+struct JsonCoverage<'a> {
+    address: &'a str,
+    data_type: &'static str,
+    protection: &'a crate::rules::Protection,
+    reason: &'a str,
+    rule: &'static str,
+}
+
+/// The documented JSON shape (docs/review.md), serialized straight from
+/// the analysis (no intermediate JSON tree).
 pub fn json(a: &Analysis, source: &str) -> String {
     let c = counts(a);
-    let findings: Vec<Value> = reported(a)
-        .map(|l| {
-            let o = &l.outcome;
-            let r = o.rule.rule();
-            json!({
-                "address": l.address,
-                "resource_type": l.resource_type,
-                "attribute": l.attribute,
-                "rule": r.id,
-                "title": r.title,
-                "verdict": match o.verdict { Verdict::Fail => "fail", Verdict::CannotTell => "cannot_tell", Verdict::Pass => "pass" },
-                "severity": o.severity.as_str(),
-                "subject": o.subject.name(),
-                "message": o.message,
-                "remediation": r.remediation,
-                "docs": r.docs_path(),
+    let doc = JsonReport {
+        format: "terraform-provider-cmk-review",
+        version: JSON_VERSION,
+        plan: source,
+        summary: JsonSummary {
+            errors: c.errors,
+            warnings: c.warnings,
+            cannot_tell: c.cannot_tell,
+            passed: c.passed,
+        },
+        findings: reported(a)
+            .map(|l| {
+                let o = &l.outcome;
+                let r = o.rule.rule();
+                JsonFinding {
+                    address: &l.address,
+                    resource_type: &l.resource_type,
+                    attribute: &l.attribute,
+                    rule: r.id,
+                    title: r.title,
+                    verdict: match o.verdict {
+                        Verdict::Fail => "fail",
+                        Verdict::CannotTell => "cannot_tell",
+                        Verdict::Pass => "pass",
+                    },
+                    severity: o.severity.as_str(),
+                    subject: o.subject.name(),
+                    message: &o.message,
+                    remediation: r.remediation,
+                    docs: r.docs_path(),
+                }
             })
-        })
-        .collect();
-    let coverage: Vec<Value> = a
-        .coverage
-        .iter()
-        .flat_map(|w| {
-            w.coverage.iter().map(move |c| {
-                json!({
-                    "address": w.address,
-                    "data_type": c.data_type.name(),
-                    "protection": c.protection,
-                    "reason": c.reason,
-                    "rule": c.rule.code(),
+            .collect(),
+        coverage: a
+            .coverage
+            .iter()
+            .flat_map(|w| {
+                w.coverage.iter().map(move |c| JsonCoverage {
+                    address: &w.address,
+                    data_type: c.data_type.name(),
+                    protection: &c.protection,
+                    reason: &c.reason,
+                    rule: c.rule.code(),
                 })
             })
-        })
-        .collect();
-    let doc = json!({
-        "format": "terraform-provider-cmk-review",
-        "version": JSON_VERSION,
-        "plan": source,
-        "summary": {
-            "errors": c.errors,
-            "warnings": c.warnings,
-            "cannot_tell": c.cannot_tell,
-            "passed": c.passed,
-        },
-        "findings": findings,
-        "coverage": coverage,
-    });
+            .collect(),
+    };
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s

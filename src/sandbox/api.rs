@@ -51,6 +51,9 @@ pub(crate) struct Shared {
 pub(crate) struct Stats {
     /// API calls that reached the fault layer (account, OAuth, dashboards).
     pub api_requests: u64,
+    /// Every HTTP request of any path (admin calls and unknown paths too),
+    /// except `GET /_sandbox/stats` itself: proves that nothing was sent.
+    pub all_requests: u64,
     pub tokens_issued: u64,
     pub creates_committed: u64,
     /// Requests per `User-Agent` header (how clients identify themselves).
@@ -232,7 +235,16 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
     api.merge(open)
         .merge(admin)
         .fallback(|| async { err(404, "ENDPOINT_NOT_FOUND", "No API found for this path") })
+        .layer(middleware::from_fn_with_state(state.clone(), count_all))
         .with_state(state)
+}
+
+async fn count_all(State(s): S, req: Request, next: Next) -> Response {
+    if !(req.method() == axum::http::Method::GET && req.uri().path() == "/_sandbox/stats") {
+        lock(&s.stats).all_requests += 1;
+        tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
+    }
+    next.run(req).await
 }
 
 // ---- faults ----

@@ -19,5 +19,5 @@ pub use models::{
 };
 pub use settings::{
     AuthKind, DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig, Secret,
-    StaticEnvironment, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
+    StaticEnvironment, AUTH_TYPES, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
 };
