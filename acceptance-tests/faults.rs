@@ -178,3 +178,67 @@ data "cmk_workspace" "prod" {{
     let (code, diags) = plan_diagnostics(&w);
     assert_eq!(code, 0, "{diags:?}");
 }
+
+/// Issue 10: `rate_limit = 1e-30` (or `DATABRICKS_RATE_LIMIT=1e-30`,
+/// `1e-19`) panicked the plugin and Terraform said only "Request
+/// cancelled". Out-of-range settings are errors naming the argument or the
+/// variable.
+#[test]
+fn out_of_range_settings_are_errors_naming_the_setting() {
+    if !enabled("out_of_range_settings_are_errors_naming_the_setting") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let data =
+        format!("data \"cmk_workspace\" \"prod\" {{\n  workspace_id = {PROD_WORKSPACE}\n}}\n");
+    let provider = |extra: &str| {
+        format!(
+            r#"{CMK_HEADER}
+provider "cmk" {{
+  host                    = "{url}"
+  account_id              = "{ACCOUNT_ID}"
+  workspace_host_template = "{url}/_ws/{{deployment_name}}"
+  {extra}
+}}
+{data}"#,
+            url = sb.url
+        )
+    };
+    for (extra, var, needle) in [
+        ("rate_limit = 1e-30", None, "rate_limit"),
+        (
+            "workspace_poll_interval_seconds = 1e9",
+            None,
+            "workspace_poll_interval_seconds",
+        ),
+        (
+            "",
+            Some(("DATABRICKS_RATE_LIMIT", "1e-30")),
+            "DATABRICKS_RATE_LIMIT",
+        ),
+        (
+            "",
+            Some(("DATABRICKS_RATE_LIMIT", "1e-19")),
+            "DATABRICKS_RATE_LIMIT",
+        ),
+        (
+            "",
+            Some(("DATABRICKS_HTTP_TIMEOUT_SECONDS", "0")),
+            "DATABRICKS_HTTP_TIMEOUT_SECONDS",
+        ),
+    ] {
+        let mut w = Workdir::new(&provider(extra));
+        w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+        if let Some((k, v)) = var {
+            w.env.push((k.into(), v.into()));
+        }
+        let o = w.run(&["plan", "-input=false", "-no-color"]);
+        let all = o.all();
+        assert_ne!(o.code, 0, "{extra} {var:?}: the plan must fail:\n{all}");
+        assert!(all.contains(needle), "{extra} {var:?}: {all}");
+        assert!(
+            !all.contains("panicked") && !all.contains("Request cancelled"),
+            "{extra} {var:?}: {all}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::proto::plugin as controller;
 use super::proto::tfplugin6::provider_server::ProviderServer as GrpcProviderServer;
 use super::provider::Provider;
-use super::server::ProviderServer;
+use super::server::{Guarded, ProviderServer};
 use super::tls;
 
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
@@ -262,7 +262,7 @@ pub async fn start<P: Provider>(
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
         .await;
     let shutdown = Arc::new(tokio::sync::Notify::new());
-    let provider_service = GrpcProviderServer::new(ProviderServer::new(provider))
+    let provider_service = GrpcProviderServer::new(Guarded(ProviderServer::new(provider)))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let controller_service =

@@ -8,7 +8,7 @@ mod client;
 mod error;
 mod facts;
 mod models;
-mod settings;
+pub mod settings;
 
 pub use client::AccountClient;
 pub use error::DatabricksError;
