@@ -961,6 +961,8 @@ trait PanicReply {
 macro_rules! diagnostics_replies {
     ($($m:ident),* $(,)?) => {$(
         impl PanicReply for pb::$m::Response {
+            // Some answers have no field but the diagnostics.
+            #[allow(clippy::needless_update)]
             fn panicked(summary: &str, detail: String) -> Self {
                 let mut d = Diagnostics::default();
                 d.error(summary, detail);
