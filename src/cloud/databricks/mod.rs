@@ -8,7 +8,7 @@ mod client;
 mod error;
 mod facts;
 mod models;
-mod settings;
+pub mod settings;
 mod workspace_api;
 
 pub use client::AccountClient;
