@@ -12,4 +12,5 @@ mod key_verification;
 mod kms_key;
 mod kms_key_policy;
 mod plugin_process;
+mod real_services;
 mod schema;
