@@ -15,4 +15,5 @@ mod kms_key;
 mod kms_key_policy;
 mod one_plan;
 mod plugin_process;
+mod real_services;
 mod schema;
