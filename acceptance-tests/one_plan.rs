@@ -4,7 +4,7 @@
 //! the passing neighbour of each rule applies and re-plans empty.
 
 use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
-use crate::sandbox::{Sandbox, TOKEN};
+use crate::sandbox::{oauth_env, Sandbox};
 
 const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -17,7 +17,7 @@ const EU: &str = "arn:aws:kms:eu-central-1:123456789012:key/aaaaaaaa-2222-4000-8
 
 fn workdir(sb: &Sandbox, body: &str) -> Workdir {
     let mut w = Workdir::new(&format!("{CMK_HEADER}\n{}\n{body}", sb.provider_block()));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     w
 }
 

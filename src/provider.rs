@@ -9,7 +9,9 @@ use crate::cloud::kms::{Kms, KmsError, KmsSettings};
 use crate::data_sources::{
     encryption_coverage::EncryptionCoverage, kms_key_policy::KmsKeyPolicy, workspace::Workspace,
 };
-use crate::functions::{key_features::KeyFeatures, parse_key_arn::ParseKeyArn};
+use crate::functions::{
+    dashboard_protected::DashboardProtected, key_features::KeyFeatures, parse_key_arn::ParseKeyArn,
+};
 use crate::resources::{
     key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
 };
@@ -339,6 +341,8 @@ impl Provider for CmkProvider {
             profile: config.aws_profile.known().cloned(),
             endpoint: config.kms_endpoint.known().cloned(),
         };
+        let mut databricks = databricks;
+        databricks.terraform_version = Some(terraform_version.to_string());
         Some(Clients::new(databricks, aws))
     }
 
@@ -359,6 +363,10 @@ impl Provider for CmkProvider {
     }
 
     fn functions(&self) -> Vec<Box<dyn Function>> {
-        vec![Box::new(KeyFeatures), Box::new(ParseKeyArn)]
+        vec![
+            Box::new(DashboardProtected),
+            Box::new(KeyFeatures),
+            Box::new(ParseKeyArn),
+        ]
     }
 }

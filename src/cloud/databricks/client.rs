@@ -163,6 +163,25 @@ enum Failure {
     Fatal(DatabricksError),
 }
 
+/// What `execute` saw of a call, for its log line.
+#[derive(Default)]
+struct Seen {
+    attempts: u32,
+    /// The last HTTP status answered (none after transport errors only).
+    status: Option<u16>,
+}
+
+/// Waits at least this long are logged at info (progress a user sees with
+/// `TF_LOG_PROVIDER=info`).
+const LONG_WAIT: Duration = Duration::from_secs(2);
+
+/// The path of a URL, without scheme, host and query.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
+
 /// How `execute` ended when it did not succeed.
 enum ExecError {
     Final(DatabricksError),
@@ -211,10 +230,7 @@ impl AccountClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.http_timeout)
             .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!(
-                "terraform-provider-cmk/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(user_agent(cfg.terraform_version.as_deref()))
             .build()
             .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
@@ -576,7 +592,7 @@ impl AccountClient {
                     })
                 }
                 s => {
-                    tracing::debug!(workspace_id = workspace_id.get(), status = ?s, "waiting for RUNNING")
+                    tracing::info!(workspace_id = workspace_id.get(), status = %s.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()), elapsed_secs = start.elapsed().as_secs(), "waiting for the workspace to be RUNNING")
                 }
             }
             if start.elapsed() >= limit {
@@ -673,11 +689,35 @@ impl AccountClient {
         capped.mul_f64(0.5 + 0.5 * f)
     }
 
-    /// Runs a call with retries inside the retry budget.
+    /// Runs a call with retries inside the retry budget, and logs it once
+    /// at debug: method, path, last status, duration and retries.
     async fn execute<T: DeserializeOwned>(
         &self,
         call: Call<'_>,
         cancel: &CancellationToken,
+    ) -> Result<T, ExecError> {
+        let start = Instant::now();
+        let mut seen = Seen::default();
+        let result = self.execute_attempts(&call, cancel, &mut seen).await;
+        let path = url_path(&call.url);
+        let duration_ms = start.elapsed().as_millis() as u64;
+        let retries = seen.attempts.saturating_sub(1);
+        match seen.status {
+            Some(status) => {
+                tracing::debug!(method = %call.method, path, status, duration_ms, retries, "Databricks call")
+            }
+            None => {
+                tracing::debug!(method = %call.method, path, status = "no answer", duration_ms, retries, "Databricks call")
+            }
+        }
+        result
+    }
+
+    async fn execute_attempts<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<T, ExecError> {
         let start = Instant::now();
         let deadline = start + self.inner.cfg.retry_timeout;
@@ -685,7 +725,8 @@ impl AccountClient {
         let mut reauthenticated = false;
         loop {
             attempts += 1;
-            let failure = match self.attempt(&call, cancel).await {
+            seen.attempts = attempts;
+            let failure = match self.attempt(call, cancel, seen).await {
                 Ok(body) => {
                     let body = if body.is_empty() {
                         &b"{}"[..]
@@ -732,7 +773,11 @@ impl AccountClient {
                             last: Box::new(error),
                         }));
                     }
-                    tracing::debug!(method = %call.method, url = %call.url, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    if delay >= LONG_WAIT {
+                        tracing::info!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "waiting before retrying {}", call.what);
+                    } else {
+                        tracing::trace!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    }
                     sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what)).await?;
                 }
             }
@@ -743,6 +788,7 @@ impl AccountClient {
         &self,
         call: &Call<'_>,
         cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<bytes::Bytes, Failure> {
         let inner = &self.inner;
         inner
@@ -777,7 +823,7 @@ impl AccountClient {
         if let Some(b) = &call.body {
             req = req.json(b);
         }
-        tracing::debug!(method = %call.method, url = %call.url, "Databricks call");
+        tracing::trace!(method = %call.method, url = %call.url, "sending");
         let sent = async {
             let resp = req.send().await?;
             let status = resp.status();
@@ -818,7 +864,8 @@ impl AccountClient {
                 });
             }
         };
-        tracing::debug!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
+        seen.status = Some(status.as_u16());
+        tracing::trace!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
         tracing::trace!(body = %String::from_utf8_lossy(&body), "Databricks answer body");
         if status.is_success() {
             return Ok(body);
@@ -889,6 +936,17 @@ impl AccountClient {
             },
         }
     }
+}
+
+/// `terraform-provider-cmk/<version> terraform/<version>`, as Databricks'
+/// own SDKs and provider name themselves (product first, then what runs it).
+pub fn user_agent(terraform_version: Option<&str>) -> String {
+    let mut ua = format!("terraform-provider-cmk/{}", crate::VERSION);
+    if let Some(v) = terraform_version.map(str::trim).filter(|v| !v.is_empty()) {
+        ua.push_str(" terraform/");
+        ua.push_str(v);
+    }
+    ua
 }
 
 fn error_chain(e: &reqwest::Error) -> String {

@@ -11,7 +11,7 @@ mod models;
 pub mod settings;
 mod workspace_api;
 
-pub use client::AccountClient;
+pub use client::{user_agent, AccountClient};
 pub use error::DatabricksError;
 pub use models::{
     AwsKeyInfo, ComputeMode, CreateCustomerManagedKey, CustomerManagedKey, Dashboard, GcpKeyInfo,

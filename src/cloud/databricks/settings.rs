@@ -81,6 +81,9 @@ pub struct DatabricksSettings {
     pub workspace_host_template: Option<String>,
     /// Seed of the backoff jitter (tests); random when unset.
     pub jitter_seed: Option<u64>,
+    /// The Terraform CLI's version (from ConfigureProvider), sent in the
+    /// `User-Agent` of every request.
+    pub terraform_version: Option<String>,
 }
 
 /// Where the client reads environment variables and files: the process, or a
@@ -216,6 +219,7 @@ pub struct ResolvedConfig {
     pub workspace_poll_interval: Duration,
     pub workspace_host_template: String,
     pub jitter_seed: Option<u64>,
+    pub terraform_version: Option<String>,
 }
 
 #[derive(Default)]
@@ -469,6 +473,7 @@ impl DatabricksSettings {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_WORKSPACE_HOST_TEMPLATE.to_string()),
             jitter_seed: self.jitter_seed,
+            terraform_version: self.terraform_version.clone(),
         })
     }
 }
