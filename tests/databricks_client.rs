@@ -8,6 +8,7 @@ use cmk::cloud::databricks::{
     Secret, StaticEnvironment, WorkspaceKeyUpdate, WorkspaceStatus,
 };
 use cmk::rules::catalog::KeyFeature;
+use cmk::rules::ids::{KeyConfigId, WorkspaceId};
 use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,14 @@ const WS_PLAIN: i64 = 1001;
 const WS_PREMIUM: i64 = 1002;
 const WS_STORAGE_SET: i64 = 1003;
 const WS_COMPUTE: i64 = 1004;
+
+fn wid(id: i64) -> WorkspaceId {
+    WorkspaceId::new(id).unwrap()
+}
+
+fn kid(id: &str) -> KeyConfigId {
+    KeyConfigId::parse(id).unwrap()
+}
 
 fn world() -> World {
     let ws = |id: i64, tier: &str, extra: Value| {
@@ -88,7 +97,18 @@ async fn start() -> SandboxHandle {
     start_with(|_| {}).await
 }
 
+/// OAuth machine-to-machine, as the Account API needs.
 fn settings(h: &SandboxHandle) -> DatabricksSettings {
+    DatabricksSettings {
+        token: None,
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
+        ..pat_settings(h)
+    }
+}
+
+/// A personal access token (which Databricks' Account API refuses).
+fn pat_settings(h: &SandboxHandle) -> DatabricksSettings {
     DatabricksSettings {
         host: Some(h.url()),
         account_id: Some(ACCT.into()),
@@ -110,12 +130,7 @@ fn client_from(s: DatabricksSettings) -> AccountClient {
 }
 
 fn oauth_settings(h: &SandboxHandle) -> DatabricksSettings {
-    DatabricksSettings {
-        token: None,
-        client_id: Some(CLIENT_ID.into()),
-        client_secret: Some(Secret::new(CLIENT_SECRET)),
-        ..settings(h)
-    }
+    settings(h)
 }
 
 async fn admin(h: &SandboxHandle, method: &str, path: &str, body: Value) -> Value {
@@ -154,6 +169,34 @@ fn api_code(e: &DatabricksError) -> (u16, String, String) {
     }
 }
 
+/// Every request names the provider and the Terraform CLI that runs it, as
+/// Databricks' SDKs identify themselves; the sandbox records what it saw.
+#[tokio::test]
+async fn every_request_carries_the_user_agent() {
+    let h = start().await;
+    let c = client_from(DatabricksSettings {
+        terraform_version: Some("1.11.4".into()),
+        ..oauth_settings(&h)
+    });
+    let cancel = CancellationToken::new();
+    c.list_workspaces(&cancel).await.unwrap();
+    c.get_customer_managed_key(MS_KEY, &cancel).await.unwrap();
+    c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    let want = format!("terraform-provider-cmk/{} terraform/1.11.4", cmk::VERSION);
+    let agents = stats["user_agents"].as_object().unwrap();
+    // The OAuth token requests (account and workspace) and the calls.
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert!(agents[&want].as_u64().unwrap() >= 5, "{agents:?}");
+    assert_eq!(
+        cmk::cloud::databricks::user_agent(None),
+        format!("terraform-provider-cmk/{}", env!("CARGO_PKG_VERSION"))
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn key_configuration_create_get_list_delete() {
     let h = start().await;
@@ -176,24 +219,24 @@ async fn key_configuration_create_get_list_delete() {
     assert_eq!(info.key_region.as_deref(), Some("us-east-1"));
     assert_eq!(info.key_alias.as_deref(), Some("alias/test"));
     let got = c
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     assert_eq!(got, k);
     let all = c.list_customer_managed_keys(&cancel).await.unwrap();
     assert_eq!(all.len(), 5);
     assert!(all.contains(&k));
-    c.delete_customer_managed_key(&k.customer_managed_key_id, &cancel)
+    c.delete_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     let e = c
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap_err();
     assert!(e.is_gone(), "{e:?}");
     assert_eq!(e.error_code(), Some("RESOURCE_DOES_NOT_EXIST"));
     let e = c
-        .delete_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .delete_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap_err();
     assert!(e.is_gone(), "{e:?}");
@@ -228,22 +271,15 @@ async fn key_configuration_refusals() {
         .await
         .unwrap_err();
     assert_eq!(api_code(&e).1, "INVALID_PARAMETER_VALUE");
+    // A composite id cannot even be given to the client: it is not a key
+    // configuration id (the sandbox's refusal of it is tested through the
+    // workspace update, whose body carries ids as strings).
     let composite = format!("{ACCT}/{MS_KEY}");
-    let e = c
-        .get_customer_managed_key(&composite, &cancel)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        api_code(&e),
-        (
-            400,
-            "INVALID_PARAMETER_VALUE".into(),
-            format!("Invalid customerManagedKeyId: {composite}")
-        )
-    );
+    let e = KeyConfigId::parse(&composite).unwrap_err();
+    assert!(e.0.contains("composite"), "{e}");
     // In use by workspace 1003.
     let e = c
-        .delete_customer_managed_key(ST_KEY, &cancel)
+        .delete_customer_managed_key(&kid(ST_KEY), &cancel)
         .await
         .unwrap_err();
     let (s, code, m) = api_code(&e);
@@ -262,12 +298,12 @@ async fn workspaces_get_list_and_gone() {
     let cancel = CancellationToken::new();
     let all = c.list_workspaces(&cancel).await.unwrap();
     assert_eq!(all.len(), 4);
-    let w = c.get_workspace(WS_STORAGE_SET, &cancel).await.unwrap();
+    let w = c.get_workspace(wid(WS_STORAGE_SET), &cancel).await.unwrap();
     assert_eq!(w.storage_customer_managed_key_id.as_deref(), Some(ST_KEY));
     assert_eq!(w.workspace_status, Some(WorkspaceStatus::Running));
     assert_eq!(w.aws_region.as_deref(), Some("us-east-1"));
     assert!(w.creation_time.is_some());
-    let e = c.get_workspace(4242, &cancel).await.unwrap_err();
+    let e = c.get_workspace(wid(4242), &cancel).await.unwrap_err();
     assert!(e.is_gone(), "{e:?}");
     h.shutdown().await;
 }
@@ -280,7 +316,7 @@ async fn workspace_key_update_waits_for_running_and_checks() {
     let start = Instant::now();
     let w = c
         .update_workspace_keys(
-            WS_PLAIN,
+            wid(WS_PLAIN),
             &WorkspaceKeyUpdate {
                 managed_services_customer_managed_key_id: Some(MS_KEY.into()),
                 storage_customer_managed_key_id: Some(BOTH_KEY.into()),
@@ -302,7 +338,7 @@ async fn workspace_key_update_waits_for_running_and_checks() {
     // Rotating the managed-services key is allowed.
     let w = c
         .update_workspace_keys(
-            WS_PLAIN,
+            wid(WS_PLAIN),
             &WorkspaceKeyUpdate {
                 managed_services_customer_managed_key_id: Some(BOTH_KEY.into()),
                 ..Default::default()
@@ -355,7 +391,7 @@ async fn workspace_update_refusals() {
     ];
     for (ws, upd, want) in cases {
         let e = c
-            .update_workspace_keys(ws, &upd, &cancel)
+            .update_workspace_keys(wid(ws), &upd, &cancel)
             .await
             .unwrap_err();
         let (s, code, m) = api_code(&e);
@@ -366,7 +402,7 @@ async fn workspace_update_refusals() {
         );
     }
     let e = c
-        .update_workspace_keys(4242, &ms(MS_KEY), &cancel)
+        .update_workspace_keys(wid(4242), &ms(MS_KEY), &cancel)
         .await
         .unwrap_err();
     assert!(e.is_gone());
@@ -378,7 +414,7 @@ async fn workspace_update_refusals() {
         json!({"running": false}),
     )
     .await;
-    c.update_workspace_keys(WS_COMPUTE, &ms(MS_KEY), &cancel)
+    c.update_workspace_keys(wid(WS_COMPUTE), &ms(MS_KEY), &cancel)
         .await
         .unwrap();
     h.shutdown().await;
@@ -387,7 +423,11 @@ async fn workspace_update_refusals() {
 #[tokio::test]
 async fn silently_reverted_storage_key_is_a_typed_error() {
     let h = start().await;
-    let c = client_from(settings(&h));
+    // "Reverted" only once RUNNING with the old id outlasts the wait's bound.
+    let c = client_from(DatabricksSettings {
+        workspace_wait_timeout: Some(Duration::from_secs(1)),
+        ..settings(&h)
+    });
     let cancel = CancellationToken::new();
     admin(
         &h,
@@ -398,7 +438,7 @@ async fn silently_reverted_storage_key_is_a_typed_error() {
     .await;
     let e = c
         .update_workspace_keys(
-            WS_PLAIN,
+            wid(WS_PLAIN),
             &WorkspaceKeyUpdate {
                 storage_customer_managed_key_id: Some(ST_KEY.into()),
                 ..Default::default()
@@ -417,7 +457,7 @@ async fn silently_reverted_storage_key_is_a_typed_error() {
         } => {
             assert_eq!(workspace_id, WS_PLAIN);
             assert_eq!(field, "storage_customer_managed_key_id");
-            assert_eq!(expected.as_deref(), Some(ST_KEY));
+            assert_eq!(expected, ST_KEY);
             assert_eq!(actual, None);
         }
         other => panic!("{other:?}"),
@@ -447,7 +487,7 @@ async fn running_wait_is_cancellable_and_bounded() {
     });
     let t = Instant::now();
     let e = c
-        .wait_workspace_running(WS_PLAIN, &cancel)
+        .wait_workspace_running(wid(WS_PLAIN), &cancel)
         .await
         .unwrap_err();
     assert!(matches!(e, DatabricksError::Cancelled { .. }), "{e:?}");
@@ -462,7 +502,7 @@ async fn running_wait_is_cancellable_and_bounded() {
         ..settings(&h)
     });
     let e = c
-        .wait_workspace_running(WS_PLAIN, &CancellationToken::new())
+        .wait_workspace_running(wid(WS_PLAIN), &CancellationToken::new())
         .await
         .unwrap_err();
     assert!(matches!(e, DatabricksError::Timeout { .. }), "{e:?}");
@@ -475,7 +515,7 @@ async fn running_wait_is_cancellable_and_bounded() {
     )
     .await;
     let e = c
-        .wait_workspace_running(WS_PLAIN, &CancellationToken::new())
+        .wait_workspace_running(wid(WS_PLAIN), &CancellationToken::new())
         .await
         .unwrap_err();
     assert!(
@@ -518,7 +558,7 @@ async fn credentials_refused_name_whose() {
     let cancel = CancellationToken::new();
     let c = client_from(DatabricksSettings {
         token: Some(Secret::new("dapi-wrong-token-dddddddd")),
-        ..settings(&h)
+        ..pat_settings(&h)
     });
     let e = c.list_workspaces(&cancel).await.unwrap_err();
     let text = e.to_string();
@@ -527,14 +567,38 @@ async fn credentials_refused_name_whose() {
         "{e:?}"
     );
     assert!(
-        text.contains("the token from the argument `token`"),
+        text.contains("the personal access token from the argument `token`"),
         "{text}"
     );
     assert!(!text.contains("dapi-wrong-token"), "{text}");
-    // A valid token of another account: 403.
+    // A valid personal access token: the Account API refuses it, and the
+    // message says why and what to use instead.
+    let e = client_from(pat_settings(&h))
+        .list_workspaces(&cancel)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, DatabricksError::Unauthenticated { .. }),
+        "{e:?}"
+    );
+    assert!(
+        text.contains("does not accept personal access tokens")
+            && text.contains("client_secret")
+            && text.contains("databricks-cli"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
+    // With relaxed credential rules (local experiments), a valid token of
+    // another account: 403.
+    let relaxed = start_with(|c| c.relaxed_auth = true).await;
+    client_from(pat_settings(&relaxed))
+        .list_workspaces(&cancel)
+        .await
+        .unwrap();
     let c = client_from(DatabricksSettings {
         token: Some(Secret::new(OTHER_TOKEN)),
-        ..settings(&h)
+        ..pat_settings(&relaxed)
     });
     let e = c.list_customer_managed_keys(&cancel).await.unwrap_err();
     assert!(
@@ -542,6 +606,7 @@ async fn credentials_refused_name_whose() {
         "{e:?}"
     );
     assert!(!e.to_string().contains(OTHER_TOKEN));
+    relaxed.shutdown().await;
     // From the environment, the message names the variable.
     let env = StaticEnvironment::default()
         .with_var("DATABRICKS_HOST", &h.url())
@@ -550,7 +615,8 @@ async fn credentials_refused_name_whose() {
     let c = AccountClient::with_environment(&DatabricksSettings::default(), &env).unwrap();
     let e = c.list_workspaces(&cancel).await.unwrap_err();
     assert!(
-        e.to_string().contains("the token from DATABRICKS_TOKEN"),
+        e.to_string()
+            .contains("the personal access token from DATABRICKS_TOKEN"),
         "{e}"
     );
     // A wrong OAuth secret names the client, not the secret.
@@ -694,7 +760,11 @@ async fn retries_give_up_within_the_budget() {
     match e {
         DatabricksError::RetriesExhausted { attempts, last, .. } => {
             assert!(attempts >= 3, "{attempts}");
-            assert_eq!(last.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+            // Every call is throttled, the OAuth token request first.
+            assert!(
+                matches!(*last, DatabricksError::OAuth { status: 429, .. }),
+                "{last:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -745,8 +815,8 @@ async fn lost_create_answer_never_makes_two_configurations() {
     // The fault was used up: the first answer really was lost.
     let faults = admin(&h, "GET", "/_sandbox/faults", Value::Null).await;
     assert_eq!(faults["drop_after_commit"], 0, "{faults}");
-    // POST + LIST (recovery) + LIST (this test): no second POST.
-    assert_eq!(stats["api_requests"], 3, "{stats}");
+    // OAuth token + POST + LIST (recovery) + LIST (this test): no second POST.
+    assert_eq!(stats["api_requests"], 4, "{stats}");
     h.shutdown().await;
 }
 
@@ -815,7 +885,7 @@ async fn state_file_survives_a_restart() {
     .await;
     let c = client_from(settings(&h));
     let got = c
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     assert_eq!(got, k);
@@ -845,12 +915,16 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_in_any_log_line() {
+    use tracing_subscriber::layer::SubscriberExt;
     let cap = Capture::default();
+    // The same events, also as the hclog JSON lines the provider writes.
+    let hclog = Capture::default();
     let sub = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(cap.clone())
         .with_ansi(false)
-        .finish();
+        .finish()
+        .with(cmk::logging::HclogLayer::new(hclog.clone()));
     let _guard = tracing::subscriber::set_default(sub);
     let h = start_with(|c| c.token_lifetime = Duration::from_secs(1)).await;
     let cancel = CancellationToken::new();
@@ -862,15 +936,15 @@ async fn no_secret_in_any_log_line() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(900)).await;
     oauth
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     oauth
         .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
         .await
         .unwrap();
-    let pat = client_from(settings(&h));
-    pat.list_customer_managed_keys(&cancel).await.unwrap();
+    let pat = client_from(pat_settings(&h));
+    pat.list_customer_managed_keys(&cancel).await.unwrap_err();
     let bad = client_from(DatabricksSettings {
         client_secret: Some(Secret::new("wrong-secret-ffffffff")),
         ..oauth_settings(&h)
@@ -883,5 +957,49 @@ async fn no_secret_in_any_log_line() {
     assert!(log.contains("requesting OAuth token"), "{log}");
     for secret in [TOKEN, CLIENT_SECRET, "wrong-secret-ffffffff", "sbx-oauth-"] {
         assert!(!log.contains(secret), "{secret} appears in the log");
+    }
+    // The hclog lines: one debug line per call, with method, path, status,
+    // duration and retries; no secret.
+    let lines = String::from_utf8(hclog.0.lock().unwrap().clone()).unwrap();
+    let calls: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
+        .filter(|v| v["@message"] == "Databricks call")
+        .collect();
+    assert!(calls.len() >= 6, "{lines}");
+    let get = calls
+        .iter()
+        .find(|v| {
+            v["method"] == "GET"
+                && v["path"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/customer-managed-keys/")
+        })
+        .unwrap_or_else(|| panic!("no GET of a key configuration: {lines}"));
+    assert_eq!(get["@level"], "debug");
+    assert_eq!(get["status"], 200);
+    assert_eq!(get["retries"], 0);
+    assert!(
+        get["duration_ms"].is_u64() && get["@timestamp"].is_string(),
+        "{get}"
+    );
+    for secret in [TOKEN, CLIENT_SECRET, "wrong-secret-ffffffff", "sbx-oauth-"] {
+        assert!(
+            !lines.contains(secret),
+            "{secret} appears in the hclog lines"
+        );
+    }
+    // A secret passed to a log line by mistake is redacted before it is written.
+    let only_hclog = Capture::default();
+    let sub =
+        tracing_subscriber::registry().with(cmk::logging::HclogLayer::new(only_hclog.clone()));
+    tracing::subscriber::with_default(sub, || {
+        tracing::debug!(token = TOKEN, client_secret = CLIENT_SECRET, header = %format!("Bearer {TOKEN}"), "mistake with {TOKEN}");
+    });
+    let mistake = String::from_utf8(only_hclog.0.lock().unwrap().clone()).unwrap();
+    assert!(mistake.contains("[REDACTED]"), "{mistake}");
+    for secret in [TOKEN, CLIENT_SECRET] {
+        assert!(!mistake.contains(secret), "{secret} in {mistake}");
     }
 }

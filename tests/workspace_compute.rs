@@ -294,7 +294,11 @@ async fn the_sandbox_refuses_a_key_update_while_listed_compute_runs() {
         ..Default::default()
     };
     let e = c
-        .update_workspace_keys(WS_WAREHOUSE, &update, &cancel)
+        .update_workspace_keys(
+            cmk::rules::ids::WorkspaceId::new(WS_WAREHOUSE).unwrap(),
+            &update,
+            &cancel,
+        )
         .await
         .unwrap_err();
     let text = e.to_string();
@@ -314,7 +318,11 @@ async fn the_sandbox_refuses_a_key_update_while_listed_compute_runs() {
     )
     .await;
     let w = c
-        .update_workspace_keys(WS_WAREHOUSE, &update, &cancel)
+        .update_workspace_keys(
+            cmk::rules::ids::WorkspaceId::new(WS_WAREHOUSE).unwrap(),
+            &update,
+            &cancel,
+        )
         .await
         .unwrap();
     assert_eq!(

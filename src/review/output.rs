@@ -271,7 +271,7 @@ pub fn sarif(a: &Analysis, source: &str) -> String {
         "runs": [{
             "tool": { "driver": {
                 "name": "terraform-provider-cmk review",
-                "version": env!("CARGO_PKG_VERSION"),
+                "version": crate::VERSION,
                 "rules": rules,
             }},
             "results": results,

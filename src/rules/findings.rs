@@ -130,6 +130,7 @@ pub enum RuleId {
     UseCasesValid,
     KeyArnWellFormed,
     StorageKeyVerify,
+    WorkspaceUpdatable,
 }
 
 impl RuleId {
@@ -204,7 +205,7 @@ const fn rule(
 use Severity::{Error as E, Warning as W};
 
 /// The registry, in id order.
-pub static RULES: [Rule; 19] = [
+pub static RULES: [Rule; 20] = [
     rule("CMK001", RuleId::EnterpriseTier, E,
         "Workspace is on the Enterprise pricing tier",
         "A workspace that gets a customer-managed key (either slot) must have `pricing_tier = ENTERPRISE`.",
@@ -319,6 +320,12 @@ pub static RULES: [Rule; 19] = [
         "Databricks' guide says a storage-key update can take minutes and, if it fails, the workspace may silently revert; the change must be checked afterwards.",
         "storage key configuration 2222... is being added to running workspace \"analytics\": check afterwards that storage_customer_managed_key_id took",
         "After apply, read the workspace back (terraform refresh or the Account API) and check its storage_customer_managed_key_id and workspace_status."),
+    rule("CMK020", RuleId::WorkspaceUpdatable, E,
+        "Workspace status lets its keys change",
+        "The keys of an existing workspace change only while it is RUNNING or FAILED; on a FAILED workspace a storage key is added only if the workspace never ran.",
+        "Databricks' guide \"Update a running or failed workspace\" and the Account API's workspace update documentation allow updates of RUNNING and FAILED workspaces only; for a FAILED workspace that was ever RUNNING, even briefly, a key configuration for workspace storage cannot be added.",
+        "workspace \"analytics\" is PROVISIONING; Databricks changes keys only on a RUNNING or FAILED workspace",
+        "Wait until the workspace is RUNNING (or, for a failed deployment, FAILED) and plan again; for a FAILED workspace that once ran, bind only the managed-services key or create a new workspace."),
 ];
 
 /// How a rule applied.

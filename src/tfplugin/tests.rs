@@ -118,6 +118,9 @@ impl Resource for Thing {
         change: &mut PlanChange<ThingModel>,
         diags: &mut Diagnostics,
     ) {
+        if change.config.size.known() == Some(&666) {
+            panic!("test: size 666 panics");
+        }
         if change.config.size.known() == Some(&13) {
             diags.error_at(
                 super::AttributePath::new(["size"]),
@@ -481,7 +484,7 @@ async fn resource_lifecycle_over_grpc() {
     assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
     let planned = value::from_msgpack(&plan.planned_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(planned.get("mode"), Some(&s("a")));
-    assert_eq!(planned.get("id"), Some(&Value::Unknown));
+    assert_eq!(planned.get("id"), Some(&Value::unknown()));
     assert_eq!(planned.get("password"), Some(&Value::Null));
 
     let applied = c
@@ -661,4 +664,61 @@ async fn resource_lifecycle_over_grpc() {
         .unwrap()
         .into_inner();
     assert_eq!(r.diagnostics[0].summary, "Unknown resource type");
+}
+
+/// Issue 10: a panic inside an RPC (`rate_limit = 1e-30` did it) dropped
+/// the connection, and Terraform showed only "Request cancelled". Now the
+/// RPC answers an error diagnostic and the plugin keeps serving.
+#[tokio::test]
+async fn a_panic_in_an_rpc_is_an_error_diagnostic_and_the_plugin_keeps_serving() {
+    let (started, _stop) = serve_test(None).await;
+    let mut c = plain_client(started.addr).await;
+    configure(&mut c).await;
+    let schema = super::schema::Schema::of::<ThingModel>(1).unwrap();
+    let ty = schema.value_type();
+    let config = |size: i64| {
+        Value::object([
+            ("name", Value::string("a")),
+            ("size", Value::Number(value::Number::Int(size))),
+            ("mode", Value::Null),
+            ("id", Value::Null),
+            ("password", Value::Null),
+        ])
+    };
+    let plan = |size: i64| pb::plan_resource_change::Request {
+        type_name: "test_thing".into(),
+        prior_state: dv(&Value::Null, ty),
+        proposed_new_state: dv(&config(size), ty),
+        config: dv(&config(size), ty),
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        let r = c
+            .plan_resource_change(plan(666))
+            .await
+            .expect("an answer, not a dropped connection")
+            .into_inner();
+        assert!(r.planned_state.is_none());
+        let d = &r.diagnostics[0];
+        assert_eq!(d.severity, pb::diagnostic::Severity::Error as i32);
+        assert_eq!(d.summary, "Provider bug: internal error");
+        assert!(
+            d.detail.contains("plan_resource_change") && d.detail.contains("size 666 panics"),
+            "{}",
+            d.detail
+        );
+    }
+    // The same connection keeps serving: another plan, the schema, StopProvider.
+    let r = c.plan_resource_change(plan(1)).await.unwrap().into_inner();
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    assert!(r.planned_state.is_some());
+    c.get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap();
+    let s = c
+        .stop_provider(pb::stop_provider::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.error.is_empty());
 }

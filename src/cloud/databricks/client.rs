@@ -9,13 +9,14 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::Authenticator;
+use super::auth::{Audience, Authenticator};
 use super::error::DatabricksError;
 use super::models::{
     CreateCustomerManagedKey, CustomerManagedKey, Dashboard, DashboardPage, Workspace,
     WorkspaceKeyUpdate, WorkspaceStatus,
 };
 use super::settings::{DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig};
+use crate::rules::ids::{self, KeyConfigId, WorkspaceId};
 
 /// Longest backoff between two attempts (a `Retry-After` may ask for more).
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -91,13 +92,38 @@ async fn sleep_or_cancel(
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // A huge value must not overflow (try_from refuses it): ignored.
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// Percent-encodes one path segment. This is the one place where a value
+/// becomes part of a request path: every byte outside RFC 3986's unreserved
+/// characters is encoded (`%`, `/`, `\\`, `?` and `#` included), so a value
+/// can neither add a segment nor a query or a fragment. "." and "..", which
+/// URL parsers resolve even when percent-encoded, and the empty segment are
+/// refused: nothing is sent.
+pub fn path_segment(s: &str) -> Result<String, DatabricksError> {
+    if s.is_empty() || s == "." || s == ".." {
+        return Err(DatabricksError::InvalidRequest(format!(
+            "{} cannot be a path segment of a request",
+            ids::quoted(s)
+        )));
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
 }
 
 /// A short printable form of an answer body that is not the JSON expected.
@@ -137,6 +163,25 @@ enum Failure {
     Fatal(DatabricksError),
 }
 
+/// What `execute` saw of a call, for its log line.
+#[derive(Default)]
+struct Seen {
+    attempts: u32,
+    /// The last HTTP status answered (none after transport errors only).
+    status: Option<u16>,
+}
+
+/// Waits at least this long are logged at info (progress a user sees with
+/// `TF_LOG_PROVIDER=info`).
+const LONG_WAIT: Duration = Duration::from_secs(2);
+
+/// The path of a URL, without scheme, host and query.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
+
 /// How `execute` ended when it did not succeed.
 enum ExecError {
     Final(DatabricksError),
@@ -158,7 +203,8 @@ struct Call<'a> {
     /// What is addressed, for "does not exist" messages.
     what: String,
     idempotent: bool,
-    token_url: String,
+    /// Whom the bearer token is for.
+    audience: Audience,
 }
 
 impl AccountClient {
@@ -184,10 +230,7 @@ impl AccountClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.http_timeout)
             .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!(
-                "terraform-provider-cmk/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(user_agent(cfg.terraform_version.as_deref()))
             .build()
             .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
@@ -209,40 +252,57 @@ impl AccountClient {
         &self.inner.cfg
     }
 
-    fn account_url(&self, path: &str) -> String {
-        format!(
-            "{}/api/2.0/accounts/{}{}",
-            self.inner.cfg.host, self.inner.cfg.account_id, path
-        )
+    /// `{host}/api/2.0/accounts/{account_id}/{segments...}`, each segment
+    /// through [`path_segment`].
+    fn account_url(&self, segments: &[&str]) -> Result<String, DatabricksError> {
+        let mut url = format!(
+            "{}/api/2.0/accounts/{}",
+            self.inner.cfg.host,
+            path_segment(&self.inner.cfg.account_id)?
+        );
+        for s in segments {
+            url.push('/');
+            url.push_str(&path_segment(s)?);
+        }
+        Ok(url)
     }
 
-    fn account_token_url(&self) -> String {
-        format!(
-            "{}/oidc/accounts/{}/v1/token",
-            self.inner.cfg.host, self.inner.cfg.account_id
-        )
+    fn account_audience(&self) -> Audience {
+        Audience::Account {
+            host: self.inner.cfg.host.clone(),
+            account_id: self.inner.cfg.account_id.to_string(),
+        }
     }
 
-    /// The API host of a workspace, from the workspace host template.
-    pub fn workspace_host(&self, deployment_name: &str) -> String {
-        self.inner
+    /// The API host of a workspace, from the workspace host template. The
+    /// deployment name (from the Account API) must be a DNS label.
+    pub fn workspace_host(&self, deployment_name: &str) -> Result<String, DatabricksError> {
+        ids::check_deployment_name(deployment_name)
+            .map_err(|e| DatabricksError::InvalidRequest(e.0))?;
+        Ok(self
+            .inner
             .cfg
             .workspace_host_template
             .replace("{deployment_name}", deployment_name)
             .trim_end_matches('/')
-            .to_string()
+            .to_string())
     }
 
-    fn call(&self, method: Method, path: &str, what: String) -> Call<'static> {
-        Call {
+    fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        what: String,
+    ) -> Result<Call<'static>, DatabricksError> {
+        Ok(Call {
             idempotent: method != Method::POST,
             method,
-            url: self.account_url(path),
+            url: self.account_url(segments)?,
             query: Vec::new(),
             body: None,
             what,
-            token_url: self.account_token_url(),
-        }
+            audience: self.account_audience(),
+        })
     }
 
     // ---- key configurations ----
@@ -267,9 +327,9 @@ impl AccountClient {
             rounds += 1;
             let mut call = self.call(
                 Method::POST,
-                "/customer-managed-keys",
+                &["customer-managed-keys"],
                 "key configuration".into(),
-            );
+            )?;
             call.body = Some(body.clone());
             match self.execute::<CustomerManagedKey>(call, cancel).await {
                 Ok(k) => {
@@ -288,7 +348,10 @@ impl AccountClient {
                         return Ok(found);
                     }
                     let delay = self.backoff(rounds);
-                    if Instant::now() + delay > deadline {
+                    if Instant::now()
+                        .checked_add(delay)
+                        .is_none_or(|t| t > deadline)
+                    {
                         return Err(DatabricksError::RetriesExhausted {
                             attempts: rounds,
                             elapsed_secs: started.elapsed().as_secs_f64(),
@@ -304,14 +367,14 @@ impl AccountClient {
     /// `GET /customer-managed-keys/{id}`.
     pub async fn get_customer_managed_key(
         &self,
-        customer_managed_key_id: &str,
+        customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<CustomerManagedKey, DatabricksError> {
         let call = self.call(
             Method::GET,
-            &format!("/customer-managed-keys/{customer_managed_key_id}"),
+            &["customer-managed-keys", customer_managed_key_id.as_str()],
             format!("key configuration {customer_managed_key_id}"),
-        );
+        )?;
         self.run(call, cancel).await
     }
 
@@ -322,23 +385,23 @@ impl AccountClient {
     ) -> Result<Vec<CustomerManagedKey>, DatabricksError> {
         let call = self.call(
             Method::GET,
-            "/customer-managed-keys",
+            &["customer-managed-keys"],
             "key configurations".into(),
-        );
+        )?;
         self.run(call, cancel).await
     }
 
     /// `DELETE /customer-managed-keys/{id}`. A 404 is `NotFound` (already gone).
     pub async fn delete_customer_managed_key(
         &self,
-        customer_managed_key_id: &str,
+        customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<(), DatabricksError> {
         let call = self.call(
             Method::DELETE,
-            &format!("/customer-managed-keys/{customer_managed_key_id}"),
+            &["customer-managed-keys", customer_managed_key_id.as_str()],
             format!("key configuration {customer_managed_key_id}"),
-        );
+        )?;
         self.run::<serde_json::Value>(call, cancel)
             .await
             .map(|_| ())
@@ -349,14 +412,14 @@ impl AccountClient {
     /// `GET /workspaces/{id}`.
     pub async fn get_workspace(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
         let call = self.call(
             Method::GET,
-            &format!("/workspaces/{workspace_id}"),
+            &["workspaces", &workspace_id.to_string()],
             format!("workspace {workspace_id}"),
-        );
+        )?;
         self.run(call, cancel).await
     }
 
@@ -365,14 +428,14 @@ impl AccountClient {
         &self,
         cancel: &CancellationToken,
     ) -> Result<Vec<Workspace>, DatabricksError> {
-        let call = self.call(Method::GET, "/workspaces", "workspaces".into());
+        let call = self.call(Method::GET, &["workspaces"], "workspaces".into())?;
         self.run(call, cancel).await
     }
 
     /// `PATCH /workspaces/{id}?update_mask=...` only, without waiting.
     pub async fn patch_workspace(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         update: &WorkspaceKeyUpdate,
         cancel: &CancellationToken,
     ) -> Result<(), DatabricksError> {
@@ -382,9 +445,9 @@ impl AccountClient {
         }
         let mut call = self.call(
             Method::PATCH,
-            &format!("/workspaces/{workspace_id}"),
+            &["workspaces", &workspace_id.to_string()],
             format!("workspace {workspace_id}"),
-        );
+        )?;
         // PATCH with a mask sets fields to given values: repeating it is harmless.
         call.idempotent = true;
         call.query.push(("update_mask", mask.join(",")));
@@ -394,49 +457,125 @@ impl AccountClient {
             .map(|_| ())
     }
 
-    /// Updates a workspace's key bindings, waits until it is RUNNING again,
-    /// and checks that the change took (`ChangeReverted` if not).
+    /// Updates a workspace's key bindings and waits until the change is in
+    /// place: the workspace RUNNING **and** every requested key id in its
+    /// field. Databricks' own wait returns on the first RUNNING, but for a
+    /// workspace with a customer-managed VPC the status stays RUNNING during
+    /// the update and a new storage key id can appear minutes later (SDKs'
+    /// documentation of the workspace update), so the fields are polled
+    /// until the wait's bound (`workspace_wait_timeout`). Only a workspace
+    /// still RUNNING with another id after that bound is `ChangeReverted`;
+    /// FAILED or BANNED end the wait as `WorkspaceFailed` (a workspace that
+    /// was FAILED before the update counts as failed again only once it left
+    /// FAILED, or after a minute). Cancellable between polls.
     pub async fn update_workspace_keys(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         update: &WorkspaceKeyUpdate,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
+        let before = self.get_workspace(workspace_id, cancel).await?;
         self.patch_workspace(workspace_id, update, cancel).await?;
-        let ws = self.wait_workspace_running(workspace_id, cancel).await?;
-        let checks = [
-            (
-                "managed_services_customer_managed_key_id",
-                &update.managed_services_customer_managed_key_id,
-                &ws.managed_services_customer_managed_key_id,
-            ),
-            (
-                "storage_customer_managed_key_id",
-                &update.storage_customer_managed_key_id,
-                &ws.storage_customer_managed_key_id,
-            ),
-        ];
-        for (field, wanted, actual) in checks {
-            if let Some(w) = wanted {
-                if actual.as_deref() != Some(w.as_str()) {
-                    return Err(DatabricksError::ChangeReverted {
+        self.wait_for_keys(workspace_id, update, before.workspace_status, cancel)
+            .await
+    }
+
+    async fn wait_for_keys(
+        &self,
+        ws_id: WorkspaceId,
+        update: &WorkspaceKeyUpdate,
+        status_before: Option<WorkspaceStatus>,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
+        let workspace_id = ws_id.get();
+        let start = Instant::now();
+        let limit = self.inner.cfg.workspace_wait_timeout;
+        // A FAILED workspace may still read FAILED just after the update.
+        let stale_failed_grace = limit.min(Duration::from_secs(60));
+        let mut left_failed = status_before != Some(WorkspaceStatus::Failed);
+        let mut last_progress: Option<String> = None;
+        loop {
+            let ws = self.get_workspace(ws_id, cancel).await?;
+            let missing = missing_keys(update, &ws);
+            let status = ws.workspace_status;
+            if status != Some(WorkspaceStatus::Failed) {
+                left_failed = true;
+            }
+            let progress = match status {
+                Some(WorkspaceStatus::Running) if missing.is_empty() => {
+                    tracing::info!(workspace_id, elapsed_secs = start.elapsed().as_secs(), "the workspace is RUNNING with the requested keys");
+                    return Ok(ws);
+                }
+                Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned))
+                    if left_failed || start.elapsed() >= stale_failed_grace =>
+                {
+                    return Err(DatabricksError::WorkspaceFailed {
                         workspace_id,
-                        field: field.to_string(),
-                        expected: Some(w.clone()),
-                        actual: actual.clone(),
-                        status_message: ws.workspace_status_message.clone(),
+                        status: s.to_string(),
+                        message: ws
+                            .workspace_status_message
+                            .filter(|m| !m.trim().is_empty())
+                            .unwrap_or_else(|| "Databricks gave no status message".into()),
                     });
                 }
+                Some(WorkspaceStatus::Running) => format!(
+                    "RUNNING, waiting for {} (a workspace with a customer-managed VPC stays RUNNING while a key update is applied)",
+                    missing
+                        .iter()
+                        .map(|(f, want, _)| format!("{f} = {want}"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+                Some(s) => format!("{s}, waiting for RUNNING"),
+                None => "status not reported, waiting for RUNNING".to_string(),
+            };
+            let elapsed = start.elapsed();
+            if last_progress.as_deref() != Some(progress.as_str()) {
+                tracing::info!(
+                    workspace_id,
+                    elapsed_secs = elapsed.as_secs(),
+                    "workspace update: {progress}"
+                );
+                last_progress = Some(progress);
+            } else {
+                tracing::debug!(
+                    workspace_id,
+                    elapsed_secs = elapsed.as_secs(),
+                    "workspace update: still waiting"
+                );
             }
+            if elapsed >= limit {
+                if status == Some(WorkspaceStatus::Running) {
+                    if let Some((field, expected, actual)) = missing.into_iter().next() {
+                        return Err(DatabricksError::ChangeReverted {
+                            workspace_id,
+                            field: field.to_string(),
+                            expected,
+                            actual,
+                            waited_secs: elapsed.as_secs(),
+                            status_message: ws.workspace_status_message,
+                        });
+                    }
+                }
+                return Err(DatabricksError::Timeout {
+                    what: format!("workspace {workspace_id} to be RUNNING with the requested keys"),
+                    secs: limit.as_secs(),
+                });
+            }
+            sleep_or_cancel(
+                self.inner.cfg.workspace_poll_interval,
+                cancel,
+                &format!("waiting for workspace {workspace_id} to apply its new keys"),
+            )
+            .await?;
         }
-        Ok(ws)
     }
 
     /// Polls the workspace until it is RUNNING; FAILED or BANNED end the wait
     /// with `WorkspaceFailed`. Stops promptly when `cancel` fires.
     pub async fn wait_workspace_running(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
         let start = Instant::now();
@@ -447,12 +586,14 @@ impl AccountClient {
                 Some(WorkspaceStatus::Running) => return Ok(ws),
                 Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned)) => {
                     return Err(DatabricksError::WorkspaceFailed {
-                        workspace_id,
+                        workspace_id: workspace_id.get(),
                         status: s.to_string(),
                         message: ws.workspace_status_message.unwrap_or_default(),
                     })
                 }
-                s => tracing::debug!(workspace_id, status = ?s, "waiting for RUNNING"),
+                s => {
+                    tracing::info!(workspace_id = workspace_id.get(), status = %s.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()), elapsed_secs = start.elapsed().as_secs(), "waiting for the workspace to be RUNNING")
+                }
             }
             if start.elapsed() >= limit {
                 return Err(DatabricksError::Timeout {
@@ -478,7 +619,7 @@ impl AccountClient {
         deployment_name: &str,
         cancel: &CancellationToken,
     ) -> Result<Vec<Dashboard>, DatabricksError> {
-        let host = self.workspace_host(deployment_name);
+        let host = self.workspace_host(deployment_name)?;
         let mut out = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
@@ -489,7 +630,8 @@ impl AccountClient {
                 body: None,
                 what: format!("dashboards of workspace {deployment_name}"),
                 idempotent: true,
-                token_url: format!("{host}/oidc/v1/token"),
+                // A workspace's own API takes only its own tokens.
+                audience: Audience::Workspace { host: host.clone() },
             };
             if let Some(t) = &page_token {
                 call.query.push(("page_token", t.clone()));
@@ -513,7 +655,7 @@ impl AccountClient {
         what: String,
         cancel: &CancellationToken,
     ) -> Result<T, DatabricksError> {
-        let host = self.workspace_host(deployment_name);
+        let host = self.workspace_host(deployment_name)?;
         let call = Call {
             method: Method::GET,
             url: format!("{host}{path}"),
@@ -521,7 +663,7 @@ impl AccountClient {
             body: None,
             what,
             idempotent: true,
-            token_url: format!("{host}/oidc/v1/token"),
+            audience: Audience::Workspace { host: host.clone() },
         };
         self.run(call, cancel).await
     }
@@ -547,11 +689,35 @@ impl AccountClient {
         capped.mul_f64(0.5 + 0.5 * f)
     }
 
-    /// Runs a call with retries inside the retry budget.
+    /// Runs a call with retries inside the retry budget, and logs it once
+    /// at debug: method, path, last status, duration and retries.
     async fn execute<T: DeserializeOwned>(
         &self,
         call: Call<'_>,
         cancel: &CancellationToken,
+    ) -> Result<T, ExecError> {
+        let start = Instant::now();
+        let mut seen = Seen::default();
+        let result = self.execute_attempts(&call, cancel, &mut seen).await;
+        let path = url_path(&call.url);
+        let duration_ms = start.elapsed().as_millis() as u64;
+        let retries = seen.attempts.saturating_sub(1);
+        match seen.status {
+            Some(status) => {
+                tracing::debug!(method = %call.method, path, status, duration_ms, retries, "Databricks call")
+            }
+            None => {
+                tracing::debug!(method = %call.method, path, status = "no answer", duration_ms, retries, "Databricks call")
+            }
+        }
+        result
+    }
+
+    async fn execute_attempts<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<T, ExecError> {
         let start = Instant::now();
         let deadline = start + self.inner.cfg.retry_timeout;
@@ -559,7 +725,8 @@ impl AccountClient {
         let mut reauthenticated = false;
         loop {
             attempts += 1;
-            let failure = match self.attempt(&call, cancel).await {
+            seen.attempts = attempts;
+            let failure = match self.attempt(call, cancel, seen).await {
                 Ok(body) => {
                     let body = if body.is_empty() {
                         &b"{}"[..]
@@ -577,13 +744,13 @@ impl AccountClient {
             };
             match failure {
                 Failure::Fatal(DatabricksError::Unauthenticated { .. })
-                    if self.inner.auth.is_oauth() && !reauthenticated =>
+                    if self.inner.auth.refreshable() && !reauthenticated =>
                 {
-                    // A cached OAuth token may have been revoked: get a new one once.
+                    // A cached token may have been revoked: get a new one once.
                     reauthenticated = true;
                     self.inner.auth.invalidate().await;
                     tracing::debug!(
-                        "401 with an OAuth token; fetching a new token and trying again"
+                        "401 with a cached token; fetching a new token and trying again"
                     );
                 }
                 Failure::Fatal(e) => return Err(ExecError::Final(e)),
@@ -596,14 +763,21 @@ impl AccountClient {
                         return Err(ExecError::Ambiguous(error));
                     }
                     let delay = retry_after.unwrap_or_else(|| self.backoff(attempts));
-                    if Instant::now() + delay > deadline {
+                    if Instant::now()
+                        .checked_add(delay)
+                        .is_none_or(|t| t > deadline)
+                    {
                         return Err(ExecError::Final(DatabricksError::RetriesExhausted {
                             attempts,
                             elapsed_secs: start.elapsed().as_secs_f64(),
                             last: Box::new(error),
                         }));
                     }
-                    tracing::debug!(method = %call.method, url = %call.url, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    if delay >= LONG_WAIT {
+                        tracing::info!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "waiting before retrying {}", call.what);
+                    } else {
+                        tracing::trace!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    }
                     sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what)).await?;
                 }
             }
@@ -614,6 +788,7 @@ impl AccountClient {
         &self,
         call: &Call<'_>,
         cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<bytes::Bytes, Failure> {
         let inner = &self.inner;
         inner
@@ -621,7 +796,13 @@ impl AccountClient {
             .acquire(cancel)
             .await
             .map_err(Failure::Fatal)?;
-        let token = match inner.auth.bearer(&inner.http, &call.token_url).await {
+        let bearer = tokio::select! {
+            _ = cancel.cancelled() => {
+                return Err(Failure::Fatal(DatabricksError::Cancelled { during: format!("getting a token for {}", call.what) }))
+            }
+            t = inner.auth.bearer(&inner.http, &call.audience) => t,
+        };
+        let token = match bearer {
             Ok(t) => t,
             Err(f) if f.retryable => {
                 return Err(Failure::Retry {
@@ -642,7 +823,7 @@ impl AccountClient {
         if let Some(b) = &call.body {
             req = req.json(b);
         }
-        tracing::debug!(method = %call.method, url = %call.url, "Databricks call");
+        tracing::trace!(method = %call.method, url = %call.url, "sending");
         let sent = async {
             let resp = req.send().await?;
             let status = resp.status();
@@ -658,6 +839,17 @@ impl AccountClient {
         };
         let (status, headers, body) = match result {
             Ok(r) => r,
+            Err(e) if e.is_builder() => {
+                // A request that cannot be built (a credential with a line
+                // break, say) never will be: fail now, naming the credential.
+                return Err(Failure::Fatal(DatabricksError::Config(format!(
+                    "cannot send {} {} with {}: {}",
+                    call.method,
+                    call.url,
+                    inner.auth.describe(),
+                    error_chain(&e)
+                ))));
+            }
             Err(e) => {
                 // Not connected: nothing was sent. Anything else (timeout, a
                 // connection dropped after sending) may have been acted on.
@@ -672,7 +864,8 @@ impl AccountClient {
                 });
             }
         };
-        tracing::debug!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
+        seen.status = Some(status.as_u16());
+        tracing::trace!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
         tracing::trace!(body = %String::from_utf8_lossy(&body), "Databricks answer body");
         if status.is_success() {
             return Ok(body);
@@ -724,7 +917,12 @@ impl AccountClient {
             401 => DatabricksError::Unauthenticated {
                 credential: self.inner.auth.describe(),
                 error_code,
-                message,
+                // A personal access token on the Account API: say why it
+                // cannot work (Databricks' personal access token page).
+                message: match (&call.audience, self.inner.auth.kind().account_api_warning()) {
+                    (Audience::Account { .. }, Some(why)) => format!("{message}. {why}"),
+                    _ => message,
+                },
             },
             403 => DatabricksError::PermissionDenied {
                 credential: self.inner.auth.describe(),
@@ -740,6 +938,17 @@ impl AccountClient {
     }
 }
 
+/// `terraform-provider-cmk/<version> terraform/<version>`, as Databricks'
+/// own SDKs and provider name themselves (product first, then what runs it).
+pub fn user_agent(terraform_version: Option<&str>) -> String {
+    let mut ua = format!("terraform-provider-cmk/{}", crate::VERSION);
+    if let Some(v) = terraform_version.map(str::trim).filter(|v| !v.is_empty()) {
+        ua.push_str(" terraform/");
+        ua.push_str(v);
+    }
+    ua
+}
+
 fn error_chain(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -749,6 +958,31 @@ fn error_chain(e: &reqwest::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// The requested key ids not (yet) in their fields: (field, wanted, actual).
+fn missing_keys(
+    update: &WorkspaceKeyUpdate,
+    ws: &Workspace,
+) -> Vec<(&'static str, String, Option<String>)> {
+    [
+        (
+            "managed_services_customer_managed_key_id",
+            &update.managed_services_customer_managed_key_id,
+            &ws.managed_services_customer_managed_key_id,
+        ),
+        (
+            "storage_customer_managed_key_id",
+            &update.storage_customer_managed_key_id,
+            &ws.storage_customer_managed_key_id,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, wanted, actual)| {
+        let w = wanted.as_ref()?;
+        (actual.as_deref() != Some(w.as_str())).then(|| (field, w.clone(), actual.clone()))
+    })
+    .collect()
 }
 
 fn same_configuration(
@@ -811,7 +1045,7 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
         let s = DatabricksSettings {
-            account_id: Some("a".into()),
+            account_id: Some("0d26daa6-5e44-4c97-a497-ef015f91254a".into()),
             token: Some(Secret::new("t")),
             retry_base_delay: Some(Duration::from_millis(100)),
             jitter_seed: Some(1),
@@ -825,7 +1059,42 @@ mod tests {
             let d = c.backoff(attempt);
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
         }
-        assert!(format!("{c:?}").contains("the token from the argument `token`"));
+        assert!(format!("{c:?}").contains("the personal access token from the argument `token`"));
+    }
+
+    #[test]
+    fn path_segments_are_encoded_by_one_function() {
+        for (raw, want) in [
+            (
+                "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+                "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+            ),
+            ("a/b", "a%2Fb"),
+            ("\\..\\_sandbox\\state", "%5C..%5C_sandbox%5Cstate"),
+            ("%2e%2e", "%252e%252e"),
+            ("?x=1", "%3Fx%3D1"),
+            ("#frag", "%23frag"),
+            ("a b", "a%20b"),
+            ("é", "%C3%A9"),
+        ] {
+            assert_eq!(path_segment(raw).unwrap(), want, "{raw}");
+        }
+        for refused in ["", ".", ".."] {
+            let e = path_segment(refused).unwrap_err();
+            assert!(e.to_string().contains("request not sent"), "{e}");
+        }
+        // What reqwest makes of an encoded segment: one segment, no query, no fragment.
+        let u = reqwest::Url::parse(&format!(
+            "http://h/api/2.0/accounts/a/customer-managed-keys/{}",
+            path_segment("..\\..\\_sandbox?x=1#f").unwrap()
+        ))
+        .unwrap();
+        assert_eq!(u.path_segments().unwrap().count(), 6, "{u}");
+        assert_eq!(
+            u.path_segments().unwrap().next_back(),
+            Some("..%5C..%5C_sandbox%3Fx%3D1%23f")
+        );
+        assert!(u.query().is_none() && u.fragment().is_none(), "{u}");
     }
 
     #[test]
@@ -837,6 +1106,11 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
         h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        // Hostile answers: no panic, no overflow.
+        for v in ["1e300", "-1", "inf", "NaN", "18446744073709551616"] {
+            h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{v}");
+        }
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
         h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
         let d = retry_after(&h).unwrap();

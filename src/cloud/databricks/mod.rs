@@ -8,10 +8,10 @@ mod client;
 mod error;
 mod facts;
 mod models;
-mod settings;
+pub mod settings;
 mod workspace_api;
 
-pub use client::AccountClient;
+pub use client::{user_agent, AccountClient};
 pub use error::DatabricksError;
 pub use models::{
     AwsKeyInfo, ComputeMode, CreateCustomerManagedKey, CustomerManagedKey, Dashboard, GcpKeyInfo,
@@ -19,5 +19,5 @@ pub use models::{
 };
 pub use settings::{
     AuthKind, DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig, Secret,
-    StaticEnvironment, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
+    StaticEnvironment, AUTH_TYPES, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
 };

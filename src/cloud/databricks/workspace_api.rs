@@ -182,7 +182,7 @@ impl AccountClient {
             token = next_token(
                 page.next_page_token,
                 pages,
-                format!("{}{CLUSTERS}", self.workspace_host(deployment_name)),
+                format!("{}{CLUSTERS}", self.workspace_host(deployment_name)?),
             )?;
             if token.is_none() {
                 break;
@@ -246,7 +246,7 @@ impl AccountClient {
             token = next_token(
                 page.next_page_token,
                 pages,
-                format!("{}{WAREHOUSES}", self.workspace_host(deployment_name)),
+                format!("{}{WAREHOUSES}", self.workspace_host(deployment_name)?),
             )?;
             if token.is_none() {
                 break;
