@@ -15,5 +15,6 @@ mod kms_key;
 mod kms_key_policy;
 mod one_plan;
 mod plugin_process;
+mod real_services;
 mod release;
 mod schema;

@@ -97,7 +97,18 @@ async fn start() -> SandboxHandle {
     start_with(|_| {}).await
 }
 
+/// OAuth machine-to-machine, as the Account API needs.
 fn settings(h: &SandboxHandle) -> DatabricksSettings {
+    DatabricksSettings {
+        token: None,
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
+        ..pat_settings(h)
+    }
+}
+
+/// A personal access token (which Databricks' Account API refuses).
+fn pat_settings(h: &SandboxHandle) -> DatabricksSettings {
     DatabricksSettings {
         host: Some(h.url()),
         account_id: Some(ACCT.into()),
@@ -119,12 +130,7 @@ fn client_from(s: DatabricksSettings) -> AccountClient {
 }
 
 fn oauth_settings(h: &SandboxHandle) -> DatabricksSettings {
-    DatabricksSettings {
-        token: None,
-        client_id: Some(CLIENT_ID.into()),
-        client_secret: Some(Secret::new(CLIENT_SECRET)),
-        ..settings(h)
-    }
+    settings(h)
 }
 
 async fn admin(h: &SandboxHandle, method: &str, path: &str, body: Value) -> Value {
@@ -174,9 +180,12 @@ async fn every_request_carries_the_user_agent() {
     });
     let cancel = CancellationToken::new();
     c.list_workspaces(&cancel).await.unwrap();
-    c.get_customer_managed_key(&kid(MS_KEY), &cancel)
-        .await
-        .unwrap();
+    c.get_customer_managed_key(
+        &cmk::rules::ids::KeyConfigId::parse(MS_KEY).unwrap(),
+        &cancel,
+    )
+    .await
+    .unwrap();
     c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
         .await
         .unwrap();
@@ -554,7 +563,7 @@ async fn credentials_refused_name_whose() {
     let cancel = CancellationToken::new();
     let c = client_from(DatabricksSettings {
         token: Some(Secret::new("dapi-wrong-token-dddddddd")),
-        ..settings(&h)
+        ..pat_settings(&h)
     });
     let e = c.list_workspaces(&cancel).await.unwrap_err();
     let text = e.to_string();
@@ -567,10 +576,34 @@ async fn credentials_refused_name_whose() {
         "{text}"
     );
     assert!(!text.contains("dapi-wrong-token"), "{text}");
-    // A valid token of another account: 403.
+    // A valid personal access token: the Account API refuses it, and the
+    // message says why and what to use instead.
+    let e = client_from(pat_settings(&h))
+        .list_workspaces(&cancel)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, DatabricksError::Unauthenticated { .. }),
+        "{e:?}"
+    );
+    assert!(
+        text.contains("does not accept personal access tokens")
+            && text.contains("client_secret")
+            && text.contains("databricks-cli"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
+    // With relaxed credential rules (local experiments), a valid token of
+    // another account: 403.
+    let relaxed = start_with(|c| c.relaxed_auth = true).await;
+    client_from(pat_settings(&relaxed))
+        .list_workspaces(&cancel)
+        .await
+        .unwrap();
     let c = client_from(DatabricksSettings {
         token: Some(Secret::new(OTHER_TOKEN)),
-        ..settings(&h)
+        ..pat_settings(&relaxed)
     });
     let e = c.list_customer_managed_keys(&cancel).await.unwrap_err();
     assert!(
@@ -578,6 +611,7 @@ async fn credentials_refused_name_whose() {
         "{e:?}"
     );
     assert!(!e.to_string().contains(OTHER_TOKEN));
+    relaxed.shutdown().await;
     // From the environment, the message names the variable.
     let env = StaticEnvironment::default()
         .with_var("DATABRICKS_HOST", &h.url())
@@ -731,7 +765,11 @@ async fn retries_give_up_within_the_budget() {
     match e {
         DatabricksError::RetriesExhausted { attempts, last, .. } => {
             assert!(attempts >= 3, "{attempts}");
-            assert_eq!(last.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+            // Every call is throttled, the OAuth token request first.
+            assert!(
+                matches!(*last, DatabricksError::OAuth { status: 429, .. }),
+                "{last:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -782,8 +820,8 @@ async fn lost_create_answer_never_makes_two_configurations() {
     // The fault was used up: the first answer really was lost.
     let faults = admin(&h, "GET", "/_sandbox/faults", Value::Null).await;
     assert_eq!(faults["drop_after_commit"], 0, "{faults}");
-    // POST + LIST (recovery) + LIST (this test): no second POST.
-    assert_eq!(stats["api_requests"], 3, "{stats}");
+    // OAuth token + POST + LIST (recovery) + LIST (this test): no second POST.
+    assert_eq!(stats["api_requests"], 4, "{stats}");
     h.shutdown().await;
 }
 
@@ -910,8 +948,8 @@ async fn no_secret_in_any_log_line() {
         .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
         .await
         .unwrap();
-    let pat = client_from(settings(&h));
-    pat.list_customer_managed_keys(&cancel).await.unwrap();
+    let pat = client_from(pat_settings(&h));
+    pat.list_customer_managed_keys(&cancel).await.unwrap_err();
     let bad = client_from(DatabricksSettings {
         client_secret: Some(Secret::new("wrong-secret-ffffffff")),
         ..oauth_settings(&h)

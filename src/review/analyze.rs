@@ -30,6 +30,8 @@ pub struct Located {
     /// The attribute of that object the outcome is about.
     pub attribute: String,
     pub outcome: Outcome,
+    /// Offline, an outcome that cannot tell yet but that `--live` decides.
+    pub live_decides: bool,
 }
 
 /// A workspace's coverage table.
@@ -44,6 +46,8 @@ pub struct WorkspaceCoverage {
 pub struct Analysis {
     pub outcomes: Vec<Located>,
     pub coverage: Vec<WorkspaceCoverage>,
+    /// `Some` when facts were read live (`--live`): the reads that failed.
+    pub live: Option<Vec<String>>,
 }
 
 /// The attribute of a resource type that holds a subject's fact.
@@ -326,8 +330,186 @@ fn workspace_facts(w: &Res) -> WorkspaceFacts {
     f
 }
 
-/// Applies the rules to every relevant object of the plan.
+/// The existing workspace a workspace resource is about, when its id is
+/// known: an official `databricks_mws_workspaces` that exists already (its
+/// prior `workspace_id`), or a binding's `workspace_id`.
+pub fn existing_workspace_id(w: &Res) -> Option<i64> {
+    let as_id = |v: &serde_json::Value| {
+        match v {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.parse::<i64>().ok(),
+            _ => None,
+        }
+        .filter(|id| *id > 0)
+    };
+    if w.rtype == "databricks_mws_workspaces" {
+        if w.before.is_null() {
+            return None;
+        }
+        return w.before.get("workspace_id").and_then(as_id);
+    }
+    match w.get("workspace_id") {
+        Fact::Known(Some(v)) => as_id(&v),
+        _ => w.before.get("workspace_id").and_then(as_id),
+    }
+}
+
+fn workspace_resources(plan: &Plan) -> impl Iterator<Item = &Res> {
+    plan.by_type(&WORKSPACE_TYPES)
+        .filter(|w| w.mode == "managed" && !w.deletes_only())
+}
+
+/// What `review --live` would read for this plan: the existing workspaces
+/// it touches, and the key configuration ids it names without creating them.
+pub fn live_targets(plan: &Plan) -> super::live::Targets {
+    let mut t = super::live::Targets::default();
+    let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
+    for c in plan.by_type(&KEY_CONFIG_TYPES) {
+        if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
+            configs_by_id.entry(id).or_insert(c);
+        }
+    }
+    for w in workspace_resources(plan) {
+        if let Some(id) = existing_workspace_id(w) {
+            t.workspace_ids.insert(id);
+        }
+        let attrs: [&str; 2] = if w.rtype == "databricks_mws_workspaces" {
+            [
+                "managed_services_customer_managed_key_id",
+                "storage_customer_managed_key_id",
+            ]
+        } else {
+            ["managed_services_key_id", "storage_key_id"]
+        };
+        for attr in attrs {
+            let s = slot(plan, w, attr, &configs_by_id);
+            if let (None, Fact::Known(Some(id))) = (s.config, &s.req.id) {
+                if crate::rules::ids::is_composite_key_id(id) {
+                    continue;
+                }
+                t.key_config_ids.insert(id.clone());
+            }
+        }
+    }
+    t
+}
+
+/// Live facts over what the plan says of a workspace: the plan's planned
+/// name, region, tier and compute mode stay when known; everything the
+/// plan cannot hold (status, current keys, running compute, dashboards)
+/// comes from the live reading when it has it.
+fn overlay_live(ws: &mut WorkspaceFacts, live: &WorkspaceFacts) {
+    fn fill<T: Clone>(plan: &mut Fact<T>, live: &Fact<T>) {
+        if plan.is_unknown() {
+            *plan = live.clone();
+        }
+    }
+    fn take<T: Clone>(plan: &mut Fact<T>, live: &Fact<T>) {
+        if !live.is_unknown() {
+            *plan = live.clone();
+        }
+    }
+    fill(&mut ws.name, &live.name);
+    fill(&mut ws.region, &live.region);
+    fill(&mut ws.pricing_tier, &live.pricing_tier);
+    fill(&mut ws.compute_mode, &live.compute_mode);
+    take(&mut ws.id, &live.id);
+    take(&mut ws.storage_mode, &live.storage_mode);
+    take(&mut ws.status, &live.status);
+    take(
+        &mut ws.managed_services_key_id,
+        &live.managed_services_key_id,
+    );
+    take(&mut ws.storage_key_id, &live.storage_key_id);
+    take(
+        &mut ws.running_classic_compute,
+        &live.running_classic_compute,
+    );
+    take(&mut ws.dashboards, &live.dashboards);
+    take(
+        &mut ws.all_results_in_customer_account,
+        &live.all_results_in_customer_account,
+    );
+}
+
+/// Applies the rules to every relevant object of the plan, offline. The
+/// outcomes that cannot tell yet but that facts read live would decide are
+/// marked `live_decides`.
 pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
+    let mut a = analyze_with(plan, required, None);
+    let targets = live_targets(plan);
+    if targets.is_empty() {
+        return a;
+    }
+    // Probe: the same analysis with placeholder live facts for every
+    // target. What it decides, --live decides (whatever the values).
+    let probe = analyze_with(plan, required, Some(&placeholder_live(&targets)));
+    let decided: std::collections::HashSet<(&str, crate::rules::RuleId, Subject)> = probe
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict != crate::rules::Verdict::CannotTell)
+        .map(|l| (l.address.as_str(), l.outcome.rule, l.outcome.subject))
+        .collect();
+    for l in &mut a.outcomes {
+        if l.outcome.verdict == crate::rules::Verdict::CannotTell
+            && decided.contains(&(l.address.as_str(), l.outcome.rule, l.outcome.subject))
+        {
+            l.live_decides = true;
+        }
+    }
+    a
+}
+
+/// Applies the rules with facts read live.
+pub fn analyze_live(
+    plan: &Plan,
+    required: &Requirements,
+    live: &super::live::LiveFacts,
+) -> Analysis {
+    analyze_with(plan, required, Some(live))
+}
+
+/// Facts of the shape a live reading gives, with placeholder values.
+fn placeholder_live(t: &super::live::Targets) -> super::live::LiveFacts {
+    let mut live = super::live::LiveFacts::default();
+    for &id in &t.workspace_ids {
+        let f = WorkspaceFacts {
+            id: Fact::Known(Some(id.to_string())),
+            name: Fact::Known(Some(format!("workspace {id}"))),
+            region: Fact::Known("placeholder-region-1".into()),
+            pricing_tier: Fact::Known(PricingTier::Enterprise),
+            compute_mode: Fact::Known(ComputeMode::Hybrid),
+            status: Fact::Known(Some(WorkspaceStatus::Running)),
+            managed_services_key_id: Fact::Known(None),
+            storage_key_id: Fact::Known(None),
+            running_classic_compute: Fact::Known(vec![]),
+            dashboards: Fact::Known(vec![]),
+            ..WorkspaceFacts::unknown()
+        };
+        live.workspaces.insert(id, f);
+    }
+    for id in &t.key_config_ids {
+        live.key_configs.insert(
+            id.clone(),
+            KeyConfigFacts {
+                id: Fact::Known(id.clone()),
+                use_cases: Fact::Known(vec!["MANAGED_SERVICES".into(), "STORAGE".into()]),
+                key_arn: Fact::Known(
+                    "arn:aws:kms:placeholder-region-1:000000000000:key/00000000-0000-4000-8000-000000000000".into(),
+                ),
+                key_region: Fact::Known(None),
+                reuse_key_for_cluster_volumes: Fact::Known(None),
+            },
+        );
+    }
+    live
+}
+
+fn analyze_with(
+    plan: &Plan,
+    required: &Requirements,
+    live: Option<&super::live::LiveFacts>,
+) -> Analysis {
     let mut a = Analysis::default();
     let push = |a: &mut Analysis, res: &Res, outs: Vec<Outcome>| {
         for o in outs {
@@ -336,6 +518,7 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
                 resource_type: res.rtype.clone(),
                 attribute: attribute_for(&res.rtype, o.subject),
                 outcome: o,
+                live_decides: false,
             });
         }
     };
@@ -378,11 +561,8 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
     }
     // Workspaces and bindings; the regions of the workspaces each key configuration serves.
     let mut regions: HashMap<String, Vec<Fact<String>>> = HashMap::new();
-    for w in plan
-        .by_type(&WORKSPACE_TYPES)
-        .filter(|w| w.mode == "managed" && !w.deletes_only())
-    {
-        let (ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
+    for w in workspace_resources(plan) {
+        let (mut ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
             (
                 workspace_facts(w),
                 slot(
@@ -425,14 +605,22 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
                 slot(plan, w, "storage_key_id", &configs_by_id),
             )
         };
+        if let Some(l) = existing_workspace_id(w).and_then(|id| live?.workspaces.get(&id)) {
+            overlay_live(&mut ws, l);
+        }
         for c in [ms.config, st.config].into_iter().flatten() {
             regions
                 .entry(c.address.clone())
                 .or_default()
                 .push(ws.region.clone());
         }
-        let ms_cfg = ms.config.and_then(facts_of);
-        let st_cfg = st.config.and_then(facts_of);
+        // A configuration the plan names but does not hold: as read live.
+        let live_cfg = |slot: &Slot| match (&slot.req.id, live) {
+            (Fact::Known(Some(id)), Some(l)) => l.key_configs.get(id).cloned(),
+            _ => None,
+        };
+        let ms_cfg = ms.config.and_then(facts_of).or_else(|| live_cfg(&ms));
+        let st_cfg = st.config.and_then(facts_of).or_else(|| live_cfg(&st));
         let change = BindingChange {
             managed_services: ms.req,
             storage: st.req,

@@ -7,6 +7,7 @@
 //! `docs/review.md`.
 
 pub mod analyze;
+pub mod live;
 pub mod output;
 pub mod plan;
 
@@ -34,6 +35,12 @@ pub struct Options {
     pub required: Requirements,
     /// Input larger than this is refused (`--max-input-mib`).
     pub max_input_mib: u64,
+    /// Read what the plan cannot hold from Databricks (`--live`).
+    pub live: bool,
+    /// `--profile`: the `~/.databrickscfg` profile for `--live`.
+    pub profile: Option<String>,
+    /// `--workspace-host-template`: where workspaces' own APIs live.
+    pub workspace_host_template: Option<String>,
 }
 
 /// Default input size limit, MiB. A plan of 10,000 resources is about 15 MiB.
@@ -56,11 +63,17 @@ pub enum UsageError {
     BadLimit(String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON [--format text|json|sarif] [--require DATA_TYPE...] [--max-input-mib N]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON [--format text|json|sarif] [--require DATA_TYPE...] [--max-input-mib N] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
   --format         text (default), json (see docs/review.md) or sarif (SARIF 2.1.0)\n\
   --require        data types that must be protected, e.g. --require secrets dbfs_root\n\
-  --max-input-mib  refuse input larger than this (default 256)";
+  --max-input-mib  refuse input larger than this (default 256)\n\
+  --live           read the current keys, tier, compute and dashboards of the existing\n\
+                   workspaces the plan touches from Databricks (read-only calls; credentials\n\
+                   as the provider takes them: DATABRICKS_* variables or a ~/.databrickscfg profile)\n\
+  --profile        the ~/.databrickscfg profile for --live (else DATABRICKS_CONFIG_PROFILE, DEFAULT)\n\
+  --workspace-host-template  workspace API host for --live, {deployment_name} replaced\n\
+                   (default https://{deployment_name}.cloud.databricks.com)";
 
 fn push_required(req: &mut Requirements, v: &str) -> Result<(), UsageError> {
     for name in v.split(',').filter(|s| !s.is_empty()) {
@@ -81,6 +94,9 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
     let mut format = Format::Text;
     let mut required = Requirements::default();
     let mut max_input_mib = DEFAULT_MAX_INPUT_MIB;
+    let mut live = false;
+    let mut profile = None;
+    let mut workspace_host_template = None;
     let mut i = 0;
     let mut in_require = false;
     while i < args.len() {
@@ -95,6 +111,32 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
                 .ok_or_else(|| UsageError::MissingValue("--format".into()))?;
             i += 1;
             format = parse_format(v)?;
+            in_require = false;
+        } else if a == "--live" {
+            live = true;
+            in_require = false;
+        } else if let Some((flag, slot)) = [
+            ("--profile", &mut profile),
+            ("--workspace-host-template", &mut workspace_host_template),
+        ]
+        .into_iter()
+        .find(|(f, _)| a == f || a.starts_with(&format!("{f}=")))
+        {
+            let v = match a.strip_prefix(&format!("{flag}=")) {
+                Some(v) => v.to_string(),
+                None => {
+                    let v = args
+                        .get(i)
+                        .filter(|v| !v.starts_with("--"))
+                        .ok_or_else(|| UsageError::MissingValue(flag.into()))?;
+                    i += 1;
+                    v.clone()
+                }
+            };
+            if v.is_empty() {
+                return Err(UsageError::MissingValue(flag.into()));
+            }
+            *slot = Some(v);
             in_require = false;
         } else if a == "--max-input-mib" || a.starts_with("--max-input-mib=") {
             let v = match a.strip_prefix("--max-input-mib=") {
@@ -136,6 +178,9 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
         format,
         required,
         max_input_mib,
+        live,
+        profile,
+        workspace_host_template,
     })
 }
 
@@ -152,6 +197,32 @@ fn parse_format(v: &str) -> Result<Format, UsageError> {
 pub fn review_text(text: &str, required: &Requirements) -> Result<Analysis, PlanError> {
     let plan = Plan::parse(text)?;
     Ok(analyze(&plan, required))
+}
+
+/// Reads the live facts of a plan's targets with the provider's Databricks
+/// settings (environment, profile) and applies the rules with them.
+pub fn review_live(
+    plan: &Plan,
+    required: &Requirements,
+    settings: &crate::cloud::databricks::DatabricksSettings,
+) -> Result<(Analysis, Vec<String>), String> {
+    let targets = analyze::live_targets(plan);
+    if targets.is_empty() {
+        let mut a = analyze(plan, required);
+        a.live = Some(vec![]);
+        return Ok((a, vec![]));
+    }
+    let client = crate::cloud::databricks::AccountClient::new(settings)
+        .map_err(|e| format!("--live: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("--live: cannot start the async runtime: {e}"))?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let facts = rt.block_on(live::read(&client, &targets, &cancel));
+    let mut a = analyze::analyze_live(plan, required, &facts);
+    a.live = Some(facts.errors.clone());
+    Ok((a, facts.errors))
 }
 
 /// Why the input could not be read.
@@ -236,12 +307,33 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let analysis = match review_text(&text, &opts.required) {
-        Ok(a) => a,
+    let plan = match Plan::parse(&text) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("review: {name}: {e}");
             return 2;
         }
+    };
+    drop(text);
+    let mut live_errors = vec![];
+    let analysis = if opts.live {
+        let settings = crate::cloud::databricks::DatabricksSettings {
+            profile: opts.profile.clone(),
+            workspace_host_template: opts.workspace_host_template.clone(),
+            ..Default::default()
+        };
+        match review_live(&plan, &opts.required, &settings) {
+            Ok((a, errors)) => {
+                live_errors = errors;
+                a
+            }
+            Err(e) => {
+                eprintln!("review: {e}");
+                return 2;
+            }
+        }
+    } else {
+        analyze(&plan, &opts.required)
     };
     let out = render(&analysis, opts.format, &opts.plan);
     let mut stdout = std::io::stdout().lock();
@@ -250,6 +342,13 @@ pub fn main(args: &[String]) -> i32 {
         .and_then(|_| stdout.flush())
         .is_err()
     {
+        return 2;
+    }
+    if !live_errors.is_empty() {
+        // Asked to look and could not: the review is incomplete.
+        for e in &live_errors {
+            eprintln!("review: --live: {e}");
+        }
         return 2;
     }
     exit_code(&analysis)

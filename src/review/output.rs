@@ -66,14 +66,37 @@ pub fn text(a: &Analysis) -> String {
     {
         let o = &l.outcome;
         out.push_str(&format!(
-            "cannot tell yet {} {} ({}): {}\n",
+            "cannot tell yet {} {} ({}): {}{}\n",
             o.rule,
             readable(&l.address),
             l.attribute,
-            o.message
+            o.message,
+            if l.live_decides {
+                " [review --live decides this]"
+            } else {
+                ""
+            }
         ));
     }
     let c = counts(a);
+    match &a.live {
+        Some(errors) if errors.is_empty() => {
+            out.push_str("live: the workspaces' current facts were read from Databricks\n")
+        }
+        Some(errors) => {
+            for e in errors {
+                out.push_str(&format!("live: could not read: {e}\n"));
+            }
+        }
+        None => {
+            let n = a.outcomes.iter().filter(|l| l.live_decides).count();
+            if n > 0 {
+                out.push_str(&format!(
+                    "{n} of the \"cannot tell yet\" outcomes need facts only Databricks has (current keys, tier, running classic compute, dashboards): run `review --live` to decide them\n"
+                ));
+            }
+        }
+    }
     out.push_str(&format!(
         "{} error(s), {} warning(s), {} cannot tell yet, {} passed\n",
         c.errors, c.warnings, c.cannot_tell, c.passed
@@ -89,6 +112,17 @@ struct JsonReport<'a> {
     summary: JsonSummary,
     findings: Vec<JsonFinding<'a>>,
     coverage: Vec<JsonCoverage<'a>>,
+    live: JsonLive<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonLive<'a> {
+    /// Facts were read from Databricks (`--live`).
+    read: bool,
+    /// Reads that failed.
+    errors: &'a [String],
+    /// Offline: how many `cannot_tell` outcomes `--live` would decide.
+    would_decide: usize,
 }
 
 #[derive(Serialize)]
@@ -112,6 +146,7 @@ struct JsonFinding<'a> {
     message: &'a str,
     remediation: &'static str,
     docs: String,
+    live_decides: bool,
 }
 
 #[derive(Serialize)]
@@ -157,6 +192,7 @@ pub fn json(a: &Analysis, source: &str) -> String {
                     message: &o.message,
                     remediation: r.remediation,
                     docs: r.docs_path(),
+                    live_decides: l.live_decides,
                 }
             })
             .collect(),
@@ -173,6 +209,11 @@ pub fn json(a: &Analysis, source: &str) -> String {
                 })
             })
             .collect(),
+        live: JsonLive {
+            read: a.live.is_some(),
+            errors: a.live.as_deref().unwrap_or_default(),
+            would_decide: a.outcomes.iter().filter(|l| l.live_decides).count(),
+        },
     };
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
@@ -220,7 +261,7 @@ pub fn sarif(a: &Analysis, source: &str) -> String {
                         "kind": "resource",
                     }],
                 }],
-                "properties": { "subject": o.subject.name(), "remediation": o.remediation() },
+                "properties": { "subject": o.subject.name(), "remediation": o.remediation(), "live_decides": l.live_decides },
             })
         })
         .collect();

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::rules::findings::Verdict;
+use crate::rules::Fact;
 use crate::rules::RuleId;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -684,4 +685,106 @@ fn quoted_values_are_cut_to_a_readable_length() {
             "{format:?} echoes a control character"
         );
     }
+}
+
+#[test]
+fn live_targets_are_the_existing_workspaces_and_named_key_configurations() {
+    let plan = Plan::parse(&fixture("official_live_rotation.json")).unwrap();
+    let t = analyze::live_targets(&plan);
+    assert_eq!(
+        t.workspace_ids.iter().copied().collect::<Vec<_>>(),
+        vec![7000000000000101]
+    );
+    assert_eq!(
+        t.key_config_ids.iter().cloned().collect::<Vec<_>>(),
+        vec!["aaaaaaaa-0000-4000-8000-0000000000b2".to_string()]
+    );
+    // A binding of an existing workspace; its key configuration is created
+    // in the plan, so it is not read.
+    let plan = Plan::parse(&fixture("cmk_serverless.json")).unwrap();
+    let t = analyze::live_targets(&plan);
+    assert_eq!(
+        t.workspace_ids.iter().copied().collect::<Vec<_>>(),
+        vec![2222333344445555]
+    );
+    assert!(t.key_config_ids.is_empty(), "{t:?}");
+    // A plan that only creates workspaces needs nothing live.
+    let plan = Plan::parse(&fixture("official_ok.json")).unwrap();
+    assert!(analyze::live_targets(&plan).is_empty());
+}
+
+#[test]
+fn live_facts_decide_what_the_plan_cannot_hold() {
+    use crate::rules::facts::{ComputeKind, Dashboard, RunningCompute, WorkspaceFacts};
+    let plan = Plan::parse(&fixture("official_live_rotation.json")).unwrap();
+    let mut live = live::LiveFacts::default();
+    let mut ws = WorkspaceFacts::unknown();
+    ws.status = Fact::Known(Some(crate::rules::facts::WorkspaceStatus::Running));
+    ws.running_classic_compute = Fact::Known(vec![RunningCompute {
+        kind: ComputeKind::InstancePool,
+        name: "warm".into(),
+    }]);
+    ws.dashboards = Fact::Known(vec![Dashboard {
+        id: "d1".into(),
+        name: "Old".into(),
+        create_time: "2024-01-01T00:00:00Z".into(),
+    }]);
+    live.workspaces.insert(7000000000000101, ws);
+    let a = analyze::analyze_live(&plan, &Requirements::default(), &live);
+    let f = failures(&a);
+    let ws = "databricks_mws_workspaces.this".to_string();
+    assert!(
+        f.contains(&(ws.clone(), "CMK010", "workspace_status".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(
+            ws.clone(),
+            "CMK011",
+            "managed_services_customer_managed_key_id".into()
+        )),
+        "{f:?}"
+    );
+    assert!(a.outcomes.iter().all(|l| !l.live_decides));
+    // Offline the same outcomes cannot tell and are marked.
+    let a = analyze(&plan, &Requirements::default());
+    for rule in [RuleId::ClassicComputeRunning, RuleId::LegacyDashboards] {
+        let l = a.outcomes.iter().find(|l| l.outcome.rule == rule).unwrap();
+        assert_eq!(l.outcome.verdict, Verdict::CannotTell);
+        assert!(l.live_decides, "{l:?}");
+    }
+    // Outcomes that do not depend on live facts are not marked.
+    assert!(a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict == Verdict::Pass)
+        .all(|l| !l.live_decides));
+}
+
+#[test]
+fn live_arguments() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let o = parse_args(&s(&[
+        "p.json",
+        "--live",
+        "--profile",
+        "prod",
+        "--workspace-host-template=http://h/{deployment_name}",
+    ]))
+    .unwrap();
+    assert!(o.live);
+    assert_eq!(o.profile.as_deref(), Some("prod"));
+    assert_eq!(
+        o.workspace_host_template.as_deref(),
+        Some("http://h/{deployment_name}")
+    );
+    assert!(!parse_args(&s(&["p.json"])).unwrap().live);
+    assert!(matches!(
+        parse_args(&s(&["p.json", "--live", "--profile"])),
+        Err(UsageError::MissingValue(_))
+    ));
+    assert!(matches!(
+        parse_args(&s(&["p.json", "--profile", "--live"])),
+        Err(UsageError::MissingValue(_))
+    ));
 }

@@ -94,7 +94,8 @@ async fn sleep_or_cancel(
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // A huge value must not overflow (try_from refuses it): ignored.
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(
@@ -356,7 +357,10 @@ impl AccountClient {
                         return Ok(found);
                     }
                     let delay = self.backoff(rounds);
-                    if Instant::now() + delay > deadline {
+                    if Instant::now()
+                        .checked_add(delay)
+                        .is_none_or(|t| t > deadline)
+                    {
                         return Err(DatabricksError::RetriesExhausted {
                             attempts: rounds,
                             elapsed_secs: started.elapsed().as_secs_f64(),
@@ -800,7 +804,10 @@ impl AccountClient {
                         return Err(ExecError::Ambiguous(error));
                     }
                     let delay = retry_after.unwrap_or_else(|| self.backoff(attempts));
-                    if Instant::now() + delay > deadline {
+                    if Instant::now()
+                        .checked_add(delay)
+                        .is_none_or(|t| t > deadline)
+                    {
                         return Err(ExecError::Final(DatabricksError::RetriesExhausted {
                             attempts,
                             elapsed_secs: start.elapsed().as_secs_f64(),
@@ -1140,6 +1147,11 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
         h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        // Hostile answers: no panic, no overflow.
+        for v in ["1e300", "-1", "inf", "NaN", "18446744073709551616"] {
+            h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{v}");
+        }
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
         h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
         let d = retry_after(&h).unwrap();

@@ -8,7 +8,7 @@ mod client;
 mod error;
 mod facts;
 mod models;
-mod settings;
+pub mod settings;
 mod snapshot;
 mod workspace_api;
 

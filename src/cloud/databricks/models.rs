@@ -134,6 +134,10 @@ pub struct Workspace {
     pub managed_services_customer_managed_key_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_customer_managed_key_id: Option<String>,
+    /// Set when the workspace runs in a customer-managed VPC: then its status
+    /// stays RUNNING while a key update is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
     /// Epoch milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_time: Option<i64>,

@@ -28,27 +28,22 @@ fn workspace<T>(
     deployment: &str,
     f: impl FnOnce(&SandboxWorkspace) -> T,
 ) -> Result<T, Response> {
-    let owner = s.account_of(headers)?;
+    // The workspace's own API: only a token issued for this workspace (the
+    // same rule as the dashboards list).
+    s.authorize_workspace(headers, deployment)?;
     let world = lock(&s.world);
-    let Some((account_id, w)) = world.accounts.iter().find_map(|a| {
-        a.workspaces
-            .iter()
-            .find(|w| w.workspace.deployment_name.as_deref() == Some(deployment))
-            .map(|w| (a.account_id.as_str(), w))
-    }) else {
+    let Some(w) = world
+        .accounts
+        .iter()
+        .flat_map(|a| a.workspaces.iter())
+        .find(|w| w.workspace.deployment_name.as_deref() == Some(deployment))
+    else {
         return Err(err(
             404,
             "ENDPOINT_NOT_FOUND",
             format!("No workspace {deployment}"),
         ));
     };
-    if account_id != owner {
-        return Err(err(
-            403,
-            "PERMISSION_DENIED",
-            "This credential is not allowed in this workspace",
-        ));
-    }
     Ok(f(w))
 }
 
