@@ -3,7 +3,7 @@
 //! `filesystem_mirror`, and the `dashboard_protected` function.
 
 use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
-use crate::sandbox::{Sandbox, TOKEN};
+use crate::sandbox::{oauth_env, Sandbox, CLIENT_ID, CLIENT_SECRET};
 
 const US_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
 
@@ -24,7 +24,7 @@ fn terraform_levels_and_filters_the_providers_log_lines() {
         "{CMK_HEADER}\n{}\nresource \"cmk_key_configuration\" \"k\" {{\n  use_cases = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{ key_arn = \"{US_KEY}\" }}\n}}\n",
         sb.provider_block()
     ));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     let run_logged = |level: &str, args: &[&str]| -> String {
         let path = w.path().join(format!("terraform-{level}.log"));
         let _ = std::fs::remove_file(&path);
@@ -96,8 +96,8 @@ fn terraform_levels_and_filters_the_providers_log_lines() {
         "trace lines were written"
     );
     assert!(
-        !log.contains(TOKEN),
-        "the Databricks token reached Terraform's log"
+        !log.contains(CLIENT_SECRET),
+        "the OAuth client secret reached Terraform's log"
     );
 }
 
@@ -494,7 +494,7 @@ fn a_plan_reads_each_kind_with_one_list() {
         "admin_token": crate::sandbox::ADMIN_TOKEN,
         "accounts": [{
             "account_id": crate::sandbox::ACCOUNT_ID,
-            "tokens": [TOKEN],
+            "oauth_clients": [{ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET }],
             "customer_managed_keys": [],
             "workspaces": workspaces,
         }]
@@ -519,7 +519,7 @@ resource "cmk_workspace_binding" "b" {{
 "#,
         sb.provider_block()
     ));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     w.run(&["apply", "-auto-approve", "-input=false", "-no-color"])
         .ok();
     let requests = || {
@@ -534,10 +534,11 @@ resource "cmk_workspace_binding" "b" {{
     let plan = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
     assert_eq!(plan.code, 0, "the re-plan is empty:\n{}", plan.all());
     let spent = requests() - before;
-    // One list of key configurations, one of workspaces: not 40 + 10 + the
+    // One OAuth token (machine-to-machine, as the Account API requires), one
+    // list of key configurations, one of workspaces: not 40 + 10 + the
     // plan-time reads of each binding's workspace and key.
     assert_eq!(
-        spent, 2,
+        spent, 3,
         "Account API requests of a plan over {KEYS} key configurations and {WORKSPACES} bindings"
     );
 
@@ -573,6 +574,6 @@ resource "cmk_workspace_binding" "b" {{
         "{}",
         plan.all()
     );
-    // The two lists, and the GET that confirms the deletion.
-    assert_eq!(requests() - before, 3);
+    // The token, the two lists, and the GET that confirms the deletion.
+    assert_eq!(requests() - before, 4);
 }
