@@ -457,6 +457,15 @@ def main():
         lin = c10 / c1 if c1 > 0 else float("nan")
         lines.append("| 5 | `review`, 1,000 and 10,000 resources (wall; CPU) | %.2fs and **%.2fs**; CPU %.2fs and %.2fs (x%.1f for 10x the resources) | under 2 s at 10,000, linear | %s |"
                      % (w1, w10, c1, c10, lin, verdict(w10 < 2.0)))
+    met = [l for l in lines if l.startswith("| ") and l.endswith("| met |")]
+    missed = [l for l in lines if l.startswith("| ") and l.endswith("| **not met** |")]
+    note = "%d of %d goals met." % (len(met), len(met) + len(missed))
+    if missed:
+        note += " Not met: " + "; ".join(
+            "%s (%s, goal %s)" % (l.split(" | ")[1], l.split(" | ")[2].replace("**", ""), l.split(" | ")[3])
+            for l in missed) + "."
+    note += " Load average %s at start, %s at end (2 cores): figures taken under load move by tens of percent between rounds; the rounds are in the log below." % (load_start, load_end)
+    lines += ["", "## Closing note", "", note]
     lines += ["", "## Run log", "", "```"] + log_lines + ["```", ""]
     if not quick:
         with open(a.out, "w") as f:
