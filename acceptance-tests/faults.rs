@@ -423,3 +423,83 @@ resource "sleep_wait" "long" {
         state.stdout
     );
 }
+
+/// The key configurations of the sandbox's account for `arn`.
+fn configurations_for(sb: &Sandbox, arn: &str) -> Vec<serde_json::Value> {
+    let (_, state) = sb.admin("GET", "/_sandbox/state", "");
+    let world: serde_json::Value = serde_json::from_str(&state).unwrap();
+    world["accounts"][0]["customer_managed_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["aws_key_info"]["key_arn"] == arn)
+        .cloned()
+        .collect()
+}
+
+/// Issue 10: with 5 s latency on the API, Ctrl-C 2 s into the create left
+/// state empty while the configuration was committed anyway; the next
+/// apply created a second one. Now the cancelled create finds what it made
+/// and state tracks it: the second apply adds nothing.
+#[test]
+fn interrupted_create_is_tracked_and_the_next_apply_adds_nothing() {
+    if !enabled("interrupted_create_is_tracked_and_the_next_apply_adds_nothing") {
+        return;
+    }
+    const ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/5a5a5a5a-2222-3333-4444-555555555555";
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases    = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{ key_arn = \"{ARN}\" }}\n}}\n"
+        ),
+    );
+    let (status, body) = sb.admin("PUT", "/_sandbox/faults", r#"{"latency_ms": 5000}"#);
+    assert!(status < 300, "faults: {status} {body}");
+    let mut run =
+        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+    run.wait_for(
+        "cmk_key_configuration.k: Creating...",
+        Duration::from_secs(120),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    run.interrupt_group();
+    run.finish(Duration::from_secs(120));
+    assert!(run.output.contains("Interrupt received"), "{}", run.output);
+    let (status, body) = sb.admin("PUT", "/_sandbox/faults", r#"{"latency_ms": 0}"#);
+    assert!(status < 300, "faults: {status} {body}");
+
+    // The sandbox finishes the create it received, as a real service does
+    // (after its latency; a hang guard, not a timing goal).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while configurations_for(&sb, ARN).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let made = configurations_for(&sb, ARN);
+    assert_eq!(
+        made.len(),
+        1,
+        "the interrupted create committed one configuration: {made:?}"
+    );
+    let listed = w.run(&["state", "list"]);
+    assert!(
+        listed.stdout.contains("cmk_key_configuration.k"),
+        "state tracks the configuration the interrupted create made:\n{}\n{}",
+        listed.all(),
+        run.output
+    );
+
+    let second = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    second.ok();
+    assert!(
+        second.stdout.contains("0 added"),
+        "the second apply adds nothing:\n{}",
+        second.stdout
+    );
+    let made = configurations_for(&sb, ARN);
+    assert_eq!(made.len(), 1, "exactly one configuration: {made:?}");
+    let shown = w.json(&["show", "-json"]);
+    let tracked =
+        shown["values"]["root_module"]["resources"][0]["values"]["customer_managed_key_id"].clone();
+    assert_eq!(tracked, made[0]["customer_managed_key_id"]);
+}

@@ -265,9 +265,25 @@ async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
         let mut rng = lock(&s.rng);
         (rng.f64() < f.throttle_rate, rng.f64() < f.error_rate)
     };
-    if f.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+    // A real service finishes a request it received even when the client
+    // goes away (issue 10: a create cancelled by Ctrl-C was committed
+    // anyway): the rest runs in a task of its own, which a closed
+    // connection does not abort.
+    let handled = tokio::spawn(async move {
+        if f.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+        }
+        answer(f, throttle, fail || fail_now, req, next).await
+    });
+    match handled.await {
+        Ok(r) => r,
+        // drop_after_commit unwinds to close the connection: keep doing so.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => err(500, "INTERNAL_ERROR", format!("cmk-sandbox: {e}")),
     }
+}
+
+async fn answer(f: Faults, throttle: bool, fail: bool, req: Request, next: Next) -> Response {
     if throttle {
         let mut r = err(
             429,
@@ -279,7 +295,7 @@ async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
         }
         return r;
     }
-    if fail || fail_now {
+    if fail {
         return err(
             f.error_status,
             "TEMPORARILY_UNAVAILABLE",

@@ -22,6 +22,11 @@ use crate::rules::ids::{self, KeyConfigId, WorkspaceId};
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Clock skew allowed when matching a configuration created by a lost answer.
 const CREATE_MATCH_SKEW_MS: i64 = 30_000;
+/// How long a cancelled create keeps looking for the configuration it may
+/// have made (Terraform waits for the provider after Ctrl-C).
+pub const CANCELLED_CREATE_RECOVERY: Duration = Duration::from_secs(20);
+/// Pause between two looks of that recovery.
+const CANCELLED_CREATE_POLL: Duration = Duration::from_secs(2);
 
 /// A Databricks Account API client. Cheap to clone; share one per provider.
 #[derive(Clone)]
@@ -35,6 +40,9 @@ struct Inner {
     auth: Authenticator,
     limiter: RateLimiter,
     rng: Mutex<fastrand::Rng>,
+    /// Key configurations this client created or adopted: a lost create
+    /// never adopts one of them (two identical creates in one apply).
+    claimed: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for AccountClient {
@@ -161,6 +169,8 @@ enum Failure {
         ambiguous: bool,
     },
     Fatal(DatabricksError),
+    /// Cancelled after the request may have been sent.
+    CancelledInFlight(DatabricksError),
 }
 
 /// How `execute` ended when it did not succeed.
@@ -168,6 +178,9 @@ enum ExecError {
     Final(DatabricksError),
     /// Only for non-idempotent calls: the request may have taken effect.
     Ambiguous(DatabricksError),
+    /// Only for non-idempotent calls: cancelled while the request was in
+    /// flight, so it may have taken effect.
+    CancelledAmbiguous(DatabricksError),
 }
 
 impl From<DatabricksError> for ExecError {
@@ -225,6 +238,7 @@ impl AccountClient {
                 auth: Authenticator::new(cfg.auth.clone()),
                 limiter: RateLimiter::new(cfg.rate_limit),
                 rng: Mutex::new(rng),
+                claimed: Mutex::new(Default::default()),
                 http,
                 cfg,
             }),
@@ -294,13 +308,106 @@ impl AccountClient {
     /// `POST /customer-managed-keys`. Never makes two configurations: after
     /// an ambiguous failure it lists and adopts a matching configuration
     /// created since the first attempt, and only sends again if none exists.
+    /// Cancelled after a request may have been sent (Ctrl-C during the
+    /// POST), it still looks for what it made, for at most
+    /// [`CANCELLED_CREATE_RECOVERY`], and answers it, so that Terraform's
+    /// state tracks every configuration that exists.
     pub async fn create_customer_managed_key(
         &self,
         request: &CreateCustomerManagedKey,
         cancel: &CancellationToken,
     ) -> Result<CustomerManagedKey, DatabricksError> {
-        let started = Instant::now();
         let started_ms = now_ms() - CREATE_MATCH_SKEW_MS;
+        let mut maybe_sent = false;
+        let out = match self
+            .create_rounds(request, started_ms, cancel, &mut maybe_sent)
+            .await
+        {
+            Err(DatabricksError::Cancelled { during }) if maybe_sent => {
+                self.recover_cancelled_create(request, started_ms, during)
+                    .await
+            }
+            other => other,
+        };
+        if let Ok(k) = &out {
+            self.claim(&k.customer_managed_key_id);
+        }
+        out
+    }
+
+    fn claim(&self, id: &str) {
+        if let Ok(mut c) = self.inner.claimed.lock() {
+            c.insert(id.to_string());
+        }
+    }
+
+    /// A configuration made by this request since `since_ms` that no other
+    /// create of this client has taken.
+    fn unclaimed_match(
+        &self,
+        all: Vec<CustomerManagedKey>,
+        request: &CreateCustomerManagedKey,
+        since_ms: i64,
+    ) -> Option<CustomerManagedKey> {
+        let claimed = self
+            .inner
+            .claimed
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        all.into_iter()
+            .filter(|k| !claimed.contains(&k.customer_managed_key_id))
+            .filter(|k| same_configuration(k, request, since_ms))
+            .max_by_key(|k| k.creation_time)
+    }
+
+    /// After a cancel that may have let a create through: lists (with a
+    /// token of its own, the caller's is cancelled) until the configuration
+    /// shows up or [`CANCELLED_CREATE_RECOVERY`] has passed.
+    async fn recover_cancelled_create(
+        &self,
+        request: &CreateCustomerManagedKey,
+        since_ms: i64,
+        during: String,
+    ) -> Result<CustomerManagedKey, DatabricksError> {
+        tracing::warn!("cancelled while a create may have taken effect; looking for the configuration so that state tracks it");
+        let own = CancellationToken::new();
+        let deadline = tokio::time::Instant::now() + CANCELLED_CREATE_RECOVERY;
+        loop {
+            match tokio::time::timeout_at(deadline, self.list_customer_managed_keys(&own)).await {
+                Ok(Ok(all)) => {
+                    if let Some(found) = self.unclaimed_match(all, request, since_ms) {
+                        tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the cancelled create had taken effect; returning its configuration");
+                        return Ok(found);
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "listing key configurations after a cancel failed")
+                }
+                Err(_) => break,
+            }
+            if tokio::time::Instant::now() + CANCELLED_CREATE_POLL >= deadline {
+                break;
+            }
+            tokio::time::sleep(CANCELLED_CREATE_POLL).await;
+        }
+        own.cancel();
+        Err(DatabricksError::Cancelled {
+            during: format!(
+                "{during}; no configuration made by this create showed up within {}s",
+                CANCELLED_CREATE_RECOVERY.as_secs()
+            ),
+        })
+    }
+
+    async fn create_rounds(
+        &self,
+        request: &CreateCustomerManagedKey,
+        started_ms: i64,
+        cancel: &CancellationToken,
+        maybe_sent: &mut bool,
+    ) -> Result<CustomerManagedKey, DatabricksError> {
+        let started = Instant::now();
         let deadline = started + self.inner.cfg.retry_timeout;
         let body = serde_json::to_value(request).map_err(|e| DatabricksError::Decode {
             url: String::new(),
@@ -321,13 +428,15 @@ impl AccountClient {
                     return Ok(k);
                 }
                 Err(ExecError::Final(e)) => return Err(e),
+                Err(ExecError::CancelledAmbiguous(e)) => {
+                    *maybe_sent = true;
+                    return Err(e);
+                }
                 Err(ExecError::Ambiguous(e)) => {
+                    *maybe_sent = true;
                     tracing::warn!(error = %e, "create may have taken effect; looking for the configuration before sending again");
                     let all = self.list_customer_managed_keys(cancel).await?;
-                    if let Some(found) = all
-                        .into_iter()
-                        .find(|k| same_configuration(k, request, started_ms))
-                    {
+                    if let Some(found) = self.unclaimed_match(all, request, started_ms) {
                         tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the lost create had taken effect; adopting its configuration");
                         return Ok(found);
                     }
@@ -561,7 +670,9 @@ impl AccountClient {
     ) -> Result<T, DatabricksError> {
         match self.execute(call, cancel).await {
             Ok(v) => Ok(v),
-            Err(ExecError::Final(e)) | Err(ExecError::Ambiguous(e)) => Err(e),
+            Err(ExecError::Final(e))
+            | Err(ExecError::Ambiguous(e))
+            | Err(ExecError::CancelledAmbiguous(e)) => Err(e),
         }
     }
 
@@ -613,6 +724,10 @@ impl AccountClient {
                     );
                 }
                 Failure::Fatal(e) => return Err(ExecError::Final(e)),
+                Failure::CancelledInFlight(e) if !call.idempotent => {
+                    return Err(ExecError::CancelledAmbiguous(e))
+                }
+                Failure::CancelledInFlight(e) => return Err(ExecError::Final(e)),
                 Failure::Retry {
                     error,
                     retry_after,
@@ -672,6 +787,12 @@ impl AccountClient {
             req = req.json(b);
         }
         tracing::debug!(method = %call.method, url = %call.url, "Databricks call");
+        // Cancelled before anything was sent: nothing can have taken effect.
+        if cancel.is_cancelled() {
+            return Err(Failure::Fatal(DatabricksError::Cancelled {
+                during: format!("about to call {} {}", call.method, call.url),
+            }));
+        }
         let sent = async {
             let resp = req.send().await?;
             let status = resp.status();
@@ -680,8 +801,9 @@ impl AccountClient {
             Ok::<_, reqwest::Error>((status, headers, body))
         };
         let result = tokio::select! {
+            biased;
             _ = cancel.cancelled() => {
-                return Err(Failure::Fatal(DatabricksError::Cancelled { during: format!("calling {} {}", call.method, call.url) }))
+                return Err(Failure::CancelledInFlight(DatabricksError::Cancelled { during: format!("calling {} {}", call.method, call.url) }))
             }
             r = sent => r,
         };
@@ -890,6 +1012,115 @@ mod tests {
             Some("..%5C..%5C_sandbox%3Fx%3D1%23f")
         );
         assert!(u.query().is_none() && u.fragment().is_none(), "{u}");
+    }
+
+    const ACCT: &str = "11111111-2222-4333-8444-555555555555";
+    const ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    async fn sandbox(latency_ms: u64) -> crate::sandbox::SandboxHandle {
+        crate::tfplugin::install_crypto_provider();
+        let world = serde_json::from_value(serde_json::json!({
+            "admin_token": "admin",
+            "accounts": [{"account_id": ACCT, "tokens": ["t"]}]
+        }))
+        .unwrap();
+        let mut c = crate::sandbox::SandboxConfig::new(world);
+        c.faults.latency_ms = latency_ms;
+        crate::sandbox::start(c).await.unwrap()
+    }
+
+    fn client(h: &crate::sandbox::SandboxHandle) -> AccountClient {
+        let s = DatabricksSettings {
+            host: Some(h.url()),
+            account_id: Some(ACCT.into()),
+            token: Some(Secret::new("t")),
+            rate_limit: Some(1000.0),
+            retry_base_delay: Some(Duration::from_millis(20)),
+            ..Default::default()
+        };
+        AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap()
+    }
+
+    fn request() -> CreateCustomerManagedKey {
+        CreateCustomerManagedKey {
+            use_cases: vec![KeyFeature::ManagedServices],
+            aws_key_info: AwsKeyInfo {
+                key_arn: ARN.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Issue 10: Ctrl-C during a slow POST left the configuration, created
+    /// anyway, out of Terraform's state. The cancelled create looks it up
+    /// and answers it.
+    #[tokio::test]
+    async fn a_create_cancelled_in_flight_answers_what_it_made() {
+        let h = sandbox(1500).await;
+        let c = client(&h);
+        let cancel = CancellationToken::new();
+        let fire = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            fire.cancel();
+        });
+        let k = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .expect("the configuration the cancelled POST made");
+        let all = c
+            .list_customer_managed_keys(&CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].customer_managed_key_id, k.customer_managed_key_id);
+        h.shutdown().await;
+    }
+
+    /// Cancelled before anything was sent: no recovery, no request.
+    #[tokio::test]
+    async fn a_create_cancelled_before_sending_sends_nothing() {
+        let h = sandbox(0).await;
+        let c = client(&h);
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let e = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DatabricksError::Cancelled { .. }), "{e}");
+        let all = c
+            .list_customer_managed_keys(&CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(all.is_empty(), "{all:?}");
+        h.shutdown().await;
+    }
+
+    /// Two identical creates, one answer lost: the lost one never adopts the
+    /// configuration the other create already returned.
+    #[tokio::test]
+    async fn a_lost_create_never_adopts_a_configuration_already_claimed() {
+        let h = sandbox(0).await;
+        let c = client(&h);
+        let cancel = CancellationToken::new();
+        let first = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .unwrap();
+        let all = c.list_customer_managed_keys(&cancel).await.unwrap();
+        assert!(c
+            .unclaimed_match(all, &request(), now_ms() - CREATE_MATCH_SKEW_MS)
+            .is_none());
+        let second = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .unwrap();
+        assert_ne!(
+            first.customer_managed_key_id,
+            second.customer_managed_key_id
+        );
+        h.shutdown().await;
     }
 
     #[test]
