@@ -9,7 +9,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 BIN_DIR := target/release
 
-.PHONY: all build demo test unit acceptance lint venv bench docs clean
+.PHONY: all build demo test unit acceptance lint venv bench docs release clean
 
 all: build
 
@@ -43,9 +43,19 @@ lint:
 
 bench: build
 	./bench/plan_bench.sh $(BIN_DIR)
+	./bench/review_bench.sh $(BIN_DIR)
 
 docs:
 	$(CARGO) run --quiet -- docs --out docs
+
+# The release archive, its SHA256SUMS and manifest, and the mirror layout
+# (filesystem_mirror / network mirror) under $(DIST_DIR)/mirror. The binary
+# comes from the `dist` profile: the release build without debug info.
+DIST_DIR := dist
+release:
+	$(CARGO) build --profile dist --bin terraform-provider-cmk
+	rm -rf $(DIST_DIR)
+	$(PYTHON) tools/package_release.py target/dist/terraform-provider-cmk $(DIST_DIR)
 
 clean:
 	$(CARGO) clean

@@ -1,16 +1,19 @@
 //! cmk_key_configuration and cmk_workspace_binding through Terraform, against cmk-sandbox.
 
 use crate::harness::{enabled, plan_diagnostics, validate_diagnostics, Workdir, CMK_HEADER};
-use crate::sandbox::{Sandbox, ACCOUNT_ID, PREMIUM_WORKSPACE, PROD_WORKSPACE, SEEDED_KEY, TOKEN};
+use crate::sandbox::{
+    oauth_env, Sandbox, ACCOUNT_ID, CLIENT_SECRET, PREMIUM_WORKSPACE, PROD_WORKSPACE, SEEDED_KEY,
+};
 
 const US_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
 const EU_KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/66666666-7777-8888-9999-000000000000";
 
-/// A working directory for the sandbox; the token reaches the provider through
-/// DATABRICKS_TOKEN, as users should pass it, not through the configuration.
+/// A working directory for the sandbox; the OAuth client credentials reach
+/// the provider through the environment, as users should pass them, not
+/// through the configuration.
 fn workdir(sb: &Sandbox, body: &str) -> Workdir {
     let mut w = Workdir::new(&format!("{CMK_HEADER}\n{}\n{body}", sb.provider_block()));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     w
 }
 
@@ -408,8 +411,12 @@ fn credentials_never_reach_logs_plans_or_state() {
         "trace logs were captured"
     );
     assert!(
-        !everything.contains(TOKEN),
-        "the Databricks token leaked into logs or state"
+        !everything.contains(CLIENT_SECRET),
+        "the Databricks OAuth secret leaked into logs or state"
+    );
+    assert!(
+        !everything.contains("sbx-oauth-"),
+        "a Databricks OAuth token leaked into logs or state"
     );
 }
 
@@ -527,7 +534,7 @@ resource "cmk_key_configuration" "ms" {{
             ),
         ],
     );
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     // The official provider's state of the seeded key configuration.
     w.write(
         "terraform.tfstate",

@@ -2,7 +2,7 @@
 //! stands in for Databricks, moto for KMS.
 
 use crate::harness::{enabled, Workdir, CMK_HEADER};
-use crate::sandbox::{Sandbox, TOKEN};
+use crate::sandbox::{oauth_env, Sandbox};
 
 use crate::moto_server::MotoServer;
 
@@ -48,7 +48,7 @@ fn key_configuration_plan_checks_the_real_kms_key() {
         body("asymmetric", &asymmetric),
         body("good", &good)
     ));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     for (k, v) in m.env() {
         w.env.push((k.into(), v));
     }

@@ -6,7 +6,21 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
 pub const ACCOUNT_ID: &str = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13";
+/// A personal access token of the seed's account: Databricks' Account API
+/// (and the sandbox) refuse it; kept for the tests of that refusal.
 pub const TOKEN: &str = "dapi-sandbox-account-token";
+/// The seed's service principal (OAuth machine-to-machine).
+pub const CLIENT_ID: &str = "3a1b6c2d-sp-terraform";
+pub const CLIENT_SECRET: &str = "sandbox-oauth-secret";
+
+/// Credentials as users should pass them: the service principal's OAuth
+/// client id and secret in the environment, not in the configuration.
+pub fn oauth_env() -> Vec<(String, String)> {
+    vec![
+        ("DATABRICKS_CLIENT_ID".into(), CLIENT_ID.into()),
+        ("DATABRICKS_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
+    ]
+}
 pub const ADMIN_TOKEN: &str = "sandbox-admin";
 /// ENTERPRISE, HYBRID, us-east-1, RUNNING, managed-services key bound, no storage key.
 pub const PROD_WORKSPACE: i64 = 1234567890123456;
@@ -23,8 +37,15 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn start() -> Sandbox {
+        Sandbox::start_with(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/sandbox/seed.json"
+        ))
+    }
+
+    /// A sandbox seeded from `seed` (a path).
+    pub fn start_with(seed: &str) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
-        let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sandbox/seed.json");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cmk-sandbox"))
             .args([
                 "--listen",
@@ -56,7 +77,7 @@ impl Sandbox {
         }
     }
 
-    /// The provider block for this sandbox (the token comes from DATABRICKS_TOKEN).
+    /// The provider block for this sandbox (credentials come from [`oauth_env`]).
     pub fn provider_block(&self) -> String {
         format!(
             r#"provider "cmk" {{
@@ -68,6 +89,14 @@ impl Sandbox {
 "#,
             url = self.url
         )
+    }
+
+    /// Key configurations committed by creates since the start.
+    pub fn creates_committed(&self) -> u64 {
+        let (status, body) = self.admin("GET", "/_sandbox/stats", "");
+        assert_eq!(status, 200, "sandbox stats: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["creates_committed"].as_u64().unwrap()
     }
 
     /// An admin call (`/_sandbox/...`): changes the world behind Terraform's back.

@@ -9,7 +9,9 @@ use crate::cloud::kms::{Kms, KmsError, KmsSettings};
 use crate::data_sources::{
     encryption_coverage::EncryptionCoverage, kms_key_policy::KmsKeyPolicy, workspace::Workspace,
 };
-use crate::functions::{key_features::KeyFeatures, parse_key_arn::ParseKeyArn};
+use crate::functions::{
+    dashboard_protected::DashboardProtected, key_features::KeyFeatures, parse_key_arn::ParseKeyArn,
+};
 use crate::resources::{
     key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
 };
@@ -26,8 +28,14 @@ pub const SOURCE_ADDRESS: &str = "registry.terraform.io/databricks-cmk/cmk";
 ///
 /// Databricks credentials follow Databricks' unified authentication: the
 /// arguments below, then the `DATABRICKS_*` environment variables, then a profile
-/// of `~/.databrickscfg`. Nothing is read until an object needs the Account API,
-/// so plans of pure objects (policies, functions) need no credentials.
+/// of `~/.databrickscfg`. The Account API takes OAuth only: a service principal
+/// (`client_id` and `client_secret`, OAuth machine-to-machine, the usual choice
+/// for Terraform) or your own login through the Databricks CLI
+/// (`auth_type = "databricks-cli"`). Workspace-level calls (the AI/BI dashboards
+/// list) use a token of that workspace's own OIDC endpoint. Personal access
+/// tokens work for one workspace only and are refused by the Account API.
+/// Nothing is fetched until an object needs the Account API, so plans of pure
+/// objects (policies, functions) need no credentials.
 // No Debug: the configuration holds secrets (token, client_secret).
 #[derive(Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProviderConfig {
@@ -40,8 +48,9 @@ pub struct ProviderConfig {
     #[schemars(extend("x-tf" = ["optional"]))]
     pub account_id: Val<String>,
 
-    /// A personal access token. Prefer `DATABRICKS_TOKEN` or a profile, so the
-    /// token stays out of configuration files.
+    /// A personal access token (`DATABRICKS_TOKEN`). Databricks' Account API does
+    /// not accept personal access tokens (each works for one workspace only):
+    /// use `client_id` and `client_secret`, or `auth_type = "databricks-cli"`.
     #[schemars(extend("x-tf" = ["optional", "sensitive"]))]
     pub token: Val<String>,
 
@@ -54,6 +63,19 @@ pub struct ProviderConfig {
     /// (`DATABRICKS_CLIENT_SECRET`).
     #[schemars(extend("x-tf" = ["optional", "sensitive"]))]
     pub client_secret: Val<String>,
+
+    /// Which credential to use (`DATABRICKS_AUTH_TYPE`): `oauth-m2m` (a service
+    /// principal's `client_id` and `client_secret`), `databricks-cli` (your login,
+    /// through `databricks auth login`; the provider runs `databricks auth token`
+    /// for a fresh token, as Databricks' SDKs do) or `pat`. By default, the one
+    /// whose settings are present.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub auth_type: Val<String>,
+
+    /// The Databricks CLI to run for `auth_type = "databricks-cli"`
+    /// (`DATABRICKS_CLI_PATH`; default `databricks` on `PATH`).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub databricks_cli_path: Val<String>,
 
     /// The profile of the Databricks config file to use (`DATABRICKS_CONFIG_PROFILE`; default `DEFAULT`).
     #[schemars(extend("x-tf" = ["optional"]))]
@@ -122,11 +144,13 @@ impl Clients {
         let s = &self.databricks_settings;
         s.token.is_some()
             || s.client_secret.is_some()
+            || s.auth_type.is_some()
             || s.profile.is_some()
             || s.config_file.is_some()
             || [
                 "DATABRICKS_TOKEN",
                 "DATABRICKS_CLIENT_SECRET",
+                "DATABRICKS_AUTH_TYPE",
                 "DATABRICKS_CONFIG_PROFILE",
                 "DATABRICKS_CONFIG_FILE",
             ]
@@ -195,6 +219,8 @@ impl ProviderConfig {
             token: known(&self.token).map(Secret::new),
             client_id: known(&self.client_id),
             client_secret: known(&self.client_secret).map(Secret::new),
+            auth_type: known(&self.auth_type),
+            databricks_cli_path: known(&self.databricks_cli_path),
             profile: known(&self.profile),
             config_file: known(&self.config_file).map(Into::into),
             rate_limit: self.rate_limit.known().copied(),
@@ -225,7 +251,21 @@ impl Provider for CmkProvider {
                 );
             }
         }
-        if c.token.known().is_some()
+        if let Val::Known(t) = &c.auth_type {
+            use crate::cloud::databricks::AUTH_TYPES;
+            if !AUTH_TYPES.contains(&t.trim().to_ascii_lowercase().as_str()) {
+                diags.error_at(
+                    AttributePath::new(["auth_type"]),
+                    "Invalid auth_type",
+                    format!(
+                        "auth_type {t:?} is not supported; use one of {}.",
+                        AUTH_TYPES.join(", ")
+                    ),
+                );
+            }
+        }
+        if c.auth_type.is_null()
+            && c.token.known().is_some()
             && (c.client_id.known().is_some() || c.client_secret.known().is_some())
         {
             diags.error_at(
@@ -277,15 +317,33 @@ impl Provider for CmkProvider {
         &self,
         config: ProviderConfig,
         terraform_version: &str,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
     ) -> Option<Clients> {
         tracing::debug!(terraform_version, "configured");
+        let databricks = config.databricks_settings();
+        // A personal access token cannot work against the Account API: say
+        // so now, with the two alternatives, instead of at the first 401.
+        // Resolving reads only settings, variables and the config file.
+        let clients = Clients::new(databricks.clone(), KmsSettings::default());
+        if clients.databricks_configured() {
+            if let Ok(resolved) = databricks.resolve(&crate::cloud::databricks::ProcessEnvironment)
+            {
+                if let Some(why) = resolved.auth.account_api_warning() {
+                    diags.warning(
+                        "Personal access tokens do not work with the Account API",
+                        why,
+                    );
+                }
+            }
+        }
         let aws = KmsSettings {
             region: config.aws_region.known().cloned(),
             profile: config.aws_profile.known().cloned(),
             endpoint: config.kms_endpoint.known().cloned(),
         };
-        Some(Clients::new(config.databricks_settings(), aws))
+        let mut databricks = databricks;
+        databricks.terraform_version = Some(terraform_version.to_string());
+        Some(Clients::new(databricks, aws))
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Clients>>> {
@@ -305,6 +363,10 @@ impl Provider for CmkProvider {
     }
 
     fn functions(&self) -> Vec<Box<dyn Function>> {
-        vec![Box::new(KeyFeatures), Box::new(ParseKeyArn)]
+        vec![
+            Box::new(DashboardProtected),
+            Box::new(KeyFeatures),
+            Box::new(ParseKeyArn),
+        ]
     }
 }

@@ -97,7 +97,18 @@ async fn start() -> SandboxHandle {
     start_with(|_| {}).await
 }
 
+/// OAuth machine-to-machine, as the Account API needs.
 fn settings(h: &SandboxHandle) -> DatabricksSettings {
+    DatabricksSettings {
+        token: None,
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
+        ..pat_settings(h)
+    }
+}
+
+/// A personal access token (which Databricks' Account API refuses).
+fn pat_settings(h: &SandboxHandle) -> DatabricksSettings {
     DatabricksSettings {
         host: Some(h.url()),
         account_id: Some(ACCT.into()),
@@ -119,12 +130,7 @@ fn client_from(s: DatabricksSettings) -> AccountClient {
 }
 
 fn oauth_settings(h: &SandboxHandle) -> DatabricksSettings {
-    DatabricksSettings {
-        token: None,
-        client_id: Some(CLIENT_ID.into()),
-        client_secret: Some(Secret::new(CLIENT_SECRET)),
-        ..settings(h)
-    }
+    settings(h)
 }
 
 async fn admin(h: &SandboxHandle, method: &str, path: &str, body: Value) -> Value {
@@ -161,6 +167,39 @@ fn api_code(e: &DatabricksError) -> (u16, String, String) {
         } => (*status, error_code.clone(), message.clone()),
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+/// Every request names the provider and the Terraform CLI that runs it, as
+/// Databricks' SDKs identify themselves; the sandbox records what it saw.
+#[tokio::test]
+async fn every_request_carries_the_user_agent() {
+    let h = start().await;
+    let c = client_from(DatabricksSettings {
+        terraform_version: Some("1.11.4".into()),
+        ..oauth_settings(&h)
+    });
+    let cancel = CancellationToken::new();
+    c.list_workspaces(&cancel).await.unwrap();
+    c.get_customer_managed_key(
+        &cmk::rules::ids::KeyConfigId::parse(MS_KEY).unwrap(),
+        &cancel,
+    )
+    .await
+    .unwrap();
+    c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    let want = format!("terraform-provider-cmk/{} terraform/1.11.4", cmk::VERSION);
+    let agents = stats["user_agents"].as_object().unwrap();
+    // The OAuth token requests (account and workspace) and the calls.
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert!(agents[&want].as_u64().unwrap() >= 5, "{agents:?}");
+    assert_eq!(
+        cmk::cloud::databricks::user_agent(None),
+        format!("terraform-provider-cmk/{}", env!("CARGO_PKG_VERSION"))
+    );
+    h.shutdown().await;
 }
 
 #[tokio::test]
@@ -389,7 +428,11 @@ async fn workspace_update_refusals() {
 #[tokio::test]
 async fn silently_reverted_storage_key_is_a_typed_error() {
     let h = start().await;
-    let c = client_from(settings(&h));
+    // "Reverted" only once RUNNING with the old id outlasts the wait's bound.
+    let c = client_from(DatabricksSettings {
+        workspace_wait_timeout: Some(Duration::from_secs(1)),
+        ..settings(&h)
+    });
     let cancel = CancellationToken::new();
     admin(
         &h,
@@ -419,7 +462,7 @@ async fn silently_reverted_storage_key_is_a_typed_error() {
         } => {
             assert_eq!(workspace_id, WS_PLAIN);
             assert_eq!(field, "storage_customer_managed_key_id");
-            assert_eq!(expected.as_deref(), Some(ST_KEY));
+            assert_eq!(expected, ST_KEY);
             assert_eq!(actual, None);
         }
         other => panic!("{other:?}"),
@@ -520,7 +563,7 @@ async fn credentials_refused_name_whose() {
     let cancel = CancellationToken::new();
     let c = client_from(DatabricksSettings {
         token: Some(Secret::new("dapi-wrong-token-dddddddd")),
-        ..settings(&h)
+        ..pat_settings(&h)
     });
     let e = c.list_workspaces(&cancel).await.unwrap_err();
     let text = e.to_string();
@@ -529,14 +572,38 @@ async fn credentials_refused_name_whose() {
         "{e:?}"
     );
     assert!(
-        text.contains("the token from the argument `token`"),
+        text.contains("the personal access token from the argument `token`"),
         "{text}"
     );
     assert!(!text.contains("dapi-wrong-token"), "{text}");
-    // A valid token of another account: 403.
+    // A valid personal access token: the Account API refuses it, and the
+    // message says why and what to use instead.
+    let e = client_from(pat_settings(&h))
+        .list_workspaces(&cancel)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, DatabricksError::Unauthenticated { .. }),
+        "{e:?}"
+    );
+    assert!(
+        text.contains("does not accept personal access tokens")
+            && text.contains("client_secret")
+            && text.contains("databricks-cli"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
+    // With relaxed credential rules (local experiments), a valid token of
+    // another account: 403.
+    let relaxed = start_with(|c| c.relaxed_auth = true).await;
+    client_from(pat_settings(&relaxed))
+        .list_workspaces(&cancel)
+        .await
+        .unwrap();
     let c = client_from(DatabricksSettings {
         token: Some(Secret::new(OTHER_TOKEN)),
-        ..settings(&h)
+        ..pat_settings(&relaxed)
     });
     let e = c.list_customer_managed_keys(&cancel).await.unwrap_err();
     assert!(
@@ -544,6 +611,7 @@ async fn credentials_refused_name_whose() {
         "{e:?}"
     );
     assert!(!e.to_string().contains(OTHER_TOKEN));
+    relaxed.shutdown().await;
     // From the environment, the message names the variable.
     let env = StaticEnvironment::default()
         .with_var("DATABRICKS_HOST", &h.url())
@@ -552,7 +620,8 @@ async fn credentials_refused_name_whose() {
     let c = AccountClient::with_environment(&DatabricksSettings::default(), &env).unwrap();
     let e = c.list_workspaces(&cancel).await.unwrap_err();
     assert!(
-        e.to_string().contains("the token from DATABRICKS_TOKEN"),
+        e.to_string()
+            .contains("the personal access token from DATABRICKS_TOKEN"),
         "{e}"
     );
     // A wrong OAuth secret names the client, not the secret.
@@ -696,7 +765,11 @@ async fn retries_give_up_within_the_budget() {
     match e {
         DatabricksError::RetriesExhausted { attempts, last, .. } => {
             assert!(attempts >= 3, "{attempts}");
-            assert_eq!(last.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+            // Every call is throttled, the OAuth token request first.
+            assert!(
+                matches!(*last, DatabricksError::OAuth { status: 429, .. }),
+                "{last:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -747,8 +820,8 @@ async fn lost_create_answer_never_makes_two_configurations() {
     // The fault was used up: the first answer really was lost.
     let faults = admin(&h, "GET", "/_sandbox/faults", Value::Null).await;
     assert_eq!(faults["drop_after_commit"], 0, "{faults}");
-    // POST + LIST (recovery) + LIST (this test): no second POST.
-    assert_eq!(stats["api_requests"], 3, "{stats}");
+    // OAuth token + POST + LIST (recovery) + LIST (this test): no second POST.
+    assert_eq!(stats["api_requests"], 4, "{stats}");
     h.shutdown().await;
 }
 
@@ -847,12 +920,16 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_in_any_log_line() {
+    use tracing_subscriber::layer::SubscriberExt;
     let cap = Capture::default();
+    // The same events, also as the hclog JSON lines the provider writes.
+    let hclog = Capture::default();
     let sub = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(cap.clone())
         .with_ansi(false)
-        .finish();
+        .finish()
+        .with(cmk::logging::HclogLayer::new(hclog.clone()));
     let _guard = tracing::subscriber::set_default(sub);
     let h = start_with(|c| c.token_lifetime = Duration::from_secs(1)).await;
     let cancel = CancellationToken::new();
@@ -871,8 +948,8 @@ async fn no_secret_in_any_log_line() {
         .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
         .await
         .unwrap();
-    let pat = client_from(settings(&h));
-    pat.list_customer_managed_keys(&cancel).await.unwrap();
+    let pat = client_from(pat_settings(&h));
+    pat.list_customer_managed_keys(&cancel).await.unwrap_err();
     let bad = client_from(DatabricksSettings {
         client_secret: Some(Secret::new("wrong-secret-ffffffff")),
         ..oauth_settings(&h)
@@ -885,5 +962,49 @@ async fn no_secret_in_any_log_line() {
     assert!(log.contains("requesting OAuth token"), "{log}");
     for secret in [TOKEN, CLIENT_SECRET, "wrong-secret-ffffffff", "sbx-oauth-"] {
         assert!(!log.contains(secret), "{secret} appears in the log");
+    }
+    // The hclog lines: one debug line per call, with method, path, status,
+    // duration and retries; no secret.
+    let lines = String::from_utf8(hclog.0.lock().unwrap().clone()).unwrap();
+    let calls: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
+        .filter(|v| v["@message"] == "Databricks call")
+        .collect();
+    assert!(calls.len() >= 6, "{lines}");
+    let get = calls
+        .iter()
+        .find(|v| {
+            v["method"] == "GET"
+                && v["path"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/customer-managed-keys/")
+        })
+        .unwrap_or_else(|| panic!("no GET of a key configuration: {lines}"));
+    assert_eq!(get["@level"], "debug");
+    assert_eq!(get["status"], 200);
+    assert_eq!(get["retries"], 0);
+    assert!(
+        get["duration_ms"].is_u64() && get["@timestamp"].is_string(),
+        "{get}"
+    );
+    for secret in [TOKEN, CLIENT_SECRET, "wrong-secret-ffffffff", "sbx-oauth-"] {
+        assert!(
+            !lines.contains(secret),
+            "{secret} appears in the hclog lines"
+        );
+    }
+    // A secret passed to a log line by mistake is redacted before it is written.
+    let only_hclog = Capture::default();
+    let sub =
+        tracing_subscriber::registry().with(cmk::logging::HclogLayer::new(only_hclog.clone()));
+    tracing::subscriber::with_default(sub, || {
+        tracing::debug!(token = TOKEN, client_secret = CLIENT_SECRET, header = %format!("Bearer {TOKEN}"), "mistake with {TOKEN}");
+    });
+    let mistake = String::from_utf8(only_hclog.0.lock().unwrap().clone()).unwrap();
+    assert!(mistake.contains("[REDACTED]"), "{mistake}");
+    for secret in [TOKEN, CLIENT_SECRET] {
+        assert!(!mistake.contains(secret), "{secret} in {mistake}");
     }
 }

@@ -37,15 +37,17 @@ with open(SEED_PATH) as f:
 ACCOUNT = SEED["accounts"][0]
 ACCOUNT_ID = ACCOUNT["account_id"]
 TOKEN = ACCOUNT["tokens"][0]
-OTHER_TOKEN = SEED["accounts"][1]["tokens"][0]
+CLIENT = ACCOUNT["oauth_clients"][0]
+OTHER = SEED["accounts"][1]
 MS_KEY, ST_KEY, EU_KEY = (k["customer_managed_key_id"] for k in ACCOUNT["customer_managed_keys"])
 WS_PLAIN, WS_PREMIUM, WS_STORAGE_SET, WS_BUSY = (w["workspace_id"] for w in ACCOUNT["workspaces"])
 ARN = "arn:aws:kms:us-east-1:123456789012:key/9234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def account(**auth):
+    # The Account API takes OAuth: a service principal (machine-to-machine) by default.
     if not auth:
-        auth = {"token": TOKEN}
+        auth = {"client_id": CLIENT["client_id"], "client_secret": CLIENT["client_secret"]}
     return AccountClient(config=Config(host=URL, account_id=ACCOUNT_ID, **auth))
 
 
@@ -77,9 +79,14 @@ def test_key_configuration_lifecycle(a):
 
 
 def test_oauth_m2m_client(a):
-    m2m = account(client_id=ACCOUNT["oauth_clients"][0]["client_id"],
-                  client_secret=ACCOUNT["oauth_clients"][0]["client_secret"])
-    assert {w.workspace_id for w in m2m.workspaces.list()} == {WS_PLAIN, WS_PREMIUM, WS_STORAGE_SET, WS_BUSY}
+    assert a.config.auth_type == "oauth-m2m"
+    assert {w.workspace_id for w in a.workspaces.list()} == {WS_PLAIN, WS_PREMIUM, WS_STORAGE_SET, WS_BUSY}
+
+
+def test_personal_access_token_refused_by_the_account_api():
+    with pytest.raises(Unauthenticated) as e:
+        list(account(token=TOKEN).workspaces.list())
+    assert "Personal access tokens cannot be used with the Account API" in str(e.value)
 
 
 def test_workspaces_get_list_update(a):
@@ -106,8 +113,13 @@ def test_refusal_unauthenticated():
 
 
 def test_refusal_other_account():
+    # An OAuth token of another account's service principal.
+    other = AccountClient(config=Config(host=URL, account_id=OTHER["account_id"],
+                                        client_id=OTHER["oauth_clients"][0]["client_id"],
+                                        client_secret=OTHER["oauth_clients"][0]["client_secret"]))
+    token = other.config.authenticate()["Authorization"].split(" ", 1)[1]
     with pytest.raises(PermissionDenied) as e:
-        list(account(token=OTHER_TOKEN).encryption_keys.list())
+        list(account(token=token).encryption_keys.list())
     assert e.value.error_code == "PERMISSION_DENIED"
 
 

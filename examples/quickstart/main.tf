@@ -17,7 +17,9 @@ variable "workspace_id" {
   default = 1234567890123456 # "analytics-prod" in examples/sandbox/seed.json
 }
 
-# The token comes from DATABRICKS_TOKEN, as it should in real use.
+# OAuth machine-to-machine: the service principal's client id and secret come
+# from DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (run.sh sets the
+# sandbox's), as they should in real use, not from this file.
 provider "cmk" {
   host                            = var.databricks_host
   account_id                      = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13"
@@ -43,10 +45,14 @@ resource "cmk_key_configuration" "storage" {
   }
 }
 
-# ...and bind it to the workspace's storage (set once: Databricks cannot replace it).
+# ...and bind it to the workspace's storage (set once: Databricks cannot
+# replace it). Passed whole, the new configuration is checked against the
+# workspace at plan time, before anything is created. The managed-services
+# slot is left unset: the workspace keeps the key it has, which protects
+# `secrets`.
 resource "cmk_workspace_binding" "analytics" {
   workspace_id      = var.workspace_id
-  storage_key_id    = cmk_key_configuration.storage.customer_managed_key_id
+  storage_key       = cmk_key_configuration.storage
   required_coverage = ["dbfs_root", "job_results", "secrets"]
 }
 

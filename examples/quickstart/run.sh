@@ -33,7 +33,10 @@ provider_installation {
 }
 EOT
 export TF_CLI_CONFIG_FILE="$work/cli.tfrc" CHECKPOINT_DISABLE=1
-export DATABRICKS_TOKEN=dapi-sandbox-account-token TF_VAR_databricks_host="$host"
+# OAuth machine-to-machine: the seed's service principal, as Databricks'
+# Account API needs (it does not accept personal access tokens).
+export DATABRICKS_CLIENT_ID=3a1b6c2d-sp-terraform DATABRICKS_CLIENT_SECRET=sandbox-oauth-secret
+export TF_VAR_databricks_host="$host"
 cd "$work"
 echo "== terraform apply"
 "$terraform" apply -auto-approve -input=false -compact-warnings

@@ -56,6 +56,11 @@ struct Args {
     /// Seed of the fault randomness.
     #[arg(long, default_value_t = 0)]
     fault_seed: u64,
+    /// For local experiments only: accept what Databricks refuses about
+    /// credentials (personal access tokens on the Account API, account
+    /// tokens on workspace APIs).
+    #[arg(long)]
+    relaxed_auth: bool,
 }
 
 #[tokio::main]
@@ -94,6 +99,7 @@ async fn main() {
             seed: None,
         },
         fault_seed: args.fault_seed,
+        relaxed_auth: args.relaxed_auth,
     };
     let handle = match sandbox::start(config).await {
         Ok(h) => h,

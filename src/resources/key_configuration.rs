@@ -13,6 +13,7 @@ use crate::cloud::databricks::{
 use crate::provider::Clients;
 use crate::rules::facts::KeyConfigFacts;
 use crate::rules::{self, ids, KeyFeature, Subject};
+use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 
 /// The AWS KMS key of a key configuration.
@@ -197,6 +198,19 @@ impl Resource for KeyConfiguration {
         // A new configuration (they never change in place): check the real key.
         if change.prior.is_none() {
             verify_kms_key(ctx, &change.config, diags).await;
+            // Known at plan: the provider's account. A binding in the same plan
+            // then sees `"${account_id}/${customer_managed_key_id}"` start with
+            // a known "<account_id>/" (CMK014 at plan).
+            if let Ok(client) = ctx.client.databricks().await {
+                change.planned.account_id = Val::Known(client.config().account_id.to_string());
+            }
+            // Promised to Terraform: the new id is never null.
+            let promise = Refinements {
+                not_null: true,
+                string_prefix: None,
+            };
+            change.planned.id = Val::Unknown(promise.clone());
+            change.planned.customer_managed_key_id = Val::Unknown(promise);
         }
         // Databricks takes the key region from the ARN: say so in the plan.
         if let Val::Known(info) = &mut change.planned.aws_key_info {

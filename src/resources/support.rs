@@ -52,7 +52,7 @@ pub fn fact_opt<T: Clone>(v: &crate::tfplugin::Val<T>) -> crate::rules::Fact<Opt
     use crate::rules::Fact;
     use crate::tfplugin::Val;
     match v {
-        Val::Unknown => Fact::Unknown,
+        Val::Unknown(_) => Fact::Unknown,
         Val::Null => Fact::Known(None),
         Val::Known(x) => Fact::Known(Some(x.clone())),
     }

@@ -503,12 +503,61 @@ pub fn check_binding(
         (_, Fact::Known(_)) => Outcome::pass(r, s, format!("{label} is not running")),
         _ => Outcome::cannot_tell(r, s, "the workspace status is not known"),
     });
+    // CMK020: the status lets the keys change (whether a FAILED workspace
+    // ever ran is not in the Account API's answer: callers that know it use
+    // `check_workspace_updatable` directly).
+    out.push(check_workspace_updatable(ws, change, Fact::Unknown));
     // Coverage-based rules: CMK011, CMK012, CMK013.
     let keys = PlannedKeys::from_binding(change, storage);
     let cov = coverage(ws, &keys);
     out.extend(dashboard_rule(ws, &ms_set, required));
     out.extend(requirement_rules(ws, &cov, required));
     out
+}
+
+/// CMK020: Databricks updates the keys of a RUNNING or FAILED workspace
+/// only ("Update a running or failed workspace"); on a FAILED workspace that
+/// was ever RUNNING, a storage key configuration cannot be added (the Account
+/// API's documentation of the workspace update). `ever_running`: whether the
+/// workspace was ever RUNNING, when the caller knows.
+pub fn check_workspace_updatable(
+    ws: &WorkspaceFacts,
+    change: &BindingChange,
+    ever_running: Fact<bool>,
+) -> Outcome {
+    let r = RuleId::WorkspaceUpdatable;
+    let s = Subject::WorkspaceStatus;
+    let label = ws.label();
+    let any = |a: Fact<bool>, b: Fact<bool>| match (a, b) {
+        (Fact::Known(true), _) | (_, Fact::Known(true)) => Fact::Known(true),
+        (Fact::Known(false), Fact::Known(false)) => Fact::Known(false),
+        _ => Fact::Unknown,
+    };
+    let storage_changes = slot_changes(&ws.storage_key_id, &change.storage);
+    let changes = any(
+        slot_changes(&ws.managed_services_key_id, &change.managed_services),
+        storage_changes,
+    );
+    match (&changes, &ws.status) {
+        (Fact::Known(false), _) => Outcome::pass(r, s, "the keys do not change"),
+        (_, Fact::Known(None)) => Outcome::pass(r, s, "a new workspace gets its keys when it is created"),
+        (_, Fact::Known(Some(WorkspaceStatus::Running))) => Outcome::pass(r, s, format!("{label} is RUNNING")),
+        (_, Fact::Known(Some(WorkspaceStatus::Failed))) => match (storage_changes, ever_running) {
+            (Fact::Known(false), _) => Outcome::pass(r, s, format!("{label} is FAILED; Databricks accepts a managed-services key on a failed workspace")),
+            (_, Fact::Known(false)) => Outcome::pass(r, s, format!("{label} is FAILED and never ran; Databricks accepts its keys")),
+            (Fact::Known(true), Fact::Known(true)) => Outcome::fail(r, s, format!("{label} is FAILED after having run; Databricks adds a storage key to a failed workspace only if it never ran")),
+            _ => Outcome::cannot_tell(r, s, format!("{label} is FAILED; Databricks adds a storage key to a failed workspace only if it never ran, and whether it ran is not known")),
+        },
+        (_, Fact::Known(Some(st))) => {
+            let o = Outcome::fail(r, s, format!("{label} is {st}; Databricks changes keys only on a RUNNING or FAILED workspace"));
+            if changes == Fact::Unknown {
+                Outcome { verdict: super::findings::Verdict::CannotTell, message: format!("if the keys change, {}", o.message), ..o }
+            } else {
+                o
+            }
+        }
+        (_, Fact::Unknown) => Outcome::cannot_tell(r, s, "the workspace status is not known"),
+    }
 }
 
 fn storage_label(req: &RequestedKey) -> String {
@@ -541,6 +590,7 @@ fn check_slot(
         // Anything else that is not a UUID is not an id either (and never reaches a request path).
         (None, Fact::Known(Some(id))) if ids::KeyConfigId::parse(id).is_err() => Outcome::fail(r, subject, format!("the {slot} key id {} is not a bare key configuration id (a UUID such as \"0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98\"); use cmk_key_configuration.<name>.customer_managed_key_id", ids::quoted(id))),
         (None, Fact::Known(_)) => Outcome::pass(r, subject, format!("the {slot} key id is a bare id")),
+        (None, Fact::Unknown) if req.id_prefix.as_deref().is_some_and(ids::is_composite_key_id) => Outcome::fail(r, subject, format!("the {slot} key id is not known until apply, but it will start with {:?}: a composite <account_id>/<customer_managed_key_id>, which Databricks refuses as \"Invalid customerManagedKeyId\"; pass only the key configuration's customer_managed_key_id", req.id_prefix.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) if req.bare_source.is_some() => Outcome::pass(r, subject, format!("the {slot} key id comes from {}, a bare id", req.bare_source.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) => Outcome::cannot_tell(r, subject, format!("the {slot} key id is not known until apply, and where it comes from is not known")),
     });
@@ -552,14 +602,14 @@ fn check_slot(
         ));
         out.push(Outcome::pass(
             RuleId::KeyRegion,
-            Subject::KeyRegion,
+            subject,
             format!("no {slot} key is bound"),
         ));
         return out;
     }
     let Some(cfg) = cfg else {
         out.push(Outcome::cannot_tell(RuleId::SlotUseCase, subject, format!("the {slot} key configuration is not part of the plan, so its use cases are not known")));
-        out.push(Outcome::cannot_tell(RuleId::KeyRegion, Subject::KeyRegion, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
+        out.push(Outcome::cannot_tell(RuleId::KeyRegion, subject, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
         return out;
     };
     let name = cfg
@@ -584,12 +634,12 @@ fn check_slot(
     out.push(match (cfg.effective_key_region(), &ws.region) {
         (Fact::Known(k), Fact::Known(w)) if &k == w => Outcome::pass(
             r,
-            Subject::KeyRegion,
+            subject,
             format!("the {slot} key is in {w}, like the workspace"),
         ),
         (Fact::Known(k), Fact::Known(w)) => Outcome::fail(
             r,
-            Subject::KeyRegion,
+            subject,
             format!(
                 "{slot} key {} is in {k} but {label} is in {w}",
                 cfg.key_arn.known().cloned().unwrap_or_else(|| name.clone())
@@ -597,7 +647,7 @@ fn check_slot(
         ),
         _ => Outcome::cannot_tell(
             r,
-            Subject::KeyRegion,
+            subject,
             format!("the {slot} key's region or the workspace's region is not known until apply"),
         ),
     });

@@ -120,7 +120,7 @@ fn binding_rules_table() {
     });
     // CMK002
     cases.push(BindingCase {
-        subject: Some(Subject::KeyRegion),
+        subject: Some(Subject::ManagedServicesBinding),
         ..case("same region", RuleId::KeyRegion, Pass)
     });
     cases.push(BindingCase {
@@ -469,6 +469,31 @@ fn binding_rules_table() {
             ".customer_managed_key_id",
         ],
         ..case("composite from .id", RuleId::CompositeKeyId, Fail)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::being_set(Some(format!("{DBX_ACCT}/"))),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        says: &["will start with", DBX_ACCT, "customer_managed_key_id"],
+        ..case(
+            "unknown id with a composite prefix",
+            RuleId::CompositeKeyId,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::being_set(Some("0b6f".into())),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        ..case(
+            "unknown id with a bare prefix",
+            RuleId::CompositeKeyId,
+            CannotTell,
+        )
     });
     cases.push(BindingCase {
         change: BindingChange {
@@ -942,4 +967,53 @@ fn kms_key_rules_table() {
             }
         }
     }
+}
+
+#[test]
+fn cmk020_running_and_failed_workspaces_accept_key_updates() {
+    use Verdict::*;
+    let with_status = |st: Option<WorkspaceStatus>| WorkspaceFacts {
+        status: Fact::Known(st),
+        ..ws()
+    };
+    let ms_only = BindingChange {
+        managed_services: RequestedKey::id(MS_ID),
+        storage: RequestedKey::none(),
+    };
+    let check = |w: &WorkspaceFacts, c: &BindingChange, ran: Fact<bool>| {
+        check_workspace_updatable(w, c, ran)
+    };
+    let failed = with_status(Some(WorkspaceStatus::Failed));
+    let cases: Vec<(&str, Outcome, Verdict, &str)> = vec![
+        ("running", check(&ws(), &both(), Fact::Unknown), Pass, "RUNNING"),
+        ("failed, managed services only", check(&failed, &ms_only, Fact::Known(true)), Pass, "managed-services key on a failed workspace"),
+        ("failed, never ran, storage", check(&failed, &both(), Fact::Known(false)), Pass, "never ran"),
+        ("failed after running, storage", check(&failed, &both(), Fact::Known(true)), Fail, "only if it never ran"),
+        ("failed, unknown history, storage", check(&failed, &both(), Fact::Unknown), CannotTell, "whether it ran is not known"),
+        ("provisioning", check(&with_status(Some(WorkspaceStatus::Provisioning)), &both(), Fact::Unknown), Fail, "workspace \"analytics\" is PROVISIONING; Databricks changes keys only on a RUNNING or FAILED workspace"),
+        ("banned", check(&with_status(Some(WorkspaceStatus::Banned)), &ms_only, Fact::Unknown), Fail, "BANNED"),
+        ("new workspace", check(&WorkspaceFacts::new_workspace(), &both(), Fact::Unknown), Pass, "created"),
+        ("status unknown", check(&WorkspaceFacts { status: Fact::Unknown, ..ws() }, &both(), Fact::Unknown), CannotTell, "not known"),
+    ];
+    for (name, o, want, says) in cases {
+        assert_eq!(o.rule, RuleId::WorkspaceUpdatable, "{name}");
+        assert_eq!(o.verdict, want, "{name}: {o:?}");
+        assert!(
+            o.message.contains(says),
+            "{name}: {:?} should say {says:?}",
+            o.message
+        );
+    }
+    // Nothing changes: passes whatever the status.
+    let same = WorkspaceFacts {
+        managed_services_key_id: Fact::Known(Some(MS_ID.into())),
+        ..with_status(Some(WorkspaceStatus::Provisioning))
+    };
+    assert_eq!(check(&same, &ms_only, Fact::Unknown).verdict, Pass);
+    // check_binding reports it (history unknown there).
+    let out = check_binding(&failed, &both(), None, None, &Requirements::default());
+    assert_eq!(
+        find(&out, RuleId::WorkspaceUpdatable, None).verdict,
+        CannotTell
+    );
 }

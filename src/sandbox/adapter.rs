@@ -8,10 +8,10 @@
 
 use crate::cloud::databricks::{AwsKeyInfo, Workspace};
 use crate::rules::catalog::KeyFeature;
-use crate::rules::checks::{check_binding, check_key_configuration};
+use crate::rules::checks::{check_binding, check_key_configuration, check_workspace_updatable};
 use crate::rules::facts::{
-    BindingChange, ComputeKind, ComputeMode, Dashboard, Fact, KeyConfigFacts, PricingTier,
-    RequestedKey, Requirements, RunningCompute, WorkspaceFacts,
+    BindingChange, ComputeMode, Dashboard, Fact, KeyConfigFacts, PricingTier, RequestedKey,
+    Requirements, WorkspaceFacts,
 };
 use crate::rules::{Outcome, RuleId, Subject, Verdict};
 
@@ -56,10 +56,6 @@ impl Slot {
     }
 }
 
-/// The name under which the sandbox's simulated classic compute (a single
-/// `classic_compute_running` flag) is reported to the rules.
-const SIMULATED_COMPUTE: &str = "sandbox-classic-compute";
-
 /// What the sandbox knows about a workspace, as rule facts.
 pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
     let ws = &w.workspace;
@@ -77,14 +73,9 @@ pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
         status: ws.workspace_status.map(Some).into(),
         managed_services_key_id: Fact::Known(ws.managed_services_customer_managed_key_id.clone()),
         storage_key_id: Fact::Known(ws.storage_customer_managed_key_id.clone()),
-        running_classic_compute: Fact::Known(if w.classic_compute_running {
-            vec![RunningCompute {
-                kind: ComputeKind::Cluster,
-                name: SIMULATED_COMPUTE.to_string(),
-            }]
-        } else {
-            vec![]
-        }),
+        // What the workspace's own compute APIs serve, classified as the
+        // client classifies it.
+        running_classic_compute: Fact::Known(super::compute::running(w)),
         dashboards: Fact::Known(
             w.dashboards
                 .iter()
@@ -162,13 +153,22 @@ impl KeyUpdate<'_> {
                 .map(seed_key_facts)
         };
         let (ms, st) = (cfg(Slot::ManagedServices), cfg(Slot::Storage));
-        check_binding(
+        let mut out = check_binding(
             &ws,
             &change,
             ms.as_ref(),
             st.as_ref(),
             &Requirements::default(),
-        )
+        );
+        // The sandbox knows whether the workspace ever ran (the API does not
+        // say): CMK020 with that fact replaces the engine's "cannot tell".
+        out.retain(|o| o.rule != RuleId::WorkspaceUpdatable);
+        out.push(check_workspace_updatable(
+            &ws,
+            &change,
+            Fact::Known(self.workspace.ever_ran()),
+        ));
+        out
     }
 
     /// The API's refusal for the first of `rules` (in that order) that
@@ -212,6 +212,9 @@ impl KeyUpdate<'_> {
                 "You cannot replace an existing key configuration for workspace storage".to_string()
             }
             RuleId::ClassicComputeRunning => format!("Workspace {id} has classic compute running"),
+            RuleId::WorkspaceUpdatable => {
+                format!("Workspace {id} cannot be updated in its current state")
+            }
             _ => return None,
         };
         Some(format!("{lead}. {}", capitalized(&o.message)))
@@ -283,12 +286,13 @@ mod tests {
 
     /// Every rule the API enforces on a key update, in the order the
     /// sandbox answers them.
-    const ENFORCED: [RuleId; 6] = [
+    const ENFORCED: [RuleId; 7] = [
         RuleId::CompositeKeyId,
         RuleId::EnterpriseTier,
         RuleId::SlotUseCase,
         RuleId::KeyRegion,
         RuleId::StorageKeyReplacement,
+        RuleId::WorkspaceUpdatable,
         RuleId::ClassicComputeRunning,
     ];
 
@@ -347,6 +351,16 @@ mod tests {
                 ms(MS),
                 "Workspace 7 has classic compute running",
             ),
+            (
+                ws(json!({"workspace_status": "PROVISIONING"})),
+                ms(MS),
+                "Workspace 7 cannot be updated in its current state. Workspace \"w\" is PROVISIONING",
+            ),
+            (
+                ws(json!({"workspace_status": "FAILED", "ever_running": true})),
+                st(ST),
+                "FAILED after having run",
+            ),
         ];
         for (w, changes, want) in cases {
             let m = refusal(&w, &changes, &keys).unwrap_or_default();
@@ -384,6 +398,23 @@ mod tests {
         let all: Vec<RuleId> = crate::rules::RULES.iter().map(|r| r.key).collect();
         assert_eq!(u.refusal(&outcomes, &all), None);
         assert_eq!(u.refusal(&outcomes, &ENFORCED), None);
+    }
+
+    #[test]
+    fn failed_workspaces_accept_key_updates() {
+        const MS_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000011";
+        const ST_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000012";
+        let keys = [
+            key(MS_KEY, &["MANAGED_SERVICES"], ARN_USE1),
+            key(ST_KEY, &["STORAGE"], ARN_USE1),
+        ];
+        let failed = |ran: bool| ws(json!({"workspace_status": "FAILED", "ever_running": ran}));
+        let ms = [(Slot::ManagedServices, MS_KEY.to_string())];
+        let st = [(Slot::Storage, ST_KEY.to_string())];
+        // Classic compute cannot run on a failed workspace; the flag is ignored.
+        assert_eq!(refusal(&failed(true), &ms, &keys), None);
+        assert_eq!(refusal(&failed(false), &st, &keys), None);
+        assert!(refusal(&failed(true), &st, &keys).is_some());
     }
 
     #[test]

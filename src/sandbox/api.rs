@@ -16,18 +16,28 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
+mod workspace_compute;
+
 use super::adapter::{self, KeyUpdate, Slot};
 use super::{
-    dashboard_view, key_view, new_uuid, now_ms, now_rfc3339, persist, Faults, SandboxAccount,
-    SeedDashboard, SeedKey, World,
+    dashboard_view, key_view, new_uuid, now_ms, now_rfc3339, persist, Faults, KeyUpdateOutcome,
+    PendingKeyUpdate, SandboxAccount, SeedDashboard, SeedKey, World,
 };
 use crate::cloud::databricks::{AwsKeyInfo, WorkspaceStatus};
 use crate::rules::catalog::KeyFeature;
 use crate::rules::ids::is_composite_key_id;
 use crate::rules::RuleId;
 
+/// Whom an issued OAuth token is for: the Account API of an account, or
+/// one workspace's own API (its OIDC endpoint issued it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenAudience {
+    Account(String),
+    Workspace(String),
+}
+
 pub(crate) struct IssuedToken {
-    account_id: String,
+    audience: TokenAudience,
     expires_at: Instant,
 }
 
@@ -42,6 +52,10 @@ pub(crate) struct Shared {
     pub provisioning_delay: Duration,
     pub token_lifetime: Duration,
     pub stats: Mutex<Stats>,
+    /// Accept personal access tokens on the Account API and account tokens
+    /// on workspace APIs (see `SandboxConfig::relaxed_auth`).
+    pub relaxed_auth: bool,
+    pub recorder: super::recorder::Recorder,
 }
 
 /// Counters for tests (`GET /_sandbox/stats`).
@@ -54,6 +68,8 @@ pub(crate) struct Stats {
     pub all_requests: u64,
     pub tokens_issued: u64,
     pub creates_committed: u64,
+    /// Requests per `User-Agent` header (how clients identify themselves).
+    pub user_agents: std::collections::BTreeMap<String, u64>,
 }
 
 type S = State<Arc<Shared>>;
@@ -85,8 +101,8 @@ impl Shared {
         }
     }
 
-    /// The account a bearer token belongs to, or the refusal.
-    fn account_of(&self, headers: &HeaderMap) -> Result<String, Response> {
+    /// The credential a request carries, as the sandbox knows it.
+    fn credential(&self, headers: &HeaderMap) -> Result<Credential, Response> {
         let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -104,20 +120,53 @@ impl Shared {
             if t.expires_at <= Instant::now() {
                 return Err(err(401, "UNAUTHENTICATED", "Token expired"));
             }
-            return Ok(t.account_id.clone());
+            return Ok(Credential::OAuth(t.audience.clone()));
         }
         let world = lock(&self.world);
-        world
-            .accounts
-            .iter()
-            .find(|a| a.tokens.iter().any(|t| t == token))
-            .map(|a| a.account_id.clone())
-            .ok_or_else(|| err(401, "UNAUTHENTICATED", "Invalid access token"))
+        for a in &world.accounts {
+            if a.tokens.iter().any(|t| t == token) {
+                return Ok(Credential::AccountPat(a.account_id.clone()));
+            }
+            for w in &a.workspaces {
+                if w.tokens.iter().any(|t| t == token) {
+                    return Ok(Credential::WorkspacePat {
+                        account_id: a.account_id.clone(),
+                        deployment: w.workspace.deployment_name.clone().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        Err(err(401, "UNAUTHENTICATED", "Invalid access token"))
     }
 
-    /// Checks the token is valid for `account_id`.
+    /// The account whose Account API a credential may call. Databricks: "to
+    /// automate Databricks account-level functionality, you cannot use
+    /// Databricks personal access tokens" (personal access token page); the
+    /// Account API takes OAuth tokens of the account's own endpoint.
+    fn account_api_caller(&self, headers: &HeaderMap) -> Result<String, Response> {
+        match self.credential(headers)? {
+            Credential::OAuth(TokenAudience::Account(a)) => Ok(a),
+            Credential::OAuth(TokenAudience::Workspace(d)) => Err(err(
+                401,
+                "UNAUTHENTICATED",
+                format!("This token was issued by workspace {d}'s OIDC endpoint; the Account API takes tokens of the account's OIDC endpoint (/oidc/accounts/<account_id>/v1/token)"),
+            )),
+            Credential::AccountPat(a) | Credential::WorkspacePat { account_id: a, .. }
+                if self.relaxed_auth =>
+            {
+                Ok(a)
+            }
+            Credential::AccountPat(_) | Credential::WorkspacePat { .. } => Err(err(
+                401,
+                "UNAUTHENTICATED",
+                "Personal access tokens cannot be used with the Account API: authenticate with OAuth (a service principal's client credentials, or a user's login through the Databricks CLI)",
+            )),
+        }
+    }
+
+    /// Checks the token may call the Account API of `account_id`.
     fn authorize(&self, headers: &HeaderMap, account_id: &str) -> Result<(), Response> {
-        let owner = self.account_of(headers)?;
+        let owner = self.account_api_caller(headers)?;
         if owner != account_id {
             return Err(err(
                 403,
@@ -139,6 +188,76 @@ impl Shared {
         Ok(())
     }
 
+    /// Checks the token may call the own API of workspace `deployment`: a
+    /// token of that workspace's OIDC endpoint, or a personal access token
+    /// that workspace issued. An account-level token is refused, as
+    /// Databricks refuses it. Answers the owning account's id; call it
+    /// before locking the world.
+    pub(crate) fn authorize_workspace(
+        &self,
+        headers: &HeaderMap,
+        deployment: &str,
+    ) -> Result<String, Response> {
+        let owner = lock(&self.world)
+            .accounts
+            .iter()
+            .find(|a| {
+                a.workspaces
+                    .iter()
+                    .any(|w| w.workspace.deployment_name.as_deref() == Some(deployment))
+            })
+            .map(|a| a.account_id.clone())
+            .ok_or_else(|| {
+                err(
+                    404,
+                    "ENDPOINT_NOT_FOUND",
+                    format!("No workspace {deployment}"),
+                )
+            })?;
+        let owner = owner.as_str();
+        let other_account = || {
+            err(
+                403,
+                "PERMISSION_DENIED",
+                "This credential is not allowed in this workspace",
+            )
+        };
+        let verdict = match self.credential(headers)? {
+            Credential::OAuth(TokenAudience::Workspace(d)) if d == deployment => Ok(()),
+            Credential::WorkspacePat { deployment: d, .. } if d == deployment => Ok(()),
+            Credential::OAuth(TokenAudience::Workspace(d))
+            | Credential::WorkspacePat { deployment: d, .. } => Err(err(
+                401,
+                "UNAUTHENTICATED",
+                format!("This token belongs to workspace {d}, not to workspace {deployment}"),
+            )),
+            Credential::OAuth(TokenAudience::Account(a)) | Credential::AccountPat(a)
+                if self.relaxed_auth =>
+            {
+                if a == owner {
+                    Ok(())
+                } else {
+                    Err(other_account())
+                }
+            }
+            Credential::OAuth(TokenAudience::Account(_)) => Err(err(
+                401,
+                "UNAUTHENTICATED",
+                "This token was issued for the Account API; a workspace's API takes tokens of the workspace's own OIDC endpoint (<workspace>/oidc/v1/token)",
+            )),
+            Credential::AccountPat(_) => Err(err(
+                401,
+                "UNAUTHENTICATED",
+                "This personal access token was not issued by this workspace",
+            )),
+        };
+        verdict.map(|()| owner.to_string())
+    }
+
+    pub(crate) fn admin_check(&self, headers: &HeaderMap) -> Result<(), Response> {
+        self.admin(headers)
+    }
+
     fn admin(&self, headers: &HeaderMap) -> Result<(), Response> {
         let want = lock(&self.world).admin_token.clone();
         let got = headers
@@ -155,6 +274,23 @@ impl Shared {
             _ => Err(err(401, "UNAUTHENTICATED", "admin token required")),
         }
     }
+}
+
+/// What a bearer token is, to the sandbox.
+enum Credential {
+    OAuth(TokenAudience),
+    /// A personal access token of the account's users (legacy seed field).
+    AccountPat(String),
+    /// A personal access token issued by one workspace.
+    WorkspacePat {
+        account_id: String,
+        deployment: String,
+    },
+}
+
+/// 413 for a body over the request log's limit.
+pub(crate) fn too_large() -> Response {
+    err(413, "REQUEST_TOO_LARGE", "The request body is too large")
 }
 
 fn account_mut<'a>(world: &'a mut World, account_id: &str) -> Option<&'a mut SandboxAccount> {
@@ -184,8 +320,25 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
             "/_ws/{deployment}/api/2.0/lakeview/dashboards",
             get(list_dashboards),
         )
+        .route(
+            "/_ws/{deployment}/api/2.1/clusters/list",
+            get(workspace_compute::list_clusters),
+        )
+        .route(
+            "/_ws/{deployment}/api/2.0/instance-pools/list",
+            get(workspace_compute::list_pools),
+        )
+        .route(
+            "/_ws/{deployment}/api/2.0/sql/warehouses",
+            get(workspace_compute::list_warehouses),
+        )
         .route("/_ws/{deployment}/oidc/v1/token", post(workspace_token))
-        .route_layer(middleware::from_fn_with_state(state.clone(), faults_layer));
+        .route_layer(middleware::from_fn_with_state(state.clone(), faults_layer))
+        // Outermost: every API request is logged, faulted or not.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::recorder::record,
+        ));
     let open = Router::new()
         .route("/.well-known/databricks-config", get(databricks_config))
         .route(
@@ -215,6 +368,14 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
         .route(
             "/_sandbox/workspaces/{workspace_id}/revert-next-update",
             post(admin_revert_next),
+        )
+        .route(
+            "/_sandbox/workspaces/{workspace_id}/key-update",
+            post(admin_key_update),
+        )
+        .route(
+            "/_sandbox/requests",
+            get(super::recorder::list).delete(super::recorder::clear),
         );
     api.merge(open)
         .merge(admin)
@@ -234,7 +395,17 @@ async fn count_all(State(s): S, req: Request, next: Next) -> Response {
 // ---- faults ----
 
 async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
-    lock(&s.stats).api_requests += 1;
+    {
+        let ua = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(none)")
+            .to_string();
+        let mut st = lock(&s.stats);
+        st.api_requests += 1;
+        *st.user_agents.entry(ua).or_default() += 1;
+    }
     let (f, fail_now) = {
         let mut g = lock(&s.faults);
         let fail_now = g.fail_next > 0;
@@ -365,7 +536,13 @@ fn client_credentials(
     ))
 }
 
-fn issue_token(s: &Shared, headers: &HeaderMap, body: &Bytes, account_id: &str) -> Response {
+fn issue_token(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+    account_id: &str,
+    audience: TokenAudience,
+) -> Response {
     let form: HashMap<String, String> = serde_urlencoded_parse(body);
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
@@ -391,7 +568,7 @@ fn issue_token(s: &Shared, headers: &HeaderMap, body: &Bytes, account_id: &str) 
     lock(&s.tokens).insert(
         token.clone(),
         IssuedToken {
-            account_id: account_id.to_string(),
+            audience,
             expires_at: Instant::now() + s.token_lifetime,
         },
     );
@@ -408,7 +585,7 @@ fn serde_urlencoded_parse(body: &[u8]) -> HashMap<String, String> {
     url_decode_pairs(&String::from_utf8_lossy(body))
 }
 
-fn url_decode_pairs(s: &str) -> HashMap<String, String> {
+pub(crate) fn url_decode_pairs(s: &str) -> HashMap<String, String> {
     fn dec(x: &str) -> String {
         let x = x.replace('+', " ");
         let b = x.as_bytes();
@@ -445,7 +622,8 @@ async fn account_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    issue_token(&s, &headers, &body, &account_id)
+    let audience = TokenAudience::Account(account_id.clone());
+    issue_token(&s, &headers, &body, &account_id, audience)
 }
 
 async fn workspace_token(
@@ -463,8 +641,15 @@ async fn workspace_token(
                 .any(|w| w.workspace.deployment_name.as_deref() == Some(&deployment))
         })
         .map(|a| a.account_id.clone());
+    // The account's service principals are taken as assigned to its workspaces.
     match owner {
-        Some(a) => issue_token(&s, &headers, &body, &a),
+        Some(a) => issue_token(
+            &s,
+            &headers,
+            &body,
+            &a,
+            TokenAudience::Workspace(deployment),
+        ),
         None => oauth_error(404, "invalid_request", "no such workspace"),
     }
 }
@@ -683,17 +868,60 @@ fn ws_json(w: &super::SandboxWorkspace) -> Value {
     serde_json::to_value(&w.workspace).unwrap_or_default()
 }
 
+/// One read of a workspace while a key update is pending behind a RUNNING
+/// status (customer-managed VPC): after `key_update_reads` reads the new
+/// ids appear, or, for a reverted update, the old ones stay and the status
+/// message says so. Answers whether the workspace changed.
+fn advance_pending_update(w: &mut super::SandboxWorkspace) -> bool {
+    let Some(p) = w.pending_update.as_mut() else {
+        return false;
+    };
+    p.reads_left = p.reads_left.saturating_sub(1);
+    if p.reads_left > 0 {
+        return false;
+    }
+    let Some(p) = w.pending_update.take() else {
+        return false;
+    };
+    match p.outcome {
+        KeyUpdateOutcome::Applied => {
+            if let Some(id) = p.managed_services_customer_managed_key_id {
+                w.workspace.managed_services_customer_managed_key_id = Some(id);
+            }
+            if let Some(id) = p.storage_customer_managed_key_id {
+                w.workspace.storage_customer_managed_key_id = Some(id);
+            }
+            w.workspace.workspace_status_message = Some("Workspace is running.".into());
+        }
+        KeyUpdateOutcome::Reverted => {
+            w.workspace.workspace_status_message = Some(
+                "Workspace is running. The key update could not be applied and was rolled back."
+                    .into(),
+            );
+        }
+    }
+    true
+}
+
 async fn list_ws(State(s): S, Path(account_id): Path<String>, headers: HeaderMap) -> Response {
     if let Err(r) = s.authorize(&headers, &account_id) {
         return r;
     }
-    let world = lock(&s.world);
+    let mut world = lock(&s.world);
+    let mut changed = false;
     let all: Vec<Value> = world
         .accounts
-        .iter()
+        .iter_mut()
         .filter(|a| a.account_id == account_id)
-        .flat_map(|a| a.workspaces.iter().map(ws_json))
+        .flat_map(|a| a.workspaces.iter_mut())
+        .map(|w| {
+            changed |= advance_pending_update(w);
+            ws_json(w)
+        })
         .collect();
+    if changed {
+        s.save(&world);
+    }
     Json(all).into_response()
 }
 
@@ -722,15 +950,22 @@ async fn get_ws(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let world = lock(&s.world);
-    world
+    let mut world = lock(&s.world);
+    let Some(w) = world
         .accounts
-        .iter()
+        .iter_mut()
         .filter(|a| a.account_id == account_id)
-        .flat_map(|a| a.workspaces.iter())
+        .flat_map(|a| a.workspaces.iter_mut())
         .find(|w| w.workspace.workspace_id == id)
-        .map(|w| Json(ws_json(w)).into_response())
-        .unwrap_or_else(|| ws_not_found(id))
+    else {
+        return ws_not_found(id);
+    };
+    let changed = advance_pending_update(w);
+    let answer = ws_json(w);
+    if changed {
+        s.save(&world);
+    }
+    Json(answer).into_response()
 }
 
 async fn patch_ws(
@@ -845,14 +1080,10 @@ async fn patch_ws(
         ) {
             return bad(m);
         }
-        if w.workspace.workspace_status != Some(WorkspaceStatus::Running) {
-            return bad(format!(
-                "Workspace {id} is {}; keys can only be updated on a RUNNING workspace",
-                w.workspace
-                    .workspace_status
-                    .map(|s| s.as_str())
-                    .unwrap_or("in an unknown state")
-            ));
+        // Only RUNNING and FAILED workspaces (a FAILED one that ran: not
+        // its storage key) accept key updates: CMK020.
+        if let Some(m) = update.refusal(&outcomes, &[RuleId::WorkspaceUpdatable]) {
+            return bad(m);
         }
         if let Some(m) = update.refusal(&outcomes, &[RuleId::ClassicComputeRunning]) {
             return bad(m);
@@ -861,7 +1092,36 @@ async fn patch_ws(
     if let Some(n) = rename {
         w.workspace.workspace_name = n;
     }
-    if !changes.is_empty() {
+    // A customer-managed VPC keeps a RUNNING workspace RUNNING during a key
+    // update; the new ids appear after some reads (SDKs' documentation of
+    // the workspace update). A FAILED workspace is deployed again
+    // (PROVISIONING) either way.
+    let behind_running = !changes.is_empty()
+        && w.workspace.network_id.is_some()
+        && w.workspace.workspace_status == Some(WorkspaceStatus::Running);
+    if behind_running {
+        let mut pending = PendingKeyUpdate {
+            managed_services_customer_managed_key_id: None,
+            storage_customer_managed_key_id: None,
+            reads_left: w.key_update_reads.max(1),
+            outcome: if std::mem::take(&mut w.revert_next_update) {
+                KeyUpdateOutcome::Reverted
+            } else {
+                w.key_update_outcome
+            },
+        };
+        for (slot, new) in &changes {
+            match slot {
+                Slot::ManagedServices => {
+                    pending.managed_services_customer_managed_key_id = Some(new.clone())
+                }
+                Slot::Storage => pending.storage_customer_managed_key_id = Some(new.clone()),
+            }
+        }
+        w.workspace.workspace_status_message = Some("Updating the workspace's keys".into());
+        w.pending_update = Some(pending);
+    } else if !changes.is_empty() {
+        w.pending_update = None;
         let before = (
             w.workspace.managed_services_customer_managed_key_id.clone(),
             w.workspace.storage_customer_managed_key_id.clone(),
@@ -876,7 +1136,8 @@ async fn patch_ws(
         }
         w.workspace.workspace_status = Some(WorkspaceStatus::Provisioning);
         w.workspace.workspace_status_message = Some("Updating the workspace's keys".into());
-        let revert = std::mem::take(&mut w.revert_next_update);
+        let revert = std::mem::take(&mut w.revert_next_update)
+            || w.key_update_outcome == KeyUpdateOutcome::Reverted;
         let s2 = s.clone();
         let aid = account_id.clone();
         tokio::spawn(async move {
@@ -889,6 +1150,7 @@ async fn patch_ws(
             }) {
                 if w.workspace.workspace_status == Some(WorkspaceStatus::Provisioning) {
                     w.workspace.workspace_status = Some(WorkspaceStatus::Running);
+                    w.ever_running = Some(true);
                     w.workspace.workspace_status_message = Some("Workspace is running.".into());
                     if revert {
                         w.workspace.managed_services_customer_managed_key_id = before.0;
@@ -915,30 +1177,22 @@ async fn list_dashboards(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let owner = match s.account_of(&headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    if let Err(r) = s.authorize_workspace(&headers, &deployment) {
+        return r;
+    }
     let world = lock(&s.world);
-    let Some((acct, w)) = world.accounts.iter().find_map(|a| {
-        a.workspaces
-            .iter()
-            .find(|w| w.workspace.deployment_name.as_deref() == Some(&deployment))
-            .map(|w| (a, w))
-    }) else {
+    let Some(w) = world
+        .accounts
+        .iter()
+        .flat_map(|a| a.workspaces.iter())
+        .find(|w| w.workspace.deployment_name.as_deref() == Some(&deployment))
+    else {
         return err(
             404,
             "ENDPOINT_NOT_FOUND",
             format!("No workspace {deployment}"),
         );
     };
-    if acct.account_id != owner {
-        return err(
-            403,
-            "PERMISSION_DENIED",
-            "This credential is not allowed in this workspace",
-        );
-    }
     let size: usize = q
         .get("page_size")
         .and_then(|p| p.parse().ok())
@@ -1061,7 +1315,12 @@ async fn admin_compute(
         return bad("body must be {\"running\": true|false}");
     };
     with_ws(&s, &id, |w| {
-        w.classic_compute_running = running;
+        // Stopping stops every cluster, pool and classic warehouse too.
+        if running {
+            w.classic_compute_running = true;
+        } else {
+            super::compute::stop_all(w);
+        }
         Ok(json!({"classic_compute_running": running}))
     })
 }
@@ -1122,5 +1381,68 @@ async fn admin_revert_next(State(s): S, Path(id): Path<String>, headers: HeaderM
     with_ws(&s, &id, |w| {
         w.revert_next_update = true;
         Ok(json!({"revert_next_update": true}))
+    })
+}
+
+/// `POST /_sandbox/workspaces/{id}/key-update`: how the workspace's key
+/// updates behave: `network_id` (a customer-managed VPC: the status stays
+/// RUNNING; `null` for a Databricks-managed VPC), `key_update_reads`,
+/// `key_update_outcome` (`applied` or `reverted`), `ever_running`.
+async fn admin_key_update(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> Response {
+    if let Err(r) = s.admin(&headers) {
+        return r;
+    }
+    let Value::Object(b) = b else {
+        return bad("body must be a JSON object");
+    };
+    let network_id = match b.get("network_id") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(n)) => Some(Some(n.clone())),
+        Some(_) => return bad("network_id must be a string or null"),
+    };
+    let reads = match b.get("key_update_reads") {
+        None => None,
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n >= 1 => Some(n),
+            _ => return bad("key_update_reads must be a whole number, 1 or more"),
+        },
+    };
+    let outcome = match b.get("key_update_outcome") {
+        None => None,
+        Some(v) => match serde_json::from_value::<KeyUpdateOutcome>(v.clone()) {
+            Ok(o) => Some(o),
+            Err(_) => return bad("key_update_outcome must be \"applied\" or \"reverted\""),
+        },
+    };
+    let ever_running = match b.get("ever_running") {
+        None => None,
+        Some(Value::Bool(v)) => Some(*v),
+        Some(_) => return bad("ever_running must be true or false"),
+    };
+    with_ws(&s, &id, |w| {
+        if let Some(n) = network_id {
+            w.workspace.network_id = n;
+        }
+        if let Some(r) = reads {
+            w.key_update_reads = r;
+        }
+        if let Some(o) = outcome {
+            w.key_update_outcome = o;
+        }
+        if let Some(e) = ever_running {
+            w.ever_running = Some(e);
+        }
+        Ok(json!({
+            "network_id": w.workspace.network_id,
+            "key_update_reads": w.key_update_reads,
+            "key_update_outcome": w.key_update_outcome,
+            "ever_running": w.ever_ran(),
+        }))
     })
 }

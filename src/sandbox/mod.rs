@@ -8,6 +8,8 @@
 mod adapter;
 #[allow(clippy::result_large_err)]
 mod api;
+mod compute;
+mod recorder;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::cloud::databricks::{CustomerManagedKey, Dashboard, Workspace};
+pub use compute::{SeedCluster, SeedPool, SeedPoolStats, SeedWarehouse};
 
 /// Errors starting the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -78,21 +81,93 @@ pub struct SeedDashboard {
 pub struct SandboxWorkspace {
     #[serde(flatten)]
     pub workspace: Workspace,
-    /// Clusters, pools or classic SQL warehouses are running.
+    /// Clusters, pools or classic SQL warehouses are running (served as one
+    /// running cluster `sandbox-classic-compute`, besides the lists below).
     #[serde(default)]
     pub classic_compute_running: bool,
+    /// Served by `GET /api/2.1/clusters/list` of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<SeedCluster>,
+    /// Served by `GET /api/2.0/instance-pools/list` of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_pools: Vec<SeedPool>,
+    /// Served by `GET /api/2.0/sql/warehouses` of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sql_warehouses: Vec<SeedWarehouse>,
     #[serde(default)]
     pub dashboards: Vec<SeedDashboard>,
     /// The next key update will be reverted silently (admin call).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revert_next_update: bool,
+    /// Personal access tokens issued by this workspace: valid on its own
+    /// API only (Databricks: a personal access token works for one workspace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<String>,
+    /// With a customer-managed VPC (`network_id` set), a key update keeps the
+    /// status RUNNING and the new ids appear after this many reads of the
+    /// workspace (the SDKs' documentation of the workspace update).
+    #[serde(default = "default_key_update_reads")]
+    pub key_update_reads: u32,
+    /// What every key update of this workspace ends in.
+    #[serde(default, skip_serializing_if = "KeyUpdateOutcome::is_applied")]
+    pub key_update_outcome: KeyUpdateOutcome,
+    /// Whether the workspace was ever RUNNING (a FAILED workspace that never
+    /// ran accepts a storage key); filled from the status when seeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ever_running: Option<bool>,
+    /// A key update being applied behind a RUNNING status (customer-managed VPC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_update: Option<PendingKeyUpdate>,
+}
+
+fn default_key_update_reads() -> u32 {
+    3
+}
+
+/// How the sandbox ends a key update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyUpdateOutcome {
+    /// The new ids take.
+    #[default]
+    Applied,
+    /// The workspace ends RUNNING with its old ids (Databricks reverts a
+    /// failed update silently).
+    Reverted,
+}
+
+impl KeyUpdateOutcome {
+    fn is_applied(&self) -> bool {
+        *self == KeyUpdateOutcome::Applied
+    }
+}
+
+/// A key update in progress on a workspace with a customer-managed VPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingKeyUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_services_customer_managed_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_customer_managed_key_id: Option<String>,
+    /// Reads of the workspace left before the update ends.
+    pub reads_left: u32,
+    pub outcome: KeyUpdateOutcome,
+}
+
+impl SandboxWorkspace {
+    /// Whether the workspace ever ran (see `ever_running`).
+    pub fn ever_ran(&self) -> bool {
+        self.ever_running.unwrap_or(true)
+    }
 }
 
 /// One Databricks account of the sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxAccount {
     pub account_id: String,
-    /// Personal access tokens valid for this account.
+    /// Personal access tokens of the account's users. Databricks' Account
+    /// API refuses personal access tokens: they are accepted (on the Account
+    /// API and the account's workspaces) only with `relaxed_auth`.
     #[serde(default)]
     pub tokens: Vec<String>,
     #[serde(default)]
@@ -184,6 +259,10 @@ pub struct SandboxConfig {
     pub faults: Faults,
     /// Seed of the fault randomness.
     pub fault_seed: u64,
+    /// Accept what Databricks refuses about credentials, for local
+    /// experiments: personal access tokens on the Account API, account
+    /// tokens on workspace APIs. Off by default.
+    pub relaxed_auth: bool,
 }
 
 impl SandboxConfig {
@@ -197,6 +276,7 @@ impl SandboxConfig {
             token_lifetime: Duration::from_secs(3600),
             faults: Faults::default(),
             fault_seed: 0,
+            relaxed_auth: false,
         }
     }
 }
@@ -295,14 +375,25 @@ fn normalize(world: &mut World) -> Result<(), SandboxError> {
             let ws = &mut w.workspace;
             ws.account_id = Some(a.account_id.clone());
             ws.creation_time.get_or_insert(now);
-            ws.workspace_status
+            let status = *ws
+                .workspace_status
                 .get_or_insert(crate::cloud::databricks::WorkspaceStatus::Running);
+            // A workspace seeded before it ever ran: FAILED (a failed
+            // deployment), NOT_PROVISIONED or PROVISIONING.
+            {
+                use crate::cloud::databricks::WorkspaceStatus as St;
+                w.ever_running.get_or_insert(!matches!(
+                    status,
+                    St::Failed | St::NotProvisioned | St::Provisioning
+                ));
+            }
             if ws.deployment_name.is_none() {
                 return Err(SandboxError::Seed(format!(
                     "workspace {} has no deployment_name",
                     ws.workspace_id
                 )));
             }
+            compute::normalize(w)?;
             for d in &mut w.dashboards {
                 d.dashboard_id
                     .get_or_insert_with(|| new_uuid().replace('-', ""));
@@ -379,6 +470,8 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         provisioning_delay: config.provisioning_delay,
         token_lifetime: config.token_lifetime,
         stats: Mutex::new(Default::default()),
+        relaxed_auth: config.relaxed_auth,
+        recorder: Default::default(),
     });
     let app = api::router(state);
     let shutdown = CancellationToken::new();

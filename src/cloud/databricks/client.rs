@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::Authenticator;
+use super::auth::{Audience, Authenticator};
 use super::error::DatabricksError;
 use super::models::{
     CreateCustomerManagedKey, CustomerManagedKey, Dashboard, DashboardPage, Workspace,
@@ -173,6 +173,25 @@ enum Failure {
     CancelledInFlight(DatabricksError),
 }
 
+/// What `execute` saw of a call, for its log line.
+#[derive(Default)]
+struct Seen {
+    attempts: u32,
+    /// The last HTTP status answered (none after transport errors only).
+    status: Option<u16>,
+}
+
+/// Waits at least this long are logged at info (progress a user sees with
+/// `TF_LOG_PROVIDER=info`).
+const LONG_WAIT: Duration = Duration::from_secs(2);
+
+/// The path of a URL, without scheme, host and query.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
+
 /// How `execute` ended when it did not succeed.
 enum ExecError {
     Final(DatabricksError),
@@ -197,7 +216,8 @@ struct Call<'a> {
     /// What is addressed, for "does not exist" messages.
     what: String,
     idempotent: bool,
-    token_url: String,
+    /// Whom the bearer token is for.
+    audience: Audience,
 }
 
 impl AccountClient {
@@ -223,10 +243,7 @@ impl AccountClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.http_timeout)
             .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!(
-                "terraform-provider-cmk/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(user_agent(cfg.terraform_version.as_deref()))
             .build()
             .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
@@ -264,12 +281,11 @@ impl AccountClient {
         Ok(url)
     }
 
-    fn account_token_url(&self) -> Result<String, DatabricksError> {
-        Ok(format!(
-            "{}/oidc/accounts/{}/v1/token",
-            self.inner.cfg.host,
-            path_segment(&self.inner.cfg.account_id)?
-        ))
+    fn account_audience(&self) -> Audience {
+        Audience::Account {
+            host: self.inner.cfg.host.clone(),
+            account_id: self.inner.cfg.account_id.to_string(),
+        }
     }
 
     /// The API host of a workspace, from the workspace host template. The
@@ -299,7 +315,7 @@ impl AccountClient {
             query: Vec::new(),
             body: None,
             what,
-            token_url: self.account_token_url()?,
+            audience: self.account_audience(),
         })
     }
 
@@ -550,42 +566,118 @@ impl AccountClient {
             .map(|_| ())
     }
 
-    /// Updates a workspace's key bindings, waits until it is RUNNING again,
-    /// and checks that the change took (`ChangeReverted` if not).
+    /// Updates a workspace's key bindings and waits until the change is in
+    /// place: the workspace RUNNING **and** every requested key id in its
+    /// field. Databricks' own wait returns on the first RUNNING, but for a
+    /// workspace with a customer-managed VPC the status stays RUNNING during
+    /// the update and a new storage key id can appear minutes later (SDKs'
+    /// documentation of the workspace update), so the fields are polled
+    /// until the wait's bound (`workspace_wait_timeout`). Only a workspace
+    /// still RUNNING with another id after that bound is `ChangeReverted`;
+    /// FAILED or BANNED end the wait as `WorkspaceFailed` (a workspace that
+    /// was FAILED before the update counts as failed again only once it left
+    /// FAILED, or after a minute). Cancellable between polls.
     pub async fn update_workspace_keys(
         &self,
         workspace_id: WorkspaceId,
         update: &WorkspaceKeyUpdate,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
+        let before = self.get_workspace(workspace_id, cancel).await?;
         self.patch_workspace(workspace_id, update, cancel).await?;
-        let ws = self.wait_workspace_running(workspace_id, cancel).await?;
-        let checks = [
-            (
-                "managed_services_customer_managed_key_id",
-                &update.managed_services_customer_managed_key_id,
-                &ws.managed_services_customer_managed_key_id,
-            ),
-            (
-                "storage_customer_managed_key_id",
-                &update.storage_customer_managed_key_id,
-                &ws.storage_customer_managed_key_id,
-            ),
-        ];
-        for (field, wanted, actual) in checks {
-            if let Some(w) = wanted {
-                if actual.as_deref() != Some(w.as_str()) {
-                    return Err(DatabricksError::ChangeReverted {
-                        workspace_id: workspace_id.get(),
-                        field: field.to_string(),
-                        expected: Some(w.clone()),
-                        actual: actual.clone(),
-                        status_message: ws.workspace_status_message.clone(),
+        self.wait_for_keys(workspace_id, update, before.workspace_status, cancel)
+            .await
+    }
+
+    async fn wait_for_keys(
+        &self,
+        ws_id: WorkspaceId,
+        update: &WorkspaceKeyUpdate,
+        status_before: Option<WorkspaceStatus>,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
+        let workspace_id = ws_id.get();
+        let start = Instant::now();
+        let limit = self.inner.cfg.workspace_wait_timeout;
+        // A FAILED workspace may still read FAILED just after the update.
+        let stale_failed_grace = limit.min(Duration::from_secs(60));
+        let mut left_failed = status_before != Some(WorkspaceStatus::Failed);
+        let mut last_progress: Option<String> = None;
+        loop {
+            let ws = self.get_workspace(ws_id, cancel).await?;
+            let missing = missing_keys(update, &ws);
+            let status = ws.workspace_status;
+            if status != Some(WorkspaceStatus::Failed) {
+                left_failed = true;
+            }
+            let progress = match status {
+                Some(WorkspaceStatus::Running) if missing.is_empty() => {
+                    tracing::info!(workspace_id, elapsed_secs = start.elapsed().as_secs(), "the workspace is RUNNING with the requested keys");
+                    return Ok(ws);
+                }
+                Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned))
+                    if left_failed || start.elapsed() >= stale_failed_grace =>
+                {
+                    return Err(DatabricksError::WorkspaceFailed {
+                        workspace_id,
+                        status: s.to_string(),
+                        message: ws
+                            .workspace_status_message
+                            .filter(|m| !m.trim().is_empty())
+                            .unwrap_or_else(|| "Databricks gave no status message".into()),
                     });
                 }
+                Some(WorkspaceStatus::Running) => format!(
+                    "RUNNING, waiting for {} (a workspace with a customer-managed VPC stays RUNNING while a key update is applied)",
+                    missing
+                        .iter()
+                        .map(|(f, want, _)| format!("{f} = {want}"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+                Some(s) => format!("{s}, waiting for RUNNING"),
+                None => "status not reported, waiting for RUNNING".to_string(),
+            };
+            let elapsed = start.elapsed();
+            if last_progress.as_deref() != Some(progress.as_str()) {
+                tracing::info!(
+                    workspace_id,
+                    elapsed_secs = elapsed.as_secs(),
+                    "workspace update: {progress}"
+                );
+                last_progress = Some(progress);
+            } else {
+                tracing::debug!(
+                    workspace_id,
+                    elapsed_secs = elapsed.as_secs(),
+                    "workspace update: still waiting"
+                );
             }
+            if elapsed >= limit {
+                if status == Some(WorkspaceStatus::Running) {
+                    if let Some((field, expected, actual)) = missing.into_iter().next() {
+                        return Err(DatabricksError::ChangeReverted {
+                            workspace_id,
+                            field: field.to_string(),
+                            expected,
+                            actual,
+                            waited_secs: elapsed.as_secs(),
+                            status_message: ws.workspace_status_message,
+                        });
+                    }
+                }
+                return Err(DatabricksError::Timeout {
+                    what: format!("workspace {workspace_id} to be RUNNING with the requested keys"),
+                    secs: limit.as_secs(),
+                });
+            }
+            sleep_or_cancel(
+                self.inner.cfg.workspace_poll_interval,
+                cancel,
+                &format!("waiting for workspace {workspace_id} to apply its new keys"),
+            )
+            .await?;
         }
-        Ok(ws)
     }
 
     /// Polls the workspace until it is RUNNING; FAILED or BANNED end the wait
@@ -609,7 +701,7 @@ impl AccountClient {
                     })
                 }
                 s => {
-                    tracing::debug!(workspace_id = workspace_id.get(), status = ?s, "waiting for RUNNING")
+                    tracing::info!(workspace_id = workspace_id.get(), status = %s.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()), elapsed_secs = start.elapsed().as_secs(), "waiting for the workspace to be RUNNING")
                 }
             }
             if start.elapsed() >= limit {
@@ -647,7 +739,8 @@ impl AccountClient {
                 body: None,
                 what: format!("dashboards of workspace {deployment_name}"),
                 idempotent: true,
-                token_url: format!("{host}/oidc/v1/token"),
+                // A workspace's own API takes only its own tokens.
+                audience: Audience::Workspace { host: host.clone() },
             };
             if let Some(t) = &page_token {
                 call.query.push(("page_token", t.clone()));
@@ -659,6 +752,29 @@ impl AccountClient {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// `GET {workspace host}{path}`: a read of a workspace's own API, with
+    /// the same host and credentials as `list_dashboards`.
+    pub(super) async fn workspace_get<T: DeserializeOwned>(
+        &self,
+        deployment_name: &str,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        what: String,
+        cancel: &CancellationToken,
+    ) -> Result<T, DatabricksError> {
+        let host = self.workspace_host(deployment_name)?;
+        let call = Call {
+            method: Method::GET,
+            url: format!("{host}{path}"),
+            query,
+            body: None,
+            what,
+            idempotent: true,
+            audience: Audience::Workspace { host: host.clone() },
+        };
+        self.run(call, cancel).await
     }
 
     // ---- machinery ----
@@ -684,11 +800,35 @@ impl AccountClient {
         capped.mul_f64(0.5 + 0.5 * f)
     }
 
-    /// Runs a call with retries inside the retry budget.
+    /// Runs a call with retries inside the retry budget, and logs it once
+    /// at debug: method, path, last status, duration and retries.
     async fn execute<T: DeserializeOwned>(
         &self,
         call: Call<'_>,
         cancel: &CancellationToken,
+    ) -> Result<T, ExecError> {
+        let start = Instant::now();
+        let mut seen = Seen::default();
+        let result = self.execute_attempts(&call, cancel, &mut seen).await;
+        let path = url_path(&call.url);
+        let duration_ms = start.elapsed().as_millis() as u64;
+        let retries = seen.attempts.saturating_sub(1);
+        match seen.status {
+            Some(status) => {
+                tracing::debug!(method = %call.method, path, status, duration_ms, retries, "Databricks call")
+            }
+            None => {
+                tracing::debug!(method = %call.method, path, status = "no answer", duration_ms, retries, "Databricks call")
+            }
+        }
+        result
+    }
+
+    async fn execute_attempts<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<T, ExecError> {
         let start = Instant::now();
         let deadline = start + self.inner.cfg.retry_timeout;
@@ -696,7 +836,8 @@ impl AccountClient {
         let mut reauthenticated = false;
         loop {
             attempts += 1;
-            let failure = match self.attempt(&call, cancel).await {
+            seen.attempts = attempts;
+            let failure = match self.attempt(call, cancel, seen).await {
                 Ok(body) => {
                     let body = if body.is_empty() {
                         &b"{}"[..]
@@ -714,13 +855,13 @@ impl AccountClient {
             };
             match failure {
                 Failure::Fatal(DatabricksError::Unauthenticated { .. })
-                    if self.inner.auth.is_oauth() && !reauthenticated =>
+                    if self.inner.auth.refreshable() && !reauthenticated =>
                 {
-                    // A cached OAuth token may have been revoked: get a new one once.
+                    // A cached token may have been revoked: get a new one once.
                     reauthenticated = true;
                     self.inner.auth.invalidate().await;
                     tracing::debug!(
-                        "401 with an OAuth token; fetching a new token and trying again"
+                        "401 with a cached token; fetching a new token and trying again"
                     );
                 }
                 Failure::Fatal(e) => return Err(ExecError::Final(e)),
@@ -747,7 +888,11 @@ impl AccountClient {
                             last: Box::new(error),
                         }));
                     }
-                    tracing::debug!(method = %call.method, url = %call.url, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    if delay >= LONG_WAIT {
+                        tracing::info!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "waiting before retrying {}", call.what);
+                    } else {
+                        tracing::trace!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    }
                     sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what)).await?;
                 }
             }
@@ -758,6 +903,7 @@ impl AccountClient {
         &self,
         call: &Call<'_>,
         cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<bytes::Bytes, Failure> {
         let inner = &self.inner;
         inner
@@ -765,7 +911,13 @@ impl AccountClient {
             .acquire(cancel)
             .await
             .map_err(Failure::Fatal)?;
-        let token = match inner.auth.bearer(&inner.http, &call.token_url).await {
+        let bearer = tokio::select! {
+            _ = cancel.cancelled() => {
+                return Err(Failure::Fatal(DatabricksError::Cancelled { during: format!("getting a token for {}", call.what) }))
+            }
+            t = inner.auth.bearer(&inner.http, &call.audience) => t,
+        };
+        let token = match bearer {
             Ok(t) => t,
             Err(f) if f.retryable => {
                 return Err(Failure::Retry {
@@ -786,7 +938,7 @@ impl AccountClient {
         if let Some(b) = &call.body {
             req = req.json(b);
         }
-        tracing::debug!(method = %call.method, url = %call.url, "Databricks call");
+        tracing::trace!(method = %call.method, url = %call.url, "sending");
         // Cancelled before anything was sent: nothing can have taken effect.
         if cancel.is_cancelled() {
             return Err(Failure::Fatal(DatabricksError::Cancelled {
@@ -809,6 +961,17 @@ impl AccountClient {
         };
         let (status, headers, body) = match result {
             Ok(r) => r,
+            Err(e) if e.is_builder() => {
+                // A request that cannot be built (a credential with a line
+                // break, say) never will be: fail now, naming the credential.
+                return Err(Failure::Fatal(DatabricksError::Config(format!(
+                    "cannot send {} {} with {}: {}",
+                    call.method,
+                    call.url,
+                    inner.auth.describe(),
+                    error_chain(&e)
+                ))));
+            }
             Err(e) => {
                 // Not connected: nothing was sent. Anything else (timeout, a
                 // connection dropped after sending) may have been acted on.
@@ -823,7 +986,8 @@ impl AccountClient {
                 });
             }
         };
-        tracing::debug!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
+        seen.status = Some(status.as_u16());
+        tracing::trace!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
         tracing::trace!(body = %String::from_utf8_lossy(&body), "Databricks answer body");
         if status.is_success() {
             return Ok(body);
@@ -875,7 +1039,12 @@ impl AccountClient {
             401 => DatabricksError::Unauthenticated {
                 credential: self.inner.auth.describe(),
                 error_code,
-                message,
+                // A personal access token on the Account API: say why it
+                // cannot work (Databricks' personal access token page).
+                message: match (&call.audience, self.inner.auth.kind().account_api_warning()) {
+                    (Audience::Account { .. }, Some(why)) => format!("{message}. {why}"),
+                    _ => message,
+                },
             },
             403 => DatabricksError::PermissionDenied {
                 credential: self.inner.auth.describe(),
@@ -891,6 +1060,17 @@ impl AccountClient {
     }
 }
 
+/// `terraform-provider-cmk/<version> terraform/<version>`, as Databricks'
+/// own SDKs and provider name themselves (product first, then what runs it).
+pub fn user_agent(terraform_version: Option<&str>) -> String {
+    let mut ua = format!("terraform-provider-cmk/{}", crate::VERSION);
+    if let Some(v) = terraform_version.map(str::trim).filter(|v| !v.is_empty()) {
+        ua.push_str(" terraform/");
+        ua.push_str(v);
+    }
+    ua
+}
+
 fn error_chain(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -900,6 +1080,31 @@ fn error_chain(e: &reqwest::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// The requested key ids not (yet) in their fields: (field, wanted, actual).
+fn missing_keys(
+    update: &WorkspaceKeyUpdate,
+    ws: &Workspace,
+) -> Vec<(&'static str, String, Option<String>)> {
+    [
+        (
+            "managed_services_customer_managed_key_id",
+            &update.managed_services_customer_managed_key_id,
+            &ws.managed_services_customer_managed_key_id,
+        ),
+        (
+            "storage_customer_managed_key_id",
+            &update.storage_customer_managed_key_id,
+            &ws.storage_customer_managed_key_id,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, wanted, actual)| {
+        let w = wanted.as_ref()?;
+        (actual.as_deref() != Some(w.as_str())).then(|| (field, w.clone(), actual.clone()))
+    })
+    .collect()
 }
 
 fn same_configuration(
@@ -976,7 +1181,7 @@ mod tests {
             let d = c.backoff(attempt);
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
         }
-        assert!(format!("{c:?}").contains("the token from the argument `token`"));
+        assert!(format!("{c:?}").contains("the personal access token from the argument `token`"));
     }
 
     #[test]

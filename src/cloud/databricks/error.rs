@@ -71,16 +71,34 @@ pub enum DatabricksError {
         status: String,
         message: String,
     },
-    /// The workspace is RUNNING again but the change did not take (Databricks
-    /// can revert a storage-key change silently).
-    #[error("workspace {workspace_id} is RUNNING again but its {field} is {actual:?}, not {expected:?}: Databricks reverted the change (check the key policy and the workspace's status message: {status_message:?})")]
+    /// The workspace stayed RUNNING with another key id than the one asked
+    /// for, past the whole wait: Databricks did not apply the change (it can
+    /// revert a key update silently).
+    #[error("workspace {workspace_id} is RUNNING but its {field} is still {}, not {expected}, {waited_secs}s after the update: Databricks did not apply the change (it reverts a failed key update silently). Workspace status message: {}. Check the key policy and the workspace's status message, then apply again", shown_id(.actual), shown_message(.status_message))]
     ChangeReverted {
         workspace_id: i64,
         field: String,
-        expected: Option<String>,
+        expected: String,
         actual: Option<String>,
+        waited_secs: u64,
         status_message: Option<String>,
     },
+}
+
+/// A key id for a message: the id, or "unset".
+fn shown_id(v: &Option<String>) -> String {
+    match v.as_deref() {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => "unset".to_string(),
+    }
+}
+
+/// A status message for a message: quoted, or "(none)".
+fn shown_message(v: &Option<String>) -> String {
+    match v.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() => format!("\"{m}\""),
+        _ => "(none)".to_string(),
+    }
 }
 
 impl DatabricksError {

@@ -17,7 +17,12 @@ impl Workspace {
             pricing_tier: self.pricing_tier.into(),
             compute_mode: self.compute_mode.into(),
             storage_mode: Fact::Known(self.storage_mode),
-            status: Fact::Known(self.workspace_status),
+            // An existing workspace always has a status: one this client
+            // does not know (decoded leniently as absent) is unknown, not
+            // "not created yet".
+            status: self
+                .workspace_status
+                .map_or(Fact::Unknown, |s| Fact::Known(Some(s))),
             managed_services_key_id: Fact::Known(
                 self.managed_services_customer_managed_key_id.clone(),
             ),

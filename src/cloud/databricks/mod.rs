@@ -9,8 +9,9 @@ mod error;
 mod facts;
 mod models;
 pub mod settings;
+mod workspace_api;
 
-pub use client::AccountClient;
+pub use client::{user_agent, AccountClient};
 pub use error::DatabricksError;
 pub use models::{
     AwsKeyInfo, ComputeMode, CreateCustomerManagedKey, CustomerManagedKey, Dashboard, GcpKeyInfo,
@@ -18,5 +19,5 @@ pub use models::{
 };
 pub use settings::{
     AuthKind, DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig, Secret,
-    StaticEnvironment, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
+    StaticEnvironment, AUTH_TYPES, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
 };

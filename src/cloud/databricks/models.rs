@@ -33,7 +33,9 @@ pub struct CustomerManagedKey {
     /// Epoch milliseconds.
     #[serde(default)]
     pub creation_time: i64,
-    #[serde(default)]
+    /// Use cases this client knows; a value of a newer API is dropped (as
+    /// Databricks' SDKs do), so one unknown value never fails the answer.
+    #[serde(default, deserialize_with = "lenient_list")]
     pub use_cases: Vec<KeyFeature>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_key_info: Option<AwsKeyInfo>,
@@ -68,6 +70,26 @@ where
             }
         }),
     )
+}
+
+/// Reads a list of enumeration values leniently: values this client does not
+/// know are dropped (with a debug log), `null` is an empty list.
+fn lenient_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let values = Option::<Vec<serde_json::Value>>::deserialize(d)?.unwrap_or_default();
+    Ok(values
+        .into_iter()
+        .filter_map(|v| match serde_json::from_value::<T>(v.clone()) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                tracing::debug!(value = %v, "dropping an unrecognized enumeration value from the Account API");
+                None
+            }
+        })
+        .collect())
 }
 
 /// A workspace as the Account API answers it (the fields that matter here).
@@ -112,6 +134,10 @@ pub struct Workspace {
     pub managed_services_customer_managed_key_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_customer_managed_key_id: Option<String>,
+    /// Set when the workspace runs in a customer-managed VPC: then its status
+    /// stays RUNNING while a key update is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
     /// Epoch milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_time: Option<i64>,
@@ -158,4 +184,51 @@ pub(crate) struct DashboardPage {
     pub dashboards: Vec<Dashboard>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_enumeration_values_are_dropped_not_fatal() {
+        let k: CustomerManagedKey = serde_json::from_value(json!({
+            "customer_managed_key_id": "k", "account_id": "a", "creation_time": 1,
+            "use_cases": ["MANAGED_SERVICES", "QUANTUM_STORAGE", 7, "STORAGE"],
+            "aws_key_info": {"key_arn": "arn", "key_region": "us-east-1"}
+        }))
+        .unwrap();
+        assert_eq!(
+            k.use_cases,
+            [KeyFeature::ManagedServices, KeyFeature::Storage]
+        );
+        let k: CustomerManagedKey = serde_json::from_value(json!({
+            "customer_managed_key_id": "k", "use_cases": null
+        }))
+        .unwrap();
+        assert!(k.use_cases.is_empty());
+        let all: Vec<CustomerManagedKey> = serde_json::from_value(json!([
+            {"customer_managed_key_id": "k1", "use_cases": ["SOMETHING_NEW"]},
+            {"customer_managed_key_id": "k2", "use_cases": ["STORAGE"]}
+        ]))
+        .unwrap();
+        assert_eq!(all.len(), 2);
+        let w: Workspace = serde_json::from_value(json!({
+            "workspace_id": 1, "pricing_tier": "PLATINUM", "compute_mode": "QUANTUM",
+            "storage_mode": 3, "workspace_status": "HIBERNATING", "aws_region": "us-east-1",
+            "some_new_field": {"nested": true}
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                w.pricing_tier,
+                w.compute_mode,
+                w.storage_mode,
+                w.workspace_status
+            ),
+            (None, None, None, None)
+        );
+        assert_eq!(w.aws_region.as_deref(), Some("us-east-1"));
+    }
 }

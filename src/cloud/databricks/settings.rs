@@ -54,6 +54,12 @@ pub struct DatabricksSettings {
     /// OAuth machine-to-machine (service principal) client id.
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
+    /// Which credential to use (`DATABRICKS_AUTH_TYPE`): `oauth-m2m`,
+    /// `databricks-cli` or `pat`; by default the one whose settings are present.
+    pub auth_type: Option<String>,
+    /// The Databricks CLI for `auth_type = "databricks-cli"`
+    /// (`DATABRICKS_CLI_PATH`; default `databricks` on `PATH`).
+    pub databricks_cli_path: Option<String>,
     /// Profile of the config file (`DATABRICKS_CONFIG_PROFILE`; default `DEFAULT`).
     pub profile: Option<String>,
     /// Config file (`DATABRICKS_CONFIG_FILE`; default `~/.databrickscfg`).
@@ -75,6 +81,9 @@ pub struct DatabricksSettings {
     pub workspace_host_template: Option<String>,
     /// Seed of the backoff jitter (tests); random when unset.
     pub jitter_seed: Option<u64>,
+    /// The Terraform CLI's version (from ConfigureProvider), sent in the
+    /// `User-Agent` of every request.
+    pub terraform_version: Option<String>,
 }
 
 /// Where the client reads environment variables and files: the process, or a
@@ -141,24 +150,56 @@ impl Environment for StaticEnvironment {
 /// error messages; never the secret itself).
 #[derive(Debug, Clone)]
 pub enum AuthKind {
-    /// Personal access token.
+    /// Personal access token (Databricks: one workspace only, never the Account API).
     Pat { token: Secret, source: String },
-    /// OAuth machine-to-machine client credentials.
+    /// OAuth machine-to-machine client credentials (a service principal).
     OAuthM2m {
         client_id: String,
         client_secret: Secret,
         source: String,
     },
+    /// OAuth user-to-machine: the Databricks CLI's login, asked for a fresh
+    /// token with `databricks auth token` (auth type `databricks-cli`).
+    DatabricksCli {
+        cli_path: String,
+        /// The config profile named explicitly, if any (the CLI's own login of it).
+        profile: Option<String>,
+        source: String,
+    },
 }
+
+/// The auth types of Databricks' unified authentication this client supports.
+pub const AUTH_TYPES: [&str; 3] = ["oauth-m2m", "databricks-cli", "pat"];
 
 impl AuthKind {
     /// Whose credentials these are, for 401/403 messages.
     pub fn describe(&self) -> String {
         match self {
-            AuthKind::Pat { source, .. } => format!("the token from {source}"),
+            AuthKind::Pat { source, .. } => format!("the personal access token from {source}"),
             AuthKind::OAuthM2m {
                 client_id, source, ..
             } => format!("OAuth client {client_id} (from {source})"),
+            AuthKind::DatabricksCli {
+                cli_path, source, ..
+            } => {
+                format!(
+                    "the Databricks CLI login (`{cli_path} auth token`, auth_type from {source})"
+                )
+            }
+        }
+    }
+
+    /// Why this credential will not work against the Account API, when it
+    /// will not: Databricks documents that "to automate Databricks
+    /// account-level functionality, you cannot use Databricks personal access
+    /// tokens" (personal access token page); each one works for one
+    /// workspace only.
+    pub fn account_api_warning(&self) -> Option<String> {
+        match self {
+            AuthKind::Pat { source, .. } => Some(format!(
+                "The Databricks credential is a personal access token (from {source}), but Databricks' Account API does not accept personal access tokens: each works for one workspace only, and account-level automation needs OAuth. Use OAuth machine-to-machine (a service principal's client_id and client_secret, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET), or your own login through the Databricks CLI (auth_type = \"databricks-cli\" after `databricks auth login --host <account host> --account-id <account id>`)."
+            )),
+            _ => None,
         }
     }
 }
@@ -178,6 +219,7 @@ pub struct ResolvedConfig {
     pub workspace_poll_interval: Duration,
     pub workspace_host_template: String,
     pub jitter_seed: Option<u64>,
+    pub terraform_version: Option<String>,
 }
 
 #[derive(Default)]
@@ -197,12 +239,14 @@ impl Layer {
     }
 }
 
-const KEYS: [(&str, &str); 5] = [
+const KEYS: [(&str, &str); 7] = [
     ("host", "DATABRICKS_HOST"),
     ("account_id", "DATABRICKS_ACCOUNT_ID"),
     ("token", "DATABRICKS_TOKEN"),
     ("client_id", "DATABRICKS_CLIENT_ID"),
     ("client_secret", "DATABRICKS_CLIENT_SECRET"),
+    ("auth_type", "DATABRICKS_AUTH_TYPE"),
+    ("databricks_cli_path", "DATABRICKS_CLI_PATH"),
 ];
 
 /// Parses an INI file into sections of key = value (`;` and `#` comments).
@@ -257,6 +301,16 @@ impl DatabricksSettings {
             "client_secret",
             self.client_secret.as_ref().map(|s| s.expose().to_string()),
             "the argument `client_secret`".into(),
+        );
+        args.set(
+            "auth_type",
+            self.auth_type.clone(),
+            "the argument `auth_type`".into(),
+        );
+        args.set(
+            "databricks_cli_path",
+            self.databricks_cli_path.clone(),
+            "the argument `databricks_cli_path`".into(),
         );
 
         let mut envl = Layer {
@@ -343,47 +397,7 @@ impl DatabricksSettings {
         let account_id = AccountId::parse(&account_id)
             .map_err(|e| DatabricksError::Config(format!("{account_source}: {e}")))?;
 
-        let cred_layer = layers.iter().find(|l| {
-            l.get("token").is_some()
-                || l.get("client_id").is_some()
-                || l.get("client_secret").is_some()
-        });
-        let Some(layer) = cred_layer else {
-            return Err(DatabricksError::Config(
-                "no Databricks credentials: set a personal access token (argument `token` or DATABRICKS_TOKEN), or OAuth client credentials (arguments `client_id` and `client_secret`, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET), or name a ~/.databrickscfg profile that has them (DATABRICKS_CONFIG_PROFILE)".into(),
-            ));
-        };
-        let token = layer.get("token");
-        let cid = layer.get("client_id");
-        let csec = layer.get("client_secret");
-        let auth = match (token, cid, csec) {
-            (Some((_, ts)), Some((_, cs)), _) | (Some((_, ts)), None, Some((_, cs))) => {
-                return Err(DatabricksError::Config(format!(
-                    "contradictory Databricks credentials in the {}: both a token ({ts}) and OAuth client credentials ({cs}) are set; remove one of them",
-                    layer.name
-                )));
-            }
-            (Some((t, ts)), None, None) => AuthKind::Pat {
-                token: Secret::new(t.clone()),
-                source: ts.clone(),
-            },
-            (None, Some((id, is)), Some((sec, ss))) => AuthKind::OAuthM2m {
-                client_id: id.clone(),
-                client_secret: Secret::new(sec.clone()),
-                source: format!("{is} and {ss}"),
-            },
-            (None, Some((_, is)), None) => {
-                return Err(DatabricksError::Config(format!(
-                    "OAuth client id is set ({is}) but no client secret: set the argument `client_secret` or DATABRICKS_CLIENT_SECRET"
-                )));
-            }
-            (None, None, Some((_, ss))) => {
-                return Err(DatabricksError::Config(format!(
-                    "OAuth client secret is set ({ss}) but no client id: set the argument `client_id` or DATABRICKS_CLIENT_ID"
-                )));
-            }
-            (None, None, None) => unreachable!("layer chosen for having a credential"),
-        };
+        let auth = resolve_auth(&layers, profile_explicit.map(|_| profile.as_str()))?;
 
         let rate_limit = match self.rate_limit {
             Some(r) => check_rate_limit(r, "the argument `rate_limit`")?,
@@ -459,7 +473,105 @@ impl DatabricksSettings {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_WORKSPACE_HOST_TEMPLATE.to_string()),
             jitter_seed: self.jitter_seed,
+            terraform_version: self.terraform_version.clone(),
         })
+    }
+}
+
+/// The credential: the one `auth_type` names, or else the one layer
+/// (arguments, environment, profile: the first with any credential) holds.
+/// Values that cannot go into an HTTP header are refused here, naming their
+/// source, before any request.
+fn resolve_auth(layers: &[Layer; 3], profile: Option<&str>) -> Result<AuthKind, DatabricksError> {
+    let first = |key: &str| layers.iter().find_map(|l| l.get(key).cloned());
+    let checked = |what: &str, (v, src): (String, String)| {
+        super::auth::check_header_value(what, &src, &v)
+            .map(|()| (v, src))
+            .map_err(DatabricksError::Config)
+    };
+    if let Some((auth_type, at_src)) = first("auth_type") {
+        let auth_type = auth_type.trim().to_ascii_lowercase();
+        return match auth_type.as_str() {
+            "databricks-cli" => Ok(AuthKind::DatabricksCli {
+                cli_path: first("databricks_cli_path")
+                    .map(|(p, _)| p)
+                    .unwrap_or_else(|| "databricks".to_string()),
+                profile: profile.map(str::to_string),
+                source: at_src,
+            }),
+            "oauth-m2m" => match (first("client_id"), first("client_secret")) {
+                (Some(id), Some(sec)) => {
+                    let (id, is) = checked("the OAuth client id", id)?;
+                    let (sec, ss) = checked("the OAuth client secret", sec)?;
+                    Ok(AuthKind::OAuthM2m {
+                        client_id: id,
+                        client_secret: Secret::new(sec),
+                        source: format!("{is} and {ss}"),
+                    })
+                }
+                _ => Err(DatabricksError::Config(format!(
+                    "auth_type \"oauth-m2m\" (from {at_src}) needs a service principal's client_id and client_secret (or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET)"
+                ))),
+            },
+            "pat" => match first("token") {
+                Some(t) => {
+                    let (t, ts) = checked("the personal access token", t)?;
+                    Ok(AuthKind::Pat {
+                        token: Secret::new(t),
+                        source: ts,
+                    })
+                }
+                None => Err(DatabricksError::Config(format!(
+                    "auth_type \"pat\" (from {at_src}) needs a token (argument `token` or DATABRICKS_TOKEN)"
+                ))),
+            },
+            other => Err(DatabricksError::Config(format!(
+                "auth_type {other:?} (from {at_src}) is not supported; use one of {}",
+                AUTH_TYPES.join(", ")
+            ))),
+        };
+    }
+    let cred_layer = layers.iter().find(|l| {
+        l.get("token").is_some() || l.get("client_id").is_some() || l.get("client_secret").is_some()
+    });
+    let Some(layer) = cred_layer else {
+        return Err(DatabricksError::Config(
+            "no Databricks credentials: the Account API needs OAuth. Set a service principal's OAuth client credentials (arguments `client_id` and `client_secret`, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET), or use your Databricks CLI login (auth_type = \"databricks-cli\" or DATABRICKS_AUTH_TYPE=databricks-cli), or name a ~/.databrickscfg profile that has them (DATABRICKS_CONFIG_PROFILE)".into(),
+        ));
+    };
+    let token = layer.get("token");
+    let cid = layer.get("client_id");
+    let csec = layer.get("client_secret");
+    match (token, cid, csec) {
+        (Some((_, ts)), Some((_, cs)), _) | (Some((_, ts)), None, Some((_, cs))) => {
+            Err(DatabricksError::Config(format!(
+                "contradictory Databricks credentials in the {}: both a token ({ts}) and OAuth client credentials ({cs}) are set; remove one of them, or choose with auth_type",
+                layer.name
+            )))
+        }
+        (Some(t), None, None) => {
+            let (t, ts) = checked("the personal access token", t.clone())?;
+            Ok(AuthKind::Pat {
+                token: Secret::new(t),
+                source: ts,
+            })
+        }
+        (None, Some(id), Some(sec)) => {
+            let (id, is) = checked("the OAuth client id", id.clone())?;
+            let (sec, ss) = checked("the OAuth client secret", sec.clone())?;
+            Ok(AuthKind::OAuthM2m {
+                client_id: id,
+                client_secret: Secret::new(sec),
+                source: format!("{is} and {ss}"),
+            })
+        }
+        (None, Some((_, is)), None) => Err(DatabricksError::Config(format!(
+            "OAuth client id is set ({is}) but no client secret: set the argument `client_secret` or DATABRICKS_CLIENT_SECRET"
+        ))),
+        (None, None, Some((_, ss))) => Err(DatabricksError::Config(format!(
+            "OAuth client secret is set ({ss}) but no client id: set the argument `client_id` or DATABRICKS_CLIENT_ID"
+        ))),
+        (None, None, None) => unreachable!("layer chosen for having a credential"),
     }
 }
 
@@ -578,7 +690,8 @@ mod tests {
             "11111111-0000-4000-8000-0000000000aa",
         );
         let e = DatabricksSettings::default().resolve(&env).unwrap_err();
-        assert!(e.to_string().contains("DATABRICKS_TOKEN"), "{e}");
+        assert!(e.to_string().contains("DATABRICKS_CLIENT_ID"), "{e}");
+        assert!(e.to_string().contains("databricks-cli"), "{e}");
         let env = env
             .with_var("DATABRICKS_TOKEN", "t")
             .with_var("DATABRICKS_CLIENT_ID", "c");
@@ -680,6 +793,106 @@ mod tests {
             .resolve(&env.clone().with_var("DATABRICKS_RATE_LIMIT", " 2.5 "))
             .unwrap();
         assert_eq!(c.rate_limit, 2.5);
+    }
+
+    #[test]
+    fn a_credential_with_a_stray_carriage_return_fails_naming_its_source() {
+        let env = base()
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
+            .with_var("DATABRICKS_TOKEN", "dapi-secret-value\r");
+        let e = DatabricksSettings::default()
+            .resolve(&env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("DATABRICKS_TOKEN") && e.contains("carriage return"),
+            "{e}"
+        );
+        assert!(!e.contains("dapi-secret-value"), "{e}");
+        let env = base()
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
+            .with_var("DATABRICKS_CLIENT_ID", "sp")
+            .with_var("DATABRICKS_CLIENT_SECRET", "s\r\n");
+        let e = DatabricksSettings::default()
+            .resolve(&env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DATABRICKS_CLIENT_SECRET"), "{e}");
+    }
+
+    #[test]
+    fn auth_type_chooses_the_credential() {
+        let env = base()
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
+            .with_var("DATABRICKS_AUTH_TYPE", "databricks-cli")
+            .with_var("DATABRICKS_CLI_PATH", "/opt/databricks");
+        let c = DatabricksSettings::default().resolve(&env).unwrap();
+        match &c.auth {
+            AuthKind::DatabricksCli {
+                cli_path, source, ..
+            } => {
+                assert_eq!(cli_path, "/opt/databricks");
+                assert_eq!(source, "DATABRICKS_AUTH_TYPE");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.auth.account_api_warning().is_none());
+        // Explicit oauth-m2m wins over a token set alongside.
+        let env = base()
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
+            .with_var("DATABRICKS_TOKEN", "t")
+            .with_var("DATABRICKS_CLIENT_ID", "sp")
+            .with_var("DATABRICKS_CLIENT_SECRET", "s");
+        let s = DatabricksSettings {
+            auth_type: Some("oauth-m2m".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.resolve(&env).unwrap().auth,
+            AuthKind::OAuthM2m { .. }
+        ));
+        let s = DatabricksSettings {
+            auth_type: Some("azure-cli".into()),
+            ..Default::default()
+        };
+        let e = s.resolve(&env).unwrap_err().to_string();
+        assert!(
+            e.contains("oauth-m2m, databricks-cli, pat") && e.contains("`auth_type`"),
+            "{e}"
+        );
+        // A personal access token resolves, with the Account API warning.
+        let env = base()
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
+            .with_var("DATABRICKS_TOKEN", "t");
+        let w = DatabricksSettings::default()
+            .resolve(&env)
+            .unwrap()
+            .auth
+            .account_api_warning()
+            .unwrap();
+        assert!(
+            w.contains("does not accept personal access tokens") && w.contains("DATABRICKS_TOKEN"),
+            "{w}"
+        );
+        assert!(
+            w.contains("client_id") && w.contains("databricks-cli"),
+            "{w}"
+        );
     }
 
     #[test]
