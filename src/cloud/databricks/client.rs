@@ -43,6 +43,8 @@ struct Inner {
     /// Key configurations this client created or adopted: a lost create
     /// never adopts one of them (two identical creates in one apply).
     claimed: Mutex<std::collections::HashSet<String>>,
+    /// Reads served from lists (`snapshot.rs`), when configured.
+    snapshot: Option<super::snapshot::ReadSnapshot>,
 }
 
 impl std::fmt::Debug for AccountClient {
@@ -256,6 +258,7 @@ impl AccountClient {
                 limiter: RateLimiter::new(cfg.rate_limit),
                 rng: Mutex::new(rng),
                 claimed: Mutex::new(Default::default()),
+                snapshot: cfg.snapshot_max_age.map(super::snapshot::ReadSnapshot::new),
                 http,
                 cfg,
             }),
@@ -393,6 +396,9 @@ impl AccountClient {
             match tokio::time::timeout_at(deadline, self.list_customer_managed_keys(&own)).await {
                 Ok(Ok(all)) => {
                     if let Some(found) = self.unclaimed_match(all, request, since_ms) {
+                        if let Some(s) = &self.inner.snapshot {
+                            s.wrote_key(&found.customer_managed_key_id).await;
+                        }
                         tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the cancelled create had taken effect; returning its configuration");
                         return Ok(found);
                     }
@@ -440,6 +446,9 @@ impl AccountClient {
             call.body = Some(body.clone());
             match self.execute::<CustomerManagedKey>(call, cancel).await {
                 Ok(k) => {
+                    if let Some(s) = &self.inner.snapshot {
+                        s.wrote_key(&k.customer_managed_key_id).await;
+                    }
                     tracing::info!(customer_managed_key_id = %k.customer_managed_key_id, "created key configuration");
                     return Ok(k);
                 }
@@ -453,6 +462,9 @@ impl AccountClient {
                     tracing::warn!(error = %e, "create may have taken effect; looking for the configuration before sending again");
                     let all = self.list_customer_managed_keys(cancel).await?;
                     if let Some(found) = self.unclaimed_match(all, request, started_ms) {
+                        if let Some(s) = &self.inner.snapshot {
+                            s.wrote_key(&found.customer_managed_key_id).await;
+                        }
                         tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the lost create had taken effect; adopting its configuration");
                         return Ok(found);
                     }
@@ -473,12 +485,18 @@ impl AccountClient {
         }
     }
 
-    /// `GET /customer-managed-keys/{id}`.
+    /// `GET /customer-managed-keys/{id}`, or the read snapshot's copy.
     pub async fn get_customer_managed_key(
         &self,
         customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<CustomerManagedKey, DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            let listed = || self.list_customer_managed_keys(cancel);
+            if let Some(k) = s.key(customer_managed_key_id.as_str(), listed).await {
+                return Ok(k);
+            }
+        }
         let call = self.call(
             Method::GET,
             &["customer-managed-keys", customer_managed_key_id.as_str()],
@@ -506,6 +524,9 @@ impl AccountClient {
         customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<(), DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            s.wrote_key(customer_managed_key_id.as_str()).await;
+        }
         let call = self.call(
             Method::DELETE,
             &["customer-managed-keys", customer_managed_key_id.as_str()],
@@ -518,12 +539,18 @@ impl AccountClient {
 
     // ---- workspaces ----
 
-    /// `GET /workspaces/{id}`.
+    /// `GET /workspaces/{id}`, or the read snapshot's copy.
     pub async fn get_workspace(
         &self,
         workspace_id: WorkspaceId,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            let listed = || self.list_workspaces(cancel);
+            if let Some(w) = s.workspace(workspace_id.get(), listed).await {
+                return Ok(w);
+            }
+        }
         let call = self.call(
             Method::GET,
             &["workspaces", &workspace_id.to_string()],
@@ -551,6 +578,9 @@ impl AccountClient {
         let mask = update.mask();
         if mask.is_empty() {
             return Ok(());
+        }
+        if let Some(s) = &self.inner.snapshot {
+            s.wrote_workspace(workspace_id.get()).await;
         }
         let mut call = self.call(
             Method::PATCH,
@@ -722,8 +752,22 @@ impl AccountClient {
     // ---- workspace level ----
 
     /// The AI/BI dashboards of a workspace (`GET {workspace}/api/2.0/lakeview/dashboards`,
-    /// every page).
+    /// every page); with the read snapshot, listed once per workspace.
     pub async fn list_dashboards(
+        &self,
+        deployment_name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Dashboard>, DatabricksError> {
+        match &self.inner.snapshot {
+            Some(s) => {
+                let listed = || self.fetch_dashboards(deployment_name, cancel);
+                s.dashboards(deployment_name, listed).await
+            }
+            None => self.fetch_dashboards(deployment_name, cancel).await,
+        }
+    }
+
+    async fn fetch_dashboards(
         &self,
         deployment_name: &str,
         cancel: &CancellationToken,
