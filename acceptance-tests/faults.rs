@@ -503,3 +503,160 @@ fn interrupted_create_is_tracked_and_the_next_apply_adds_nothing() {
         shown["values"]["root_module"]["resources"][0]["values"]["customer_managed_key_id"].clone();
     assert_eq!(tracked, made[0]["customer_managed_key_id"]);
 }
+
+/// The fault suite (issue 10): 100 key configurations and 20 bindings
+/// applied while the sandbox answers 10 % of API calls 503, 10 % 429 with
+/// `Retry-After`, drops the answer of 5 % of creates after committing them,
+/// and adds random latency, from a fixed fault seed. Afterwards Terraform's
+/// state and the sandbox agree exactly (no duplicate, none missing, none
+/// untracked) and the re-plan, under the same faults, is empty.
+#[test]
+fn fault_suite_state_matches_the_sandbox_exactly() {
+    if !enabled("fault_suite_state_matches_the_sandbox_exactly") {
+        return;
+    }
+    const CONFIGS: usize = 100;
+    const BINDINGS: usize = 20;
+    const FIRST_WS: i64 = 7100000000000001;
+    let arn = |i: usize| format!("arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-0000-4000-8000-{i:012}");
+
+    // A world with enough workspaces for the bindings.
+    let seed_dir = tempfile::tempdir().unwrap();
+    let workspaces: Vec<serde_json::Value> = (0..BINDINGS)
+        .map(|i| {
+            serde_json::json!({
+                "workspace_id": FIRST_WS + i as i64,
+                "workspace_name": format!("fault-ws-{i:02}"),
+                "deployment_name": format!("fault-ws-{i:02}"),
+                "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE",
+                "compute_mode": "HYBRID", "storage_mode": "CUSTOMER_HOSTED",
+                "workspace_status": "RUNNING", "classic_compute_running": false
+            })
+        })
+        .collect();
+    let seed = serde_json::json!({
+        "admin_token": crate::sandbox::ADMIN_TOKEN,
+        "accounts": [{
+            "account_id": ACCOUNT_ID,
+            "oauth_clients": [{
+                "client_id": crate::sandbox::CLIENT_ID,
+                "client_secret": crate::sandbox::CLIENT_SECRET
+            }],
+            "workspaces": workspaces
+        }]
+    });
+    let seed_path = seed_dir.path().join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    let sb = Sandbox::start_with(seed_path.to_str().unwrap());
+
+    let mut w = Workdir::new(&format!(
+        r#"{CMK_HEADER}
+provider "cmk" {{
+  host                            = "{url}"
+  account_id                      = "{ACCOUNT_ID}"
+  workspace_host_template         = "{url}/_ws/{{deployment_name}}"
+  workspace_poll_interval_seconds = 0.1
+  rate_limit                      = 500
+}}
+resource "cmk_key_configuration" "k" {{
+  count        = {CONFIGS}
+  use_cases    = ["MANAGED_SERVICES"]
+  aws_key_info = {{ key_arn = format("arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-0000-4000-8000-%012d", count.index) }}
+}}
+resource "cmk_workspace_binding" "b" {{
+  count                   = {BINDINGS}
+  workspace_id            = {FIRST_WS} + count.index
+  managed_services_key_id = cmk_key_configuration.k[count.index].customer_managed_key_id
+}}
+"#,
+        url = sb.url
+    ));
+    w.env.extend(oauth_env());
+
+    let (status, body) = sb.admin(
+        "PUT",
+        "/_sandbox/faults",
+        r#"{"error_rate": 0.1, "error_status": 503, "throttle_rate": 0.1, "retry_after_seconds": 0.2, "drop_rate": 0.05, "latency_jitter_ms": 40, "seed": 20251129}"#,
+    );
+    assert!(status < 300, "faults: {status} {body}");
+
+    let applied = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    applied.ok();
+
+    // The faults really happened.
+    let (_, stats) = sb.admin("GET", "/_sandbox/stats", "");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    for counter in ["injected_errors", "injected_throttles", "dropped_creates"] {
+        assert!(
+            stats[counter].as_u64().unwrap_or(0) > 0,
+            "no {counter} during the apply: {stats}"
+        );
+    }
+    assert_eq!(
+        stats["creates_committed"].as_u64(),
+        Some(CONFIGS as u64),
+        "every configuration was committed once, none twice: {stats}"
+    );
+
+    // The sandbox: each ARN exactly once.
+    let (_, world) = sb.admin("GET", "/_sandbox/state", "");
+    let world: serde_json::Value = serde_json::from_str(&world).unwrap();
+    let account = &world["accounts"][0];
+    let mut in_sandbox = std::collections::BTreeMap::new();
+    for k in account["customer_managed_keys"].as_array().unwrap() {
+        let a = k["aws_key_info"]["key_arn"].as_str().unwrap().to_string();
+        let id = k["customer_managed_key_id"].as_str().unwrap().to_string();
+        assert!(
+            in_sandbox.insert(a.clone(), id).is_none(),
+            "duplicate configuration for {a}"
+        );
+    }
+    let expected: std::collections::BTreeSet<String> = (0..CONFIGS).map(arn).collect();
+    assert_eq!(
+        in_sandbox.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        expected,
+        "the sandbox holds exactly the configured keys"
+    );
+
+    // Terraform's state: the same ids for the same ARNs.
+    let shown = w.json(&["show", "-json"]);
+    let resources = shown["values"]["root_module"]["resources"].as_array().unwrap();
+    let mut in_state = std::collections::BTreeMap::new();
+    let mut bound = std::collections::BTreeMap::new();
+    for r in resources {
+        let v = &r["values"];
+        match r["type"].as_str().unwrap() {
+            "cmk_key_configuration" => {
+                let a = v["aws_key_info"]["key_arn"].as_str().unwrap().to_string();
+                let id = v["customer_managed_key_id"].as_str().unwrap().to_string();
+                assert!(in_state.insert(a.clone(), id).is_none(), "{a} twice in state");
+            }
+            "cmk_workspace_binding" => {
+                bound.insert(
+                    v["workspace_id"].as_i64().unwrap(),
+                    v["managed_services_key_id"].as_str().unwrap().to_string(),
+                );
+            }
+            other => panic!("unexpected {other} in state"),
+        }
+    }
+    assert_eq!(in_state, in_sandbox, "state tracks exactly what exists");
+
+    // The bindings: each workspace holds the key its binding names.
+    assert_eq!(bound.len(), BINDINGS);
+    for ws in account["workspaces"].as_array().unwrap() {
+        let id = ws["workspace_id"].as_i64().unwrap();
+        let i = (id - FIRST_WS) as usize;
+        assert_eq!(
+            ws["managed_services_customer_managed_key_id"].as_str(),
+            Some(in_sandbox[&arn(i)].as_str()),
+            "workspace {id}"
+        );
+        assert_eq!(bound[&id], in_sandbox[&arn(i)], "binding of workspace {id}");
+        assert_eq!(ws["workspace_status"], "RUNNING", "workspace {id}");
+    }
+
+    // The re-plan, under the same faults, is empty.
+    let o = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+    assert_eq!(o.code, 0, "the re-plan must be empty:\n{}", o.all());
+}

@@ -412,7 +412,7 @@ impl<'a> Reader<'a> {
         let payload = self.take(n)?;
         // Any extension is an unknown value; code 12 carries refinements.
         Ok(Raw::Ext(if code == EXT_REFINED_UNKNOWN {
-            refinements(payload)
+            refinements(payload, self.depth)
         } else {
             Refinements::default()
         }))
@@ -636,12 +636,14 @@ fn put_bin(out: &mut Vec<u8>, b: &[u8]) {
 /// Reads the refinements of a code-12 extension: a map with integer keys.
 /// Keys this provider does not use, and a payload it cannot read, are
 /// ignored: the value stays a (less refined) unknown.
-fn refinements(payload: &[u8]) -> Refinements {
+/// `depth`: the nesting around the extension, so that refinements nested
+/// in refinements stay under [`MAX_DEPTH`] (found by `make fuzz`).
+fn refinements(payload: &[u8], depth: usize) -> Refinements {
     let mut r = Refinements::default();
     let mut reader = Reader {
         buf: payload,
         pos: 0,
-        depth: 0,
+        depth,
     };
     let Ok(Raw::Map(entries)) = reader.raw() else {
         return r;

@@ -1228,6 +1228,48 @@ mod tests {
         assert!(format!("{c:?}").contains("the personal access token from the argument `token`"));
     }
 
+    fn fuzz_cases() -> u32 {
+        std::env::var("CMK_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(fuzz_cases()))]
+
+        /// Any value as a path segment: one segment of the URL reqwest sends,
+        /// no query, no fragment, and it decodes back to the value.
+        #[test]
+        fn fuzz_path_segment(s in proptest::prelude::any::<String>()) {
+            let Ok(enc) = path_segment(&s) else {
+                proptest::prop_assert!(s.is_empty() || s == "." || s == "..");
+                return Ok(());
+            };
+            proptest::prop_assert!(enc
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+            let u = reqwest::Url::parse(&format!("http://h/a/{enc}")).unwrap();
+            proptest::prop_assert!(u.query().is_none() && u.fragment().is_none());
+            let segs: Vec<&str> = u.path_segments().unwrap().collect();
+            proptest::prop_assert_eq!(segs.len(), 2);
+            proptest::prop_assert_eq!(segs[1], enc.as_str());
+            let mut decoded = Vec::new();
+            let b = enc.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' {
+                    decoded.push(u8::from_str_radix(&enc[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    decoded.push(b[i]);
+                    i += 1;
+                }
+            }
+            proptest::prop_assert_eq!(String::from_utf8(decoded).unwrap(), s);
+        }
+    }
+
     #[test]
     fn path_segments_are_encoded_by_one_function() {
         for (raw, want) in [
