@@ -497,7 +497,14 @@ fn mismatch(path: &str, ty: &Type, raw: &str) -> CodecError {
 fn raw_to_value(raw: Raw, ty: &Type, path: &str) -> Result<Value, CodecError> {
     match (raw, ty) {
         (Raw::Nil, _) => Ok(Value::Null),
-        (Raw::Ext(r), _) => Ok(Value::Unknown(r)),
+        // A string prefix refines strings only; on another type it is
+        // dropped, as the encoder would drop it (found by `make fuzz`).
+        (Raw::Ext(mut r), ty) => {
+            if !matches!(ty, Type::String) {
+                r.string_prefix = None;
+            }
+            Ok(Value::Unknown(r))
+        }
         (Raw::Array(mut items), Type::Dynamic) => {
             // [type JSON, value]
             if items.len() != 2 {

@@ -1317,6 +1317,9 @@ mod tests {
         .unwrap();
         let mut c = crate::sandbox::SandboxConfig::new(world);
         c.faults.latency_ms = latency_ms;
+        // These tests are about creates, not credentials: the sandbox takes
+        // the personal access token on the Account API here.
+        c.relaxed_auth = true;
         crate::sandbox::start(c).await.unwrap()
     }
 
