@@ -462,6 +462,29 @@ fn interrupted_create_is_tracked_and_the_next_apply_adds_nothing() {
         "cmk_key_configuration.k: Creating...",
         Duration::from_secs(120),
     );
+    // The POST must be in flight when Ctrl-C comes: the OAuth token request
+    // before it takes the same latency. The sandbox logs a request when it
+    // arrives, before its latency.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, log) = sb.admin("GET", "/_sandbox/requests", "");
+        let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+        let posted = log.as_array().into_iter().flatten().any(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/customer-managed-keys"))
+        });
+        if posted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the create's POST never reached the sandbox: {log}\n{}",
+            run.output
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_secs(2));
     run.interrupt_group();
     run.finish(Duration::from_secs(120));
