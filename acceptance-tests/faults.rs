@@ -315,6 +315,14 @@ impl GroupRun {
         assert!(ok.success(), "kill -INT -{pgid}");
     }
 
+    /// Collects the output printed so far.
+    fn drain(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.output.push_str(&l);
+            self.output.push('\n');
+        }
+    }
+
     /// Waits for the exit (hang guard `limit`) and collects the rest of the output.
     fn finish(&mut self, limit: Duration) -> std::process::ExitStatus {
         let t0 = Instant::now();
@@ -682,4 +690,80 @@ resource "cmk_workspace_binding" "b" {{
     // The re-plan, under the same faults, is empty.
     let o = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
     assert_eq!(o.code, 0, "the re-plan must be empty:\n{}", o.all());
+}
+
+/// Issue 10: a re-apply after an interrupted binding reported "Creation
+/// complete after 0s" while the workspace was still PROVISIONING (the
+/// PATCH of the interrupted apply had gone through, so nothing was left to
+/// send and the "did the change take" check was skipped). The world the
+/// interrupted apply leaves is made here directly: the keys in place, the
+/// workspace PROVISIONING, the binding not in state. The re-apply must
+/// wait for RUNNING and only then report the binding created.
+#[test]
+fn re_apply_after_an_interrupted_binding_waits_for_running() {
+    if !enabled("re_apply_after_an_interrupted_binding_waits_for_running") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"resource "cmk_key_configuration" "k" {{
+  use_cases    = ["MANAGED_SERVICES"]
+  aws_key_info = {{ key_arn = "arn:aws:kms:us-east-1:123456789012:key/6b6b6b6b-2222-4333-8444-555555555555" }}
+}}
+resource "cmk_workspace_binding" "b" {{
+  workspace_id         = {PROD_WORKSPACE}
+  managed_services_key = cmk_key_configuration.k
+}}
+"#
+        ),
+    );
+    w.run(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .ok();
+    w.run(&["state", "rm", "-no-color", "cmk_workspace_binding.b"])
+        .ok();
+    let status_path = format!("/_sandbox/workspaces/{PROD_WORKSPACE}/status");
+    let (status, body) = sb.admin(
+        "POST",
+        &status_path,
+        r#"{"workspace_status": "PROVISIONING", "workspace_status_message": "Updating the workspace's keys"}"#,
+    );
+    assert!(status < 300, "status: {status} {body}");
+
+    let mut run =
+        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+    run.wait_for("cmk_workspace_binding.b: Creating...", Duration::from_secs(120));
+    // While the workspace is PROVISIONING the binding is not done.
+    std::thread::sleep(Duration::from_secs(3));
+    run.drain();
+    assert!(
+        !run.output.contains("Creation complete") && !run.output.contains("Apply complete"),
+        "the binding was reported created while the workspace was PROVISIONING:\n{}",
+        run.output
+    );
+    let (status, body) = sb.admin(
+        "POST",
+        &status_path,
+        r#"{"workspace_status": "RUNNING", "workspace_status_message": "Workspace is running."}"#,
+    );
+    assert!(status < 300, "status: {status} {body}");
+    let done = run.finish(Duration::from_secs(120));
+    assert!(done.success(), "{}", run.output);
+    assert!(
+        run.output.contains("cmk_workspace_binding.b: Creation complete"),
+        "{}",
+        run.output
+    );
+    let shown = w.json(&["show", "-json"]);
+    let b = shown["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "cmk_workspace_binding")
+        .cloned()
+        .expect("the binding is in state");
+    assert_eq!(b["values"]["workspace_status"], "RUNNING");
+    let re = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+    assert_eq!(re.code, 0, "re-plan must be empty:\n{}", re.all());
 }

@@ -551,6 +551,16 @@ impl AccountClient {
                 return Ok(w);
             }
         }
+        self.get_workspace_fresh(workspace_id, cancel).await
+    }
+
+    /// `GET /workspaces/{id}`, never from the read snapshot: what a wait
+    /// polls, since the status it waits for changes behind the snapshot.
+    async fn get_workspace_fresh(
+        &self,
+        workspace_id: WorkspaceId,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
         let call = self.call(
             Method::GET,
             &["workspaces", &workspace_id.to_string()],
@@ -634,7 +644,7 @@ impl AccountClient {
         let mut left_failed = status_before != Some(WorkspaceStatus::Failed);
         let mut last_progress: Option<String> = None;
         loop {
-            let ws = self.get_workspace(ws_id, cancel).await?;
+            let ws = self.get_workspace_fresh(ws_id, cancel).await?;
             let missing = missing_keys(update, &ws);
             let status = ws.workspace_status;
             if status != Some(WorkspaceStatus::Failed) {
@@ -720,7 +730,10 @@ impl AccountClient {
         let start = Instant::now();
         let limit = self.inner.cfg.workspace_wait_timeout;
         loop {
-            let ws = self.get_workspace(workspace_id, cancel).await?;
+            // Polled fresh: the read snapshot would serve the status it
+            // listed (PROVISIONING) until it expires (found by the re-apply
+            // test in acceptance-tests/faults.rs).
+            let ws = self.get_workspace_fresh(workspace_id, cancel).await?;
             match ws.workspace_status {
                 Some(WorkspaceStatus::Running) => return Ok(ws),
                 Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned)) => {
