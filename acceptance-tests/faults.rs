@@ -549,7 +549,9 @@ fn fault_suite_state_matches_the_sandbox_exactly() {
     const CONFIGS: usize = 100;
     const BINDINGS: usize = 20;
     const FIRST_WS: i64 = 7100000000000001;
-    let arn = |i: usize| format!("arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-0000-4000-8000-{i:012}");
+    let arn = |i: usize| {
+        format!("arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-0000-4000-8000-{i:012}")
+    };
 
     // A world with enough workspaces for the bindings.
     let seed_dir = tempfile::tempdir().unwrap();
@@ -644,14 +646,19 @@ resource "cmk_workspace_binding" "b" {{
     }
     let expected: std::collections::BTreeSet<String> = (0..CONFIGS).map(arn).collect();
     assert_eq!(
-        in_sandbox.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        in_sandbox
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         expected,
         "the sandbox holds exactly the configured keys"
     );
 
     // Terraform's state: the same ids for the same ARNs.
     let shown = w.json(&["show", "-json"]);
-    let resources = shown["values"]["root_module"]["resources"].as_array().unwrap();
+    let resources = shown["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap();
     let mut in_state = std::collections::BTreeMap::new();
     let mut bound = std::collections::BTreeMap::new();
     for r in resources {
@@ -660,7 +667,10 @@ resource "cmk_workspace_binding" "b" {{
             "cmk_key_configuration" => {
                 let a = v["aws_key_info"]["key_arn"].as_str().unwrap().to_string();
                 let id = v["customer_managed_key_id"].as_str().unwrap().to_string();
-                assert!(in_state.insert(a.clone(), id).is_none(), "{a} twice in state");
+                assert!(
+                    in_state.insert(a.clone(), id).is_none(),
+                    "{a} twice in state"
+                );
             }
             "cmk_workspace_binding" => {
                 bound.insert(
@@ -733,7 +743,10 @@ resource "cmk_workspace_binding" "b" {{
 
     let mut run =
         GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
-    run.wait_for("cmk_workspace_binding.b: Creating...", Duration::from_secs(120));
+    run.wait_for(
+        "cmk_workspace_binding.b: Creating...",
+        Duration::from_secs(120),
+    );
     // While the workspace is PROVISIONING the binding is not done.
     std::thread::sleep(Duration::from_secs(3));
     run.drain();
@@ -751,7 +764,8 @@ resource "cmk_workspace_binding" "b" {{
     let done = run.finish(Duration::from_secs(120));
     assert!(done.success(), "{}", run.output);
     assert!(
-        run.output.contains("cmk_workspace_binding.b: Creation complete"),
+        run.output
+            .contains("cmk_workspace_binding.b: Creation complete"),
         "{}",
         run.output
     );

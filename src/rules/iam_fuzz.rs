@@ -42,9 +42,20 @@ fn principal_str() -> BoxedStrategy<String> {
 fn action_str() -> BoxedStrategy<String> {
     prop_oneof![
         pick(&[
-            "*", "kms:*", "kms:Decrypt", "kms:Encrypt", "kms:De*", "kms:?ncrypt", "KMS:DECRYPT",
-            "kms:GenerateDataKey*", "kms:CreateGrant", "kms:ReEncrypt*", "s3:GetObject", "kms:",
-            "**", "*?*",
+            "*",
+            "kms:*",
+            "kms:Decrypt",
+            "kms:Encrypt",
+            "kms:De*",
+            "kms:?ncrypt",
+            "KMS:DECRYPT",
+            "kms:GenerateDataKey*",
+            "kms:CreateGrant",
+            "kms:ReEncrypt*",
+            "s3:GetObject",
+            "kms:",
+            "**",
+            "*?*",
         ]),
         "[a-zA-Z:*?]{0,20}".boxed(),
     ]
@@ -91,7 +102,16 @@ fn condition() -> BoxedStrategy<Value> {
         "aws:PrincipalArn",
     ]);
     let value = prop_oneof![
-        pick(&["ec2.*.amazonaws.com", "true", "false", "123456789012", "*", "", "x?"]).prop_map(Value::String),
+        pick(&[
+            "ec2.*.amazonaws.com",
+            "true",
+            "false",
+            "123456789012",
+            "*",
+            "",
+            "x?"
+        ])
+        .prop_map(Value::String),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         prop::collection::vec(pick(&["a", "true", "ec2.us-east-1.amazonaws.com"]), 0..3)
@@ -135,26 +155,28 @@ fn statement() -> BoxedStrategy<Value> {
         prop::option::of(condition()),
         prop::option::of("[a-zA-Z0-9 ]{0,10}"),
     )
-        .prop_map(|(effect, principal, not_p, action, not_a, resource, cond, sid)| {
-            let mut s = serde_json::Map::new();
-            if !effect.is_empty() {
-                s.insert("Effect".into(), json!(effect));
-            }
-            if let Some(p) = principal {
-                s.insert(if not_p { "NotPrincipal" } else { "Principal" }.into(), p);
-            }
-            s.insert(if not_a { "NotAction" } else { "Action" }.into(), action);
-            if let Some(r) = resource {
-                s.insert("Resource".into(), r);
-            }
-            if let Some(c) = cond {
-                s.insert("Condition".into(), c);
-            }
-            if let Some(sid) = sid {
-                s.insert("Sid".into(), json!(sid));
-            }
-            Value::Object(s)
-        })
+        .prop_map(
+            |(effect, principal, not_p, action, not_a, resource, cond, sid)| {
+                let mut s = serde_json::Map::new();
+                if !effect.is_empty() {
+                    s.insert("Effect".into(), json!(effect));
+                }
+                if let Some(p) = principal {
+                    s.insert(if not_p { "NotPrincipal" } else { "Principal" }.into(), p);
+                }
+                s.insert(if not_a { "NotAction" } else { "Action" }.into(), action);
+                if let Some(r) = resource {
+                    s.insert("Resource".into(), r);
+                }
+                if let Some(c) = cond {
+                    s.insert("Condition".into(), c);
+                }
+                if let Some(sid) = sid {
+                    s.insert("Sid".into(), json!(sid));
+                }
+                Value::Object(s)
+            },
+        )
         .boxed()
 }
 
@@ -168,8 +190,11 @@ fn request() -> BoxedStrategy<Request> {
                 "kms:CallerAccount",
             ]),
             prop_oneof![
-                prop::collection::vec(pick(&["ec2.us-east-1.amazonaws.com", "true", "x", ""]), 0..3)
-                    .prop_map(CtxValue::Values),
+                prop::collection::vec(
+                    pick(&["ec2.us-east-1.amazonaws.com", "true", "x", ""]),
+                    0..3
+                )
+                .prop_map(CtxValue::Values),
                 Just(CtxValue::Absent),
                 Just(CtxValue::Unknown),
             ],

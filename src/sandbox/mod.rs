@@ -539,7 +539,8 @@ pub fn check_world(world: &World) -> Result<(), String> {
         }
         for w in &a.workspaces {
             let ws = &w.workspace;
-            let id = ids::WorkspaceId::new(ws.workspace_id).map_err(|e| format!("workspace: {e}"))?;
+            let id =
+                ids::WorkspaceId::new(ws.workspace_id).map_err(|e| format!("workspace: {e}"))?;
             if !workspaces.insert(id) {
                 return Err(format!("workspace {id} appears twice"));
             }
@@ -680,7 +681,11 @@ mod state_file_tests {
         std::fs::write(&victim, "precious").unwrap();
         let p = dir.path().join("state.json");
         // The old predictable name, and a dangling link: both refused or unused.
-        std::os::unix::fs::symlink(&victim, dir.path().join(format!("state.tmp-{}", std::process::id()))).unwrap();
+        std::os::unix::fs::symlink(
+            &victim,
+            dir.path().join(format!("state.tmp-{}", std::process::id())),
+        )
+        .unwrap();
         let planted = dir.path().join(".state.json.0000000000000000.tmp");
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
         let e = create_exclusive(&planted).unwrap_err();
@@ -696,7 +701,10 @@ mod state_file_tests {
         std::os::unix::fs::symlink(&victim, &p).unwrap();
         persist(&p, &world()).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-        assert!(!std::fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(&p)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -730,7 +738,8 @@ mod state_file_tests {
                 Err(e) => e,
             };
             assert!(
-                matches!(e, SandboxError::State { .. }) && e.to_string().contains("not a valid sandbox world"),
+                matches!(e, SandboxError::State { .. })
+                    && e.to_string().contains("not a valid sandbox world"),
                 "{text}: {e}"
             );
             // Refused before anything was written.
@@ -771,7 +780,10 @@ mod state_file_tests {
             .json()
             .await
             .unwrap();
-        assert!(all.is_empty(), "memory holds what the file does not: {all:?}");
+        assert!(
+            all.is_empty(),
+            "memory holds what the file does not: {all:?}"
+        );
         h.shutdown().await;
     }
 }
