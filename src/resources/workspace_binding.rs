@@ -516,7 +516,12 @@ impl Resource for WorkspaceBinding {
         planned.id = Val::Known(ws_id.to_string());
         planned.workspace_name = Val::Known(w.workspace_name.clone());
         planned.aws_region = w.aws_region.clone().into();
-        planned.workspace_status = if ms_changes || st_changes {
+        // An apply waits for RUNNING: on a key change, and on a create even
+        // with nothing to send (the keys of an interrupted apply in place,
+        // the workspace still PROVISIONING).
+        let running = w.workspace_status == Some(crate::rules::facts::WorkspaceStatus::Running);
+        let waits = change.prior.is_none() && !running;
+        planned.workspace_status = if ms_changes || st_changes || waits {
             Val::unknown()
         } else {
             w.workspace_status.map(|s| s.as_str().to_string()).into()
