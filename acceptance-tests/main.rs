@@ -7,10 +7,13 @@ mod moto_server;
 mod sandbox;
 
 mod databricks;
+mod examples;
+mod faults;
 mod functions;
 mod key_verification;
 mod kms_key;
 mod kms_key_policy;
+mod one_plan;
 mod plugin_process;
 mod real_services;
 mod schema;

@@ -37,8 +37,15 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn start() -> Sandbox {
+        Sandbox::start_with(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/sandbox/seed.json"
+        ))
+    }
+
+    /// A sandbox seeded from `seed` (a path).
+    pub fn start_with(seed: &str) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
-        let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sandbox/seed.json");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cmk-sandbox"))
             .args([
                 "--listen",
@@ -82,6 +89,14 @@ impl Sandbox {
 "#,
             url = self.url
         )
+    }
+
+    /// Key configurations committed by creates since the start.
+    pub fn creates_committed(&self) -> u64 {
+        let (status, body) = self.admin("GET", "/_sandbox/stats", "");
+        assert_eq!(status, 200, "sandbox stats: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["creates_committed"].as_u64().unwrap()
     }
 
     /// An admin call (`/_sandbox/...`): changes the world behind Terraform's back.

@@ -8,6 +8,7 @@ use cmk::cloud::databricks::{
     Secret, StaticEnvironment, WorkspaceKeyUpdate, WorkspaceStatus,
 };
 use cmk::rules::catalog::KeyFeature;
+use cmk::rules::ids::{KeyConfigId, WorkspaceId};
 use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,14 @@ const WS_PLAIN: i64 = 1001;
 const WS_PREMIUM: i64 = 1002;
 const WS_STORAGE_SET: i64 = 1003;
 const WS_COMPUTE: i64 = 1004;
+
+fn wid(id: i64) -> WorkspaceId {
+    WorkspaceId::new(id).unwrap()
+}
+
+fn kid(id: &str) -> KeyConfigId {
+    KeyConfigId::parse(id).unwrap()
+}
 
 fn world() -> World {
     let ws = |id: i64, tier: &str, extra: Value| {
@@ -182,24 +191,24 @@ async fn key_configuration_create_get_list_delete() {
     assert_eq!(info.key_region.as_deref(), Some("us-east-1"));
     assert_eq!(info.key_alias.as_deref(), Some("alias/test"));
     let got = c
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     assert_eq!(got, k);
     let all = c.list_customer_managed_keys(&cancel).await.unwrap();
     assert_eq!(all.len(), 5);
     assert!(all.contains(&k));
-    c.delete_customer_managed_key(&k.customer_managed_key_id, &cancel)
+    c.delete_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     let e = c
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap_err();
     assert!(e.is_gone(), "{e:?}");
     assert_eq!(e.error_code(), Some("RESOURCE_DOES_NOT_EXIST"));
     let e = c
-        .delete_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .delete_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap_err();
     assert!(e.is_gone(), "{e:?}");
@@ -234,22 +243,15 @@ async fn key_configuration_refusals() {
         .await
         .unwrap_err();
     assert_eq!(api_code(&e).1, "INVALID_PARAMETER_VALUE");
+    // A composite id cannot even be given to the client: it is not a key
+    // configuration id (the sandbox's refusal of it is tested through the
+    // workspace update, whose body carries ids as strings).
     let composite = format!("{ACCT}/{MS_KEY}");
-    let e = c
-        .get_customer_managed_key(&composite, &cancel)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        api_code(&e),
-        (
-            400,
-            "INVALID_PARAMETER_VALUE".into(),
-            format!("Invalid customerManagedKeyId: {composite}")
-        )
-    );
+    let e = KeyConfigId::parse(&composite).unwrap_err();
+    assert!(e.0.contains("composite"), "{e}");
     // In use by workspace 1003.
     let e = c
-        .delete_customer_managed_key(ST_KEY, &cancel)
+        .delete_customer_managed_key(&kid(ST_KEY), &cancel)
         .await
         .unwrap_err();
     let (s, code, m) = api_code(&e);
@@ -268,12 +270,12 @@ async fn workspaces_get_list_and_gone() {
     let cancel = CancellationToken::new();
     let all = c.list_workspaces(&cancel).await.unwrap();
     assert_eq!(all.len(), 4);
-    let w = c.get_workspace(WS_STORAGE_SET, &cancel).await.unwrap();
+    let w = c.get_workspace(wid(WS_STORAGE_SET), &cancel).await.unwrap();
     assert_eq!(w.storage_customer_managed_key_id.as_deref(), Some(ST_KEY));
     assert_eq!(w.workspace_status, Some(WorkspaceStatus::Running));
     assert_eq!(w.aws_region.as_deref(), Some("us-east-1"));
     assert!(w.creation_time.is_some());
-    let e = c.get_workspace(4242, &cancel).await.unwrap_err();
+    let e = c.get_workspace(wid(4242), &cancel).await.unwrap_err();
     assert!(e.is_gone(), "{e:?}");
     h.shutdown().await;
 }
@@ -286,7 +288,7 @@ async fn workspace_key_update_waits_for_running_and_checks() {
     let start = Instant::now();
     let w = c
         .update_workspace_keys(
-            WS_PLAIN,
+            wid(WS_PLAIN),
             &WorkspaceKeyUpdate {
                 managed_services_customer_managed_key_id: Some(MS_KEY.into()),
                 storage_customer_managed_key_id: Some(BOTH_KEY.into()),
@@ -308,7 +310,7 @@ async fn workspace_key_update_waits_for_running_and_checks() {
     // Rotating the managed-services key is allowed.
     let w = c
         .update_workspace_keys(
-            WS_PLAIN,
+            wid(WS_PLAIN),
             &WorkspaceKeyUpdate {
                 managed_services_customer_managed_key_id: Some(BOTH_KEY.into()),
                 ..Default::default()
@@ -361,7 +363,7 @@ async fn workspace_update_refusals() {
     ];
     for (ws, upd, want) in cases {
         let e = c
-            .update_workspace_keys(ws, &upd, &cancel)
+            .update_workspace_keys(wid(ws), &upd, &cancel)
             .await
             .unwrap_err();
         let (s, code, m) = api_code(&e);
@@ -372,7 +374,7 @@ async fn workspace_update_refusals() {
         );
     }
     let e = c
-        .update_workspace_keys(4242, &ms(MS_KEY), &cancel)
+        .update_workspace_keys(wid(4242), &ms(MS_KEY), &cancel)
         .await
         .unwrap_err();
     assert!(e.is_gone());
@@ -384,7 +386,7 @@ async fn workspace_update_refusals() {
         json!({"running": false}),
     )
     .await;
-    c.update_workspace_keys(WS_COMPUTE, &ms(MS_KEY), &cancel)
+    c.update_workspace_keys(wid(WS_COMPUTE), &ms(MS_KEY), &cancel)
         .await
         .unwrap();
     h.shutdown().await;
@@ -408,7 +410,7 @@ async fn silently_reverted_storage_key_is_a_typed_error() {
     .await;
     let e = c
         .update_workspace_keys(
-            WS_PLAIN,
+            wid(WS_PLAIN),
             &WorkspaceKeyUpdate {
                 storage_customer_managed_key_id: Some(ST_KEY.into()),
                 ..Default::default()
@@ -457,7 +459,7 @@ async fn running_wait_is_cancellable_and_bounded() {
     });
     let t = Instant::now();
     let e = c
-        .wait_workspace_running(WS_PLAIN, &cancel)
+        .wait_workspace_running(wid(WS_PLAIN), &cancel)
         .await
         .unwrap_err();
     assert!(matches!(e, DatabricksError::Cancelled { .. }), "{e:?}");
@@ -472,7 +474,7 @@ async fn running_wait_is_cancellable_and_bounded() {
         ..settings(&h)
     });
     let e = c
-        .wait_workspace_running(WS_PLAIN, &CancellationToken::new())
+        .wait_workspace_running(wid(WS_PLAIN), &CancellationToken::new())
         .await
         .unwrap_err();
     assert!(matches!(e, DatabricksError::Timeout { .. }), "{e:?}");
@@ -485,7 +487,7 @@ async fn running_wait_is_cancellable_and_bounded() {
     )
     .await;
     let e = c
-        .wait_workspace_running(WS_PLAIN, &CancellationToken::new())
+        .wait_workspace_running(wid(WS_PLAIN), &CancellationToken::new())
         .await
         .unwrap_err();
     assert!(
@@ -855,7 +857,7 @@ async fn state_file_survives_a_restart() {
     .await;
     let c = client_from(settings(&h));
     let got = c
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     assert_eq!(got, k);
@@ -902,7 +904,7 @@ async fn no_secret_in_any_log_line() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(900)).await;
     oauth
-        .get_customer_managed_key(&k.customer_managed_key_id, &cancel)
+        .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)
         .await
         .unwrap();
     oauth

@@ -45,10 +45,14 @@ resource "cmk_key_configuration" "storage" {
   }
 }
 
-# ...and bind it to the workspace's storage (set once: Databricks cannot replace it).
+# ...and bind it to the workspace's storage (set once: Databricks cannot
+# replace it). Passed whole, the new configuration is checked against the
+# workspace at plan time, before anything is created. The managed-services
+# slot is left unset: the workspace keeps the key it has, which protects
+# `secrets`.
 resource "cmk_workspace_binding" "analytics" {
   workspace_id      = var.workspace_id
-  storage_key_id    = cmk_key_configuration.storage.customer_managed_key_id
+  storage_key       = cmk_key_configuration.storage
   required_coverage = ["dbfs_root", "job_results", "secrets"]
 }
 

@@ -96,10 +96,16 @@ impl DataSource for EncryptionCoverage {
             }
         }
         let storage = match &w.storage_customer_managed_key_id {
-            Some(id) => match client.get_customer_managed_key(id, &ctx.cancel).await {
-                Ok(k) => Some(k.facts()),
+            Some(id) => match crate::rules::ids::KeyConfigId::parse(id) {
+                Ok(id) => match client.get_customer_managed_key(&id, &ctx.cancel).await {
+                    Ok(k) => Some(k.facts()),
+                    Err(e) => {
+                        diags.warning("Storage key configuration not read", e.to_string());
+                        None
+                    }
+                },
                 Err(e) => {
-                    diags.warning("Storage key configuration not read", e.to_string());
+                    diags.warning("Storage key configuration not read", e.0);
                     None
                 }
             },

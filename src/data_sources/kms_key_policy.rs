@@ -90,7 +90,7 @@ impl KmsKeyPolicyModel {
 fn known_opt<T: Clone>(v: &Val<T>) -> Option<Option<T>> {
     match v {
         Val::Null => Some(None),
-        Val::Unknown => None,
+        Val::Unknown(_) => None,
         Val::Known(x) => Some(Some(x.clone())),
     }
 }

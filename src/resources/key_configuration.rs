@@ -6,13 +6,14 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::support::{api_error, databricks, fact, fact_opt, report};
+use super::support::{api_error, databricks, fact, fact_opt, key_config_id, report};
 use crate::cloud::databricks::{
     AwsKeyInfo, CreateCustomerManagedKey, CustomerManagedKey, DatabricksError,
 };
 use crate::provider::Clients;
 use crate::rules::facts::KeyConfigFacts;
 use crate::rules::{self, ids, KeyFeature, Subject};
+use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 
 /// The AWS KMS key of a key configuration.
@@ -178,11 +179,6 @@ async fn verify_kms_key(ctx: &Ctx<Clients>, c: &KeyConfigurationModel, diags: &m
     report(&outcomes, path_of, diags);
 }
 
-/// Accepts a bare id, or the official provider's composite `<account_id>/<id>`.
-fn bare_id(id: &str) -> &str {
-    id.rsplit('/').next().unwrap_or(id)
-}
-
 #[async_trait]
 impl Resource for KeyConfiguration {
     type Model = KeyConfigurationModel;
@@ -202,6 +198,19 @@ impl Resource for KeyConfiguration {
         // A new configuration (they never change in place): check the real key.
         if change.prior.is_none() {
             verify_kms_key(ctx, &change.config, diags).await;
+            // Known at plan: the provider's account. A binding in the same plan
+            // then sees `"${account_id}/${customer_managed_key_id}"` start with
+            // a known "<account_id>/" (CMK014 at plan).
+            if let Ok(client) = ctx.client.databricks().await {
+                change.planned.account_id = Val::Known(client.config().account_id.to_string());
+            }
+            // Promised to Terraform: the new id is never null.
+            let promise = Refinements {
+                not_null: true,
+                string_prefix: None,
+            };
+            change.planned.id = Val::Unknown(promise.clone());
+            change.planned.customer_managed_key_id = Val::Unknown(promise);
         }
         // Databricks takes the key region from the ARN: say so in the plan.
         if let Val::Known(info) = &mut change.planned.aws_key_info {
@@ -252,7 +261,13 @@ impl Resource for KeyConfiguration {
         let Some(client) = databricks(ctx, diags).await else {
             return Some(state);
         };
-        let id = state.customer_managed_key_id.known()?.clone();
+        let Some(id) = key_config_id(
+            state.customer_managed_key_id.known()?,
+            "customer_managed_key_id",
+            diags,
+        ) else {
+            return Some(state);
+        };
         match client.get_customer_managed_key(&id, &ctx.cancel).await {
             Ok(k) => Some(KeyConfigurationModel::from_api(&k, Some(&state))),
             Err(e) if e.is_gone() => {
@@ -289,10 +304,13 @@ impl Resource for KeyConfiguration {
         let Some(id) = prior.customer_managed_key_id.known() else {
             return;
         };
+        let Some(id) = key_config_id(id, "customer_managed_key_id", diags) else {
+            return;
+        };
         let Some(client) = databricks(ctx, diags).await else {
             return;
         };
-        match client.delete_customer_managed_key(id, &ctx.cancel).await {
+        match client.delete_customer_managed_key(&id, &ctx.cancel).await {
             Ok(()) => {}
             Err(e) if e.is_gone() => {}
             Err(e) => {
@@ -315,11 +333,28 @@ impl Resource for KeyConfiguration {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<KeyConfigurationModel> {
+        let (account, key_id) = match ids::KeyConfigId::parse_import(id) {
+            Ok(x) => x,
+            Err(e) => {
+                diags.error(
+                    "Invalid import id",
+                    format!("{e}. Import with the customer_managed_key_id, or <account_id>/<customer_managed_key_id>."),
+                );
+                return None;
+            }
+        };
         let client = databricks(ctx, diags).await?;
-        match client
-            .get_customer_managed_key(bare_id(id), &ctx.cancel)
-            .await
-        {
+        if let Some(a) = account.filter(|a| *a != client.config().account_id) {
+            diags.error(
+                "Invalid import id",
+                format!(
+                    "The import id names account {a}, but the provider manages account {}.",
+                    client.config().account_id
+                ),
+            );
+            return None;
+        }
+        match client.get_customer_managed_key(&key_id, &ctx.cancel).await {
             Ok(k) => Some(KeyConfigurationModel::from_api(&k, None)),
             Err(e) => {
                 api_error(diags, &format!("importing key configuration {id:?}"), &e);
@@ -359,8 +394,23 @@ impl Resource for KeyConfiguration {
             );
             return None;
         };
-        let id = str_of(&s["customer_managed_key_id"])
-            .or_else(|| str_of(&s["id"]).map(|i| bare_id(&i).to_string()))?;
+        let Some(raw) = str_of(&s["customer_managed_key_id"]).or_else(|| str_of(&s["id"])) else {
+            diags.error(
+                "Move not supported",
+                "The moved state has no customer_managed_key_id.",
+            );
+            return None;
+        };
+        let id = match ids::KeyConfigId::parse_import(&raw) {
+            Ok((_, k)) => k.as_str().to_string(),
+            Err(e) => {
+                diags.error(
+                    "Move not supported",
+                    format!("customer_managed_key_id: {e}"),
+                );
+                return None;
+            }
+        };
         let use_cases: BTreeSet<KeyFeature> = s["use_cases"]
             .as_array()
             .into_iter()
@@ -438,8 +488,22 @@ mod tests {
     }
 
     #[test]
-    fn composite_ids_are_accepted_on_import() {
-        assert_eq!(bare_id("acct/abc"), "abc");
-        assert_eq!(bare_id("abc"), "abc");
+    fn moved_state_with_a_hostile_id_is_refused() {
+        let state = serde_json::json!({
+            "aws_key_info": [{"key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"}],
+            "customer_managed_key_id": "../../_sandbox/state",
+            "use_cases": ["MANAGED_SERVICES"]
+        });
+        let mut d = Diagnostics::default();
+        assert!(KeyConfiguration
+            .move_from(
+                "registry.terraform.io/databricks/databricks",
+                "databricks_mws_customer_managed_keys",
+                0,
+                &state,
+                &mut d,
+            )
+            .is_none());
+        assert!(d.has_errors());
     }
 }

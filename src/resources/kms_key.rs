@@ -133,7 +133,7 @@ fn path(name: &str) -> AttributePath {
 fn known_opt<T: Clone>(v: &Val<T>) -> Option<Option<T>> {
     match v {
         Val::Null => Some(None),
-        Val::Unknown => None,
+        Val::Unknown(_) => None,
         Val::Known(x) => Some(Some(x.clone())),
     }
 }
@@ -481,7 +481,7 @@ impl Resource for KmsKey {
             }
             // Enabling changes the key state.
             if p.enabled != pr.enabled {
-                p.key_state = Val::Unknown;
+                p.key_state = Val::unknown();
                 if p.enabled.known() == Some(&true) {
                     let st = pr.key_state.known().cloned().unwrap_or_default();
                     let extra = if st == "PendingDeletion" {
@@ -506,28 +506,28 @@ impl Resource for KmsKey {
                 Ok(a) => Val::Known(a),
                 Err(e) => {
                     tracing::debug!(error = %e, "caller account unknown at plan");
-                    Val::Unknown
+                    Val::unknown()
                 }
             };
         }
         match &c.policy {
             Val::Known(user) => verify_policy(p, user, diags),
-            Val::Unknown => {}
+            Val::Unknown(_) => {}
             Val::Null => {
                 p.policy = match p.generated_policy() {
                     Some(g) => match prior.as_ref().and_then(|pr| pr.policy.known()) {
                         Some(old) if kms::policies_equivalent(old, &g) => Val::Known(old.clone()),
                         _ => Val::Known(g),
                     },
-                    None => Val::Unknown,
+                    None => Val::unknown(),
                 };
             }
         }
         if prior.is_none() {
-            p.arn = Val::Unknown;
-            p.key_id = Val::Unknown;
-            p.region = Val::Unknown;
-            p.key_state = Val::Unknown;
+            p.arn = Val::unknown();
+            p.key_id = Val::unknown();
+            p.region = Val::unknown();
+            p.key_state = Val::unknown();
             if c.description.is_null() {
                 p.description = Val::Known(String::new());
             }

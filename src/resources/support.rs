@@ -3,6 +3,7 @@
 //! finding is about ([`Subject`]) to its own attribute path.
 
 use crate::cloud::databricks::DatabricksError;
+use crate::rules::ids::{KeyConfigId, WorkspaceId};
 use crate::rules::{Outcome, Severity, Subject, Verdict};
 use crate::tfplugin::{AttributePath, Diagnostics};
 
@@ -51,7 +52,7 @@ pub fn fact_opt<T: Clone>(v: &crate::tfplugin::Val<T>) -> crate::rules::Fact<Opt
     use crate::rules::Fact;
     use crate::tfplugin::Val;
     match v {
-        Val::Unknown => Fact::Unknown,
+        Val::Unknown(_) => Fact::Unknown,
         Val::Null => Fact::Known(None),
         Val::Known(x) => Fact::Known(Some(x.clone())),
     }
@@ -77,15 +78,48 @@ pub async fn databricks<'a>(
     }
 }
 
+/// The argument `workspace_id` as a workspace id; an error on it, before
+/// any request, when it is not a positive integer.
+pub fn workspace_id(id: i64, diags: &mut Diagnostics) -> Option<WorkspaceId> {
+    match WorkspaceId::new(id) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new(["workspace_id"]),
+                "Invalid workspace_id",
+                e.0,
+            );
+            None
+        }
+    }
+}
+
+/// An argument holding a bare key configuration id (`attr`); an error on
+/// it, before any request, when it is not one.
+pub fn key_config_id(id: &str, attr: &str, diags: &mut Diagnostics) -> Option<KeyConfigId> {
+    match KeyConfigId::parse(id) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new([attr]),
+                "Invalid key configuration id",
+                e.0,
+            );
+            None
+        }
+    }
+}
+
 /// A workspace the configuration names (by `workspace_id`); an error on that
-/// argument when it cannot be read.
+/// argument when it is not a workspace id or cannot be read.
 pub async fn workspace_at(
     ctx: &crate::tfplugin::Ctx<crate::provider::Clients>,
     client: &crate::cloud::databricks::AccountClient,
-    workspace_id: i64,
+    workspace_id_arg: i64,
     diags: &mut Diagnostics,
 ) -> Option<crate::cloud::databricks::Workspace> {
-    match client.get_workspace(workspace_id, &ctx.cancel).await {
+    let id = workspace_id(workspace_id_arg, diags)?;
+    match client.get_workspace(id, &ctx.cancel).await {
         Ok(w) => Some(w),
         Err(e) => {
             diags.error_at(

@@ -1,13 +1,15 @@
 //! Resource `cmk_workspace_binding`: which key configurations protect a
 //! workspace. At plan time it reads the live workspace and keys and runs
-//! every binding rule.
+//! every binding rule, also when the key configurations are created in the
+//! same plan (their ids are then unknown, but passed as whole objects their
+//! use cases, key ARN and cluster-volume setting are known).
 
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::support::{api_error, databricks, fact_opt, report};
+use super::support::{api_error, databricks, key_config_id, report, workspace_id};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::provider::Clients;
 use crate::rules::facts::{
@@ -16,11 +18,87 @@ use crate::rules::facts::{
 use crate::rules::{self, DataType, Fact, Severity, Subject};
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 
+/// The AWS KMS key of a key configuration passed as an object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KeyInfoRef {
+    /// The ARN of the KMS key.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub key_arn: Val<String>,
+    /// An alias of the key.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub key_alias: Val<String>,
+    /// The key's region (defaults to the ARN's).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub key_region: Val<String>,
+    /// With `STORAGE`: whether the key also encrypts cluster EBS volumes (omitted means true).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub reuse_key_for_cluster_volumes: Val<bool>,
+}
+
+/// A key configuration passed whole, so that the plan can check it before it
+/// exists: write `storage_key = cmk_key_configuration.s`. Any object with these
+/// attributes works, e.g. `{ customer_managed_key_id = ..., use_cases = [...],
+/// aws_key_info = { key_arn = ... } }` built from the official provider's
+/// `databricks_mws_customer_managed_keys` (whose `aws_key_info` is a list: use
+/// `one(x.aws_key_info)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KeyConfigurationRef {
+    /// The bare key configuration id (not the composite `<account_id>/<id>`).
+    #[schemars(extend("x-tf" = ["required"]))]
+    pub customer_managed_key_id: Val<String>,
+    /// The configuration's use cases (`MANAGED_SERVICES`, `STORAGE`).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub use_cases: Val<BTreeSet<String>>,
+    /// The configuration's KMS key.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub aws_key_info: Val<KeyInfoRef>,
+    /// The Databricks account that holds the configuration.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub account_id: Val<String>,
+    /// The configuration's id (`cmk_key_configuration.id`, the same bare id).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub id: Val<String>,
+    /// When Databricks created the configuration, in epoch milliseconds.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub creation_time: Val<i64>,
+}
+
+impl KeyConfigurationRef {
+    /// What the object tells the rules; the id may be unknown.
+    fn facts(&self) -> KeyConfigFacts {
+        let info = self.aws_key_info.known();
+        let opt = |v: &Val<String>| match v {
+            Val::Known(s) => Fact::Known(Some(s.clone())),
+            Val::Null => Fact::Known(None),
+            Val::Unknown(_) => Fact::Unknown,
+        };
+        KeyConfigFacts {
+            id: self.customer_managed_key_id.known().cloned().into(),
+            use_cases: self
+                .use_cases
+                .known()
+                .map(|u| u.iter().cloned().collect())
+                .into(),
+            key_arn: info.and_then(|i| i.key_arn.known().cloned()).into(),
+            key_region: info.map(|i| opt(&i.key_region)).unwrap_or_default(),
+            reuse_key_for_cluster_volumes: match info.map(|i| &i.reuse_key_for_cluster_volumes) {
+                Some(Val::Known(b)) => Fact::Known(Some(*b)),
+                Some(Val::Null) => Fact::Known(None),
+                _ => Fact::Unknown,
+            },
+        }
+    }
+}
+
 /// The customer-managed keys of an existing Databricks workspace. Binding a
 /// managed-services key, rotating it, and setting a storage key once are done in
 /// place; Databricks cannot replace or remove a storage key, and the plan says so
 /// instead of failing at apply. An argument left unset leaves that slot as it is.
-/// Destroying the resource stops managing the keys; Databricks keeps them bound.
+/// Give each slot either the whole key configuration (`storage_key =
+/// cmk_key_configuration.s`: every rule is checked at plan, even when the
+/// configuration is created in the same plan) or its bare id (`storage_key_id`, for
+/// configurations that already exist). Destroying the resource stops managing the
+/// keys; Databricks keeps them bound.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkspaceBindingModel {
     /// The workspace id, as a string.
@@ -29,11 +107,24 @@ pub struct WorkspaceBindingModel {
     /// The workspace's numeric id.
     #[schemars(extend("x-tf" = ["required", "requires_replace"]))]
     pub workspace_id: Val<i64>,
-    /// The key configuration for managed services (control-plane data): the bare id,
-    /// e.g. `cmk_key_configuration.x.customer_managed_key_id`. Can be rotated.
+    /// The key configuration for managed services (control-plane data), passed
+    /// whole: `managed_services_key = cmk_key_configuration.ms`. Can be rotated.
+    /// Conflicts with `managed_services_key_id`.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub managed_services_key: Val<KeyConfigurationRef>,
+    /// The key configuration for managed services as a bare id, for one that already
+    /// exists. Set from `managed_services_key` when that is given; left unset, the slot
+    /// stays as it is.
     #[schemars(extend("x-tf" = ["optional", "computed"]))]
     pub managed_services_key_id: Val<String>,
-    /// The key configuration for workspace storage. Can be set once: Databricks cannot replace it.
+    /// The key configuration for workspace storage, passed whole: `storage_key =
+    /// cmk_key_configuration.s`. Can be set once: Databricks cannot replace it.
+    /// Conflicts with `storage_key_id`.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub storage_key: Val<KeyConfigurationRef>,
+    /// The key configuration for workspace storage as a bare id, for one that already
+    /// exists. Set from `storage_key` when that is given; left unset, the slot stays as
+    /// it is. Can be set once: Databricks cannot replace it.
     #[schemars(extend("x-tf" = ["optional", "computed"]))]
     pub storage_key_id: Val<String>,
     /// Data types that must end up protected by a customer-managed key (canonical
@@ -54,32 +145,80 @@ pub struct WorkspaceBindingModel {
 
 pub struct WorkspaceBinding;
 
-fn path_of(s: Subject) -> Option<AttributePath> {
-    let p = |n: &str| Some(AttributePath::new([n]));
-    match s {
-        Subject::ManagedServicesBinding | Subject::Dashboards => p("managed_services_key_id"),
-        Subject::StorageBinding | Subject::ReuseKeyForClusterVolumes => p("storage_key_id"),
-        Subject::RequiredCoverage(_) => p("required_coverage"),
-        Subject::WorkspacePricingTier
-        | Subject::WorkspaceRegion
-        | Subject::WorkspaceComputeMode
-        | Subject::WorkspaceStatus
-        | Subject::RunningClassicCompute => p("workspace_id"),
-        _ => None,
+/// One key slot of the workspace, with the argument names that set it.
+#[derive(Clone, Copy)]
+enum Slot {
+    ManagedServices,
+    Storage,
+}
+
+impl Slot {
+    fn object_arg(self) -> &'static str {
+        match self {
+            Slot::ManagedServices => "managed_services_key",
+            Slot::Storage => "storage_key",
+        }
+    }
+    fn id_arg(self) -> &'static str {
+        match self {
+            Slot::ManagedServices => "managed_services_key_id",
+            Slot::Storage => "storage_key_id",
+        }
+    }
+    fn object(self, m: &WorkspaceBindingModel) -> &Val<KeyConfigurationRef> {
+        match self {
+            Slot::ManagedServices => &m.managed_services_key,
+            Slot::Storage => &m.storage_key,
+        }
+    }
+    fn id(self, m: &WorkspaceBindingModel) -> &Val<String> {
+        match self {
+            Slot::ManagedServices => &m.managed_services_key_id,
+            Slot::Storage => &m.storage_key_id,
+        }
+    }
+    fn id_mut(self, m: &mut WorkspaceBindingModel) -> &mut Val<String> {
+        match self {
+            Slot::ManagedServices => &mut m.managed_services_key_id,
+            Slot::Storage => &mut m.storage_key_id,
+        }
+    }
+    fn live(self, w: &Workspace) -> &Option<String> {
+        match self {
+            Slot::ManagedServices => &w.managed_services_customer_managed_key_id,
+            Slot::Storage => &w.storage_customer_managed_key_id,
+        }
+    }
+    /// The argument the configuration sets this slot with.
+    fn arg(self, config: &WorkspaceBindingModel) -> &'static str {
+        if self.object(config).is_null() {
+            self.id_arg()
+        } else {
+            self.object_arg()
+        }
     }
 }
 
-async fn key_facts(
-    client: &AccountClient,
-    id: &Val<String>,
-    ctx: &Ctx<Clients>,
-) -> Option<KeyConfigFacts> {
-    let id = id.known()?;
-    let k = client
-        .get_customer_managed_key(id.rsplit('/').next().unwrap_or(id), &ctx.cancel)
-        .await
-        .ok()?;
-    Some(k.facts())
+/// Where each finding goes: on the argument that sets the slot it is about.
+fn path_of(config: &WorkspaceBindingModel) -> impl Fn(Subject) -> Option<AttributePath> + '_ {
+    move |s| {
+        let p = |n: &str| Some(AttributePath::new([n]));
+        match s {
+            Subject::ManagedServicesBinding | Subject::Dashboards => {
+                p(Slot::ManagedServices.arg(config))
+            }
+            Subject::StorageBinding | Subject::ReuseKeyForClusterVolumes => {
+                p(Slot::Storage.arg(config))
+            }
+            Subject::RequiredCoverage(_) => p("required_coverage"),
+            Subject::WorkspacePricingTier
+            | Subject::WorkspaceRegion
+            | Subject::WorkspaceComputeMode
+            | Subject::WorkspaceStatus
+            | Subject::RunningClassicCompute => p("workspace_id"),
+            _ => None,
+        }
+    }
 }
 
 /// The data types the configuration requires protected.
@@ -95,14 +234,152 @@ fn requirements(m: &WorkspaceBindingModel) -> Requirements {
     }
 }
 
-fn requested(v: &Val<String>, current: Option<&String>) -> RequestedKey {
-    RequestedKey {
-        id: fact_opt(v),
-        composite_source: None,
-        bare_source: None,
-        // An id not known yet is a configuration this plan creates.
-        created_in_plan: v.is_unknown() && current.is_some(),
+/// The key a slot asks for, as the rules see it. `live`: the workspace's
+/// current key in that slot, when it has been read (`None` at validate:
+/// an unset argument then leaves a slot whose content is not known).
+fn requested(slot: Slot, m: &WorkspaceBindingModel, live: Option<&Option<String>>) -> RequestedKey {
+    let object = slot.object(m);
+    let id = match object {
+        Val::Known(o) => o.customer_managed_key_id.clone(),
+        // The whole object is not known yet: a key is being set.
+        Val::Unknown(_) => Val::unknown(),
+        Val::Null => slot.id(m).clone(),
+    };
+    let mut req = match (&id, live) {
+        (Val::Known(id), _) => RequestedKey::id(id),
+        // Unset: the slot stays as it is.
+        (Val::Null, Some(Some(cur))) => RequestedKey::id(cur),
+        (Val::Null, Some(None)) => RequestedKey::none(),
+        (Val::Null, None) => RequestedKey::unknown(),
+        // An id not known until apply: a key configuration this plan creates.
+        (Val::Unknown(r), _) => RequestedKey::being_set(r.string_prefix.clone()),
+    };
+    if !object.is_null() && req.id.is_unknown() {
+        req.bare_source = Some(format!("{}.customer_managed_key_id", slot.object_arg()));
     }
+    req
+}
+
+/// The configuration a slot names, as facts: read live when its id is known
+/// (the account's answer is the truth), else from the object passed whole.
+/// A known id that names no key configuration of the account is an error on
+/// the argument that gave it.
+async fn key_facts(
+    ctx: &Ctx<Clients>,
+    client: &AccountClient,
+    slot: Slot,
+    config: &WorkspaceBindingModel,
+    req: &RequestedKey,
+    diags: &mut Diagnostics,
+) -> Option<KeyConfigFacts> {
+    let object = slot.object(config).known();
+    let Fact::Known(Some(id)) = &req.id else {
+        return object.map(KeyConfigurationRef::facts);
+    };
+    if rules::ids::is_composite_key_id(id) {
+        // CMK014 reports it; a composite id names nothing to read.
+        return object.map(KeyConfigurationRef::facts);
+    }
+    // Typed before it reaches a URL: anything but a bare id is an error on
+    // the argument, before any request.
+    let typed = key_config_id(id, slot.arg(config), diags)?;
+    match client.get_customer_managed_key(&typed, &ctx.cancel).await {
+        Ok(k) => Some(k.facts()),
+        Err(e) if e.is_gone() => {
+            diags.error_at(
+                AttributePath::new([slot.arg(config)]),
+                "Key configuration not found",
+                format!(
+                    "The Databricks account {} has no key configuration {id:?}. Give the customer_managed_key_id of an existing key configuration, or pass the configuration whole (`{} = cmk_key_configuration.NAME`).",
+                    client.config().account_id,
+                    slot.object_arg()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new([slot.arg(config)]),
+                "Cannot read the key configuration",
+                format!("Reading key configuration {id:?} failed, so the binding rules cannot be checked: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// Runs every binding rule against the live workspace. `config` decides
+/// where findings go. Returns false when an error was found.
+#[allow(clippy::too_many_arguments)]
+async fn check_live(
+    ctx: &Ctx<Clients>,
+    client: &AccountClient,
+    w: &Workspace,
+    config: &WorkspaceBindingModel,
+    planned: &WorkspaceBindingModel,
+    read_dashboards: bool,
+    read_compute: bool,
+    diags: &mut Diagnostics,
+) -> bool {
+    let mut facts = w.facts();
+    // Keys change only while no classic compute runs (CMK010): the Account
+    // API does not say, the workspace's own APIs do.
+    let classic = facts.compute_mode != Fact::Known(crate::rules::facts::ComputeMode::Serverless);
+    let running = w.workspace_status == Some(crate::rules::facts::WorkspaceStatus::Running);
+    if read_compute && classic && running {
+        if let Some(dep) = &w.deployment_name {
+            match client.running_classic_compute(dep, &ctx.cancel).await {
+                Ok(c) => facts.running_classic_compute = Fact::Known(c),
+                Err(e) => diags.warning_at(
+                    AttributePath::new(["workspace_id"]),
+                    "Running classic compute not checked",
+                    format!("Listing the workspace's clusters, instance pools and SQL warehouses failed, so the plan cannot tell whether classic compute runs (Databricks refuses a key change while it does): {e}"),
+                ),
+            }
+        }
+    }
+    if read_dashboards {
+        if let Some(dep) = &w.deployment_name {
+            match client.list_dashboards(dep, &ctx.cancel).await {
+                Ok(ds) => {
+                    facts.dashboards = Fact::Known(ds.into_iter().map(|d| d.fact()).collect())
+                }
+                Err(e) => diags.warning_at(
+                    AttributePath::new([Slot::ManagedServices.arg(config)]),
+                    "AI/BI dashboards not checked",
+                    format!("Listing the workspace's AI/BI dashboards failed, so dashboards created before the managed-services key are not named: {e}"),
+                ),
+            }
+        }
+    }
+    let binding = BindingChange {
+        managed_services: requested(
+            Slot::ManagedServices,
+            planned,
+            Some(Slot::ManagedServices.live(w)),
+        ),
+        storage: requested(Slot::Storage, planned, Some(Slot::Storage.live(w))),
+    };
+    let before = diags.errors().count();
+    let ms = key_facts(
+        ctx,
+        client,
+        Slot::ManagedServices,
+        config,
+        &binding.managed_services,
+        diags,
+    )
+    .await;
+    let st = key_facts(ctx, client, Slot::Storage, config, &binding.storage, diags).await;
+    let outcomes = rules::check_binding(
+        &facts,
+        &binding,
+        ms.as_ref(),
+        st.as_ref(),
+        &requirements(planned),
+    );
+    report(&outcomes, path_of(config), diags);
+    diags.errors().count() == before
 }
 
 impl WorkspaceBindingModel {
@@ -138,25 +415,45 @@ impl Resource for WorkspaceBinding {
                 }
             }
         }
+        for slot in [Slot::ManagedServices, Slot::Storage] {
+            if !slot.object(c).is_null() && !slot.id(c).is_null() {
+                diags.error_at(
+                    AttributePath::new([slot.id_arg()]),
+                    "Conflicting arguments",
+                    format!(
+                        "Set either {} (the whole key configuration) or {} (its bare id), not both.",
+                        slot.object_arg(),
+                        slot.id_arg()
+                    ),
+                );
+            }
+        }
         // Before any live fact is read, the rule engine can already refuse
         // what the arguments alone make wrong (a composite key id, CMK014; a
-        // required data type no key can protect, CMK012). Rules needing live
-        // facts answer "cannot tell yet" here and run again at plan.
+        // required data type no key can protect, CMK012; a key configuration
+        // passed whole that cannot serve its slot, CMK005). An unset slot is
+        // the workspace's live slot, not known here: rules that need it answer
+        // "cannot tell yet" now and run again at plan.
         let change = BindingChange {
-            managed_services: requested(&c.managed_services_key_id, None),
-            storage: requested(&c.storage_key_id, None),
+            managed_services: requested(Slot::ManagedServices, c, None),
+            storage: requested(Slot::Storage, c, None),
         };
+        let ms = c
+            .managed_services_key
+            .known()
+            .map(KeyConfigurationRef::facts);
+        let st = c.storage_key.known().map(KeyConfigurationRef::facts);
         let outcomes: Vec<_> = rules::check_binding(
             &WorkspaceFacts::unknown(),
             &change,
-            None,
-            None,
+            ms.as_ref(),
+            st.as_ref(),
             &requirements(c),
         )
         .into_iter()
         .filter(|o| o.severity == Severity::Error)
         .collect();
-        report(&outcomes, path_of, diags);
+        report(&outcomes, path_of(c), diags);
     }
 
     async fn plan(
@@ -166,6 +463,9 @@ impl Resource for WorkspaceBinding {
         diags: &mut Diagnostics,
     ) {
         let Some(ws_id) = change.config.workspace_id.known().copied() else {
+            return;
+        };
+        let Some(ws_id) = workspace_id(ws_id, diags) else {
             return;
         };
         let Some(client) = databricks(ctx, diags).await else {
@@ -183,48 +483,41 @@ impl Resource for WorkspaceBinding {
             }
             Err(e) => return api_error(diags, "reading the workspace", &e),
         };
-        let mut facts = w.facts();
         let planned = &mut change.planned;
-        // Unset arguments leave a slot as it is.
-        if change.config.managed_services_key_id.is_null() {
-            planned.managed_services_key_id =
-                w.managed_services_customer_managed_key_id.clone().into();
+        for slot in [Slot::ManagedServices, Slot::Storage] {
+            let id = match slot.object(&change.config) {
+                // A key configuration passed whole: its id, or what Terraform
+                // promises about it.
+                Val::Known(o) => o.customer_managed_key_id.clone(),
+                Val::Unknown(_) => Val::unknown(),
+                // Unset arguments leave a slot as it is.
+                Val::Null if slot.id(&change.config).is_null() => slot.live(&w).clone().into(),
+                Val::Null => slot.id(&change.config).clone(),
+            };
+            *slot.id_mut(planned) = id;
         }
-        if change.config.storage_key_id.is_null() {
-            planned.storage_key_id = w.storage_customer_managed_key_id.clone().into();
-        }
-        let ms_changes = planned.managed_services_key_id
-            != Val::from(w.managed_services_customer_managed_key_id.clone());
-        if ms_changes {
-            if let Some(dep) = &w.deployment_name {
-                if let Ok(ds) = client.list_dashboards(dep, &ctx.cancel).await {
-                    facts.dashboards = Fact::Known(ds.into_iter().map(|d| d.fact()).collect());
-                }
-            }
-        }
-        let binding = BindingChange {
-            managed_services: requested(
-                &planned.managed_services_key_id,
-                w.managed_services_customer_managed_key_id.as_ref(),
-            ),
-            storage: requested(
-                &planned.storage_key_id,
-                w.storage_customer_managed_key_id.as_ref(),
-            ),
+        let changes = |slot: Slot, m: &WorkspaceBindingModel| {
+            slot.id(m).known() != slot.live(&w).as_ref() || slot.id(m).is_unknown()
         };
-        let ms = key_facts(client, &planned.managed_services_key_id, ctx).await;
-        let st = key_facts(client, &planned.storage_key_id, ctx).await;
-        let required = requirements(planned);
-        let outcomes = rules::check_binding(&facts, &binding, ms.as_ref(), st.as_ref(), &required);
-        report(&outcomes, path_of, diags);
+        let ms_changes = changes(Slot::ManagedServices, planned);
+        let st_changes = changes(Slot::Storage, planned);
+        check_live(
+            ctx,
+            client,
+            &w,
+            &change.config,
+            planned,
+            ms_changes,
+            ms_changes || st_changes,
+            diags,
+        )
+        .await;
 
         planned.id = Val::Known(ws_id.to_string());
         planned.workspace_name = Val::Known(w.workspace_name.clone());
         planned.aws_region = w.aws_region.clone().into();
-        let st_changes =
-            planned.storage_key_id != Val::from(w.storage_customer_managed_key_id.clone());
         planned.workspace_status = if ms_changes || st_changes {
-            Val::Unknown
+            Val::unknown()
         } else {
             w.workspace_status.map(|s| s.as_str().to_string()).into()
         };
@@ -236,7 +529,7 @@ impl Resource for WorkspaceBinding {
         planned: WorkspaceBindingModel,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        apply(ctx, planned, diags).await
+        apply(ctx, planned, true, diags).await
     }
 
     async fn read(
@@ -245,7 +538,9 @@ impl Resource for WorkspaceBinding {
         mut state: WorkspaceBindingModel,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        let ws_id = *state.workspace_id.known()?;
+        let Some(ws_id) = workspace_id(*state.workspace_id.known()?, diags) else {
+            return Some(state);
+        };
         let Some(client) = databricks(ctx, diags).await else {
             return Some(state);
         };
@@ -277,7 +572,7 @@ impl Resource for WorkspaceBinding {
         planned: WorkspaceBindingModel,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        apply(ctx, planned, diags).await
+        apply(ctx, planned, false, diags).await
     }
 
     async fn delete(
@@ -301,17 +596,22 @@ impl Resource for WorkspaceBinding {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        let Ok(ws_id) = id.trim().parse::<i64>() else {
-            diags.error(
-                "Invalid import id",
-                format!("{id:?} is not a workspace id: import with the numeric workspace id."),
-            );
-            return None;
+        let ws_id = match crate::rules::ids::WorkspaceId::parse(id) {
+            Ok(w) => w,
+            Err(e) => {
+                diags.error(
+                    "Invalid import id",
+                    format!("{e}: import with the numeric workspace id."),
+                );
+                return None;
+            }
         };
         let mut m = WorkspaceBindingModel {
             id: Val::Null,
-            workspace_id: Val::Known(ws_id),
+            workspace_id: Val::Known(ws_id.get()),
+            managed_services_key: Val::Null,
             managed_services_key_id: Val::Null,
+            storage_key: Val::Null,
             storage_key_id: Val::Null,
             required_coverage: Val::Null,
             workspace_name: Val::Null,
@@ -332,14 +632,17 @@ impl Resource for WorkspaceBinding {
     }
 }
 
-/// Sends only the slots that change, waits until the workspace is RUNNING
-/// again and checks the change took (Databricks may revert a storage key silently).
+/// Re-checks every rule with the ids now known, sends only the slots that
+/// change, waits until the workspace is RUNNING again and checks the change
+/// took (Databricks may revert a storage key silently). A re-apply after an
+/// interrupted one waits and checks too, even when nothing is left to send.
 async fn apply(
     ctx: &Ctx<Clients>,
     mut planned: WorkspaceBindingModel,
+    creating: bool,
     diags: &mut Diagnostics,
 ) -> Option<WorkspaceBindingModel> {
-    let ws_id = *planned.workspace_id.known()?;
+    let ws_id = workspace_id(*planned.workspace_id.known()?, diags)?;
     let client = databricks(ctx, diags).await?;
     let current = match client.get_workspace(ws_id, &ctx.cancel).await {
         Ok(w) => w,
@@ -348,6 +651,14 @@ async fn apply(
             return None;
         }
     };
+    // The ids of key configurations created in this run are known now.
+    for slot in [Slot::ManagedServices, Slot::Storage] {
+        if let Val::Known(o) = slot.object(&planned) {
+            if let Val::Known(id) = &o.customer_managed_key_id {
+                *slot.id_mut(&mut planned) = Val::Known(id.clone());
+            }
+        }
+    }
     let differs = |want: &Val<String>, have: &Option<String>| {
         want.known().filter(|w| Some(*w) != have.as_ref()).cloned()
     };
@@ -361,8 +672,31 @@ async fn apply(
             &current.storage_customer_managed_key_id,
         ),
     };
+    if !update.mask().is_empty() {
+        // Before anything changes: every rule, with what is known now.
+        let ms_changes = update.managed_services_customer_managed_key_id.is_some();
+        let config = planned.clone();
+        if !check_live(
+            ctx, client, &current, &config, &planned, ms_changes, true, diags,
+        )
+        .await
+        {
+            if creating {
+                return None;
+            }
+            planned.fill_from(&current);
+            return Some(planned);
+        }
+    }
     let w = if update.mask().is_empty() {
-        current
+        match settle(ctx, client, ws_id, &current, &planned).await {
+            Ok(w) => w,
+            Err(message) => {
+                diags.error(format!("Workspace {ws_id}: the keys did not take"), message);
+                planned.fill_from(&current);
+                return Some(planned);
+            }
+        }
     } else {
         match client
             .update_workspace_keys(ws_id, &update, &ctx.cancel)
@@ -387,4 +721,37 @@ async fn apply(
     };
     planned.fill_from(&w);
     Some(planned)
+}
+
+/// Nothing left to send (the keys are already the planned ones, e.g. on a
+/// re-apply after an interrupted apply): the workspace must still be RUNNING
+/// with those keys before the change counts as done.
+async fn settle(
+    ctx: &Ctx<Clients>,
+    client: &AccountClient,
+    ws_id: crate::rules::ids::WorkspaceId,
+    current: &Workspace,
+    planned: &WorkspaceBindingModel,
+) -> Result<Workspace, String> {
+    let w = if current.workspace_status == Some(crate::rules::facts::WorkspaceStatus::Running) {
+        current.clone()
+    } else {
+        client
+            .wait_workspace_running(ws_id, &ctx.cancel)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    for slot in [Slot::ManagedServices, Slot::Storage] {
+        if let Val::Known(want) = slot.id(planned) {
+            let have = slot.live(&w);
+            if have.as_deref() != Some(want.as_str()) {
+                let now = have.as_deref().unwrap_or("no key configuration");
+                return Err(format!(
+                    "{} should be key configuration {want}, but the RUNNING workspace has {now}. Databricks may have reverted the change: read the workspace's status message in the account console and apply again.",
+                    slot.id_arg()
+                ));
+            }
+        }
+    }
+    Ok(w)
 }

@@ -220,6 +220,25 @@ fn slot<'a>(plan: &'a Plan, w: &Res, attr: &str) -> Slot<'a> {
         req.created_in_plan = r.creates();
         config = Some(r);
     }
+    // A binding given a key configuration whole (`storage_key =
+    // cmk_key_configuration.s`): the id is that configuration's bare id.
+    let object_attr = match attr {
+        "storage_key_id" => Some("storage_key"),
+        "managed_services_key_id" => Some("managed_services_key"),
+        _ => None,
+    };
+    if let (true, Some(object_attr)) = (w.rtype == "cmk_workspace_binding", object_attr) {
+        for r in plan.resolve_whole(w, object_attr) {
+            if KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
+                req.bare_source = Some(format!("{}.customer_managed_key_id", r.config_address));
+                req.created_in_plan = r.creates();
+                if req.id.is_unknown() {
+                    req.id = r.get_str("customer_managed_key_id");
+                }
+                config = Some(r);
+            }
+        }
+    }
     if config.is_none() {
         if let Fact::Known(Some(id)) = &id {
             config = plan.by_type(&KEY_CONFIG_TYPES).find(|c| {

@@ -237,6 +237,22 @@ impl Plan {
         }
     }
 
+    /// Resources referenced whole (`x = cmk_key_configuration.s`) by the
+    /// expression at `path`, in the module of `from`.
+    pub fn resolve_whole(&self, from: &Res, path: &str) -> Vec<&Res> {
+        let prefix = module_prefix(&from.config_address);
+        let mut out: Vec<&Res> = vec![];
+        for r in self.refs(from, path) {
+            let full = strip_index(&format!("{prefix}{r}"));
+            for res in &self.resources {
+                if res.config_address == full && !out.iter().any(|x| x.address == res.address) {
+                    out.push(res);
+                }
+            }
+        }
+        out
+    }
+
     /// Resolves references to (resource, attribute) pairs among the plan's
     /// resources, in the module of `from`.
     pub fn resolve(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {

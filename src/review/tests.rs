@@ -94,7 +94,11 @@ fn official_plan_mistakes_are_found_on_the_right_objects() {
     let ws = "databricks_mws_workspaces.this".to_string();
     for want in [
         (ws.clone(), "CMK001", "pricing_tier".to_string()),
-        (ws.clone(), "CMK002", "aws_region".to_string()),
+        (
+            ws.clone(),
+            "CMK002",
+            "managed_services_customer_managed_key_id".to_string(),
+        ),
         (
             ws.clone(),
             "CMK014",

@@ -587,7 +587,10 @@ fn check_slot(
     out.push(match (&req.composite_source, &req.id) {
         (Some(src), _) => Outcome::fail(r, subject, format!("the {slot} key id comes from {src}, the composite <account_id>/<customer_managed_key_id>; use .customer_managed_key_id")),
         (None, Fact::Known(Some(id))) if ids::is_composite_key_id(id) => Outcome::fail(r, subject, format!("the {slot} key id {id:?} is a composite <account_id>/<id>; Databricks answers \"Invalid customerManagedKeyId: {id}\"; pass only the part after '/'")),
+        // Anything else that is not a UUID is not an id either (and never reaches a request path).
+        (None, Fact::Known(Some(id))) if ids::KeyConfigId::parse(id).is_err() => Outcome::fail(r, subject, format!("the {slot} key id {} is not a bare key configuration id (a UUID such as \"0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98\"); use cmk_key_configuration.<name>.customer_managed_key_id", ids::quoted(id))),
         (None, Fact::Known(_)) => Outcome::pass(r, subject, format!("the {slot} key id is a bare id")),
+        (None, Fact::Unknown) if req.id_prefix.as_deref().is_some_and(ids::is_composite_key_id) => Outcome::fail(r, subject, format!("the {slot} key id is not known until apply, but it will start with {:?}: a composite <account_id>/<customer_managed_key_id>, which Databricks refuses as \"Invalid customerManagedKeyId\"; pass only the key configuration's customer_managed_key_id", req.id_prefix.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) if req.bare_source.is_some() => Outcome::pass(r, subject, format!("the {slot} key id comes from {}, a bare id", req.bare_source.as_deref().unwrap_or_default())),
         (None, Fact::Unknown) => Outcome::cannot_tell(r, subject, format!("the {slot} key id is not known until apply, and where it comes from is not known")),
     });
@@ -599,14 +602,14 @@ fn check_slot(
         ));
         out.push(Outcome::pass(
             RuleId::KeyRegion,
-            Subject::KeyRegion,
+            subject,
             format!("no {slot} key is bound"),
         ));
         return out;
     }
     let Some(cfg) = cfg else {
         out.push(Outcome::cannot_tell(RuleId::SlotUseCase, subject, format!("the {slot} key configuration is not part of the plan, so its use cases are not known")));
-        out.push(Outcome::cannot_tell(RuleId::KeyRegion, Subject::KeyRegion, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
+        out.push(Outcome::cannot_tell(RuleId::KeyRegion, subject, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
         return out;
     };
     let name = cfg
@@ -631,12 +634,12 @@ fn check_slot(
     out.push(match (cfg.effective_key_region(), &ws.region) {
         (Fact::Known(k), Fact::Known(w)) if &k == w => Outcome::pass(
             r,
-            Subject::KeyRegion,
+            subject,
             format!("the {slot} key is in {w}, like the workspace"),
         ),
         (Fact::Known(k), Fact::Known(w)) => Outcome::fail(
             r,
-            Subject::KeyRegion,
+            subject,
             format!(
                 "{slot} key {} is in {k} but {label} is in {w}",
                 cfg.key_arn.known().cloned().unwrap_or_else(|| name.clone())
@@ -644,7 +647,7 @@ fn check_slot(
         ),
         _ => Outcome::cannot_tell(
             r,
-            Subject::KeyRegion,
+            subject,
             format!("the {slot} key's region or the workspace's region is not known until apply"),
         ),
     });

@@ -120,7 +120,7 @@ fn binding_rules_table() {
     });
     // CMK002
     cases.push(BindingCase {
-        subject: Some(Subject::KeyRegion),
+        subject: Some(Subject::ManagedServicesBinding),
         ..case("same region", RuleId::KeyRegion, Pass)
     });
     cases.push(BindingCase {
@@ -448,6 +448,15 @@ fn binding_rules_table() {
     });
     cases.push(BindingCase {
         change: BindingChange {
+            managed_services: RequestedKey::id("\\..\\..\\_sandbox\\state"),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        says: &["not a bare key configuration id", "UUID"],
+        ..case("not an id at all", RuleId::CompositeKeyId, Fail)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
             managed_services: RequestedKey::none(),
             storage: RequestedKey {
                 composite_source: Some("databricks_mws_customer_managed_keys.st.id".into()),
@@ -460,6 +469,31 @@ fn binding_rules_table() {
             ".customer_managed_key_id",
         ],
         ..case("composite from .id", RuleId::CompositeKeyId, Fail)
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::being_set(Some(format!("{DBX_ACCT}/"))),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        says: &["will start with", DBX_ACCT, "customer_managed_key_id"],
+        ..case(
+            "unknown id with a composite prefix",
+            RuleId::CompositeKeyId,
+            Fail,
+        )
+    });
+    cases.push(BindingCase {
+        change: BindingChange {
+            managed_services: RequestedKey::being_set(Some("0b6f".into())),
+            storage: RequestedKey::none(),
+        },
+        subject: Some(Subject::ManagedServicesBinding),
+        ..case(
+            "unknown id with a bare prefix",
+            RuleId::CompositeKeyId,
+            CannotTell,
+        )
     });
     cases.push(BindingCase {
         change: BindingChange {

@@ -343,35 +343,48 @@ pub struct RequestedKey {
     /// as `customer_managed_key_id`), that attribute's address.
     pub bare_source: Option<String>,
     /// The id names a key configuration that this plan creates: it differs
-    /// from every id that exists now.
+    /// from every id that exists now, and a key is being set.
     pub created_in_plan: bool,
+    /// How an id not known yet will start (Terraform's string-prefix
+    /// refinement, e.g. `"<account_id>/"` from `"${a}/${b}"`).
+    pub id_prefix: Option<String>,
 }
 
 impl RequestedKey {
     pub fn none() -> RequestedKey {
         RequestedKey {
             id: Fact::Known(None),
-            composite_source: None,
-            bare_source: None,
-            created_in_plan: false,
+            ..RequestedKey::unknown()
         }
     }
 
     pub fn id(id: &str) -> RequestedKey {
         RequestedKey {
             id: Fact::Known(Some(id.to_string())),
-            composite_source: None,
-            bare_source: None,
-            created_in_plan: false,
+            ..RequestedKey::unknown()
         }
     }
 
+    /// Nothing is known: not even whether a key is requested (a slot left
+    /// as it is on a workspace whose keys are not read).
     pub fn unknown() -> RequestedKey {
         RequestedKey {
             id: Fact::Unknown,
             composite_source: None,
             bare_source: None,
             created_in_plan: false,
+            id_prefix: None,
+        }
+    }
+
+    /// A key is being set whose id is not known until apply (a key
+    /// configuration created in the same plan), optionally with the prefix
+    /// Terraform promises for it.
+    pub fn being_set(id_prefix: Option<String>) -> RequestedKey {
+        RequestedKey {
+            created_in_plan: true,
+            id_prefix: id_prefix.filter(|p| !p.is_empty()),
+            ..RequestedKey::unknown()
         }
     }
 

@@ -28,6 +28,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod compute;
 pub mod coverage;
 pub mod docs;
 pub mod facts;

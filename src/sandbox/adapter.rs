@@ -10,8 +10,8 @@ use crate::cloud::databricks::{AwsKeyInfo, Workspace};
 use crate::rules::catalog::KeyFeature;
 use crate::rules::checks::{check_binding, check_key_configuration, check_workspace_updatable};
 use crate::rules::facts::{
-    BindingChange, ComputeKind, ComputeMode, Dashboard, Fact, KeyConfigFacts, PricingTier,
-    RequestedKey, Requirements, RunningCompute, WorkspaceFacts,
+    BindingChange, ComputeMode, Dashboard, Fact, KeyConfigFacts, PricingTier, RequestedKey,
+    Requirements, WorkspaceFacts,
 };
 use crate::rules::{Outcome, RuleId, Subject, Verdict};
 
@@ -56,10 +56,6 @@ impl Slot {
     }
 }
 
-/// The name under which the sandbox's simulated classic compute (a single
-/// `classic_compute_running` flag) is reported to the rules.
-const SIMULATED_COMPUTE: &str = "sandbox-classic-compute";
-
 /// What the sandbox knows about a workspace, as rule facts.
 pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
     let ws = &w.workspace;
@@ -77,14 +73,9 @@ pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
         status: ws.workspace_status.map(Some).into(),
         managed_services_key_id: Fact::Known(ws.managed_services_customer_managed_key_id.clone()),
         storage_key_id: Fact::Known(ws.storage_customer_managed_key_id.clone()),
-        running_classic_compute: Fact::Known(if w.classic_compute_running {
-            vec![RunningCompute {
-                kind: ComputeKind::Cluster,
-                name: SIMULATED_COMPUTE.to_string(),
-            }]
-        } else {
-            vec![]
-        }),
+        // What the workspace's own compute APIs serve, classified as the
+        // client classifies it.
+        running_classic_compute: Fact::Known(super::compute::running(w)),
         dashboards: Fact::Known(
             w.dashboards
                 .iter()
@@ -318,49 +309,56 @@ mod tests {
         u.refusal(&u.check(), &ENFORCED)
     }
 
+    // Key configuration ids are UUIDs (anything else fails CMK014).
+    const ACCT: &str = "0d26daa6-5e44-4c97-a497-ef015f91254a";
+    const MS: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const ST: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+    const EU: &str = "aaaaaaaa-0000-4000-8000-000000000003";
+    const OLD: &str = "aaaaaaaa-0000-4000-8000-000000000004";
+
     #[test]
     fn each_enforced_rule_refuses_with_the_api_wording() {
         let keys = [
-            key("ms", &["MANAGED_SERVICES"], ARN_USE1),
-            key("st", &["STORAGE"], ARN_USE1),
-            key("eu", &["MANAGED_SERVICES", "STORAGE"], ARN_EUW1),
+            key(MS, &["MANAGED_SERVICES"], ARN_USE1),
+            key(ST, &["STORAGE"], ARN_USE1),
+            key(EU, &["MANAGED_SERVICES", "STORAGE"], ARN_EUW1),
         ];
         let ms = |id: &str| vec![(Slot::ManagedServices, id.to_string())];
         let st = |id: &str| vec![(Slot::Storage, id.to_string())];
         type Case = (SandboxWorkspace, Vec<(Slot, String)>, &'static str);
         let cases: Vec<Case> = vec![
-            (ws(json!({})), ms("acct/ms"), "Invalid customerManagedKeyId: acct/ms"),
+            (ws(json!({})), ms(&format!("{ACCT}/{MS}")), "Invalid customerManagedKeyId: 0d26daa6-5e44-4c97-a497-ef015f91254a/"),
             (
                 ws(json!({"pricing_tier": "PREMIUM"})),
-                ms("ms"),
+                ms(MS),
                 "ENTERPRISE pricing tier. Workspace \"w\" has pricing tier PREMIUM",
             ),
-            (ws(json!({})), st("ms"), "needs the use case STORAGE"),
-            (ws(json!({})), ms("eu"), "must be in the workspace's region. Managed-services key"),
+            (ws(json!({})), st(MS), "needs the use case STORAGE"),
+            (ws(json!({})), ms(EU), "must be in the workspace's region. Managed-services key"),
             (
-                ws(json!({"storage_customer_managed_key_id": "st"})),
-                st("eu"),
+                ws(json!({"storage_customer_managed_key_id": ST})),
+                st(EU),
                 // The region rule is answered first, as the API does.
                 "must be in the workspace's region",
             ),
             (
-                ws(json!({"storage_customer_managed_key_id": "old"})),
-                st("st"),
-                "You cannot replace an existing key configuration for workspace storage. Workspace \"w\" already has storage key configuration old",
+                ws(json!({"storage_customer_managed_key_id": OLD})),
+                st(ST),
+                "You cannot replace an existing key configuration for workspace storage. Workspace \"w\" already has storage key configuration",
             ),
             (
                 ws(json!({"classic_compute_running": true})),
-                ms("ms"),
+                ms(MS),
                 "Workspace 7 has classic compute running",
             ),
             (
                 ws(json!({"workspace_status": "PROVISIONING"})),
-                ms("ms"),
+                ms(MS),
                 "Workspace 7 cannot be updated in its current state. Workspace \"w\" is PROVISIONING",
             ),
             (
                 ws(json!({"workspace_status": "FAILED", "ever_running": true})),
-                st("st"),
+                st(ST),
                 "FAILED after having run",
             ),
         ];
@@ -372,7 +370,7 @@ mod tests {
 
     #[test]
     fn rules_the_api_does_not_enforce_never_refuse() {
-        let keys = [key("st", &["STORAGE"], ARN_USE1)];
+        let keys = [key(ST, &["STORAGE"], ARN_USE1)];
         // Serverless with a storage key that covers cluster volumes (CMK007,
         // CMK008), an old dashboard (CMK011), a storage key on a running
         // workspace (CMK019): all fail in the engine, none is a refusal.
@@ -380,7 +378,7 @@ mod tests {
             "compute_mode": "SERVERLESS",
             "dashboards": [{"display_name": "Old", "create_time": "2024-01-01T00:00:00Z"}],
         }));
-        let changes = [(Slot::Storage, "st".to_string())];
+        let changes = [(Slot::Storage, ST.to_string())];
         let u = KeyUpdate {
             workspace: &w,
             changes: &changes,
@@ -405,12 +403,12 @@ mod tests {
     #[test]
     fn failed_workspaces_accept_key_updates() {
         let keys = [
-            key("ms", &["MANAGED_SERVICES"], ARN_USE1),
-            key("st", &["STORAGE"], ARN_USE1),
+            key(MS, &["MANAGED_SERVICES"], ARN_USE1),
+            key(ST, &["STORAGE"], ARN_USE1),
         ];
         let failed = |ran: bool| ws(json!({"workspace_status": "FAILED", "ever_running": ran}));
-        let ms = [(Slot::ManagedServices, "ms".to_string())];
-        let st = [(Slot::Storage, "st".to_string())];
+        let ms = [(Slot::ManagedServices, MS.to_string())];
+        let st = [(Slot::Storage, ST.to_string())];
         // Classic compute cannot run on a failed workspace; the flag is ignored.
         assert_eq!(refusal(&failed(true), &ms, &keys), None);
         assert_eq!(refusal(&failed(false), &st, &keys), None);
@@ -422,11 +420,11 @@ mod tests {
         // The current storage key is in another region; rotating the
         // managed-services key is still allowed.
         let keys = [
-            key("ms", &["MANAGED_SERVICES"], ARN_USE1),
-            key("eu", &["STORAGE"], ARN_EUW1),
+            key(MS, &["MANAGED_SERVICES"], ARN_USE1),
+            key(EU, &["STORAGE"], ARN_EUW1),
         ];
-        let w = ws(json!({"storage_customer_managed_key_id": "eu"}));
-        let changes = [(Slot::ManagedServices, "ms".to_string())];
+        let w = ws(json!({"storage_customer_managed_key_id": EU}));
+        let changes = [(Slot::ManagedServices, MS.to_string())];
         assert_eq!(refusal(&w, &changes, &keys), None);
     }
 

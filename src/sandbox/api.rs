@@ -16,6 +16,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
+mod workspace_compute;
+
 use super::adapter::{self, KeyUpdate, Slot};
 use super::{
     dashboard_view, key_view, new_uuid, now_ms, now_rfc3339, persist, Faults, KeyUpdateOutcome,
@@ -61,6 +63,9 @@ pub(crate) struct Shared {
 pub(crate) struct Stats {
     /// API calls that reached the fault layer (account, OAuth, dashboards).
     pub api_requests: u64,
+    /// Every HTTP request of any path (admin calls and unknown paths too),
+    /// except `GET /_sandbox/stats` itself: proves that nothing was sent.
+    pub all_requests: u64,
     pub tokens_issued: u64,
     pub creates_committed: u64,
 }
@@ -313,6 +318,18 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
             "/_ws/{deployment}/api/2.0/lakeview/dashboards",
             get(list_dashboards),
         )
+        .route(
+            "/_ws/{deployment}/api/2.1/clusters/list",
+            get(workspace_compute::list_clusters),
+        )
+        .route(
+            "/_ws/{deployment}/api/2.0/instance-pools/list",
+            get(workspace_compute::list_pools),
+        )
+        .route(
+            "/_ws/{deployment}/api/2.0/sql/warehouses",
+            get(workspace_compute::list_warehouses),
+        )
         .route("/_ws/{deployment}/oidc/v1/token", post(workspace_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), faults_layer))
         // Outermost: every API request is logged, faulted or not.
@@ -361,7 +378,16 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
     api.merge(open)
         .merge(admin)
         .fallback(|| async { err(404, "ENDPOINT_NOT_FOUND", "No API found for this path") })
+        .layer(middleware::from_fn_with_state(state.clone(), count_all))
         .with_state(state)
+}
+
+async fn count_all(State(s): S, req: Request, next: Next) -> Response {
+    if !(req.method() == axum::http::Method::GET && req.uri().path() == "/_sandbox/stats") {
+        lock(&s.stats).all_requests += 1;
+        tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
+    }
+    next.run(req).await
 }
 
 // ---- faults ----
@@ -1261,7 +1287,12 @@ async fn admin_compute(
         return bad("body must be {\"running\": true|false}");
     };
     with_ws(&s, &id, |w| {
-        w.classic_compute_running = running;
+        // Stopping stops every cluster, pool and classic warehouse too.
+        if running {
+            w.classic_compute_running = true;
+        } else {
+            super::compute::stop_all(w);
+        }
         Ok(json!({"classic_compute_running": running}))
     })
 }

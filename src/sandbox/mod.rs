@@ -8,6 +8,7 @@
 mod adapter;
 #[allow(clippy::result_large_err)]
 mod api;
+mod compute;
 mod recorder;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::cloud::databricks::{CustomerManagedKey, Dashboard, Workspace};
+pub use compute::{SeedCluster, SeedPool, SeedPoolStats, SeedWarehouse};
 
 /// Errors starting the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +81,19 @@ pub struct SeedDashboard {
 pub struct SandboxWorkspace {
     #[serde(flatten)]
     pub workspace: Workspace,
-    /// Clusters, pools or classic SQL warehouses are running.
+    /// Clusters, pools or classic SQL warehouses are running (served as one
+    /// running cluster `sandbox-classic-compute`, besides the lists below).
     #[serde(default)]
     pub classic_compute_running: bool,
+    /// Served by `GET /api/2.1/clusters/list` of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<SeedCluster>,
+    /// Served by `GET /api/2.0/instance-pools/list` of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_pools: Vec<SeedPool>,
+    /// Served by `GET /api/2.0/sql/warehouses` of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sql_warehouses: Vec<SeedWarehouse>,
     #[serde(default)]
     pub dashboards: Vec<SeedDashboard>,
     /// The next key update will be reverted silently (admin call).
@@ -381,6 +393,7 @@ fn normalize(world: &mut World) -> Result<(), SandboxError> {
                     ws.workspace_id
                 )));
             }
+            compute::normalize(w)?;
             for d in &mut w.dashboards {
                 d.dashboard_id
                     .get_or_insert_with(|| new_uuid().replace('-', ""));

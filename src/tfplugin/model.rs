@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::ser::{self, Serialize};
 use serde::{Deserialize, Deserializer, Serializer};
 
-use super::value::{Number, Value};
+use super::value::{Number, Refinements, Value};
 
 /// Everything a model struct must be.
 pub trait Model: Serialize + DeserializeOwned + schemars::JsonSchema + Send + 'static {}
@@ -22,13 +22,16 @@ impl<T: Serialize + DeserializeOwned + schemars::JsonSchema + Send + 'static> Mo
 
 const VAL_TOKEN: &str = "$__tfplugin_val";
 const UNKNOWN_TOKEN: &str = "$__tfplugin_unknown";
+const NOT_NULL_FIELD: &str = "not_null";
+const PREFIX_FIELD: &str = "string_prefix";
 
-/// A Terraform attribute value: null, not known yet, or known.
+/// A Terraform attribute value: null, not known yet (with what Terraform
+/// promises about it), or known.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Val<T> {
     #[default]
     Null,
-    Unknown,
+    Unknown(Refinements),
     Known(T),
 }
 
@@ -46,7 +49,28 @@ impl<T> Val<T> {
         }
     }
     pub fn is_unknown(&self) -> bool {
-        matches!(self, Val::Unknown)
+        matches!(self, Val::Unknown(_))
+    }
+    /// A plain unknown ("known after apply", no promises).
+    pub fn unknown() -> Val<T> {
+        Val::Unknown(Refinements::default())
+    }
+    /// What Terraform promises about the value when it is unknown.
+    pub fn refinements(&self) -> Option<&Refinements> {
+        match self {
+            Val::Unknown(r) => Some(r),
+            _ => None,
+        }
+    }
+    /// Whether the value is or will be non-null: known, or unknown with
+    /// Terraform's promise that it will not be null.
+    pub fn will_be_set(&self) -> Option<bool> {
+        match self {
+            Val::Null => Some(false),
+            Val::Known(_) => Some(true),
+            Val::Unknown(r) if r.not_null => Some(true),
+            Val::Unknown(_) => None,
+        }
     }
     pub fn is_null(&self) -> bool {
         matches!(self, Val::Null)
@@ -54,14 +78,14 @@ impl<T> Val<T> {
     pub fn as_ref(&self) -> Val<&T> {
         match self {
             Val::Null => Val::Null,
-            Val::Unknown => Val::Unknown,
+            Val::Unknown(r) => Val::Unknown(r.clone()),
             Val::Known(v) => Val::Known(v),
         }
     }
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Val<U> {
         match self {
             Val::Null => Val::Null,
-            Val::Unknown => Val::Unknown,
+            Val::Unknown(r) => Val::Unknown(r),
             Val::Known(v) => Val::Known(f(v)),
         }
     }
@@ -77,7 +101,14 @@ impl<T: Serialize> Serialize for Val<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Val::Null => s.serialize_none(),
-            Val::Unknown => s.serialize_unit_struct(UNKNOWN_TOKEN),
+            Val::Unknown(r) if r.is_empty() => s.serialize_unit_struct(UNKNOWN_TOKEN),
+            Val::Unknown(r) => {
+                use serde::ser::SerializeStruct;
+                let mut st = s.serialize_struct(UNKNOWN_TOKEN, 2)?;
+                st.serialize_field(NOT_NULL_FIELD, &r.not_null)?;
+                st.serialize_field(PREFIX_FIELD, &r.string_prefix)?;
+                st.end()
+            }
             Val::Known(v) => s.serialize_some(v),
         }
     }
@@ -95,7 +126,21 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Val<T> {
                 Ok(Val::Null)
             }
             fn visit_unit<E>(self) -> Result<Val<T>, E> {
-                Ok(Val::Unknown)
+                Ok(Val::unknown())
+            }
+            // A refined unknown, as `ValueDe` presents it.
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Val<T>, A::Error> {
+                let mut r = Refinements::default();
+                while let Some(k) = m.next_key::<String>()? {
+                    match k.as_str() {
+                        NOT_NULL_FIELD => r.not_null = m.next_value::<String>()? == "true",
+                        PREFIX_FIELD => r.string_prefix = Some(m.next_value::<String>()?),
+                        _ => {
+                            m.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Val::Unknown(r))
             }
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Val<T>, D::Error> {
                 T::deserialize(d).map(Val::Known)
@@ -158,7 +203,7 @@ impl<'de, 'a: 'de> Deserializer<'de> for ValueDe<'a> {
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ModelError> {
         match self.0 {
             Value::Null => v.visit_unit(),
-            Value::Unknown => Err(ModelError(
+            Value::Unknown(_) => Err(ModelError(
                 "a value is not known yet where a known value is needed".into(),
             )),
             Value::Bool(b) => v.visit_bool(*b),
@@ -193,7 +238,15 @@ impl<'de, 'a: 'de> Deserializer<'de> for ValueDe<'a> {
         if name == VAL_TOKEN {
             match self.0 {
                 Value::Null => v.visit_none(),
-                Value::Unknown => v.visit_unit(),
+                Value::Unknown(r) if r.is_empty() => v.visit_unit(),
+                Value::Unknown(r) => {
+                    // The refinements as a map of strings, read back by `Val`'s visitor.
+                    let mut fields = vec![(NOT_NULL_FIELD, r.not_null.to_string())];
+                    if let Some(p) = &r.string_prefix {
+                        fields.push((PREFIX_FIELD, p.clone()));
+                    }
+                    v.visit_map(de::value::MapDeserializer::new(fields.into_iter()))
+                }
                 _ => v.visit_some(self),
             }
         } else {
@@ -297,7 +350,7 @@ impl Serializer for ValueSer {
     }
     fn serialize_unit_struct(self, name: &'static str) -> Result<Value, ModelError> {
         Ok(if name == UNKNOWN_TOKEN {
-            Value::Unknown
+            Value::unknown()
         } else {
             Value::Null
         })
@@ -350,8 +403,11 @@ impl Serializer for ValueSer {
     fn serialize_map(self, _len: Option<usize>) -> Result<MapSer, ModelError> {
         Ok(MapSer(BTreeMap::new(), None))
     }
-    fn serialize_struct(self, _n: &'static str, _len: usize) -> Result<MapSer, ModelError> {
-        Ok(MapSer(BTreeMap::new(), None))
+    fn serialize_struct(self, n: &'static str, _len: usize) -> Result<MapSer, ModelError> {
+        Ok(MapSer(
+            BTreeMap::new(),
+            (n == UNKNOWN_TOKEN).then(String::new),
+        ))
     }
     fn serialize_struct_variant(
         self,
@@ -438,6 +494,18 @@ impl ser::SerializeStruct for MapSer {
         Ok(())
     }
     fn end(self) -> Result<Value, ModelError> {
+        // A refined unknown (`Val::Unknown` with refinements): the struct's
+        // second slot is set only for it.
+        if self.1.is_some() {
+            return Ok(Value::Unknown(Refinements {
+                not_null: matches!(self.0.get(NOT_NULL_FIELD), Some(Value::Bool(true))),
+                string_prefix: self
+                    .0
+                    .get(PREFIX_FIELD)
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            }));
+        }
         Ok(Value::Map(self.0))
     }
 }
@@ -475,7 +543,7 @@ mod tests {
     #[test]
     fn null_unknown_and_known_survive_both_ways() {
         let v = Value::object([
-            ("name", Value::Unknown),
+            ("name", Value::unknown()),
             (
                 "ids",
                 Value::List(vec![Value::string("a"), Value::string("b")]),
@@ -485,10 +553,38 @@ mod tests {
             ("kind", Value::string("MANAGED_SERVICES")),
         ]);
         let m: M = from_value(&v).unwrap();
-        assert_eq!(m.name, Val::Unknown);
+        assert_eq!(m.name, Val::unknown());
         assert_eq!(m.count, Val::Null);
         assert_eq!(m.kind, Val::Known(Kind::ManagedServices));
         assert_eq!(m.ids.known().unwrap().len(), 2);
+        assert_eq!(to_value(&m).unwrap(), v);
+    }
+
+    #[test]
+    fn refinements_of_an_unknown_survive_both_ways() {
+        let refined = Refinements {
+            not_null: true,
+            string_prefix: Some("acct/".into()),
+        };
+        let v = Value::object([
+            ("name", Value::Unknown(refined.clone())),
+            (
+                "ids",
+                Value::Unknown(Refinements {
+                    not_null: true,
+                    string_prefix: None,
+                }),
+            ),
+            ("count", Value::Null),
+            ("flag", Value::Null),
+            ("kind", Value::Null),
+        ]);
+        let m: M = from_value(&v).unwrap();
+        assert_eq!(m.name, Val::Unknown(refined.clone()));
+        assert_eq!(m.name.will_be_set(), Some(true));
+        assert_eq!(m.name.refinements(), Some(&refined));
+        assert_eq!(m.ids.will_be_set(), Some(true));
+        assert_eq!(m.count.will_be_set(), Some(false));
         assert_eq!(to_value(&m).unwrap(), v);
     }
 
@@ -499,7 +595,7 @@ mod tests {
             #[allow(dead_code)]
             name: String,
         }
-        let v = Value::object([("name", Value::Unknown)]);
+        let v = Value::object([("name", Value::unknown())]);
         assert!(from_value::<Plain>(&v).is_err());
     }
 }

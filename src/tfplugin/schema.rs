@@ -928,7 +928,7 @@ mod tests {
 
         let mut d = Diagnostics::default();
         s.block.validate(
-            &Value::object([("kinds", Value::Unknown)]),
+            &Value::object([("kinds", Value::unknown())]),
             &AttributePath::root(),
             &mut d,
         );

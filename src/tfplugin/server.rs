@@ -271,7 +271,7 @@ fn mark_unknown_in(
             continue;
         };
         if a.flags.computed && cfg.is_null() && slot.is_null() {
-            *slot = Value::Unknown;
+            *slot = Value::unknown();
             continue;
         }
         if let AttrType::Nested {

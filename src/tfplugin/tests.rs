@@ -481,7 +481,7 @@ async fn resource_lifecycle_over_grpc() {
     assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
     let planned = value::from_msgpack(&plan.planned_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(planned.get("mode"), Some(&s("a")));
-    assert_eq!(planned.get("id"), Some(&Value::Unknown));
+    assert_eq!(planned.get("id"), Some(&Value::unknown()));
     assert_eq!(planned.get("password"), Some(&Value::Null));
 
     let applied = c

@@ -73,14 +73,40 @@ impl fmt::Display for Number {
     }
 }
 
+/// What Terraform promises about a value it does not know yet (msgpack
+/// extension 12, Terraform 1.6+): facts a provider may use at plan time.
+/// Only the refinements the provider uses are kept; others are ignored, as
+/// the protocol allows. A promise made in a plan must hold after apply.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Refinements {
+    /// The value will not be null (refinement key 1, "nullness" false).
+    pub not_null: bool,
+    /// A string value will start with this (refinement key 2).
+    pub string_prefix: Option<String>,
+}
+
+impl Refinements {
+    /// No promise at all: a plain unknown.
+    pub fn is_empty(&self) -> bool {
+        !self.not_null && self.string_prefix.as_deref().is_none_or(str::is_empty)
+    }
+}
+
+/// Refinement map keys of Terraform's msgpack encoding.
+const REFINE_NULLNESS: i64 = 1;
+const REFINE_STRING_PREFIX: i64 = 2;
+/// The msgpack extension code of a refined unknown value.
+const EXT_REFINED_UNKNOWN: u8 = 12;
+
 /// A Terraform value. Lists, sets and tuples are `List`; maps and objects are
 /// `Map` (the schema type says which).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
     #[default]
     Null,
-    /// Not known until apply (any msgpack extension; refinements are ignored).
-    Unknown,
+    /// Not known until apply (any msgpack extension), with what Terraform
+    /// promises about it.
+    Unknown(Refinements),
     Bool(bool),
     Number(Number),
     String(String),
@@ -94,13 +120,18 @@ impl Value {
     }
 
     pub fn is_unknown(&self) -> bool {
-        matches!(self, Value::Unknown)
+        matches!(self, Value::Unknown(_))
+    }
+
+    /// A plain unknown value (no refinements).
+    pub fn unknown() -> Value {
+        Value::Unknown(Refinements::default())
     }
 
     /// True when no unknown appears anywhere inside.
     pub fn is_wholly_known(&self) -> bool {
         match self {
-            Value::Unknown => false,
+            Value::Unknown(_) => false,
             Value::List(v) => v.iter().all(Value::is_wholly_known),
             Value::Map(m) => m.values().all(Value::is_wholly_known),
             _ => true,
@@ -257,7 +288,7 @@ impl Type {
     /// The most specific type describing a known value (for `dynamic`).
     pub fn infer(v: &Value) -> Type {
         match v {
-            Value::Null | Value::Unknown => Type::Dynamic,
+            Value::Null | Value::Unknown(_) => Type::Dynamic,
             Value::Bool(_) => Type::Bool,
             Value::Number(_) => Type::Number,
             Value::String(_) => Type::String,
@@ -287,7 +318,7 @@ enum Raw {
     Bin(Vec<u8>),
     Array(Vec<Raw>),
     Map(Vec<(Raw, Raw)>),
-    Ext,
+    Ext(Refinements),
 }
 
 impl Raw {
@@ -301,7 +332,7 @@ impl Raw {
             Raw::Bin(_) => "binary",
             Raw::Array(_) => "array",
             Raw::Map(_) => "map",
-            Raw::Ext => "extension",
+            Raw::Ext(_) => "extension",
         }
     }
 }
@@ -377,10 +408,14 @@ impl<'a> Reader<'a> {
         Ok(Raw::Map(v))
     }
     fn ext(&mut self, n: usize) -> Result<Raw, CodecError> {
-        let _code = self.u8()?;
-        // Any extension is an unknown value; refinements (code 12) are skipped.
-        self.take(n)?;
-        Ok(Raw::Ext)
+        let code = self.u8()?;
+        let payload = self.take(n)?;
+        // Any extension is an unknown value; code 12 carries refinements.
+        Ok(Raw::Ext(if code == EXT_REFINED_UNKNOWN {
+            refinements(payload)
+        } else {
+            Refinements::default()
+        }))
     }
 
     fn raw(&mut self) -> Result<Raw, CodecError> {
@@ -462,7 +497,7 @@ fn mismatch(path: &str, ty: &Type, raw: &str) -> CodecError {
 fn raw_to_value(raw: Raw, ty: &Type, path: &str) -> Result<Value, CodecError> {
     match (raw, ty) {
         (Raw::Nil, _) => Ok(Value::Null),
-        (Raw::Ext, _) => Ok(Value::Unknown),
+        (Raw::Ext(r), _) => Ok(Value::Unknown(r)),
         (Raw::Array(mut items), Type::Dynamic) => {
             // [type JSON, value]
             if items.len() != 2 {
@@ -598,6 +633,51 @@ fn put_bin(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// Reads the refinements of a code-12 extension: a map with integer keys.
+/// Keys this provider does not use, and a payload it cannot read, are
+/// ignored: the value stays a (less refined) unknown.
+fn refinements(payload: &[u8]) -> Refinements {
+    let mut r = Refinements::default();
+    let mut reader = Reader {
+        buf: payload,
+        pos: 0,
+        depth: 0,
+    };
+    let Ok(Raw::Map(entries)) = reader.raw() else {
+        return r;
+    };
+    for (k, v) in entries {
+        match (k, v) {
+            (Raw::Int(REFINE_NULLNESS), Raw::Bool(nullable)) => r.not_null = !nullable,
+            (Raw::Int(REFINE_STRING_PREFIX), Raw::Str(p)) => r.string_prefix = Some(p),
+            _ => {}
+        }
+    }
+    if r.string_prefix.as_deref() == Some("") {
+        r.string_prefix = None;
+    }
+    r
+}
+
+/// The payload of a code-12 extension. A prefix is sent only for strings.
+fn encode_refinements(r: &Refinements, ty: &Type) -> Vec<u8> {
+    let prefix = r
+        .string_prefix
+        .as_deref()
+        .filter(|p| !p.is_empty() && matches!(ty, Type::String));
+    let n = usize::from(r.not_null) + usize::from(prefix.is_some());
+    let mut out = vec![0x80 | n as u8];
+    if r.not_null {
+        put_int(&mut out, REFINE_NULLNESS);
+        out.push(0xc2);
+    }
+    if let Some(p) = prefix {
+        put_int(&mut out, REFINE_STRING_PREFIX);
+        put_str(&mut out, p);
+    }
+    out
+}
+
 fn put_int(out: &mut Vec<u8>, i: i64) {
     if (0..=0x7f).contains(&i) {
         out.push(i as u8);
@@ -622,7 +702,20 @@ fn encode(out: &mut Vec<u8>, v: &Value, ty: &Type, path: &str) -> Result<(), Cod
     match (v, ty) {
         (Value::Null, _) => out.push(0xc0),
         // fixext1, code 0: a plain unknown
-        (Value::Unknown, _) => out.extend_from_slice(&[0xd4, 0, 0]),
+        (Value::Unknown(r), _) if r.is_empty() => out.extend_from_slice(&[0xd4, 0, 0]),
+        // ext, code 12: a refined unknown
+        (Value::Unknown(r), _) => {
+            let payload = encode_refinements(r, ty);
+            if payload.len() <= 0xff {
+                out.push(0xc7);
+                out.push(payload.len() as u8);
+            } else {
+                out.push(0xc8);
+                out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            }
+            out.push(EXT_REFINED_UNKNOWN);
+            out.extend_from_slice(&payload);
+        }
         (v, Type::Dynamic) => {
             let inner = Type::infer(v);
             out.push(0x92);
@@ -688,7 +781,7 @@ fn encode(out: &mut Vec<u8>, v: &Value, ty: &Type, path: &str) -> Result<(), Cod
                 Value::String(_) => "string",
                 Value::List(_) => "list",
                 Value::Map(_) => "map",
-                Value::Null | Value::Unknown => "null",
+                Value::Null | Value::Unknown(_) => "null",
             };
             return Err(mismatch(path, ty, found));
         }
@@ -790,7 +883,7 @@ pub fn from_json_bytes(b: &[u8], ty: &Type) -> Result<Value, CodecError> {
 pub fn to_json_value(v: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
-        Value::Null | Value::Unknown => J::Null,
+        Value::Null | Value::Unknown(_) => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Number(Number::Int(i)) => J::from(*i),
         Value::Number(Number::Float(f)) => serde_json::Number::from_f64(*f)
@@ -828,19 +921,62 @@ mod tests {
     #[test]
     fn unknown_extensions_of_any_code_decode_as_unknown() {
         // fixext1 code 0, and a refined unknown (code 12) carrying a map with
-        // known and unknown refinement keys.
+        // a refinement key this provider does not use (3, a number bound).
         assert_eq!(
             from_msgpack(&[0xd4, 0, 0], &Type::String).unwrap(),
-            Value::Unknown
+            Value::unknown()
         );
-        let refined = [0xc7, 0x05, 12, 0x82, 0x01, 0xc2, 0x63, 0xc3];
+        let refined = [0xc7, 0x05, 12, 0x82, 0x01, 0xc2, 0x03, 0xc3];
         assert_eq!(
             from_msgpack(&refined, &Type::String).unwrap(),
-            Value::Unknown
+            Value::Unknown(Refinements {
+                not_null: true,
+                string_prefix: None
+            })
         );
         assert_eq!(
             from_msgpack(&[0xd5, 7, 1, 2], &Type::Number).unwrap(),
-            Value::Unknown
+            Value::unknown()
+        );
+        // A payload that is not a map is still an unknown, without promises.
+        assert_eq!(
+            from_msgpack(&[0xd5, 12, 0xc1, 0x00], &Type::String).unwrap(),
+            Value::unknown()
+        );
+    }
+
+    #[test]
+    fn refinements_decode_and_round_trip() {
+        // What Terraform 1.11 sends for "${known}/${unknown}": not null, and
+        // the known prefix.
+        let mut payload = vec![0x82, 0x01, 0xc2, 0x02];
+        put_str(&mut payload, "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/");
+        let mut bytes = vec![0xc7, payload.len() as u8, 12];
+        bytes.extend_from_slice(&payload);
+        let v = from_msgpack(&bytes, &Type::String).unwrap();
+        let want = Value::Unknown(Refinements {
+            not_null: true,
+            string_prefix: Some("7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/".into()),
+        });
+        assert_eq!(v, want);
+        assert_eq!(to_msgpack(&v, &Type::String).unwrap(), bytes);
+        // A plain unknown stays the one-byte form Terraform's own SDK sends.
+        assert_eq!(
+            to_msgpack(&Value::unknown(), &Type::String).unwrap(),
+            [0xd4, 0, 0]
+        );
+        // A prefix means nothing for a number: only the nullness is kept.
+        let n = Value::Unknown(Refinements {
+            not_null: true,
+            string_prefix: Some("x".into()),
+        });
+        let back = from_msgpack(&to_msgpack(&n, &Type::Number).unwrap(), &Type::Number).unwrap();
+        assert_eq!(
+            back,
+            Value::Unknown(Refinements {
+                not_null: true,
+                string_prefix: None
+            })
         );
     }
 
@@ -922,7 +1058,7 @@ mod tests {
     }
 
     fn arb_value(ty: Type) -> BoxedStrategy<Value> {
-        let special = prop_oneof![Just(Value::Null), Just(Value::Unknown)];
+        let special = prop_oneof![Just(Value::Null), Just(Value::unknown())];
         let known: BoxedStrategy<Value> = match ty {
             Type::String => ".{0,40}".prop_map(Value::String).boxed(),
             Type::Bool => any::<bool>().prop_map(Value::Bool).boxed(),

@@ -5,8 +5,15 @@ data "cmk_kms_key_policy" "workspace" {
   cross_account_role_arn = "arn:aws:iam::123456789012:role/databricks-cross-account"
 }
 
-resource "aws_kms_key" "workspace" {
-  description         = "Databricks workspace key"
-  enable_key_rotation = true
-  policy              = data.cmk_kms_key_policy.workspace.json
+# With the AWS provider, give it to the key:
+#
+#   resource "aws_kms_key" "workspace" {
+#     description         = "Databricks workspace key"
+#     enable_key_rotation = true
+#     policy              = data.cmk_kms_key_policy.workspace.json
+#   }
+#
+# or let this provider create the key with the same policy: `cmk_kms_key`.
+output "key_policy" {
+  value = data.cmk_kms_key_policy.workspace.json
 }

@@ -1,7 +1,13 @@
-locals {
-  key = provider::cmk::parse_key_arn(aws_kms_key.workspace.arn)
+variable "key_arn" {
+  type    = string
+  default = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 }
 
+locals {
+  key = provider::cmk::parse_key_arn(var.key_arn)
+}
+
+# A workspace that uses this key must be in this region.
 output "key_region" {
-  value = local.key.region
+  value = local.key.region # "us-east-1"
 }

@@ -1,7 +1,15 @@
+# The KMS key, with the policy Databricks needs for both use cases...
+resource "cmk_kms_key" "workspace" {
+  use_cases              = ["MANAGED_SERVICES", "STORAGE"]
+  databricks_account_id  = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13"
+  cross_account_role_arn = "arn:aws:iam::123456789012:role/databricks-cross-account"
+}
+
+# ...registered with the Databricks account.
 resource "cmk_key_configuration" "workspace" {
   use_cases = ["MANAGED_SERVICES", "STORAGE"]
   aws_key_info = {
-    key_arn   = aws_kms_key.workspace.arn
+    key_arn   = cmk_kms_key.workspace.arn
     key_alias = "alias/databricks-workspace"
     # the storage key also encrypts cluster EBS volumes (Databricks' default)
     reuse_key_for_cluster_volumes = true

@@ -1,8 +1,23 @@
+# A key configuration created in the same plan...
+resource "cmk_key_configuration" "workspace" {
+  use_cases = ["MANAGED_SERVICES", "STORAGE"]
+  aws_key_info = {
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  }
+}
+
+# ...bound whole, so that `terraform plan` checks every rule against it
+# (use cases, region, cluster volumes on serverless, tier, running compute)
+# before anything is created.
 resource "cmk_workspace_binding" "analytics" {
-  workspace_id            = 1234567890123456
-  managed_services_key_id = cmk_key_configuration.workspace.customer_managed_key_id
-  storage_key_id          = cmk_key_configuration.workspace.customer_managed_key_id
+  workspace_id         = 1234567890123456
+  managed_services_key = cmk_key_configuration.workspace
+  storage_key          = cmk_key_configuration.workspace
 
   # fail the plan if the bound keys cannot protect these
   required_coverage = ["dbfs_root", "secrets", "notebooks"]
 }
+
+# A key configuration that already exists can be given by its bare id
+# instead: managed_services_key_id = "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98".
+# A slot left unset stays as it is.

@@ -16,6 +16,7 @@ use super::models::{
     WorkspaceKeyUpdate, WorkspaceStatus,
 };
 use super::settings::{DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig};
+use crate::rules::ids::{self, KeyConfigId, WorkspaceId};
 
 /// Longest backoff between two attempts (a `Retry-After` may ask for more).
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -98,6 +99,30 @@ pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// Percent-encodes one path segment. This is the one place where a value
+/// becomes part of a request path: every byte outside RFC 3986's unreserved
+/// characters is encoded (`%`, `/`, `\\`, `?` and `#` included), so a value
+/// can neither add a segment nor a query or a fragment. "." and "..", which
+/// URL parsers resolve even when percent-encoded, and the empty segment are
+/// refused: nothing is sent.
+pub fn path_segment(s: &str) -> Result<String, DatabricksError> {
+    if s.is_empty() || s == "." || s == ".." {
+        return Err(DatabricksError::InvalidRequest(format!(
+            "{} cannot be a path segment of a request",
+            ids::quoted(s)
+        )));
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
 }
 
 /// A short printable form of an answer body that is not the JSON expected.
@@ -210,40 +235,57 @@ impl AccountClient {
         &self.inner.cfg
     }
 
-    fn account_url(&self, path: &str) -> String {
-        format!(
-            "{}/api/2.0/accounts/{}{}",
-            self.inner.cfg.host, self.inner.cfg.account_id, path
-        )
+    /// `{host}/api/2.0/accounts/{account_id}/{segments...}`, each segment
+    /// through [`path_segment`].
+    fn account_url(&self, segments: &[&str]) -> Result<String, DatabricksError> {
+        let mut url = format!(
+            "{}/api/2.0/accounts/{}",
+            self.inner.cfg.host,
+            path_segment(&self.inner.cfg.account_id)?
+        );
+        for s in segments {
+            url.push('/');
+            url.push_str(&path_segment(s)?);
+        }
+        Ok(url)
     }
 
     fn account_audience(&self) -> Audience {
         Audience::Account {
             host: self.inner.cfg.host.clone(),
-            account_id: self.inner.cfg.account_id.clone(),
+            account_id: self.inner.cfg.account_id.to_string(),
         }
     }
 
-    /// The API host of a workspace, from the workspace host template.
-    pub fn workspace_host(&self, deployment_name: &str) -> String {
-        self.inner
+    /// The API host of a workspace, from the workspace host template. The
+    /// deployment name (from the Account API) must be a DNS label.
+    pub fn workspace_host(&self, deployment_name: &str) -> Result<String, DatabricksError> {
+        ids::check_deployment_name(deployment_name)
+            .map_err(|e| DatabricksError::InvalidRequest(e.0))?;
+        Ok(self
+            .inner
             .cfg
             .workspace_host_template
             .replace("{deployment_name}", deployment_name)
             .trim_end_matches('/')
-            .to_string()
+            .to_string())
     }
 
-    fn call(&self, method: Method, path: &str, what: String) -> Call<'static> {
-        Call {
+    fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        what: String,
+    ) -> Result<Call<'static>, DatabricksError> {
+        Ok(Call {
             idempotent: method != Method::POST,
             method,
-            url: self.account_url(path),
+            url: self.account_url(segments)?,
             query: Vec::new(),
             body: None,
             what,
             audience: self.account_audience(),
-        }
+        })
     }
 
     // ---- key configurations ----
@@ -268,9 +310,9 @@ impl AccountClient {
             rounds += 1;
             let mut call = self.call(
                 Method::POST,
-                "/customer-managed-keys",
+                &["customer-managed-keys"],
                 "key configuration".into(),
-            );
+            )?;
             call.body = Some(body.clone());
             match self.execute::<CustomerManagedKey>(call, cancel).await {
                 Ok(k) => {
@@ -305,14 +347,14 @@ impl AccountClient {
     /// `GET /customer-managed-keys/{id}`.
     pub async fn get_customer_managed_key(
         &self,
-        customer_managed_key_id: &str,
+        customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<CustomerManagedKey, DatabricksError> {
         let call = self.call(
             Method::GET,
-            &format!("/customer-managed-keys/{customer_managed_key_id}"),
+            &["customer-managed-keys", customer_managed_key_id.as_str()],
             format!("key configuration {customer_managed_key_id}"),
-        );
+        )?;
         self.run(call, cancel).await
     }
 
@@ -323,23 +365,23 @@ impl AccountClient {
     ) -> Result<Vec<CustomerManagedKey>, DatabricksError> {
         let call = self.call(
             Method::GET,
-            "/customer-managed-keys",
+            &["customer-managed-keys"],
             "key configurations".into(),
-        );
+        )?;
         self.run(call, cancel).await
     }
 
     /// `DELETE /customer-managed-keys/{id}`. A 404 is `NotFound` (already gone).
     pub async fn delete_customer_managed_key(
         &self,
-        customer_managed_key_id: &str,
+        customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<(), DatabricksError> {
         let call = self.call(
             Method::DELETE,
-            &format!("/customer-managed-keys/{customer_managed_key_id}"),
+            &["customer-managed-keys", customer_managed_key_id.as_str()],
             format!("key configuration {customer_managed_key_id}"),
-        );
+        )?;
         self.run::<serde_json::Value>(call, cancel)
             .await
             .map(|_| ())
@@ -350,14 +392,14 @@ impl AccountClient {
     /// `GET /workspaces/{id}`.
     pub async fn get_workspace(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
         let call = self.call(
             Method::GET,
-            &format!("/workspaces/{workspace_id}"),
+            &["workspaces", &workspace_id.to_string()],
             format!("workspace {workspace_id}"),
-        );
+        )?;
         self.run(call, cancel).await
     }
 
@@ -366,14 +408,14 @@ impl AccountClient {
         &self,
         cancel: &CancellationToken,
     ) -> Result<Vec<Workspace>, DatabricksError> {
-        let call = self.call(Method::GET, "/workspaces", "workspaces".into());
+        let call = self.call(Method::GET, &["workspaces"], "workspaces".into())?;
         self.run(call, cancel).await
     }
 
     /// `PATCH /workspaces/{id}?update_mask=...` only, without waiting.
     pub async fn patch_workspace(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         update: &WorkspaceKeyUpdate,
         cancel: &CancellationToken,
     ) -> Result<(), DatabricksError> {
@@ -383,9 +425,9 @@ impl AccountClient {
         }
         let mut call = self.call(
             Method::PATCH,
-            &format!("/workspaces/{workspace_id}"),
+            &["workspaces", &workspace_id.to_string()],
             format!("workspace {workspace_id}"),
-        );
+        )?;
         // PATCH with a mask sets fields to given values: repeating it is harmless.
         call.idempotent = true;
         call.query.push(("update_mask", mask.join(",")));
@@ -408,7 +450,7 @@ impl AccountClient {
     /// FAILED, or after a minute). Cancellable between polls.
     pub async fn update_workspace_keys(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         update: &WorkspaceKeyUpdate,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
@@ -420,11 +462,12 @@ impl AccountClient {
 
     async fn wait_for_keys(
         &self,
-        workspace_id: i64,
+        ws_id: WorkspaceId,
         update: &WorkspaceKeyUpdate,
         status_before: Option<WorkspaceStatus>,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
+        let workspace_id = ws_id.get();
         let start = Instant::now();
         let limit = self.inner.cfg.workspace_wait_timeout;
         // A FAILED workspace may still read FAILED just after the update.
@@ -432,7 +475,7 @@ impl AccountClient {
         let mut left_failed = status_before != Some(WorkspaceStatus::Failed);
         let mut last_progress: Option<String> = None;
         loop {
-            let ws = self.get_workspace(workspace_id, cancel).await?;
+            let ws = self.get_workspace(ws_id, cancel).await?;
             let missing = missing_keys(update, &ws);
             let status = ws.workspace_status;
             if status != Some(WorkspaceStatus::Failed) {
@@ -512,7 +555,7 @@ impl AccountClient {
     /// with `WorkspaceFailed`. Stops promptly when `cancel` fires.
     pub async fn wait_workspace_running(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
         let start = Instant::now();
@@ -523,12 +566,14 @@ impl AccountClient {
                 Some(WorkspaceStatus::Running) => return Ok(ws),
                 Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned)) => {
                     return Err(DatabricksError::WorkspaceFailed {
-                        workspace_id,
+                        workspace_id: workspace_id.get(),
                         status: s.to_string(),
                         message: ws.workspace_status_message.unwrap_or_default(),
                     })
                 }
-                s => tracing::debug!(workspace_id, status = ?s, "waiting for RUNNING"),
+                s => {
+                    tracing::debug!(workspace_id = workspace_id.get(), status = ?s, "waiting for RUNNING")
+                }
             }
             if start.elapsed() >= limit {
                 return Err(DatabricksError::Timeout {
@@ -554,7 +599,7 @@ impl AccountClient {
         deployment_name: &str,
         cancel: &CancellationToken,
     ) -> Result<Vec<Dashboard>, DatabricksError> {
-        let host = self.workspace_host(deployment_name);
+        let host = self.workspace_host(deployment_name)?;
         let mut out = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
@@ -578,6 +623,29 @@ impl AccountClient {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// `GET {workspace host}{path}`: a read of a workspace's own API, with
+    /// the same host and credentials as `list_dashboards`.
+    pub(super) async fn workspace_get<T: DeserializeOwned>(
+        &self,
+        deployment_name: &str,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        what: String,
+        cancel: &CancellationToken,
+    ) -> Result<T, DatabricksError> {
+        let host = self.workspace_host(deployment_name)?;
+        let call = Call {
+            method: Method::GET,
+            url: format!("{host}{path}"),
+            query,
+            body: None,
+            what,
+            idempotent: true,
+            audience: Audience::Workspace { host: host.clone() },
+        };
+        self.run(call, cancel).await
     }
 
     // ---- machinery ----
@@ -912,7 +980,7 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
         let s = DatabricksSettings {
-            account_id: Some("a".into()),
+            account_id: Some("0d26daa6-5e44-4c97-a497-ef015f91254a".into()),
             token: Some(Secret::new("t")),
             retry_base_delay: Some(Duration::from_millis(100)),
             jitter_seed: Some(1),
@@ -927,6 +995,41 @@ mod tests {
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
         }
         assert!(format!("{c:?}").contains("the personal access token from the argument `token`"));
+    }
+
+    #[test]
+    fn path_segments_are_encoded_by_one_function() {
+        for (raw, want) in [
+            (
+                "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+                "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+            ),
+            ("a/b", "a%2Fb"),
+            ("\\..\\_sandbox\\state", "%5C..%5C_sandbox%5Cstate"),
+            ("%2e%2e", "%252e%252e"),
+            ("?x=1", "%3Fx%3D1"),
+            ("#frag", "%23frag"),
+            ("a b", "a%20b"),
+            ("é", "%C3%A9"),
+        ] {
+            assert_eq!(path_segment(raw).unwrap(), want, "{raw}");
+        }
+        for refused in ["", ".", ".."] {
+            let e = path_segment(refused).unwrap_err();
+            assert!(e.to_string().contains("request not sent"), "{e}");
+        }
+        // What reqwest makes of an encoded segment: one segment, no query, no fragment.
+        let u = reqwest::Url::parse(&format!(
+            "http://h/api/2.0/accounts/a/customer-managed-keys/{}",
+            path_segment("..\\..\\_sandbox?x=1#f").unwrap()
+        ))
+        .unwrap();
+        assert_eq!(u.path_segments().unwrap().count(), 6, "{u}");
+        assert_eq!(
+            u.path_segments().unwrap().next_back(),
+            Some("..%5C..%5C_sandbox%3Fx%3D1%23f")
+        );
+        assert!(u.query().is_none() && u.fragment().is_none(), "{u}");
     }
 
     #[test]

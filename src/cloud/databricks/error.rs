@@ -6,6 +6,10 @@ pub enum DatabricksError {
     /// The configuration is missing or contradictory; the message names what to set.
     #[error("Databricks configuration: {0}")]
     Config(String),
+    /// A request could not be built from its values (an identifier that is
+    /// not one); nothing was sent.
+    #[error("request not sent: {0}")]
+    InvalidRequest(String),
     /// 404: the object is gone (deleted outside Terraform: drift).
     #[error("{what} does not exist ({error_code}: {message})")]
     NotFound {

@@ -9,6 +9,7 @@ mod error;
 mod facts;
 mod models;
 mod settings;
+mod workspace_api;
 
 pub use client::AccountClient;
 pub use error::DatabricksError;

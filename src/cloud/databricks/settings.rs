@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::DatabricksError;
+use crate::rules::ids::AccountId;
 
 /// The Account API host when nothing else is set.
 pub const DEFAULT_ACCOUNT_HOST: &str = "https://accounts.cloud.databricks.com";
@@ -204,7 +205,8 @@ impl AuthKind {
 #[derive(Debug, Clone)]
 pub struct ResolvedConfig {
     pub host: String,
-    pub account_id: String,
+    /// Checked where it was read: a UUID, never a path.
+    pub account_id: AccountId,
     pub auth: AuthKind,
     pub rate_limit: f64,
     pub http_timeout: Duration,
@@ -381,11 +383,15 @@ impl DatabricksSettings {
             .map(|(h, _)| h)
             .unwrap_or_else(|| DEFAULT_ACCOUNT_HOST.to_string());
         let host = normalize_host(&host);
-        let Some((account_id, _)) = first("account_id") else {
+        let Some((account_id, account_source)) = first("account_id") else {
             return Err(DatabricksError::Config(
                 "no Databricks account id: set the provider argument `account_id` or DATABRICKS_ACCOUNT_ID (or `account_id` in a ~/.databrickscfg profile)".into(),
             ));
         };
+        // Every source is checked the same way, before any request: the id
+        // becomes part of every request path.
+        let account_id = AccountId::parse(&account_id)
+            .map_err(|e| DatabricksError::Config(format!("{account_source}: {e}")))?;
 
         let auth = resolve_auth(&layers, profile_explicit.map(|_| profile.as_str()))?;
 
@@ -556,15 +562,18 @@ mod tests {
     #[test]
     fn explicit_beats_env_beats_profile() {
         let env = base()
-            .with_var("DATABRICKS_ACCOUNT_ID", "from-env")
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "11111111-0000-4000-8000-00000000000e",
+            )
             .with_var("DATABRICKS_TOKEN", "env-token")
             .with_var("DATABRICKS_HOST", "env.example.com");
         let s = DatabricksSettings {
-            account_id: Some("from-arg".into()),
+            account_id: Some("11111111-0000-4000-8000-00000000000a".into()),
             ..Default::default()
         };
         let c = s.resolve(&env).unwrap();
-        assert_eq!(c.account_id, "from-arg");
+        assert_eq!(c.account_id, "11111111-0000-4000-8000-00000000000a");
         assert_eq!(c.host, "https://env.example.com");
         match c.auth {
             AuthKind::Pat { token, source } => {
@@ -582,11 +591,11 @@ mod tests {
             .with_var("DATABRICKS_CONFIG_PROFILE", "acct")
             .with_file(
                 "/cfg",
-                "[DEFAULT]\nhost = https://x\n\n[acct]\n# comment\nhost = https://accounts.example\naccount_id = a1\nclient_id = cid\nclient_secret = shh\n",
+                "[DEFAULT]\nhost = https://x\n\n[acct]\n# comment\nhost = https://accounts.example\naccount_id = 11111111-0000-4000-8000-0000000000a1\nclient_id = cid\nclient_secret = shh\n",
             );
         let c = DatabricksSettings::default().resolve(&env).unwrap();
         assert_eq!(c.host, "https://accounts.example");
-        assert_eq!(c.account_id, "a1");
+        assert_eq!(c.account_id, "11111111-0000-4000-8000-0000000000a1");
         assert!(matches!(c.auth, AuthKind::OAuthM2m { ref client_id, .. } if client_id == "cid"));
         assert!(c.auth.describe().contains("OAuth client cid"));
     }
@@ -595,11 +604,11 @@ mod tests {
     fn default_profile_from_home() {
         let mut env = base().with_file(
             "/home/u/.databrickscfg",
-            "[DEFAULT]\naccount_id = a2\ntoken = t\n",
+            "[DEFAULT]\naccount_id = 11111111-0000-4000-8000-0000000000a2\ntoken = t\n",
         );
         env.home = Some("/home/u".into());
         let c = DatabricksSettings::default().resolve(&env).unwrap();
-        assert_eq!(c.account_id, "a2");
+        assert_eq!(c.account_id, "11111111-0000-4000-8000-0000000000a2");
         assert_eq!(c.host, DEFAULT_ACCOUNT_HOST);
     }
 
@@ -607,7 +616,10 @@ mod tests {
     fn missing_and_contradictory_name_what_to_set() {
         let e = DatabricksSettings::default().resolve(&base()).unwrap_err();
         assert!(e.to_string().contains("DATABRICKS_ACCOUNT_ID"), "{e}");
-        let env = base().with_var("DATABRICKS_ACCOUNT_ID", "a");
+        let env = base().with_var(
+            "DATABRICKS_ACCOUNT_ID",
+            "11111111-0000-4000-8000-0000000000aa",
+        );
         let e = DatabricksSettings::default().resolve(&env).unwrap_err();
         assert!(e.to_string().contains("DATABRICKS_CLIENT_ID"), "{e}");
         assert!(e.to_string().contains("databricks-cli"), "{e}");
@@ -618,7 +630,10 @@ mod tests {
         assert!(e.to_string().contains("contradictory"), "{e}");
         assert!(!e.to_string().contains("=t"), "{e}");
         let env = base()
-            .with_var("DATABRICKS_ACCOUNT_ID", "a")
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "11111111-0000-4000-8000-0000000000aa",
+            )
             .with_var("DATABRICKS_CLIENT_ID", "c");
         let e = DatabricksSettings::default().resolve(&env).unwrap_err();
         assert!(e.to_string().contains("DATABRICKS_CLIENT_SECRET"), "{e}");
@@ -632,10 +647,43 @@ mod tests {
         assert!(e.to_string().contains("config_file"), "{e}");
     }
 
+    /// Issue 10: an account id from the environment went into every path
+    /// unchecked (`<uuid>/workspaces/2234567890123456?` read another
+    /// workspace). Every source is checked, and the message names it.
+    #[test]
+    fn account_ids_from_every_source_are_checked() {
+        let hostile = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/workspaces/2234567890123456?";
+        let env = base()
+            .with_var("DATABRICKS_ACCOUNT_ID", hostile)
+            .with_var("DATABRICKS_TOKEN", "t");
+        let e = DatabricksSettings::default().resolve(&env).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("DATABRICKS_ACCOUNT_ID") && m.contains("UUID"),
+            "{m}"
+        );
+        let e = DatabricksSettings {
+            account_id: Some("..".into()),
+            token: Some(Secret::new("t")),
+            ..Default::default()
+        }
+        .resolve(&base())
+        .unwrap_err();
+        assert!(e.to_string().contains("the argument `account_id`"), "{e}");
+        let env = base()
+            .with_var("DATABRICKS_CONFIG_FILE", "/cfg")
+            .with_file("/cfg", "[DEFAULT]\naccount_id = %2e%2e\ntoken = t\n");
+        let e = DatabricksSettings::default().resolve(&env).unwrap_err();
+        assert!(e.to_string().contains("profile [DEFAULT]"), "{e}");
+    }
+
     #[test]
     fn a_credential_with_a_stray_carriage_return_fails_naming_its_source() {
         let env = base()
-            .with_var("DATABRICKS_ACCOUNT_ID", "a")
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
             .with_var("DATABRICKS_TOKEN", "dapi-secret-value\r");
         let e = DatabricksSettings::default()
             .resolve(&env)
@@ -647,7 +695,10 @@ mod tests {
         );
         assert!(!e.contains("dapi-secret-value"), "{e}");
         let env = base()
-            .with_var("DATABRICKS_ACCOUNT_ID", "a")
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
             .with_var("DATABRICKS_CLIENT_ID", "sp")
             .with_var("DATABRICKS_CLIENT_SECRET", "s\r\n");
         let e = DatabricksSettings::default()
@@ -660,7 +711,10 @@ mod tests {
     #[test]
     fn auth_type_chooses_the_credential() {
         let env = base()
-            .with_var("DATABRICKS_ACCOUNT_ID", "a")
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
             .with_var("DATABRICKS_AUTH_TYPE", "databricks-cli")
             .with_var("DATABRICKS_CLI_PATH", "/opt/databricks");
         let c = DatabricksSettings::default().resolve(&env).unwrap();
@@ -676,7 +730,10 @@ mod tests {
         assert!(c.auth.account_api_warning().is_none());
         // Explicit oauth-m2m wins over a token set alongside.
         let env = base()
-            .with_var("DATABRICKS_ACCOUNT_ID", "a")
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
             .with_var("DATABRICKS_TOKEN", "t")
             .with_var("DATABRICKS_CLIENT_ID", "sp")
             .with_var("DATABRICKS_CLIENT_SECRET", "s");
@@ -699,7 +756,10 @@ mod tests {
         );
         // A personal access token resolves, with the Account API warning.
         let env = base()
-            .with_var("DATABRICKS_ACCOUNT_ID", "a")
+            .with_var(
+                "DATABRICKS_ACCOUNT_ID",
+                "0d26daa6-5e44-4c97-a497-ef015f91254a",
+            )
             .with_var("DATABRICKS_TOKEN", "t");
         let w = DatabricksSettings::default()
             .resolve(&env)

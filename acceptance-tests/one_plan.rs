@@ -1,0 +1,370 @@
+//! The configuration users write: a key configuration created and bound in
+//! the same plan, so its id is unknown at plan time. Every binding rule must
+//! decide at `terraform plan`, on the argument at fault, with nothing created;
+//! the passing neighbour of each rule applies and re-plans empty.
+
+use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
+use crate::sandbox::{oauth_env, Sandbox};
+
+const SEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/acceptance-tests/fixtures/one_plan_seed.json"
+);
+/// A key in the region of most seeded workspaces (us-west-2).
+const W2: &str = "arn:aws:kms:us-west-2:123456789012:key/aaaaaaaa-1111-4000-8000-000000000001";
+/// A key in eu-central-1.
+const EU: &str = "arn:aws:kms:eu-central-1:123456789012:key/aaaaaaaa-2222-4000-8000-000000000002";
+
+fn workdir(sb: &Sandbox, body: &str) -> Workdir {
+    let mut w = Workdir::new(&format!("{CMK_HEADER}\n{}\n{body}", sb.provider_block()));
+    w.env.extend(oauth_env());
+    w
+}
+
+/// A key configuration resource.
+fn key(name: &str, use_cases: &str, arn: &str, extra: &str) -> String {
+    format!(
+        "resource \"cmk_key_configuration\" \"{name}\" {{\n  use_cases = {use_cases}\n  aws_key_info = {{\n    key_arn = \"{arn}\"\n{extra}  }}\n}}\n"
+    )
+}
+
+/// A binding resource; `args` are its lines besides `workspace_id`.
+fn binding(name: &str, workspace: i64, args: &str) -> String {
+    format!(
+        "resource \"cmk_workspace_binding\" \"{name}\" {{\n  workspace_id = {workspace}\n{args}}}\n"
+    )
+}
+
+struct Case {
+    rule: &'static str,
+    config: String,
+    /// The text of the main.tf line the diagnostic must point at.
+    on: &'static str,
+}
+
+fn failing_cases() -> Vec<Case> {
+    let storage = || key("k", r#"["STORAGE"]"#, W2, "");
+    let managed = || key("k", r#"["MANAGED_SERVICES"]"#, W2, "");
+    vec![
+        Case {
+            rule: "CMK001",
+            config: storage()
+                + &binding("b", 7000000000000003, "  storage_key = cmk_key_configuration.k\n"),
+            on: "workspace_id = 7000000000000003",
+        },
+        Case {
+            rule: "CMK002",
+            config: storage()
+                + &binding("b", 7000000000000004, "  storage_key = cmk_key_configuration.k\n"),
+            on: "storage_key = cmk_key_configuration.k",
+        },
+        Case {
+            rule: "CMK005",
+            config: storage()
+                + &binding(
+                    "b",
+                    7000000000000001,
+                    "  managed_services_key = cmk_key_configuration.k\n",
+                ),
+            on: "managed_services_key = cmk_key_configuration.k",
+        },
+        Case {
+            rule: "CMK007",
+            config: storage()
+                + &binding("b", 7000000000000002, "  storage_key = cmk_key_configuration.k\n"),
+            on: "storage_key = cmk_key_configuration.k",
+        },
+        Case {
+            rule: "CMK009",
+            config: storage()
+                + &binding("b", 7000000000000006, "  storage_key = cmk_key_configuration.k\n"),
+            on: "storage_key = cmk_key_configuration.k",
+        },
+        Case {
+            rule: "CMK010",
+            config: managed()
+                + &binding(
+                    "b",
+                    7000000000000005,
+                    "  managed_services_key = cmk_key_configuration.k\n",
+                ),
+            on: "workspace_id = 7000000000000005",
+        },
+        Case {
+            rule: "CMK011",
+            config: managed()
+                + &binding(
+                    "b",
+                    7000000000000007,
+                    "  managed_services_key = cmk_key_configuration.k\n  required_coverage = [\"ai_bi_dashboards\"]\n",
+                ),
+            on: "managed_services_key = cmk_key_configuration.k",
+        },
+        Case {
+            rule: "CMK012",
+            config: managed()
+                + &binding(
+                    "b",
+                    7000000000000001,
+                    "  managed_services_key = cmk_key_configuration.k\n  required_coverage = [\"model_serving_image\"]\n",
+                ),
+            on: "required_coverage =",
+        },
+        Case {
+            rule: "CMK013",
+            config: storage()
+                + &binding(
+                    "b",
+                    7000000000000001,
+                    "  storage_key = cmk_key_configuration.k\n  required_coverage = [\"secrets\"]\n",
+                ),
+            on: "required_coverage =",
+        },
+        Case {
+            rule: "CMK014",
+            config: managed()
+                + &binding(
+                    "b",
+                    7000000000000001,
+                    "  managed_services_key_id = \"${cmk_key_configuration.k.account_id}/${cmk_key_configuration.k.customer_managed_key_id}\"\n",
+                ),
+            on: "managed_services_key_id =",
+        },
+    ]
+}
+
+#[test]
+fn every_binding_rule_fails_the_plan_of_a_new_key_configuration_and_creates_nothing() {
+    if !enabled("every_binding_rule_fails_the_plan_of_a_new_key_configuration_and_creates_nothing")
+    {
+        return;
+    }
+    let sb = Sandbox::start_with(SEED);
+    let mut missed = vec![];
+    for case in failing_cases() {
+        let w = workdir(&sb, &case.config);
+        let (code, diags) = plan_diagnostics(&w);
+        let found = diags.iter().find(|d| {
+            d["severity"] == "error"
+                && d["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(case.rule))
+        });
+        match found {
+            None => missed.push(format!(
+                "{}: plan exit {code}, no error of the rule among {diags:#?}",
+                case.rule
+            )),
+            Some(d) => {
+                assert_ne!(code, 0, "{}: the plan must fail", case.rule);
+                assert_eq!(
+                    d["range"]["start"]["line"].as_u64(),
+                    Some(w.line_of(case.on)),
+                    "{}: the error must be on `{}`: {d:#}",
+                    case.rule,
+                    case.on
+                );
+                let detail = d["detail"].as_str().unwrap_or_default();
+                assert!(
+                    !detail.contains("Some(") && !detail.contains("None"),
+                    "{}: debug output in {detail}",
+                    case.rule
+                );
+            }
+        }
+        // The apply refuses at its own plan: nothing is created.
+        let o = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert_ne!(o.code, 0, "{}: apply must fail:\n{}", case.rule, o.all());
+        if case.rule == "CMK007" {
+            assert!(
+                diags.iter().any(|d| d["severity"] == "warning"
+                    && d["summary"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("CMK008"))),
+                "CMK008 shows beside CMK007: {diags:#?}"
+            );
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "rules that did not fail the plan:\n{}",
+        missed.join("\n")
+    );
+    assert_eq!(
+        sb.creates_committed(),
+        0,
+        "no key configuration may be created by a plan that fails"
+    );
+}
+
+#[test]
+fn the_passing_neighbours_apply_and_replan_empty() {
+    if !enabled("the_passing_neighbours_apply_and_replan_empty") {
+        return;
+    }
+    let sb = Sandbox::start_with(SEED);
+    let mut cfg = String::new();
+    // CMK001: an ENTERPRISE workspace.
+    cfg += &key("n001", r#"["STORAGE"]"#, W2, "");
+    cfg += &binding(
+        "n001",
+        7000000000000011,
+        "  storage_key = cmk_key_configuration.n001\n",
+    );
+    // CMK002: the key in the workspace's region.
+    cfg += &key("n002", r#"["STORAGE"]"#, EU, "");
+    cfg += &binding(
+        "n002",
+        7000000000000014,
+        "  storage_key = cmk_key_configuration.n002\n",
+    );
+    // CMK005: the slot's use case.
+    cfg += &key("n005", r#"["MANAGED_SERVICES"]"#, W2, "");
+    cfg += &binding(
+        "n005",
+        7000000000000013,
+        "  managed_services_key = cmk_key_configuration.n005\n",
+    );
+    // CMK007: a storage key that does not encrypt cluster volumes on a
+    // SERVERLESS workspace passes, with the CMK008 warning.
+    cfg += &key(
+        "n007",
+        r#"["STORAGE"]"#,
+        W2,
+        "    reuse_key_for_cluster_volumes = false\n",
+    );
+    cfg += &binding(
+        "n007",
+        7000000000000012,
+        "  storage_key = cmk_key_configuration.n007\n",
+    );
+    // CMK009: a workspace without a storage key yet.
+    cfg += &key("n009", r#"["STORAGE"]"#, W2, "");
+    cfg += &binding(
+        "n009",
+        7000000000000016,
+        "  storage_key = cmk_key_configuration.n009\n",
+    );
+    // CMK010: no classic compute running.
+    cfg += &key("n010", r#"["MANAGED_SERVICES"]"#, W2, "");
+    cfg += &binding(
+        "n010",
+        7000000000000015,
+        "  managed_services_key = cmk_key_configuration.n010\n",
+    );
+    // CMK011: only dashboards created after the cutoff, AI/BI dashboards required.
+    cfg += &key("n011", r#"["MANAGED_SERVICES"]"#, W2, "");
+    cfg += &binding(
+        "n011",
+        7000000000000017,
+        "  managed_services_key = cmk_key_configuration.n011\n  required_coverage = [\"ai_bi_dashboards\"]\n",
+    );
+    // CMK012: a required data type that a key can protect.
+    cfg += &key("n012", r#"["MANAGED_SERVICES"]"#, W2, "");
+    cfg += &binding(
+        "n012",
+        7000000000000018,
+        "  managed_services_key = cmk_key_configuration.n012\n  required_coverage = [\"secrets\"]\n",
+    );
+    // CMK013, the quickstart's shape: only the storage key is set; the
+    // workspace's live managed-services key (slot left as it is) protects
+    // `secrets`.
+    cfg += &key("n013", r#"["STORAGE"]"#, W2, "");
+    cfg += &binding(
+        "n013",
+        7000000000000019,
+        "  storage_key = cmk_key_configuration.n013\n  required_coverage = [\"secrets\", \"dbfs_root\"]\n",
+    );
+    // CMK014: the bare id.
+    cfg += &key("n014", r#"["MANAGED_SERVICES"]"#, W2, "");
+    cfg += &binding(
+        "n014",
+        7000000000000001,
+        "  managed_services_key_id = cmk_key_configuration.n014.customer_managed_key_id\n",
+    );
+    let w = workdir(&sb, &cfg);
+    let (code, diags) = plan_diagnostics(&w);
+    assert_eq!(code, 0, "the neighbours plan: {diags:#?}");
+    assert!(
+        !diags.iter().any(|d| d["severity"] == "error"),
+        "no error: {diags:#?}"
+    );
+    let cmk008 = diags
+        .iter()
+        .find(|d| {
+            d["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("CMK008"))
+        })
+        .unwrap_or_else(|| panic!("CMK008 warns at plan: {diags:#?}"));
+    assert_eq!(cmk008["severity"], "warning");
+    assert_eq!(
+        cmk008["range"]["start"]["line"].as_u64(),
+        Some(w.line_of("storage_key = cmk_key_configuration.n007"))
+    );
+    w.run(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .ok();
+    assert_eq!(sb.creates_committed(), 10);
+    let o = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+    assert_eq!(o.code, 0, "re-plan must be empty:\n{}", o.all());
+    // The bound ids are the created ones, in state and at Databricks.
+    let state = w.json(&["show", "-json"]);
+    let resources = state["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap();
+    let attr = |addr: &str, a: &str| {
+        resources
+            .iter()
+            .find(|r| r["address"] == addr)
+            .unwrap_or_else(|| panic!("{addr} not in state"))["values"][a]
+            .clone()
+    };
+    assert_eq!(
+        attr("cmk_workspace_binding.n001", "storage_key_id"),
+        attr("cmk_key_configuration.n001", "customer_managed_key_id")
+    );
+    assert_eq!(
+        attr("cmk_workspace_binding.n013", "managed_services_key_id"),
+        "0c7a2d4f-0000-4000-8000-000000000019",
+        "the unset slot keeps the live key"
+    );
+    let (status, body) = sb.admin("GET", "/_sandbox/state", "");
+    assert_eq!(status, 200);
+    let id = attr("cmk_key_configuration.n009", "customer_managed_key_id");
+    assert!(
+        body.contains(id.as_str().unwrap()),
+        "the sandbox binds the created id"
+    );
+}
+
+#[test]
+fn a_key_id_that_names_no_key_configuration_fails_the_plan_on_its_argument() {
+    if !enabled("a_key_id_that_names_no_key_configuration_fails_the_plan_on_its_argument") {
+        return;
+    }
+    let sb = Sandbox::start_with(SEED);
+    let w = workdir(
+        &sb,
+        &binding(
+            "b",
+            7000000000000001,
+            "  storage_key_id = \"9f9f9f9f-0000-4000-8000-000000000000\"\n",
+        ),
+    );
+    let (code, diags) = plan_diagnostics(&w);
+    assert_eq!(code, 1, "{diags:#?}");
+    let d = diags
+        .iter()
+        .find(|d| d["summary"] == "Key configuration not found")
+        .unwrap_or_else(|| panic!("no error for the unknown id: {diags:#?}"));
+    assert_eq!(d["severity"], "error");
+    assert_eq!(
+        d["range"]["start"]["line"].as_u64(),
+        Some(w.line_of("storage_key_id ="))
+    );
+    let detail = d["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("9f9f9f9f-0000-4000-8000-000000000000") && detail.contains("storage_key ="),
+        "{detail}"
+    );
+}
