@@ -1,7 +1,7 @@
 //! What the real services do, through Terraform and cmk-sandbox: which
 //! credentials the Account API takes, the Databricks CLI's login, a stray
 //! `\r` in a credential, a storage-key update behind a RUNNING status
-//! (customer-managed VPC), and the binding's import ids.
+//! (customer-managed VPC), and the binding's import by `<account_id>/<workspace_id>`.
 
 use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
 use crate::sandbox::{
@@ -232,6 +232,42 @@ resource "cmk_workspace_binding" "prod" {{
     assert_eq!(b["workspace_status"], "RUNNING");
     let re = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
     assert_eq!(re.code, 0, "re-plan must be empty:\n{}", re.all());
+
+    // Import by the official workspace resource's id, <account_id>/<workspace_id>.
+    w.run(&["state", "rm", "-no-color", "cmk_workspace_binding.prod"])
+        .ok();
+    let other = "0d26daa6-5e44-4c97-a497-ef015f91254a";
+    let wrong = w.run(&[
+        "import",
+        "-input=false",
+        "-no-color",
+        "cmk_workspace_binding.prod",
+        &format!("{other}/{PROD_WORKSPACE}"),
+    ]);
+    assert_ne!(wrong.code, 0);
+    // Terraform wraps diagnostics in a box: compare the words.
+    let words = wrong
+        .all()
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains(&format!(
+            "names account {other}, but the provider manages account {ACCOUNT_ID}"
+        )),
+        "{words}"
+    );
+    w.run(&[
+        "import",
+        "-input=false",
+        "-no-color",
+        "cmk_workspace_binding.prod",
+        &format!("{ACCOUNT_ID}/{PROD_WORKSPACE}"),
+    ])
+    .ok();
+    let re = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+    assert_eq!(re.code, 0, "imported binding re-plans empty:\n{}", re.all());
 }
 
 fn base64_encode(s: &str) -> String {

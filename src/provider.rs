@@ -96,6 +96,14 @@ pub struct ProviderConfig {
     #[schemars(extend("x-tf" = ["optional"]))]
     pub workspace_poll_interval_seconds: Val<f64>,
 
+    /// How long a key change may take, in seconds (default 1200): the workspace
+    /// must be RUNNING with the requested key ids within it. A workspace with a
+    /// customer-managed VPC stays RUNNING while the new id appears, minutes
+    /// later; the change is reported as not applied only when the old id
+    /// outlasts this bound. 1 to 86400.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub workspace_update_timeout_seconds: Val<f64>,
+
     // ---- AWS (KMS)
     /// The AWS region for KMS calls on new keys (keys named by ARN are reached in
     /// their own region). Defaults to `AWS_REGION` / `AWS_DEFAULT_REGION` or the
@@ -226,6 +234,11 @@ impl ProviderConfig {
                 .workspace_poll_interval_seconds
                 .known()
                 .map(|s| std::time::Duration::from_secs_f64(s.max(0.05))),
+            workspace_wait_timeout: self
+                .workspace_update_timeout_seconds
+                .known()
+                .filter(|s| (1.0..=86_400.0).contains(*s))
+                .map(|s| std::time::Duration::from_secs_f64(*s)),
             ..DatabricksSettings::default()
         }
     }
@@ -243,6 +256,17 @@ impl Provider for CmkProvider {
                     AttributePath::new(["account_id"]),
                     "Invalid account_id",
                     e.0,
+                );
+            }
+        }
+        if let Val::Known(t) = &c.workspace_update_timeout_seconds {
+            if !(1.0..=86_400.0).contains(t) {
+                diags.error_at(
+                    AttributePath::new(["workspace_update_timeout_seconds"]),
+                    "Invalid workspace_update_timeout_seconds",
+                    format!(
+                        "workspace_update_timeout_seconds must be 1 to 86400 seconds, got {t}."
+                    ),
                 );
             }
         }

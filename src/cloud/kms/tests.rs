@@ -544,14 +544,18 @@ async fn a_key_of_another_account_is_verified_by_its_arn() {
     // Found by its ARN: enabled, symmetric, in the workspace's region.
     for r in [RuleId::KeyUsable, RuleId::SymmetricKey, RuleId::KeyRegion] {
         assert!(
-            out.iter().any(|o| o.rule == r && o.verdict == Verdict::Pass),
+            out.iter()
+                .any(|o| o.rule == r && o.verdict == Verdict::Pass),
             "{r} passes: {out:#?}"
         );
     }
     // The policy cannot be read across accounts: one warning that says so.
     let f = failures(&out);
     assert_eq!(f.len(), 1, "{out:#?}");
-    assert_eq!((f[0].0, f[0].1), (RuleId::PolicyDatabricksGrants, Severity::Warning));
+    assert_eq!(
+        (f[0].0, f[0].1),
+        (RuleId::PolicyDatabricksGrants, Severity::Warning)
+    );
     assert!(
         f[0].2.contains("could not be read across accounts")
             && f[0].2.contains(SECURITY_ACCOUNT)
@@ -565,10 +569,7 @@ async fn a_key_of_another_account_is_verified_by_its_arn() {
         calls.contains(&("DescribeKey".to_string(), arn.clone())),
         "{calls:?}"
     );
-    assert!(
-        calls.iter().all(|(_, k)| k == &arn),
-        "{calls:?}"
-    );
+    assert!(calls.iter().all(|(_, k)| k == &arn), "{calls:?}");
     // What a bare key id would have done: look in the caller's account,
     // where there is no such key (the false CMK004 of before).
     let bare = ids::parse_key_arn(&arn).unwrap().key_id;
