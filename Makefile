@@ -9,7 +9,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 BIN_DIR := target/release
 
-.PHONY: all build demo test unit acceptance lint venv bench docs clean
+.PHONY: all build demo test unit acceptance lint venv bench docs release clean
 
 all: build
 
@@ -41,11 +41,22 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The five figures of BENCHMARKS.md, in one run (bench/bench.py); the two
+# scripts it builds on also run alone: bench/plan_bench.sh, bench/review_bench.sh.
 bench: build
-	./bench/plan_bench.sh $(BIN_DIR)
+	$(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md
 
 docs:
 	$(CARGO) run --quiet -- docs --out docs
+
+# The release archive, its SHA256SUMS and manifest, and the mirror layout
+# (filesystem_mirror / network mirror) under $(DIST_DIR)/mirror. The binary
+# comes from the `dist` profile: the release build without debug info.
+DIST_DIR := dist
+release:
+	$(CARGO) build --profile dist --bin terraform-provider-cmk
+	rm -rf $(DIST_DIR)
+	$(PYTHON) tools/package_release.py target/dist/terraform-provider-cmk $(DIST_DIR)
 
 clean:
 	$(CARGO) clean

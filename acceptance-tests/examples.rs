@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::harness::{enabled, terraform, Workdir, CMK_HEADER};
 use crate::moto_server::MotoServer;
-use crate::sandbox::{Sandbox, ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET};
+use crate::sandbox::{oauth_env, Sandbox, ACCOUNT_ID};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -119,8 +119,7 @@ fn every_example_plans_against_the_sandbox() {
         let o = cmd
             .env("DATABRICKS_HOST", &sb.url)
             .env("DATABRICKS_ACCOUNT_ID", ACCOUNT_ID)
-            .env("DATABRICKS_CLIENT_ID", CLIENT_ID)
-            .env("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET)
+            .envs(oauth_env())
             .output()
             .expect("run terraform");
         let code = o.status.code().unwrap_or(-1);

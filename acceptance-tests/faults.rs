@@ -1,10 +1,16 @@
 //! Hostile input, interruptions and faults (issue 10), through the real
 //! `terraform` CLI, the built provider and cmk-sandbox.
 
-use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{enabled, example_bin, plan_diagnostics, Workdir, CMK_HEADER};
 use crate::sandbox::{oauth_env, Sandbox, ACCOUNT_ID, PROD_WORKSPACE};
 
-/// A working directory for the sandbox (OAuth client credentials from the environment).
+/// A working directory for the sandbox (OAuth M2M credentials from the environment).
 fn workdir(sb: &Sandbox, body: &str) -> Workdir {
     let mut w = Workdir::new(&format!("{CMK_HEADER}\n{}\n{body}", sb.provider_block()));
     w.env.extend(oauth_env());
@@ -177,4 +183,243 @@ data "cmk_workspace" "prod" {{
         .push(("DATABRICKS_ACCOUNT_ID".into(), ACCOUNT_ID.to_string()));
     let (code, diags) = plan_diagnostics(&w);
     assert_eq!(code, 0, "{diags:?}");
+}
+
+/// Issue 10: `rate_limit = 1e-30` (or `DATABRICKS_RATE_LIMIT=1e-30`,
+/// `1e-19`) panicked the plugin and Terraform said only "Request
+/// cancelled". Out-of-range settings are errors naming the argument or the
+/// variable.
+#[test]
+fn out_of_range_settings_are_errors_naming_the_setting() {
+    if !enabled("out_of_range_settings_are_errors_naming_the_setting") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let data =
+        format!("data \"cmk_workspace\" \"prod\" {{\n  workspace_id = {PROD_WORKSPACE}\n}}\n");
+    let provider = |extra: &str| {
+        format!(
+            r#"{CMK_HEADER}
+provider "cmk" {{
+  host                    = "{url}"
+  account_id              = "{ACCOUNT_ID}"
+  workspace_host_template = "{url}/_ws/{{deployment_name}}"
+  {extra}
+}}
+{data}"#,
+            url = sb.url
+        )
+    };
+    for (extra, var, needle) in [
+        ("rate_limit = 1e-30", None, "rate_limit"),
+        (
+            "workspace_poll_interval_seconds = 1e9",
+            None,
+            "workspace_poll_interval_seconds",
+        ),
+        (
+            "",
+            Some(("DATABRICKS_RATE_LIMIT", "1e-30")),
+            "DATABRICKS_RATE_LIMIT",
+        ),
+        (
+            "",
+            Some(("DATABRICKS_RATE_LIMIT", "1e-19")),
+            "DATABRICKS_RATE_LIMIT",
+        ),
+        (
+            "",
+            Some(("DATABRICKS_HTTP_TIMEOUT_SECONDS", "0")),
+            "DATABRICKS_HTTP_TIMEOUT_SECONDS",
+        ),
+    ] {
+        let mut w = Workdir::new(&provider(extra));
+        w.env.extend(oauth_env());
+        if let Some((k, v)) = var {
+            w.env.push((k.into(), v.into()));
+        }
+        let o = w.run(&["plan", "-input=false", "-no-color"]);
+        let all = o.all();
+        assert_ne!(o.code, 0, "{extra} {var:?}: the plan must fail:\n{all}");
+        assert!(all.contains(needle), "{extra} {var:?}: {all}");
+        assert!(
+            !all.contains("panicked") && !all.contains("Request cancelled"),
+            "{extra} {var:?}: {all}"
+        );
+    }
+}
+
+/// A `terraform` run in its own process group (as a shell runs a
+/// foreground job), its output lines on a channel.
+struct GroupRun {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    output: String,
+}
+
+impl GroupRun {
+    fn start(mut cmd: Command) -> GroupRun {
+        let mut child = cmd
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start terraform");
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx.send(l)))
+        });
+        std::thread::spawn(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx2.send(l)))
+        });
+        GroupRun {
+            child,
+            lines: rx,
+            output: String::new(),
+        }
+    }
+
+    /// Reads output until a line contains `needle` (a hang guard of
+    /// `limit`, not a timing goal).
+    fn wait_for(&mut self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("never saw {needle:?}:\n{}", self.output));
+            self.output.push_str(&line);
+            self.output.push('\n');
+            if line.contains(needle) {
+                return;
+            }
+        }
+    }
+
+    /// Ctrl-C as a terminal sends it: SIGINT to every process of the group.
+    fn interrupt_group(&self) {
+        let pgid = self.child.id();
+        let ok = Command::new("kill")
+            .args(["-INT", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -INT -{pgid}");
+    }
+
+    /// Waits for the exit (hang guard `limit`) and collects the rest of the output.
+    fn finish(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > limit {
+                // The whole group, so that no provider outlives the test.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                    .status();
+                let _ = self.child.wait();
+                panic!("terraform did not stop:\n{}", self.output);
+            }
+            while let Ok(l) = self.lines.try_recv() {
+                self.output.push_str(&l);
+                self.output.push('\n');
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        while let Ok(l) = self.lines.try_recv() {
+            self.output.push_str(&l);
+            self.output.push('\n');
+        }
+        status
+    }
+}
+
+/// The process group of a process, from /proc.
+fn pgid_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// Issue 10: Ctrl-C in a terminal reaches the whole process group; when the
+/// provider got SIGINT before Terraform's StopProvider it stopped taking
+/// RPCs, the StopProvider was lost, and the apply waited out its create.
+/// Now the provider ignores SIGINT (as go-plugin servers do), acts on
+/// StopProvider, and the interrupted create ends at once.
+#[test]
+fn ctrl_c_to_the_process_group_stops_the_apply() {
+    if !enabled("ctrl_c_to_the_process_group_stops_the_apply") {
+        return;
+    }
+    let w = Workdir::with_providers(
+        r#"terraform {
+  required_providers {
+    sleep = { source = "example/sleep" }
+  }
+}
+resource "sleep_wait" "long" {
+  seconds = 600
+}
+"#,
+        &[(
+            "example/sleep",
+            "terraform-provider-sleep",
+            example_bin("sleep_provider"),
+        )],
+    );
+    let mut run =
+        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+    run.wait_for("sleep_wait.long: Creating...", Duration::from_secs(120));
+    // "Creating..." comes just before ApplyResourceChange is sent: let the create begin.
+    std::thread::sleep(Duration::from_secs(1));
+    let pids = w.provider_pids();
+    assert_eq!(pids.len(), 1, "one provider process runs the create");
+    assert_eq!(
+        pgid_of(pids[0]),
+        run.child.id(),
+        "the provider is in terraform's process group, so it gets the Ctrl-C too"
+    );
+    // The race of issue 10, made certain: the provider's SIGINT lands
+    // first, then Ctrl-C reaches the whole group (the provider again, and
+    // Terraform, which sends StopProvider).
+    let ok = Command::new("kill")
+        .args(["-INT", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::thread::sleep(Duration::from_millis(500));
+    run.interrupt_group();
+    // A hang guard well below the 600 s create: without StopProvider the
+    // apply would run until then.
+    let status = run.finish(Duration::from_secs(120));
+    assert!(
+        !status.success(),
+        "an interrupted apply fails:\n{}",
+        run.output
+    );
+    assert!(run.output.contains("Interrupt received"), "{}", run.output);
+    assert!(
+        run.output.contains("Wait interrupted"),
+        "the provider acted on StopProvider:\n{}",
+        run.output
+    );
+    assert!(!run.output.contains("Creation complete"), "{}", run.output);
+    let state = w.run(&["state", "list"]);
+    assert!(
+        !state.stdout.contains("sleep_wait.long"),
+        "{}",
+        state.stdout
+    );
 }

@@ -16,4 +16,5 @@ mod kms_key_policy;
 mod one_plan;
 mod plugin_process;
 mod real_services;
+mod release;
 mod schema;

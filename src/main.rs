@@ -19,25 +19,19 @@ Usage:
   terraform-provider-cmk --help
 ";
 
-fn init_logging() {
-    // Logs go to stderr only (Terraform reads them; stdout carries the handshake).
-    let level = ["TF_LOG_PROVIDER_CMK", "TF_LOG_PROVIDER", "TF_LOG"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .map(|v| match v.to_ascii_lowercase().as_str() {
-            "trace" => "trace",
-            "debug" => "debug",
-            "info" => "info",
-            "error" => "error",
-            "off" => "off",
-            _ => "warn",
-        })
-        .unwrap_or("warn");
-    let filter = format!("cmk={level},terraform_provider_cmk={level},warn");
+/// Logs go to stderr only (stdout carries the handshake). Run by Terraform,
+/// the lines are hclog JSON, which Terraform logs at their own level; with
+/// `--debug` a person reads them, in plain text.
+fn init_logging(debug: bool) {
+    if !debug {
+        cmk::logging::init();
+        return;
+    }
+    let level = cmk::logging::level_from_env(|k| std::env::var(k).ok());
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(cmk::logging::filter(level))
         .try_init();
 }
 
@@ -88,7 +82,7 @@ fn main() -> ExitCode {
                 }
             },
             "--version" | "-v" => {
-                println!("terraform-provider-cmk {}", env!("CARGO_PKG_VERSION"));
+                println!("terraform-provider-cmk {}", cmk::VERSION);
                 return ExitCode::SUCCESS;
             }
             "--help" | "-h" => {
@@ -101,7 +95,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    init_logging();
+    init_logging(debug);
     cmk::tfplugin::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

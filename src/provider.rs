@@ -3,12 +3,15 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::cloud::databricks::settings;
 use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Secret};
 use crate::cloud::kms::{Kms, KmsError, KmsSettings};
 use crate::data_sources::{
     encryption_coverage::EncryptionCoverage, kms_key_policy::KmsKeyPolicy, workspace::Workspace,
 };
-use crate::functions::{key_features::KeyFeatures, parse_key_arn::ParseKeyArn};
+use crate::functions::{
+    dashboard_protected::DashboardProtected, key_features::KeyFeatures, parse_key_arn::ParseKeyArn,
+};
 use crate::resources::{
     key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
 };
@@ -230,10 +233,12 @@ impl ProviderConfig {
             config_file: known(&self.config_file).map(Into::into),
             rate_limit: self.rate_limit.known().copied(),
             workspace_host_template: known(&self.workspace_host_template),
-            workspace_poll_interval: self
-                .workspace_poll_interval_seconds
-                .known()
-                .map(|s| std::time::Duration::from_secs_f64(s.max(0.05))),
+            // Out of range (refused by validate): the largest allowed value,
+            // so that nothing can overflow.
+            workspace_poll_interval: self.workspace_poll_interval_seconds.known().map(|s| {
+                std::time::Duration::try_from_secs_f64(s.max(0.05))
+                    .unwrap_or(std::time::Duration::from_secs(3600))
+            }),
             workspace_wait_timeout: self
                 .workspace_update_timeout_seconds
                 .known()
@@ -309,11 +314,24 @@ impl Provider for CmkProvider {
             );
         }
         if let Val::Known(r) = &c.rate_limit {
-            if *r <= 0.0 {
+            if let Err(e) = settings::check_rate_limit(*r, "rate_limit") {
                 diags.error_at(
                     AttributePath::new(["rate_limit"]),
                     "Invalid rate_limit",
-                    "rate_limit must be a positive number of requests per second.",
+                    e.to_string(),
+                );
+            }
+        }
+        if let Val::Known(s) = &c.workspace_poll_interval_seconds {
+            if let Err(e) = settings::check_seconds(
+                *s,
+                settings::POLL_INTERVAL_RANGE,
+                "workspace_poll_interval_seconds",
+            ) {
+                diags.error_at(
+                    AttributePath::new(["workspace_poll_interval_seconds"]),
+                    "Invalid workspace_poll_interval_seconds",
+                    e.to_string(),
                 );
             }
         }
@@ -347,6 +365,10 @@ impl Provider for CmkProvider {
             profile: config.aws_profile.known().cloned(),
             endpoint: config.kms_endpoint.known().cloned(),
         };
+        let mut databricks = databricks;
+        databricks.terraform_version = Some(terraform_version.to_string());
+        // One process serves one plan or apply: its reads come from lists.
+        databricks.snapshot_max_age = Some(crate::cloud::databricks::SNAPSHOT_MAX_AGE);
         Some(Clients::new(databricks, aws))
     }
 
@@ -367,6 +389,10 @@ impl Provider for CmkProvider {
     }
 
     fn functions(&self) -> Vec<Box<dyn Function>> {
-        vec![Box::new(KeyFeatures), Box::new(ParseKeyArn)]
+        vec![
+            Box::new(DashboardProtected),
+            Box::new(KeyFeatures),
+            Box::new(ParseKeyArn),
+        ]
     }
 }

@@ -169,6 +169,36 @@ fn api_code(e: &DatabricksError) -> (u16, String, String) {
     }
 }
 
+/// Every request names the provider and the Terraform CLI that runs it, as
+/// Databricks' SDKs identify themselves; the sandbox records what it saw.
+#[tokio::test]
+async fn every_request_carries_the_user_agent() {
+    let h = start().await;
+    let c = client_from(DatabricksSettings {
+        terraform_version: Some("1.11.4".into()),
+        ..oauth_settings(&h)
+    });
+    let cancel = CancellationToken::new();
+    c.list_workspaces(&cancel).await.unwrap();
+    c.get_customer_managed_key(&kid(MS_KEY), &cancel)
+        .await
+        .unwrap();
+    c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap();
+    let stats = admin(&h, "GET", "/_sandbox/stats", Value::Null).await;
+    let want = format!("terraform-provider-cmk/{} terraform/1.11.4", cmk::VERSION);
+    let agents = stats["user_agents"].as_object().unwrap();
+    // The OAuth token requests (account and workspace) and the calls.
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert!(agents[&want].as_u64().unwrap() >= 5, "{agents:?}");
+    assert_eq!(
+        cmk::cloud::databricks::user_agent(None),
+        format!("terraform-provider-cmk/{}", env!("CARGO_PKG_VERSION"))
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn key_configuration_create_get_list_delete() {
     let h = start().await;
@@ -887,12 +917,16 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_in_any_log_line() {
+    use tracing_subscriber::layer::SubscriberExt;
     let cap = Capture::default();
+    // The same events, also as the hclog JSON lines the provider writes.
+    let hclog = Capture::default();
     let sub = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(cap.clone())
         .with_ansi(false)
-        .finish();
+        .finish()
+        .with(cmk::logging::HclogLayer::new(hclog.clone()));
     let _guard = tracing::subscriber::set_default(sub);
     let h = start_with(|c| c.token_lifetime = Duration::from_secs(1)).await;
     let cancel = CancellationToken::new();
@@ -925,5 +959,49 @@ async fn no_secret_in_any_log_line() {
     assert!(log.contains("requesting OAuth token"), "{log}");
     for secret in [TOKEN, CLIENT_SECRET, "wrong-secret-ffffffff", "sbx-oauth-"] {
         assert!(!log.contains(secret), "{secret} appears in the log");
+    }
+    // The hclog lines: one debug line per call, with method, path, status,
+    // duration and retries; no secret.
+    let lines = String::from_utf8(hclog.0.lock().unwrap().clone()).unwrap();
+    let calls: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
+        .filter(|v| v["@message"] == "Databricks call")
+        .collect();
+    assert!(calls.len() >= 6, "{lines}");
+    let get = calls
+        .iter()
+        .find(|v| {
+            v["method"] == "GET"
+                && v["path"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/customer-managed-keys/")
+        })
+        .unwrap_or_else(|| panic!("no GET of a key configuration: {lines}"));
+    assert_eq!(get["@level"], "debug");
+    assert_eq!(get["status"], 200);
+    assert_eq!(get["retries"], 0);
+    assert!(
+        get["duration_ms"].is_u64() && get["@timestamp"].is_string(),
+        "{get}"
+    );
+    for secret in [TOKEN, CLIENT_SECRET, "wrong-secret-ffffffff", "sbx-oauth-"] {
+        assert!(
+            !lines.contains(secret),
+            "{secret} appears in the hclog lines"
+        );
+    }
+    // A secret passed to a log line by mistake is redacted before it is written.
+    let only_hclog = Capture::default();
+    let sub =
+        tracing_subscriber::registry().with(cmk::logging::HclogLayer::new(only_hclog.clone()));
+    tracing::subscriber::with_default(sub, || {
+        tracing::debug!(token = TOKEN, client_secret = CLIENT_SECRET, header = %format!("Bearer {TOKEN}"), "mistake with {TOKEN}");
+    });
+    let mistake = String::from_utf8(only_hclog.0.lock().unwrap().clone()).unwrap();
+    assert!(mistake.contains("[REDACTED]"), "{mistake}");
+    for secret in [TOKEN, CLIENT_SECRET] {
+        assert!(!mistake.contains(secret), "{secret} in {mistake}");
     }
 }

@@ -26,6 +26,11 @@ const MS_KEY: &str = "bbbbbbbb-0000-4000-8000-000000000001";
 const ST_KEY: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 /// RUNNING, Databricks-managed VPC.
 const WS_ONE: i64 = 2001;
+
+/// A workspace id as the client takes it.
+fn wid(id: i64) -> cmk::rules::ids::WorkspaceId {
+    cmk::rules::ids::WorkspaceId::new(id).unwrap()
+}
 /// RUNNING, customer-managed VPC (`network_id`).
 const WS_VPC: i64 = 2002;
 /// FAILED deployment that never ran.
@@ -84,7 +89,7 @@ fn settings(h: &SandboxHandle) -> DatabricksSettings {
         retry_timeout: Some(Duration::from_secs(5)),
         retry_base_delay: Some(Duration::from_millis(20)),
         workspace_wait_timeout: Some(Duration::from_secs(20)),
-        workspace_poll_interval: Some(Duration::from_millis(30)),
+        workspace_poll_interval: Some(Duration::from_millis(50)),
         workspace_host_template: Some(h.workspace_host_template()),
         jitter_seed: Some(3),
         ..Default::default()

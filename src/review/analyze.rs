@@ -1,6 +1,6 @@
 //! From the plan's resources to facts, and the rules applied to them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::rules::coverage::{coverage, Coverage, PlannedKeys};
 use crate::rules::facts::{
@@ -30,6 +30,8 @@ pub struct Located {
     /// The attribute of that object the outcome is about.
     pub attribute: String,
     pub outcome: Outcome,
+    /// Offline, an outcome that cannot tell yet but that `--live` decides.
+    pub live_decides: bool,
 }
 
 /// A workspace's coverage table.
@@ -44,6 +46,8 @@ pub struct WorkspaceCoverage {
 pub struct Analysis {
     pub outcomes: Vec<Located>,
     pub coverage: Vec<WorkspaceCoverage>,
+    /// `Some` when facts were read live (`--live`): the reads that failed.
+    pub live: Option<Vec<String>>,
 }
 
 /// The attribute of a resource type that holds a subject's fact.
@@ -180,8 +184,19 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
     }
 }
 
+/// The plan's KMS keys by known ARN (the first of each).
+fn keys_by_arn(plan: &Plan) -> HashMap<String, &Res> {
+    let mut m = HashMap::new();
+    for k in plan.by_type(&KMS_KEY_TYPES) {
+        if let Some(arn) = str_known(k.get_str("arn")) {
+            m.entry(arn).or_insert(k);
+        }
+    }
+    m
+}
+
 /// The KMS key resource a key configuration uses: by reference or by ARN.
-fn linked_key<'a>(plan: &'a Plan, c: &Res) -> Option<&'a Res> {
+fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) -> Option<&'a Res> {
     let by_ref = plan
         .resolve(c, "aws_key_info.key_arn")
         .into_iter()
@@ -189,8 +204,7 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res) -> Option<&'a Res> {
         .map(|(r, _)| r);
     by_ref.or_else(|| {
         let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
-        plan.by_type(&KMS_KEY_TYPES)
-            .find(|k| str_known(k.get_str("arn")).as_deref() == Some(arn.as_str()))
+        by_arn.get(&arn).copied()
     })
 }
 
@@ -199,7 +213,12 @@ struct Slot<'a> {
     config: Option<&'a Res>,
 }
 
-fn slot<'a>(plan: &'a Plan, w: &Res, attr: &str) -> Slot<'a> {
+fn slot<'a>(
+    plan: &'a Plan,
+    w: &Res,
+    attr: &str,
+    configs_by_id: &HashMap<String, &'a Res>,
+) -> Slot<'a> {
     let id = w.get_str(attr);
     let mut req = RequestedKey {
         id: id.clone(),
@@ -241,9 +260,7 @@ fn slot<'a>(plan: &'a Plan, w: &Res, attr: &str) -> Slot<'a> {
     }
     if config.is_none() {
         if let Fact::Known(Some(id)) = &id {
-            config = plan.by_type(&KEY_CONFIG_TYPES).find(|c| {
-                str_known(c.get_str("customer_managed_key_id")).as_deref() == Some(id.as_str())
-            });
+            config = configs_by_id.get(id).copied();
         }
     }
     Slot { req, config }
@@ -313,8 +330,186 @@ fn workspace_facts(w: &Res) -> WorkspaceFacts {
     f
 }
 
-/// Applies the rules to every relevant object of the plan.
+/// The existing workspace a workspace resource is about, when its id is
+/// known: an official `databricks_mws_workspaces` that exists already (its
+/// prior `workspace_id`), or a binding's `workspace_id`.
+pub fn existing_workspace_id(w: &Res) -> Option<i64> {
+    let as_id = |v: &serde_json::Value| {
+        match v {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.parse::<i64>().ok(),
+            _ => None,
+        }
+        .filter(|id| *id > 0)
+    };
+    if w.rtype == "databricks_mws_workspaces" {
+        if w.before.is_null() {
+            return None;
+        }
+        return w.before.get("workspace_id").and_then(as_id);
+    }
+    match w.get("workspace_id") {
+        Fact::Known(Some(v)) => as_id(&v),
+        _ => w.before.get("workspace_id").and_then(as_id),
+    }
+}
+
+fn workspace_resources(plan: &Plan) -> impl Iterator<Item = &Res> {
+    plan.by_type(&WORKSPACE_TYPES)
+        .filter(|w| w.mode == "managed" && !w.deletes_only())
+}
+
+/// What `review --live` would read for this plan: the existing workspaces
+/// it touches, and the key configuration ids it names without creating them.
+pub fn live_targets(plan: &Plan) -> super::live::Targets {
+    let mut t = super::live::Targets::default();
+    let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
+    for c in plan.by_type(&KEY_CONFIG_TYPES) {
+        if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
+            configs_by_id.entry(id).or_insert(c);
+        }
+    }
+    for w in workspace_resources(plan) {
+        if let Some(id) = existing_workspace_id(w) {
+            t.workspace_ids.insert(id);
+        }
+        let attrs: [&str; 2] = if w.rtype == "databricks_mws_workspaces" {
+            [
+                "managed_services_customer_managed_key_id",
+                "storage_customer_managed_key_id",
+            ]
+        } else {
+            ["managed_services_key_id", "storage_key_id"]
+        };
+        for attr in attrs {
+            let s = slot(plan, w, attr, &configs_by_id);
+            if let (None, Fact::Known(Some(id))) = (s.config, &s.req.id) {
+                if crate::rules::ids::is_composite_key_id(id) {
+                    continue;
+                }
+                t.key_config_ids.insert(id.clone());
+            }
+        }
+    }
+    t
+}
+
+/// Live facts over what the plan says of a workspace: the plan's planned
+/// name, region, tier and compute mode stay when known; everything the
+/// plan cannot hold (status, current keys, running compute, dashboards)
+/// comes from the live reading when it has it.
+fn overlay_live(ws: &mut WorkspaceFacts, live: &WorkspaceFacts) {
+    fn fill<T: Clone>(plan: &mut Fact<T>, live: &Fact<T>) {
+        if plan.is_unknown() {
+            *plan = live.clone();
+        }
+    }
+    fn take<T: Clone>(plan: &mut Fact<T>, live: &Fact<T>) {
+        if !live.is_unknown() {
+            *plan = live.clone();
+        }
+    }
+    fill(&mut ws.name, &live.name);
+    fill(&mut ws.region, &live.region);
+    fill(&mut ws.pricing_tier, &live.pricing_tier);
+    fill(&mut ws.compute_mode, &live.compute_mode);
+    take(&mut ws.id, &live.id);
+    take(&mut ws.storage_mode, &live.storage_mode);
+    take(&mut ws.status, &live.status);
+    take(
+        &mut ws.managed_services_key_id,
+        &live.managed_services_key_id,
+    );
+    take(&mut ws.storage_key_id, &live.storage_key_id);
+    take(
+        &mut ws.running_classic_compute,
+        &live.running_classic_compute,
+    );
+    take(&mut ws.dashboards, &live.dashboards);
+    take(
+        &mut ws.all_results_in_customer_account,
+        &live.all_results_in_customer_account,
+    );
+}
+
+/// Applies the rules to every relevant object of the plan, offline. The
+/// outcomes that cannot tell yet but that facts read live would decide are
+/// marked `live_decides`.
 pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
+    let mut a = analyze_with(plan, required, None);
+    let targets = live_targets(plan);
+    if targets.is_empty() {
+        return a;
+    }
+    // Probe: the same analysis with placeholder live facts for every
+    // target. What it decides, --live decides (whatever the values).
+    let probe = analyze_with(plan, required, Some(&placeholder_live(&targets)));
+    let decided: std::collections::HashSet<(&str, crate::rules::RuleId, Subject)> = probe
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict != crate::rules::Verdict::CannotTell)
+        .map(|l| (l.address.as_str(), l.outcome.rule, l.outcome.subject))
+        .collect();
+    for l in &mut a.outcomes {
+        if l.outcome.verdict == crate::rules::Verdict::CannotTell
+            && decided.contains(&(l.address.as_str(), l.outcome.rule, l.outcome.subject))
+        {
+            l.live_decides = true;
+        }
+    }
+    a
+}
+
+/// Applies the rules with facts read live.
+pub fn analyze_live(
+    plan: &Plan,
+    required: &Requirements,
+    live: &super::live::LiveFacts,
+) -> Analysis {
+    analyze_with(plan, required, Some(live))
+}
+
+/// Facts of the shape a live reading gives, with placeholder values.
+fn placeholder_live(t: &super::live::Targets) -> super::live::LiveFacts {
+    let mut live = super::live::LiveFacts::default();
+    for &id in &t.workspace_ids {
+        let f = WorkspaceFacts {
+            id: Fact::Known(Some(id.to_string())),
+            name: Fact::Known(Some(format!("workspace {id}"))),
+            region: Fact::Known("placeholder-region-1".into()),
+            pricing_tier: Fact::Known(PricingTier::Enterprise),
+            compute_mode: Fact::Known(ComputeMode::Hybrid),
+            status: Fact::Known(Some(WorkspaceStatus::Running)),
+            managed_services_key_id: Fact::Known(None),
+            storage_key_id: Fact::Known(None),
+            running_classic_compute: Fact::Known(vec![]),
+            dashboards: Fact::Known(vec![]),
+            ..WorkspaceFacts::unknown()
+        };
+        live.workspaces.insert(id, f);
+    }
+    for id in &t.key_config_ids {
+        live.key_configs.insert(
+            id.clone(),
+            KeyConfigFacts {
+                id: Fact::Known(id.clone()),
+                use_cases: Fact::Known(vec!["MANAGED_SERVICES".into(), "STORAGE".into()]),
+                key_arn: Fact::Known(
+                    "arn:aws:kms:placeholder-region-1:000000000000:key/00000000-0000-4000-8000-000000000000".into(),
+                ),
+                key_region: Fact::Known(None),
+                reuse_key_for_cluster_volumes: Fact::Known(None),
+            },
+        );
+    }
+    live
+}
+
+fn analyze_with(
+    plan: &Plan,
+    required: &Requirements,
+    live: Option<&super::live::LiveFacts>,
+) -> Analysis {
     let mut a = Analysis::default();
     let push = |a: &mut Analysis, res: &Res, outs: Vec<Outcome>| {
         for o in outs {
@@ -323,38 +518,60 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
                 resource_type: res.rtype.clone(),
                 attribute: attribute_for(&res.rtype, o.subject),
                 outcome: o,
+                live_decides: false,
             });
         }
     };
-    // Key configurations.
-    let configs: Vec<(&Res, KeyConfigFacts)> = plan
+    // Key configurations, each with the KMS key it uses (looked up once).
+    let by_arn = keys_by_arn(plan);
+    let configs: Vec<(&Res, Option<&Res>, KeyConfigFacts)> = plan
         .by_type(&KEY_CONFIG_TYPES)
         .filter(|c| c.mode == "managed" && !c.deletes_only())
         .map(|c| {
-            let key = linked_key(plan, c).map(|k| kms_facts(plan, k));
-            (c, config_facts(plan, c, key.as_ref()))
+            let linked = linked_key(plan, c, &by_arn);
+            let key = linked.map(|k| kms_facts(plan, k));
+            (c, linked, config_facts(plan, c, key.as_ref()))
         })
         .collect();
-    for (c, f) in &configs {
+    for (c, _, f) in &configs {
         push(&mut a, c, check_key_configuration(f));
     }
+    let config_index: HashMap<&str, usize> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _, _))| (c.address.as_str(), i))
+        .collect();
     let facts_of = |r: &Res| {
-        configs
-            .iter()
-            .find(|(c, _)| c.address == r.address)
-            .map(|(_, f)| f.clone())
+        config_index
+            .get(r.address.as_str())
+            .map(|i| configs[*i].2.clone())
     };
+    let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
+    for c in plan.by_type(&KEY_CONFIG_TYPES) {
+        if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
+            configs_by_id.entry(id).or_insert(c);
+        }
+    }
+    // The key configurations using each KMS key.
+    let mut users_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (_, linked, _)) in configs.iter().enumerate() {
+        if let Some(k) = linked {
+            users_of.entry(k.address.as_str()).or_default().push(i);
+        }
+    }
     // Workspaces and bindings; the regions of the workspaces each key configuration serves.
-    let mut regions: Vec<(String, Fact<String>)> = vec![];
-    for w in plan
-        .by_type(&WORKSPACE_TYPES)
-        .filter(|w| w.mode == "managed" && !w.deletes_only())
-    {
-        let (ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
+    let mut regions: HashMap<String, Vec<Fact<String>>> = HashMap::new();
+    for w in workspace_resources(plan) {
+        let (mut ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
             (
                 workspace_facts(w),
-                slot(plan, w, "managed_services_customer_managed_key_id"),
-                slot(plan, w, "storage_customer_managed_key_id"),
+                slot(
+                    plan,
+                    w,
+                    "managed_services_customer_managed_key_id",
+                    &configs_by_id,
+                ),
+                slot(plan, w, "storage_customer_managed_key_id", &configs_by_id),
             )
         } else {
             let target = plan
@@ -384,15 +601,26 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
             }
             (
                 ws,
-                slot(plan, w, "managed_services_key_id"),
-                slot(plan, w, "storage_key_id"),
+                slot(plan, w, "managed_services_key_id", &configs_by_id),
+                slot(plan, w, "storage_key_id", &configs_by_id),
             )
         };
-        for c in [ms.config, st.config].into_iter().flatten() {
-            regions.push((c.address.clone(), ws.region.clone()));
+        if let Some(l) = existing_workspace_id(w).and_then(|id| live?.workspaces.get(&id)) {
+            overlay_live(&mut ws, l);
         }
-        let ms_cfg = ms.config.and_then(facts_of);
-        let st_cfg = st.config.and_then(facts_of);
+        for c in [ms.config, st.config].into_iter().flatten() {
+            regions
+                .entry(c.address.clone())
+                .or_default()
+                .push(ws.region.clone());
+        }
+        // A configuration the plan names but does not hold: as read live.
+        let live_cfg = |slot: &Slot| match (&slot.req.id, live) {
+            (Fact::Known(Some(id)), Some(l)) => l.key_configs.get(id).cloned(),
+            _ => None,
+        };
+        let ms_cfg = ms.config.and_then(facts_of).or_else(|| live_cfg(&ms));
+        let st_cfg = st.config.and_then(facts_of).or_else(|| live_cfg(&st));
         let change = BindingChange {
             managed_services: ms.req,
             storage: st.req,
@@ -409,11 +637,11 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
     }
     // KMS keys used by the key configurations (or declaring use cases).
     for k in plan.by_type(&KMS_KEY_TYPES).filter(|k| k.mode == "managed") {
-        let users: Vec<&KeyConfigFacts> = configs
-            .iter()
-            .filter(|(c, _)| linked_key(plan, c).is_some_and(|x| x.address == k.address))
-            .map(|(_, f)| f)
-            .collect();
+        let user_ids: &[usize] = users_of
+            .get(k.address.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let users: Vec<&KeyConfigFacts> = user_ids.iter().map(|i| &configs[*i].2).collect();
         let own_use_cases = if k.rtype == "cmk_kms_key" {
             k.get_strings("use_cases")
         } else {
@@ -450,10 +678,9 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
             }
         }
         let source = policy_source(plan, k);
-        let databricks_account_id = configs
+        let databricks_account_id = user_ids
             .iter()
-            .filter(|(c, _)| linked_key(plan, c).is_some_and(|x| x.address == k.address))
-            .find_map(|(c, _)| str_known(c.get_str("account_id")))
+            .find_map(|i| str_known(configs[*i].0.get_str("account_id")))
             .or_else(|| {
                 source
                     .known()
@@ -470,15 +697,11 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
                 .map(Fact::Known)
                 .unwrap_or(Fact::Unknown),
             cross_account_role_arn: role,
-            workspace_region: regions
+            workspace_region: user_ids
                 .iter()
-                .filter(|(c, _)| {
-                    configs.iter().any(|(r, _)| {
-                        &r.address == c
-                            && linked_key(plan, r).is_some_and(|x| x.address == k.address)
-                    })
-                })
-                .find_map(|(_, f)| f.known().cloned())
+                .filter_map(|i| regions.get(&configs[*i].0.address))
+                .flatten()
+                .find_map(|f| f.known().cloned())
                 .map(Fact::Known)
                 .unwrap_or_else(|| kf.region.clone()),
             databricks_principal: source

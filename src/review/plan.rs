@@ -1,9 +1,9 @@
 //! Reading `terraform show -json PLANFILE`: resources with their planned
 //! values, unknown markers, prior values and configuration references.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::rules::Fact;
 
@@ -122,6 +122,10 @@ pub struct Plan {
     pub resources: Vec<Res>,
     /// config address -> attribute path -> references.
     pub references: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Indexes into `resources`: by address, and by configuration address
+    /// (every instance of a `count`/`for_each` resource shares one).
+    by_address: HashMap<String, usize>,
+    by_config: HashMap<String, Vec<usize>>,
 }
 
 /// Why a plan cannot be read.
@@ -131,87 +135,281 @@ pub enum PlanError {
     NotJson(String),
     #[error("the input is not the output of `terraform show -json PLANFILE`: {0}")]
     NotAPlan(String),
+    #[error("the input is larger than {limit_mib} MiB (raise the limit with --max-input-mib if this is really a plan)")]
+    TooLarge { limit_mib: u64 },
+}
+
+/// The actions `terraform show -json` writes in `change.actions`.
+pub const ACTIONS: [&str; 6] = ["no-op", "create", "read", "update", "delete", "forget"];
+
+/// Nesting of modules read before the plan is refused.
+const MAX_MODULE_DEPTH: usize = 64;
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong(path: &str, expected: &str, found: &Value) -> PlanError {
+    PlanError::NotAPlan(format!(
+        "{path}: expected {expected}, found {}",
+        kind(found)
+    ))
+}
+
+/// A required member of an object.
+fn member<'a>(o: &'a Map<String, Value>, path: &str, key: &str) -> Result<&'a Value, PlanError> {
+    o.get(key)
+        .ok_or_else(|| PlanError::NotAPlan(format!("{} is missing", join(path, key))))
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, PlanError> {
+    v.as_object().ok_or_else(|| wrong(path, "an object", v))
+}
+
+fn object_mut<'a>(v: &'a mut Value, path: &str) -> Result<&'a mut Map<String, Value>, PlanError> {
+    match v {
+        Value::Object(m) => Ok(m),
+        other => Err(wrong(path, "an object", other)),
+    }
+}
+
+/// `parent.key`, or `key` at the top.
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str, PlanError> {
+    v.as_str().ok_or_else(|| wrong(path, "a string", v))
+}
+
+/// An optional member that, when present, must be an object.
+fn opt_object<'a>(
+    o: &'a Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Result<Option<&'a Map<String, Value>>, PlanError> {
+    o.get(key).map(|v| object(v, &join(path, key))).transpose()
+}
+
+/// An optional member that, when present, must be an array.
+fn opt_array<'a>(
+    o: &'a Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Result<&'a [Value], PlanError> {
+    match o.get(key) {
+        None => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(v) => Err(wrong(&join(path, key), "an array", v)),
+    }
+}
+
+/// `before`/`after`/`values`: an object, or null for an object that does
+/// not exist on that side.
+fn object_or_null(o: &Map<String, Value>, path: &str, key: &str) -> Result<Value, PlanError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(Value::Null),
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(v) => Err(wrong(&join(path, key), "an object or null", v)),
+    }
+}
+
+/// The same, moved out of `o`.
+fn take_object_or_null(
+    o: &mut Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Result<Value, PlanError> {
+    match o.remove(key) {
+        None | Some(Value::Null) => Ok(Value::Null),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(v) => Err(wrong(&join(path, key), "an object or null", &v)),
+    }
+}
+
+fn mode(o: &Map<String, Value>, path: &str) -> Result<String, PlanError> {
+    let m = string(member(o, path, "mode")?, &format!("{path}.mode"))?;
+    if m != "managed" && m != "data" {
+        return Err(PlanError::NotAPlan(format!(
+            "{path}.mode: expected \"managed\" or \"data\", found {}",
+            crate::rules::findings::quote(m)
+        )));
+    }
+    Ok(m.to_string())
+}
+
+/// True when a module of `planned_values` holds any resource.
+fn holds_resources(m: &Map<String, Value>) -> bool {
+    matches!(m.get("resources"), Some(Value::Array(a)) if !a.is_empty())
+        || matches!(m.get("child_modules"), Some(Value::Array(a)) if !a.is_empty())
 }
 
 impl Plan {
     pub fn parse(text: &str) -> Result<Plan, PlanError> {
         let v: Value = serde_json::from_str(text).map_err(|e| PlanError::NotJson(e.to_string()))?;
-        Plan::from_value(&v)
+        Plan::from_value(v)
     }
 
-    pub fn from_value(v: &Value) -> Result<Plan, PlanError> {
-        let Some(o) = v.as_object() else {
-            return Err(PlanError::NotAPlan("expected a JSON object".into()));
+    /// Reads a plan, refusing (never skipping) anything that is not in the
+    /// shape `terraform show -json PLANFILE` writes: the error names the
+    /// JSON path and what was expected there. Values move out of `v`
+    /// (nothing is copied).
+    pub fn from_value(v: Value) -> Result<Plan, PlanError> {
+        let mut o = match v {
+            Value::Object(o) => o,
+            other => {
+                return Err(PlanError::NotAPlan(format!(
+                    "expected a JSON object, found {}",
+                    kind(&other)
+                )))
+            }
         };
-        if !o.contains_key("format_version")
-            || !(o.contains_key("planned_values") || o.contains_key("resource_changes"))
-        {
+        let Some(fv) = o.get("format_version") else {
             return Err(PlanError::NotAPlan(
-                "expected \"format_version\" and \"planned_values\" or \"resource_changes\" (run `terraform show -json PLANFILE`)".into(),
+                "there is no \"format_version\" (this JSON was written by another tool; run `terraform show -json PLANFILE`)".into(),
             ));
+        };
+        let fv = string(fv, "format_version")?;
+        if fv.split('.').next() != Some("1") {
+            return Err(PlanError::NotAPlan(format!(
+                "format_version {} is not supported (this review reads format 1.x)",
+                crate::rules::findings::quote(fv)
+            )));
         }
+        let planned = match o.remove("planned_values") {
+            None if o.contains_key("values") => {
+                return Err(PlanError::NotAPlan(
+                    "this is a Terraform state (`terraform show -json` without a plan file), not a plan; run `terraform plan -out PLANFILE` and `terraform show -json PLANFILE`".into(),
+                ))
+            }
+            None => {
+                return Err(PlanError::NotAPlan(
+                    "\"planned_values\" is missing (run `terraform show -json PLANFILE`)".into(),
+                ))
+            }
+            Some(p) => p,
+        };
+        let planned = object(&planned, "planned_values")?;
+        let root = object(
+            member(planned, "planned_values", "root_module")?,
+            "planned_values.root_module",
+        )?;
+        let changes: Vec<Value> = match o.remove("resource_changes") {
+            // Terraform leaves it out only when the plan has no resource at all.
+            None if holds_resources(root) => {
+                return Err(PlanError::NotAPlan(
+                    "\"resource_changes\" is missing although planned_values lists resources"
+                        .into(),
+                ))
+            }
+            None => Vec::new(),
+            Some(Value::Array(a)) => a,
+            Some(other) => return Err(wrong("resource_changes", "an array", &other)),
+        };
         let mut plan = Plan::default();
-        let mut seen = std::collections::BTreeSet::new();
-        if let Some(Value::Array(rcs)) = o.get("resource_changes") {
-            for rc in rcs {
-                let Some(address) = rc.get("address").and_then(Value::as_str) else {
-                    continue;
-                };
-                let change = rc.get("change").cloned().unwrap_or(Value::Null);
-                let res = Res {
-                    address: address.to_string(),
-                    config_address: strip_index(address),
-                    mode: rc
-                        .get("mode")
-                        .and_then(Value::as_str)
-                        .unwrap_or("managed")
-                        .to_string(),
-                    rtype: rc
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    after: change.get("after").cloned().unwrap_or(Value::Null),
-                    after_unknown: change.get("after_unknown").cloned().unwrap_or(Value::Null),
-                    before: change.get("before").cloned().unwrap_or(Value::Null),
-                    actions: change
-                        .get("actions")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                };
-                if seen.insert(res.address.clone()) {
-                    plan.resources.push(res);
+        for (i, mut rc) in changes.into_iter().enumerate() {
+            let path = format!("resource_changes[{i}]");
+            let rco = object_mut(&mut rc, &path)?;
+            let address = string(member(rco, &path, "address")?, &format!("{path}.address"))?;
+            if address.is_empty() {
+                return Err(PlanError::NotAPlan(format!("{path}.address is empty")));
+            }
+            let address = address.to_string();
+            let rtype = string(member(rco, &path, "type")?, &format!("{path}.type"))?.to_string();
+            let mode = mode(rco, &path)?;
+            let cpath = format!("{path}.change");
+            let Some(mut change) = rco.remove("change") else {
+                return Err(PlanError::NotAPlan(format!("{path}.change is missing")));
+            };
+            let change = object_mut(&mut change, &cpath)?;
+            let apath = format!("{cpath}.actions");
+            let acts = member(change, &cpath, "actions")?;
+            let acts = acts
+                .as_array()
+                .ok_or_else(|| wrong(&apath, "an array of strings", acts))?;
+            let mut actions = Vec::with_capacity(acts.len());
+            for (j, a) in acts.iter().enumerate() {
+                let a = string(a, &format!("{apath}[{j}]"))?;
+                if !ACTIONS.contains(&a) {
+                    return Err(PlanError::NotAPlan(format!(
+                        "{apath}[{j}]: unknown action {}; Terraform writes {}",
+                        crate::rules::findings::quote(a),
+                        ACTIONS.join(", ")
+                    )));
+                }
+                actions.push(a.to_string());
+            }
+            let after_unknown = match change.remove("after_unknown") {
+                None => Value::Null,
+                Some(v @ (Value::Null | Value::Bool(_) | Value::Object(_))) => v,
+                Some(v) => {
+                    return Err(wrong(
+                        &format!("{cpath}.after_unknown"),
+                        "an object or a boolean",
+                        &v,
+                    ))
+                }
+            };
+            let res = Res {
+                config_address: strip_index(&address),
+                address,
+                mode,
+                rtype,
+                after: take_object_or_null(change, &cpath, "after")?,
+                after_unknown,
+                before: take_object_or_null(change, &cpath, "before")?,
+                actions,
+            };
+            plan.add(res);
+        }
+        collect_module(root, "planned_values.root_module", &mut plan, false, 0)?;
+        if let Some(prior) = opt_object(&o, "", "prior_state")? {
+            if let Some(values) = opt_object(prior, "prior_state", "values")? {
+                if let Some(m) = opt_object(values, "prior_state.values", "root_module")? {
+                    // Data sources read during planning appear only in the prior state.
+                    collect_module(m, "prior_state.values.root_module", &mut plan, true, 0)?;
                 }
             }
         }
-        let mut extra = vec![];
-        if let Some(m) = o.get("planned_values").and_then(|p| p.get("root_module")) {
-            collect_module(m, &mut extra, 0);
-        }
-        if let Some(m) = o
-            .get("prior_state")
-            .and_then(|p| p.get("values"))
-            .and_then(|p| p.get("root_module"))
-        {
-            let mut prior = vec![];
-            collect_module(m, &mut prior, 0);
-            // Data sources read during planning appear only in the prior state.
-            extra.extend(prior.into_iter().filter(|r| r.mode == "data"));
-        }
-        for r in extra {
-            if seen.insert(r.address.clone()) {
-                plan.resources.push(r);
+        if let Some(c) = opt_object(&o, "", "configuration")? {
+            if opt_object(c, "configuration", "root_module")?.is_some() {
+                if let Some(m) = c.get("root_module") {
+                    collect_config(m, "", &mut plan.references, 0);
+                }
             }
         }
-        if let Some(m) = o.get("configuration").and_then(|c| c.get("root_module")) {
-            collect_config(m, "", &mut plan.references, 0);
-        }
         Ok(plan)
+    }
+
+    /// Adds a resource unless its address is known already (the first
+    /// reading, from `resource_changes`, wins).
+    fn add(&mut self, r: Res) {
+        if self.by_address.contains_key(&r.address) {
+            return;
+        }
+        let i = self.resources.len();
+        self.by_address.insert(r.address.clone(), i);
+        self.by_config
+            .entry(r.config_address.clone())
+            .or_default()
+            .push(i);
+        self.resources.push(r);
+    }
+
+    /// The resource at an address.
+    pub fn get(&self, address: &str) -> Option<&Res> {
+        self.by_address.get(address).map(|i| &self.resources[*i])
     }
 
     pub fn by_type<'a>(&'a self, types: &'a [&str]) -> impl Iterator<Item = &'a Res> + 'a {
@@ -254,22 +452,26 @@ impl Plan {
     }
 
     /// Resolves references to (resource, attribute) pairs among the plan's
-    /// resources, in the module of `from`.
+    /// resources, in the module of `from`. Each reference is looked up by
+    /// its configuration address (every instance of it), not searched for.
     pub fn resolve(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
         let prefix = module_prefix(&from.config_address);
         let mut out: Vec<(&Res, String)> = vec![];
         for r in self.refs(from, path) {
             let full = strip_index(&format!("{prefix}{r}"));
-            for res in &self.resources {
-                let a = &res.config_address;
-                if let Some(rest) = full.strip_prefix(a.as_str()) {
-                    if let Some(attr) = rest.strip_prefix('.') {
-                        if !out
-                            .iter()
-                            .any(|(x, at)| x.address == res.address && at == attr)
-                        {
-                            out.push((res, attr.to_string()));
-                        }
+            // Every split "<config address>.<attribute>" of the reference.
+            for (cut, _) in full.match_indices('.') {
+                let (addr, attr) = (&full[..cut], &full[cut + 1..]);
+                let Some(ids) = self.by_config.get(addr) else {
+                    continue;
+                };
+                for &i in ids {
+                    let res = &self.resources[i];
+                    if !out
+                        .iter()
+                        .any(|(x, at)| x.address == res.address && at == attr)
+                    {
+                        out.push((res, attr.to_string()));
                     }
                 }
             }
@@ -290,40 +492,48 @@ fn module_prefix(config_address: &str) -> String {
     prefix
 }
 
-fn collect_module(m: &Value, out: &mut Vec<Res>, depth: usize) {
-    if depth > 32 {
-        return;
+/// Adds a module's resources (and its children's) that the plan does not
+/// hold yet; `only_data`: data sources only.
+fn collect_module(
+    m: &Map<String, Value>,
+    path: &str,
+    plan: &mut Plan,
+    only_data: bool,
+    depth: usize,
+) -> Result<(), PlanError> {
+    if depth > MAX_MODULE_DEPTH {
+        return Err(PlanError::NotAPlan(format!(
+            "{path}: modules nested deeper than {MAX_MODULE_DEPTH}"
+        )));
     }
-    if let Some(Value::Array(rs)) = m.get("resources") {
-        for r in rs {
-            let Some(address) = r.get("address").and_then(Value::as_str) else {
-                continue;
-            };
-            out.push(Res {
-                address: address.to_string(),
-                config_address: strip_index(address),
-                mode: r
-                    .get("mode")
-                    .and_then(Value::as_str)
-                    .unwrap_or("managed")
-                    .to_string(),
-                rtype: r
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                after: r.get("values").cloned().unwrap_or(Value::Null),
-                after_unknown: Value::Null,
-                before: r.get("values").cloned().unwrap_or(Value::Null),
-                actions: vec!["no-op".to_string()],
-            });
+    for (i, r) in opt_array(m, path, "resources")?.iter().enumerate() {
+        let rpath = format!("{path}.resources[{i}]");
+        let ro = object(r, &rpath)?;
+        let address = string(member(ro, &rpath, "address")?, &format!("{rpath}.address"))?;
+        let rtype = string(member(ro, &rpath, "type")?, &format!("{rpath}.type"))?;
+        let mode = mode(ro, &rpath)?;
+        if (only_data && mode != "data") || plan.by_address.contains_key(address) {
+            // Checked, not copied.
+            object_or_null(ro, &rpath, "values")?;
+            continue;
         }
+        let values = object_or_null(ro, &rpath, "values")?;
+        plan.add(Res {
+            address: address.to_string(),
+            config_address: strip_index(address),
+            mode,
+            rtype: rtype.to_string(),
+            before: values.clone(),
+            after: values,
+            after_unknown: Value::Null,
+            actions: vec!["no-op".to_string()],
+        });
     }
-    if let Some(Value::Array(cs)) = m.get("child_modules") {
-        for c in cs {
-            collect_module(c, out, depth + 1);
-        }
+    for (i, c) in opt_array(m, path, "child_modules")?.iter().enumerate() {
+        let cpath = format!("{path}.child_modules[{i}]");
+        collect_module(object(c, &cpath)?, &cpath, plan, only_data, depth + 1)?;
     }
+    Ok(())
 }
 
 fn collect_config(

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::rules::findings::Verdict;
+use crate::rules::Fact;
 use crate::rules::RuleId;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -455,4 +456,335 @@ fn real_plan_of_this_providers_resources() {
     for format in [Format::Text, Format::Json, Format::Sarif] {
         assert!(!render(&a, format, "cmk_real_plan.json").is_empty());
     }
+}
+
+/// The error of a plan text that must be refused.
+fn refused(text: &str) -> String {
+    match review_text(text, &Requirements::default()) {
+        Ok(a) => panic!(
+            "accepted ({} outcomes): {}",
+            a.outcomes.len(),
+            &text[..text.len().min(300)]
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn input_that_is_not_a_plan_is_refused_saying_what_is_wrong() {
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"format_version":"1.2","resource_changes":null,"planned_values":null}"#,
+            "planned_values: expected an object, found null",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":null}"#,
+            "resource_changes: expected an array, found null",
+        ),
+        (
+            r#"{"format_version":"1.0","terraform_version":"1.11.4","values":{"root_module":{"resources":[]}}}"#,
+            "this is a Terraform state",
+        ),
+        (
+            r#"{"name":"my-app","version":"1.0.0","dependencies":{}}"#,
+            "no \"format_version\"",
+        ),
+        (
+            r#"{"format_version":1.2,"planned_values":{"root_module":{}}}"#,
+            "format_version: expected a string, found a number",
+        ),
+        (
+            r#"{"format_version":"2.0","planned_values":{"root_module":{}}}"#,
+            "format_version \"2.0\" is not supported",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{}}"#,
+            "planned_values.root_module is missing",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{"resources":[{"address":"a.b","mode":"managed","type":"a","values":{}}]}}}"#,
+            "\"resource_changes\" is missing although planned_values lists resources",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":{"a":1}}"#,
+            "resource_changes: expected an array, found an object",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":[{"address":7,"mode":"managed","type":"t","change":{"actions":["create"]}}]}"#,
+            "resource_changes[0].address: expected a string, found a number",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":[{"address":"t.x","mode":"managed","change":{"actions":["create"]}}]}"#,
+            "resource_changes[0].type is missing",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":[{"address":"t.x","mode":"resource","type":"t","change":{"actions":["create"]}}]}"#,
+            "resource_changes[0].mode: expected \"managed\" or \"data\", found \"resource\"",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":[{"address":"t.x","mode":"managed","type":"t","change":{"actions":"create"}}]}"#,
+            "resource_changes[0].change.actions: expected an array of strings, found a string",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":[{"address":"t.x","mode":"managed","type":"t","change":{"actions":["explode"]}}]}"#,
+            "unknown action \"explode\"",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":[{"address":"t.x","mode":"managed","type":"t","change":{"actions":["create"],"after":"x"}}]}"#,
+            "resource_changes[0].change.after: expected an object or null, found a string",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"resource_changes":[{"address":"t.x","mode":"managed","type":"t","change":{"actions":["create"],"after_unknown":[1]}}]}"#,
+            "after_unknown: expected an object or a boolean, found an array",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{"child_modules":[{"resources":[{"address":"m","mode":"managed","type":"t","values":5}]}]}},"resource_changes":[]}"#,
+            "planned_values.root_module.child_modules[0].resources[0].values: expected an object or null, found a number",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"prior_state":[]}"#,
+            "prior_state: expected an object, found an array",
+        ),
+        (
+            r#"{"format_version":"1.2","planned_values":{"root_module":{}},"configuration":{"root_module":"x"}}"#,
+            "configuration.root_module: expected an object, found a string",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = refused(text);
+        assert!(e.contains(want), "{text}\n  said: {e}\n  want: {want}");
+        assert!(
+            !e.contains("Some(") && !e.contains("None"),
+            "debug output in {e}"
+        );
+    }
+}
+
+#[test]
+fn every_fixture_with_one_field_of_the_wrong_type_is_refused() {
+    // Fail closed: breaking any field the review reads gives exit 2, never
+    // a quieter review.
+    let breakers: &[(&str, Value)] = &[
+        ("address", Value::Bool(true)),
+        ("type", Value::Null),
+        ("mode", Value::from(1)),
+        ("change", Value::from("x")),
+    ];
+    let mut tried = 0;
+    for f in FIXTURES.iter().chain(["cmk_real_plan.json"].iter()) {
+        let v: Value = serde_json::from_str(&fixture(f)).unwrap();
+        let n = v["resource_changes"].as_array().unwrap().len();
+        assert!(n > 0, "{f}");
+        for i in 0..n {
+            for (field, bad) in breakers {
+                let mut w = v.clone();
+                w["resource_changes"][i][*field] = bad.clone();
+                let e = refused(&w.to_string());
+                assert!(
+                    e.contains(&format!("resource_changes[{i}].{field}")),
+                    "{f}: {e}"
+                );
+                tried += 1;
+            }
+            for (field, bad) in [
+                ("actions", Value::Null),
+                ("after", Value::from(3)),
+                ("before", Value::from("s")),
+            ] {
+                let mut w = v.clone();
+                w["resource_changes"][i]["change"][field] = bad;
+                let e = refused(&w.to_string());
+                assert!(
+                    e.contains(&format!("resource_changes[{i}].change.{field}")),
+                    "{f}: {e}"
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 50, "only {tried} variants");
+}
+
+#[test]
+fn input_over_the_limit_is_refused_without_reading_it_all() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    // A real plan padded past 1 MiB with whitespace (still valid JSON).
+    let mut t = fixture("official_ok.json");
+    t.push_str(&" ".repeat(1024 * 1024));
+    std::fs::write(&big, &t).unwrap();
+    let big = big.to_str().unwrap();
+    assert_eq!(main(&s(&[big, "--max-input-mib", "1"])), 2);
+    assert_eq!(main(&s(&[big, "--max-input-mib=2"])), 0);
+    assert_eq!(main(&s(&[big])), 0, "the default limit is larger");
+    // An endless input stops at the limit.
+    assert_eq!(main(&s(&["/dev/zero", "--max-input-mib", "1"])), 2);
+    let e = read_limited(std::io::repeat(b'x'), 1024 * 1024).unwrap_err();
+    assert!(
+        matches!(e, ReadError::Plan(PlanError::TooLarge { limit_mib: 1 })),
+        "{e:?}"
+    );
+    assert!(PlanError::TooLarge { limit_mib: 1 }
+        .to_string()
+        .contains("--max-input-mib"));
+    // Not UTF-8.
+    let e = read_limited(&b"{\"a\":\xff}"[..], 100).unwrap_err();
+    assert!(matches!(e, ReadError::Plan(PlanError::NotJson(_))), "{e:?}");
+    for bad in ["0", "x", "99999999"] {
+        assert!(matches!(
+            parse_args(&s(&["p.json", "--max-input-mib", bad])),
+            Err(UsageError::BadLimit(_))
+        ));
+    }
+    assert!(matches!(
+        parse_args(&s(&["p.json", "--max-input-mib"])),
+        Err(UsageError::MissingValue(_))
+    ));
+}
+
+#[test]
+fn quoted_values_are_cut_to_a_readable_length() {
+    let mut v: Value = serde_json::from_str(&fixture("official_mistakes.json")).unwrap();
+    let long_name = format!("ws-{}\u{1b}[31m-end", "n".repeat(1_000_000));
+    let long_arn = format!("arn:aws:kms:us-east-1:1:key/{}", "k".repeat(500_000));
+    for rc in v["resource_changes"].as_array_mut().unwrap() {
+        if rc["type"] == "databricks_mws_workspaces" {
+            rc["change"]["after"]["workspace_name"] = Value::from(long_name.clone());
+        }
+        if rc["type"] == "databricks_mws_customer_managed_keys" {
+            rc["change"]["after"]["aws_key_info"][0]["key_arn"] = Value::from(long_arn.clone());
+        }
+    }
+    let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
+    let longest = a
+        .outcomes
+        .iter()
+        .map(|l| l.outcome.message.len())
+        .max()
+        .unwrap();
+    assert!(
+        longest <= crate::rules::findings::MESSAGE_MAX_CHARS * 4 + 100,
+        "a message of {longest} bytes"
+    );
+    let named = a
+        .outcomes
+        .iter()
+        .find(|l| l.outcome.message.contains("ws-nnn"))
+        .expect("some message names the workspace");
+    assert!(
+        named.outcome.message.contains("characters)"),
+        "{}",
+        named.outcome.message
+    );
+    for format in [Format::Text, Format::Json, Format::Sarif] {
+        let out = render(&a, format, "p.json");
+        assert!(out.len() < 200_000, "{format:?}: {} bytes", out.len());
+        assert!(
+            !out.contains('\u{1b}'),
+            "{format:?} echoes a control character"
+        );
+    }
+}
+
+#[test]
+fn live_targets_are_the_existing_workspaces_and_named_key_configurations() {
+    let plan = Plan::parse(&fixture("official_live_rotation.json")).unwrap();
+    let t = analyze::live_targets(&plan);
+    assert_eq!(
+        t.workspace_ids.iter().copied().collect::<Vec<_>>(),
+        vec![7000000000000101]
+    );
+    assert_eq!(
+        t.key_config_ids.iter().cloned().collect::<Vec<_>>(),
+        vec!["aaaaaaaa-0000-4000-8000-0000000000b2".to_string()]
+    );
+    // A binding of an existing workspace; its key configuration is created
+    // in the plan, so it is not read.
+    let plan = Plan::parse(&fixture("cmk_serverless.json")).unwrap();
+    let t = analyze::live_targets(&plan);
+    assert_eq!(
+        t.workspace_ids.iter().copied().collect::<Vec<_>>(),
+        vec![2222333344445555]
+    );
+    assert!(t.key_config_ids.is_empty(), "{t:?}");
+    // A plan that only creates workspaces needs nothing live.
+    let plan = Plan::parse(&fixture("official_ok.json")).unwrap();
+    assert!(analyze::live_targets(&plan).is_empty());
+}
+
+#[test]
+fn live_facts_decide_what_the_plan_cannot_hold() {
+    use crate::rules::facts::{ComputeKind, Dashboard, RunningCompute, WorkspaceFacts};
+    let plan = Plan::parse(&fixture("official_live_rotation.json")).unwrap();
+    let mut live = live::LiveFacts::default();
+    let mut ws = WorkspaceFacts::unknown();
+    ws.status = Fact::Known(Some(crate::rules::facts::WorkspaceStatus::Running));
+    ws.running_classic_compute = Fact::Known(vec![RunningCompute {
+        kind: ComputeKind::InstancePool,
+        name: "warm".into(),
+    }]);
+    ws.dashboards = Fact::Known(vec![Dashboard {
+        id: "d1".into(),
+        name: "Old".into(),
+        create_time: "2024-01-01T00:00:00Z".into(),
+    }]);
+    live.workspaces.insert(7000000000000101, ws);
+    let a = analyze::analyze_live(&plan, &Requirements::default(), &live);
+    let f = failures(&a);
+    let ws = "databricks_mws_workspaces.this".to_string();
+    assert!(
+        f.contains(&(ws.clone(), "CMK010", "workspace_status".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(
+            ws.clone(),
+            "CMK011",
+            "managed_services_customer_managed_key_id".into()
+        )),
+        "{f:?}"
+    );
+    assert!(a.outcomes.iter().all(|l| !l.live_decides));
+    // Offline the same outcomes cannot tell and are marked.
+    let a = analyze(&plan, &Requirements::default());
+    for rule in [RuleId::ClassicComputeRunning, RuleId::LegacyDashboards] {
+        let l = a.outcomes.iter().find(|l| l.outcome.rule == rule).unwrap();
+        assert_eq!(l.outcome.verdict, Verdict::CannotTell);
+        assert!(l.live_decides, "{l:?}");
+    }
+    // Outcomes that do not depend on live facts are not marked.
+    assert!(a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict == Verdict::Pass)
+        .all(|l| !l.live_decides));
+}
+
+#[test]
+fn live_arguments() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let o = parse_args(&s(&[
+        "p.json",
+        "--live",
+        "--profile",
+        "prod",
+        "--workspace-host-template=http://h/{deployment_name}",
+    ]))
+    .unwrap();
+    assert!(o.live);
+    assert_eq!(o.profile.as_deref(), Some("prod"));
+    assert_eq!(
+        o.workspace_host_template.as_deref(),
+        Some("http://h/{deployment_name}")
+    );
+    assert!(!parse_args(&s(&["p.json"])).unwrap().live);
+    assert!(matches!(
+        parse_args(&s(&["p.json", "--live", "--profile"])),
+        Err(UsageError::MissingValue(_))
+    ));
+    assert!(matches!(
+        parse_args(&s(&["p.json", "--profile", "--live"])),
+        Err(UsageError::MissingValue(_))
+    ));
 }

@@ -338,6 +338,102 @@ pub enum Verdict {
     CannotTell,
 }
 
+/// Longest value quoted whole in a message; longer ones keep their head and
+/// tail and say how long they were.
+pub const QUOTE_MAX_CHARS: usize = 120;
+/// Longest message; the rest is cut with a note.
+pub const MESSAGE_MAX_CHARS: usize = 2000;
+const HEAD: usize = 80;
+const TAIL: usize = 24;
+
+/// A value for a message: Rust-quoted (control characters escaped) and cut
+/// to a readable length.
+pub fn quote(value: &str) -> String {
+    readable(&format!("{value:?}"))
+}
+
+/// A run of text cut to head and tail when longer than
+/// [`QUOTE_MAX_CHARS`]; the note to append (after a closing quote) when cut.
+fn cut(run: &str, out: &mut String) -> Option<String> {
+    let n = run.chars().count();
+    if n <= QUOTE_MAX_CHARS {
+        out.push_str(run);
+        return None;
+    }
+    out.extend(run.chars().take(HEAD));
+    out.push('…');
+    out.extend(run.chars().skip(n - TAIL));
+    Some(format!(" ({n} characters)"))
+}
+
+/// A message made readable: control characters escaped, every quoted
+/// value and every long unbroken run (an id, an ARN, a pasted blob) cut to
+/// [`QUOTE_MAX_CHARS`], the whole cut to [`MESSAGE_MAX_CHARS`]. Applied to
+/// every outcome's message, so values from a plan or an API answer never
+/// flood a terminal or a log.
+pub fn readable(message: &str) -> String {
+    let escaped: std::borrow::Cow<str> = if message.chars().any(char::is_control) {
+        message
+            .chars()
+            .flat_map(|c| {
+                let esc: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                esc
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        message.into()
+    };
+    let m: &str = &escaped;
+    if m.len() <= QUOTE_MAX_CHARS {
+        // Nothing in it can be too long.
+        return m.to_string();
+    }
+    let b = m.as_bytes();
+    let mut out = String::with_capacity(m.len().min(MESSAGE_MAX_CHARS + 64));
+    let mut i = 0;
+    while i < b.len() {
+        // Only ASCII bytes are compared: a UTF-8 continuation byte never
+        // equals '"', '\\' or ASCII whitespace, so every cut is on a boundary.
+        if b[i] == b'"' {
+            // A quoted value: up to the closing quote not escaped by a backslash.
+            let mut j = i + 1;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = j.min(b.len());
+            out.push('"');
+            let note = cut(&m[i + 1..end], &mut out);
+            if end < b.len() {
+                out.push('"');
+            }
+            out.extend(note);
+            i = end + 1;
+        } else if b[i].is_ascii_whitespace() {
+            out.push(b[i] as char);
+            i += 1;
+        } else {
+            let mut j = i;
+            while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'"' {
+                j += 1;
+            }
+            let note = cut(&m[i..j], &mut out);
+            out.extend(note);
+            i = j;
+        }
+    }
+    let n = out.chars().count();
+    if n > MESSAGE_MAX_CHARS {
+        let kept: String = out.chars().take(MESSAGE_MAX_CHARS).collect();
+        return format!("{kept}… (message cut, {n} characters)");
+    }
+    out
+}
+
 /// The result of applying one rule to one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -357,7 +453,7 @@ impl Outcome {
             subject,
             verdict: Verdict::Pass,
             severity: rule.rule().severity,
-            message: message.into(),
+            message: readable(&message.into()),
         }
     }
 
@@ -367,7 +463,7 @@ impl Outcome {
             subject,
             verdict: Verdict::Fail,
             severity: rule.rule().severity,
-            message: message.into(),
+            message: readable(&message.into()),
         }
     }
 
@@ -377,7 +473,7 @@ impl Outcome {
             subject,
             verdict: Verdict::CannotTell,
             severity: rule.rule().severity,
-            message: message.into(),
+            message: readable(&message.into()),
         }
     }
 
@@ -426,5 +522,39 @@ mod tests {
             Subject::RequiredCoverage(DataType::EbsVolumes).name(),
             "required_coverage.ebs_volumes"
         );
+    }
+}
+
+#[cfg(test)]
+mod readable_tests {
+    use super::*;
+
+    #[test]
+    fn short_messages_are_unchanged() {
+        let m = "workspace \"a\" has pricing tier PREMIUM; customer-managed keys need ENTERPRISE";
+        assert_eq!(readable(m), m);
+    }
+
+    #[test]
+    fn long_quoted_values_and_runs_keep_head_and_tail() {
+        let v = format!("{}TAIL", "x".repeat(5000));
+        let m = readable(&format!("key {v} and name {:?} end", v));
+        assert!(m.starts_with("key xxxx"), "{m}");
+        assert_eq!(m.matches("(5004 characters)").count(), 2, "{m}");
+        assert!(m.contains("TAIL\" (5004"), "{m}");
+        assert!(m.ends_with(" end"), "{m}");
+        assert!(m.chars().count() < 2 * QUOTE_MAX_CHARS + 100, "{m}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_whole_is_bounded() {
+        let m = readable("a\u{1b}[31mred\nnext");
+        assert_eq!(m, "a\\u{1b}[31mred\\nnext");
+        let many = "word ".repeat(2000);
+        let m = readable(&many);
+        assert!(m.ends_with("(message cut, 10000 characters)"), "{m}");
+        // An unterminated quote and escaped quotes do not lose text.
+        assert_eq!(readable("say \"hi \\\" there"), "say \"hi \\\" there");
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
     }
 }

@@ -127,6 +127,17 @@ impl M {
 
 /// Wildcard match with `*` and `?`; `ci`: ignore ASCII case.
 pub fn wildcard_match(pattern: &str, text: &str, ci: bool) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        // The usual case, without allocating: bytes are characters.
+        let eq = |a: u8, b: u8| {
+            if ci {
+                a.eq_ignore_ascii_case(&b)
+            } else {
+                a == b
+            }
+        };
+        return glob(pattern.as_bytes(), text.as_bytes(), b'*', b'?', eq);
+    }
     let (p, t): (Vec<char>, Vec<char>) = if ci {
         (
             pattern.to_ascii_lowercase().chars().collect(),
@@ -135,13 +146,25 @@ pub fn wildcard_match(pattern: &str, text: &str, ci: bool) -> bool {
     } else {
         (pattern.chars().collect(), text.chars().collect())
     };
+    glob(&p, &t, '*', '?', |a, b| a == b)
+}
+
+/// `*` (any run) and `?` (one element) matching, linear with backtracking
+/// to the last star.
+fn glob<T: Copy + PartialEq>(
+    p: &[T],
+    t: &[T],
+    star_c: T,
+    one_c: T,
+    eq: impl Fn(T, T) -> bool,
+) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && p[pi] != star_c && (p[pi] == one_c || eq(p[pi], t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_c {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -152,7 +175,7 @@ pub fn wildcard_match(pattern: &str, text: &str, ci: bool) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star_c)
 }
 
 #[derive(Debug, Clone)]
@@ -996,5 +1019,45 @@ mod tests {
             .map(|(_, r)| r.action)
             .collect();
         assert_eq!(actions.len(), 10, "{actions:?}");
+    }
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn ascii_fast_path_and_unicode_path_agree() {
+        let cases = [
+            ("kms:*", "kms:Decrypt", false, true),
+            ("kms:*", "KMS:Decrypt", true, true),
+            ("kms:*", "KMS:Decrypt", false, false),
+            ("kms:Re*", "kms:ReEncryptFrom", false, true),
+            (
+                "kms:GenerateDataKey*",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                false,
+                true,
+            ),
+            (
+                "ec2.*.amazonaws.com",
+                "ec2.us-east-1.amazonaws.com",
+                false,
+                true,
+            ),
+            ("ec2.?.amazonaws.com", "ec2.xy.amazonaws.com", false, false),
+            ("a*b*c", "aXXbYYc", false, true),
+            ("a*b*c", "aXXbYY", false, false),
+            ("*", "", false, true),
+            ("", "x", false, false),
+        ];
+        for (p, t, ci, want) in cases {
+            assert_eq!(wildcard_match(p, t, ci), want, "{p} {t} {ci}");
+            // The same through the character path (a non-ASCII suffix on both).
+            let (p2, t2) = (format!("{p}é"), format!("{t}é"));
+            assert_eq!(wildcard_match(&p2, &t2, ci), want, "{p2} {t2} {ci}");
+        }
+        assert!(wildcard_match("é?", "éü", false));
+        assert!(!wildcard_match("é?", "éüü", false));
     }
 }

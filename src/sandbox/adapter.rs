@@ -402,13 +402,15 @@ mod tests {
 
     #[test]
     fn failed_workspaces_accept_key_updates() {
+        const MS_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000011";
+        const ST_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000012";
         let keys = [
-            key(MS, &["MANAGED_SERVICES"], ARN_USE1),
-            key(ST, &["STORAGE"], ARN_USE1),
+            key(MS_KEY, &["MANAGED_SERVICES"], ARN_USE1),
+            key(ST_KEY, &["STORAGE"], ARN_USE1),
         ];
         let failed = |ran: bool| ws(json!({"workspace_status": "FAILED", "ever_running": ran}));
-        let ms = [(Slot::ManagedServices, MS.to_string())];
-        let st = [(Slot::Storage, ST.to_string())];
+        let ms = [(Slot::ManagedServices, MS_KEY.to_string())];
+        let st = [(Slot::Storage, ST_KEY.to_string())];
         // Classic compute cannot run on a failed workspace; the flag is ignored.
         assert_eq!(refusal(&failed(true), &ms, &keys), None);
         assert_eq!(refusal(&failed(false), &st, &keys), None);

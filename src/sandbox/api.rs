@@ -68,6 +68,8 @@ pub(crate) struct Stats {
     pub all_requests: u64,
     pub tokens_issued: u64,
     pub creates_committed: u64,
+    /// Requests per `User-Agent` header (how clients identify themselves).
+    pub user_agents: std::collections::BTreeMap<String, u64>,
 }
 
 type S = State<Arc<Shared>>;
@@ -402,7 +404,17 @@ async fn count_all(State(s): S, req: Request, next: Next) -> Response {
 // ---- faults ----
 
 async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
-    lock(&s.stats).api_requests += 1;
+    {
+        let ua = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(none)")
+            .to_string();
+        let mut st = lock(&s.stats);
+        st.api_requests += 1;
+        *st.user_agents.entry(ua).or_default() += 1;
+    }
     let (f, fail_now) = {
         let mut g = lock(&s.faults);
         let fail_now = g.fail_next > 0;

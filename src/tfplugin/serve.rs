@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::proto::plugin as controller;
 use super::proto::tfplugin6::provider_server::ProviderServer as GrpcProviderServer;
 use super::provider::Provider;
-use super::server::ProviderServer;
+use super::server::{Guarded, ProviderServer};
 use super::tls;
 
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
@@ -25,6 +25,9 @@ pub const MAGIC_COOKIE_VALUE: &str =
 pub const PROTOCOL_VERSION: u32 = 6;
 /// gRPC message limit, as Terraform's own SDK sets it.
 pub const MAX_MESSAGE_SIZE: usize = 256 << 20;
+/// A TLS handshake not finished by then is dropped: a stalled client must
+/// not hold a connection (and its task) forever.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -244,13 +247,22 @@ pub async fn start<P: Provider>(
             tokio::spawn(async move {
                 let conn = match acceptor {
                     None => Conn::Plain(stream),
-                    Some(a) => match a.accept(stream).await {
-                        Ok(s) => Conn::Tls(Box::new(s)),
-                        Err(e) => {
-                            tracing::warn!("TLS handshake with {peer} refused: {e}");
-                            return;
+                    Some(a) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, a.accept(stream)).await {
+                            Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+                            Ok(Err(e)) => {
+                                tracing::warn!("TLS handshake with {peer} refused: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::warn!(
+                                    "TLS handshake with {peer} not finished after {}s: dropped",
+                                    TLS_HANDSHAKE_TIMEOUT.as_secs()
+                                );
+                                return;
+                            }
                         }
-                    },
+                    }
                 };
                 let _ = tx.send(Ok(conn)).await;
             });
@@ -262,7 +274,7 @@ pub async fn start<P: Provider>(
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
         .await;
     let shutdown = Arc::new(tokio::sync::Notify::new());
-    let provider_service = GrpcProviderServer::new(ProviderServer::new(provider))
+    let provider_service = GrpcProviderServer::new(Guarded(ProviderServer::new(provider)))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let controller_service =
@@ -292,6 +304,35 @@ pub async fn start<P: Provider>(
     })
 }
 
+/// Replaces SIGINT's default action (exit) with a log line, for the life of
+/// the process.
+fn ignore_interrupts() -> Result<(), ServeError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sigint = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            let mut seen = 0u64;
+            while sigint.recv().await.is_some() {
+                seen += 1;
+                tracing::info!(
+                    seen,
+                    "SIGINT ignored: Terraform stops the provider with StopProvider and Shutdown"
+                );
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!(
+                "Ctrl-C ignored: Terraform stops the provider with StopProvider and Shutdown"
+            );
+        }
+    });
+    Ok(())
+}
+
 /// Serves a provider until Terraform shuts it down (or, with --debug, until Ctrl-C).
 pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), ServeError> {
     tls::install_crypto_provider();
@@ -302,8 +343,19 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), S
     let client_cert = std::env::var("PLUGIN_CLIENT_CERT")
         .ok()
         .filter(|pem| !opts.debug && !pem.trim().is_empty());
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Under Terraform, Ctrl-C reaches the whole process group, often before
+    // Terraform's StopProvider: as go-plugin servers do, the provider ignores
+    // SIGINT and acts on StopProvider (cancel) and Shutdown (exit). Stopping
+    // on SIGINT would refuse Terraform's StopProvider and let an interrupted
+    // apply run to its end. With --debug (no Terraform in charge), Ctrl-C
+    // stops the provider.
+    let interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = if opts.debug {
+        Box::pin(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    } else {
+        ignore_interrupts()?;
+        Box::pin(std::future::pending())
     };
     let started = start(provider, listener, client_cert.as_deref(), interrupt).await?;
     let addr = started.addr;

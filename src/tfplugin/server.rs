@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::Poll;
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -97,11 +99,18 @@ impl<P: Provider> ProviderServer<P> {
 
     /// The token that StopProvider cancels (fresh after each stop).
     pub fn stop_token(&self) -> CancellationToken {
-        self.stop.lock().expect("stop lock").clone()
+        self.stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn ctx(&self, diags: &mut Diagnostics) -> Option<Ctx<P::Client>> {
-        let client = self.client.read().expect("client lock").clone();
+        let client = self
+            .client
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         match client {
             Some(client) => Some(Ctx {
                 client,
@@ -314,8 +323,8 @@ fn replace_paths(schema: &Schema, prior: &Value, planned: &Value) -> Vec<Attribu
         .collect()
 }
 
-#[tonic::async_trait]
-impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
+/// The RPCs as plain methods; [`Guarded`] serves them over gRPC.
+impl<P: Provider> ProviderServer<P> {
     async fn get_metadata(
         &self,
         _r: Request<pb::get_metadata::Request>,
@@ -473,7 +482,8 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
                     .configure(c, &r.terraform_version, &mut diags)
                     .await
                 {
-                    *self.client.write().expect("client lock") = Some(Arc::new(client));
+                    *self.client.write().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Arc::new(client));
                 }
             }
         }
@@ -927,7 +937,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         _r: Request<pb::stop_provider::Request>,
     ) -> Reply<pb::stop_provider::Response> {
         // Cancel what runs now; later calls get a fresh token and the server keeps answering.
-        let mut t = self.stop.lock().expect("stop lock");
+        let mut t = self.stop.lock().unwrap_or_else(PoisonError::into_inner);
         t.cancel();
         *t = CancellationToken::new();
         tracing::info!("StopProvider: in-flight operations cancelled");
@@ -936,6 +946,152 @@ impl<P: Provider> pb::provider_server::Provider for ProviderServer<P> {
         }))
     }
 }
+
+/// Serves a [`ProviderServer`] over gRPC. A panic inside any RPC becomes an
+/// error diagnostic in that RPC's answer and the plugin keeps serving:
+/// otherwise the connection would drop and Terraform would show only
+/// "Request cancelled" (and every later RPC would fail).
+pub struct Guarded<P: Provider>(pub ProviderServer<P>);
+
+/// An RPC answer that carries the panic of its handler.
+trait PanicReply {
+    fn panicked(summary: &str, detail: String) -> Self;
+}
+
+macro_rules! diagnostics_replies {
+    ($($m:ident),* $(,)?) => {$(
+        impl PanicReply for pb::$m::Response {
+            // Some answers have no field but the diagnostics.
+            #[allow(clippy::needless_update)]
+            fn panicked(summary: &str, detail: String) -> Self {
+                let mut d = Diagnostics::default();
+                d.error(summary, detail);
+                pb::$m::Response {
+                    diagnostics: d.to_proto(),
+                    ..Default::default()
+                }
+            }
+        }
+    )*};
+}
+
+diagnostics_replies!(
+    get_metadata,
+    get_provider_schema,
+    validate_provider_config,
+    validate_resource_config,
+    validate_data_resource_config,
+    upgrade_resource_state,
+    configure_provider,
+    read_resource,
+    plan_resource_change,
+    apply_resource_change,
+    import_resource_state,
+    move_resource_state,
+    read_data_source,
+    validate_ephemeral_resource_config,
+    open_ephemeral_resource,
+    renew_ephemeral_resource,
+    close_ephemeral_resource,
+    get_functions,
+);
+
+impl PanicReply for pb::call_function::Response {
+    fn panicked(summary: &str, detail: String) -> Self {
+        pb::call_function::Response {
+            result: None,
+            error: Some(pb::FunctionError {
+                text: format!("{summary}: {detail}"),
+                function_argument: None,
+            }),
+        }
+    }
+}
+
+impl PanicReply for pb::stop_provider::Response {
+    fn panicked(summary: &str, detail: String) -> Self {
+        pb::stop_provider::Response {
+            error: format!("{summary}: {detail}"),
+        }
+    }
+}
+
+/// The text of a panic, cut to a readable length.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    if text.chars().count() > 500 {
+        text.chars().take(500).collect::<String>() + "..."
+    } else {
+        text
+    }
+}
+
+/// Runs an RPC; a panic while it is polled becomes its error answer. A
+/// panicked future is never polled again.
+async fn guarded<T: PanicReply>(rpc: &str, f: impl Future<Output = Reply<T>>) -> Reply<T> {
+    let mut f = std::pin::pin!(f);
+    let caught = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f.as_mut().poll(cx))) {
+            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await;
+    match caught {
+        Ok(r) => r,
+        Err(payload) => {
+            let text = panic_text(payload.as_ref());
+            tracing::error!(rpc, panic = %text, "the provider panicked; answering with an error");
+            Ok(Response::new(T::panicked(
+                "Provider bug: internal error",
+                format!(
+                    "The provider panicked while handling {rpc}: {text}\n\nThis is a bug in the provider; please report it with the Terraform log (TF_LOG=debug). The provider keeps serving other operations."
+                ),
+            )))
+        }
+    }
+}
+
+macro_rules! guarded_rpcs {
+    ($($m:ident),* $(,)?) => {
+        #[tonic::async_trait]
+        impl<P: Provider> pb::provider_server::Provider for Guarded<P> {
+            $(
+                async fn $m(&self, r: Request<pb::$m::Request>) -> Reply<pb::$m::Response> {
+                    guarded(stringify!($m), self.0.$m(r)).await
+                }
+            )*
+        }
+    };
+}
+
+guarded_rpcs!(
+    get_metadata,
+    get_provider_schema,
+    validate_provider_config,
+    validate_resource_config,
+    validate_data_resource_config,
+    upgrade_resource_state,
+    configure_provider,
+    read_resource,
+    plan_resource_change,
+    apply_resource_change,
+    import_resource_state,
+    move_resource_state,
+    read_data_source,
+    validate_ephemeral_resource_config,
+    open_ephemeral_resource,
+    renew_ephemeral_resource,
+    close_ephemeral_resource,
+    get_functions,
+    call_function,
+    stop_provider,
+);
 
 /// Decodes a model from a wholly known JSON value of its schema (for tests and tools).
 pub fn model_from_json<M: Model>(schema: &Schema, j: &serde_json::Value) -> Result<M, String> {

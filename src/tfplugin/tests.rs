@@ -118,6 +118,9 @@ impl Resource for Thing {
         change: &mut PlanChange<ThingModel>,
         diags: &mut Diagnostics,
     ) {
+        if change.config.size.known() == Some(&666) {
+            panic!("test: size 666 panics");
+        }
         if change.config.size.known() == Some(&13) {
             diags.error_at(
                 super::AttributePath::new(["size"]),
@@ -661,4 +664,111 @@ async fn resource_lifecycle_over_grpc() {
         .unwrap()
         .into_inner();
     assert_eq!(r.diagnostics[0].summary, "Unknown resource type");
+}
+
+/// Issue 10: a panic inside an RPC (`rate_limit = 1e-30` did it) dropped
+/// the connection, and Terraform showed only "Request cancelled". Now the
+/// RPC answers an error diagnostic and the plugin keeps serving.
+#[tokio::test]
+async fn a_panic_in_an_rpc_is_an_error_diagnostic_and_the_plugin_keeps_serving() {
+    let (started, _stop) = serve_test(None).await;
+    let mut c = plain_client(started.addr).await;
+    configure(&mut c).await;
+    let schema = super::schema::Schema::of::<ThingModel>(1).unwrap();
+    let ty = schema.value_type();
+    let config = |size: i64| {
+        Value::object([
+            ("name", Value::string("a")),
+            ("size", Value::Number(value::Number::Int(size))),
+            ("mode", Value::Null),
+            ("id", Value::Null),
+            ("password", Value::Null),
+        ])
+    };
+    let plan = |size: i64| pb::plan_resource_change::Request {
+        type_name: "test_thing".into(),
+        prior_state: dv(&Value::Null, ty),
+        proposed_new_state: dv(&config(size), ty),
+        config: dv(&config(size), ty),
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        let r = c
+            .plan_resource_change(plan(666))
+            .await
+            .expect("an answer, not a dropped connection")
+            .into_inner();
+        assert!(r.planned_state.is_none());
+        let d = &r.diagnostics[0];
+        assert_eq!(d.severity, pb::diagnostic::Severity::Error as i32);
+        assert_eq!(d.summary, "Provider bug: internal error");
+        assert!(
+            d.detail.contains("plan_resource_change") && d.detail.contains("size 666 panics"),
+            "{}",
+            d.detail
+        );
+    }
+    // The same connection keeps serving: another plan, the schema, StopProvider.
+    let r = c.plan_resource_change(plan(1)).await.unwrap().into_inner();
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    assert!(r.planned_state.is_some());
+    c.get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap();
+    let s = c
+        .stop_provider(pb::stop_provider::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.error.is_empty());
+}
+
+/// Issue 10: without a handshake timeout, 500 stalled TLS handshakes stayed
+/// open 22 s and more. A client that connects and sends nothing is dropped
+/// after the handshake timeout, and the server keeps serving the pinned
+/// client.
+#[tokio::test]
+async fn stalled_tls_handshakes_are_dropped() {
+    use tokio::io::AsyncReadExt;
+    let (pem, der, key) = p521_cert();
+    let (started, _stop) = serve_test(Some(&pem)).await;
+    let server_der = started.server_cert_der.clone().unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        stalled.push(TcpStream::connect(started.addr).await.unwrap());
+    }
+    // A hang guard far above the timeout (not a timing goal).
+    let guard = super::serve::TLS_HANDSHAKE_TIMEOUT * 6;
+    let reads = stalled.into_iter().map(|mut s| async move {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(guard, s.read(&mut buf)).await
+    });
+    for r in futures_join(reads).await {
+        match r {
+            Ok(Ok(0)) | Ok(Err(_)) => {}
+            Ok(Ok(n)) => panic!("the server sent {n} bytes to a client that sent nothing"),
+            Err(_) => panic!("a stalled handshake was still open after {guard:?}"),
+        }
+    }
+    let ch = tls_channel(started.addr, server_der, Some((der, key)))
+        .await
+        .unwrap();
+    pb::provider_client::ProviderClient::new(ch)
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap();
+}
+
+/// Awaits every future (they run concurrently on the test runtime).
+async fn futures_join<F>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }

@@ -35,6 +35,8 @@ struct Inner {
     auth: Authenticator,
     limiter: RateLimiter,
     rng: Mutex<fastrand::Rng>,
+    /// Reads served from lists (`snapshot.rs`), when configured.
+    snapshot: Option<super::snapshot::ReadSnapshot>,
 }
 
 impl std::fmt::Debug for AccountClient {
@@ -92,7 +94,8 @@ async fn sleep_or_cancel(
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // A huge value must not overflow (try_from refuses it): ignored.
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(
@@ -162,6 +165,25 @@ enum Failure {
     Fatal(DatabricksError),
 }
 
+/// What `execute` saw of a call, for its log line.
+#[derive(Default)]
+struct Seen {
+    attempts: u32,
+    /// The last HTTP status answered (none after transport errors only).
+    status: Option<u16>,
+}
+
+/// Waits at least this long are logged at info (progress a user sees with
+/// `TF_LOG_PROVIDER=info`).
+const LONG_WAIT: Duration = Duration::from_secs(2);
+
+/// The path of a URL, without scheme, host and query.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
+
 /// How `execute` ended when it did not succeed.
 enum ExecError {
     Final(DatabricksError),
@@ -210,10 +232,7 @@ impl AccountClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.http_timeout)
             .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!(
-                "terraform-provider-cmk/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(user_agent(cfg.terraform_version.as_deref()))
             .build()
             .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
@@ -225,6 +244,7 @@ impl AccountClient {
                 auth: Authenticator::new(cfg.auth.clone()),
                 limiter: RateLimiter::new(cfg.rate_limit),
                 rng: Mutex::new(rng),
+                snapshot: cfg.snapshot_max_age.map(super::snapshot::ReadSnapshot::new),
                 http,
                 cfg,
             }),
@@ -316,6 +336,9 @@ impl AccountClient {
             call.body = Some(body.clone());
             match self.execute::<CustomerManagedKey>(call, cancel).await {
                 Ok(k) => {
+                    if let Some(s) = &self.inner.snapshot {
+                        s.wrote_key(&k.customer_managed_key_id).await;
+                    }
                     tracing::info!(customer_managed_key_id = %k.customer_managed_key_id, "created key configuration");
                     return Ok(k);
                 }
@@ -327,11 +350,17 @@ impl AccountClient {
                         .into_iter()
                         .find(|k| same_configuration(k, request, started_ms))
                     {
+                        if let Some(s) = &self.inner.snapshot {
+                            s.wrote_key(&found.customer_managed_key_id).await;
+                        }
                         tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the lost create had taken effect; adopting its configuration");
                         return Ok(found);
                     }
                     let delay = self.backoff(rounds);
-                    if Instant::now() + delay > deadline {
+                    if Instant::now()
+                        .checked_add(delay)
+                        .is_none_or(|t| t > deadline)
+                    {
                         return Err(DatabricksError::RetriesExhausted {
                             attempts: rounds,
                             elapsed_secs: started.elapsed().as_secs_f64(),
@@ -344,12 +373,18 @@ impl AccountClient {
         }
     }
 
-    /// `GET /customer-managed-keys/{id}`.
+    /// `GET /customer-managed-keys/{id}`, or the read snapshot's copy.
     pub async fn get_customer_managed_key(
         &self,
         customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<CustomerManagedKey, DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            let listed = || self.list_customer_managed_keys(cancel);
+            if let Some(k) = s.key(customer_managed_key_id.as_str(), listed).await {
+                return Ok(k);
+            }
+        }
         let call = self.call(
             Method::GET,
             &["customer-managed-keys", customer_managed_key_id.as_str()],
@@ -377,6 +412,9 @@ impl AccountClient {
         customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<(), DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            s.wrote_key(customer_managed_key_id.as_str()).await;
+        }
         let call = self.call(
             Method::DELETE,
             &["customer-managed-keys", customer_managed_key_id.as_str()],
@@ -389,12 +427,18 @@ impl AccountClient {
 
     // ---- workspaces ----
 
-    /// `GET /workspaces/{id}`.
+    /// `GET /workspaces/{id}`, or the read snapshot's copy.
     pub async fn get_workspace(
         &self,
         workspace_id: WorkspaceId,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            let listed = || self.list_workspaces(cancel);
+            if let Some(w) = s.workspace(workspace_id.get(), listed).await {
+                return Ok(w);
+            }
+        }
         let call = self.call(
             Method::GET,
             &["workspaces", &workspace_id.to_string()],
@@ -422,6 +466,9 @@ impl AccountClient {
         let mask = update.mask();
         if mask.is_empty() {
             return Ok(());
+        }
+        if let Some(s) = &self.inner.snapshot {
+            s.wrote_workspace(workspace_id.get()).await;
         }
         let mut call = self.call(
             Method::PATCH,
@@ -572,7 +619,7 @@ impl AccountClient {
                     })
                 }
                 s => {
-                    tracing::debug!(workspace_id = workspace_id.get(), status = ?s, "waiting for RUNNING")
+                    tracing::info!(workspace_id = workspace_id.get(), status = %s.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()), elapsed_secs = start.elapsed().as_secs(), "waiting for the workspace to be RUNNING")
                 }
             }
             if start.elapsed() >= limit {
@@ -593,8 +640,22 @@ impl AccountClient {
     // ---- workspace level ----
 
     /// The AI/BI dashboards of a workspace (`GET {workspace}/api/2.0/lakeview/dashboards`,
-    /// every page).
+    /// every page); with the read snapshot, listed once per workspace.
     pub async fn list_dashboards(
+        &self,
+        deployment_name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Dashboard>, DatabricksError> {
+        match &self.inner.snapshot {
+            Some(s) => {
+                let listed = || self.fetch_dashboards(deployment_name, cancel);
+                s.dashboards(deployment_name, listed).await
+            }
+            None => self.fetch_dashboards(deployment_name, cancel).await,
+        }
+    }
+
+    async fn fetch_dashboards(
         &self,
         deployment_name: &str,
         cancel: &CancellationToken,
@@ -669,11 +730,35 @@ impl AccountClient {
         capped.mul_f64(0.5 + 0.5 * f)
     }
 
-    /// Runs a call with retries inside the retry budget.
+    /// Runs a call with retries inside the retry budget, and logs it once
+    /// at debug: method, path, last status, duration and retries.
     async fn execute<T: DeserializeOwned>(
         &self,
         call: Call<'_>,
         cancel: &CancellationToken,
+    ) -> Result<T, ExecError> {
+        let start = Instant::now();
+        let mut seen = Seen::default();
+        let result = self.execute_attempts(&call, cancel, &mut seen).await;
+        let path = url_path(&call.url);
+        let duration_ms = start.elapsed().as_millis() as u64;
+        let retries = seen.attempts.saturating_sub(1);
+        match seen.status {
+            Some(status) => {
+                tracing::debug!(method = %call.method, path, status, duration_ms, retries, "Databricks call")
+            }
+            None => {
+                tracing::debug!(method = %call.method, path, status = "no answer", duration_ms, retries, "Databricks call")
+            }
+        }
+        result
+    }
+
+    async fn execute_attempts<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<T, ExecError> {
         let start = Instant::now();
         let deadline = start + self.inner.cfg.retry_timeout;
@@ -681,7 +766,8 @@ impl AccountClient {
         let mut reauthenticated = false;
         loop {
             attempts += 1;
-            let failure = match self.attempt(&call, cancel).await {
+            seen.attempts = attempts;
+            let failure = match self.attempt(call, cancel, seen).await {
                 Ok(body) => {
                     let body = if body.is_empty() {
                         &b"{}"[..]
@@ -718,14 +804,21 @@ impl AccountClient {
                         return Err(ExecError::Ambiguous(error));
                     }
                     let delay = retry_after.unwrap_or_else(|| self.backoff(attempts));
-                    if Instant::now() + delay > deadline {
+                    if Instant::now()
+                        .checked_add(delay)
+                        .is_none_or(|t| t > deadline)
+                    {
                         return Err(ExecError::Final(DatabricksError::RetriesExhausted {
                             attempts,
                             elapsed_secs: start.elapsed().as_secs_f64(),
                             last: Box::new(error),
                         }));
                     }
-                    tracing::debug!(method = %call.method, url = %call.url, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    if delay >= LONG_WAIT {
+                        tracing::info!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "waiting before retrying {}", call.what);
+                    } else {
+                        tracing::trace!(method = %call.method, path = url_path(&call.url), attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+                    }
                     sleep_or_cancel(delay, cancel, &format!("backing off ({})", call.what)).await?;
                 }
             }
@@ -736,6 +829,7 @@ impl AccountClient {
         &self,
         call: &Call<'_>,
         cancel: &CancellationToken,
+        seen: &mut Seen,
     ) -> Result<bytes::Bytes, Failure> {
         let inner = &self.inner;
         inner
@@ -770,7 +864,7 @@ impl AccountClient {
         if let Some(b) = &call.body {
             req = req.json(b);
         }
-        tracing::debug!(method = %call.method, url = %call.url, "Databricks call");
+        tracing::trace!(method = %call.method, url = %call.url, "sending");
         let sent = async {
             let resp = req.send().await?;
             let status = resp.status();
@@ -811,7 +905,8 @@ impl AccountClient {
                 });
             }
         };
-        tracing::debug!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
+        seen.status = Some(status.as_u16());
+        tracing::trace!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
         tracing::trace!(body = %String::from_utf8_lossy(&body), "Databricks answer body");
         if status.is_success() {
             return Ok(body);
@@ -882,6 +977,17 @@ impl AccountClient {
             },
         }
     }
+}
+
+/// `terraform-provider-cmk/<version> terraform/<version>`, as Databricks'
+/// own SDKs and provider name themselves (product first, then what runs it).
+pub fn user_agent(terraform_version: Option<&str>) -> String {
+    let mut ua = format!("terraform-provider-cmk/{}", crate::VERSION);
+    if let Some(v) = terraform_version.map(str::trim).filter(|v| !v.is_empty()) {
+        ua.push_str(" terraform/");
+        ua.push_str(v);
+    }
+    ua
 }
 
 fn error_chain(e: &reqwest::Error) -> String {
@@ -1041,6 +1147,11 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
         h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        // Hostile answers: no panic, no overflow.
+        for v in ["1e300", "-1", "inf", "NaN", "18446744073709551616"] {
+            h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{v}");
+        }
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
         h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
         let d = retry_after(&h).unwrap();

@@ -81,6 +81,13 @@ pub struct DatabricksSettings {
     pub workspace_host_template: Option<String>,
     /// Seed of the backoff jitter (tests); random when unset.
     pub jitter_seed: Option<u64>,
+    /// The Terraform CLI's version (from ConfigureProvider), sent in the
+    /// `User-Agent` of every request.
+    pub terraform_version: Option<String>,
+    /// Serve reads of key configurations and workspaces from one list call
+    /// each, listed again after this age (see `snapshot.rs`). Unset: every
+    /// read is a GET. The provider sets it.
+    pub snapshot_max_age: Option<Duration>,
 }
 
 /// Where the client reads environment variables and files: the process, or a
@@ -216,6 +223,8 @@ pub struct ResolvedConfig {
     pub workspace_poll_interval: Duration,
     pub workspace_host_template: String,
     pub jitter_seed: Option<u64>,
+    pub terraform_version: Option<String>,
+    pub snapshot_max_age: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -396,32 +405,60 @@ impl DatabricksSettings {
         let auth = resolve_auth(&layers, profile_explicit.map(|_| profile.as_str()))?;
 
         let rate_limit = match self.rate_limit {
-            Some(r) => r,
+            Some(r) => check_rate_limit(r, "the argument `rate_limit`")?,
             None => match env.var("DATABRICKS_RATE_LIMIT") {
-                Some(v) => v.parse::<f64>().map_err(|_| {
-                    DatabricksError::Config(format!(
-                        "DATABRICKS_RATE_LIMIT={v:?} is not a number of requests per second"
-                    ))
-                })?,
+                Some(v) => check_rate_limit(
+                    v.trim().parse::<f64>().map_err(|_| {
+                        DatabricksError::Config(format!(
+                            "DATABRICKS_RATE_LIMIT={} is not a number of requests per second",
+                            crate::rules::ids::quoted(&v)
+                        ))
+                    })?,
+                    "DATABRICKS_RATE_LIMIT",
+                )?,
                 None => 15.0,
             },
         };
-        if rate_limit.is_nan() || rate_limit <= 0.0 {
-            return Err(DatabricksError::Config(
-                "the rate limit (argument `rate_limit` or DATABRICKS_RATE_LIMIT) must be a positive number of requests per second".into(),
-            ));
-        }
         let http_timeout = match self.http_timeout {
-            Some(t) => t,
+            Some(t) => check_seconds(t.as_secs_f64(), HTTP_TIMEOUT_RANGE, "the HTTP timeout")?,
             None => match env.var("DATABRICKS_HTTP_TIMEOUT_SECONDS") {
-                Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
-                    DatabricksError::Config(format!(
-                        "DATABRICKS_HTTP_TIMEOUT_SECONDS={v:?} is not a whole number of seconds"
-                    ))
-                })?),
+                Some(v) => check_seconds(
+                    v.trim().parse::<u64>().map_err(|_| {
+                        DatabricksError::Config(format!(
+                            "DATABRICKS_HTTP_TIMEOUT_SECONDS={} is not a whole number of seconds",
+                            crate::rules::ids::quoted(&v)
+                        ))
+                    })? as f64,
+                    HTTP_TIMEOUT_RANGE,
+                    "DATABRICKS_HTTP_TIMEOUT_SECONDS",
+                )?,
                 None => Duration::from_secs(60),
             },
         };
+        // Durations set by the provider or by tests: a value out of range
+        // would overflow an Instant or spin; refuse it with its name.
+        for (d, range, name) in [
+            (self.retry_timeout, RETRY_TIMEOUT_RANGE, "the retry timeout"),
+            (
+                self.retry_base_delay,
+                RETRY_BASE_DELAY_RANGE,
+                "the retry base delay",
+            ),
+            (
+                self.workspace_wait_timeout,
+                WORKSPACE_WAIT_RANGE,
+                "the workspace wait timeout",
+            ),
+            (
+                self.workspace_poll_interval,
+                POLL_INTERVAL_RANGE,
+                "the argument `workspace_poll_interval_seconds`",
+            ),
+        ] {
+            if let Some(d) = d {
+                check_seconds(d.as_secs_f64(), range, name)?;
+            }
+        }
         Ok(ResolvedConfig {
             host,
             account_id,
@@ -441,6 +478,8 @@ impl DatabricksSettings {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_WORKSPACE_HOST_TEMPLATE.to_string()),
             jitter_seed: self.jitter_seed,
+            terraform_version: self.terraform_version.clone(),
+            snapshot_max_age: self.snapshot_max_age,
         })
     }
 }
@@ -539,6 +578,42 @@ fn resolve_auth(layers: &[Layer; 3], profile: Option<&str>) -> Result<AuthKind, 
             "OAuth client secret is set ({ss}) but no client id: set the argument `client_id` or DATABRICKS_CLIENT_ID"
         ))),
         (None, None, None) => unreachable!("layer chosen for having a credential"),
+    }
+}
+
+/// Requests per second the client-side rate limit accepts.
+pub const RATE_LIMIT_RANGE: (f64, f64) = (0.01, 10_000.0);
+/// Seconds, lowest and highest, of each duration setting.
+pub const HTTP_TIMEOUT_RANGE: (f64, f64) = (1.0, 3600.0);
+pub const RETRY_TIMEOUT_RANGE: (f64, f64) = (0.0, 86_400.0);
+pub const RETRY_BASE_DELAY_RANGE: (f64, f64) = (0.0, 60.0);
+pub const WORKSPACE_WAIT_RANGE: (f64, f64) = (0.0, 86_400.0);
+pub const POLL_INTERVAL_RANGE: (f64, f64) = (0.05, 3600.0);
+
+/// Checks a rate limit (requests per second) read from `source`.
+pub fn check_rate_limit(r: f64, source: &str) -> Result<f64, DatabricksError> {
+    let (lo, hi) = RATE_LIMIT_RANGE;
+    if r.is_finite() && (lo..=hi).contains(&r) {
+        Ok(r)
+    } else {
+        Err(DatabricksError::Config(format!(
+            "{source} is {r}: the rate limit must be a number of requests per second from {lo} to {hi}"
+        )))
+    }
+}
+
+/// Checks a number of seconds read from `source` against `range`.
+pub fn check_seconds(
+    secs: f64,
+    (lo, hi): (f64, f64),
+    source: &str,
+) -> Result<Duration, DatabricksError> {
+    if secs.is_finite() && (lo..=hi).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(DatabricksError::Config(format!(
+            "{source} is {secs} seconds: it must be from {lo} to {hi} seconds"
+        )))
     }
 }
 
@@ -675,6 +750,55 @@ mod tests {
             .with_file("/cfg", "[DEFAULT]\naccount_id = %2e%2e\ntoken = t\n");
         let e = DatabricksSettings::default().resolve(&env).unwrap_err();
         assert!(e.to_string().contains("profile [DEFAULT]"), "{e}");
+    }
+
+    /// Issue 10: `rate_limit = 1e-30` (or DATABRICKS_RATE_LIMIT=1e-30, 1e-19)
+    /// panicked the plugin. Every setting is range-checked with its name.
+    #[test]
+    fn settings_out_of_range_are_errors_naming_the_setting() {
+        let acct = "11111111-0000-4000-8000-0000000000aa";
+        let env = base()
+            .with_var("DATABRICKS_ACCOUNT_ID", acct)
+            .with_var("DATABRICKS_TOKEN", "t");
+        for r in [1e-30, 1e-19, 0.0, -1.0, f64::INFINITY, f64::NAN, 1e300] {
+            let e = DatabricksSettings {
+                rate_limit: Some(r),
+                ..Default::default()
+            }
+            .resolve(&env)
+            .unwrap_err();
+            assert!(e.to_string().contains("the argument `rate_limit`"), "{e}");
+        }
+        for v in ["1e-30", "1e-19", "0", "-3", "inf", "NaN"] {
+            let e = DatabricksSettings::default()
+                .resolve(&env.clone().with_var("DATABRICKS_RATE_LIMIT", v))
+                .unwrap_err();
+            assert!(e.to_string().contains("DATABRICKS_RATE_LIMIT"), "{v}: {e}");
+        }
+        for v in ["0", "18446744073709551615", "-1", "1.5"] {
+            let e = DatabricksSettings::default()
+                .resolve(&env.clone().with_var("DATABRICKS_HTTP_TIMEOUT_SECONDS", v))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("DATABRICKS_HTTP_TIMEOUT_SECONDS"),
+                "{v}: {e}"
+            );
+        }
+        let e = DatabricksSettings {
+            workspace_poll_interval: Some(Duration::from_secs(u64::MAX)),
+            ..Default::default()
+        }
+        .resolve(&env)
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("workspace_poll_interval_seconds"),
+            "{e}"
+        );
+        // In range: accepted.
+        let c = DatabricksSettings::default()
+            .resolve(&env.clone().with_var("DATABRICKS_RATE_LIMIT", " 2.5 "))
+            .unwrap();
+        assert_eq!(c.rate_limit, 2.5);
     }
 
     #[test]

@@ -21,14 +21,15 @@ use crate::sandbox::SandboxWorkspace;
 /// Default page size of the paged lists when the caller gives none.
 const DEFAULT_PAGE: usize = 100;
 
-/// The workspace behind `deployment`, if the bearer token is one of its own.
+/// The workspace behind `deployment`, if the bearer token's account owns it.
 fn workspace<T>(
     s: &super::Shared,
     headers: &HeaderMap,
     deployment: &str,
     f: impl FnOnce(&SandboxWorkspace) -> T,
 ) -> Result<T, Response> {
-    // The workspace's own credentials only (see `Shared::authorize_workspace`).
+    // The workspace's own API: only a token issued for this workspace (the
+    // same rule as the dashboards list).
     s.authorize_workspace(headers, deployment)?;
     let world = lock(&s.world);
     let Some(w) = world

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Cost of `terraform-provider-cmk review` on large plans.
+#
+# Generates plans in the shape `terraform show -json` writes, made of N
+# resources: N/3 copies of an aws_kms_key (known ARN and key policy), a
+# databricks_mws_customer_managed_keys referencing it, and a
+# databricks_mws_workspaces binding both slots to it, with the
+# configuration's references. Runs the review on each size several times
+# and prints the median wall time and the plan's size. Goal (issue 10):
+# under 2 s at 10,000 resources, and linear (the 10,000 median about ten
+# times the 1,000 one). A benchmark, not a test: it asserts nothing.
+#
+# Usage: bench/review_bench.sh BIN_DIR [ROUNDS] [SIZES...]
+set -euo pipefail
+bin_dir=$(cd "${1:?usage: review_bench.sh BIN_DIR [ROUNDS] [SIZES...]}" && pwd)
+rounds=${2:-5}
+shift $(($# < 2 ? $# : 2))
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
+bin="$bin_dir/terraform-provider-cmk"
+python=${PYTHON:-python3}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+gen() { # N FILE
+  "$python" - "$1" "$2" <<'PY'
+import json, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+acct = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+def policy(i):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "root", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "databricks", "Effect": "Allow",
+         "Principal": {"AWS": "arn:aws:iam::414351767826:root"},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey",
+                    "kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+         "Resource": "*",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": acct}}}]})
+changes, planned, config = [], [], []
+def add(addr, rtype, after, unknown, exprs):
+    name = addr.split(".")[-1]
+    changes.append({"address": addr, "mode": "managed", "type": rtype, "name": name,
+                    "change": {"actions": ["create"], "before": None, "after": after,
+                               "after_unknown": unknown, "before_sensitive": False, "after_sensitive": {}}})
+    planned.append({"address": addr, "mode": "managed", "type": rtype, "name": name, "values": after})
+    config.append({"address": addr, "mode": "managed", "type": rtype, "name": name, "expressions": exprs})
+for i in range(n // 3):
+    arn = "arn:aws:kms:us-east-1:123456789012:key/%08d-0000-4000-8000-%012d" % (i, i)
+    add("aws_kms_key.k%d" % i, "aws_kms_key",
+        {"arn": arn, "policy": policy(i), "is_enabled": True, "key_usage": "ENCRYPT_DECRYPT",
+         "customer_master_key_spec": "SYMMETRIC_DEFAULT"}, {"id": True, "key_id": True},
+        {"policy": {"constant_value": "..."}})
+    add("databricks_mws_customer_managed_keys.c%d" % i, "databricks_mws_customer_managed_keys",
+        {"account_id": acct, "use_cases": ["MANAGED_SERVICES", "STORAGE"],
+         "aws_key_info": [{"key_arn": arn, "key_alias": None}]},
+        {"customer_managed_key_id": True, "id": True, "aws_key_info": [{"key_region": True}]},
+        {"aws_key_info": [{"key_arn": {"references": ["aws_kms_key.k%d.arn" % i, "aws_kms_key.k%d" % i]}}]})
+    ref = ["databricks_mws_customer_managed_keys.c%d.customer_managed_key_id" % i,
+           "databricks_mws_customer_managed_keys.c%d" % i]
+    add("databricks_mws_workspaces.w%d" % i, "databricks_mws_workspaces",
+        {"account_id": acct, "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE",
+         "workspace_name": "ws%d" % i, "compute_mode": None},
+        {"managed_services_customer_managed_key_id": True, "storage_customer_managed_key_id": True,
+         "workspace_id": True, "workspace_status": True},
+        {"managed_services_customer_managed_key_id": {"references": ref},
+         "storage_customer_managed_key_id": {"references": ref}})
+json.dump({"format_version": "1.2", "terraform_version": "1.11.4",
+           "planned_values": {"root_module": {"resources": planned}},
+           "resource_changes": changes,
+           "configuration": {"root_module": {"resources": config}}}, open(out, "w"))
+PY
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "review: median of $rounds runs (--format json to /dev/null); wall and CPU (user+sys) seconds"
+printf "%10s %8s %8s %8s\n" resources MiB wall cpu
+TIMEFORMAT="%R %U %S"
+for n in "${sizes[@]}"; do
+  plan="$work/plan-$n.json"
+  gen "$n" "$plan"
+  code=0
+  "$bin" review "$plan" --format json >/dev/null || code=$? # warm-up
+  if [ "$code" -ge 2 ]; then echo "review refused the generated plan (exit $code)" >&2; exit 1; fi
+  : >"$work/times"
+  for _ in $(seq "$rounds"); do
+    { time "$bin" review "$plan" --format json >/dev/null || true; } 2>>"$work/times"
+  done
+  wall=$(awk '{print $1}' "$work/times" | median)
+  cpu=$(awk '{printf "%.3f\n", $2 + $3}' "$work/times" | median)
+  mib=$(awk -v b="$(stat -c %s "$plan")" 'BEGIN {printf "%.1f", b / 1048576}')
+  printf "%10d %8s %8s %8s\n" "$n" "$mib" "$wall" "$cpu"
+done

@@ -1,0 +1,124 @@
+//! `review --live`: what a plan cannot hold, read from Databricks with
+//! read-only calls. For each existing workspace the plan touches (the
+//! official `databricks_mws_workspaces` and this provider's
+//! `cmk_workspace_binding`): its current keys, tier, compute mode and
+//! status (`GET /workspaces/{id}`), the classic compute running in it and
+//! its AI/BI dashboards (the workspace's own API). For each key
+//! configuration id the plan names but does not create: its use cases,
+//! ARN and region (`GET /customer-managed-keys`, once).
+//!
+//! Credentials are the provider's (`DATABRICKS_*` variables, a
+//! `~/.databrickscfg` profile): see `src/cloud/databricks/settings.rs`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cloud::databricks::{AccountClient, DatabricksError};
+use crate::rules::facts::{KeyConfigFacts, WorkspaceFacts};
+
+/// What `--live` needs to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub workspace_ids: BTreeSet<i64>,
+    pub key_config_ids: BTreeSet<String>,
+}
+
+impl Targets {
+    pub fn is_empty(&self) -> bool {
+        self.workspace_ids.is_empty() && self.key_config_ids.is_empty()
+    }
+}
+
+/// Facts read live, by workspace id and by key configuration id.
+#[derive(Debug, Clone, Default)]
+pub struct LiveFacts {
+    pub workspaces: HashMap<i64, WorkspaceFacts>,
+    pub key_configs: HashMap<String, KeyConfigFacts>,
+    /// Reads that failed: what, and why. Their facts stay unknown.
+    pub errors: Vec<String>,
+}
+
+/// Reads every target. A failed read is recorded in `errors` (its facts
+/// stay unknown, so the rules that need them keep answering "cannot tell
+/// yet"); reading goes on with the others.
+pub async fn read(
+    client: &AccountClient,
+    targets: &Targets,
+    cancel: &CancellationToken,
+) -> LiveFacts {
+    let mut live = LiveFacts::default();
+    let note = |live: &mut LiveFacts, what: String, e: DatabricksError| {
+        live.errors.push(format!("{what}: {e}"));
+    };
+    for &id in &targets.workspace_ids {
+        // Typed before it reaches a URL: a plan value that is no workspace id
+        // is reported, never requested.
+        let typed = match crate::rules::ids::WorkspaceId::new(id) {
+            Ok(t) => t,
+            Err(e) => {
+                live.errors.push(format!("workspace {id}: {}", e.0));
+                continue;
+            }
+        };
+        let ws = match client.get_workspace(typed, cancel).await {
+            Ok(w) => w,
+            Err(e) => {
+                note(&mut live, format!("reading workspace {id}"), e);
+                continue;
+            }
+        };
+        let mut f = ws.facts();
+        match ws.deployment_name.as_deref().filter(|d| !d.is_empty()) {
+            Some(dep) => {
+                match client.running_classic_compute(dep, cancel).await {
+                    Ok(c) => f.running_classic_compute = crate::rules::Fact::Known(c),
+                    Err(e) => note(
+                        &mut live,
+                        format!("reading the classic compute of workspace {id}"),
+                        e,
+                    ),
+                }
+                match client.list_dashboards(dep, cancel).await {
+                    Ok(ds) => {
+                        f.dashboards = crate::rules::Fact::Known(
+                            ds.into_iter().map(|d| d.fact()).collect(),
+                        )
+                    }
+                    Err(e) => note(
+                        &mut live,
+                        format!("reading the AI/BI dashboards of workspace {id}"),
+                        e,
+                    ),
+                }
+            }
+            None => live.errors.push(format!(
+                "workspace {id} has no deployment_name: its classic compute and dashboards cannot be read"
+            )),
+        }
+        live.workspaces.insert(id, f);
+    }
+    if !targets.key_config_ids.is_empty() {
+        match client.list_customer_managed_keys(cancel).await {
+            Ok(all) => {
+                for k in all {
+                    if targets.key_config_ids.contains(&k.customer_managed_key_id) {
+                        live.key_configs
+                            .insert(k.customer_managed_key_id.clone(), k.facts());
+                    }
+                }
+                for id in &targets.key_config_ids {
+                    if !live.key_configs.contains_key(id) {
+                        live.errors.push(format!(
+                            "key configuration {} is not a key configuration of account {}",
+                            crate::rules::findings::quote(id),
+                            client.config().account_id
+                        ));
+                    }
+                }
+            }
+            Err(e) => note(&mut live, "listing the key configurations".into(), e),
+        }
+    }
+    live
+}

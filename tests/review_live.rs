@@ -1,0 +1,307 @@
+//! `terraform-provider-cmk review PLAN_JSON --live`: the built binary
+//! against cmk-sandbox (started in-process), on an official-provider plan
+//! that rotates the managed-services key of an existing workspace.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
+use serde_json::{json, Value};
+
+const ACCT: &str = "11111111-2222-4333-8444-555555555555";
+/// The service principal the sandbox knows (the Account API takes OAuth only).
+const CLIENT_ID: &str = "review-live-sp";
+const CLIENT_SECRET: &str = "review-live-oauth-secret";
+const OLD_KEY: &str = "aaaaaaaa-0000-4000-8000-0000000000a1";
+const NEW_KEY: &str = "aaaaaaaa-0000-4000-8000-0000000000b2";
+const WS: i64 = 7000000000000101;
+const ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+fn fixture() -> String {
+    format!(
+        "{}/acceptance-tests/fixtures/review/official_live_rotation.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// The workspace of the fixture, running a cluster, with a dashboard from
+/// before the cutoff (and one after it).
+fn world(extra: Value) -> World {
+    let mut ws = json!({
+        "workspace_id": WS, "workspace_name": "prod", "deployment_name": "prod-dep",
+        "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE", "compute_mode": "HYBRID",
+        "workspace_status": "RUNNING",
+        "managed_services_customer_managed_key_id": OLD_KEY,
+        "clusters": [
+            {"cluster_name": "etl-nightly", "state": "RUNNING"},
+            {"cluster_name": "old-adhoc", "state": "TERMINATED"}
+        ],
+        "dashboards": [
+            {"display_name": "Revenue 2023", "create_time": "2023-06-01T09:00:00Z"},
+            {"display_name": "Churn 2025", "create_time": "2025-02-01T09:00:00Z"}
+        ]
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        ws[k] = v.clone();
+    }
+    serde_json::from_value(json!({
+        "admin_token": "admin",
+        "accounts": [{
+            "account_id": ACCT,
+            "oauth_clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
+            "customer_managed_keys": [
+                {"customer_managed_key_id": OLD_KEY, "use_cases": ["MANAGED_SERVICES"], "aws_key_info": {"key_arn": ARN}},
+                {"customer_managed_key_id": NEW_KEY, "use_cases": ["MANAGED_SERVICES"], "aws_key_info": {"key_arn": ARN}}
+            ],
+            "workspaces": [ws]
+        }]
+    }))
+    .unwrap()
+}
+
+async fn start(extra: Value) -> SandboxHandle {
+    cmk::tfplugin::install_crypto_provider();
+    let mut c = SandboxConfig::new(world(extra));
+    c.provisioning_delay = Duration::from_millis(100);
+    sandbox::start(c).await.unwrap()
+}
+
+/// Runs the built binary with only the given Databricks variables (and a
+/// HOME without a ~/.databrickscfg).
+async fn review(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_terraform-provider-cmk"));
+        cmd.arg("review").args(&args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DATABRICKS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("HOME", home.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn creds(h: &SandboxHandle) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABRICKS_HOST", h.url()),
+        ("DATABRICKS_ACCOUNT_ID", ACCT.to_string()),
+        ("DATABRICKS_CLIENT_ID", CLIENT_ID.to_string()),
+        ("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET.to_string()),
+    ]
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn finding<'a>(v: &'a Value, rule: &str) -> &'a Value {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} finding in {v:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_says_which_findings_need_live() {
+    let out = review(vec![fixture(), "--format".into(), "json".into()], vec![]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json_of(&out);
+    for rule in ["CMK010", "CMK011"] {
+        let f = finding(&v, rule);
+        assert_eq!(f["verdict"], "cannot_tell", "{f}");
+        assert_eq!(f["live_decides"], true, "{f}");
+    }
+    assert_eq!(v["live"]["read"], false);
+    assert!(v["live"]["would_decide"].as_u64().unwrap() >= 2);
+    let out = review(vec![fixture()], vec![]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    for rule in ["CMK010", "CMK011"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("cannot tell yet {rule} ")))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.ends_with("[review --live decides this]"), "{line}");
+    }
+    assert!(
+        text.contains("run `review --live` to decide them"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_reports_running_compute_and_old_dashboards() {
+    let h = start(json!({})).await;
+    let mut args = vec![fixture(), "--live".into(), "--format".into(), "json".into()];
+    args.push(format!(
+        "--workspace-host-template={}",
+        h.workspace_host_template()
+    ));
+    let out = review(args, creds(&h)).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = json_of(&out);
+    assert_eq!(v["live"]["read"], true);
+    assert_eq!(v["live"]["errors"], json!([]));
+    let c10 = finding(&v, "CMK010");
+    assert_eq!(
+        (c10["verdict"].as_str(), c10["severity"].as_str()),
+        (Some("fail"), Some("error"))
+    );
+    let m = c10["message"].as_str().unwrap();
+    assert!(m.contains("cluster \"etl-nightly\""), "{m}");
+    assert!(
+        !m.contains("old-adhoc"),
+        "a terminated cluster is not running: {m}"
+    );
+    let c11 = finding(&v, "CMK011");
+    assert_eq!(c11["verdict"], "fail", "{c11}");
+    let m = c11["message"].as_str().unwrap();
+    assert!(
+        m.contains("Revenue 2023") && !m.contains("Churn 2025"),
+        "{m}"
+    );
+    // The key configuration named by id is read too: its use cases and
+    // region decide CMK005 and CMK002 (both pass).
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["verdict"] != "cannot_tell"
+                || (f["rule"] != "CMK005" && f["rule"] != "CMK002"))
+    );
+    // Nothing was changed: the workspace still has its old key.
+    let state: Value = reqwest::Client::new()
+        .get(format!("{}/_sandbox/state", h.url()))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["accounts"][0]["workspaces"][0]["managed_services_customer_managed_key_id"],
+        OLD_KEY
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_passes_once_compute_is_stopped_and_text_names_it() {
+    let h = start(json!({"clusters": [], "dashboards": []})).await;
+    let out = review(
+        vec![
+            fixture(),
+            "--live".into(),
+            "--workspace-host-template".into(),
+            h.workspace_host_template(),
+        ],
+        creds(&h),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{out:?}");
+    assert!(
+        !text.contains("CMK010") && !text.contains("CMK011"),
+        "{text}"
+    );
+    assert!(
+        text.contains("live: the workspaces' current facts were read from Databricks"),
+        "{text}"
+    );
+    assert!(text.contains("0 cannot tell yet"), "{text}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_fails_closed_when_it_cannot_look() {
+    let h = start(json!({})).await;
+    // No credentials at all: a usage-level error naming what to set.
+    let out = review(
+        vec![fixture(), "--live".into()],
+        vec![
+            ("DATABRICKS_HOST", h.url()),
+            ("DATABRICKS_ACCOUNT_ID", ACCT.into()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABRICKS_CLIENT_SECRET"), "{err}");
+    // A wrong secret: the reads fail, the review says which and exits 2,
+    // without echoing the secret.
+    let bad = "wrong-oauth-secret-zzzz";
+    let out = review(
+        vec![fixture(), "--live".into()],
+        vec![
+            ("DATABRICKS_HOST", h.url()),
+            ("DATABRICKS_ACCOUNT_ID", ACCT.into()),
+            ("DATABRICKS_CLIENT_ID", CLIENT_ID.into()),
+            ("DATABRICKS_CLIENT_SECRET", bad.into()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("reading workspace {WS}")), "{err}");
+    assert!(err.contains("401"), "{err}");
+    let all = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!all.contains(bad), "the token was echoed: {all}");
+    // The workspace API not where the template says (404): the account
+    // reads work, the compute and dashboards reads are named as failed.
+    let out = review(
+        vec![
+            fixture(),
+            "--live".into(),
+            format!(
+                "--workspace-host-template={}/_nowhere/{{deployment_name}}",
+                h.url()
+            ),
+        ],
+        creds(&h),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("reading the classic compute of workspace {WS}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("reading the AI/BI dashboards of workspace {WS}")),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cannot tell yet CMK010"), "{text}");
+    h.shutdown().await;
+}
+
+#[test]
+fn the_fixture_is_in_the_shape_terraform_writes() {
+    let p = PathBuf::from(fixture());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    assert_eq!(
+        v["resource_changes"][0]["change"]["actions"],
+        json!(["update"])
+    );
+    assert_eq!(
+        v["resource_changes"][0]["change"]["after"]["managed_services_customer_managed_key_id"],
+        NEW_KEY
+    );
+}
