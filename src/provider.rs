@@ -23,6 +23,8 @@ use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, Val};
 pub const TYPE_NAME: &str = "cmk";
 /// The source address used in the examples, docs and `--debug`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/databricks-cmk/cmk";
+/// Seconds allowed for `workspace_update_timeout_seconds`.
+const UPDATE_TIMEOUT_RANGE: (f64, f64) = (1.0, 86_400.0);
 
 /// Customer-managed keys (CMK) for Databricks on AWS, with Databricks' rules checked at plan time.
 ///
@@ -242,7 +244,7 @@ impl ProviderConfig {
             workspace_wait_timeout: self
                 .workspace_update_timeout_seconds
                 .known()
-                .filter(|s| (1.0..=86_400.0).contains(*s))
+                .filter(|s| settings::check_seconds(**s, UPDATE_TIMEOUT_RANGE, "").is_ok())
                 .map(|s| std::time::Duration::from_secs_f64(*s)),
             ..DatabricksSettings::default()
         }
@@ -261,17 +263,6 @@ impl Provider for CmkProvider {
                     AttributePath::new(["account_id"]),
                     "Invalid account_id",
                     e.0,
-                );
-            }
-        }
-        if let Val::Known(t) = &c.workspace_update_timeout_seconds {
-            if !(1.0..=86_400.0).contains(t) {
-                diags.error_at(
-                    AttributePath::new(["workspace_update_timeout_seconds"]),
-                    "Invalid workspace_update_timeout_seconds",
-                    format!(
-                        "workspace_update_timeout_seconds must be 1 to 86400 seconds, got {t}."
-                    ),
                 );
             }
         }
@@ -318,6 +309,19 @@ impl Provider for CmkProvider {
                 diags.error_at(
                     AttributePath::new(["rate_limit"]),
                     "Invalid rate_limit",
+                    e.to_string(),
+                );
+            }
+        }
+        if let Val::Known(s) = &c.workspace_update_timeout_seconds {
+            if let Err(e) = settings::check_seconds(
+                *s,
+                UPDATE_TIMEOUT_RANGE,
+                "workspace_update_timeout_seconds",
+            ) {
+                diags.error_at(
+                    AttributePath::new(["workspace_update_timeout_seconds"]),
+                    "Invalid workspace_update_timeout_seconds",
                     e.to_string(),
                 );
             }

@@ -27,10 +27,6 @@ const ST_KEY: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 /// RUNNING, Databricks-managed VPC.
 const WS_ONE: i64 = 2001;
 
-/// A workspace id as the client takes it.
-fn wid(id: i64) -> cmk::rules::ids::WorkspaceId {
-    cmk::rules::ids::WorkspaceId::new(id).unwrap()
-}
 /// RUNNING, customer-managed VPC (`network_id`).
 const WS_VPC: i64 = 2002;
 /// FAILED deployment that never ran.
