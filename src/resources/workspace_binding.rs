@@ -606,7 +606,10 @@ impl Resource for WorkspaceBinding {
                 (Err(e), _) | (_, Err(e)) => {
                     diags.error(
                         "Invalid import id",
-                        format!("{id:?} is not <account_id>/<workspace_id>: {e}. {how}"),
+                        format!(
+                            "{} is not <account_id>/<workspace_id>: {e}. {how}",
+                            crate::rules::ids::quoted(id)
+                        ),
                     );
                     return None;
                 }
@@ -636,8 +639,8 @@ impl Resource for WorkspaceBinding {
             diags.error(
                 "Invalid import id",
                 format!(
-                    "The import id names account {a}, but the provider manages account {}.",
-                    client.config().account_id
+                    "The import id names account {a}, but the provider manages account {mine}. Import with {mine}/{ws_id} (or the bare workspace id {ws_id}), or configure the provider's account_id as {a} to manage that account.",
+                    mine = client.config().account_id
                 ),
             );
             return None;
