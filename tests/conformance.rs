@@ -78,10 +78,6 @@ async fn admin(h: &SandboxHandle, method: &str, path: &str) -> Value {
     r.json().await.unwrap_or(Value::Null)
 }
 
-/// A recorded request, as compared: method, path (created ids replaced by
-/// `{id}`), query, body keys, auth scheme.
-type Shape = (String, String, Vec<(String, String)>, Vec<String>, String);
-
 fn is_discovery(path: &str) -> bool {
     path.ends_with("/.well-known/databricks-config")
         || path.ends_with("/.well-known/oauth-authorization-server")
@@ -91,62 +87,117 @@ fn is_token(path: &str) -> bool {
     path.ends_with("/v1/token")
 }
 
-fn shapes(log: &Value, created: &[&str]) -> Vec<Shape> {
-    log.as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| {
-            let p = r["path"].as_str().unwrap();
-            !is_discovery(p) && !is_token(p)
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|k| k.as_str().unwrap_or_default().to_string())
+                .collect()
         })
-        .map(|r| {
-            let mut path = r["path"].as_str().unwrap().to_string();
-            for id in created {
-                path = path.replace(id, "{id}");
-            }
-            let query = r["query"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect();
-            let body = r["body_keys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|k| k.as_str().unwrap().to_string())
-                .collect();
-            (
-                r["method"].as_str().unwrap().to_string(),
-                path,
-                query,
-                body,
-                r["auth_scheme"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+        .unwrap_or_default()
 }
 
-/// The token requests of a log: (method, path, form keys, auth scheme).
-fn token_requests(log: &Value) -> BTreeSet<(String, String, Vec<String>, String)> {
-    log.as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| is_token(r["path"].as_str().unwrap()))
-        .map(|r| {
-            (
-                r["method"].as_str().unwrap().to_string(),
-                r["path"].as_str().unwrap().to_string(),
-                r["form_keys"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|k| k.as_str().unwrap().to_string())
-                    .collect(),
-                r["auth_scheme"].as_str().unwrap().to_string(),
-            )
+/// A recorded request as compared, on one line: method, path (created ids
+/// replaced by `{id}`), query keys and values, body keys (JSON or form),
+/// content type and auth scheme.
+fn line(r: &Value, created: &[&str]) -> String {
+    let mut path = r["path"].as_str().unwrap_or_default().to_string();
+    for id in created {
+        path = path.replace(id, "{id}");
+    }
+    let query: Vec<String> = r["query"]
+        .as_object()
+        .map(|q| {
+            q.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    let body = strings(&r["body_keys"]);
+    let form = strings(&r["form_keys"]);
+    let mut out = format!("{} {path}{query}", r["method"].as_str().unwrap_or_default());
+    if !body.is_empty() {
+        out += &format!(" json{{{}}}", body.join(", "));
+    }
+    if !form.is_empty() {
+        out += &format!(" form{{{}}}", form.join(", "));
+    }
+    let ct = r["content_type"].as_str().unwrap_or_default();
+    if !ct.is_empty() {
+        out += &format!(" content-type={ct}");
+    }
+    format!(
+        "{out} auth={}",
+        match r["auth_scheme"].as_str().unwrap_or_default() {
+            "" => "none",
+            a => a,
+        }
+    )
+}
+
+/// The API requests of a log (no discovery, no token requests), as lines.
+fn api_lines(log: &Value, created: &[&str]) -> Vec<String> {
+    log.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| {
+                    let p = r["path"].as_str().unwrap_or_default();
+                    !is_discovery(p) && !is_token(p)
+                })
+                .map(|r| line(r, created))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The OAuth token requests of logs, as sorted, distinct lines (when a
+/// token is fetched again is each client's own business).
+fn token_lines<'a>(logs: impl Iterator<Item = &'a Value>) -> Vec<String> {
+    let set: BTreeSet<String> = logs
+        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+        .filter(|r| is_token(r["path"].as_str().unwrap_or_default()))
+        .map(|r| line(&r, &[]))
+        .collect();
+    set.into_iter().collect()
+}
+
+/// A line diff (longest common subsequence): `  ` both, `- ` only the
+/// SDK's, `+ ` only the client's. `None` when equal.
+fn diff(sdk: &[String], client: &[String]) -> Option<String> {
+    if sdk == client {
+        return None;
+    }
+    let (n, m) = (sdk.len(), client.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if sdk[i] == client[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < n || j < m {
+        if i < n && j < m && sdk[i] == client[j] {
+            out += &format!("    {}\n", sdk[i]);
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out += &format!("  - {}\n", sdk[i]);
+            i += 1;
+        } else {
+            out += &format!("  + {}\n", client[j]);
+            j += 1;
+        }
+    }
+    Some(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +243,7 @@ async fn the_client_sends_what_databricks_sdk_sends() {
             client_id: Some(CLIENT_ID.into()),
             client_secret: Some(Secret::new(CLIENT_SECRET)),
             workspace_host_template: Some(h.workspace_host_template()),
-            workspace_poll_interval: Some(Duration::from_millis(30)),
+            workspace_poll_interval: Some(Duration::from_millis(50)),
             ..Default::default()
         },
         &StaticEnvironment::default(),
@@ -200,13 +251,11 @@ async fn the_client_sends_what_databricks_sdk_sends() {
     .unwrap();
     let cancel = CancellationToken::new();
     let mut ours = serde_json::Map::new();
-    let mut all_ours = vec![];
     macro_rules! op {
         ($name:expr, $e:expr) => {{
             admin(&h, "DELETE", "/_sandbox/requests").await;
             let r = $e;
             let log = admin(&h, "GET", "/_sandbox/requests").await;
-            all_ours.extend(log.as_array().unwrap().clone());
             ours.insert($name.to_string(), log);
             r
         }};
@@ -277,6 +326,8 @@ async fn the_client_sends_what_databricks_sdk_sends() {
             })
         })
         .collect();
+    let sdk_ids: Vec<&str> = sdk_created.iter().map(String::as_str).collect();
+    let mut differences = vec![];
     let mut compared = 0;
     for op in [
         "create_key",
@@ -288,36 +339,37 @@ async fn the_client_sends_what_databricks_sdk_sends() {
         "update_workspace",
         "list_dashboards",
     ] {
-        let sdk_ids: Vec<&str> = sdk_created.iter().map(String::as_str).collect();
-        let theirs = shapes(&sdk["ops"][op], &sdk_ids);
-        let mine = shapes(&ours[op], &[kid.as_str()]);
+        let theirs = api_lines(&sdk["ops"][op], &sdk_ids);
+        let mine = api_lines(&ours[op], &[kid.as_str()]);
+        assert!(!theirs.is_empty(), "{op}: nothing recorded for the SDK");
         assert!(!mine.is_empty(), "{op}: nothing recorded for the client");
-        assert_eq!(
-            mine, theirs,
-            "{op}: the client's requests differ from the SDK's"
-        );
+        if let Some(d) = diff(&theirs, &mine) {
+            differences.push(format!("{op}:\n{d}"));
+        }
         compared += mine.len();
     }
-    assert!(compared >= 9, "{compared} requests compared");
-
     // OAuth M2M token requests, for the account and for the workspace.
-    let sdk_all: Vec<Value> = sdk["ops"]
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|v| v.as_array().unwrap().clone())
-        .collect();
-    let theirs = token_requests(&Value::Array(sdk_all));
-    let mine = token_requests(&Value::Array(all_ours));
-    assert_eq!(mine, theirs, "OAuth token requests differ");
+    let theirs = token_lines(sdk["ops"].as_object().unwrap().values());
+    let mine = token_lines(ours.values());
+    if let Some(d) = diff(&theirs, &mine) {
+        differences.push(format!("OAuth token requests:\n{d}"));
+    }
     assert!(
-        mine.iter()
-            .any(|t| t.1 == format!("/oidc/accounts/{ACCT}/v1/token"))
-            && mine
-                .iter()
-                .any(|t| t.1 == format!("/_ws/{DEPLOYMENT}/oidc/v1/token")),
-        "{mine:?}"
+        differences.is_empty(),
+        "the client's requests differ from Databricks' SDK's (- SDK only, + client only):\n{}",
+        differences.join("\n")
     );
+    // list_dashboards spans two pages: 9 API requests in all, and both token endpoints.
+    assert!(compared >= 9, "{compared} requests compared");
+    for path in [
+        format!("/oidc/accounts/{ACCT}/v1/token"),
+        format!("/_ws/{DEPLOYMENT}/oidc/v1/token"),
+    ] {
+        assert!(
+            mine.iter().any(|l| l.starts_with(&format!("POST {path} "))),
+            "no token request to {path}: {mine:#?}"
+        );
+    }
 
     // Every response shape the SDK produces decodes into the client's models.
     let s = &sdk["shapes"];
@@ -344,5 +396,34 @@ async fn the_client_sends_what_databricks_sdk_sends() {
     let page: Vec<Dashboard> =
         serde_json::from_value(s["dashboard_page"]["dashboards"].clone()).unwrap();
     assert_eq!(page.len(), 2);
+    for shape in ["dashboard_full", "dashboard_unknown_state"] {
+        let d: Dashboard = serde_json::from_value(s[shape].clone())
+            .unwrap_or_else(|e| panic!("{shape}: {e}: {}", s[shape]));
+        assert_eq!(d.dashboard_id, "dashboard_id-value", "{shape}");
+    }
     h.shutdown().await;
+}
+
+#[test]
+fn a_difference_reads_as_a_diff() {
+    let r = |method: &str, path: &str, query: Value, body: Value| {
+        json!({"method": method, "path": path, "query": query, "body_keys": body,
+               "form_keys": [], "content_type": "", "auth_scheme": "Bearer"})
+    };
+    let sdk = vec![
+        line(&r("GET", "/a/k1", json!({}), json!([])), &["k1"]),
+        line(
+            &r("PATCH", "/w/1", json!({"update_mask": "x"}), json!(["x"])),
+            &[],
+        ),
+    ];
+    let client = vec![
+        line(&r("GET", "/a/k2", json!({}), json!([])), &["k2"]),
+        line(&r("PATCH", "/w/1", json!({}), json!(["x", "y"])), &[]),
+    ];
+    assert_eq!(
+        diff(&sdk, &client).unwrap(),
+        "    GET /a/{id} auth=Bearer\n  - PATCH /w/1?update_mask=x json{x} auth=Bearer\n  + PATCH /w/1 json{x, y} auth=Bearer\n"
+    );
+    assert_eq!(diff(&sdk, &sdk), None);
 }

@@ -115,6 +115,7 @@ def sample_value(t, name, depth):
     return None
 
 
+from databricks.sdk.service.dashboards import Dashboard  # noqa: E402
 from databricks.sdk.service.provisioning import CustomerManagedKey  # noqa: E402
 
 ws = sample(Workspace).as_dict()
@@ -132,5 +133,7 @@ shapes = {
     "key_full": key,
     "key_unknown_use_case": {**key, "use_cases": ["MANAGED_SERVICES", "FUTURE_USE_CASE"]},
     "dashboard_page": {"dashboards": [d.as_dict() for d in dashboards[:2]], "next_page_token": "abc"},
+    "dashboard_full": sample(Dashboard).as_dict(),
+    "dashboard_unknown_state": {**sample(Dashboard).as_dict(), "lifecycle_state": "ARCHIVED_IN_2030"},
 }
 print(json.dumps({"ops": ops, "shapes": shapes}))
