@@ -10,7 +10,6 @@ use cmk::cloud::databricks::{
     AccountClient, DatabricksError, DatabricksSettings, Secret, StaticEnvironment,
     WorkspaceKeyUpdate, WorkspaceStatus,
 };
-use cmk::rules::ids::WorkspaceId;
 use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +26,10 @@ const ST_KEY: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 /// RUNNING, Databricks-managed VPC.
 const WS_ONE: i64 = 2001;
 
+/// A workspace id as the client takes it.
+fn wid(id: i64) -> cmk::rules::ids::WorkspaceId {
+    cmk::rules::ids::WorkspaceId::new(id).unwrap()
+}
 /// RUNNING, customer-managed VPC (`network_id`).
 const WS_VPC: i64 = 2002;
 /// FAILED deployment that never ran.
@@ -90,10 +93,6 @@ fn settings(h: &SandboxHandle) -> DatabricksSettings {
         jitter_seed: Some(3),
         ..Default::default()
     }
-}
-
-fn wid(id: i64) -> WorkspaceId {
-    WorkspaceId::new(id).unwrap()
 }
 
 fn client(s: DatabricksSettings) -> AccountClient {

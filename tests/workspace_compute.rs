@@ -98,8 +98,7 @@ fn world() -> World {
             ]
         }, {
             "account_id": OTHER,
-            "tokens": [OTHER_TOKEN],
-            "oauth_clients": [{"client_id": "sp-other", "client_secret": "other-secret-gggg"}]
+            "tokens": [OTHER_TOKEN]
         }]
     }))
     .unwrap()
@@ -125,10 +124,7 @@ fn settings(h: &SandboxHandle) -> DatabricksSettings {
     DatabricksSettings {
         host: Some(h.url()),
         account_id: Some(ACCT.into()),
-        // OAuth machine-to-machine: a workspace's API takes only tokens of
-        // its own OIDC endpoint (the sandbox refuses account PATs there).
-        client_id: Some(CLIENT_ID.into()),
-        client_secret: Some(Secret::new(CLIENT_SECRET)),
+        token: Some(Secret::new(TOKEN)),
         rate_limit: Some(1000.0),
         http_timeout: Some(Duration::from_secs(5)),
         retry_timeout: Some(Duration::from_secs(10)),
@@ -159,23 +155,11 @@ async fn admin(h: &SandboxHandle, method: &str, path: &str, body: Value) -> Valu
     r.json().await.unwrap_or(Value::Null)
 }
 
-/// A raw GET on a workspace route of the sandbox, with a token of that
-/// workspace's own OIDC endpoint (OAuth client credentials).
+/// A raw GET on a workspace route of the sandbox, with the account token.
 async fn raw(h: &SandboxHandle, id: i64, path: &str) -> Value {
-    let c = reqwest::Client::new();
-    let token: Value = c
-        .post(format!("{}/_ws/dep-{id}/oidc/v1/token", h.url()))
-        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = c
+    let r = reqwest::Client::new()
         .get(format!("{}/_ws/dep-{id}{path}", h.url()))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
@@ -356,38 +340,25 @@ async fn the_sandbox_refuses_a_key_update_while_listed_compute_runs() {
 async fn workspace_credentials_and_errors() {
     let h = start().await;
     // OAuth M2M through the workspace's token endpoint.
-    let oauth = client_from(settings(&h));
+    let oauth = client_from(DatabricksSettings {
+        token: None,
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
+        ..settings(&h)
+    });
     assert_eq!(running(&oauth, WS_MIXED).await.unwrap().len(), 8);
-    // Another account's service principal: the workspace's token endpoint
-    // refuses it, naming the client, not the secret.
+    // Another account's credential: refused, naming whose.
     let other = client_from(DatabricksSettings {
         account_id: Some(OTHER.into()),
-        client_id: Some("sp-other".into()),
-        client_secret: Some(Secret::new("other-secret-gggg")),
+        token: Some(Secret::new(OTHER_TOKEN)),
         ..settings(&h)
     });
     let e = running(&other, WS_MIXED).await.unwrap_err();
     assert!(
-        matches!(e, DatabricksError::OAuth { status: 401, .. }),
+        matches!(e, DatabricksError::PermissionDenied { .. }),
         "{e:?}"
     );
-    assert!(
-        e.to_string().contains("sp-other") && !e.to_string().contains("other-secret"),
-        "{e}"
-    );
-    // A personal access token of the account (not of the workspace): 401.
-    let pat = client_from(DatabricksSettings {
-        client_id: None,
-        client_secret: None,
-        token: Some(Secret::new(TOKEN)),
-        ..settings(&h)
-    });
-    let e = running(&pat, WS_MIXED).await.unwrap_err();
-    assert!(
-        matches!(e, DatabricksError::Unauthenticated { .. }),
-        "{e:?}"
-    );
-    assert!(!e.to_string().contains(TOKEN));
+    assert!(!e.to_string().contains(OTHER_TOKEN));
     // No such workspace.
     let c = client_from(settings(&h));
     let e = c
@@ -395,8 +366,10 @@ async fn workspace_credentials_and_errors() {
         .await
         .unwrap_err();
     assert!(e.is_gone(), "{e:?}");
-    // Its token endpoint is the first to answer that it does not exist.
-    assert!(e.to_string().contains("_ws/dep-nope"), "{e}");
+    assert!(
+        e.to_string().contains("clusters of workspace dep-nope"),
+        "{e}"
+    );
     // Transient 503s are retried (reads are idempotent).
     admin(&h, "PUT", "/_sandbox/faults", json!({"fail_next": 2})).await;
     assert_eq!(running(&c, WS_MIXED).await.unwrap().len(), 8);

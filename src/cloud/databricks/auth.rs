@@ -271,14 +271,6 @@ async fn client_credentials(
             },
             _ => super::client::error_text(&body),
         };
-        if status.as_u16() == 404 {
-            // No token endpoint there: the workspace (or account) is gone.
-            return Err(AuthFailure::fatal(DatabricksError::NotFound {
-                what: audience.describe(),
-                error_code: "RESOURCE_DOES_NOT_EXIST".into(),
-                message,
-            }));
-        }
         let message = match audience {
             Audience::Workspace { host } => format!("{message} (token endpoint of workspace {host}; the service principal must be assigned to the workspace)"),
             Audience::Account { .. } => message,
