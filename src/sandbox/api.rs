@@ -401,6 +401,15 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
         .route(
             "/oidc/accounts/{account_id}/.well-known/oauth-authorization-server",
             get(oauth_metadata),
+        )
+        // A workspace host's discovery, as the SDKs probe it.
+        .route(
+            "/_ws/{deployment}/.well-known/databricks-config",
+            get(workspace_config),
+        )
+        .route(
+            "/_ws/{deployment}/oidc/.well-known/oauth-authorization-server",
+            get(workspace_oauth_metadata),
         );
     let admin = Router::new()
         .route("/_sandbox/faults", get(get_faults).put(put_faults))
@@ -569,6 +578,43 @@ async fn oauth_metadata(headers: HeaderMap, Path(account_id): Path<String>) -> R
     let base = format!("{}/oidc/accounts/{account_id}", host_of(&headers));
     Json(json!({
         "issuer": format!("{base}"),
+        "authorization_endpoint": format!("{base}/v1/authorize"),
+        "token_endpoint": format!("{base}/v1/token"),
+    }))
+    .into_response()
+}
+
+async fn workspace_config(
+    State(s): S,
+    headers: HeaderMap,
+    Path(deployment): Path<String>,
+) -> Response {
+    let id = lock(&s.world)
+        .accounts
+        .iter()
+        .flat_map(|a| a.workspaces.iter())
+        .find(|w| w.workspace.deployment_name.as_deref() == Some(&deployment))
+        .map(|w| w.workspace.workspace_id);
+    let Some(id) = id else {
+        return err(
+            404,
+            "ENDPOINT_NOT_FOUND",
+            format!("No workspace {deployment}"),
+        );
+    };
+    let base = format!("{}/_ws/{deployment}", host_of(&headers));
+    Json(json!({
+        "oidc_endpoint": format!("{base}/oidc"),
+        "workspace_id": id.to_string(),
+        "cloud": "aws",
+    }))
+    .into_response()
+}
+
+async fn workspace_oauth_metadata(headers: HeaderMap, Path(deployment): Path<String>) -> Response {
+    let base = format!("{}/_ws/{deployment}/oidc", host_of(&headers));
+    Json(json!({
+        "issuer": base.clone(),
         "authorization_endpoint": format!("{base}/v1/authorize"),
         "token_endpoint": format!("{base}/v1/token"),
     }))
