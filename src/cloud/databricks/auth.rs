@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::error::DatabricksError;
+use super::http::{check_header_value, error_text, retry_after};
 use super::settings::{AuthKind, Secret};
 
 /// How long `databricks auth token` may take (it may refresh over the network).
@@ -115,25 +116,6 @@ impl AuthFailure {
             retry_after: None,
         }
     }
-}
-
-/// A credential value that cannot go into an HTTP header (a stray `\r`
-/// from a file with Windows line endings, a newline, another control
-/// character): the message names where it came from.
-pub(crate) fn check_header_value(what: &str, source: &str, value: &str) -> Result<(), String> {
-    let Some(c) = value.chars().find(|c| c.is_control()) else {
-        return Ok(());
-    };
-    let name = match c {
-        '\r' => "a carriage return (\\r; was it read from a file with Windows line endings?)"
-            .to_string(),
-        '\n' => "a line break (\\n)".to_string(),
-        '\t' => "a tab".to_string(),
-        c => format!("the control character U+{:04X}", c as u32),
-    };
-    Err(format!(
-        "{what} from {source} contains {name}, which cannot be sent in an HTTP header: remove it"
-    ))
 }
 
 impl Authenticator {
@@ -251,7 +233,7 @@ async fn client_credentials(
             },
         })?;
     let status = resp.status();
-    let retry_after = super::client::retry_after(resp.headers());
+    let retry_after = retry_after(resp.headers());
     let body = resp.bytes().await.map_err(|e| AuthFailure {
         retryable: true,
         retry_after: None,
@@ -269,7 +251,7 @@ async fn client_credentials(
                 Some(d) => format!("{e}: {d}"),
                 None => e,
             },
-            _ => super::client::error_text(&body),
+            _ => error_text(&body),
         };
         let message = match audience {
             Audience::Workspace { host } => format!("{message} (token endpoint of workspace {host}; the service principal must be assigned to the workspace)"),
@@ -466,7 +448,7 @@ fn cli_token(
         })
     })?;
     if !status.success() {
-        let said = super::client::error_text(&stderr);
+        let said = error_text(&stderr);
         return Err(fail(format!(
             "`{shown}` failed ({status}): {said}; log in first with `{login_hint}`"
         )));
@@ -565,22 +547,6 @@ mod tests {
             None
         );
         assert_eq!(parse_cli_version(b"v0.1"), None);
-    }
-
-    #[test]
-    fn header_values_with_control_characters_name_their_source() {
-        assert!(check_header_value("the token", "DATABRICKS_TOKEN", "dapi123").is_ok());
-        let e = check_header_value("the token", "DATABRICKS_TOKEN", "dapi123\r").unwrap_err();
-        assert!(e.contains("DATABRICKS_TOKEN"), "{e}");
-        assert!(e.contains("carriage return"), "{e}");
-        assert!(!e.contains("dapi123"), "the secret is not quoted: {e}");
-        let e = check_header_value(
-            "the client secret",
-            "`client_secret` of profile [p] in /x",
-            "a\nb",
-        )
-        .unwrap_err();
-        assert!(e.contains("line break") && e.contains("profile [p]"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -11,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{Audience, Authenticator};
 use super::error::DatabricksError;
+use super::http::{error_text, retry_after};
 use super::models::{
     CreateCustomerManagedKey, CustomerManagedKey, Dashboard, DashboardPage, Workspace,
     WorkspaceKeyUpdate, WorkspaceStatus,
@@ -98,20 +98,6 @@ async fn sleep_or_cancel(
     }
 }
 
-/// `Retry-After`: seconds (whole or decimal) or an HTTP date.
-pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        // A huge value must not overflow (try_from refuses it): ignored.
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
 /// Percent-encodes one path segment. This is the one place where a value
 /// becomes part of a request path: every byte outside RFC 3986's unreserved
 /// characters is encoded (`%`, `/`, `\\`, `?` and `#` included), so a value
@@ -134,16 +120,6 @@ pub fn path_segment(s: &str) -> Result<String, DatabricksError> {
         }
     }
     Ok(out)
-}
-
-/// A short printable form of an answer body that is not the JSON expected.
-pub(crate) fn error_text(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(body);
-    let s = s.trim();
-    if s.is_empty() {
-        return "(empty answer)".to_string();
-    }
-    s.chars().take(300).collect()
 }
 
 #[derive(Deserialize)]
@@ -1428,28 +1404,5 @@ mod tests {
             second.customer_managed_key_id
         );
         h.shutdown().await;
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let mut h = HeaderMap::new();
-        h.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert(reqwest::header::RETRY_AFTER, "0.5".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
-        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
-        // Hostile answers: no panic, no overflow.
-        for v in ["1e300", "-1", "inf", "NaN", "18446744073709551616"] {
-            h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
-            assert_eq!(retry_after(&h), None, "{v}");
-        }
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
-        h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(27) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
     }
 }

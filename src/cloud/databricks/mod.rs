@@ -7,6 +7,7 @@ mod auth;
 mod client;
 mod error;
 mod facts;
+mod http;
 mod models;
 pub mod settings;
 mod snapshot;

@@ -491,7 +491,7 @@ impl DatabricksSettings {
 fn resolve_auth(layers: &[Layer; 3], profile: Option<&str>) -> Result<AuthKind, DatabricksError> {
     let first = |key: &str| layers.iter().find_map(|l| l.get(key).cloned());
     let checked = |what: &str, (v, src): (String, String)| {
-        super::auth::check_header_value(what, &src, &v)
+        super::http::check_header_value(what, &src, &v)
             .map(|()| (v, src))
             .map_err(DatabricksError::Config)
     };
