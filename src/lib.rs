@@ -14,4 +14,5 @@ pub mod resources;
 pub mod review;
 pub mod rules;
 pub mod sandbox;
+pub mod support;
 pub mod tfplugin;

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::databricks::settings;
-use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Secret};
-use crate::cloud::kms::{Kms, KmsError, KmsSettings};
+use crate::cloud::databricks::{DatabricksSettings, Secret};
+use crate::cloud::kms::KmsSettings;
 use crate::data_sources::{
     encryption_coverage::EncryptionCoverage, kms_key_policy::KmsKeyPolicy, workspace::Workspace,
 };
@@ -16,6 +16,7 @@ use crate::resources::{
     key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
 };
 use crate::rules::ids;
+use crate::support::Clients;
 use crate::tfplugin::provider::{data_source, resource, DynDataSource, DynResource};
 use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, Val};
 
@@ -124,94 +125,6 @@ pub struct ProviderConfig {
     /// it, the AWS SDK's `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` apply.
     #[schemars(extend("x-tf" = ["optional"]))]
     pub kms_endpoint: Val<String>,
-}
-
-/// What operations get once the provider is configured. Cloud clients are
-/// built lazily, on first use, so a plan that needs none never waits for
-/// credentials.
-pub struct Clients {
-    databricks_settings: DatabricksSettings,
-    databricks: tokio::sync::OnceCell<AccountClient>,
-    pub aws: KmsSettings,
-    kms: tokio::sync::OnceCell<Result<Kms, KmsError>>,
-    caller_account: tokio::sync::OnceCell<Result<String, KmsError>>,
-}
-
-impl Clients {
-    pub fn new(databricks_settings: DatabricksSettings, aws: KmsSettings) -> Clients {
-        Clients {
-            databricks_settings,
-            databricks: tokio::sync::OnceCell::new(),
-            aws,
-            kms: tokio::sync::OnceCell::new(),
-            caller_account: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// Whether Databricks credentials are configured anywhere (arguments,
-    /// `DATABRICKS_*` variables, or a config file), without resolving them.
-    pub fn databricks_configured(&self) -> bool {
-        let s = &self.databricks_settings;
-        s.token.is_some()
-            || s.client_secret.is_some()
-            || s.auth_type.is_some()
-            || s.profile.is_some()
-            || s.config_file.is_some()
-            || [
-                "DATABRICKS_TOKEN",
-                "DATABRICKS_CLIENT_SECRET",
-                "DATABRICKS_AUTH_TYPE",
-                "DATABRICKS_CONFIG_PROFILE",
-                "DATABRICKS_CONFIG_FILE",
-            ]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some())
-            || std::env::var_os("HOME")
-                .is_some_and(|h| std::path::Path::new(&h).join(".databrickscfg").exists())
-    }
-
-    /// Whether AWS is configured for KMS checks: provider arguments or the
-    /// SDK's usual variables. Without it, plans do not wait on the AWS
-    /// credential chain (which probes instance metadata).
-    pub fn aws_configured(&self) -> bool {
-        self.aws.region.is_some()
-            || self.aws.profile.is_some()
-            || self.aws.endpoint.is_some()
-            || [
-                "AWS_ACCESS_KEY_ID",
-                "AWS_PROFILE",
-                "AWS_WEB_IDENTITY_TOKEN_FILE",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_ENDPOINT_URL_KMS",
-            ]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some())
-    }
-
-    /// The Account API client, built (and its credentials resolved) on first use.
-    pub async fn databricks(&self) -> Result<&AccountClient, DatabricksError> {
-        self.databricks
-            .get_or_try_init(|| async { AccountClient::new(&self.databricks_settings) })
-            .await
-    }
-
-    /// The KMS client, built on first use.
-    pub async fn kms(&self) -> Result<&Kms, KmsError> {
-        self.kms
-            .get_or_init(|| Kms::connect(&self.aws))
-            .await
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    /// The caller's AWS account (STS), asked once.
-    pub async fn caller_account_id(&self) -> Result<String, KmsError> {
-        self.caller_account
-            .get_or_init(|| async { self.kms().await?.caller_account_id().await })
-            .await
-            .clone()
-    }
 }
 
 #[derive(Default)]

@@ -7,7 +7,7 @@
 //! `aws_region`, `aws_profile` and `kms_endpoint` override it; without
 //! `kms_endpoint`, the SDK's own `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL`
 //! keep working. A [`Kms`] is built at most once per provider configuration
-//! and only when an operation needs it (see `provider::Clients::kms`).
+//! and only when an operation needs it (see `support::Clients::kms`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,10 +18,6 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 
 use crate::rules::facts::{KeyState, KmsKeyFacts};
 use crate::rules::{check_kms_key, ids, Fact, Outcome, PolicyNeeds, RuleId, Severity, Subject};
-
-#[cfg(test)]
-#[path = "moto_server.rs"]
-pub(crate) mod moto_server;
 
 /// The only key policy name KMS knows.
 pub const POLICY_NAME: &str = "default";

@@ -6,11 +6,10 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::provider::Clients;
-use crate::resources::support::{databricks, workspace_at};
 use crate::rules::coverage::{coverage, PlannedKeys, Protection};
 use crate::rules::facts::{BindingChange, RequestedKey};
 use crate::rules::Fact;
+use crate::support::{databricks, workspace_at, Clients};
 use crate::tfplugin::{Ctx, DataSource, Diagnostics, Val};
 
 /// One data type's protection.

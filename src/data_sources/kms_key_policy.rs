@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::provider::Clients;
 use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyAdvice, PolicyInput};
 use crate::rules::KeyFeature;
+use crate::support::Clients;
 use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val};
 
 fn default_true() -> Val<bool> {

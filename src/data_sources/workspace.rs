@@ -3,8 +3,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::provider::Clients;
-use crate::resources::support::{databricks, workspace_at};
+use crate::support::{databricks, workspace_at, Clients};
 use crate::tfplugin::{Ctx, DataSource, Diagnostics, Val};
 
 /// A Databricks workspace as the customer-managed key rules see it: region, pricing

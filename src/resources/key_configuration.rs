@@ -6,13 +6,12 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::support::{api_error, databricks, fact, fact_opt, key_config_id, report};
 use crate::cloud::databricks::{
     AwsKeyInfo, CreateCustomerManagedKey, CustomerManagedKey, DatabricksError,
 };
-use crate::provider::Clients;
 use crate::rules::facts::KeyConfigFacts;
 use crate::rules::{self, ids, KeyFeature, Subject};
+use crate::support::{api_error, databricks, fact, fact_opt, key_config_id, report, Clients};
 use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 

@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::kms::{self, KeyInfo, Kms, KmsError};
-use crate::provider::Clients;
 use crate::rules::facts::{KmsKeyFacts, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT};
 use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyInput};
 use crate::rules::{check_kms_key, Fact, KeyFeature, Severity, Subject};
+use crate::support::Clients;
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 
 fn default_true() -> Val<bool> {

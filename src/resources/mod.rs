@@ -2,5 +2,4 @@
 
 pub mod key_configuration;
 pub mod kms_key;
-pub mod support;
 pub mod workspace_binding;

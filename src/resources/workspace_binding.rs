@@ -9,13 +9,12 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::support::{api_error, databricks, key_config_id, report, workspace_id};
 use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
-use crate::provider::Clients;
 use crate::rules::facts::{
     BindingChange, KeyConfigFacts, RequestedKey, Requirements, WorkspaceFacts,
 };
 use crate::rules::{self, DataType, Fact, Severity, Subject};
+use crate::support::{api_error, databricks, key_config_id, report, workspace_id, Clients};
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
 
 /// The AWS KMS key of a key configuration passed as an object.

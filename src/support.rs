@@ -1,0 +1,223 @@
+//! What every Terraform object (resource, data source) and the provider
+//! share: the cloud clients operations get ([`Clients`]), rule outcomes as
+//! Terraform diagnostics (each object maps the fact a finding is about,
+//! [`Subject`], to its own attribute path), and the argument checks and
+//! Account API look-ups several objects make. It imports no object and not
+//! the provider: they all depend on it.
+
+use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Workspace};
+use crate::cloud::kms::{Kms, KmsError, KmsSettings};
+use crate::rules::ids::{KeyConfigId, WorkspaceId};
+use crate::rules::{Fact, Outcome, Severity, Subject, Verdict};
+use crate::tfplugin::{AttributePath, Ctx, Diagnostics, Val};
+
+/// What operations get once the provider is configured. Cloud clients are
+/// built lazily, on first use, so a plan that needs none never waits for
+/// credentials.
+pub struct Clients {
+    databricks_settings: DatabricksSettings,
+    databricks: tokio::sync::OnceCell<AccountClient>,
+    pub aws: KmsSettings,
+    kms: tokio::sync::OnceCell<Result<Kms, KmsError>>,
+    caller_account: tokio::sync::OnceCell<Result<String, KmsError>>,
+}
+
+impl Clients {
+    pub fn new(databricks_settings: DatabricksSettings, aws: KmsSettings) -> Clients {
+        Clients {
+            databricks_settings,
+            databricks: tokio::sync::OnceCell::new(),
+            aws,
+            kms: tokio::sync::OnceCell::new(),
+            caller_account: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Whether Databricks credentials are configured anywhere (arguments,
+    /// `DATABRICKS_*` variables, or a config file), without resolving them.
+    pub fn databricks_configured(&self) -> bool {
+        let s = &self.databricks_settings;
+        s.token.is_some()
+            || s.client_secret.is_some()
+            || s.auth_type.is_some()
+            || s.profile.is_some()
+            || s.config_file.is_some()
+            || [
+                "DATABRICKS_TOKEN",
+                "DATABRICKS_CLIENT_SECRET",
+                "DATABRICKS_AUTH_TYPE",
+                "DATABRICKS_CONFIG_PROFILE",
+                "DATABRICKS_CONFIG_FILE",
+            ]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+            || std::env::var_os("HOME")
+                .is_some_and(|h| std::path::Path::new(&h).join(".databrickscfg").exists())
+    }
+
+    /// Whether AWS is configured for KMS checks: provider arguments or the
+    /// SDK's usual variables. Without it, plans do not wait on the AWS
+    /// credential chain (which probes instance metadata).
+    pub fn aws_configured(&self) -> bool {
+        self.aws.region.is_some()
+            || self.aws.profile.is_some()
+            || self.aws.endpoint.is_some()
+            || [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_PROFILE",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_ENDPOINT_URL_KMS",
+            ]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+    }
+
+    /// The Account API client, built (and its credentials resolved) on first use.
+    pub async fn databricks(&self) -> Result<&AccountClient, DatabricksError> {
+        self.databricks
+            .get_or_try_init(|| async { AccountClient::new(&self.databricks_settings) })
+            .await
+    }
+
+    /// The KMS client, built on first use.
+    pub async fn kms(&self) -> Result<&Kms, KmsError> {
+        self.kms
+            .get_or_init(|| Kms::connect(&self.aws))
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The caller's AWS account (STS), asked once.
+    pub async fn caller_account_id(&self) -> Result<String, KmsError> {
+        self.caller_account
+            .get_or_init(|| async { self.kms().await?.caller_account_id().await })
+            .await
+            .clone()
+    }
+}
+
+/// Adds a diagnostic for each failed rule; passes and "cannot tell yet" add nothing.
+pub fn report(
+    outcomes: &[Outcome],
+    path_of: impl Fn(Subject) -> Option<AttributePath>,
+    diags: &mut Diagnostics,
+) {
+    for o in outcomes {
+        match o.verdict {
+            Verdict::Pass => {}
+            Verdict::CannotTell => {
+                tracing::debug!(rule = o.rule.code(), "cannot tell yet: {}", o.message)
+            }
+            Verdict::Fail => {
+                let rule = o.rule.rule();
+                let summary = format!("{}: {}", rule.id, rule.title);
+                let detail = format!(
+                    "{}\n\nHow to fix: {}\nSee {}",
+                    o.message,
+                    rule.remediation,
+                    rule.docs_path()
+                );
+                match (o.severity, path_of(o.subject)) {
+                    (Severity::Error, Some(p)) => diags.error_at(p, summary, detail),
+                    (Severity::Error, None) => diags.error(summary, detail),
+                    (Severity::Warning, Some(p)) => diags.warning_at(p, summary, detail),
+                    (Severity::Warning, None) => diags.warning(summary, detail),
+                }
+            }
+        }
+    }
+}
+
+/// An Account API failure as a diagnostic (errors never carry credentials).
+pub fn api_error(diags: &mut Diagnostics, what: &str, e: &DatabricksError) {
+    diags.error(
+        format!("Databricks Account API: {what} failed"),
+        e.to_string(),
+    );
+}
+
+/// A Terraform value as a fact: unknown stays unknown; null is "absent".
+pub fn fact_opt<T: Clone>(v: &Val<T>) -> Fact<Option<T>> {
+    match v {
+        Val::Unknown(_) => Fact::Unknown,
+        Val::Null => Fact::Known(None),
+        Val::Known(x) => Fact::Known(Some(x.clone())),
+    }
+}
+
+/// A Terraform value that the rules need present: null counts as unknown
+/// (Terraform itself reports a missing required argument).
+pub fn fact<T: Clone>(v: &Val<T>) -> Fact<T> {
+    v.known().cloned().into()
+}
+
+/// The Account API client, or an error diagnostic saying what to configure.
+pub async fn databricks<'a>(
+    ctx: &'a Ctx<Clients>,
+    diags: &mut Diagnostics,
+) -> Option<&'a AccountClient> {
+    match ctx.client.databricks().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            api_error(diags, "configuring the client", &e);
+            None
+        }
+    }
+}
+
+/// The argument `workspace_id` as a workspace id; an error on it, before
+/// any request, when it is not a positive integer.
+pub fn workspace_id(id: i64, diags: &mut Diagnostics) -> Option<WorkspaceId> {
+    match WorkspaceId::new(id) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new(["workspace_id"]),
+                "Invalid workspace_id",
+                e.0,
+            );
+            None
+        }
+    }
+}
+
+/// An argument holding a bare key configuration id (`attr`); an error on
+/// it, before any request, when it is not one.
+pub fn key_config_id(id: &str, attr: &str, diags: &mut Diagnostics) -> Option<KeyConfigId> {
+    match KeyConfigId::parse(id) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new([attr]),
+                "Invalid key configuration id",
+                e.0,
+            );
+            None
+        }
+    }
+}
+
+/// A workspace the configuration names (by `workspace_id`); an error on that
+/// argument when it is not a workspace id or cannot be read.
+pub async fn workspace_at(
+    ctx: &Ctx<Clients>,
+    client: &AccountClient,
+    workspace_id_arg: i64,
+    diags: &mut Diagnostics,
+) -> Option<Workspace> {
+    let id = workspace_id(workspace_id_arg, diags)?;
+    match client.get_workspace(id, &ctx.cancel).await {
+        Ok(w) => Some(w),
+        Err(e) => {
+            diags.error_at(
+                AttributePath::new(["workspace_id"]),
+                "Cannot read the workspace",
+                e.to_string(),
+            );
+            None
+        }
+    }
+}
