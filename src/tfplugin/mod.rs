@@ -4,6 +4,7 @@
 
 pub mod diagnostics;
 pub mod model;
+pub mod path;
 pub mod provider;
 pub mod schema;
 pub mod serve;
@@ -27,8 +28,9 @@ pub mod proto {
     }
 }
 
-pub use diagnostics::{AttributePath, Diagnostics};
+pub use diagnostics::Diagnostics;
 pub use model::Val;
+pub use path::AttributePath;
 pub use provider::{
     Ctx, DataSource, Function, FunctionDef, FunctionError, Param, PlanChange, Provider, Resource,
 };

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::diagnostics::{AttributePath, Diagnostics};
+use super::diagnostics::Diagnostics;
 use super::model::{self, Model};
+use super::path::AttributePath;
 use super::schema::Schema;
 use super::value::{Type, Value};
 

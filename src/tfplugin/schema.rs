@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as J};
 
-use super::diagnostics::{AttributePath, Diagnostics};
+use super::diagnostics::Diagnostics;
+use super::path::{AttributePath, Step};
 use super::proto::tfplugin6 as pb;
 use super::value::{self, Type, Value};
 
@@ -243,7 +244,6 @@ impl Block {
     /// fall back to the whole block. So a path is cut after its first
     /// attribute step; the message still names the inner value.
     pub fn displayable_path(&self, p: &AttributePath) -> AttributePath {
-        use super::diagnostics::Step;
         let mut out = Vec::new();
         let mut block = self;
         let mut steps = p.0.iter().peekable();
@@ -800,6 +800,22 @@ impl Ctx<'_> {
             min_items: s.get("minItems").and_then(J::as_i64).unwrap_or(0),
             max_items: s.get("maxItems").and_then(J::as_i64).unwrap_or(0),
         })
+    }
+}
+
+/// Lives beside the schemas, not in `diagnostics`, so that diagnostics
+/// depend on no schema.
+impl Diagnostics {
+    /// Diagnostics for an object of this schema, with paths Terraform can show.
+    pub fn to_proto_for(&self, block: &Block) -> Vec<pb::Diagnostic> {
+        self.0
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.path = d.path.map(|p| block.displayable_path(&p));
+                d.to_proto()
+            })
+            .collect()
     }
 }
 

@@ -9,8 +9,9 @@ use std::task::Poll;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::diagnostics::{AttributePath, Diagnostics};
+use super::diagnostics::Diagnostics;
 use super::model::Model;
+use super::path::AttributePath;
 use super::proto::tfplugin6 as pb;
 use super::provider::{decode, Ctx, DynDataSource, DynResource, Function, PlanChange, Provider};
 use super::schema::{AttrType, Schema};
