@@ -2,7 +2,7 @@
 //! Run with `TF_ACC=1` (`make test` sets it).
 
 mod harness;
-#[path = "../src/cloud/moto_server.rs"]
+#[path = "../tests/support/moto_server.rs"]
 mod moto_server;
 mod sandbox;
 

@@ -1,6 +1,7 @@
-//! Test helper shared by the unit tests (`cloud::kms`) and the acceptance
-//! tests (included there with `#[path]`): starts moto's server from the
-//! project's venv on a free loopback port and stops it on drop.
+//! Test helper shared by the unit tests of `cloud::kms`
+//! (`src/cloud/kms/tests.rs`) and the acceptance tests, both including it
+//! with `#[path]`: starts moto's server from the project's venv on a free
+//! loopback port and stops it on drop.
 //!
 //! `CMK_VENV` must name the venv `make venv` built. When it is unset or moto
 //! is missing the test FAILS with a message saying so: these tests never skip.

@@ -1,15 +1,19 @@
 //! The KMS client and `verify_key` against moto's KMS server (see
-//! `moto_server.rs`: `CMK_VENV` must point at the venv; these tests never skip).
+//! `tests/support/moto_server.rs`: `CMK_VENV` must point at the venv; these
+//! tests never skip).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kms::config::Credentials;
 
-use super::moto_server::{MotoServer, ACCOUNT_ID};
 use super::*;
 use crate::rules::kms_policy::{self, PolicyInput};
 use crate::rules::{ids::Partition, KeyFeature, Verdict};
+use moto_server::{MotoServer, ACCOUNT_ID};
+
+#[path = "../../../tests/support/moto_server.rs"]
+mod moto_server;
 
 async fn kms_in(m: &MotoServer, region: &str) -> Kms {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
