@@ -10,7 +10,8 @@ use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 
 const ACCT: &str = "11111111-2222-4333-8444-555555555555";
-const TOKEN: &str = "dapi-review-live-token-aaaa";
+const CLIENT_ID: &str = "sp-review";
+const CLIENT_SECRET: &str = "oauth-review-secret-aaaa";
 const OLD_KEY: &str = "aaaaaaaa-0000-4000-8000-0000000000a1";
 const NEW_KEY: &str = "aaaaaaaa-0000-4000-8000-0000000000b2";
 const WS: i64 = 7000000000000101;
@@ -47,7 +48,7 @@ fn world(extra: Value) -> World {
         "admin_token": "admin",
         "accounts": [{
             "account_id": ACCT,
-            "tokens": [TOKEN],
+            "oauth_clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
             "customer_managed_keys": [
                 {"customer_managed_key_id": OLD_KEY, "use_cases": ["MANAGED_SERVICES"], "aws_key_info": {"key_arn": ARN}},
                 {"customer_managed_key_id": NEW_KEY, "use_cases": ["MANAGED_SERVICES"], "aws_key_info": {"key_arn": ARN}}
@@ -87,11 +88,13 @@ async fn review(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
     .unwrap()
 }
 
+/// OAuth machine-to-machine, as the Account API requires.
 fn creds(h: &SandboxHandle) -> Vec<(&'static str, String)> {
     vec![
         ("DATABRICKS_HOST", h.url()),
         ("DATABRICKS_ACCOUNT_ID", ACCT.to_string()),
-        ("DATABRICKS_TOKEN", TOKEN.to_string()),
+        ("DATABRICKS_CLIENT_ID", CLIENT_ID.to_string()),
+        ("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET.to_string()),
     ]
 }
 
@@ -240,16 +243,17 @@ async fn live_fails_closed_when_it_cannot_look() {
     .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("DATABRICKS_TOKEN"), "{err}");
-    // A wrong token: the reads fail, the review says which and exits 2,
-    // without echoing the token.
-    let bad = "dapi-wrong-token-zzzz";
+    assert!(err.contains("DATABRICKS_CLIENT_ID"), "{err}");
+    // A wrong client secret: the reads fail, the review says which and
+    // exits 2, without echoing the secret.
+    let bad = "oauth-wrong-secret-zzzz";
     let out = review(
         vec![fixture(), "--live".into()],
         vec![
             ("DATABRICKS_HOST", h.url()),
             ("DATABRICKS_ACCOUNT_ID", ACCT.into()),
-            ("DATABRICKS_TOKEN", bad.into()),
+            ("DATABRICKS_CLIENT_ID", CLIENT_ID.into()),
+            ("DATABRICKS_CLIENT_SECRET", bad.into()),
         ],
     )
     .await;
@@ -258,7 +262,7 @@ async fn live_fails_closed_when_it_cannot_look() {
     assert!(err.contains(&format!("reading workspace {WS}")), "{err}");
     assert!(err.contains("401"), "{err}");
     let all = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
-    assert!(!all.contains(bad), "the token was echoed: {all}");
+    assert!(!all.contains(bad), "the secret was echoed: {all}");
     // The workspace API not where the template says (404): the account
     // reads work, the compute and dashboards reads are named as failed.
     let out = review(

@@ -52,7 +52,14 @@ pub async fn read(
         live.errors.push(format!("{what}: {e}"));
     };
     for &id in &targets.workspace_ids {
-        let ws = match client.get_workspace(id, cancel).await {
+        let wid = match crate::rules::ids::WorkspaceId::new(id) {
+            Ok(w) => w,
+            Err(e) => {
+                live.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let ws = match client.get_workspace(wid, cancel).await {
             Ok(w) => w,
             Err(e) => {
                 note(&mut live, format!("reading workspace {id}"), e);
