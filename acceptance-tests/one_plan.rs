@@ -203,85 +203,109 @@ fn the_passing_neighbours_apply_and_replan_empty() {
         return;
     }
     let sb = Sandbox::start_with(SEED);
+    // (name = the rule it neighbours, use cases, key ARN, extra key
+    // arguments, workspace, binding arguments with KEY for the configuration)
+    let neighbours: [(&str, &str, &str, &str, i64, &str); 10] = [
+        // CMK001: an ENTERPRISE workspace.
+        (
+            "n001",
+            r#"["STORAGE"]"#,
+            W2,
+            "",
+            7000000000000011,
+            "storage_key = KEY",
+        ),
+        // CMK002: the key in the workspace's region.
+        (
+            "n002",
+            r#"["STORAGE"]"#,
+            EU,
+            "",
+            7000000000000014,
+            "storage_key = KEY",
+        ),
+        // CMK005: the slot's use case.
+        (
+            "n005",
+            r#"["MANAGED_SERVICES"]"#,
+            W2,
+            "",
+            7000000000000013,
+            "managed_services_key = KEY",
+        ),
+        // CMK007: a storage key that does not encrypt cluster volumes on a
+        // SERVERLESS workspace passes, with the CMK008 warning.
+        (
+            "n007",
+            r#"["STORAGE"]"#,
+            W2,
+            "    reuse_key_for_cluster_volumes = false\n",
+            7000000000000012,
+            "storage_key = KEY",
+        ),
+        // CMK009: a workspace without a storage key yet.
+        (
+            "n009",
+            r#"["STORAGE"]"#,
+            W2,
+            "",
+            7000000000000016,
+            "storage_key = KEY",
+        ),
+        // CMK010: no classic compute running.
+        (
+            "n010",
+            r#"["MANAGED_SERVICES"]"#,
+            W2,
+            "",
+            7000000000000015,
+            "managed_services_key = KEY",
+        ),
+        // CMK011: only dashboards created after the cutoff, AI/BI dashboards required.
+        (
+            "n011",
+            r#"["MANAGED_SERVICES"]"#,
+            W2,
+            "",
+            7000000000000017,
+            "managed_services_key = KEY\n  required_coverage = [\"ai_bi_dashboards\"]",
+        ),
+        // CMK012: a required data type that a key can protect.
+        (
+            "n012",
+            r#"["MANAGED_SERVICES"]"#,
+            W2,
+            "",
+            7000000000000018,
+            "managed_services_key = KEY\n  required_coverage = [\"secrets\"]",
+        ),
+        // CMK013, the quickstart's shape: only the storage key is set; the
+        // workspace's live managed-services key (slot left as it is)
+        // protects `secrets`.
+        (
+            "n013",
+            r#"["STORAGE"]"#,
+            W2,
+            "",
+            7000000000000019,
+            "storage_key = KEY\n  required_coverage = [\"secrets\", \"dbfs_root\"]",
+        ),
+        // CMK014: the bare id.
+        (
+            "n014",
+            r#"["MANAGED_SERVICES"]"#,
+            W2,
+            "",
+            7000000000000001,
+            "managed_services_key_id = KEY.customer_managed_key_id",
+        ),
+    ];
     let mut cfg = String::new();
-    // CMK001: an ENTERPRISE workspace.
-    cfg += &key("n001", r#"["STORAGE"]"#, W2, "");
-    cfg += &binding(
-        "n001",
-        7000000000000011,
-        "  storage_key = cmk_key_configuration.n001\n",
-    );
-    // CMK002: the key in the workspace's region.
-    cfg += &key("n002", r#"["STORAGE"]"#, EU, "");
-    cfg += &binding(
-        "n002",
-        7000000000000014,
-        "  storage_key = cmk_key_configuration.n002\n",
-    );
-    // CMK005: the slot's use case.
-    cfg += &key("n005", r#"["MANAGED_SERVICES"]"#, W2, "");
-    cfg += &binding(
-        "n005",
-        7000000000000013,
-        "  managed_services_key = cmk_key_configuration.n005\n",
-    );
-    // CMK007: a storage key that does not encrypt cluster volumes on a
-    // SERVERLESS workspace passes, with the CMK008 warning.
-    cfg += &key(
-        "n007",
-        r#"["STORAGE"]"#,
-        W2,
-        "    reuse_key_for_cluster_volumes = false\n",
-    );
-    cfg += &binding(
-        "n007",
-        7000000000000012,
-        "  storage_key = cmk_key_configuration.n007\n",
-    );
-    // CMK009: a workspace without a storage key yet.
-    cfg += &key("n009", r#"["STORAGE"]"#, W2, "");
-    cfg += &binding(
-        "n009",
-        7000000000000016,
-        "  storage_key = cmk_key_configuration.n009\n",
-    );
-    // CMK010: no classic compute running.
-    cfg += &key("n010", r#"["MANAGED_SERVICES"]"#, W2, "");
-    cfg += &binding(
-        "n010",
-        7000000000000015,
-        "  managed_services_key = cmk_key_configuration.n010\n",
-    );
-    // CMK011: only dashboards created after the cutoff, AI/BI dashboards required.
-    cfg += &key("n011", r#"["MANAGED_SERVICES"]"#, W2, "");
-    cfg += &binding(
-        "n011",
-        7000000000000017,
-        "  managed_services_key = cmk_key_configuration.n011\n  required_coverage = [\"ai_bi_dashboards\"]\n",
-    );
-    // CMK012: a required data type that a key can protect.
-    cfg += &key("n012", r#"["MANAGED_SERVICES"]"#, W2, "");
-    cfg += &binding(
-        "n012",
-        7000000000000018,
-        "  managed_services_key = cmk_key_configuration.n012\n  required_coverage = [\"secrets\"]\n",
-    );
-    // CMK013, the quickstart's shape: only the storage key is set; the
-    // workspace's live managed-services key (slot left as it is) protects
-    // `secrets`.
-    cfg += &key("n013", r#"["STORAGE"]"#, W2, "");
-    cfg += &binding(
-        "n013",
-        7000000000000019,
-        "  storage_key = cmk_key_configuration.n013\n  required_coverage = [\"secrets\", \"dbfs_root\"]\n",
-    );
-    // CMK014: the bare id.
-    cfg += &key("n014", r#"["MANAGED_SERVICES"]"#, W2, "");
-    cfg += &binding(
-        "n014",
-        7000000000000001,
-        "  managed_services_key_id = cmk_key_configuration.n014.customer_managed_key_id\n",
-    );
+    for (name, use_cases, arn, extra, workspace, args) in neighbours {
+        cfg += &key(name, use_cases, arn, extra);
+        let args = args.replace("KEY", &format!("cmk_key_configuration.{name}"));
+        cfg += &binding(name, workspace, &format!("  {args}\n"));
+    }
     let w = workdir(&sb, &cfg);
     let (code, diags) = plan_diagnostics(&w);
     assert_eq!(code, 0, "the neighbours plan: {diags:#?}");

@@ -25,6 +25,11 @@ const MS_KEY: &str = "bbbbbbbb-0000-4000-8000-000000000001";
 const ST_KEY: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 /// RUNNING, Databricks-managed VPC.
 const WS_ONE: i64 = 2001;
+
+/// A workspace id as the client takes it.
+fn wid(id: i64) -> cmk::rules::ids::WorkspaceId {
+    cmk::rules::ids::WorkspaceId::new(id).unwrap()
+}
 /// RUNNING, customer-managed VPC (`network_id`).
 const WS_VPC: i64 = 2002;
 /// FAILED deployment that never ran.
@@ -303,7 +308,7 @@ async fn databricks_cli_login_gives_account_and_workspace_tokens() {
     .unwrap();
     let cancel = CancellationToken::new();
     assert_eq!(c.list_workspaces(&cancel).await.unwrap().len(), 3);
-    c.get_workspace(WS_ONE, &cancel).await.unwrap();
+    c.get_workspace(wid(WS_ONE), &cancel).await.unwrap();
     assert_eq!(
         c.list_dashboards(&format!("dep-{WS_ONE}"), &cancel)
             .await
@@ -343,14 +348,16 @@ async fn customer_managed_vpc_update_completes_without_a_false_revert() {
     // Right after the PATCH the workspace is RUNNING with the old key: the
     // official SDKs' wait would return here, and comparing fields on that
     // first RUNNING reading would call the change reverted.
-    c.patch_workspace(WS_VPC, &update, &cancel).await.unwrap();
-    let first = c.get_workspace(WS_VPC, &cancel).await.unwrap();
+    c.patch_workspace(wid(WS_VPC), &update, &cancel)
+        .await
+        .unwrap();
+    let first = c.get_workspace(wid(WS_VPC), &cancel).await.unwrap();
     assert_eq!(first.workspace_status, Some(WorkspaceStatus::Running));
     assert_eq!(first.storage_customer_managed_key_id, None);
     assert!(first.network_id.is_some());
     // The client's wait polls the field until the new id is in place.
     let w = c
-        .update_workspace_keys(WS_VPC, &update, &cancel)
+        .update_workspace_keys(wid(WS_VPC), &update, &cancel)
         .await
         .unwrap();
     assert_eq!(w.workspace_status, Some(WorkspaceStatus::Running));
@@ -374,7 +381,7 @@ async fn a_silent_revert_is_reported_after_the_bound_with_the_status_message() {
     });
     let e = c
         .update_workspace_keys(
-            WS_VPC,
+            wid(WS_VPC),
             &WorkspaceKeyUpdate {
                 storage_customer_managed_key_id: Some(ST_KEY.into()),
                 ..Default::default()
@@ -435,7 +442,7 @@ async fn failed_workspaces_accept_key_updates() {
     // deployed again (PROVISIONING, then RUNNING).
     let w = c
         .update_workspace_keys(
-            WS_FAILED_NEW,
+            wid(WS_FAILED_NEW),
             &WorkspaceKeyUpdate {
                 managed_services_customer_managed_key_id: Some(MS_KEY.into()),
                 storage_customer_managed_key_id: Some(ST_KEY.into()),
@@ -456,14 +463,17 @@ async fn failed_workspaces_accept_key_updates() {
     )
     .await;
     let e = c
-        .update_workspace_keys(WS_ONE, &st, &cancel)
+        .update_workspace_keys(wid(WS_ONE), &st, &cancel)
         .await
         .unwrap_err();
     assert!(
         e.to_string().contains("FAILED after having run; Databricks adds a storage key to a failed workspace only if it never ran"),
         "{e}"
     );
-    let w = c.update_workspace_keys(WS_ONE, &ms, &cancel).await.unwrap();
+    let w = c
+        .update_workspace_keys(wid(WS_ONE), &ms, &cancel)
+        .await
+        .unwrap();
     assert_eq!(w.workspace_status, Some(WorkspaceStatus::Running));
     assert_eq!(
         w.managed_services_customer_managed_key_id.as_deref(),
@@ -477,7 +487,10 @@ async fn failed_workspaces_accept_key_updates() {
         json!({"workspace_status": "PROVISIONING"}),
     )
     .await;
-    let e = c.patch_workspace(WS_ONE, &st, &cancel).await.unwrap_err();
+    let e = c
+        .patch_workspace(wid(WS_ONE), &st, &cancel)
+        .await
+        .unwrap_err();
     assert!(
         e.to_string().contains("cannot be updated in its current state. Workspace \"ws2001\" is PROVISIONING; Databricks changes keys only on a RUNNING or FAILED workspace"),
         "{e}"

@@ -353,12 +353,12 @@ mod tests {
             ),
             (
                 ws(json!({"workspace_status": "PROVISIONING"})),
-                ms("ms"),
+                ms(MS),
                 "Workspace 7 cannot be updated in its current state. Workspace \"w\" is PROVISIONING",
             ),
             (
                 ws(json!({"workspace_status": "FAILED", "ever_running": true})),
-                st("st"),
+                st(ST),
                 "FAILED after having run",
             ),
         ];
@@ -402,13 +402,15 @@ mod tests {
 
     #[test]
     fn failed_workspaces_accept_key_updates() {
+        const MS_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000011";
+        const ST_KEY: &str = "aaaaaaaa-0000-4000-8000-000000000012";
         let keys = [
-            key("ms", &["MANAGED_SERVICES"], ARN_USE1),
-            key("st", &["STORAGE"], ARN_USE1),
+            key(MS_KEY, &["MANAGED_SERVICES"], ARN_USE1),
+            key(ST_KEY, &["STORAGE"], ARN_USE1),
         ];
         let failed = |ran: bool| ws(json!({"workspace_status": "FAILED", "ever_running": ran}));
-        let ms = [(Slot::ManagedServices, "ms".to_string())];
-        let st = [(Slot::Storage, "st".to_string())];
+        let ms = [(Slot::ManagedServices, MS_KEY.to_string())];
+        let st = [(Slot::Storage, ST_KEY.to_string())];
         // Classic compute cannot run on a failed workspace; the flag is ignored.
         assert_eq!(refusal(&failed(true), &ms, &keys), None);
         assert_eq!(refusal(&failed(false), &st, &keys), None);

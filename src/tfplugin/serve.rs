@@ -25,6 +25,9 @@ pub const MAGIC_COOKIE_VALUE: &str =
 pub const PROTOCOL_VERSION: u32 = 6;
 /// gRPC message limit, as Terraform's own SDK sets it.
 pub const MAX_MESSAGE_SIZE: usize = 256 << 20;
+/// A TLS handshake not finished by then is dropped: a stalled client must
+/// not hold a connection (and its task) forever.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -244,13 +247,22 @@ pub async fn start<P: Provider>(
             tokio::spawn(async move {
                 let conn = match acceptor {
                     None => Conn::Plain(stream),
-                    Some(a) => match a.accept(stream).await {
-                        Ok(s) => Conn::Tls(Box::new(s)),
-                        Err(e) => {
-                            tracing::warn!("TLS handshake with {peer} refused: {e}");
-                            return;
+                    Some(a) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, a.accept(stream)).await {
+                            Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+                            Ok(Err(e)) => {
+                                tracing::warn!("TLS handshake with {peer} refused: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::warn!(
+                                    "TLS handshake with {peer} not finished after {}s: dropped",
+                                    TLS_HANDSHAKE_TIMEOUT.as_secs()
+                                );
+                                return;
+                            }
                         }
-                    },
+                    }
                 };
                 let _ = tx.send(Ok(conn)).await;
             });

@@ -722,3 +722,53 @@ async fn a_panic_in_an_rpc_is_an_error_diagnostic_and_the_plugin_keeps_serving()
         .into_inner();
     assert!(s.error.is_empty());
 }
+
+/// Issue 10: without a handshake timeout, 500 stalled TLS handshakes stayed
+/// open 22 s and more. A client that connects and sends nothing is dropped
+/// after the handshake timeout, and the server keeps serving the pinned
+/// client.
+#[tokio::test]
+async fn stalled_tls_handshakes_are_dropped() {
+    use tokio::io::AsyncReadExt;
+    let (pem, der, key) = p521_cert();
+    let (started, _stop) = serve_test(Some(&pem)).await;
+    let server_der = started.server_cert_der.clone().unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        stalled.push(TcpStream::connect(started.addr).await.unwrap());
+    }
+    // A hang guard far above the timeout (not a timing goal).
+    let guard = super::serve::TLS_HANDSHAKE_TIMEOUT * 6;
+    let reads = stalled.into_iter().map(|mut s| async move {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(guard, s.read(&mut buf)).await
+    });
+    for r in futures_join(reads).await {
+        match r {
+            Ok(Ok(0)) | Ok(Err(_)) => {}
+            Ok(Ok(n)) => panic!("the server sent {n} bytes to a client that sent nothing"),
+            Err(_) => panic!("a stalled handshake was still open after {guard:?}"),
+        }
+    }
+    let ch = tls_channel(started.addr, server_der, Some((der, key)))
+        .await
+        .unwrap();
+    pb::provider_client::ProviderClient::new(ch)
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap();
+}
+
+/// Awaits every future (they run concurrently on the test runtime).
+async fn futures_join<F>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
