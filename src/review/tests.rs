@@ -788,3 +788,166 @@ fn live_arguments() {
         Err(UsageError::MissingValue(_))
     ));
 }
+
+fn corpus(name: &str) -> Analysis {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("acceptance-tests/fixtures/review/corpus")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    review_text(&text, &Requirements::default()).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn errors(a: &Analysis) -> Vec<(String, &'static str, String)> {
+    a.outcomes
+        .iter()
+        .filter(|l| l.outcome.is_error())
+        .map(|l| (l.address.clone(), l.outcome.rule.code(), l.attribute.clone()))
+        .collect()
+}
+
+fn outcome<'a>(a: &'a Analysis, address: &str, rule: RuleId) -> &'a Located {
+    a.outcomes
+        .iter()
+        .find(|l| l.address == address && l.outcome.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule} on {address}: {:#?}", a.outcomes))
+}
+
+/// Plans in the shapes of Databricks' public configurations pass with zero
+/// errors; each broken neighbour fails on its one rule.
+#[test]
+fn corpus_of_public_shapes_and_their_broken_neighbours() {
+    let ok = [
+        "sra_classic",
+        "sra_classic_other_account_role",
+        "sra_with_serverless",
+        "single_key_both_use_cases",
+        "keys_in_module",
+        "for_each_workspaces",
+    ];
+    for name in ok {
+        let a = corpus(name);
+        assert_eq!(errors(&a), vec![], "{name}");
+        assert_eq!(exit_code(&a), 0, "{name}");
+    }
+    let broken: [(&str, &str, &str, &str); 7] = [
+        (
+            "sra_classic_ms_policy_without_decrypt",
+            "aws_kms_key.managed_services",
+            "CMK015",
+            "policy",
+        ),
+        (
+            "sra_classic_storage_policy_without_ebs",
+            "aws_kms_key.workspace_storage",
+            "CMK016",
+            "policy",
+        ),
+        (
+            "sra_classic_storage_key_in_another_region",
+            "databricks_mws_workspaces.this",
+            "CMK002",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "sra_with_serverless_storage_key_on_serverless",
+            "databricks_mws_workspaces.serverless",
+            "CMK007",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "single_key_both_use_cases_composite_id",
+            "databricks_mws_workspaces.this",
+            "CMK014",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "keys_in_module_in_another_region",
+            "databricks_mws_workspaces.this",
+            "CMK002",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "for_each_workspaces_prod_premium",
+            "databricks_mws_workspaces.this[\"prod\"]",
+            "CMK001",
+            "pricing_tier",
+        ),
+    ];
+    for (name, address, rule, attribute) in broken {
+        let a = corpus(name);
+        let e = errors(&a);
+        assert!(!e.is_empty(), "{name} passed");
+        for (addr, r, _) in &e {
+            assert_eq!(*r, rule, "{name}: also {r} on {addr}: {e:#?}");
+        }
+        assert!(
+            e.iter().any(|(ad, r, at)| ad == address && *r == rule && at == attribute),
+            "{name}: want {rule} on {address} ({attribute}), got {e:#?}"
+        );
+        assert_eq!(exit_code(&a), 1, "{name}");
+    }
+}
+
+/// Issue 13's plan: the reference architecture passes with a warning that
+/// names the grants statement, and the references decide CMK016 and CMK002.
+#[test]
+fn reference_architecture_passes_with_decided_references() {
+    let a = corpus("sra_classic");
+    let st = "aws_kms_key.workspace_storage";
+    let o15 = outcome(&a, st, RuleId::PolicyDatabricksGrants);
+    assert_eq!(o15.outcome.verdict, Verdict::Pass, "{o15:?}");
+    let o21 = outcome(&a, st, RuleId::PolicyGuideStatements);
+    assert_eq!(o21.outcome.verdict, Verdict::Fail, "{o21:?}");
+    assert_eq!(o21.outcome.severity, crate::rules::Severity::Warning);
+    let m = &o21.outcome.message;
+    assert!(
+        m.contains("AllowDatabricksStorageGrants")
+            && m.contains("kms:CreateGrant")
+            && m.contains("kms:GrantIsForAWSResource"),
+        "{m}"
+    );
+    // The managed-services key needs nothing more.
+    let ms = outcome(&a, "aws_kms_key.managed_services", RuleId::PolicyGuideStatements);
+    assert_eq!(ms.outcome.verdict, Verdict::Pass, "{ms:?}");
+    // CMK016: the role comes from credentials_id -> databricks_mws_credentials.role_arn.
+    let o16 = outcome(&a, st, RuleId::PolicyClusterVolumes);
+    assert_eq!(o16.outcome.verdict, Verdict::Pass, "{o16:?}");
+    // CMK002: the new keys' region comes from the AWS provider's region (var.region).
+    for l in a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.rule == RuleId::KeyRegion)
+    {
+        assert_ne!(l.outcome.verdict, Verdict::CannotTell, "{l:?}");
+    }
+    assert!(a
+        .outcomes
+        .iter()
+        .any(|l| l.outcome.rule == RuleId::KeyRegion && l.outcome.verdict == Verdict::Pass));
+    // The same plan through the text output: exit 0, one warning.
+    let t = render(&a, Format::Text, "sra.json");
+    assert!(t.contains("warning CMK021 aws_kms_key.workspace_storage (policy)"), "{t}");
+    assert!(t.lines().last().unwrap().starts_with("0 error(s)"), "{t}");
+}
+
+#[test]
+fn references_through_modules_aliases_and_for_each_instances() {
+    // Keys in a module: the root workspace's ids come from module outputs,
+    // the configurations' keys are linked inside the module.
+    let a = corpus("keys_in_module");
+    let o = outcome(&a, "module.cmk.aws_kms_key.storage", RuleId::PolicyDatabricksGrants);
+    assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    let o = outcome(&a, "databricks_mws_workspaces.this", RuleId::SlotUseCase);
+    assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    // for_each: each workspace instance is linked to its own configuration
+    // and key (references recorded as `x` and `each.key`).
+    let a = corpus("for_each_workspaces");
+    for k in ["dev", "prod"] {
+        let w = format!("databricks_mws_workspaces.this[\"{k}\"]");
+        let o = outcome(&a, &w, RuleId::SlotUseCase);
+        assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+        let key = format!("aws_kms_key.ws[\"{k}\"]");
+        let o = outcome(&a, &key, RuleId::PolicyDatabricksGrants);
+        assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    }
+}
