@@ -41,9 +41,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The five figures of BENCHMARKS.md, in one run (bench/bench.py); the two
+# scripts it builds on also run alone: bench/plan_bench.sh, bench/review_bench.sh.
 bench: build
-	./bench/plan_bench.sh $(BIN_DIR)
-	./bench/review_bench.sh $(BIN_DIR)
+	$(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md
 
 docs:
 	$(CARGO) run --quiet -- docs --out docs

@@ -8,12 +8,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::harness::{enabled, example_bin, plan_diagnostics, Workdir, CMK_HEADER};
-use crate::sandbox::{Sandbox, ACCOUNT_ID, PROD_WORKSPACE, TOKEN};
+use crate::sandbox::{oauth_env, Sandbox, ACCOUNT_ID, PROD_WORKSPACE};
 
-/// A working directory for the sandbox (token from DATABRICKS_TOKEN).
+/// A working directory for the sandbox (OAuth M2M credentials from the environment).
 fn workdir(sb: &Sandbox, body: &str) -> Workdir {
     let mut w = Workdir::new(&format!("{CMK_HEADER}\n{}\n{body}", sb.provider_block()));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     w
 }
 
@@ -160,7 +160,7 @@ data "cmk_workspace" "prod" {{
 "#,
         url = sb.url
     ));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     w.env.push((
         "DATABRICKS_ACCOUNT_ID".into(),
         format!("{ACCOUNT_ID}/workspaces/2234567890123456?"),
@@ -234,7 +234,7 @@ provider "cmk" {{
         ),
     ] {
         let mut w = Workdir::new(&provider(extra));
-        w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+        w.env.extend(oauth_env());
         if let Some((k, v)) = var {
             w.env.push((k.into(), v.into()));
         }

@@ -3,7 +3,7 @@
 //! `filesystem_mirror`, and the `dashboard_protected` function.
 
 use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
-use crate::sandbox::{Sandbox, TOKEN};
+use crate::sandbox::{oauth_env, Sandbox, CLIENT_ID, CLIENT_SECRET};
 
 const US_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
 
@@ -24,7 +24,7 @@ fn terraform_levels_and_filters_the_providers_log_lines() {
         "{CMK_HEADER}\n{}\nresource \"cmk_key_configuration\" \"k\" {{\n  use_cases = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{ key_arn = \"{US_KEY}\" }}\n}}\n",
         sb.provider_block()
     ));
-    w.env.push(("DATABRICKS_TOKEN".into(), TOKEN.into()));
+    w.env.extend(oauth_env());
     let run_logged = |level: &str, args: &[&str]| -> String {
         let path = w.path().join(format!("terraform-{level}.log"));
         let _ = std::fs::remove_file(&path);
@@ -74,8 +74,10 @@ fn terraform_levels_and_filters_the_providers_log_lines() {
     let log = run_logged("debug", &["plan", "-input=false", "-no-color"]);
     let call = provider_lines(&log)
         .into_iter()
-        .find(|l| l.contains("Databricks call") && l.contains("/customer-managed-keys/"))
+        .find(|l| l.contains("Databricks call") && l.contains("/customer-managed-keys"))
         .unwrap_or_else(|| panic!("no debug line for the refresh call:\n{log}"));
+    // The refresh read came from the read snapshot's one list.
+    assert!(log.contains("read snapshot taken"), "{log}");
     assert!(call.contains("[DEBUG]"), "{call}");
     for field in [
         "method=GET",
@@ -94,8 +96,8 @@ fn terraform_levels_and_filters_the_providers_log_lines() {
         "trace lines were written"
     );
     assert!(
-        !log.contains(TOKEN),
-        "the Databricks token reached Terraform's log"
+        !log.contains(CLIENT_SECRET),
+        "the OAuth client secret reached Terraform's log"
     );
 }
 
@@ -464,4 +466,114 @@ output "protected" {{ value = provider::cmk::dashboard_protected("2025-01-01T00:
         refused.code, 0,
         "a zip that does not match the mirror's zh: hash was installed"
     );
+}
+
+/// A plan's reads cost one list per kind, however many objects: refresh and
+/// plan-time rule reads of 40 key configurations and 10 bindings are served
+/// from the read snapshot; an object deleted behind Terraform's back is still
+/// seen (the snapshot lacks it, so it is read with a GET).
+#[test]
+fn a_plan_reads_each_kind_with_one_list() {
+    if !enabled("a_plan_reads_each_kind_with_one_list") {
+        return;
+    }
+    const KEYS: usize = 40;
+    const WORKSPACES: usize = 10;
+    let workspaces: Vec<serde_json::Value> = (0..WORKSPACES)
+        .map(|i| {
+            serde_json::json!({
+                "workspace_id": 3_000_000_000_000_000_i64 + i as i64,
+                "workspace_name": format!("ws-{i}"), "deployment_name": format!("ws-{i}"),
+                "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE", "compute_mode": "HYBRID",
+                "storage_mode": "CUSTOMER_HOSTED", "workspace_status": "RUNNING",
+                "classic_compute_running": false
+            })
+        })
+        .collect();
+    let seed = serde_json::json!({
+        "admin_token": crate::sandbox::ADMIN_TOKEN,
+        "accounts": [{
+            "account_id": crate::sandbox::ACCOUNT_ID,
+            "oauth_clients": [{ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET }],
+            "customer_managed_keys": [],
+            "workspaces": workspaces,
+        }]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let seed_path = dir.path().join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    let sb = Sandbox::start_with(seed_path.to_str().unwrap());
+    let mut w = Workdir::new(&format!(
+        r#"{CMK_HEADER}
+{}
+resource "cmk_key_configuration" "k" {{
+  count     = {KEYS}
+  use_cases = ["MANAGED_SERVICES"]
+  aws_key_info = {{ key_arn = "{US_KEY}" }}
+}}
+resource "cmk_workspace_binding" "b" {{
+  count                = {WORKSPACES}
+  workspace_id         = 3000000000000000 + count.index
+  managed_services_key = cmk_key_configuration.k[count.index]
+}}
+"#,
+        sb.provider_block()
+    ));
+    w.env.extend(oauth_env());
+    w.run(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .ok();
+    let requests = || {
+        let (status, body) = sb.admin("GET", "/_sandbox/stats", "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["api_requests"]
+            .as_u64()
+            .unwrap()
+    };
+
+    let before = requests();
+    let plan = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+    assert_eq!(plan.code, 0, "the re-plan is empty:\n{}", plan.all());
+    let spent = requests() - before;
+    // One OAuth token (machine-to-machine, as the Account API requires), one
+    // list of key configurations, one of workspaces: not 40 + 10 + the
+    // plan-time reads of each binding's workspace and key.
+    assert_eq!(
+        spent, 3,
+        "Account API requests of a plan over {KEYS} key configurations and {WORKSPACES} bindings"
+    );
+
+    // Drift: a key configuration deleted behind Terraform's back.
+    let (_, state) = sb.admin("GET", "/_sandbox/state", "");
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let unbound = state["accounts"][0]["customer_managed_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["customer_managed_key_id"].as_str().unwrap().to_string())
+        .find(|id| {
+            !state["accounts"][0]["workspaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|ws| ws["managed_services_customer_managed_key_id"] == id.as_str())
+        })
+        .unwrap();
+    let (status, body) = sb.admin(
+        "DELETE",
+        &format!("/_sandbox/customer-managed-keys/{unbound}"),
+        "",
+    );
+    assert!((200..300).contains(&status), "{status} {body}");
+    let before = requests();
+    let plan = w.run(&["plan", "-input=false", "-no-color"]);
+    plan.ok();
+    assert!(
+        plan.all()
+            .contains("Key configuration deleted outside Terraform")
+            && plan.stdout.contains("1 to add, 0 to change, 0 to destroy"),
+        "{}",
+        plan.all()
+    );
+    // The token, the two lists, and the GET that confirms the deletion.
+    assert_eq!(requests() - before, 4);
 }

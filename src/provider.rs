@@ -343,6 +343,8 @@ impl Provider for CmkProvider {
         };
         let mut databricks = databricks;
         databricks.terraform_version = Some(terraform_version.to_string());
+        // One process serves one plan or apply: its reads come from lists.
+        databricks.snapshot_max_age = Some(crate::cloud::databricks::SNAPSHOT_MAX_AGE);
         Some(Clients::new(databricks, aws))
     }
 

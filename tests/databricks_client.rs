@@ -180,12 +180,9 @@ async fn every_request_carries_the_user_agent() {
     });
     let cancel = CancellationToken::new();
     c.list_workspaces(&cancel).await.unwrap();
-    c.get_customer_managed_key(
-        &cmk::rules::ids::KeyConfigId::parse(MS_KEY).unwrap(),
-        &cancel,
-    )
-    .await
-    .unwrap();
+    c.get_customer_managed_key(&kid(MS_KEY), &cancel)
+        .await
+        .unwrap();
     c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
         .await
         .unwrap();

@@ -88,7 +88,7 @@ fn settings(h: &SandboxHandle) -> DatabricksSettings {
         retry_timeout: Some(Duration::from_secs(5)),
         retry_base_delay: Some(Duration::from_millis(20)),
         workspace_wait_timeout: Some(Duration::from_secs(20)),
-        workspace_poll_interval: Some(Duration::from_millis(30)),
+        workspace_poll_interval: Some(Duration::from_millis(50)),
         workspace_host_template: Some(h.workspace_host_template()),
         jitter_seed: Some(3),
         ..Default::default()

@@ -10,8 +10,9 @@ use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 
 const ACCT: &str = "11111111-2222-4333-8444-555555555555";
-const CLIENT_ID: &str = "sp-review";
-const CLIENT_SECRET: &str = "oauth-review-secret-aaaa";
+/// The service principal the sandbox knows (the Account API takes OAuth only).
+const CLIENT_ID: &str = "review-live-sp";
+const CLIENT_SECRET: &str = "review-live-oauth-secret";
 const OLD_KEY: &str = "aaaaaaaa-0000-4000-8000-0000000000a1";
 const NEW_KEY: &str = "aaaaaaaa-0000-4000-8000-0000000000b2";
 const WS: i64 = 7000000000000101;
@@ -88,7 +89,6 @@ async fn review(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
     .unwrap()
 }
 
-/// OAuth machine-to-machine, as the Account API requires.
 fn creds(h: &SandboxHandle) -> Vec<(&'static str, String)> {
     vec![
         ("DATABRICKS_HOST", h.url()),
@@ -243,10 +243,10 @@ async fn live_fails_closed_when_it_cannot_look() {
     .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("DATABRICKS_CLIENT_ID"), "{err}");
-    // A wrong client secret: the reads fail, the review says which and
-    // exits 2, without echoing the secret.
-    let bad = "oauth-wrong-secret-zzzz";
+    assert!(err.contains("DATABRICKS_CLIENT_SECRET"), "{err}");
+    // A wrong secret: the reads fail, the review says which and exits 2,
+    // without echoing the secret.
+    let bad = "wrong-oauth-secret-zzzz";
     let out = review(
         vec![fixture(), "--live".into()],
         vec![
@@ -262,7 +262,7 @@ async fn live_fails_closed_when_it_cannot_look() {
     assert!(err.contains(&format!("reading workspace {WS}")), "{err}");
     assert!(err.contains("401"), "{err}");
     let all = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
-    assert!(!all.contains(bad), "the secret was echoed: {all}");
+    assert!(!all.contains(bad), "the token was echoed: {all}");
     // The workspace API not where the template says (404): the account
     // reads work, the compute and dashboards reads are named as failed.
     let out = review(

@@ -108,6 +108,10 @@ async fn start_with(f: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
     cmk::tfplugin::install_crypto_provider();
     let mut c = SandboxConfig::new(world());
     c.provisioning_delay = Duration::from_millis(100);
+    // These tests are about the compute lists; which credential each API
+    // takes is tested in tests/real_services.rs, so one account token
+    // serves every route here (the sandbox's documented relaxed mode).
+    c.relaxed_auth = true;
     f(&mut c);
     sandbox::start(c).await.unwrap()
 }

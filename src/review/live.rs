@@ -52,14 +52,16 @@ pub async fn read(
         live.errors.push(format!("{what}: {e}"));
     };
     for &id in &targets.workspace_ids {
-        let wid = match crate::rules::ids::WorkspaceId::new(id) {
-            Ok(w) => w,
+        // Typed before it reaches a URL: a plan value that is no workspace id
+        // is reported, never requested.
+        let typed = match crate::rules::ids::WorkspaceId::new(id) {
+            Ok(t) => t,
             Err(e) => {
-                live.errors.push(e.to_string());
+                live.errors.push(format!("workspace {id}: {}", e.0));
                 continue;
             }
         };
-        let ws = match client.get_workspace(wid, cancel).await {
+        let ws = match client.get_workspace(typed, cancel).await {
             Ok(w) => w,
             Err(e) => {
                 note(&mut live, format!("reading workspace {id}"), e);

@@ -35,6 +35,8 @@ struct Inner {
     auth: Authenticator,
     limiter: RateLimiter,
     rng: Mutex<fastrand::Rng>,
+    /// Reads served from lists (`snapshot.rs`), when configured.
+    snapshot: Option<super::snapshot::ReadSnapshot>,
 }
 
 impl std::fmt::Debug for AccountClient {
@@ -242,6 +244,7 @@ impl AccountClient {
                 auth: Authenticator::new(cfg.auth.clone()),
                 limiter: RateLimiter::new(cfg.rate_limit),
                 rng: Mutex::new(rng),
+                snapshot: cfg.snapshot_max_age.map(super::snapshot::ReadSnapshot::new),
                 http,
                 cfg,
             }),
@@ -333,6 +336,9 @@ impl AccountClient {
             call.body = Some(body.clone());
             match self.execute::<CustomerManagedKey>(call, cancel).await {
                 Ok(k) => {
+                    if let Some(s) = &self.inner.snapshot {
+                        s.wrote_key(&k.customer_managed_key_id).await;
+                    }
                     tracing::info!(customer_managed_key_id = %k.customer_managed_key_id, "created key configuration");
                     return Ok(k);
                 }
@@ -344,6 +350,9 @@ impl AccountClient {
                         .into_iter()
                         .find(|k| same_configuration(k, request, started_ms))
                     {
+                        if let Some(s) = &self.inner.snapshot {
+                            s.wrote_key(&found.customer_managed_key_id).await;
+                        }
                         tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the lost create had taken effect; adopting its configuration");
                         return Ok(found);
                     }
@@ -364,12 +373,18 @@ impl AccountClient {
         }
     }
 
-    /// `GET /customer-managed-keys/{id}`.
+    /// `GET /customer-managed-keys/{id}`, or the read snapshot's copy.
     pub async fn get_customer_managed_key(
         &self,
         customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<CustomerManagedKey, DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            let listed = || self.list_customer_managed_keys(cancel);
+            if let Some(k) = s.key(customer_managed_key_id.as_str(), listed).await {
+                return Ok(k);
+            }
+        }
         let call = self.call(
             Method::GET,
             &["customer-managed-keys", customer_managed_key_id.as_str()],
@@ -397,6 +412,9 @@ impl AccountClient {
         customer_managed_key_id: &KeyConfigId,
         cancel: &CancellationToken,
     ) -> Result<(), DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            s.wrote_key(customer_managed_key_id.as_str()).await;
+        }
         let call = self.call(
             Method::DELETE,
             &["customer-managed-keys", customer_managed_key_id.as_str()],
@@ -409,12 +427,18 @@ impl AccountClient {
 
     // ---- workspaces ----
 
-    /// `GET /workspaces/{id}`.
+    /// `GET /workspaces/{id}`, or the read snapshot's copy.
     pub async fn get_workspace(
         &self,
         workspace_id: WorkspaceId,
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
+        if let Some(s) = &self.inner.snapshot {
+            let listed = || self.list_workspaces(cancel);
+            if let Some(w) = s.workspace(workspace_id.get(), listed).await {
+                return Ok(w);
+            }
+        }
         let call = self.call(
             Method::GET,
             &["workspaces", &workspace_id.to_string()],
@@ -442,6 +466,9 @@ impl AccountClient {
         let mask = update.mask();
         if mask.is_empty() {
             return Ok(());
+        }
+        if let Some(s) = &self.inner.snapshot {
+            s.wrote_workspace(workspace_id.get()).await;
         }
         let mut call = self.call(
             Method::PATCH,
@@ -613,8 +640,22 @@ impl AccountClient {
     // ---- workspace level ----
 
     /// The AI/BI dashboards of a workspace (`GET {workspace}/api/2.0/lakeview/dashboards`,
-    /// every page).
+    /// every page); with the read snapshot, listed once per workspace.
     pub async fn list_dashboards(
+        &self,
+        deployment_name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Dashboard>, DatabricksError> {
+        match &self.inner.snapshot {
+            Some(s) => {
+                let listed = || self.fetch_dashboards(deployment_name, cancel);
+                s.dashboards(deployment_name, listed).await
+            }
+            None => self.fetch_dashboards(deployment_name, cancel).await,
+        }
+    }
+
+    async fn fetch_dashboards(
         &self,
         deployment_name: &str,
         cancel: &CancellationToken,

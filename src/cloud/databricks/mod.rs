@@ -9,6 +9,7 @@ mod error;
 mod facts;
 mod models;
 pub mod settings;
+mod snapshot;
 mod workspace_api;
 
 pub use client::{user_agent, AccountClient};
@@ -21,3 +22,4 @@ pub use settings::{
     AuthKind, DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig, Secret,
     StaticEnvironment, AUTH_TYPES, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
 };
+pub use snapshot::DEFAULT_MAX_AGE as SNAPSHOT_MAX_AGE;

@@ -84,6 +84,10 @@ pub struct DatabricksSettings {
     /// The Terraform CLI's version (from ConfigureProvider), sent in the
     /// `User-Agent` of every request.
     pub terraform_version: Option<String>,
+    /// Serve reads of key configurations and workspaces from one list call
+    /// each, listed again after this age (see `snapshot.rs`). Unset: every
+    /// read is a GET. The provider sets it.
+    pub snapshot_max_age: Option<Duration>,
 }
 
 /// Where the client reads environment variables and files: the process, or a
@@ -220,6 +224,7 @@ pub struct ResolvedConfig {
     pub workspace_host_template: String,
     pub jitter_seed: Option<u64>,
     pub terraform_version: Option<String>,
+    pub snapshot_max_age: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -474,6 +479,7 @@ impl DatabricksSettings {
                 .unwrap_or_else(|| DEFAULT_WORKSPACE_HOST_TEMPLATE.to_string()),
             jitter_seed: self.jitter_seed,
             terraform_version: self.terraform_version.clone(),
+            snapshot_max_age: self.snapshot_max_age,
         })
     }
 }
