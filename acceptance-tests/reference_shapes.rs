@@ -83,7 +83,13 @@ resource "cmk_kms_key" "both" {{
 /// `terraform plan -json`: exit code and the diagnostics.
 fn plan(w: &Workdir, m: &MotoServer) -> (i32, Vec<serde_json::Value>, String) {
     let o = w
-        .command(&["plan", "-json", "-no-color", "-input=false", "-detailed-exitcode"])
+        .command(&[
+            "plan",
+            "-json",
+            "-no-color",
+            "-input=false",
+            "-detailed-exitcode",
+        ])
         .envs(m.env())
         .env("AWS_ENDPOINT_URL_STS", &m.endpoint)
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -117,7 +123,10 @@ fn reference_policies_through_cmk_kms_key_pass_plan() {
     // grants statement of Databricks' guide, named in the warning.
     let warnings: Vec<_> = diags
         .iter()
-        .filter(|d| d["severity"] == "warning" && d["summary"].as_str().unwrap_or_default().contains("CMK021"))
+        .filter(|d| {
+            d["severity"] == "warning"
+                && d["summary"].as_str().unwrap_or_default().contains("CMK021")
+        })
         .collect();
     assert_eq!(warnings.len(), 1, "{diags:#?}");
     let detail = warnings[0]["detail"].as_str().unwrap_or_default();
@@ -142,11 +151,17 @@ fn reference_policies_through_cmk_kms_key_pass_plan() {
         .find(|d| d["severity"] == "error")
         .unwrap_or_else(|| panic!("an error: {diags:#?}"));
     assert!(
-        err["summary"].as_str().unwrap_or_default().contains("CMK015"),
+        err["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CMK015"),
         "{err:#}"
     );
     assert!(
-        err["detail"].as_str().unwrap_or_default().contains("kms:Decrypt"),
+        err["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kms:Decrypt"),
         "{err:#}"
     );
     assert!(err.to_string().contains("managed_services"), "{err:#}");

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::rules::checks::key_arn_from_key_resource;
 use crate::rules::coverage::{coverage, Coverage, PlannedKeys};
 use crate::rules::facts::{
     BindingChange, ComputeMode, KeyConfigFacts, KeyState, KmsKeyFacts, PricingTier, RequestedKey,
@@ -9,7 +10,7 @@ use crate::rules::facts::{
 };
 use crate::rules::{
     check_binding, check_key_configuration, check_kms_key, Fact, KeyFeature, Outcome, PolicyNeeds,
-    Subject,
+    RuleId, Subject,
 };
 
 use super::plan::{Plan, Res};
@@ -243,6 +244,26 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
         let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
         by_arn.get(&arn).copied()
     })
+}
+
+/// Where a key configuration's `key_arn`, not known until apply, comes
+/// from, when that is a KMS key resource's `arn` (or an alias's
+/// `target_key_arn`) and nothing else: the expression references only
+/// that attribute and the resource holding it (as `terraform show -json`
+/// records `aws_kms_key.k.arn`: `aws_kms_key.k.arn`, `aws_kms_key.k`).
+fn key_arn_source(plan: &Plan, c: &Res) -> Option<String> {
+    let (r, attr) = plan
+        .resolve(c, "aws_key_info.key_arn")
+        .into_iter()
+        .find(|(r, attr)| {
+            (KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
+                || (r.rtype == "aws_kms_alias" && attr == "target_key_arn")
+        })?;
+    let whole = plan.resolve_whole(c, "aws_key_info.key_arn");
+    if whole.iter().any(|w| w.config_address != r.config_address) {
+        return None;
+    }
+    Some(format!("{}.{attr}", r.config_address))
 }
 
 /// The cross-account IAM role of an official workspace resource: its
@@ -618,7 +639,18 @@ fn analyze_with(
             // Not set: Databricks takes it from the ARN (computed, so unknown in the plan).
             written.key_region = Fact::Known(None);
         }
-        push(&mut a, c, check_key_configuration(&written));
+        let mut outs = check_key_configuration(&written);
+        if written.key_arn.is_unknown() {
+            if let Some(source) = key_arn_source(plan, c) {
+                for o in outs
+                    .iter_mut()
+                    .filter(|o| o.rule == RuleId::KeyArnWellFormed)
+                {
+                    *o = key_arn_from_key_resource(&source);
+                }
+            }
+        }
+        push(&mut a, c, outs);
     }
     let config_index: HashMap<&str, usize> = configs
         .iter()

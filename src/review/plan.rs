@@ -472,8 +472,7 @@ impl Plan {
     pub fn resolve_whole(&self, from: &Res, path: &str) -> Vec<&Res> {
         let mut out: Vec<&Res> = vec![];
         for (prefix, r) in self.expand(from, path) {
-            let full = strip_index(&format!("{prefix}{r}"));
-            for res in self.instances(&full, from) {
+            for res in self.instances_of(&format!("{prefix}{r}"), from) {
                 if !out.iter().any(|x| x.address == res.address) {
                     out.push(res);
                 }
@@ -491,21 +490,34 @@ impl Plan {
     pub fn resolve(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
         let mut out: Vec<(&Res, String)> = vec![];
         for (prefix, r) in self.expand(from, path) {
-            let full = strip_index(&format!("{prefix}{r}"));
-            // Every split "<config address>.<attribute>" of the reference.
-            for (cut, _) in full.match_indices('.') {
-                let (addr, attr) = (&full[..cut], &full[cut + 1..]);
-                for res in self.instances(addr, from) {
+            let full = format!("{prefix}{r}");
+            // Every split "<address>.<attribute>" of the reference.
+            for cut in top_level_dots(&full) {
+                let (addr, attr) = (&full[..cut], strip_index(&full[cut + 1..]));
+                for res in self.instances_of(addr, from) {
                     if !out
                         .iter()
-                        .any(|(x, at)| x.address == res.address && at == attr)
+                        .any(|(x, at)| x.address == res.address && *at == attr)
                     {
-                        out.push((res, attr.to_string()));
+                        out.push((res, attr.clone()));
                     }
                 }
             }
         }
         out
+    }
+
+    /// The resources a referenced address names: the one instance when the
+    /// reference gives a constant key (`k["a"]`, `m[0]`; Terraform records
+    /// those whole), else every instance of the configuration address, the
+    /// one with `from`'s own key first.
+    fn instances_of(&self, address: &str, from: &Res) -> Vec<&Res> {
+        if address.ends_with(']') {
+            if let Some(r) = self.get(address) {
+                return vec![r];
+            }
+        }
+        self.instances(&strip_index(address), from)
     }
 
     /// The instances of a configuration address, the one whose instance
@@ -533,7 +545,13 @@ impl Plan {
         out
     }
 
-    fn expand_refs(&self, prefix: &str, refs: &[String], hops: usize, out: &mut Vec<(String, String)>) {
+    fn expand_refs(
+        &self,
+        prefix: &str,
+        refs: &[String],
+        hops: usize,
+        out: &mut Vec<(String, String)>,
+    ) {
         if hops > MAX_REFERENCE_HOPS {
             return;
         }
@@ -583,6 +601,32 @@ impl Plan {
             .cloned()
             .unwrap_or(Fact::Unknown)
     }
+}
+
+/// Byte offsets of the dots of a reference outside `[...]` and quoted keys
+/// (`k["a.b"].arn` splits at the last dot only).
+fn top_level_dots(r: &str) -> Vec<usize> {
+    let mut out = vec![];
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for (i, c) in r.char_indices() {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' if depth > 0 => in_str = true,
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => out.push(i),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `[...]` at the end of an address: the `count`/`for_each` key.

@@ -66,12 +66,15 @@ fn correct_official_plan_has_no_failures_and_no_false_alarms() {
         .find(|l| l.outcome.rule == RuleId::PolicyClusterVolumes)
         .unwrap();
     assert_eq!(e.outcome.verdict, Verdict::Pass, "{e:?}");
-    // The key ARN is known only after apply: cannot tell, not an error.
-    assert!(a
+    // The key ARN is known only after apply, but it is aws_kms_key.arn:
+    // a KMS key ARN, so CMK018 decides (issue 13).
+    let arn = a
         .outcomes
         .iter()
-        .any(|l| l.outcome.rule == RuleId::KeyArnWellFormed
-            && l.outcome.verdict == Verdict::CannotTell));
+        .find(|l| l.outcome.rule == RuleId::KeyArnWellFormed)
+        .unwrap();
+    assert_eq!(arn.outcome.verdict, Verdict::Pass, "{arn:?}");
+    assert!(arn.outcome.message.contains(".arn"), "{arn:?}");
     // Coverage: a new HYBRID workspace with both keys protects dbfs_root and ebs_volumes.
     let cov = &a.coverage[0];
     assert_eq!(cov.address, "databricks_mws_workspaces.this");
@@ -801,7 +804,13 @@ fn errors(a: &Analysis) -> Vec<(String, &'static str, String)> {
     a.outcomes
         .iter()
         .filter(|l| l.outcome.is_error())
-        .map(|l| (l.address.clone(), l.outcome.rule.code(), l.attribute.clone()))
+        .map(|l| {
+            (
+                l.address.clone(),
+                l.outcome.rule.code(),
+                l.attribute.clone(),
+            )
+        })
         .collect()
 }
 
@@ -881,7 +890,8 @@ fn corpus_of_public_shapes_and_their_broken_neighbours() {
             assert_eq!(*r, rule, "{name}: also {r} on {addr}: {e:#?}");
         }
         assert!(
-            e.iter().any(|(ad, r, at)| ad == address && *r == rule && at == attribute),
+            e.iter()
+                .any(|(ad, r, at)| ad == address && *r == rule && at == attribute),
             "{name}: want {rule} on {address} ({attribute}), got {e:#?}"
         );
         assert_eq!(exit_code(&a), 1, "{name}");
@@ -907,7 +917,11 @@ fn reference_architecture_passes_with_decided_references() {
         "{m}"
     );
     // The managed-services key needs nothing more.
-    let ms = outcome(&a, "aws_kms_key.managed_services", RuleId::PolicyGuideStatements);
+    let ms = outcome(
+        &a,
+        "aws_kms_key.managed_services",
+        RuleId::PolicyGuideStatements,
+    );
     assert_eq!(ms.outcome.verdict, Verdict::Pass, "{ms:?}");
     // CMK016: the role comes from credentials_id -> databricks_mws_credentials.role_arn.
     let o16 = outcome(&a, st, RuleId::PolicyClusterVolumes);
@@ -926,7 +940,10 @@ fn reference_architecture_passes_with_decided_references() {
         .any(|l| l.outcome.rule == RuleId::KeyRegion && l.outcome.verdict == Verdict::Pass));
     // The same plan through the text output: exit 0, one warning.
     let t = render(&a, Format::Text, "sra.json");
-    assert!(t.contains("warning CMK021 aws_kms_key.workspace_storage (policy)"), "{t}");
+    assert!(
+        t.contains("warning CMK021 aws_kms_key.workspace_storage (policy)"),
+        "{t}"
+    );
     assert!(t.lines().last().unwrap().starts_with("0 error(s)"), "{t}");
 }
 
@@ -935,7 +952,11 @@ fn references_through_modules_aliases_and_for_each_instances() {
     // Keys in a module: the root workspace's ids come from module outputs,
     // the configurations' keys are linked inside the module.
     let a = corpus("keys_in_module");
-    let o = outcome(&a, "module.cmk.aws_kms_key.storage", RuleId::PolicyDatabricksGrants);
+    let o = outcome(
+        &a,
+        "module.cmk.aws_kms_key.storage",
+        RuleId::PolicyDatabricksGrants,
+    );
     assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
     let o = outcome(&a, "databricks_mws_workspaces.this", RuleId::SlotUseCase);
     assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
@@ -949,5 +970,72 @@ fn references_through_modules_aliases_and_for_each_instances() {
         let key = format!("aws_kms_key.ws[\"{k}\"]");
         let o = outcome(&a, &key, RuleId::PolicyDatabricksGrants);
         assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    }
+}
+
+/// A plan the real tools wrote (Terraform 1.11.4, hashicorp/aws 5.100.0;
+/// see acceptance-tests/fixtures/review/real/README.md): references are
+/// followed as Terraform records them.
+#[test]
+fn real_plan_records_references_as_review_reads_them() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("acceptance-tests/fixtures/review/real/aws_provider_shapes.json");
+    let plan = Plan::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let res = |a: &str| plan.get(a).unwrap_or_else(|| panic!("{a} not in the plan"));
+    // Regions of keys created in the plan: the provider configuration's
+    // region, through `var.region`, an alias, and a module's `providers`.
+    for (key, region) in [
+        ("aws_kms_key.k[\"a\"]", "eu-west-1"),
+        ("aws_kms_key.w", "us-west-2"),
+        ("module.keys.aws_kms_key.m[1]", "eu-west-1"),
+        ("module.keys_west.aws_kms_key.m[0]", "us-west-2"),
+    ] {
+        assert_eq!(
+            plan.provider_region(res(key)),
+            Fact::Known(region.to_string()),
+            "{key}"
+        );
+    }
+    let first = |from: &str, attr: &str| -> (String, String) {
+        let r = plan.resolve(res(from), attr);
+        let (x, a) = r
+            .first()
+            .unwrap_or_else(|| panic!("{from}.{attr} resolves to nothing"));
+        (x.address.clone(), a.clone())
+    };
+    // A plain reference, and one with a constant key (that instance only).
+    assert_eq!(
+        first("aws_kms_alias.a", "target_key_id"),
+        ("aws_kms_key.w".to_string(), "key_id".to_string())
+    );
+    let lit = plan.resolve(res("aws_kms_alias.lit"), "target_key_id");
+    assert!(
+        lit.iter().all(|(r, _)| r.address == "aws_kms_key.k[\"a\"]"),
+        "{:?}",
+        lit.iter().map(|(r, a)| (&r.address, a)).collect::<Vec<_>>()
+    );
+    // `k[each.key].key_id` is recorded as `k` and `each.key`: the instance
+    // with the alias's own key.
+    for k in ["a", "b"] {
+        let from = format!("aws_kms_alias.fe[\"{k}\"]");
+        let whole = plan.resolve_whole(res(&from), "target_key_id");
+        assert_eq!(
+            whole[0].address,
+            format!("aws_kms_key.k[\"{k}\"]"),
+            "{from}"
+        );
+    }
+    // Through a module output (`aws_kms_key.m[0].arn` inside the module):
+    // instance 0, whichever count instance refers to it.
+    for i in 0..2 {
+        let from = format!("aws_kms_alias.cnt[{i}]");
+        assert_eq!(
+            first(&from, "target_key_id"),
+            (
+                "module.keys_west.aws_kms_key.m[0]".to_string(),
+                "arn".to_string()
+            ),
+            "{from}"
+        );
     }
 }

@@ -10,9 +10,7 @@ use super::facts::{
     DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
 };
 use super::findings::{Outcome, RuleId, Severity, Subject};
-use super::iam::{
-    cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart,
-};
+use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
 use super::kms_policy::default_databricks_principal;
 
@@ -127,6 +125,18 @@ pub fn check_key_configuration(cfg: &KeyConfigFacts) -> Vec<Outcome> {
         _ => Outcome::cannot_tell(r, s, "use_cases or reuse_key_for_cluster_volumes are not known until apply"),
     });
     out
+}
+
+/// CMK018 for a key ARN not known until apply but taken from a KMS key
+/// resource's `arn` attribute (`source`, e.g. `aws_kms_key.storage.arn`, or
+/// an alias's `target_key_arn`): what AWS returns there is always a key
+/// ARN, never an alias ARN, so the rule decides before apply.
+pub fn key_arn_from_key_resource(source: &str) -> Outcome {
+    Outcome::pass(
+        RuleId::KeyArnWellFormed,
+        Subject::KeyArn,
+        format!("the key ARN is {source}, a KMS key ARN once the key exists"),
+    )
 }
 
 /// What the key policy must allow: from the key configurations that use the key.

@@ -356,7 +356,7 @@ pub static RULES: [Rule; 21] = [
         "Key policy has the statements Databricks' guide adds",
         "For a STORAGE key, the key policy also allows Databricks' principal what Databricks' configuration guide adds beyond what the services need: ReEncrypt*, GenerateDataKeyWithoutPlaintext and DescribeKey in the storage statement, and the grants statement (CreateGrant, ListGrants and RevokeGrant under `Bool kms:GrantIsForAWSResource = true`). Evaluated as IAM does.",
         "Databricks' guide to configuring customer-managed keys shows these statements; Databricks' security reference architecture for AWS omits the grants statement and runs without it.",
-        "the key policy does not allow arn:aws:iam::414351767826:root kms:CreateGrant (needed for STORAGE); the statement Databricks' guide adds for it: AllowDatabricksStorageGrants ...",
+        "the key policy does not allow arn:aws:iam::414351767826:root kms:CreateGrant (needed for STORAGE); ...; Databricks' configuration guide adds the statement AllowDatabricksStorageGrants (kms:CreateGrant, kms:ListGrants, kms:RevokeGrant for arn:aws:iam::414351767826:root under Bool kms:GrantIsForAWSResource = true, ...)",
         "Add the grants statement from Databricks' guide (the cmk_kms_key_policy data source generates it), or keep the reference architecture's policy knowingly.",
         "Warning: Databricks' security reference architecture for AWS, which Databricks runs in production and publishes, has no grants statement for Databricks' principal in its storage key policy, so the services work without it; Databricks' configuration guide adds it, so its absence is worth knowing."),
 ];
