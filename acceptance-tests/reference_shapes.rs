@@ -93,12 +93,15 @@ struct Shape {
     ms_actions: &'static str,
     prod_ws: i64,
     module_ws: i64,
+    /// The module's output bound to its workspace's storage slot.
+    module_storage: &'static str,
 }
 
 const GOOD: Shape = Shape {
     ms_actions: r#""kms:Encrypt", "kms:Decrypt""#,
     prod_ws: PROD_WS,
     module_ws: MODULE_WS,
+    module_storage: "storage",
 };
 
 fn config(sb: &Sandbox, m: &MotoServer, s: &Shape) -> String {
@@ -193,7 +196,7 @@ module "keys" {{
 
 resource "cmk_workspace_binding" "module" {{
   workspace_id         = {module_ws}
-  storage_key          = module.keys.storage
+  storage_key          = module.keys.{module_storage}
   managed_services_key = module.keys.managed_services
 }}
 
@@ -229,6 +232,7 @@ resource "cmk_workspace_binding" "ws" {{
         ms_actions = s.ms_actions,
         prod_ws = s.prod_ws,
         module_ws = s.module_ws,
+        module_storage = s.module_storage,
     )
 }
 
@@ -380,12 +384,12 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
             "cmk_workspace_binding.ws[\"prod\"]",
         ),
         (
-            "the module's storage key (cluster volumes) on a SERVERLESS workspace",
+            "the module's managed-services configuration in a storage slot",
             Shape {
-                module_ws: SERVERLESS_WS,
+                module_storage: "managed_services",
                 ..GOOD
             },
-            "CMK007",
+            "CMK005",
             "cmk_workspace_binding.module",
         ),
     ];
@@ -404,4 +408,29 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
         );
         nothing_created(&sb, &m);
     }
+
+    // What Databricks accepts is not an error: the module's storage key
+    // (cluster volumes included, as reuse_key_for_cluster_volumes is
+    // omitted) on a SERVERLESS workspace plans, with the CMK007 warning.
+    w.write(
+        "main.tf",
+        &config(
+            &sb,
+            &m,
+            &Shape {
+                module_ws: SERVERLESS_WS,
+                ..GOOD
+            },
+        ),
+    );
+    let (code, diags, all) = plan(&w, &m);
+    assert_eq!(code, 2, "{all}");
+    assert!(diags.iter().all(|d| d["severity"] != "error"), "{diags:#?}");
+    assert!(
+        diags.iter().any(|d| d["severity"] == "warning"
+            && rule_of(d).contains("CMK007")
+            && on(d) == "cmk_workspace_binding.module"),
+        "{diags:#?}"
+    );
+    nothing_created(&sb, &m);
 }

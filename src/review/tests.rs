@@ -838,6 +838,16 @@ fn corpus_of_public_shapes_and_their_broken_neighbours() {
         assert_eq!(errors(&a), vec![], "{name}");
         assert_eq!(exit_code(&a), 0, "{name}");
     }
+    // A storage key (cluster volumes included) on a serverless workspace:
+    // Databricks accepts it, so warnings (CMK007, CMK008), no error.
+    let a = corpus("sra_with_serverless_storage_key_on_serverless");
+    assert_eq!(errors(&a), vec![]);
+    assert_eq!(exit_code(&a), 0);
+    for rule in [RuleId::EbsKeyOnServerless, RuleId::StorageKeyOnServerless] {
+        let o = outcome(&a, "databricks_mws_workspaces.serverless", rule);
+        assert_eq!(o.outcome.verdict, Verdict::Fail, "{o:?}");
+        assert_eq!(o.outcome.severity, crate::rules::Severity::Warning);
+    }
     let broken: [(&str, &str, &str, &str); 7] = [
         (
             "sra_classic_ms_policy_without_decrypt",
@@ -858,9 +868,9 @@ fn corpus_of_public_shapes_and_their_broken_neighbours() {
             "storage_customer_managed_key_id",
         ),
         (
-            "sra_with_serverless_storage_key_on_serverless",
+            "sra_with_serverless_ms_key_in_storage_slot",
             "databricks_mws_workspaces.serverless",
-            "CMK007",
+            "CMK005",
             "storage_customer_managed_key_id",
         ),
         (
