@@ -9,7 +9,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 BIN_DIR := target/release
 
-.PHONY: all build demo test unit acceptance lint venv bench docs release clean
+.PHONY: all build demo test unit acceptance lint venv bench fuzz docs release clean
 
 all: build
 
@@ -45,6 +45,15 @@ lint:
 # scripts it builds on also run alone: bench/plan_bench.sh, bench/review_bench.sh.
 bench: build
 	$(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md
+
+# Bounded fuzzing on the stable toolchain: the proptest targets named
+# `fuzz` (msgpack and refinement decoder, JSON decoder, ARN and id parsing,
+# path segments, the IAM policy evaluator) with many cases each. `make test`
+# runs the same targets with a few cases. A failure prints the minimal input;
+# proptest keeps it under proptest-regressions/ and replays it first.
+FUZZ_CASES ?= 20000
+fuzz:
+	CMK_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --lib fuzz -- --test-threads=2
 
 docs:
 	$(CARGO) run --quiet -- docs --out docs

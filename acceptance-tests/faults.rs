@@ -315,6 +315,14 @@ impl GroupRun {
         assert!(ok.success(), "kill -INT -{pgid}");
     }
 
+    /// Collects the output printed so far.
+    fn drain(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.output.push_str(&l);
+            self.output.push('\n');
+        }
+    }
+
     /// Waits for the exit (hang guard `limit`) and collects the rest of the output.
     fn finish(&mut self, limit: Duration) -> std::process::ExitStatus {
         let t0 = Instant::now();
@@ -422,4 +430,354 @@ resource "sleep_wait" "long" {
         "{}",
         state.stdout
     );
+}
+
+/// The key configurations of the sandbox's account for `arn`.
+fn configurations_for(sb: &Sandbox, arn: &str) -> Vec<serde_json::Value> {
+    let (_, state) = sb.admin("GET", "/_sandbox/state", "");
+    let world: serde_json::Value = serde_json::from_str(&state).unwrap();
+    world["accounts"][0]["customer_managed_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["aws_key_info"]["key_arn"] == arn)
+        .cloned()
+        .collect()
+}
+
+/// Issue 10: with 5 s latency on the API, Ctrl-C 2 s into the create left
+/// state empty while the configuration was committed anyway; the next
+/// apply created a second one. Now the cancelled create finds what it made
+/// and state tracks it: the second apply adds nothing.
+#[test]
+fn interrupted_create_is_tracked_and_the_next_apply_adds_nothing() {
+    if !enabled("interrupted_create_is_tracked_and_the_next_apply_adds_nothing") {
+        return;
+    }
+    const ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/5a5a5a5a-2222-3333-4444-555555555555";
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases    = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{ key_arn = \"{ARN}\" }}\n}}\n"
+        ),
+    );
+    let (status, body) = sb.admin("PUT", "/_sandbox/faults", r#"{"latency_ms": 5000}"#);
+    assert!(status < 300, "faults: {status} {body}");
+    let mut run =
+        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+    run.wait_for(
+        "cmk_key_configuration.k: Creating...",
+        Duration::from_secs(120),
+    );
+    // The POST must be in flight when Ctrl-C comes: the OAuth token request
+    // before it takes the same latency. The sandbox logs a request when it
+    // arrives, before its latency.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, log) = sb.admin("GET", "/_sandbox/requests", "");
+        let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+        let posted = log.as_array().into_iter().flatten().any(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/customer-managed-keys"))
+        });
+        if posted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the create's POST never reached the sandbox: {log}\n{}",
+            run.output
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    run.interrupt_group();
+    run.finish(Duration::from_secs(120));
+    assert!(run.output.contains("Interrupt received"), "{}", run.output);
+    let (status, body) = sb.admin("PUT", "/_sandbox/faults", r#"{"latency_ms": 0}"#);
+    assert!(status < 300, "faults: {status} {body}");
+
+    // The sandbox finishes the create it received, as a real service does
+    // (after its latency; a hang guard, not a timing goal).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while configurations_for(&sb, ARN).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let made = configurations_for(&sb, ARN);
+    assert_eq!(
+        made.len(),
+        1,
+        "the interrupted create committed one configuration: {made:?}"
+    );
+    let listed = w.run(&["state", "list"]);
+    assert!(
+        listed.stdout.contains("cmk_key_configuration.k"),
+        "state tracks the configuration the interrupted create made:\n{}\n{}",
+        listed.all(),
+        run.output
+    );
+
+    let second = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    second.ok();
+    assert!(
+        second.stdout.contains("0 added"),
+        "the second apply adds nothing:\n{}",
+        second.stdout
+    );
+    let made = configurations_for(&sb, ARN);
+    assert_eq!(made.len(), 1, "exactly one configuration: {made:?}");
+    let shown = w.json(&["show", "-json"]);
+    let tracked =
+        shown["values"]["root_module"]["resources"][0]["values"]["customer_managed_key_id"].clone();
+    assert_eq!(tracked, made[0]["customer_managed_key_id"]);
+}
+
+/// The fault suite (issue 10): 100 key configurations and 20 bindings
+/// applied while the sandbox answers 10 % of API calls 503, 10 % 429 with
+/// `Retry-After`, drops the answer of 5 % of creates after committing them,
+/// and adds random latency, from a fixed fault seed. Afterwards Terraform's
+/// state and the sandbox agree exactly (no duplicate, none missing, none
+/// untracked) and the re-plan, under the same faults, is empty.
+#[test]
+fn fault_suite_state_matches_the_sandbox_exactly() {
+    if !enabled("fault_suite_state_matches_the_sandbox_exactly") {
+        return;
+    }
+    const CONFIGS: usize = 100;
+    const BINDINGS: usize = 20;
+    const FIRST_WS: i64 = 7100000000000001;
+    let arn = |i: usize| {
+        format!("arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-0000-4000-8000-{i:012}")
+    };
+
+    // A world with enough workspaces for the bindings.
+    let seed_dir = tempfile::tempdir().unwrap();
+    let workspaces: Vec<serde_json::Value> = (0..BINDINGS)
+        .map(|i| {
+            serde_json::json!({
+                "workspace_id": FIRST_WS + i as i64,
+                "workspace_name": format!("fault-ws-{i:02}"),
+                "deployment_name": format!("fault-ws-{i:02}"),
+                "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE",
+                "compute_mode": "HYBRID", "storage_mode": "CUSTOMER_HOSTED",
+                "workspace_status": "RUNNING", "classic_compute_running": false
+            })
+        })
+        .collect();
+    let seed = serde_json::json!({
+        "admin_token": crate::sandbox::ADMIN_TOKEN,
+        "accounts": [{
+            "account_id": ACCOUNT_ID,
+            "oauth_clients": [{
+                "client_id": crate::sandbox::CLIENT_ID,
+                "client_secret": crate::sandbox::CLIENT_SECRET
+            }],
+            "workspaces": workspaces
+        }]
+    });
+    let seed_path = seed_dir.path().join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    let sb = Sandbox::start_with(seed_path.to_str().unwrap());
+
+    let mut w = Workdir::new(&format!(
+        r#"{CMK_HEADER}
+provider "cmk" {{
+  host                            = "{url}"
+  account_id                      = "{ACCOUNT_ID}"
+  workspace_host_template         = "{url}/_ws/{{deployment_name}}"
+  workspace_poll_interval_seconds = 0.1
+  rate_limit                      = 500
+}}
+resource "cmk_key_configuration" "k" {{
+  count        = {CONFIGS}
+  use_cases    = ["MANAGED_SERVICES"]
+  aws_key_info = {{ key_arn = format("arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-0000-4000-8000-%012d", count.index) }}
+}}
+resource "cmk_workspace_binding" "b" {{
+  count                   = {BINDINGS}
+  workspace_id            = {FIRST_WS} + count.index
+  managed_services_key_id = cmk_key_configuration.k[count.index].customer_managed_key_id
+}}
+"#,
+        url = sb.url
+    ));
+    w.env.extend(oauth_env());
+
+    let (status, body) = sb.admin(
+        "PUT",
+        "/_sandbox/faults",
+        r#"{"error_rate": 0.1, "error_status": 503, "throttle_rate": 0.1, "retry_after_seconds": 0.2, "drop_rate": 0.05, "latency_jitter_ms": 40, "seed": 20251129}"#,
+    );
+    assert!(status < 300, "faults: {status} {body}");
+
+    let applied = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    applied.ok();
+
+    // The faults really happened.
+    let (_, stats) = sb.admin("GET", "/_sandbox/stats", "");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    for counter in ["injected_errors", "injected_throttles", "dropped_creates"] {
+        assert!(
+            stats[counter].as_u64().unwrap_or(0) > 0,
+            "no {counter} during the apply: {stats}"
+        );
+    }
+    assert_eq!(
+        stats["creates_committed"].as_u64(),
+        Some(CONFIGS as u64),
+        "every configuration was committed once, none twice: {stats}"
+    );
+
+    // The sandbox: each ARN exactly once.
+    let (_, world) = sb.admin("GET", "/_sandbox/state", "");
+    let world: serde_json::Value = serde_json::from_str(&world).unwrap();
+    let account = &world["accounts"][0];
+    let mut in_sandbox = std::collections::BTreeMap::new();
+    for k in account["customer_managed_keys"].as_array().unwrap() {
+        let a = k["aws_key_info"]["key_arn"].as_str().unwrap().to_string();
+        let id = k["customer_managed_key_id"].as_str().unwrap().to_string();
+        assert!(
+            in_sandbox.insert(a.clone(), id).is_none(),
+            "duplicate configuration for {a}"
+        );
+    }
+    let expected: std::collections::BTreeSet<String> = (0..CONFIGS).map(arn).collect();
+    assert_eq!(
+        in_sandbox
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected,
+        "the sandbox holds exactly the configured keys"
+    );
+
+    // Terraform's state: the same ids for the same ARNs.
+    let shown = w.json(&["show", "-json"]);
+    let resources = shown["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap();
+    let mut in_state = std::collections::BTreeMap::new();
+    let mut bound = std::collections::BTreeMap::new();
+    for r in resources {
+        let v = &r["values"];
+        match r["type"].as_str().unwrap() {
+            "cmk_key_configuration" => {
+                let a = v["aws_key_info"]["key_arn"].as_str().unwrap().to_string();
+                let id = v["customer_managed_key_id"].as_str().unwrap().to_string();
+                assert!(
+                    in_state.insert(a.clone(), id).is_none(),
+                    "{a} twice in state"
+                );
+            }
+            "cmk_workspace_binding" => {
+                bound.insert(
+                    v["workspace_id"].as_i64().unwrap(),
+                    v["managed_services_key_id"].as_str().unwrap().to_string(),
+                );
+            }
+            other => panic!("unexpected {other} in state"),
+        }
+    }
+    assert_eq!(in_state, in_sandbox, "state tracks exactly what exists");
+
+    // The bindings: each workspace holds the key its binding names.
+    assert_eq!(bound.len(), BINDINGS);
+    for ws in account["workspaces"].as_array().unwrap() {
+        let id = ws["workspace_id"].as_i64().unwrap();
+        let i = (id - FIRST_WS) as usize;
+        assert_eq!(
+            ws["managed_services_customer_managed_key_id"].as_str(),
+            Some(in_sandbox[&arn(i)].as_str()),
+            "workspace {id}"
+        );
+        assert_eq!(bound[&id], in_sandbox[&arn(i)], "binding of workspace {id}");
+        assert_eq!(ws["workspace_status"], "RUNNING", "workspace {id}");
+    }
+
+    // The re-plan, under the same faults, is empty.
+    let o = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+    assert_eq!(o.code, 0, "the re-plan must be empty:\n{}", o.all());
+}
+
+/// Issue 10: a re-apply after an interrupted binding reported "Creation
+/// complete after 0s" while the workspace was still PROVISIONING (the
+/// PATCH of the interrupted apply had gone through, so nothing was left to
+/// send and the "did the change take" check was skipped). The world the
+/// interrupted apply leaves is made here directly: the keys in place, the
+/// workspace PROVISIONING, the binding not in state. The re-apply must
+/// wait for RUNNING and only then report the binding created.
+#[test]
+fn re_apply_after_an_interrupted_binding_waits_for_running() {
+    if !enabled("re_apply_after_an_interrupted_binding_waits_for_running") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"resource "cmk_key_configuration" "k" {{
+  use_cases    = ["MANAGED_SERVICES"]
+  aws_key_info = {{ key_arn = "arn:aws:kms:us-east-1:123456789012:key/6b6b6b6b-2222-4333-8444-555555555555" }}
+}}
+resource "cmk_workspace_binding" "b" {{
+  workspace_id         = {PROD_WORKSPACE}
+  managed_services_key = cmk_key_configuration.k
+}}
+"#
+        ),
+    );
+    w.run(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .ok();
+    w.run(&["state", "rm", "-no-color", "cmk_workspace_binding.b"])
+        .ok();
+    let status_path = format!("/_sandbox/workspaces/{PROD_WORKSPACE}/status");
+    let (status, body) = sb.admin(
+        "POST",
+        &status_path,
+        r#"{"workspace_status": "PROVISIONING", "workspace_status_message": "Updating the workspace's keys"}"#,
+    );
+    assert!(status < 300, "status: {status} {body}");
+
+    let mut run =
+        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+    run.wait_for(
+        "cmk_workspace_binding.b: Creating...",
+        Duration::from_secs(120),
+    );
+    // While the workspace is PROVISIONING the binding is not done.
+    std::thread::sleep(Duration::from_secs(3));
+    run.drain();
+    assert!(
+        !run.output.contains("Creation complete") && !run.output.contains("Apply complete"),
+        "the binding was reported created while the workspace was PROVISIONING:\n{}",
+        run.output
+    );
+    let (status, body) = sb.admin(
+        "POST",
+        &status_path,
+        r#"{"workspace_status": "RUNNING", "workspace_status_message": "Workspace is running."}"#,
+    );
+    assert!(status < 300, "status: {status} {body}");
+    let done = run.finish(Duration::from_secs(120));
+    assert!(done.success(), "{}", run.output);
+    assert!(
+        run.output
+            .contains("cmk_workspace_binding.b: Creation complete"),
+        "{}",
+        run.output
+    );
+    let shown = w.json(&["show", "-json"]);
+    let b = shown["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "cmk_workspace_binding")
+        .cloned()
+        .expect("the binding is in state");
+    assert_eq!(b["values"]["workspace_status"], "RUNNING");
+    let re = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+    assert_eq!(re.code, 0, "re-plan must be empty:\n{}", re.all());
 }

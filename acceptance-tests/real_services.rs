@@ -1,7 +1,8 @@
 //! What the real services do, through Terraform and cmk-sandbox: which
 //! credentials the Account API takes, the Databricks CLI's login, a stray
 //! `\r` in a credential, a storage-key update behind a RUNNING status
-//! (customer-managed VPC), and the binding's import ids.
+//! (customer-managed VPC), and the binding's import by the bare workspace id
+//! or `<account_id>/<workspace_id>`.
 
 use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
 use crate::sandbox::{
@@ -232,6 +233,182 @@ resource "cmk_workspace_binding" "prod" {{
     assert_eq!(b["workspace_status"], "RUNNING");
     let re = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
     assert_eq!(re.code, 0, "re-plan must be empty:\n{}", re.all());
+}
+
+#[test]
+fn a_silently_reverted_key_update_is_reported_after_workspace_update_timeout_seconds() {
+    if !enabled("a_silently_reverted_key_update_is_reported_after_workspace_update_timeout_seconds")
+    {
+        return;
+    }
+    let sb = Sandbox::start();
+    // Databricks reverts a failed key update silently: RUNNING again, old id.
+    let (status, body) = sb.admin(
+        "POST",
+        &format!("/_sandbox/workspaces/{PROD_WORKSPACE}/key-update"),
+        r#"{"key_update_outcome": "reverted"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let provider = sb.provider_block().replace(
+        "workspace_poll_interval_seconds = 0.1",
+        "workspace_poll_interval_seconds = 0.1\n  workspace_update_timeout_seconds = 2",
+    );
+    assert!(provider.contains("workspace_update_timeout_seconds = 2"));
+    let mut w = Workdir::new(&format!(
+        r#"{CMK_HEADER}
+{provider}
+resource "cmk_key_configuration" "storage" {{
+  use_cases    = ["STORAGE"]
+  aws_key_info = {{ key_arn = "{US_KEY}" }}
+}}
+resource "cmk_workspace_binding" "prod" {{
+  workspace_id   = {PROD_WORKSPACE}
+  storage_key_id = cmk_key_configuration.storage.customer_managed_key_id
+}}
+"#
+    ));
+    w.env.extend(oauth_env());
+    let out = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    assert_ne!(out.code, 0, "{}", out.all());
+    let text = out
+        .all()
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("is RUNNING but its storage_customer_managed_key_id is still")
+            && text.contains("Databricks did not apply the change")
+            && text.contains("The key update could not be applied and was rolled back."),
+        "{text}"
+    );
+    no_debug_output(&text);
+    // The wait ended at the configured bound (2 s), not the default (1200 s).
+    let waited: u64 = text
+        .split_once("s after the update")
+        .and_then(|(head, _)| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in {text}"));
+    assert!((2..1200).contains(&waited), "waited {waited}s: {text}");
+    // The state never holds the id Databricks did not take.
+    let state = w.json(&["show", "-json"]);
+    let resources = state["values"]["root_module"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let cfg = resources
+        .iter()
+        .find(|r| r["address"] == "cmk_key_configuration.storage")
+        .expect("the key configuration was created");
+    let new_id = cfg["values"]["customer_managed_key_id"].clone();
+    if let Some(b) = resources
+        .iter()
+        .find(|r| r["address"] == "cmk_workspace_binding.prod")
+    {
+        assert_ne!(b["values"]["storage_key_id"], new_id, "{b:#}");
+    }
+
+    // Out of range: refused at plan, naming the argument and the range.
+    let bad = Workdir::new(&format!(
+        "{CMK_HEADER}\n{}\n{}",
+        sb.provider_block().replace(
+            "workspace_poll_interval_seconds = 0.1",
+            "workspace_update_timeout_seconds = 0",
+        ),
+        workspace_data_source()
+    ));
+    let (code, diags) = plan_diagnostics(&bad);
+    assert_ne!(code, 0, "{diags:?}");
+    assert!(
+        diags.iter().any(|d| d["severity"] == "error"
+            && d["summary"] == "Invalid workspace_update_timeout_seconds"
+            && d["detail"]
+                .as_str()
+                .is_some_and(|t| t.contains("workspace_update_timeout_seconds"))),
+        "{diags:?}"
+    );
+}
+
+#[test]
+fn binding_imports_by_account_and_workspace_id() {
+    if !enabled("binding_imports_by_account_and_workspace_id") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"resource "cmk_key_configuration" "storage" {{
+  use_cases    = ["STORAGE"]
+  aws_key_info = {{ key_arn = "{US_KEY}" }}
+}}
+resource "cmk_workspace_binding" "prod" {{
+  workspace_id   = {PROD_WORKSPACE}
+  storage_key_id = cmk_key_configuration.storage.customer_managed_key_id
+}}
+"#
+        ),
+        oauth_env(),
+    );
+    w.run(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .ok();
+    let binding = "cmk_workspace_binding.prod";
+    let import = |id: &str| w.run(&["import", "-input=false", "-no-color", binding, id]);
+    let forget = || {
+        w.run(&["state", "rm", "-no-color", binding]).ok();
+    };
+    let empty_plan = |how: &str| {
+        let re = w.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]);
+        assert_eq!(
+            re.code,
+            0,
+            "{how}: the imported binding re-plans empty:\n{}",
+            re.all()
+        );
+    };
+    // Terraform wraps diagnostics in a box: compare the words.
+    let words = |text: String| {
+        text.replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+
+    // The bare workspace id, as before.
+    forget();
+    import(&PROD_WORKSPACE.to_string()).ok();
+    empty_plan("bare workspace id");
+
+    // The official databricks_mws_workspaces resource's id.
+    forget();
+    import(&format!("{ACCOUNT_ID}/{PROD_WORKSPACE}")).ok();
+    empty_plan("<account_id>/<workspace_id>");
+
+    // Another account: refused, naming both accounts and the fix.
+    forget();
+    let other = "0d26daa6-5e44-4c97-a497-ef015f91254a";
+    let wrong = import(&format!("{other}/{PROD_WORKSPACE}"));
+    assert_ne!(wrong.code, 0, "{}", wrong.all());
+    let text = words(wrong.all());
+    assert!(
+        text.contains(&format!(
+            "The import id names account {other}, but the provider manages account {ACCOUNT_ID}. Import with {ACCOUNT_ID}/{PROD_WORKSPACE}"
+        )),
+        "{text}"
+    );
+    no_debug_output(&text);
+
+    // A malformed id names the expected forms.
+    let bad = import(&format!("{ACCOUNT_ID}/prod"));
+    assert_ne!(bad.code, 0, "{}", bad.all());
+    let text = words(bad.all());
+    assert!(
+        text.contains("is not <account_id>/<workspace_id>")
+            && text.contains("is not a workspace id")
+            && text.contains("Import with the workspace id, or <account_id>/<workspace_id>"),
+        "{text}"
+    );
+    no_debug_output(&text);
 }
 
 fn base64_encode(s: &str) -> String {

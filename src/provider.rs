@@ -23,6 +23,8 @@ use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, Val};
 pub const TYPE_NAME: &str = "cmk";
 /// The source address used in the examples, docs and `--debug`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/databricks-cmk/cmk";
+/// Seconds allowed for `workspace_update_timeout_seconds`.
+const UPDATE_TIMEOUT_RANGE: (f64, f64) = (1.0, 86_400.0);
 
 /// Customer-managed keys (CMK) for Databricks on AWS, with Databricks' rules checked at plan time.
 ///
@@ -98,6 +100,14 @@ pub struct ProviderConfig {
     /// Seconds between polls while a workspace applies a key change (default 10).
     #[schemars(extend("x-tf" = ["optional"]))]
     pub workspace_poll_interval_seconds: Val<f64>,
+
+    /// How long a key change may take, in seconds (default 1200): the workspace
+    /// must be RUNNING with the requested key ids within it. A workspace with a
+    /// customer-managed VPC stays RUNNING while the new id appears, minutes
+    /// later; the change is reported as not applied only when the old id
+    /// outlasts this bound. 1 to 86400.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub workspace_update_timeout_seconds: Val<f64>,
 
     // ---- AWS (KMS)
     /// The AWS region for KMS calls on new keys (keys named by ARN are reached in
@@ -231,6 +241,11 @@ impl ProviderConfig {
                 std::time::Duration::try_from_secs_f64(s.max(0.05))
                     .unwrap_or(std::time::Duration::from_secs(3600))
             }),
+            workspace_wait_timeout: self
+                .workspace_update_timeout_seconds
+                .known()
+                .filter(|s| settings::check_seconds(**s, UPDATE_TIMEOUT_RANGE, "").is_ok())
+                .map(|s| std::time::Duration::from_secs_f64(*s)),
             ..DatabricksSettings::default()
         }
     }
@@ -294,6 +309,19 @@ impl Provider for CmkProvider {
                 diags.error_at(
                     AttributePath::new(["rate_limit"]),
                     "Invalid rate_limit",
+                    e.to_string(),
+                );
+            }
+        }
+        if let Val::Known(s) = &c.workspace_update_timeout_seconds {
+            if let Err(e) = settings::check_seconds(
+                *s,
+                UPDATE_TIMEOUT_RANGE,
+                "workspace_update_timeout_seconds",
+            ) {
+                diags.error_at(
+                    AttributePath::new(["workspace_update_timeout_seconds"]),
+                    "Invalid workspace_update_timeout_seconds",
                     e.to_string(),
                 );
             }

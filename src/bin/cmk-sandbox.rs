@@ -53,6 +53,12 @@ struct Args {
     /// The next N creates commit, then drop the connection without answering.
     #[arg(long, default_value_t = 0)]
     drop_after_commit: u32,
+    /// Share (0..1) of creates that commit, then drop the connection without answering.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// A random extra latency of every API answer, from 0 to N milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
     /// Seed of the fault randomness.
     #[arg(long, default_value_t = 0)]
     fault_seed: u64,
@@ -89,6 +95,7 @@ async fn main() {
         token_lifetime: Duration::from_secs(args.token_lifetime_seconds),
         faults: Faults {
             latency_ms: args.latency_ms,
+            latency_jitter_ms: args.latency_jitter_ms,
             error_rate: args.error_rate,
             error_status: args.error_status,
             fail_next: 0,
@@ -96,6 +103,7 @@ async fn main() {
             retry_after_seconds: args.retry_after_seconds,
             rps_limit: args.rps_limit,
             drop_after_commit: args.drop_after_commit,
+            drop_rate: args.drop_rate,
             seed: None,
         },
         fault_seed: args.fault_seed,

@@ -121,6 +121,8 @@ pub struct KeyInfo {
 pub struct Kms {
     sdk: SdkConfig,
     conf: aws_sdk_kms::Config,
+    /// The caller's account, asked once (STS), when a check needs it.
+    caller: std::sync::Arc<tokio::sync::OnceCell<Option<String>>>,
 }
 
 impl Kms {
@@ -151,6 +153,7 @@ impl Kms {
         Kms {
             sdk,
             conf: b.build(),
+            caller: Default::default(),
         }
     }
 
@@ -164,9 +167,11 @@ impl Kms {
     }
 
     /// A client for the region in `key` when it is a key ARN (KMS answers
-    /// only for keys of the endpoint's region), and the key id to send: the
-    /// bare id for a key ARN (equivalent for KMS in that region, and the only
-    /// form some emulators resolve for every call), else `key` as given.
+    /// only for keys of the endpoint's region), and the key to send: always
+    /// `key` as given. A key ARN stays an ARN: KMS finds a key of another AWS
+    /// account only by its ARN ("To specify a KMS key in a different AWS
+    /// account, you must use the key ARN or alias ARN"), and a bare id would
+    /// look in the caller's own account.
     fn client_for(&self, key: &str) -> (aws_sdk_kms::Client, String) {
         match ids::parse_key_arn(key) {
             Ok(arn) if Some(arn.region.as_str()) != self.conf.region().map(|r| r.as_ref()) => {
@@ -175,11 +180,32 @@ impl Kms {
                     .to_builder()
                     .region(Region::new(arn.region))
                     .build();
-                (aws_sdk_kms::Client::from_conf(conf), arn.key_id)
+                (aws_sdk_kms::Client::from_conf(conf), key.to_string())
             }
-            Ok(arn) => (self.client(), arn.key_id),
             _ => (self.client(), key.to_string()),
         }
+    }
+
+    /// For the calls KMS allows on a key of the caller's own account only
+    /// (its "Cross-account use: No" calls that change a key's state:
+    /// EnableKey, DisableKey, ScheduleKeyDeletion, CancelKeyDeletion): the
+    /// client of the ARN's region and the bare key id, which KMS reads
+    /// exactly as the ARN there. (moto 5.2 resolves only bare ids for these
+    /// four.)
+    fn own_account_client_for(&self, key: &str) -> (aws_sdk_kms::Client, String) {
+        let (c, k) = self.client_for(key);
+        match ids::parse_key_arn(&k) {
+            Ok(arn) => (c, arn.key_id),
+            Err(_) => (c, k),
+        }
+    }
+
+    /// The caller's account, asked once; `None` when STS does not answer.
+    async fn caller_account_cached(&self) -> Option<String> {
+        self.caller
+            .get_or_init(|| async { self.caller_account_id().await.ok() })
+            .await
+            .clone()
     }
 
     /// The caller's AWS account (STS GetCallerIdentity).
@@ -444,7 +470,7 @@ impl Kms {
     }
 
     pub async fn enable(&self, key: &str) -> Result<(), KmsError> {
-        let (c, id) = self.client_for(key);
+        let (c, id) = self.own_account_client_for(key);
         c.enable_key()
             .key_id(id)
             .send()
@@ -454,7 +480,7 @@ impl Kms {
     }
 
     pub async fn disable(&self, key: &str) -> Result<(), KmsError> {
-        let (c, id) = self.client_for(key);
+        let (c, id) = self.own_account_client_for(key);
         c.disable_key()
             .key_id(id)
             .send()
@@ -465,7 +491,7 @@ impl Kms {
 
     /// Cancels a scheduled deletion; the key is then Disabled.
     pub async fn cancel_deletion(&self, key: &str) -> Result<(), KmsError> {
-        let (c, id) = self.client_for(key);
+        let (c, id) = self.own_account_client_for(key);
         c.cancel_key_deletion()
             .key_id(id)
             .send()
@@ -478,7 +504,7 @@ impl Kms {
     /// some KMS emulators accept anything). Returns the deletion date.
     pub async fn schedule_deletion(&self, key: &str, window_days: i64) -> Result<String, KmsError> {
         check_deletion_window(window_days).map_err(KmsError::Config)?;
-        let (c, id) = self.client_for(key);
+        let (c, id) = self.own_account_client_for(key);
         let out = c
             .schedule_key_deletion()
             .key_id(id)
@@ -562,6 +588,29 @@ impl Kms {
         let mut policy_denied = None;
         match self.get_policy(key_arn).await {
             Ok(p) => facts.policy = Fact::Known(Some(p)),
+            // KMS never returns the policy of another account's key
+            // (GetKeyPolicy does not work across accounts): say so, as a
+            // warning, instead of blaming a permission or the key.
+            Err(e @ (KmsError::AccessDenied { .. } | KmsError::NotFound { .. }))
+                if self
+                    .caller_account_cached()
+                    .await
+                    .is_some_and(|c| c != parsed.account_id) =>
+            {
+                policy_denied = Some(
+                    Outcome::fail(
+                        RuleId::PolicyDatabricksGrants,
+                        Subject::KeyPolicy,
+                        format!(
+                            "the key policy of {key_arn} could not be read across accounts: the key is in AWS account {}, Terraform runs as account {}, and KMS returns a key policy only to its own account, so the policy was not checked; check it in account {} (the cmk_kms_key_policy data source gives the statements Databricks needs) ({e})",
+                            parsed.account_id,
+                            self.caller_account_cached().await.unwrap_or_default(),
+                            parsed.account_id
+                        ),
+                    )
+                    .with_severity(Severity::Warning),
+                );
+            }
             Err(e @ KmsError::AccessDenied { .. }) => {
                 policy_denied = Some(permission_warning("kms:GetKeyPolicy", key_arn, &e));
             }

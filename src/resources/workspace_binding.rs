@@ -516,7 +516,12 @@ impl Resource for WorkspaceBinding {
         planned.id = Val::Known(ws_id.to_string());
         planned.workspace_name = Val::Known(w.workspace_name.clone());
         planned.aws_region = w.aws_region.clone().into();
-        planned.workspace_status = if ms_changes || st_changes {
+        // An apply waits for RUNNING: on a key change, and on a create even
+        // with nothing to send (the keys of an interrupted apply in place,
+        // the workspace still PROVISIONING).
+        let running = w.workspace_status == Some(crate::rules::facts::WorkspaceStatus::Running);
+        let waits = change.prior.is_none() && !running;
+        planned.workspace_status = if ms_changes || st_changes || waits {
             Val::unknown()
         } else {
             w.workspace_status.map(|s| s.as_str().to_string()).into()
@@ -596,15 +601,31 @@ impl Resource for WorkspaceBinding {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<WorkspaceBindingModel> {
-        let ws_id = match crate::rules::ids::WorkspaceId::parse(id) {
-            Ok(w) => w,
-            Err(e) => {
-                diags.error(
-                    "Invalid import id",
-                    format!("{e}: import with the numeric workspace id."),
-                );
-                return None;
-            }
+        // The bare workspace id, or the official workspace resource's
+        // import id `<account_id>/<workspace_id>`.
+        use crate::rules::ids::{AccountId, WorkspaceId};
+        let how = "Import with the workspace id, or <account_id>/<workspace_id> as for the official databricks_mws_workspaces.";
+        let (account, ws_id) = match id.trim().split_once('/') {
+            Some((a, w)) => match (AccountId::parse(a), WorkspaceId::parse(w)) {
+                (Ok(a), Ok(w)) => (Some(a), w),
+                (Err(e), _) | (_, Err(e)) => {
+                    diags.error(
+                        "Invalid import id",
+                        format!(
+                            "{} is not <account_id>/<workspace_id>: {e}. {how}",
+                            crate::rules::ids::quoted(id)
+                        ),
+                    );
+                    return None;
+                }
+            },
+            None => match WorkspaceId::parse(id) {
+                Ok(w) => (None, w),
+                Err(e) => {
+                    diags.error("Invalid import id", format!("{e}. {how}"));
+                    return None;
+                }
+            },
         };
         let mut m = WorkspaceBindingModel {
             id: Val::Null,
@@ -619,6 +640,16 @@ impl Resource for WorkspaceBinding {
             workspace_status: Val::Null,
         };
         let client = databricks(ctx, diags).await?;
+        if let Some(a) = account.filter(|a| *a != client.config().account_id) {
+            diags.error(
+                "Invalid import id",
+                format!(
+                    "The import id names account {a}, but the provider manages account {mine}. Import with {mine}/{ws_id} (or the bare workspace id {ws_id}), or configure the provider's account_id as {a} to manage that account.",
+                    mine = client.config().account_id
+                ),
+            );
+            return None;
+        }
         match client.get_workspace(ws_id, &ctx.cancel).await {
             Ok(w) => {
                 m.fill_from(&w);

@@ -10,6 +10,8 @@ pub mod analyze;
 pub mod live;
 pub mod output;
 pub mod plan;
+#[cfg(test)]
+mod plan_fuzz;
 
 use std::io::{Read, Write};
 

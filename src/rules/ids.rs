@@ -93,13 +93,23 @@ pub fn check_databricks_account_id(s: &str) -> Result<(), IdError> {
 /// A value quoted in a message: escaped, and cut to a readable length (a
 /// hostile configuration may hold megabytes where an id is expected).
 pub fn quoted(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head:?}... ({} characters)", s.chars().count())
+    // Bytes of the escaped text, quotes excluded.
+    const MAX: usize = 100;
+    let mut out = String::from("\"");
+    let mut cut = false;
+    for c in s.chars() {
+        let e: String = c.escape_debug().collect();
+        if out.len() - 1 + e.len() > MAX {
+            cut = true;
+            break;
+        }
+        out.push_str(&e);
     }
+    out.push('"');
+    if cut {
+        out.push_str(&format!("... ({} characters)", s.chars().count()));
+    }
+    out
 }
 
 /// A bare key configuration id (`customer_managed_key_id`): a UUID. Only
@@ -441,6 +451,10 @@ pub fn check_principal_arn(s: &str) -> Result<Partition, IdError> {
         )))
     }
 }
+
+#[cfg(test)]
+#[path = "ids_fuzz.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,9 @@ pub mod iam;
 pub mod ids;
 pub mod kms_policy;
 
+#[cfg(test)]
+mod iam_fuzz;
+
 pub use catalog::{DataType, KeyFeature};
 pub use checks::{check_binding, check_key_configuration, check_kms_key, PolicyNeeds};
 pub use coverage::{coverage, Coverage, PlannedKeys, Protection};

@@ -68,6 +68,11 @@ pub(crate) struct Stats {
     pub all_requests: u64,
     pub tokens_issued: u64,
     pub creates_committed: u64,
+    /// Faults injected so far: 5xx answers, 429 answers, creates committed
+    /// whose answer was dropped.
+    pub injected_errors: u64,
+    pub injected_throttles: u64,
+    pub dropped_creates: u64,
     /// Requests per `User-Agent` header (how clients identify themselves).
     pub user_agents: std::collections::BTreeMap<String, u64>,
 }
@@ -93,11 +98,14 @@ fn bad(message: impl Into<String>) -> Response {
 }
 
 impl Shared {
-    fn save(&self, world: &World) {
-        if let Some(p) = &self.state_path {
-            if let Err(e) = persist(p, world) {
-                tracing::error!(error = %e, "cannot persist sandbox state");
-            }
+    /// The world, locked for a change that [`Change::commit`] persists.
+    fn change(&self) -> Change<'_> {
+        let world = lock(&self.world);
+        let before = self.state_path.as_ref().map(|_| world.clone());
+        Change {
+            shared: self,
+            world,
+            before,
         }
     }
 
@@ -293,6 +301,55 @@ pub(crate) fn too_large() -> Response {
     err(413, "REQUEST_TOO_LARGE", "The request body is too large")
 }
 
+/// The world locked for a change. Memory never holds what the state file
+/// does not: a failed write puts the world back as it was.
+pub(crate) struct Change<'a> {
+    shared: &'a Shared,
+    world: std::sync::MutexGuard<'a, World>,
+    /// The world as it was (only when there is a state file).
+    before: Option<World>,
+}
+
+impl Change<'_> {
+    /// Persists the changed world; a failed write undoes the change and
+    /// answers 500 (a full disk must not be answered 201).
+    fn commit(&mut self) -> Result<(), Response> {
+        let Some(p) = &self.shared.state_path else {
+            return Ok(());
+        };
+        match persist(p, &self.world) {
+            Ok(()) => {
+                self.before = Some(self.world.clone());
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist sandbox state; the change is undone");
+                if let Some(b) = self.before.clone() {
+                    *self.world = b;
+                }
+                Err(err(
+                    500,
+                    "INTERNAL_ERROR",
+                    "cmk-sandbox could not write its state file; nothing was changed",
+                ))
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Change<'_> {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+impl std::ops::DerefMut for Change<'_> {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+}
+
 fn account_mut<'a>(world: &'a mut World, account_id: &str) -> Option<&'a mut SandboxAccount> {
     world
         .accounts
@@ -344,6 +401,15 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
         .route(
             "/oidc/accounts/{account_id}/.well-known/oauth-authorization-server",
             get(oauth_metadata),
+        )
+        // A workspace host's discovery, as the SDKs probe it.
+        .route(
+            "/_ws/{deployment}/.well-known/databricks-config",
+            get(workspace_config),
+        )
+        .route(
+            "/_ws/{deployment}/oidc/.well-known/oauth-authorization-server",
+            get(workspace_oauth_metadata),
         );
     let admin = Router::new()
         .route("/_sandbox/faults", get(get_faults).put(put_faults))
@@ -432,13 +498,42 @@ async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
             return r;
         }
     }
-    let (throttle, fail) = {
+    let (throttle, fail, jitter) = {
         let mut rng = lock(&s.rng);
-        (rng.f64() < f.throttle_rate, rng.f64() < f.error_rate)
+        (
+            rng.f64() < f.throttle_rate,
+            rng.f64() < f.error_rate,
+            rng.u64(0..=f.latency_jitter_ms),
+        )
     };
-    if f.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+    {
+        let mut st = lock(&s.stats);
+        if throttle {
+            st.injected_throttles += 1;
+        } else if fail || fail_now {
+            st.injected_errors += 1;
+        }
     }
+    // A real service finishes a request it received even when the client
+    // goes away (issue 10: a create cancelled by Ctrl-C was committed
+    // anyway): the rest runs in a task of its own, which a closed
+    // connection does not abort.
+    let handled = tokio::spawn(async move {
+        let latency = f.latency_ms.saturating_add(jitter);
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
+        answer(f, throttle, fail || fail_now, req, next).await
+    });
+    match handled.await {
+        Ok(r) => r,
+        // drop_after_commit unwinds to close the connection: keep doing so.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => err(500, "INTERNAL_ERROR", format!("cmk-sandbox: {e}")),
+    }
+}
+
+async fn answer(f: Faults, throttle: bool, fail: bool, req: Request, next: Next) -> Response {
     if throttle {
         let mut r = err(
             429,
@@ -450,7 +545,7 @@ async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
         }
         return r;
     }
-    if fail || fail_now {
+    if fail {
         return err(
             f.error_status,
             "TEMPORARILY_UNAVAILABLE",
@@ -483,6 +578,43 @@ async fn oauth_metadata(headers: HeaderMap, Path(account_id): Path<String>) -> R
     let base = format!("{}/oidc/accounts/{account_id}", host_of(&headers));
     Json(json!({
         "issuer": format!("{base}"),
+        "authorization_endpoint": format!("{base}/v1/authorize"),
+        "token_endpoint": format!("{base}/v1/token"),
+    }))
+    .into_response()
+}
+
+async fn workspace_config(
+    State(s): S,
+    headers: HeaderMap,
+    Path(deployment): Path<String>,
+) -> Response {
+    let id = lock(&s.world)
+        .accounts
+        .iter()
+        .flat_map(|a| a.workspaces.iter())
+        .find(|w| w.workspace.deployment_name.as_deref() == Some(&deployment))
+        .map(|w| w.workspace.workspace_id);
+    let Some(id) = id else {
+        return err(
+            404,
+            "ENDPOINT_NOT_FOUND",
+            format!("No workspace {deployment}"),
+        );
+    };
+    let base = format!("{}/_ws/{deployment}", host_of(&headers));
+    Json(json!({
+        "oidc_endpoint": format!("{base}/oidc"),
+        "workspace_id": id.to_string(),
+        "cloud": "aws",
+    }))
+    .into_response()
+}
+
+async fn workspace_oauth_metadata(headers: HeaderMap, Path(deployment): Path<String>) -> Response {
+    let base = format!("{}/_ws/{deployment}/oidc", host_of(&headers));
+    Json(json!({
+        "issuer": base.clone(),
         "authorization_endpoint": format!("{base}/v1/authorize"),
         "token_endpoint": format!("{base}/v1/token"),
     }))
@@ -710,7 +842,7 @@ async fn delete_key(
     if let Err(r) = check_key_id(&id) {
         return r;
     }
-    let mut world = lock(&s.world);
+    let mut world = s.change();
     let Some(acct) = account_mut(&mut world, &account_id) else {
         return not_found_key(&id);
     };
@@ -735,7 +867,9 @@ async fn delete_key(
     }
     let removed = acct.customer_managed_keys.remove(pos);
     let view = key_view(&account_id, &removed);
-    s.save(&world);
+    if let Err(r) = world.commit() {
+        return r;
+    }
     Json(view).into_response()
 }
 
@@ -822,20 +956,26 @@ async fn create_key(
     };
     let view = key_view(&account_id, &key);
     let drop_it = {
-        let mut world = lock(&s.world);
+        let mut world = s.change();
         let Some(acct) = account_mut(&mut world, &account_id) else {
             return err(403, "PERMISSION_DENIED", "no such account");
         };
         acct.customer_managed_keys.push(key);
-        s.save(&world);
+        if let Err(r) = world.commit() {
+            return r;
+        }
         lock(&s.stats).creates_committed += 1;
         let mut f = lock(&s.faults);
-        if f.drop_after_commit > 0 {
+        let drop_it = if f.drop_after_commit > 0 {
             f.drop_after_commit -= 1;
             true
         } else {
-            false
+            f.drop_rate > 0.0 && lock(&s.rng).f64() < f.drop_rate
+        };
+        if drop_it {
+            lock(&s.stats).dropped_creates += 1;
         }
+        drop_it
     };
     if drop_it {
         tracing::info!(id = %view.customer_managed_key_id, "committed the create; dropping the connection without answering (fault injection)");
@@ -891,7 +1031,7 @@ async fn list_ws(State(s): S, Path(account_id): Path<String>, headers: HeaderMap
     if let Err(r) = s.authorize(&headers, &account_id) {
         return r;
     }
-    let mut world = lock(&s.world);
+    let mut world = s.change();
     let mut changed = false;
     let all: Vec<Value> = world
         .accounts
@@ -904,7 +1044,9 @@ async fn list_ws(State(s): S, Path(account_id): Path<String>, headers: HeaderMap
         })
         .collect();
     if changed {
-        s.save(&world);
+        if let Err(r) = world.commit() {
+            return r;
+        }
     }
     Json(all).into_response()
 }
@@ -934,7 +1076,7 @@ async fn get_ws(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let mut world = lock(&s.world);
+    let mut world = s.change();
     let Some(w) = world
         .accounts
         .iter_mut()
@@ -947,7 +1089,9 @@ async fn get_ws(
     let changed = advance_pending_update(w);
     let answer = ws_json(w);
     if changed {
-        s.save(&world);
+        if let Err(r) = world.commit() {
+            return r;
+        }
     }
     Json(answer).into_response()
 }
@@ -992,7 +1136,7 @@ async fn patch_ws(
             return bad(format!("Field {f} cannot be updated in cmk-sandbox"));
         }
     }
-    let mut world = lock(&s.world);
+    let mut world = s.change();
     let Some(acct) = account_mut(&mut world, &account_id) else {
         return ws_not_found(id);
     };
@@ -1126,7 +1270,7 @@ async fn patch_ws(
         let aid = account_id.clone();
         tokio::spawn(async move {
             tokio::time::sleep(s2.provisioning_delay).await;
-            let mut world = lock(&s2.world);
+            let mut world = s2.change();
             if let Some(w) = account_mut(&mut world, &aid).and_then(|a| {
                 a.workspaces
                     .iter_mut()
@@ -1145,11 +1289,14 @@ async fn patch_ws(
                     }
                 }
             }
-            s2.save(&world);
+            // A failed write undoes the change (and is logged).
+            let _ = world.commit();
         });
     }
     let answer = ws_json(w);
-    s.save(&world);
+    if let Err(r) = world.commit() {
+        return r;
+    }
     Json(answer).into_response()
 }
 
@@ -1245,7 +1392,7 @@ async fn admin_delete_key(State(s): S, Path(id): Path<String>, headers: HeaderMa
     if let Err(r) = s.admin(&headers) {
         return r;
     }
-    let mut world = lock(&s.world);
+    let mut world = s.change();
     let mut found = false;
     for a in &mut world.accounts {
         let n = a.customer_managed_keys.len();
@@ -1256,7 +1403,9 @@ async fn admin_delete_key(State(s): S, Path(id): Path<String>, headers: HeaderMa
     if !found {
         return not_found_key(&id);
     }
-    s.save(&world);
+    if let Err(r) = world.commit() {
+        return r;
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -1268,7 +1417,7 @@ where
         Ok(i) => i,
         Err(r) => return r,
     };
-    let mut world = lock(&s.world);
+    let mut world = s.change();
     let Some(w) = world
         .accounts
         .iter_mut()
@@ -1278,10 +1427,10 @@ where
         return ws_not_found(id);
     };
     match f(w) {
-        Ok(v) => {
-            s.save(&world);
-            Json(v).into_response()
-        }
+        Ok(v) => match world.commit() {
+            Ok(()) => Json(v).into_response(),
+            Err(r) => r,
+        },
         Err(r) => r,
     }
 }

@@ -37,6 +37,8 @@ pub enum SandboxError {
     },
     #[error("invalid seed: {0}")]
     Seed(String),
+    #[error("the state file {path} is not a valid sandbox world: {message}; move it away to start from the seed")]
+    State { path: PathBuf, message: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -205,6 +207,8 @@ pub struct World {
 pub struct Faults {
     /// Added to every API answer.
     pub latency_ms: u64,
+    /// A random extra latency, from 0 to this many milliseconds, per call.
+    pub latency_jitter_ms: u64,
     /// Share (0..1) of API calls answered with `error_status`.
     pub error_rate: f64,
     /// The 5xx status of injected errors (503 by default).
@@ -220,6 +224,9 @@ pub struct Faults {
     /// The next N creates commit the configuration, then drop the
     /// connection without answering.
     pub drop_after_commit: u32,
+    /// Share (0..1) of creates that commit, then drop the connection
+    /// without answering (drawn from the seeded fault randomness).
+    pub drop_rate: f64,
     /// Reseeds the fault randomness when set through the admin call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -229,6 +236,7 @@ impl Default for Faults {
     fn default() -> Self {
         Faults {
             latency_ms: 0,
+            latency_jitter_ms: 0,
             error_rate: 0.0,
             error_status: 503,
             fail_next: 0,
@@ -236,6 +244,7 @@ impl Default for Faults {
             retry_after_seconds: 1.0,
             rps_limit: None,
             drop_after_commit: 0,
+            drop_rate: 0.0,
             seed: None,
         }
     }
@@ -423,25 +432,149 @@ pub(crate) fn dashboard_view(d: &SeedDashboard) -> Dashboard {
     }
 }
 
-/// Writes the state atomically: a temporary file in the same folder, then rename.
+/// Writes the state (which holds tokens and OAuth secrets) atomically and
+/// privately: a new temporary file, created exclusively (`O_EXCL`: a
+/// symbolic link or any file already at its random name is never opened,
+/// so never followed) with mode 0600 in the same folder, written and
+/// synced, then renamed over the state file (a rename replaces a link, it
+/// does not follow it). On any failure the temporary file is removed and
+/// the state file is left as it was.
 pub(crate) fn persist(path: &Path, world: &World) -> Result<(), SandboxError> {
-    let text = serde_json::to_string_pretty(world).unwrap_or_default();
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let werr = |source| SandboxError::Write {
         path: path.to_path_buf(),
         source,
     };
-    std::fs::write(&tmp, text).map_err(werr)?;
-    std::fs::rename(&tmp, path).map_err(werr)
+    let text = serde_json::to_vec_pretty(world).map_err(|e| werr(std::io::Error::other(e)))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    let (tmp, mut file) = create_private(&dir, &name).map_err(werr)?;
+    let written = (|| {
+        use std::io::Write;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(werr(e));
+    }
+    // The rename itself, durable (best effort: not every file system syncs folders).
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A new file `.{name}.{random}.tmp` in `dir`, created exclusively with
+/// mode 0600. A name that exists (a file or a link someone placed) is
+/// never reused: another random name is tried.
+fn create_private(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let tmp = dir.join(format!(".{name}.{:016x}.tmp", fastrand::u64(..)));
+        match create_exclusive(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+/// Creates `path` as a new file with mode 0600; anything already there (a
+/// link included, dangling or not) is an `AlreadyExists` error.
+fn create_exclusive(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let f = o.open(path)?;
+    // The umask may only remove bits; make sure of 0600 anyway.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
+/// Checks that a seed or state file describes a usable world: at least one
+/// account, ids of the right shapes, nothing twice. A state file `{}`
+/// would otherwise replace the seed with an empty world, silently.
+pub fn check_world(world: &World) -> Result<(), String> {
+    use crate::rules::ids;
+    use std::collections::HashSet;
+    if world.accounts.is_empty() {
+        return Err("it has no accounts".into());
+    }
+    let (mut accounts, mut keys, mut workspaces, mut deployments) = (
+        HashSet::new(),
+        HashSet::new(),
+        HashSet::new(),
+        HashSet::new(),
+    );
+    for a in &world.accounts {
+        ids::AccountId::parse(&a.account_id).map_err(|e| format!("account: {e}"))?;
+        if !accounts.insert(a.account_id.as_str()) {
+            return Err(format!("account {} appears twice", a.account_id));
+        }
+        for k in &a.customer_managed_keys {
+            if let Some(id) = &k.customer_managed_key_id {
+                ids::KeyConfigId::parse(id)
+                    .map_err(|e| format!("key configuration of account {}: {e}", a.account_id))?;
+                if !keys.insert(id.as_str()) {
+                    return Err(format!("key configuration {id} appears twice"));
+                }
+            }
+        }
+        for w in &a.workspaces {
+            let ws = &w.workspace;
+            let id =
+                ids::WorkspaceId::new(ws.workspace_id).map_err(|e| format!("workspace: {e}"))?;
+            if !workspaces.insert(id) {
+                return Err(format!("workspace {id} appears twice"));
+            }
+            if let Some(d) = &ws.deployment_name {
+                ids::check_deployment_name(d).map_err(|e| format!("workspace {id}: {e}"))?;
+                if !deployments.insert(d.as_str()) {
+                    return Err(format!("deployment name {d} appears twice"));
+                }
+            }
+            for bound in [
+                &ws.managed_services_customer_managed_key_id,
+                &ws.storage_customer_managed_key_id,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                ids::KeyConfigId::parse(bound).map_err(|e| format!("workspace {id}: {e}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Starts the sandbox (in the current tokio runtime) and answers once it listens.
 pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
-    let mut world = match &config.state_path {
-        Some(p) if p.exists() => load_world(p)?,
-        _ => config.world.clone(),
+    let (mut world, from) = match &config.state_path {
+        Some(p) if p.exists() => (load_world(p)?, Some(p.clone())),
+        _ => (config.world.clone(), None),
     };
     normalize(&mut world)?;
+    check_world(&world).map_err(|m| match from {
+        Some(path) => SandboxError::State { path, message: m },
+        None => SandboxError::Seed(m),
+    })?;
     if let Some(t) = &config.admin_token {
         world.admin_token = Some(t.clone());
     }
@@ -490,4 +623,167 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         shutdown,
         task,
     })
+}
+
+#[cfg(test)]
+mod state_file_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const ACCT: &str = "11111111-2222-4333-8444-555555555555";
+
+    fn world() -> World {
+        serde_json::from_value(serde_json::json!({
+            "admin_token": "admin-secret",
+            "accounts": [{
+                "account_id": ACCT,
+                "tokens": ["dapi-secret-token"],
+                "oauth_clients": [{"client_id": "c", "client_secret": "oauth-secret"}],
+                "workspaces": [{"workspace_id": 42, "workspace_name": "w", "deployment_name": "w",
+                                "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE"}]
+            }]
+        }))
+        .unwrap()
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Issue 10: the state file (tokens, OAuth secrets, the admin token) was
+    /// 0644, and a chmod 600 was undone by the next write.
+    #[test]
+    fn the_state_file_is_private_after_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        persist(&p, &world()).unwrap();
+        assert_eq!(mode(&p), 0o600);
+        persist(&p, &world()).unwrap();
+        assert_eq!(mode(&p), 0o600);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("dapi-secret-token"));
+        // Nothing left behind but the state file.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    /// Issue 10: the temporary name `state.tmp-<pid>` was predictable and a
+    /// link placed there was followed: a victim file got the secrets.
+    #[test]
+    fn links_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let p = dir.path().join("state.json");
+        // The old predictable name, and a dangling link: both refused or unused.
+        std::os::unix::fs::symlink(
+            &victim,
+            dir.path().join(format!("state.tmp-{}", std::process::id())),
+        )
+        .unwrap();
+        let planted = dir.path().join(".state.json.0000000000000000.tmp");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let e = create_exclusive(&planted).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(create_exclusive(&dangling).is_err());
+        assert!(!dir.path().join("nowhere").exists());
+        persist(&p, &world()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        // A link at the state path itself is replaced, not written through.
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        persist(&p, &world()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&p)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_state_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gone").join("state.json");
+        let e = persist(&p, &world()).unwrap_err();
+        assert!(e.to_string().contains("cannot write state"), "{e}");
+    }
+
+    /// Issue 10: a state file `{}` silently replaced the seed with an empty
+    /// world. A state file that is not a valid world is refused at start.
+    #[tokio::test]
+    async fn a_state_file_that_is_not_a_world_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let bad = [
+            "{}",
+            r#"{"accounts": []}"#,
+            r#"{"accounts": [{"account_id": "acct"}]}"#,
+            r#"{"accounts": [{"account_id": "11111111-2222-4333-8444-555555555555", "customer_managed_keys": [{"customer_managed_key_id": "../../x", "use_cases": ["STORAGE"], "aws_key_info": {"key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"}}]}]}"#,
+            r#"{"accounts": [{"account_id": "11111111-2222-4333-8444-555555555555", "workspaces": [{"workspace_id": -1, "deployment_name": "w"}]}]}"#,
+            r#"{"accounts": [{"account_id": "11111111-2222-4333-8444-555555555555", "workspaces": [{"workspace_id": 1, "deployment_name": "evil.example.com/#"}]}]}"#,
+        ];
+        for text in bad {
+            std::fs::write(&p, text).unwrap();
+            let mut c = SandboxConfig::new(world());
+            c.state_path = Some(p.clone());
+            let e = match start(c).await {
+                Ok(_) => panic!("{text} was accepted"),
+                Err(e) => e,
+            };
+            assert!(
+                matches!(e, SandboxError::State { .. })
+                    && e.to_string().contains("not a valid sandbox world"),
+                "{text}: {e}"
+            );
+            // Refused before anything was written.
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+        }
+    }
+
+    /// Issue 10: on a full disk the API answered 201 while the write
+    /// failed. A failed write answers 500 and memory is unchanged.
+    #[tokio::test]
+    async fn a_failed_write_answers_500_and_changes_nothing() {
+        crate::tfplugin::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let mut c = SandboxConfig::new(world());
+        c.state_path = Some(sub.join("state.json"));
+        c.relaxed_auth = true;
+        let h = start(c).await.unwrap();
+        // The folder goes away: every later write fails (as on a full disk).
+        std::fs::remove_dir_all(&sub).unwrap();
+        let http = reqwest::Client::new();
+        let url = format!("{}/api/2.0/accounts/{ACCT}/customer-managed-keys", h.url());
+        let r = http
+            .post(&url)
+            .bearer_auth("dapi-secret-token")
+            .json(&serde_json::json!({"use_cases": ["STORAGE"], "aws_key_info": {"key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 500, "{}", r.text().await.unwrap());
+        let all: Vec<serde_json::Value> = http
+            .get(&url)
+            .bearer_auth("dapi-secret-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            all.is_empty(),
+            "memory holds what the file does not: {all:?}"
+        );
+        h.shutdown().await;
+    }
 }

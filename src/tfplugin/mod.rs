@@ -13,6 +13,8 @@ pub mod value;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod value_fuzz;
 
 /// Generated protocol types.
 pub mod proto {

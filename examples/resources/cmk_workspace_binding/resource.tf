@@ -21,3 +21,8 @@ resource "cmk_workspace_binding" "analytics" {
 # A key configuration that already exists can be given by its bare id
 # instead: managed_services_key_id = "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98".
 # A slot left unset stays as it is.
+
+# Import with the workspace id, or the official databricks_mws_workspaces id
+# "<account_id>/<workspace_id>" (the account must be the provider's):
+#   terraform import cmk_workspace_binding.analytics 1234567890123456
+#   terraform import cmk_workspace_binding.analytics 7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/1234567890123456

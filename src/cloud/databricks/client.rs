@@ -22,6 +22,11 @@ use crate::rules::ids::{self, KeyConfigId, WorkspaceId};
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Clock skew allowed when matching a configuration created by a lost answer.
 const CREATE_MATCH_SKEW_MS: i64 = 30_000;
+/// How long a cancelled create keeps looking for the configuration it may
+/// have made (Terraform waits for the provider after Ctrl-C).
+pub const CANCELLED_CREATE_RECOVERY: Duration = Duration::from_secs(20);
+/// Pause between two looks of that recovery.
+const CANCELLED_CREATE_POLL: Duration = Duration::from_secs(2);
 
 /// A Databricks Account API client. Cheap to clone; share one per provider.
 #[derive(Clone)]
@@ -35,6 +40,9 @@ struct Inner {
     auth: Authenticator,
     limiter: RateLimiter,
     rng: Mutex<fastrand::Rng>,
+    /// Key configurations this client created or adopted: a lost create
+    /// never adopts one of them (two identical creates in one apply).
+    claimed: Mutex<std::collections::HashSet<String>>,
     /// Reads served from lists (`snapshot.rs`), when configured.
     snapshot: Option<super::snapshot::ReadSnapshot>,
 }
@@ -163,6 +171,8 @@ enum Failure {
         ambiguous: bool,
     },
     Fatal(DatabricksError),
+    /// Cancelled after the request may have been sent.
+    CancelledInFlight(DatabricksError),
 }
 
 /// What `execute` saw of a call, for its log line.
@@ -189,6 +199,9 @@ enum ExecError {
     Final(DatabricksError),
     /// Only for non-idempotent calls: the request may have taken effect.
     Ambiguous(DatabricksError),
+    /// Only for non-idempotent calls: cancelled while the request was in
+    /// flight, so it may have taken effect.
+    CancelledAmbiguous(DatabricksError),
 }
 
 impl From<DatabricksError> for ExecError {
@@ -244,6 +257,7 @@ impl AccountClient {
                 auth: Authenticator::new(cfg.auth.clone()),
                 limiter: RateLimiter::new(cfg.rate_limit),
                 rng: Mutex::new(rng),
+                claimed: Mutex::new(Default::default()),
                 snapshot: cfg.snapshot_max_age.map(super::snapshot::ReadSnapshot::new),
                 http,
                 cfg,
@@ -313,13 +327,109 @@ impl AccountClient {
     /// `POST /customer-managed-keys`. Never makes two configurations: after
     /// an ambiguous failure it lists and adopts a matching configuration
     /// created since the first attempt, and only sends again if none exists.
+    /// Cancelled after a request may have been sent (Ctrl-C during the
+    /// POST), it still looks for what it made, for at most
+    /// [`CANCELLED_CREATE_RECOVERY`], and answers it, so that Terraform's
+    /// state tracks every configuration that exists.
     pub async fn create_customer_managed_key(
         &self,
         request: &CreateCustomerManagedKey,
         cancel: &CancellationToken,
     ) -> Result<CustomerManagedKey, DatabricksError> {
-        let started = Instant::now();
         let started_ms = now_ms() - CREATE_MATCH_SKEW_MS;
+        let mut maybe_sent = false;
+        let out = match self
+            .create_rounds(request, started_ms, cancel, &mut maybe_sent)
+            .await
+        {
+            Err(DatabricksError::Cancelled { during }) if maybe_sent => {
+                self.recover_cancelled_create(request, started_ms, during)
+                    .await
+            }
+            other => other,
+        };
+        if let Ok(k) = &out {
+            self.claim(&k.customer_managed_key_id);
+        }
+        out
+    }
+
+    fn claim(&self, id: &str) {
+        if let Ok(mut c) = self.inner.claimed.lock() {
+            c.insert(id.to_string());
+        }
+    }
+
+    /// A configuration made by this request since `since_ms` that no other
+    /// create of this client has taken.
+    fn unclaimed_match(
+        &self,
+        all: Vec<CustomerManagedKey>,
+        request: &CreateCustomerManagedKey,
+        since_ms: i64,
+    ) -> Option<CustomerManagedKey> {
+        let claimed = self
+            .inner
+            .claimed
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        all.into_iter()
+            .filter(|k| !claimed.contains(&k.customer_managed_key_id))
+            .filter(|k| same_configuration(k, request, since_ms))
+            .max_by_key(|k| k.creation_time)
+    }
+
+    /// After a cancel that may have let a create through: lists (with a
+    /// token of its own, the caller's is cancelled) until the configuration
+    /// shows up or [`CANCELLED_CREATE_RECOVERY`] has passed.
+    async fn recover_cancelled_create(
+        &self,
+        request: &CreateCustomerManagedKey,
+        since_ms: i64,
+        during: String,
+    ) -> Result<CustomerManagedKey, DatabricksError> {
+        tracing::warn!("cancelled while a create may have taken effect; looking for the configuration so that state tracks it");
+        let own = CancellationToken::new();
+        let deadline = tokio::time::Instant::now() + CANCELLED_CREATE_RECOVERY;
+        loop {
+            match tokio::time::timeout_at(deadline, self.list_customer_managed_keys(&own)).await {
+                Ok(Ok(all)) => {
+                    if let Some(found) = self.unclaimed_match(all, request, since_ms) {
+                        if let Some(s) = &self.inner.snapshot {
+                            s.wrote_key(&found.customer_managed_key_id).await;
+                        }
+                        tracing::info!(customer_managed_key_id = %found.customer_managed_key_id, "the cancelled create had taken effect; returning its configuration");
+                        return Ok(found);
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "listing key configurations after a cancel failed")
+                }
+                Err(_) => break,
+            }
+            if tokio::time::Instant::now() + CANCELLED_CREATE_POLL >= deadline {
+                break;
+            }
+            tokio::time::sleep(CANCELLED_CREATE_POLL).await;
+        }
+        own.cancel();
+        Err(DatabricksError::Cancelled {
+            during: format!(
+                "{during}; no configuration made by this create showed up within {}s",
+                CANCELLED_CREATE_RECOVERY.as_secs()
+            ),
+        })
+    }
+
+    async fn create_rounds(
+        &self,
+        request: &CreateCustomerManagedKey,
+        started_ms: i64,
+        cancel: &CancellationToken,
+        maybe_sent: &mut bool,
+    ) -> Result<CustomerManagedKey, DatabricksError> {
+        let started = Instant::now();
         let deadline = started + self.inner.cfg.retry_timeout;
         let body = serde_json::to_value(request).map_err(|e| DatabricksError::Decode {
             url: String::new(),
@@ -343,13 +453,15 @@ impl AccountClient {
                     return Ok(k);
                 }
                 Err(ExecError::Final(e)) => return Err(e),
+                Err(ExecError::CancelledAmbiguous(e)) => {
+                    *maybe_sent = true;
+                    return Err(e);
+                }
                 Err(ExecError::Ambiguous(e)) => {
+                    *maybe_sent = true;
                     tracing::warn!(error = %e, "create may have taken effect; looking for the configuration before sending again");
                     let all = self.list_customer_managed_keys(cancel).await?;
-                    if let Some(found) = all
-                        .into_iter()
-                        .find(|k| same_configuration(k, request, started_ms))
-                    {
+                    if let Some(found) = self.unclaimed_match(all, request, started_ms) {
                         if let Some(s) = &self.inner.snapshot {
                             s.wrote_key(&found.customer_managed_key_id).await;
                         }
@@ -439,6 +551,16 @@ impl AccountClient {
                 return Ok(w);
             }
         }
+        self.get_workspace_fresh(workspace_id, cancel).await
+    }
+
+    /// `GET /workspaces/{id}`, never from the read snapshot: what a wait
+    /// polls, since the status it waits for changes behind the snapshot.
+    async fn get_workspace_fresh(
+        &self,
+        workspace_id: WorkspaceId,
+        cancel: &CancellationToken,
+    ) -> Result<Workspace, DatabricksError> {
         let call = self.call(
             Method::GET,
             &["workspaces", &workspace_id.to_string()],
@@ -522,7 +644,7 @@ impl AccountClient {
         let mut left_failed = status_before != Some(WorkspaceStatus::Failed);
         let mut last_progress: Option<String> = None;
         loop {
-            let ws = self.get_workspace(ws_id, cancel).await?;
+            let ws = self.get_workspace_fresh(ws_id, cancel).await?;
             let missing = missing_keys(update, &ws);
             let status = ws.workspace_status;
             if status != Some(WorkspaceStatus::Failed) {
@@ -608,7 +730,10 @@ impl AccountClient {
         let start = Instant::now();
         let limit = self.inner.cfg.workspace_wait_timeout;
         loop {
-            let ws = self.get_workspace(workspace_id, cancel).await?;
+            // Polled fresh: the read snapshot would serve the status it
+            // listed (PROVISIONING) until it expires (found by the re-apply
+            // test in acceptance-tests/faults.rs).
+            let ws = self.get_workspace_fresh(workspace_id, cancel).await?;
             match ws.workspace_status {
                 Some(WorkspaceStatus::Running) => return Ok(ws),
                 Some(s @ (WorkspaceStatus::Failed | WorkspaceStatus::Banned)) => {
@@ -718,7 +843,9 @@ impl AccountClient {
     ) -> Result<T, DatabricksError> {
         match self.execute(call, cancel).await {
             Ok(v) => Ok(v),
-            Err(ExecError::Final(e)) | Err(ExecError::Ambiguous(e)) => Err(e),
+            Err(ExecError::Final(e))
+            | Err(ExecError::Ambiguous(e))
+            | Err(ExecError::CancelledAmbiguous(e)) => Err(e),
         }
     }
 
@@ -795,6 +922,10 @@ impl AccountClient {
                     );
                 }
                 Failure::Fatal(e) => return Err(ExecError::Final(e)),
+                Failure::CancelledInFlight(e) if !call.idempotent => {
+                    return Err(ExecError::CancelledAmbiguous(e))
+                }
+                Failure::CancelledInFlight(e) => return Err(ExecError::Final(e)),
                 Failure::Retry {
                     error,
                     retry_after,
@@ -865,6 +996,12 @@ impl AccountClient {
             req = req.json(b);
         }
         tracing::trace!(method = %call.method, url = %call.url, "sending");
+        // Cancelled before anything was sent: nothing can have taken effect.
+        if cancel.is_cancelled() {
+            return Err(Failure::Fatal(DatabricksError::Cancelled {
+                during: format!("about to call {} {}", call.method, call.url),
+            }));
+        }
         let sent = async {
             let resp = req.send().await?;
             let status = resp.status();
@@ -873,8 +1010,9 @@ impl AccountClient {
             Ok::<_, reqwest::Error>((status, headers, body))
         };
         let result = tokio::select! {
+            biased;
             _ = cancel.cancelled() => {
-                return Err(Failure::Fatal(DatabricksError::Cancelled { during: format!("calling {} {}", call.method, call.url) }))
+                return Err(Failure::CancelledInFlight(DatabricksError::Cancelled { during: format!("calling {} {}", call.method, call.url) }))
             }
             r = sent => r,
         };
@@ -1103,6 +1241,48 @@ mod tests {
         assert!(format!("{c:?}").contains("the personal access token from the argument `token`"));
     }
 
+    fn fuzz_cases() -> u32 {
+        std::env::var("CMK_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(fuzz_cases()))]
+
+        /// Any value as a path segment: one segment of the URL reqwest sends,
+        /// no query, no fragment, and it decodes back to the value.
+        #[test]
+        fn fuzz_path_segment(s in proptest::prelude::any::<String>()) {
+            let Ok(enc) = path_segment(&s) else {
+                proptest::prop_assert!(s.is_empty() || s == "." || s == "..");
+                return Ok(());
+            };
+            proptest::prop_assert!(enc
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+            let u = reqwest::Url::parse(&format!("http://h/a/{enc}")).unwrap();
+            proptest::prop_assert!(u.query().is_none() && u.fragment().is_none());
+            let segs: Vec<&str> = u.path_segments().unwrap().collect();
+            proptest::prop_assert_eq!(segs.len(), 2);
+            proptest::prop_assert_eq!(segs[1], enc.as_str());
+            let mut decoded = Vec::new();
+            let b = enc.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' {
+                    decoded.push(u8::from_str_radix(&enc[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    decoded.push(b[i]);
+                    i += 1;
+                }
+            }
+            proptest::prop_assert_eq!(String::from_utf8(decoded).unwrap(), s);
+        }
+    }
+
     #[test]
     fn path_segments_are_encoded_by_one_function() {
         for (raw, want) in [
@@ -1136,6 +1316,118 @@ mod tests {
             Some("..%5C..%5C_sandbox%3Fx%3D1%23f")
         );
         assert!(u.query().is_none() && u.fragment().is_none(), "{u}");
+    }
+
+    const ACCT: &str = "11111111-2222-4333-8444-555555555555";
+    const ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    async fn sandbox(latency_ms: u64) -> crate::sandbox::SandboxHandle {
+        crate::tfplugin::install_crypto_provider();
+        let world = serde_json::from_value(serde_json::json!({
+            "admin_token": "admin",
+            "accounts": [{"account_id": ACCT, "tokens": ["t"]}]
+        }))
+        .unwrap();
+        let mut c = crate::sandbox::SandboxConfig::new(world);
+        c.faults.latency_ms = latency_ms;
+        // These tests are about creates, not credentials: the sandbox takes
+        // the personal access token on the Account API here.
+        c.relaxed_auth = true;
+        crate::sandbox::start(c).await.unwrap()
+    }
+
+    fn client(h: &crate::sandbox::SandboxHandle) -> AccountClient {
+        let s = DatabricksSettings {
+            host: Some(h.url()),
+            account_id: Some(ACCT.into()),
+            token: Some(Secret::new("t")),
+            rate_limit: Some(1000.0),
+            retry_base_delay: Some(Duration::from_millis(20)),
+            ..Default::default()
+        };
+        AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap()
+    }
+
+    fn request() -> CreateCustomerManagedKey {
+        CreateCustomerManagedKey {
+            use_cases: vec![KeyFeature::ManagedServices],
+            aws_key_info: AwsKeyInfo {
+                key_arn: ARN.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Issue 10: Ctrl-C during a slow POST left the configuration, created
+    /// anyway, out of Terraform's state. The cancelled create looks it up
+    /// and answers it.
+    #[tokio::test]
+    async fn a_create_cancelled_in_flight_answers_what_it_made() {
+        let h = sandbox(1500).await;
+        let c = client(&h);
+        let cancel = CancellationToken::new();
+        let fire = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            fire.cancel();
+        });
+        let k = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .expect("the configuration the cancelled POST made");
+        let all = c
+            .list_customer_managed_keys(&CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].customer_managed_key_id, k.customer_managed_key_id);
+        h.shutdown().await;
+    }
+
+    /// Cancelled before anything was sent: no recovery, no request.
+    #[tokio::test]
+    async fn a_create_cancelled_before_sending_sends_nothing() {
+        let h = sandbox(0).await;
+        let c = client(&h);
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let e = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DatabricksError::Cancelled { .. }), "{e}");
+        let all = c
+            .list_customer_managed_keys(&CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(all.is_empty(), "{all:?}");
+        h.shutdown().await;
+    }
+
+    /// Two identical creates, one answer lost: the lost one never adopts the
+    /// configuration the other create already returned.
+    #[tokio::test]
+    async fn a_lost_create_never_adopts_a_configuration_already_claimed() {
+        let h = sandbox(0).await;
+        let c = client(&h);
+        let cancel = CancellationToken::new();
+        let first = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .unwrap();
+        let all = c.list_customer_managed_keys(&cancel).await.unwrap();
+        assert!(c
+            .unclaimed_match(all, &request(), now_ms() - CREATE_MATCH_SKEW_MS)
+            .is_none());
+        let second = c
+            .create_customer_managed_key(&request(), &cancel)
+            .await
+            .unwrap();
+        assert_ne!(
+            first.customer_managed_key_id,
+            second.customer_managed_key_id
+        );
+        h.shutdown().await;
     }
 
     #[test]

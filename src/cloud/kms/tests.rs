@@ -324,6 +324,8 @@ async fn access_denied_is_a_warning_naming_the_permission() {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        // STS too: it denies GetCallerIdentity, so the caller's account is unknown.
+        .endpoint_url(&endpoint)
         .load()
         .await;
     let kms = Kms::from_sdk_config(sdk, Some(&endpoint));
@@ -396,4 +398,180 @@ fn policies_compare_semantically() {
     ));
     assert!(check_deletion_window(7).is_ok() && check_deletion_window(30).is_ok());
     assert!(check_deletion_window(6).is_err() && check_deletion_window(31).is_err());
+}
+
+/// The central security account that holds the key.
+const SECURITY_ACCOUNT: &str = "222222222222";
+
+/// What the cross-account front of moto saw: (operation, KeyId).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// moto keeps AWS accounts apart (by the credentials STS AssumeRole
+/// returns) but resolves every key in the caller's own account, even when
+/// named by the ARN of another. This front adds what AWS documents on top of
+/// moto and forwards everything else unchanged: a key named by the ARN of
+/// another account is looked up in that account for the operations that
+/// work across accounts (DescribeKey among them), and the others
+/// (GetKeyPolicy among them) are refused as KMS refuses them. A bare key id
+/// stays in the caller's account ("To specify a KMS key in a different AWS
+/// account, you must use the key ARN or alias ARN"). The caller is moto's
+/// default account (the test credentials).
+async fn cross_account_front(moto: &str, seen: Seen) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    // AWS KMS's table of operations that accept a key of another account.
+    const CROSS_ACCOUNT: &[&str] = &[
+        "DescribeKey",
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "CreateGrant",
+        "ListGrants",
+        "RevokeGrant",
+        "RetireGrant",
+        "GetKeyRotationStatus",
+        "GetPublicKey",
+        "Sign",
+        "Verify",
+    ];
+    let moto = moto.to_string();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (moto, http, seen) = (moto.clone(), http.clone(), seen.clone());
+            async move {
+                let op = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|t| t.strip_prefix("TrentService."))
+                    .unwrap_or_default()
+                    .to_string();
+                let key = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("KeyId").and_then(|k| k.as_str()).map(str::to_string))
+                    .unwrap_or_default();
+                if !op.is_empty() {
+                    seen.lock().unwrap().push((op.clone(), key.clone()));
+                }
+                let owner = ids::parse_key_arn(&key).ok().map(|a| a.account_id);
+                let mut req = http
+                    .request(method, format!("{moto}{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")))
+                    .body(body.clone());
+                for (k, v) in &headers {
+                    if k != "host" && k != "content-length" {
+                        req = req.header(k, v);
+                    }
+                }
+                match owner {
+                    Some(acct) if acct != ACCOUNT_ID => {
+                        if !CROSS_ACCOUNT.contains(&op.as_str()) {
+                            let msg = format!("{op} does not work across accounts: {key}");
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                [("content-type", "application/x-amz-json-1.1")],
+                                serde_json::json!({"__type": "AccessDeniedException", "message": msg})
+                                    .to_string(),
+                            )
+                                .into_response();
+                        }
+                        req = req.header("x-moto-account-id", acct);
+                    }
+                    _ => {}
+                }
+                let r = req.send().await.unwrap();
+                let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+                let ct = r
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/x-amz-json-1.1")
+                    .to_string();
+                let bytes = r.bytes().await.unwrap();
+                (status, [("content-type", ct)], bytes).into_response()
+            }
+        },
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_key_of_another_account_is_verified_by_its_arn() {
+    crate::tfplugin::install_crypto_provider();
+    let m = MotoServer::start();
+    // The key lives in the security account, created with the credentials
+    // STS AssumeRole returns for a role there (moto keeps accounts apart by them).
+    let policy = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
+        use_cases: both(),
+        aws_account_id: SECURITY_ACCOUNT.into(),
+        databricks_account_id: None,
+        cross_account_role_arn: None,
+        reuse_key_for_cluster_volumes: false,
+        partition: Partition::Aws,
+        databricks_principal: None,
+    }));
+    let arn = m.boto3(
+        "us-east-1",
+        &format!(
+            "sts = boto3.client('sts', region_name='us-east-1', endpoint_url={ep:?})\n\
+             c = sts.assume_role(RoleArn='arn:aws:iam::{SECURITY_ACCOUNT}:role/key-admin', RoleSessionName='terraform')['Credentials']\n\
+             k2 = boto3.client('kms', region_name='us-east-1', endpoint_url={ep:?}, aws_access_key_id=c['AccessKeyId'], aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])\n\
+             print(k2.create_key(Policy={policy:?}, KeySpec='SYMMETRIC_DEFAULT', KeyUsage='ENCRYPT_DECRYPT')['KeyMetadata']['Arn'])",
+            ep = m.endpoint
+        ),
+    );
+    assert!(arn.contains(&format!(":{SECURITY_ACCOUNT}:key/")), "{arn}");
+    let seen: Seen = Default::default();
+    let front = cross_account_front(&m.endpoint, seen.clone()).await;
+    // Terraform runs as the default account (123456789012).
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(&front)
+        .load()
+        .await;
+    let kms = Kms::from_sdk_config(sdk, Some(&front));
+    assert_eq!(kms.caller_account_id().await.unwrap(), ACCOUNT_ID);
+
+    let out = kms.verify_key(&arn, &needs(Some("us-east-1"))).await;
+    // Found by its ARN: enabled, symmetric, in the workspace's region.
+    for r in [RuleId::KeyUsable, RuleId::SymmetricKey, RuleId::KeyRegion] {
+        assert!(
+            out.iter()
+                .any(|o| o.rule == r && o.verdict == Verdict::Pass),
+            "{r} passes: {out:#?}"
+        );
+    }
+    // The policy cannot be read across accounts: one warning that says so.
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{out:#?}");
+    assert_eq!(
+        (f[0].0, f[0].1),
+        (RuleId::PolicyDatabricksGrants, Severity::Warning)
+    );
+    assert!(
+        f[0].2.contains("could not be read across accounts")
+            && f[0].2.contains(SECURITY_ACCOUNT)
+            && f[0].2.contains(ACCOUNT_ID),
+        "{}",
+        f[0].2
+    );
+    // Every KMS call named the key by its full ARN.
+    let calls = seen.lock().unwrap().clone();
+    assert!(
+        calls.contains(&("DescribeKey".to_string(), arn.clone())),
+        "{calls:?}"
+    );
+    assert!(calls.iter().all(|(_, k)| k == &arn), "{calls:?}");
+    // What a bare key id would have done: look in the caller's account,
+    // where there is no such key (the false CMK004 of before).
+    let bare = ids::parse_key_arn(&arn).unwrap().key_id;
+    assert!(kms.describe(&bare).await.unwrap_err().is_not_found());
 }
