@@ -16,5 +16,6 @@ mod kms_key_policy;
 mod one_plan;
 mod plugin_process;
 mod real_services;
+mod reference_shapes;
 mod release;
 mod schema;

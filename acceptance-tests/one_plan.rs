@@ -69,12 +69,6 @@ fn failing_cases() -> Vec<Case> {
             on: "managed_services_key = cmk_key_configuration.k",
         },
         Case {
-            rule: "CMK007",
-            config: storage()
-                + &binding("b", 7000000000000002, "  storage_key = cmk_key_configuration.k\n"),
-            on: "storage_key = cmk_key_configuration.k",
-        },
-        Case {
             rule: "CMK009",
             config: storage()
                 + &binding("b", 7000000000000006, "  storage_key = cmk_key_configuration.k\n"),
@@ -175,15 +169,6 @@ fn every_binding_rule_fails_the_plan_of_a_new_key_configuration_and_creates_noth
         // The apply refuses at its own plan: nothing is created.
         let o = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
         assert_ne!(o.code, 0, "{}: apply must fail:\n{}", case.rule, o.all());
-        if case.rule == "CMK007" {
-            assert!(
-                diags.iter().any(|d| d["severity"] == "warning"
-                    && d["summary"]
-                        .as_str()
-                        .is_some_and(|s| s.starts_with("CMK008"))),
-                "CMK008 shows beside CMK007: {diags:#?}"
-            );
-        }
     }
     assert!(
         missed.is_empty(),

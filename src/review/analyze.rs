@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::rules::checks::key_arn_from_key_resource;
 use crate::rules::coverage::{coverage, Coverage, PlannedKeys};
 use crate::rules::facts::{
     BindingChange, ComputeMode, KeyConfigFacts, KeyState, KmsKeyFacts, PricingTier, RequestedKey,
@@ -9,7 +10,7 @@ use crate::rules::facts::{
 };
 use crate::rules::{
     check_binding, check_key_configuration, check_kms_key, Fact, KeyFeature, Outcome, PolicyNeeds,
-    Subject,
+    RuleId, Subject,
 };
 
 use super::plan::{Plan, Res};
@@ -107,11 +108,14 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
     let usage = k
         .get_str("key_usage")
         .map(|s| s.unwrap_or_else(|| ENCRYPT_DECRYPT.to_string()));
+    // The ARN's region; for a key created in this plan, its own `region`
+    // (AWS provider 6) or its provider configuration's region.
     let region = match (&arn, k.get_str("region")) {
         (Fact::Known(Some(a)), _) => crate::rules::ids::parse_key_arn(a)
             .map(|x| Fact::Known(x.region))
             .unwrap_or(Fact::Unknown),
         (_, Fact::Known(Some(r))) => Fact::Known(r),
+        (_, Fact::Known(None)) => plan.provider_region(k),
         _ => Fact::Unknown,
     };
     let policy = match k.get_str("policy") {
@@ -195,17 +199,93 @@ fn keys_by_arn(plan: &Plan) -> HashMap<String, &Res> {
     m
 }
 
-/// The KMS key resource a key configuration uses: by reference or by ARN.
-fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) -> Option<&'a Res> {
-    let by_ref = plan
-        .resolve(c, "aws_key_info.key_arn")
+/// The KMS key an `aws_kms_alias` points at (`target_key_id` referencing
+/// the key's `key_id`, `arn` or `id`).
+fn alias_target<'a>(plan: &'a Plan, alias: &Res) -> Option<&'a Res> {
+    plan.resolve(alias, "target_key_id")
         .into_iter()
+        .find(|(r, attr)| {
+            KMS_KEY_TYPES.contains(&r.rtype.as_str())
+                && matches!(attr.as_str(), "key_id" | "arn" | "id")
+        })
+        .map(|(r, _)| r)
+}
+
+/// The KMS key resource a key configuration uses: by reference to the
+/// key's `arn`, through an `aws_kms_alias` (`key_arn` from its
+/// `target_key_arn`, or `key_alias` from its `name`), or by ARN.
+fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) -> Option<&'a Res> {
+    let arn_refs = plan.resolve(c, "aws_key_info.key_arn");
+    let by_ref = arn_refs
+        .iter()
         .find(|(r, attr)| KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
-        .map(|(r, _)| r);
-    by_ref.or_else(|| {
+        .map(|(r, _)| *r);
+    let via_alias = || {
+        arn_refs
+            .iter()
+            .find(|(r, attr)| r.rtype == "aws_kms_alias" && attr == "target_key_arn")
+            .map(|(r, _)| *r)
+            .or_else(|| {
+                plan.resolve(c, "aws_key_info.key_alias")
+                    .into_iter()
+                    .find(|(r, attr)| r.rtype == "aws_kms_alias" && attr == "name")
+                    .map(|(r, _)| r)
+            })
+            .and_then(|alias| alias_target(plan, alias))
+    };
+    // `aws_kms_key.k[each.key].arn` is recorded as references to `k` and
+    // `each.key`: the instance with the configuration's own key.
+    let dynamic = || {
+        plan.resolve_whole(c, "aws_key_info.key_arn")
+            .into_iter()
+            .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
+    };
+    by_ref.or_else(dynamic).or_else(via_alias).or_else(|| {
         let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
         by_arn.get(&arn).copied()
     })
+}
+
+/// Where a key configuration's `key_arn`, not known until apply, comes
+/// from, when that is a KMS key resource's `arn` (or an alias's
+/// `target_key_arn`) and nothing else: the expression references only
+/// that attribute and the resource holding it (as `terraform show -json`
+/// records `aws_kms_key.k.arn`: `aws_kms_key.k.arn`, `aws_kms_key.k`).
+fn key_arn_source(plan: &Plan, c: &Res) -> Option<String> {
+    let (r, attr) = plan
+        .resolve(c, "aws_key_info.key_arn")
+        .into_iter()
+        .find(|(r, attr)| {
+            (KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
+                || (r.rtype == "aws_kms_alias" && attr == "target_key_arn")
+        })?;
+    let whole = plan.resolve_whole(c, "aws_key_info.key_arn");
+    if whole.iter().any(|w| w.config_address != r.config_address) {
+        return None;
+    }
+    Some(format!("{}.{attr}", r.config_address))
+}
+
+/// The cross-account IAM role of an official workspace resource: its
+/// `credentials_id` followed to a `databricks_mws_credentials` of the plan
+/// (by reference, or by the id's value), whose `role_arn` it is.
+fn cross_account_role(
+    plan: &Plan,
+    w: &Res,
+    creds_by_id: &HashMap<String, &Res>,
+) -> Fact<Option<String>> {
+    let creds = plan
+        .resolve(w, "credentials_id")
+        .into_iter()
+        .find(|(r, attr)| r.rtype == "databricks_mws_credentials" && attr == "credentials_id")
+        .map(|(r, _)| r)
+        .or_else(|| {
+            str_known(w.get_str("credentials_id")).and_then(|id| creds_by_id.get(&id).copied())
+        });
+    match creds {
+        Some(c) => c.get_str("role_arn"),
+        None => Fact::Unknown,
+    }
 }
 
 struct Slot<'a> {
@@ -238,6 +318,21 @@ fn slot<'a>(
         }
         req.created_in_plan = r.creates();
         config = Some(r);
+        // The instance with the workspace's own count/for_each key comes first.
+        break;
+    }
+    if config.is_none() {
+        // `c[each.key].customer_managed_key_id` is recorded as a reference
+        // to `c` and `each.key` only: the instance matching the workspace's
+        // key, attribute not known (so neither bare nor composite).
+        if let Some(r) = plan
+            .resolve_whole(w, attr)
+            .into_iter()
+            .find(|r| KEY_CONFIG_TYPES.contains(&r.rtype.as_str()))
+        {
+            req.created_in_plan = r.creates();
+            config = Some(r);
+        }
     }
     // A binding given a key configuration whole (`storage_key =
     // cmk_key_configuration.s`): the id is that configuration's bare id.
@@ -533,8 +628,29 @@ fn analyze_with(
             (c, linked, config_facts(plan, c, key.as_ref()))
         })
         .collect();
-    for (c, _, f) in &configs {
-        push(&mut a, c, check_key_configuration(f));
+    for (c, _, _) in &configs {
+        // The configuration on its own: key_region as written (an unset
+        // one is not the region derived from the linked key).
+        let mut written = config_facts(plan, c, None);
+        if c.get_str("aws_key_info.key_region").is_unknown()
+            && !plan.configured(c, "aws_key_info.key_region")
+            && !plan.configured(c, "aws_key_info")
+        {
+            // Not set: Databricks takes it from the ARN (computed, so unknown in the plan).
+            written.key_region = Fact::Known(None);
+        }
+        let mut outs = check_key_configuration(&written);
+        if written.key_arn.is_unknown() {
+            if let Some(source) = key_arn_source(plan, c) {
+                for o in outs
+                    .iter_mut()
+                    .filter(|o| o.rule == RuleId::KeyArnWellFormed)
+                {
+                    *o = key_arn_from_key_resource(&source);
+                }
+            }
+        }
+        push(&mut a, c, outs);
     }
     let config_index: HashMap<&str, usize> = configs
         .iter()
@@ -559,10 +675,20 @@ fn analyze_with(
             users_of.entry(k.address.as_str()).or_default().push(i);
         }
     }
-    // Workspaces and bindings; the regions of the workspaces each key configuration serves.
+    // Workspaces and bindings; the regions and cross-account roles of the
+    // workspaces each key configuration serves.
     let mut regions: HashMap<String, Vec<Fact<String>>> = HashMap::new();
+    let mut roles: HashMap<String, Vec<Fact<Option<String>>>> = HashMap::new();
+    let mut creds_by_id: HashMap<String, &Res> = HashMap::new();
+    for c in plan.by_type(&["databricks_mws_credentials"]) {
+        if let Some(id) = str_known(c.get_str("credentials_id")) {
+            creds_by_id.entry(id).or_insert(c);
+        }
+    }
     for w in workspace_resources(plan) {
+        let mut role = Fact::Unknown;
         let (mut ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
+            role = cross_account_role(plan, w, &creds_by_id);
             (
                 workspace_facts(w),
                 slot(
@@ -579,6 +705,9 @@ fn analyze_with(
                 .into_iter()
                 .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
                 .map(|(r, _)| r);
+            if let Some(t) = target {
+                role = cross_account_role(plan, t, &creds_by_id);
+            }
             let mut ws = target
                 .map(workspace_facts)
                 .unwrap_or_else(WorkspaceFacts::unknown);
@@ -613,6 +742,10 @@ fn analyze_with(
                 .entry(c.address.clone())
                 .or_default()
                 .push(ws.region.clone());
+            roles
+                .entry(c.address.clone())
+                .or_default()
+                .push(role.clone());
         }
         // A configuration the plan names but does not hold: as read live.
         let live_cfg = |slot: &Slot| match (&slot.req.id, live) {
@@ -686,9 +819,20 @@ fn analyze_with(
                     .known()
                     .and_then(|d| str_known(d.get_str("databricks_account_id")))
             });
-        let role = match source {
-            Fact::Known(d) => d.get_str("cross_account_role_arn"),
-            Fact::Unknown => Fact::Unknown,
+        // The workspace's own role (its credentials) first: that is the
+        // role EC2 acts for; else the one the policy data source was given.
+        let workspace_role = user_ids
+            .iter()
+            .filter_map(|i| roles.get(&configs[*i].0.address))
+            .flatten()
+            .find_map(|f| match f {
+                Fact::Known(Some(r)) => Some(r.clone()),
+                _ => None,
+            });
+        let role = match (workspace_role, source) {
+            (Some(r), _) => Fact::Known(Some(r)),
+            (None, Fact::Known(d)) => d.get_str("cross_account_role_arn"),
+            (None, Fact::Unknown) => Fact::Unknown,
         };
         let needs = PolicyNeeds {
             use_cases,

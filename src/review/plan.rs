@@ -126,7 +126,27 @@ pub struct Plan {
     /// (every instance of a `count`/`for_each` resource shares one).
     by_address: HashMap<String, usize>,
     by_config: HashMap<String, Vec<usize>>,
+    /// The configuration as `terraform show -json` records it, for following
+    /// references across modules and to provider configurations.
+    config: ConfigFacts,
 }
+
+/// What the plan's `configuration` and `variables` say beyond references.
+#[derive(Debug, Default)]
+struct ConfigFacts {
+    /// config address -> its `provider_config_key` (resolved through
+    /// `providers` maps, as Terraform writes it: `aws`, `aws.west`).
+    provider_keys: HashMap<String, String>,
+    /// provider config key -> the region it is configured with.
+    provider_regions: HashMap<String, Fact<String>>,
+    /// module prefix (`module.a.`) -> input variable -> references in the caller.
+    module_inputs: HashMap<String, BTreeMap<String, Vec<String>>>,
+    /// module prefix -> output -> references inside the module.
+    module_outputs: HashMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+/// How deep references are followed through module variables and outputs.
+const MAX_REFERENCE_HOPS: usize = 16;
 
 /// Why a plan cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -385,7 +405,18 @@ impl Plan {
         if let Some(c) = opt_object(&o, "", "configuration")? {
             if opt_object(c, "configuration", "root_module")?.is_some() {
                 if let Some(m) = c.get("root_module") {
-                    collect_config(m, "", &mut plan.references, 0);
+                    collect_config(m, "", &mut plan.references, &mut plan.config, 0);
+                }
+            }
+            if let Some(pcs) = opt_object(c, "configuration", "provider_config")? {
+                let vars = o.get("variables");
+                for (key, pc) in pcs {
+                    let region = ["region", "aws_region"]
+                        .iter()
+                        .find_map(|attr| pc.get("expressions")?.get(*attr))
+                        .map(|e| expression_value(e, vars))
+                        .unwrap_or(Fact::Unknown);
+                    plan.config.provider_regions.insert(key.clone(), region);
                 }
             }
         }
@@ -436,14 +467,13 @@ impl Plan {
     }
 
     /// Resources referenced whole (`x = cmk_key_configuration.s`) by the
-    /// expression at `path`, in the module of `from`.
+    /// expression at `path`, in the module of `from` (through module
+    /// variables and outputs).
     pub fn resolve_whole(&self, from: &Res, path: &str) -> Vec<&Res> {
-        let prefix = module_prefix(&from.config_address);
         let mut out: Vec<&Res> = vec![];
-        for r in self.refs(from, path) {
-            let full = strip_index(&format!("{prefix}{r}"));
-            for res in &self.resources {
-                if res.config_address == full && !out.iter().any(|x| x.address == res.address) {
+        for (prefix, r) in self.expand(from, path) {
+            for res in self.instances_of(&format!("{prefix}{r}"), from) {
+                if !out.iter().any(|x| x.address == res.address) {
                     out.push(res);
                 }
             }
@@ -453,30 +483,199 @@ impl Plan {
 
     /// Resolves references to (resource, attribute) pairs among the plan's
     /// resources, in the module of `from`. Each reference is looked up by
-    /// its configuration address (every instance of it), not searched for.
+    /// its configuration address (every instance of it, the one with
+    /// `from`'s own `count`/`for_each` key first), not searched for;
+    /// `var.x` inside a module is followed to the caller's expression, and
+    /// `module.m.out` to the module's output.
     pub fn resolve(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
-        let prefix = module_prefix(&from.config_address);
         let mut out: Vec<(&Res, String)> = vec![];
-        for r in self.refs(from, path) {
-            let full = strip_index(&format!("{prefix}{r}"));
-            // Every split "<config address>.<attribute>" of the reference.
-            for (cut, _) in full.match_indices('.') {
-                let (addr, attr) = (&full[..cut], &full[cut + 1..]);
-                let Some(ids) = self.by_config.get(addr) else {
-                    continue;
-                };
-                for &i in ids {
-                    let res = &self.resources[i];
+        for (prefix, r) in self.expand(from, path) {
+            let full = format!("{prefix}{r}");
+            // Every split "<address>.<attribute>" of the reference.
+            for cut in top_level_dots(&full) {
+                let (addr, attr) = (&full[..cut], strip_index(&full[cut + 1..]));
+                for res in self.instances_of(addr, from) {
                     if !out
                         .iter()
-                        .any(|(x, at)| x.address == res.address && at == attr)
+                        .any(|(x, at)| x.address == res.address && *at == attr)
                     {
-                        out.push((res, attr.to_string()));
+                        out.push((res, attr.clone()));
                     }
                 }
             }
         }
         out
+    }
+
+    /// The resources a referenced address names: the one instance when the
+    /// reference gives a constant key (`k["a"]`, `m[0]`; Terraform records
+    /// those whole), else every instance of the configuration address, the
+    /// one with `from`'s own key first.
+    fn instances_of(&self, address: &str, from: &Res) -> Vec<&Res> {
+        if address.ends_with(']') {
+            if let Some(r) = self.get(address) {
+                return vec![r];
+            }
+        }
+        self.instances(&strip_index(address), from)
+    }
+
+    /// The instances of a configuration address, the one whose instance
+    /// key is `from`'s first.
+    fn instances(&self, config_address: &str, from: &Res) -> Vec<&Res> {
+        let Some(ids) = self.by_config.get(config_address) else {
+            return vec![];
+        };
+        let mut v: Vec<&Res> = ids.iter().map(|i| &self.resources[*i]).collect();
+        if v.len() > 1 {
+            if let Some(key) = instance_key(&from.address) {
+                v.sort_by_key(|r| instance_key(&r.address) != Some(key));
+            }
+        }
+        v
+    }
+
+    /// The references of `from`'s expression at `path`, each with the
+    /// module prefix it is relative to, after following module variables
+    /// (to the caller) and module outputs (into the module).
+    fn expand(&self, from: &Res, path: &str) -> Vec<(String, String)> {
+        let mut out = vec![];
+        let prefix = module_prefix(&from.config_address);
+        self.expand_refs(&prefix, &self.refs(from, path), 0, &mut out);
+        out
+    }
+
+    fn expand_refs(
+        &self,
+        prefix: &str,
+        refs: &[String],
+        hops: usize,
+        out: &mut Vec<(String, String)>,
+    ) {
+        if hops > MAX_REFERENCE_HOPS {
+            return;
+        }
+        for r in refs {
+            if let Some(rest) = r.strip_prefix("var.") {
+                let name = rest.split(['.', '[']).next().unwrap_or_default();
+                let Some((parent, _)) = split_last_module(prefix) else {
+                    continue;
+                };
+                if let Some(refs) = self
+                    .config
+                    .module_inputs
+                    .get(prefix)
+                    .and_then(|m| m.get(name))
+                {
+                    self.expand_refs(&parent, refs, hops + 1, out);
+                }
+            } else if let Some(rest) = r.strip_prefix("module.") {
+                let mut parts = rest.splitn(3, '.');
+                let (Some(m), Some(output)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let m = strip_index(m);
+                let output = output.split('[').next().unwrap_or_default();
+                let child = format!("{prefix}module.{m}.");
+                if let Some(refs) = self
+                    .config
+                    .module_outputs
+                    .get(&child)
+                    .and_then(|o| o.get(output))
+                {
+                    self.expand_refs(&child, refs, hops + 1, out);
+                }
+            } else if !out.iter().any(|(p, x)| p == prefix && x == r) {
+                out.push((prefix.to_string(), r.clone()));
+            }
+        }
+    }
+
+    /// The region a resource's provider configuration sets (`region` of
+    /// the AWS provider, `aws_region` of this one), when the plan knows it.
+    pub fn provider_region(&self, res: &Res) -> Fact<String> {
+        self.config
+            .provider_keys
+            .get(&res.config_address)
+            .and_then(|k| self.config.provider_regions.get(k))
+            .cloned()
+            .unwrap_or(Fact::Unknown)
+    }
+}
+
+/// Byte offsets of the dots of a reference outside `[...]` and quoted keys
+/// (`k["a.b"].arn` splits at the last dot only).
+fn top_level_dots(r: &str) -> Vec<usize> {
+    let mut out = vec![];
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for (i, c) in r.char_indices() {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' if depth > 0 => in_str = true,
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => out.push(i),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `[...]` at the end of an address: the `count`/`for_each` key.
+fn instance_key(address: &str) -> Option<&str> {
+    if !address.ends_with(']') {
+        return None;
+    }
+    // The last top-level '[' (keys may hold quoted brackets).
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut start = None;
+    let b = address.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        match c {
+            b'"' if depth > 0 && (i == 0 || b[i - 1] != b'\\') => in_str = !in_str,
+            b'[' if !in_str => {
+                if depth == 0 {
+                    start = Some(i);
+                }
+                depth += 1;
+            }
+            b']' if !in_str => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    start.map(|i| &address[i..])
+}
+
+/// `module.a.module.b.` -> (`module.a.`, `b`).
+fn split_last_module(prefix: &str) -> Option<(String, String)> {
+    let t = prefix.strip_suffix('.')?;
+    let i = t.rfind("module.")?;
+    Some((t[..i].to_string(), t[i + "module.".len()..].to_string()))
+}
+
+/// The value of a configuration expression: a constant string, or a root
+/// variable's value from the plan's `variables`.
+fn expression_value(e: &Value, vars: Option<&Value>) -> Fact<String> {
+    if let Some(Value::String(s)) = e.get("constant_value") {
+        return Fact::Known(s.clone());
+    }
+    let refs = e.get("references").and_then(Value::as_array);
+    match refs.map(|r| r.as_slice()) {
+        Some([Value::String(r), ..]) => r
+            .strip_prefix("var.")
+            .and_then(|v| vars?.get(v)?.get("value")?.as_str())
+            .map(|s| Fact::Known(s.to_string()))
+            .unwrap_or(Fact::Unknown),
+        _ => Fact::Unknown,
     }
 }
 
@@ -540,9 +739,10 @@ fn collect_config(
     m: &Value,
     prefix: &str,
     out: &mut BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    config: &mut ConfigFacts,
     depth: usize,
 ) {
-    if depth > 32 {
+    if depth > MAX_MODULE_DEPTH {
         return;
     }
     if let Some(Value::Array(rs)) = m.get("resources") {
@@ -554,13 +754,38 @@ fn collect_config(
             if let Some(e) = r.get("expressions") {
                 collect_expressions(e, "", &mut attrs, 0);
             }
-            out.insert(format!("{prefix}{address}"), attrs);
+            let full = format!("{prefix}{address}");
+            if let Some(k) = r.get("provider_config_key").and_then(Value::as_str) {
+                config.provider_keys.insert(full.clone(), k.to_string());
+            }
+            out.insert(full, attrs);
         }
+    }
+    if let Some(Value::Object(outputs)) = m.get("outputs") {
+        let mut o = BTreeMap::new();
+        for (name, def) in outputs {
+            let mut attrs = BTreeMap::new();
+            if let Some(e) = def.get("expression") {
+                collect_expressions(e, "", &mut attrs, 0);
+            }
+            o.insert(name.clone(), attrs.into_values().flatten().collect());
+        }
+        config.module_outputs.insert(prefix.to_string(), o);
     }
     if let Some(Value::Object(calls)) = m.get("module_calls") {
         for (name, call) in calls {
+            let child_prefix = format!("{prefix}module.{name}.");
+            let mut inputs = BTreeMap::new();
+            if let Some(Value::Object(exprs)) = call.get("expressions") {
+                for (var, e) in exprs {
+                    let mut attrs = BTreeMap::new();
+                    collect_expressions(e, "", &mut attrs, 0);
+                    inputs.insert(var.clone(), attrs.into_values().flatten().collect());
+                }
+            }
+            config.module_inputs.insert(child_prefix.clone(), inputs);
             if let Some(child) = call.get("module") {
-                collect_config(child, &format!("{prefix}module.{name}."), out, depth + 1);
+                collect_config(child, &child_prefix, out, config, depth + 1);
             }
         }
     }

@@ -66,12 +66,15 @@ fn correct_official_plan_has_no_failures_and_no_false_alarms() {
         .find(|l| l.outcome.rule == RuleId::PolicyClusterVolumes)
         .unwrap();
     assert_eq!(e.outcome.verdict, Verdict::Pass, "{e:?}");
-    // The key ARN is known only after apply: cannot tell, not an error.
-    assert!(a
+    // The key ARN is known only after apply, but it is aws_kms_key.arn:
+    // a KMS key ARN, so CMK018 decides (issue 13).
+    let arn = a
         .outcomes
         .iter()
-        .any(|l| l.outcome.rule == RuleId::KeyArnWellFormed
-            && l.outcome.verdict == Verdict::CannotTell));
+        .find(|l| l.outcome.rule == RuleId::KeyArnWellFormed)
+        .unwrap();
+    assert_eq!(arn.outcome.verdict, Verdict::Pass, "{arn:?}");
+    assert!(arn.outcome.message.contains(".arn"), "{arn:?}");
     // Coverage: a new HYBRID workspace with both keys protects dbfs_root and ebs_volumes.
     let cov = &a.coverage[0];
     assert_eq!(cov.address, "databricks_mws_workspaces.this");
@@ -787,4 +790,262 @@ fn live_arguments() {
         parse_args(&s(&["p.json", "--profile", "--live"])),
         Err(UsageError::MissingValue(_))
     ));
+}
+
+fn corpus(name: &str) -> Analysis {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("acceptance-tests/fixtures/review/corpus")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    review_text(&text, &Requirements::default()).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn errors(a: &Analysis) -> Vec<(String, &'static str, String)> {
+    a.outcomes
+        .iter()
+        .filter(|l| l.outcome.is_error())
+        .map(|l| {
+            (
+                l.address.clone(),
+                l.outcome.rule.code(),
+                l.attribute.clone(),
+            )
+        })
+        .collect()
+}
+
+fn outcome<'a>(a: &'a Analysis, address: &str, rule: RuleId) -> &'a Located {
+    a.outcomes
+        .iter()
+        .find(|l| l.address == address && l.outcome.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule} on {address}: {:#?}", a.outcomes))
+}
+
+/// Plans in the shapes of Databricks' public configurations pass with zero
+/// errors; each broken neighbour fails on its one rule.
+#[test]
+fn corpus_of_public_shapes_and_their_broken_neighbours() {
+    let ok = [
+        "sra_classic",
+        "sra_classic_other_account_role",
+        "sra_with_serverless",
+        "single_key_both_use_cases",
+        "keys_in_module",
+        "for_each_workspaces",
+    ];
+    for name in ok {
+        let a = corpus(name);
+        assert_eq!(errors(&a), vec![], "{name}");
+        assert_eq!(exit_code(&a), 0, "{name}");
+    }
+    // A storage key (cluster volumes included) on a serverless workspace:
+    // Databricks accepts it, so warnings (CMK007, CMK008), no error.
+    let a = corpus("sra_with_serverless_storage_key_on_serverless");
+    assert_eq!(errors(&a), vec![]);
+    assert_eq!(exit_code(&a), 0);
+    for rule in [RuleId::EbsKeyOnServerless, RuleId::StorageKeyOnServerless] {
+        let o = outcome(&a, "databricks_mws_workspaces.serverless", rule);
+        assert_eq!(o.outcome.verdict, Verdict::Fail, "{o:?}");
+        assert_eq!(o.outcome.severity, crate::rules::Severity::Warning);
+    }
+    let broken: [(&str, &str, &str, &str); 7] = [
+        (
+            "sra_classic_ms_policy_without_decrypt",
+            "aws_kms_key.managed_services",
+            "CMK015",
+            "policy",
+        ),
+        (
+            "sra_classic_storage_policy_without_ebs",
+            "aws_kms_key.workspace_storage",
+            "CMK016",
+            "policy",
+        ),
+        (
+            "sra_classic_storage_key_in_another_region",
+            "databricks_mws_workspaces.this",
+            "CMK002",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "sra_with_serverless_ms_key_in_storage_slot",
+            "databricks_mws_workspaces.serverless",
+            "CMK005",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "single_key_both_use_cases_composite_id",
+            "databricks_mws_workspaces.this",
+            "CMK014",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "keys_in_module_in_another_region",
+            "databricks_mws_workspaces.this",
+            "CMK002",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "for_each_workspaces_prod_premium",
+            "databricks_mws_workspaces.this[\"prod\"]",
+            "CMK001",
+            "pricing_tier",
+        ),
+    ];
+    for (name, address, rule, attribute) in broken {
+        let a = corpus(name);
+        let e = errors(&a);
+        assert!(!e.is_empty(), "{name} passed");
+        for (addr, r, _) in &e {
+            assert_eq!(*r, rule, "{name}: also {r} on {addr}: {e:#?}");
+        }
+        assert!(
+            e.iter()
+                .any(|(ad, r, at)| ad == address && *r == rule && at == attribute),
+            "{name}: want {rule} on {address} ({attribute}), got {e:#?}"
+        );
+        assert_eq!(exit_code(&a), 1, "{name}");
+    }
+}
+
+/// Issue 13's plan: the reference architecture passes with a warning that
+/// names the grants statement, and the references decide CMK016 and CMK002.
+#[test]
+fn reference_architecture_passes_with_decided_references() {
+    let a = corpus("sra_classic");
+    let st = "aws_kms_key.workspace_storage";
+    let o15 = outcome(&a, st, RuleId::PolicyDatabricksGrants);
+    assert_eq!(o15.outcome.verdict, Verdict::Pass, "{o15:?}");
+    let o21 = outcome(&a, st, RuleId::PolicyGuideStatements);
+    assert_eq!(o21.outcome.verdict, Verdict::Fail, "{o21:?}");
+    assert_eq!(o21.outcome.severity, crate::rules::Severity::Warning);
+    let m = &o21.outcome.message;
+    assert!(
+        m.contains("AllowDatabricksStorageGrants")
+            && m.contains("kms:CreateGrant")
+            && m.contains("kms:GrantIsForAWSResource"),
+        "{m}"
+    );
+    // The managed-services key needs nothing more.
+    let ms = outcome(
+        &a,
+        "aws_kms_key.managed_services",
+        RuleId::PolicyGuideStatements,
+    );
+    assert_eq!(ms.outcome.verdict, Verdict::Pass, "{ms:?}");
+    // CMK016: the role comes from credentials_id -> databricks_mws_credentials.role_arn.
+    let o16 = outcome(&a, st, RuleId::PolicyClusterVolumes);
+    assert_eq!(o16.outcome.verdict, Verdict::Pass, "{o16:?}");
+    // CMK002: the new keys' region comes from the AWS provider's region (var.region).
+    for l in a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.rule == RuleId::KeyRegion)
+    {
+        assert_ne!(l.outcome.verdict, Verdict::CannotTell, "{l:?}");
+    }
+    assert!(a
+        .outcomes
+        .iter()
+        .any(|l| l.outcome.rule == RuleId::KeyRegion && l.outcome.verdict == Verdict::Pass));
+    // The same plan through the text output: exit 0, one warning.
+    let t = render(&a, Format::Text, "sra.json");
+    assert!(
+        t.contains("warning CMK021 aws_kms_key.workspace_storage (policy)"),
+        "{t}"
+    );
+    assert!(t.lines().last().unwrap().starts_with("0 error(s)"), "{t}");
+}
+
+#[test]
+fn references_through_modules_aliases_and_for_each_instances() {
+    // Keys in a module: the root workspace's ids come from module outputs,
+    // the configurations' keys are linked inside the module.
+    let a = corpus("keys_in_module");
+    let o = outcome(
+        &a,
+        "module.cmk.aws_kms_key.storage",
+        RuleId::PolicyDatabricksGrants,
+    );
+    assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    let o = outcome(&a, "databricks_mws_workspaces.this", RuleId::SlotUseCase);
+    assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    // for_each: each workspace instance is linked to its own configuration
+    // and key (references recorded as `x` and `each.key`).
+    let a = corpus("for_each_workspaces");
+    for k in ["dev", "prod"] {
+        let w = format!("databricks_mws_workspaces.this[\"{k}\"]");
+        let o = outcome(&a, &w, RuleId::SlotUseCase);
+        assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+        let key = format!("aws_kms_key.ws[\"{k}\"]");
+        let o = outcome(&a, &key, RuleId::PolicyDatabricksGrants);
+        assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    }
+}
+
+/// A plan the real tools wrote (Terraform 1.11.4, hashicorp/aws 5.100.0;
+/// see acceptance-tests/fixtures/review/real/README.md): references are
+/// followed as Terraform records them.
+#[test]
+fn real_plan_records_references_as_review_reads_them() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("acceptance-tests/fixtures/review/real/aws_provider_shapes.json");
+    let plan = Plan::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let res = |a: &str| plan.get(a).unwrap_or_else(|| panic!("{a} not in the plan"));
+    // Regions of keys created in the plan: the provider configuration's
+    // region, through `var.region`, an alias, and a module's `providers`.
+    for (key, region) in [
+        ("aws_kms_key.k[\"a\"]", "eu-west-1"),
+        ("aws_kms_key.w", "us-west-2"),
+        ("module.keys.aws_kms_key.m[1]", "eu-west-1"),
+        ("module.keys_west.aws_kms_key.m[0]", "us-west-2"),
+    ] {
+        assert_eq!(
+            plan.provider_region(res(key)),
+            Fact::Known(region.to_string()),
+            "{key}"
+        );
+    }
+    let first = |from: &str, attr: &str| -> (String, String) {
+        let r = plan.resolve(res(from), attr);
+        let (x, a) = r
+            .first()
+            .unwrap_or_else(|| panic!("{from}.{attr} resolves to nothing"));
+        (x.address.clone(), a.clone())
+    };
+    // A plain reference, and one with a constant key (that instance only).
+    assert_eq!(
+        first("aws_kms_alias.a", "target_key_id"),
+        ("aws_kms_key.w".to_string(), "key_id".to_string())
+    );
+    let lit = plan.resolve(res("aws_kms_alias.lit"), "target_key_id");
+    assert!(
+        lit.iter().all(|(r, _)| r.address == "aws_kms_key.k[\"a\"]"),
+        "{:?}",
+        lit.iter().map(|(r, a)| (&r.address, a)).collect::<Vec<_>>()
+    );
+    // `k[each.key].key_id` is recorded as `k` and `each.key`: the instance
+    // with the alias's own key.
+    for k in ["a", "b"] {
+        let from = format!("aws_kms_alias.fe[\"{k}\"]");
+        let whole = plan.resolve_whole(res(&from), "target_key_id");
+        assert_eq!(
+            whole[0].address,
+            format!("aws_kms_key.k[\"{k}\"]"),
+            "{from}"
+        );
+    }
+    // Through a module output (`aws_kms_key.m[0].arn` inside the module):
+    // instance 0, whichever count instance refers to it.
+    for i in 0..2 {
+        let from = format!("aws_kms_alias.cnt[{i}]");
+        assert_eq!(
+            first(&from, "target_key_id"),
+            (
+                "module.keys_west.aws_kms_key.m[0]".to_string(),
+                "arn".to_string()
+            ),
+            "{from}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use super::facts::{
     DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
 };
 use super::findings::{Outcome, RuleId, Severity, Subject};
-use super::iam::{cluster_volume_requests, databricks_requests, Decision, Policy};
+use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
 use super::kms_policy::default_databricks_principal;
 
@@ -96,6 +96,12 @@ pub fn check_key_configuration(cfg: &KeyConfigFacts) -> Vec<Outcome> {
             Subject::KeyRegion,
             "no key_region given and the ARN is malformed (see CMK018)",
         ),
+        // Databricks takes an unset key_region from the ARN: they cannot disagree.
+        (Fact::Known(None), None) => Outcome::pass(
+            r,
+            Subject::KeyRegion,
+            "no key_region is given, so Databricks takes the key ARN's region",
+        ),
         _ => Outcome::cannot_tell(
             r,
             Subject::KeyRegion,
@@ -119,6 +125,18 @@ pub fn check_key_configuration(cfg: &KeyConfigFacts) -> Vec<Outcome> {
         _ => Outcome::cannot_tell(r, s, "use_cases or reuse_key_for_cluster_volumes are not known until apply"),
     });
     out
+}
+
+/// CMK018 for a key ARN not known until apply but taken from a KMS key
+/// resource's `arn` attribute (`source`, e.g. `aws_kms_key.storage.arn`, or
+/// an alias's `target_key_arn`): what AWS returns there is always a key
+/// ARN, never an alias ARN, so the rule decides before apply.
+pub fn key_arn_from_key_resource(source: &str) -> Outcome {
+    Outcome::pass(
+        RuleId::KeyArnWellFormed,
+        Subject::KeyArn,
+        format!("the key ARN is {source}, a KMS key ARN once the key exists"),
+    )
 }
 
 /// What the key policy must allow: from the key configurations that use the key.
@@ -198,12 +216,17 @@ pub fn check_kms_key(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
 
 fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
     let s = Subject::KeyPolicy;
-    let (r15, r16) = (RuleId::PolicyDatabricksGrants, RuleId::PolicyClusterVolumes);
+    let (r15, r16, r21) = (
+        RuleId::PolicyDatabricksGrants,
+        RuleId::PolicyClusterVolumes,
+        RuleId::PolicyGuideStatements,
+    );
     let policy = match &key.policy {
         Fact::Unknown => {
             return vec![
                 Outcome::cannot_tell(r15, s, "the key policy is not known until apply"),
                 Outcome::cannot_tell(r16, s, "the key policy is not known until apply"),
+                Outcome::cannot_tell(r21, s, "the key policy is not known until apply"),
             ]
         }
         Fact::Known(None) => None,
@@ -213,6 +236,7 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
                 return vec![
                     Outcome::fail(r15, s, e.to_string()),
                     Outcome::fail(r16, s, e.to_string()),
+                    Outcome::fail(r21, s, e.to_string()),
                 ]
             }
         },
@@ -245,17 +269,73 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
             ),
         ),
         (Fact::Known(u), Some(p)) => {
-            let reqs = databricks_requests(
+            let reqs = databricks_requests_for(
                 u,
                 &principal,
                 needs.databricks_account_id.known().map(String::as_str),
                 arn,
+                PolicyPart::Required,
             );
             verdict_for(
                 r15,
                 p,
                 reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
             )
+        }
+    });
+    // CMK021: what Databricks' guide adds beyond what the services need.
+    out.push(match (&needs.use_cases, &policy) {
+        (Fact::Unknown, _) => Outcome::cannot_tell(
+            r21,
+            s,
+            "the use cases of the key configurations using this key are not known until apply",
+        ),
+        (Fact::Known(u), _) if !u.contains(&KeyFeature::Storage) => Outcome::pass(
+            r21,
+            s,
+            "the guide adds nothing beyond Encrypt and Decrypt for MANAGED_SERVICES",
+        ),
+        (Fact::Known(_), None) => Outcome::fail(
+            r21,
+            s,
+            format!("the key has the default key policy, without the storage and grants statements Databricks' guide gives {principal}"),
+        ),
+        (Fact::Known(u), Some(p)) => {
+            let reqs = databricks_requests_for(
+                u,
+                &principal,
+                needs.databricks_account_id.known().map(String::as_str),
+                arn,
+                PolicyPart::GuideAdds,
+            );
+            let o = verdict_for(
+                r21,
+                p,
+                reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
+            );
+            if o.verdict == super::findings::Verdict::Fail {
+                let grants = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
+                    .iter()
+                    .any(|a| o.message.contains(a));
+                let storage = ["kms:ReEncrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
+                    .iter()
+                    .any(|a| o.message.contains(a));
+                let mut names = vec![];
+                if storage {
+                    names.push(format!("{} (kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey besides Encrypt and Decrypt)", super::kms_policy::sid::STORAGE));
+                }
+                if grants {
+                    names.push(format!("{} (kms:CreateGrant, kms:ListGrants, kms:RevokeGrant for {principal} under Bool kms:GrantIsForAWSResource = true, so that Databricks can give the AWS services working for the workspace's storage use of the key through grants)", super::kms_policy::sid::STORAGE_GRANTS));
+                }
+                let message = format!(
+                    "{}; Databricks' configuration guide adds the statement {}. Databricks' security reference architecture runs without the grants statement, so this is a warning",
+                    o.message,
+                    names.join(" and the statement ")
+                );
+                Outcome { message: super::findings::readable(&message), ..o }
+            } else {
+                o
+            }
         }
     });
     // CMK016

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::catalog::KeyFeature;
 use super::kms_policy::{
-    CLUSTER_VOLUME_ACTIONS, MANAGED_SERVICES_ACTIONS, STORAGE_ACTIONS, STORAGE_GRANT_ACTIONS,
+    CLUSTER_VOLUME_ACTIONS, MANAGED_SERVICES_ACTIONS, MANAGED_SERVICES_REQUIRED, STORAGE_ACTIONS,
+    STORAGE_GRANT_ACTIONS, STORAGE_REQUIRED,
 };
 
 /// Why a policy document cannot be evaluated at all.
@@ -571,6 +572,17 @@ fn grant_action(a: &str) -> bool {
     matches!(a, "kms:CreateGrant" | "kms:ListGrants" | "kms:RevokeGrant")
 }
 
+/// Which of the requests of Databricks' principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyPart {
+    /// Every statement of Databricks' guide.
+    All,
+    /// What the services cannot work without (CMK015).
+    Required,
+    /// What the guide adds beyond that (CMK021).
+    GuideAdds,
+}
+
 /// The requests Databricks' principal makes for the use cases.
 /// `databricks_account_id`: the tag value on Databricks' principal, if known.
 pub fn databricks_requests(
@@ -579,11 +591,41 @@ pub fn databricks_requests(
     databricks_account_id: Option<&str>,
     key_arn: Option<&str>,
 ) -> Vec<(KeyFeature, Request)> {
+    databricks_requests_for(
+        use_cases,
+        principal,
+        databricks_account_id,
+        key_arn,
+        PolicyPart::All,
+    )
+}
+
+/// The same, for a part of the policy.
+pub fn databricks_requests_for(
+    use_cases: &std::collections::BTreeSet<KeyFeature>,
+    principal: &str,
+    databricks_account_id: Option<&str>,
+    key_arn: Option<&str>,
+    part: PolicyPart,
+) -> Vec<(KeyFeature, Request)> {
+    let required: Vec<&str> = MANAGED_SERVICES_REQUIRED
+        .iter()
+        .chain(STORAGE_REQUIRED.iter())
+        .flat_map(|p| concrete_actions(p))
+        .collect();
+    let wanted = |f: KeyFeature, a: &str| match part {
+        PolicyPart::All => true,
+        PolicyPart::Required => match f {
+            KeyFeature::ManagedServices => MANAGED_SERVICES_REQUIRED.contains(&a),
+            KeyFeature::Storage => STORAGE_REQUIRED.contains(&a),
+        },
+        PolicyPart::GuideAdds => f == KeyFeature::Storage && !required.contains(&a),
+    };
     let mut out: Vec<(KeyFeature, Request)> = vec![];
     let mut push = |f: KeyFeature, patterns: &[&str]| {
         for p in patterns {
             for a in concrete_actions(p) {
-                if out.iter().any(|(_, r)| r.action == a) {
+                if out.iter().any(|(_, r)| r.action == a) || !wanted(f, a) {
                     continue;
                 }
                 let mut r = Request::new(principal, a)

@@ -52,6 +52,12 @@ pub const STORAGE_ACTIONS: [&str; 5] = [
 ];
 pub const STORAGE_GRANT_ACTIONS: [&str; 3] =
     ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
+/// Of those, what Databricks' services cannot work without (CMK015, an
+/// error); the rest of the statements above is what Databricks' guide adds
+/// (CMK021, a warning: Databricks' security reference architecture runs
+/// without the grants statement).
+pub const MANAGED_SERVICES_REQUIRED: [&str; 2] = ["kms:Decrypt", "kms:Encrypt"];
+pub const STORAGE_REQUIRED: [&str; 3] = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"];
 pub const CLUSTER_VOLUME_ACTIONS: [&str; 4] = [
     "kms:CreateGrant",
     "kms:Decrypt",
