@@ -15,7 +15,7 @@ use crate::rules::facts::{
 };
 use crate::rules::{Outcome, RuleId, Subject, Verdict};
 
-use super::{SandboxWorkspace, SeedKey};
+use super::world::{SandboxWorkspace, SeedKey};
 
 /// Which slot of a workspace a key configuration is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,10 +7,9 @@
 //! set, the workspace serves one more cluster, `sandbox-classic-compute`,
 //! in state `RUNNING`.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{SandboxError, SandboxWorkspace};
+use super::world::{SandboxError, SandboxWorkspace, SeedPoolStats};
 use crate::rules::compute::{
     self, PoolCounts, CLUSTER_STATES_HOLDING_NODES, CLUSTER_STATES_WITHOUT_NODES,
     WAREHOUSE_STATES_HOLDING_NODES, WAREHOUSE_STATES_WITHOUT_NODES,
@@ -19,62 +18,6 @@ use crate::rules::facts::RunningCompute;
 
 /// Name and id of the cluster the `classic_compute_running` flag stands for.
 pub const SIMULATED_CLUSTER: &str = "sandbox-classic-compute";
-
-/// A cluster as seeded (`GET /api/2.1/clusters/list` shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeedCluster {
-    /// Generated (`MMDD-HHMMSS-xxxxxxxx`) when left out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_id: Option<String>,
-    pub cluster_name: String,
-    /// A Clusters API state: PENDING, RUNNING, RESTARTING, RESIZING,
-    /// TERMINATING, TERMINATED, ERROR, UNKNOWN.
-    pub state: String,
-}
-
-/// An instance pool's counts (`InstancePoolStats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SeedPoolStats {
-    pub used_count: u64,
-    pub idle_count: u64,
-    pub pending_used_count: u64,
-    pub pending_idle_count: u64,
-}
-
-fn active() -> String {
-    "ACTIVE".into()
-}
-
-/// An instance pool as seeded (`GET /api/2.0/instance-pools/list` shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeedPool {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance_pool_id: Option<String>,
-    pub instance_pool_name: String,
-    /// ACTIVE (default), STOPPED or DELETED.
-    #[serde(default = "active")]
-    pub state: String,
-    /// Instances it holds; a pool with none is not running compute.
-    #[serde(default)]
-    pub stats: SeedPoolStats,
-}
-
-/// A SQL warehouse as seeded (`GET /api/2.0/sql/warehouses` shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeedWarehouse {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub name: String,
-    /// STARTING, RUNNING, STOPPING, STOPPED, DELETING or DELETED.
-    pub state: String,
-    /// Serverless warehouses are not classic compute.
-    #[serde(default)]
-    pub enable_serverless_compute: bool,
-    /// CLASSIC or PRO; served as given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warehouse_type: Option<String>,
-}
 
 fn check_state(ws: i64, what: &str, state: &str, allowed: &[&[&str]]) -> Result<(), SandboxError> {
     if allowed.iter().any(|l| l.contains(&state)) {

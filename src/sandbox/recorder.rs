@@ -10,12 +10,9 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
-
-use super::api::Shared;
 
 /// Requests kept (oldest dropped first).
 const KEEP: usize = 2000;
@@ -43,8 +40,18 @@ pub(crate) struct Recorder {
     log: Mutex<VecDeque<Recorded>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+use super::http::{lock, too_large, url_decode_pairs};
+
+impl Recorder {
+    /// The log, oldest first.
+    pub(crate) fn entries(&self) -> Vec<Recorded> {
+        lock(&self.log).iter().cloned().collect()
+    }
+
+    /// Empties the log.
+    pub(crate) fn clear(&self) {
+        lock(&self.log).clear();
+    }
 }
 
 fn json_keys(prefix: &str, v: &Value, out: &mut Vec<String>) {
@@ -62,7 +69,7 @@ fn json_keys(prefix: &str, v: &Value, out: &mut Vec<String>) {
 }
 
 fn pairs(s: &str) -> std::collections::HashMap<String, String> {
-    super::api::url_decode_pairs(s)
+    url_decode_pairs(s)
 }
 
 fn record_of(
@@ -110,12 +117,12 @@ fn record_of(
 }
 
 /// Middleware: records the request, then passes it on unchanged.
-pub(crate) async fn record(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub(crate) async fn record(State(rec): State<Arc<Recorder>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            return super::api::too_large();
+            return too_large();
         }
     };
     let r = record_of(
@@ -126,7 +133,7 @@ pub(crate) async fn record(State(s): State<Arc<Shared>>, req: Request, next: Nex
         &bytes,
     );
     {
-        let mut log = lock(&s.recorder.log);
+        let mut log = lock(&rec.log);
         if log.len() >= KEEP {
             log.pop_front();
         }
@@ -134,24 +141,6 @@ pub(crate) async fn record(State(s): State<Arc<Shared>>, req: Request, next: Nex
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
-}
-
-/// `GET /_sandbox/requests`: the log, oldest first.
-pub(crate) async fn list(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = s.admin_check(&headers) {
-        return r;
-    }
-    let log: Vec<Recorded> = lock(&s.recorder.log).iter().cloned().collect();
-    Json(log).into_response()
-}
-
-/// `DELETE /_sandbox/requests`: empties the log.
-pub(crate) async fn clear(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = s.admin_check(&headers) {
-        return r;
-    }
-    lock(&s.recorder.log).clear();
-    axum::http::StatusCode::NO_CONTENT.into_response()
 }
 
 #[cfg(test)]

@@ -14,16 +14,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{err, lock, S};
 use crate::sandbox::compute::{clusters_view, pools_view, warehouses_view};
-use crate::sandbox::SandboxWorkspace;
+use crate::sandbox::http::{err, lock};
+use crate::sandbox::shared::{Shared, S};
+use crate::sandbox::world::SandboxWorkspace;
 
 /// Default page size of the paged lists when the caller gives none.
 const DEFAULT_PAGE: usize = 100;
 
 /// The workspace behind `deployment`, if the bearer token's account owns it.
 fn workspace<T>(
-    s: &super::Shared,
+    s: &Shared,
     headers: &HeaderMap,
     deployment: &str,
     f: impl FnOnce(&SandboxWorkspace) -> T,
