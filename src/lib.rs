@@ -16,3 +16,16 @@ pub mod rules;
 pub mod sandbox;
 pub mod support;
 pub mod tfplugin;
+
+/// Settings of the test suites (compiled for tests only).
+#[cfg(test)]
+pub(crate) mod test_settings {
+    /// Cases per fuzz target: `CMK_FUZZ_CASES` (`make fuzz` sets it), else
+    /// `default` (the few cases `make test` runs).
+    pub(crate) fn fuzz_cases(default: u32) -> u32 {
+        std::env::var("CMK_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+}

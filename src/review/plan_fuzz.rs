@@ -11,10 +11,7 @@ use serde_json::Value;
 use super::*;
 
 fn cases() -> u32 {
-    std::env::var("CMK_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+    crate::test_settings::fuzz_cases(64)
 }
 
 /// The fixtures the review tests read: real shapes to mutate.

@@ -9,10 +9,7 @@ use serde_json::{json, Value};
 use super::iam::{wildcard_match, CtxValue, Decision, Policy, Request};
 
 fn cases() -> u32 {
-    std::env::var("CMK_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+    crate::test_settings::fuzz_cases(256)
 }
 
 fn pick(pool: &'static [&'static str]) -> BoxedStrategy<String> {

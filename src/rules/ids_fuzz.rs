@@ -6,12 +6,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// Cases per target: `CMK_FUZZ_CASES` (`make fuzz` sets it), else a few.
 fn cases() -> u32 {
-    std::env::var("CMK_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+    crate::test_settings::fuzz_cases(256)
 }
 
 fn pick(pool: &'static [&'static str]) -> impl Strategy<Value = String> {

@@ -8,10 +8,7 @@ use proptest::prelude::*;
 use super::value::{from_json_bytes, from_json_value, from_msgpack, to_msgpack, Type, Value};
 
 fn cases() -> u32 {
-    std::env::var("CMK_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+    crate::test_settings::fuzz_cases(256)
 }
 
 fn arb_type() -> impl Strategy<Value = Type> {

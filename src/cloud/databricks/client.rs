@@ -1218,10 +1218,7 @@ mod tests {
     }
 
     fn fuzz_cases() -> u32 {
-        std::env::var("CMK_FUZZ_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(256)
+        crate::test_settings::fuzz_cases(256)
     }
 
     proptest::proptest! {
