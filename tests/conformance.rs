@@ -20,6 +20,9 @@ use cmk::cloud::databricks::{
 use cmk::rules::catalog::KeyFeature;
 use cmk::rules::ids::{KeyConfigId, WorkspaceId};
 use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
+#[path = "support/sandbox_client.rs"]
+mod sandbox_client;
+
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -67,15 +70,7 @@ fn world() -> World {
 }
 
 async fn admin(h: &SandboxHandle, method: &str, path: &str) -> Value {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let r = reqwest::Client::new()
-        .request(m, format!("{}{path}", h.url()))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "admin {path}: {}", r.status());
-    r.json().await.unwrap_or(Value::Null)
+    sandbox_client::admin_call(h, ADMIN, method, path, None).await
 }
 
 fn is_discovery(path: &str) -> bool {

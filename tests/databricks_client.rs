@@ -13,6 +13,10 @@ use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/sandbox_client.rs"]
+mod sandbox_client;
+use sandbox_client::{admin_call, client_of, test_settings};
+
 const ACCT: &str = "11111111-2222-4333-8444-555555555555";
 const OTHER: &str = "99999999-2222-4333-8444-555555555555";
 const TOKEN: &str = "dapi-test-token-aaaaaaaaaaaa";
@@ -110,23 +114,14 @@ fn settings(h: &SandboxHandle) -> DatabricksSettings {
 /// A personal access token (which Databricks' Account API refuses).
 fn pat_settings(h: &SandboxHandle) -> DatabricksSettings {
     DatabricksSettings {
-        host: Some(h.url()),
-        account_id: Some(ACCT.into()),
         token: Some(Secret::new(TOKEN)),
-        rate_limit: Some(1000.0),
-        http_timeout: Some(Duration::from_secs(5)),
-        retry_timeout: Some(Duration::from_secs(10)),
-        retry_base_delay: Some(Duration::from_millis(20)),
         workspace_wait_timeout: Some(Duration::from_secs(10)),
-        workspace_poll_interval: Some(Duration::from_millis(50)),
-        workspace_host_template: Some(h.workspace_host_template()),
-        jitter_seed: Some(7),
-        ..Default::default()
+        ..test_settings(h, ACCT)
     }
 }
 
 fn client_from(s: DatabricksSettings) -> AccountClient {
-    AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap()
+    client_of(s)
 }
 
 fn oauth_settings(h: &SandboxHandle) -> DatabricksSettings {
@@ -134,17 +129,7 @@ fn oauth_settings(h: &SandboxHandle) -> DatabricksSettings {
 }
 
 async fn admin(h: &SandboxHandle, method: &str, path: &str, body: Value) -> Value {
-    let c = reqwest::Client::new();
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let r = c
-        .request(m, format!("{}{path}", h.url()))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "admin {path}: {}", r.status());
-    r.json().await.unwrap_or(Value::Null)
+    admin_call(h, ADMIN, method, path, Some(body)).await
 }
 
 fn req(cases: &[KeyFeature], arn: &str) -> CreateCustomerManagedKey {

@@ -14,6 +14,10 @@ use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/sandbox_client.rs"]
+mod sandbox_client;
+use sandbox_client::{client_of, test_settings};
+
 const ACCT: &str = "21111111-2222-4333-8444-555555555555";
 const ACCOUNT_PAT: &str = "dapi-account-user-token-aaaa";
 const WS_PAT: &str = "dapi-workspace-one-token-bbbb";
@@ -79,24 +83,16 @@ async fn start_with(f: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
 
 fn settings(h: &SandboxHandle) -> DatabricksSettings {
     DatabricksSettings {
-        host: Some(h.url()),
-        account_id: Some(ACCT.into()),
         client_id: Some(CLIENT_ID.into()),
         client_secret: Some(Secret::new(CLIENT_SECRET)),
-        rate_limit: Some(1000.0),
-        http_timeout: Some(Duration::from_secs(5)),
         retry_timeout: Some(Duration::from_secs(5)),
-        retry_base_delay: Some(Duration::from_millis(20)),
-        workspace_wait_timeout: Some(Duration::from_secs(20)),
-        workspace_poll_interval: Some(Duration::from_millis(50)),
-        workspace_host_template: Some(h.workspace_host_template()),
         jitter_seed: Some(3),
-        ..Default::default()
+        ..test_settings(h, ACCT)
     }
 }
 
 fn client(s: DatabricksSettings) -> AccountClient {
-    AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap()
+    client_of(s)
 }
 
 async fn http(

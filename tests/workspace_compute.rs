@@ -6,13 +6,16 @@
 use std::time::Duration;
 
 use cmk::cloud::databricks::{
-    AccountClient, DatabricksError, DatabricksSettings, Secret, StaticEnvironment,
-    WorkspaceKeyUpdate,
+    AccountClient, DatabricksError, DatabricksSettings, Secret, WorkspaceKeyUpdate,
 };
 use cmk::rules::facts::{ComputeKind, RunningCompute};
 use cmk::sandbox::{self, SandboxConfig, SandboxHandle, World};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+
+#[path = "support/sandbox_client.rs"]
+mod sandbox_client;
+use sandbox_client::{admin_call, client_of, test_settings};
 
 const ACCT: &str = "11111111-2222-4333-8444-555555555555";
 const OTHER: &str = "99999999-2222-4333-8444-555555555555";
@@ -122,37 +125,18 @@ async fn start() -> SandboxHandle {
 
 fn settings(h: &SandboxHandle) -> DatabricksSettings {
     DatabricksSettings {
-        host: Some(h.url()),
-        account_id: Some(ACCT.into()),
         token: Some(Secret::new(TOKEN)),
-        rate_limit: Some(1000.0),
-        http_timeout: Some(Duration::from_secs(5)),
-        retry_timeout: Some(Duration::from_secs(10)),
-        retry_base_delay: Some(Duration::from_millis(20)),
         workspace_wait_timeout: Some(Duration::from_secs(10)),
-        workspace_poll_interval: Some(Duration::from_millis(50)),
-        workspace_host_template: Some(h.workspace_host_template()),
-        jitter_seed: Some(7),
-        ..Default::default()
+        ..test_settings(h, ACCT)
     }
 }
 
 fn client_from(s: DatabricksSettings) -> AccountClient {
-    AccountClient::with_environment(&s, &StaticEnvironment::default()).unwrap()
+    client_of(s)
 }
 
 async fn admin(h: &SandboxHandle, method: &str, path: &str, body: Value) -> Value {
-    let c = reqwest::Client::new();
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let r = c
-        .request(m, format!("{}{path}", h.url()))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "admin {path}: {}", r.status());
-    r.json().await.unwrap_or(Value::Null)
+    admin_call(h, ADMIN, method, path, Some(body)).await
 }
 
 /// A raw GET on a workspace route of the sandbox, with the account token.
