@@ -1,13 +1,10 @@
 //! Hostile input, interruptions and faults (issue 10), through the real
 //! `terraform` CLI, the built provider and cmk-sandbox.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{enabled, example_bin, plan_diagnostics, Workdir, CMK_HEADER};
+use crate::harness::{enabled, example_bin, plan_diagnostics, LiveRun, Workdir, CMK_HEADER};
 use crate::sandbox::{oauth_env, Sandbox, ACCOUNT_ID, PROD_WORKSPACE};
 
 /// A working directory for the sandbox (OAuth M2M credentials from the environment).
@@ -249,110 +246,6 @@ provider "cmk" {{
     }
 }
 
-/// A `terraform` run in its own process group (as a shell runs a
-/// foreground job), its output lines on a channel.
-struct GroupRun {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    output: String,
-}
-
-impl GroupRun {
-    fn start(mut cmd: Command) -> GroupRun {
-        let mut child = cmd
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start terraform");
-        let (tx, rx) = mpsc::channel::<String>();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .for_each(|l| drop(tx.send(l)))
-        });
-        std::thread::spawn(move || {
-            BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-                .for_each(|l| drop(tx2.send(l)))
-        });
-        GroupRun {
-            child,
-            lines: rx,
-            output: String::new(),
-        }
-    }
-
-    /// Reads output until a line contains `needle` (a hang guard of
-    /// `limit`, not a timing goal).
-    fn wait_for(&mut self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("never saw {needle:?}:\n{}", self.output));
-            self.output.push_str(&line);
-            self.output.push('\n');
-            if line.contains(needle) {
-                return;
-            }
-        }
-    }
-
-    /// Ctrl-C as a terminal sends it: SIGINT to every process of the group.
-    fn interrupt_group(&self) {
-        let pgid = self.child.id();
-        let ok = Command::new("kill")
-            .args(["-INT", "--", &format!("-{pgid}")])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "kill -INT -{pgid}");
-    }
-
-    /// Collects the output printed so far.
-    fn drain(&mut self) {
-        while let Ok(l) = self.lines.try_recv() {
-            self.output.push_str(&l);
-            self.output.push('\n');
-        }
-    }
-
-    /// Waits for the exit (hang guard `limit`) and collects the rest of the output.
-    fn finish(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let t0 = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if t0.elapsed() > limit {
-                // The whole group, so that no provider outlives the test.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", self.child.id())])
-                    .status();
-                let _ = self.child.wait();
-                panic!("terraform did not stop:\n{}", self.output);
-            }
-            while let Ok(l) = self.lines.try_recv() {
-                self.output.push_str(&l);
-                self.output.push('\n');
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        std::thread::sleep(Duration::from_millis(200));
-        while let Ok(l) = self.lines.try_recv() {
-            self.output.push_str(&l);
-            self.output.push('\n');
-        }
-        status
-    }
-}
-
 /// The process group of a process, from /proc.
 fn pgid_of(pid: u32) -> u32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -388,7 +281,7 @@ resource "sleep_wait" "long" {
         )],
     );
     let mut run =
-        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+        LiveRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
     run.wait_for("sleep_wait.long: Creating...", Duration::from_secs(120));
     // "Creating..." comes just before ApplyResourceChange is sent: let the create begin.
     std::thread::sleep(Duration::from_secs(1));
@@ -465,7 +358,7 @@ fn interrupted_create_is_tracked_and_the_next_apply_adds_nothing() {
     let (status, body) = sb.admin("PUT", "/_sandbox/faults", r#"{"latency_ms": 5000}"#);
     assert!(status < 300, "faults: {status} {body}");
     let mut run =
-        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+        LiveRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
     run.wait_for(
         "cmk_key_configuration.k: Creating...",
         Duration::from_secs(120),
@@ -742,7 +635,7 @@ resource "cmk_workspace_binding" "b" {{
     assert!(status < 300, "status: {status} {body}");
 
     let mut run =
-        GroupRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+        LiveRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
     run.wait_for(
         "cmk_workspace_binding.b: Creating...",
         Duration::from_secs(120),

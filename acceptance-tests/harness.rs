@@ -6,8 +6,12 @@
 //! `terraform init`. `TF_ACC=1` runs these tests (`make test` sets it); a
 //! missing `terraform` is a failure with a clear message, never a skip.
 
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub const CMK_SOURCE: &str = "databricks-cmk/cmk";
 
@@ -216,4 +220,109 @@ pub fn plan_diagnostics(w: &Workdir) -> (i32, Vec<serde_json::Value>) {
         .map(|v| v["diagnostic"].clone())
         .collect();
     (o.code, diags)
+}
+
+/// A `terraform` run in its own process group (as a shell runs a
+/// foreground job), its output lines on a channel.
+pub struct LiveRun {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    /// What it printed so far (both streams, a line each).
+    pub output: String,
+}
+
+impl LiveRun {
+    pub fn start(mut cmd: Command) -> LiveRun {
+        let mut child = cmd
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start terraform");
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx.send(l)))
+        });
+        std::thread::spawn(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx2.send(l)))
+        });
+        LiveRun {
+            child,
+            lines: rx,
+            output: String::new(),
+        }
+    }
+
+    /// Reads output until a line contains `needle` (a hang guard of
+    /// `limit`, not a timing goal).
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("never saw {needle:?}:\n{}", self.output));
+            self.output.push_str(&line);
+            self.output.push('\n');
+            if line.contains(needle) {
+                return;
+            }
+        }
+    }
+
+    /// Ctrl-C as a terminal sends it: SIGINT to every process of the group.
+    pub fn interrupt_group(&self) {
+        let pgid = self.child.id();
+        let ok = Command::new("kill")
+            .args(["-INT", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -INT -{pgid}");
+    }
+
+    /// Collects the output printed so far.
+    pub fn drain(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.output.push_str(&l);
+            self.output.push('\n');
+        }
+    }
+
+    /// Waits for the exit (hang guard `limit`) and collects the rest of the output.
+    pub fn finish(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > limit {
+                // The whole group, so that no provider outlives the test.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                    .status();
+                let _ = self.child.wait();
+                panic!("terraform did not stop:\n{}", self.output);
+            }
+            while let Ok(l) = self.lines.try_recv() {
+                self.output.push_str(&l);
+                self.output.push('\n');
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        while let Ok(l) = self.lines.try_recv() {
+            self.output.push_str(&l);
+            self.output.push('\n');
+        }
+        status
+    }
 }

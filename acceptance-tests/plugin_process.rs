@@ -2,10 +2,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{enabled, example_bin, provider_bin, Workdir, CMK_HEADER};
+use crate::harness::{enabled, example_bin, provider_bin, LiveRun, Workdir, CMK_HEADER};
 
 #[test]
 fn run_by_hand_it_says_it_is_a_plugin_and_fails() {
@@ -77,41 +76,9 @@ resource "sleep_wait" "long" {
 "#,
         &[("example/sleep", "terraform-provider-sleep", sleep)],
     );
-    let mut child = w
-        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .for_each(|l| drop(tx.send(l)))
-    });
-    std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .for_each(|l| drop(tx2.send(l)))
-    });
-
-    let mut output = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("terraform never started creating");
-        output.push_str(&line);
-        output.push('\n');
-        if line.contains("sleep_wait.long: Creating...") {
-            break;
-        }
-    }
+    let mut run =
+        LiveRun::start(w.command(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+    run.wait_for("sleep_wait.long: Creating...", Duration::from_secs(60));
     assert_eq!(
         w.provider_pids().len(),
         1,
@@ -124,25 +91,13 @@ resource "sleep_wait" "long" {
     std::thread::sleep(Duration::from_secs(1));
     let t0 = Instant::now();
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &run.child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "terraform did not stop after the interrupt:\n{output}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::thread::sleep(Duration::from_millis(200));
-    while let Ok(l) = rx.try_recv() {
-        output.push_str(&l);
-        output.push('\n');
-    }
+    // A hang guard: the 300 s wait must be cut short (checked below).
+    let status = run.finish(Duration::from_secs(30));
+    let output = run.output;
     assert!(!status.success(), "an interrupted apply fails:\n{output}");
     assert!(
         t0.elapsed() < Duration::from_secs(20),

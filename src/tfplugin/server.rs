@@ -976,27 +976,6 @@ macro_rules! diagnostics_replies {
     )*};
 }
 
-diagnostics_replies!(
-    get_metadata,
-    get_provider_schema,
-    validate_provider_config,
-    validate_resource_config,
-    validate_data_resource_config,
-    upgrade_resource_state,
-    configure_provider,
-    read_resource,
-    plan_resource_change,
-    apply_resource_change,
-    import_resource_state,
-    move_resource_state,
-    read_data_source,
-    validate_ephemeral_resource_config,
-    open_ephemeral_resource,
-    renew_ephemeral_resource,
-    close_ephemeral_resource,
-    get_functions,
-);
-
 impl PanicReply for pb::call_function::Response {
     fn panicked(summary: &str, detail: String) -> Self {
         pb::call_function::Response {
@@ -1058,7 +1037,13 @@ async fn guarded<T: PanicReply>(rpc: &str, f: impl Future<Output = Reply<T>>) ->
     }
 }
 
+/// Every RPC, guarded; those whose answer carries diagnostics get their
+/// [`PanicReply`] here too, so the RPCs are listed once.
 macro_rules! guarded_rpcs {
+    (diagnostics: [$($d:ident),* $(,)?], others: [$($o:ident),* $(,)?] $(,)?) => {
+        diagnostics_replies!($($d),*);
+        guarded_rpcs!($($d,)* $($o),*);
+    };
     ($($m:ident),* $(,)?) => {
         #[tonic::async_trait]
         impl<P: Provider> pb::provider_server::Provider for Guarded<P> {
@@ -1072,26 +1057,27 @@ macro_rules! guarded_rpcs {
 }
 
 guarded_rpcs!(
-    get_metadata,
-    get_provider_schema,
-    validate_provider_config,
-    validate_resource_config,
-    validate_data_resource_config,
-    upgrade_resource_state,
-    configure_provider,
-    read_resource,
-    plan_resource_change,
-    apply_resource_change,
-    import_resource_state,
-    move_resource_state,
-    read_data_source,
-    validate_ephemeral_resource_config,
-    open_ephemeral_resource,
-    renew_ephemeral_resource,
-    close_ephemeral_resource,
-    get_functions,
-    call_function,
-    stop_provider,
+    diagnostics: [
+        get_metadata,
+        get_provider_schema,
+        validate_provider_config,
+        validate_resource_config,
+        validate_data_resource_config,
+        upgrade_resource_state,
+        configure_provider,
+        read_resource,
+        plan_resource_change,
+        apply_resource_change,
+        import_resource_state,
+        move_resource_state,
+        read_data_source,
+        validate_ephemeral_resource_config,
+        open_ephemeral_resource,
+        renew_ephemeral_resource,
+        close_ephemeral_resource,
+        get_functions,
+    ],
+    others: [call_function, stop_provider],
 );
 
 /// Decodes a model from a wholly known JSON value of its schema (for tests and tools).
