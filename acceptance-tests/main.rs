@@ -19,3 +19,4 @@ mod real_services;
 mod reference_shapes;
 mod release;
 mod schema;
+mod unknowns;

@@ -313,3 +313,7 @@ impl Provider for CmkProvider {
         ]
     }
 }
+
+#[cfg(test)]
+#[path = "provider_unknowns.rs"]
+mod unknowns;

@@ -131,6 +131,52 @@ pub fn report(
     }
 }
 
+/// At plan: one warning per argument naming the rules a plan could not
+/// decide because a value they need is not known until apply. Apply
+/// decides them before any change; the plan never passes over them in
+/// silence. `fix` may add advice for an argument (`None`: the resource).
+pub fn report_deferred(
+    outcomes: &[Outcome],
+    path_of: impl Fn(Subject) -> Option<AttributePath>,
+    fix: impl Fn(Option<&AttributePath>) -> Option<String>,
+    diags: &mut Diagnostics,
+) {
+    let mut by_path: Vec<(Option<AttributePath>, Vec<&Outcome>)> = vec![];
+    for o in outcomes.iter().filter(|o| o.verdict == Verdict::CannotTell) {
+        let p = path_of(o.subject);
+        match by_path.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, v)) => {
+                if !v.iter().any(|x| x.rule == o.rule) {
+                    v.push(o)
+                }
+            }
+            None => by_path.push((p, vec![o])),
+        }
+    }
+    for (p, found) in by_path {
+        let ids: Vec<&str> = found.iter().map(|o| o.rule.code()).collect();
+        let summary = format!("Decided at apply: {}", ids.join(", "));
+        let mut detail = String::from(
+            "A value these rules need is not known until apply, so the plan cannot decide them. Apply checks them before it changes anything and stops on an error.\n",
+        );
+        for o in &found {
+            detail.push_str(&format!(
+                "\n- {} ({}): {}",
+                o.rule.code(),
+                o.rule.rule().title,
+                o.message
+            ));
+        }
+        if let Some(f) = fix(p.as_ref()) {
+            detail.push_str(&format!("\n\nTo decide them at plan: {f}"));
+        }
+        match p {
+            Some(p) => diags.warning_at(p, summary, detail),
+            None => diags.warning(summary, detail),
+        }
+    }
+}
+
 /// An Account API failure as a diagnostic (errors never carry credentials).
 pub fn api_error(diags: &mut Diagnostics, what: &str, e: &DatabricksError) {
     diags.error(

@@ -1,6 +1,5 @@
 //! Data source `cmk_kms_key_policy`: the KMS key policy Databricks needs.
 
-use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -9,7 +8,7 @@ use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyAdvice, PolicyInput};
 use crate::rules::KeyFeature;
 use crate::support::Clients;
-use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val};
+use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val, ValSet};
 
 fn default_true() -> Val<bool> {
     Val::Known(true)
@@ -29,7 +28,7 @@ pub struct KmsKeyPolicyModel {
     /// notebooks, secrets and SQL queries), `STORAGE` (the workspace storage bucket and,
     /// optionally, cluster EBS volumes), or both.
     #[schemars(length(min = 1))]
-    pub use_cases: Val<BTreeSet<KeyFeature>>,
+    pub use_cases: ValSet<KeyFeature>,
 
     /// The 12-digit AWS account that owns the key; its root gets `kms:*` so the key
     /// stays manageable.
@@ -75,7 +74,7 @@ fn path(name: &str) -> AttributePath {
 impl KmsKeyPolicyModel {
     fn input(&self) -> Option<PolicyInput> {
         Some(PolicyInput {
-            use_cases: self.use_cases.known()?.clone(),
+            use_cases: self.use_cases.wholly_known()?,
             aws_account_id: self.aws_account_id.known()?.clone(),
             databricks_account_id: known_opt(&self.databricks_account_id)?,
             cross_account_role_arn: known_opt(&self.cross_account_role_arn)?,

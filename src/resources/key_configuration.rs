@@ -11,9 +11,11 @@ use crate::cloud::databricks::{
 };
 use crate::rules::facts::KeyConfigFacts;
 use crate::rules::{self, ids, KeyFeature, Subject};
-use crate::support::{api_error, databricks, fact, fact_opt, key_config_id, report, Clients};
+use crate::support::{
+    api_error, databricks, fact, fact_opt, key_config_id, report, report_deferred, Clients,
+};
 use crate::tfplugin::value::Refinements;
-use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
+use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValSet};
 
 /// The AWS KMS key of a key configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -46,7 +48,7 @@ pub struct KeyConfigurationModel {
     /// The use cases: `MANAGED_SERVICES` (control-plane data), `STORAGE` (the
     /// workspace storage bucket and, optionally, cluster EBS volumes), or both.
     #[schemars(length(min = 1), extend("x-tf" = ["required", "requires_replace"]))]
-    pub use_cases: Val<BTreeSet<KeyFeature>>,
+    pub use_cases: ValSet<KeyFeature>,
     /// The AWS KMS key.
     #[schemars(extend("x-tf" = ["required", "requires_replace"]))]
     pub aws_key_info: Val<AwsKeyInfoModel>,
@@ -85,14 +87,38 @@ fn path_of(s: Subject) -> Option<AttributePath> {
     })
 }
 
+/// The rules the KMS key's verification decides (state, spec, usage and
+/// policy), as waiting for apply: the key ARN or the use cases are not known.
+fn key_verification_waits() -> Vec<rules::Outcome> {
+    use rules::{Outcome, RuleId};
+    let why = "the KMS key is verified once its ARN and the use cases are known";
+    [
+        (RuleId::SymmetricKey, Subject::KeySpec),
+        (RuleId::KeyUsable, Subject::KeyState),
+        (RuleId::PolicyDatabricksGrants, Subject::KeyPolicy),
+        (RuleId::PolicyClusterVolumes, Subject::KeyPolicy),
+    ]
+    .into_iter()
+    .map(|(r, s)| Outcome::cannot_tell(r, s, why))
+    .collect()
+}
+
 impl KeyConfigurationModel {
+    fn key_arn(&self) -> Val<&String> {
+        match &self.aws_key_info {
+            Val::Known(i) => i.key_arn.as_ref(),
+            Val::Unknown(r) => Val::Unknown(r.clone()),
+            Val::Null => Val::Null,
+        }
+    }
+
     fn facts(&self) -> KeyConfigFacts {
         let info = self.aws_key_info.known();
         KeyConfigFacts {
             id: fact(&self.customer_managed_key_id),
             use_cases: self
                 .use_cases
-                .known()
+                .wholly_known()
                 .map(|s| s.iter().map(|f| f.as_str().to_string()).collect())
                 .into(),
             key_arn: info.map(|i| fact(&i.key_arn)).unwrap_or_default(),
@@ -127,7 +153,7 @@ impl KeyConfigurationModel {
         });
         KeyConfigurationModel {
             id: Val::Known(k.customer_managed_key_id.clone()),
-            use_cases: Val::Known(k.use_cases.iter().copied().collect()),
+            use_cases: Val::set_of(k.use_cases.iter().copied()),
             aws_key_info: info.into(),
             customer_managed_key_id: Val::Known(k.customer_managed_key_id.clone()),
             account_id: Val::Known(k.account_id.clone()),
@@ -139,7 +165,7 @@ impl KeyConfigurationModel {
 /// Verifies the KMS key for the use cases through AWS (state, spec, usage,
 /// region, and the policy through the rule engine), when AWS is configured.
 async fn verify_kms_key(ctx: &Ctx<Clients>, c: &KeyConfigurationModel, diags: &mut Diagnostics) {
-    let (Some(info), Some(use_cases)) = (c.aws_key_info.known(), c.use_cases.known()) else {
+    let (Some(info), Some(use_cases)) = (c.aws_key_info.known(), c.use_cases.wholly_known()) else {
         return;
     };
     let Some(arn) = info.key_arn.known() else {
@@ -196,7 +222,16 @@ impl Resource for KeyConfiguration {
     ) {
         // A new configuration (they never change in place): check the real key.
         if change.prior.is_none() {
-            verify_kms_key(ctx, &change.config, diags).await;
+            // The rules a value unknown until apply keeps from deciding now
+            // (validate has reported what failed).
+            let c = &change.config;
+            let mut waiting = rules::check_key_configuration(&c.facts());
+            let key_waits = c.key_arn().is_unknown() || c.use_cases.wholly_known().is_none();
+            if key_waits && ctx.client.aws_configured() {
+                waiting.extend(key_verification_waits());
+            }
+            report_deferred(&waiting, path_of, |_| None, diags);
+            verify_kms_key(ctx, c, diags).await;
             // Known at plan: the provider's account. A binding in the same plan
             // then sees `"${account_id}/${customer_managed_key_id}"` start with
             // a known "<account_id>/" (CMK014 at plan).
@@ -231,10 +266,19 @@ impl Resource for KeyConfiguration {
         planned: KeyConfigurationModel,
         diags: &mut Diagnostics,
     ) -> Option<KeyConfigurationModel> {
+        // What the plan could not decide is decided now, before anything
+        // is created: the values are known.
+        report(&rules::check_key_configuration(&planned.facts()), path_of, diags);
+        if ctx.client.aws_configured() {
+            verify_kms_key(ctx, &planned, diags).await;
+        }
+        if diags.has_errors() {
+            return None;
+        }
         let client = databricks(ctx, diags).await?;
         let info = planned.aws_key_info.known()?;
         let req = CreateCustomerManagedKey {
-            use_cases: planned.use_cases.known()?.iter().copied().collect(),
+            use_cases: planned.use_cases.wholly_known()?.into_iter().collect(),
             aws_key_info: AwsKeyInfo {
                 key_arn: info.key_arn.known()?.clone(),
                 key_alias: info.key_alias.known().cloned(),
@@ -418,7 +462,7 @@ impl Resource for KeyConfiguration {
             .collect();
         Some(KeyConfigurationModel {
             id: Val::Known(id.clone()),
-            use_cases: Val::Known(use_cases),
+            use_cases: Val::set_of(use_cases),
             aws_key_info: Val::Known(AwsKeyInfoModel {
                 key_arn: str_of(&info["key_arn"]).into(),
                 key_alias: str_of(&info["key_alias"]).into(),
@@ -468,7 +512,7 @@ mod tests {
             m.id.known().unwrap(),
             "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98"
         );
-        assert_eq!(m.use_cases.known().unwrap().len(), 2);
+        assert_eq!(m.use_cases.wholly_known().unwrap().len(), 2);
         let info = m.aws_key_info.known().unwrap();
         assert_eq!(info.key_alias.known().unwrap(), "alias/db");
         assert_eq!(m.creation_time.known(), Some(&1730000000000));

@@ -2,7 +2,7 @@
 //! is generated (or given and verified) at plan time, and which cannot be
 //! destroyed by accident.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,8 @@ use crate::rules::facts::{KmsKeyFacts, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT};
 use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyInput};
 use crate::rules::{check_kms_key, Fact, KeyFeature, Severity, Subject};
-use crate::support::Clients;
-use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
+use crate::support::{report_deferred, Clients};
+use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValMap, ValSet};
 
 fn default_true() -> Val<bool> {
     Val::Known(true)
@@ -38,7 +38,7 @@ pub struct KmsKeyModel {
     /// The use cases the key serves: `MANAGED_SERVICES`, `STORAGE`, or both. They
     /// decide the generated policy, and what a given `policy` must grant.
     #[schemars(length(min = 1))]
-    pub use_cases: Val<BTreeSet<KeyFeature>>,
+    pub use_cases: ValSet<KeyFeature>,
 
     /// The 12-digit AWS account that owns the key (its root gets `kms:*`). Defaults
     /// to the caller's account (STS GetCallerIdentity), or the new key's ARN.
@@ -78,7 +78,7 @@ pub struct KmsKeyModel {
 
     /// Tags on the key.
     #[schemars(extend("x-tf" = ["optional"]))]
-    pub tags: Val<BTreeMap<String, String>>,
+    pub tags: ValMap<String>,
 
     /// Whether KMS rotates the key material yearly (Databricks' security reference
     /// architecture enables it).
@@ -150,7 +150,7 @@ impl KmsKeyModel {
     /// The generator's input, when every argument is known.
     fn policy_input(&self) -> Option<PolicyInput> {
         Some(PolicyInput {
-            use_cases: self.use_cases.known()?.clone(),
+            use_cases: self.use_cases.wholly_known()?,
             aws_account_id: self.aws_account_id.known()?.clone(),
             databricks_account_id: known_opt(&self.databricks_account_id)?,
             cross_account_role_arn: known_opt(&self.cross_account_role_arn)?,
@@ -343,29 +343,55 @@ pub fn infer_from_policy(policy: &str) -> InferredArgs {
     out
 }
 
+/// How a policy check reports.
+#[derive(Clone, Copy, PartialEq)]
+enum PolicyCheck {
+    /// At plan: failures, and the rules a value not known yet defers.
+    Plan,
+    /// At apply, before the policy is put: errors only (the plan showed
+    /// the warnings).
+    Apply,
+}
+
 /// Checks a user-given policy against what the use cases need (CMK015,
-/// CMK016), reporting on the `policy` attribute.
-fn verify_policy(m: &KmsKeyModel, policy: &str, diags: &mut Diagnostics) {
-    let Some(use_cases) = m.use_cases.known() else {
-        return;
-    };
-    let needs = kms::needs_for(
-        use_cases.clone(),
+/// CMK016, CMK021), reporting on the `policy` attribute. The policy or the
+/// use cases may be unknown at plan: those rules then wait for apply.
+fn verify_policy(m: &KmsKeyModel, policy: &Val<String>, when: PolicyCheck, diags: &mut Diagnostics) {
+    let use_cases = m.use_cases.wholly_known();
+    let mut needs = kms::needs_for(
+        use_cases.clone().unwrap_or_default(),
         m.reuse_key_for_cluster_volumes.known() != Some(&false),
         m.databricks_account_id.known().cloned(),
         m.cross_account_role_arn.known().cloned(),
         None,
     );
+    if use_cases.is_none() {
+        needs.use_cases = Fact::Unknown;
+        needs.cluster_volumes = Fact::Unknown;
+    }
+    if m.cross_account_role_arn.is_unknown() {
+        needs.cross_account_role_arn = Fact::Unknown;
+    }
     let facts = KmsKeyFacts {
         arn: m.arn.known().cloned().map_or(Fact::Unknown, Fact::Known),
         state: Fact::Unknown,
         spec: Fact::Known(SYMMETRIC_DEFAULT.to_string()),
         usage: Fact::Known(ENCRYPT_DECRYPT.to_string()),
         region: m.region.known().cloned().map_or(Fact::Unknown, Fact::Known),
-        policy: Fact::Known(Some(policy.to_string())),
+        policy: match policy {
+            Val::Known(p) => Fact::Known(Some(p.clone())),
+            _ => Fact::Unknown,
+        },
     };
-    for o in check_kms_key(&facts, &needs) {
-        if o.subject != Subject::KeyPolicy || !o.is_failure() {
+    let outcomes: Vec<_> = check_kms_key(&facts, &needs)
+        .into_iter()
+        .filter(|o| o.subject == Subject::KeyPolicy)
+        .collect();
+    if when == PolicyCheck::Plan {
+        report_deferred(&outcomes, |_| Some(path("policy")), |_| None, diags);
+    }
+    for o in outcomes {
+        if !o.is_failure() || (when == PolicyCheck::Apply && !o.is_error()) {
             continue;
         }
         let summary = format!("{}: {}", o.rule.code(), o.rule.rule().title);
@@ -511,8 +537,7 @@ impl Resource for KmsKey {
             };
         }
         match &c.policy {
-            Val::Known(user) => verify_policy(p, user, diags),
-            Val::Unknown(_) => {}
+            Val::Known(_) | Val::Unknown(_) => verify_policy(p, &c.policy, PolicyCheck::Plan, diags),
             Val::Null => {
                 p.policy = match p.generated_policy() {
                     Some(g) => match prior.as_ref().and_then(|pr| pr.policy.known()) {
@@ -558,6 +583,12 @@ impl Resource for KmsKey {
         planned: KmsKeyModel,
         diags: &mut Diagnostics,
     ) -> Option<KmsKeyModel> {
+        // What the plan could not decide (a policy or use cases known only
+        // now) is decided before any key exists.
+        verify_policy(&planned, &planned.policy, PolicyCheck::Apply, diags);
+        if diags.has_errors() {
+            return None;
+        }
         let kms = kms_or_error(ctx, diags).await?;
         if ctx.is_cancelled() {
             diags.error(
@@ -567,7 +598,7 @@ impl Resource for KmsKey {
             return None;
         }
         let mut m = planned;
-        let tags = m.tags.known().cloned().unwrap_or_default();
+        let tags = m.tags.wholly_known().unwrap_or_default();
         let description = m.description.known().cloned().unwrap_or_default();
         let info = match kms
             .create_key(
@@ -661,6 +692,12 @@ impl Resource for KmsKey {
         planned: KmsKeyModel,
         diags: &mut Diagnostics,
     ) -> Option<KmsKeyModel> {
+        if planned.policy != prior.policy {
+            verify_policy(&planned, &planned.policy, PolicyCheck::Apply, diags);
+            if diags.has_errors() {
+                return Some(prior);
+            }
+        }
         let Some(kms) = kms_or_error(ctx, diags).await else {
             return Some(prior);
         };
@@ -764,7 +801,7 @@ impl Resource for KmsKey {
             cur.enable_key_rotation = Val::Known(r);
         }
         if planned.tags != prior.tags {
-            let want = planned.tags.known().cloned().unwrap_or_default();
+            let want = planned.tags.wholly_known().unwrap_or_default();
             let have = match kms.tags(&arn).await {
                 Ok(t) => t,
                 Err(e) => {
@@ -869,7 +906,7 @@ impl Resource for KmsKey {
             }
         };
         let mut m = KmsKeyModel {
-            use_cases: Val::Known(inferred.use_cases),
+            use_cases: Val::set_of(inferred.use_cases),
             aws_account_id: ids::parse_key_arn(&info.arn)
                 .map(|a| Val::Known(a.account_id))
                 .unwrap_or(Val::Null),
@@ -961,7 +998,7 @@ async fn read_key(
     }
     match kms.tags(&info.arn).await {
         Ok(t) if t.is_empty() && state.tags.is_null() => {}
-        Ok(t) => state.tags = Val::Known(t),
+        Ok(t) => state.tags = Val::map_of(t),
         Err(e) => diags.warning("Cannot read the key's tags", e.to_string()),
     }
     match kms.rotation_enabled(&info.arn).await {

@@ -4,7 +4,6 @@
 //! same plan (their ids are then unknown, but passed as whole objects their
 //! use cases, key ARN and cluster-volume setting are known).
 
-use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -14,8 +13,10 @@ use crate::rules::facts::{
     BindingChange, KeyConfigFacts, RequestedKey, Requirements, WorkspaceFacts,
 };
 use crate::rules::{self, DataType, Fact, Severity, Subject};
-use crate::support::{api_error, databricks, key_config_id, report, workspace_id, Clients};
-use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val};
+use crate::support::{
+    api_error, databricks, key_config_id, report, report_deferred, workspace_id, Clients,
+};
+use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValSet};
 
 /// The AWS KMS key of a key configuration passed as an object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -47,7 +48,7 @@ pub struct KeyConfigurationRef {
     pub customer_managed_key_id: Val<String>,
     /// The configuration's use cases (`MANAGED_SERVICES`, `STORAGE`).
     #[schemars(extend("x-tf" = ["optional"]))]
-    pub use_cases: Val<BTreeSet<String>>,
+    pub use_cases: ValSet<String>,
     /// The configuration's KMS key.
     #[schemars(extend("x-tf" = ["optional"]))]
     pub aws_key_info: Val<KeyInfoRef>,
@@ -75,8 +76,8 @@ impl KeyConfigurationRef {
             id: self.customer_managed_key_id.known().cloned().into(),
             use_cases: self
                 .use_cases
-                .known()
-                .map(|u| u.iter().cloned().collect())
+                .wholly_known()
+                .map(|u| u.into_iter().collect())
                 .into(),
             key_arn: info.and_then(|i| i.key_arn.known().cloned()).into(),
             key_region: info.map(|i| opt(&i.key_region)).unwrap_or_default(),
@@ -130,7 +131,7 @@ pub struct WorkspaceBindingModel {
     /// names such as `dbfs_root`, `secrets`, `ai_bi_dashboards`); the plan fails
     /// when the bound keys cannot protect them.
     #[schemars(extend("x-tf" = ["optional"]))]
-    pub required_coverage: Val<BTreeSet<String>>,
+    pub required_coverage: ValSet<String>,
     /// The workspace's name.
     #[schemars(extend("x-tf" = ["computed"]))]
     pub workspace_name: Val<String>,
@@ -209,7 +210,9 @@ fn path_of(config: &WorkspaceBindingModel) -> impl Fn(Subject) -> Option<Attribu
             Subject::StorageBinding | Subject::ReuseKeyForClusterVolumes => {
                 p(Slot::Storage.arg(config))
             }
-            Subject::RequiredCoverage(_) => p("required_coverage"),
+            Subject::RequiredCoverage(_) | Subject::RequiredCoverageNotKnown => {
+                p("required_coverage")
+            }
             Subject::WorkspacePricingTier
             | Subject::WorkspaceRegion
             | Subject::WorkspaceComputeMode
@@ -222,15 +225,39 @@ fn path_of(config: &WorkspaceBindingModel) -> impl Fn(Subject) -> Option<Attribu
 
 /// The data types the configuration requires protected.
 fn requirements(m: &WorkspaceBindingModel) -> Requirements {
+    let names = m.required_coverage.known().into_iter().flatten();
     Requirements {
-        data_types: m
-            .required_coverage
-            .known()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| DataType::parse(n))
+        data_types: names
+            .clone()
+            .filter_map(|n| n.known().and_then(|n| DataType::parse(n)))
             .collect(),
+        not_known: names.filter(|n| n.is_unknown()).count(),
     }
+}
+
+/// At plan: says which rules wait for apply, on the argument whose value
+/// they wait for, with the way to decide them at plan where there is one.
+fn report_deferred_binding(
+    outcomes: &[rules::Outcome],
+    config: &WorkspaceBindingModel,
+    diags: &mut Diagnostics,
+) {
+    let fix = |p: Option<&AttributePath>| -> Option<String> {
+        for slot in [Slot::ManagedServices, Slot::Storage] {
+            if p == Some(&AttributePath::new([slot.id_arg()])) && slot.id(config).is_unknown() {
+                return Some(format!(
+                    "pass the key configuration whole, `{} = cmk_key_configuration.NAME`, instead of its id in `{}`: its use cases, key ARN, region and cluster-volume setting are then known at plan, even while its id is not.",
+                    slot.object_arg(),
+                    slot.id_arg()
+                ));
+            }
+        }
+        if p == Some(&AttributePath::new(["workspace_id"])) && config.workspace_id.is_unknown() {
+            return Some("give `workspace_id` a value known at plan, such as an existing workspace's id; the plan then reads the workspace and decides every rule.".into());
+        }
+        None
+    };
+    report_deferred(outcomes, path_of(config), fix, diags);
 }
 
 /// The key a slot asks for, as the rules see it. `live`: the workspace's
@@ -318,6 +345,7 @@ async fn check_live(
     planned: &WorkspaceBindingModel,
     read_dashboards: bool,
     read_compute: bool,
+    at_plan: bool,
     diags: &mut Diagnostics,
 ) -> bool {
     let mut facts = w.facts();
@@ -378,6 +406,9 @@ async fn check_live(
         &requirements(planned),
     );
     report(&outcomes, path_of(config), diags);
+    if at_plan {
+        report_deferred_binding(&outcomes, config, diags);
+    }
     diags.errors().count() == before
 }
 
@@ -401,7 +432,8 @@ impl Resource for WorkspaceBinding {
 
     fn validate(&self, c: &WorkspaceBindingModel, diags: &mut Diagnostics) {
         if let Val::Known(req) = &c.required_coverage {
-            for name in req {
+            // Unknown elements are checked once they are known (at plan or apply).
+            for name in req.iter().filter_map(Val::known) {
                 if DataType::parse(name).is_none() {
                     diags.error_at(
                         AttributePath::new(["required_coverage"]),
@@ -462,6 +494,19 @@ impl Resource for WorkspaceBinding {
         diags: &mut Diagnostics,
     ) {
         let Some(ws_id) = change.config.workspace_id.known().copied() else {
+            // No workspace to read: every rule that needs it waits for apply.
+            let c = &change.config;
+            let outcomes = rules::check_binding(
+                &WorkspaceFacts::unknown(),
+                &BindingChange {
+                    managed_services: requested(Slot::ManagedServices, c, None),
+                    storage: requested(Slot::Storage, c, None),
+                },
+                c.managed_services_key.known().map(KeyConfigurationRef::facts).as_ref(),
+                c.storage_key.known().map(KeyConfigurationRef::facts).as_ref(),
+                &requirements(c),
+            );
+            report_deferred_binding(&outcomes, c, diags);
             return;
         };
         let Some(ws_id) = workspace_id(ws_id, diags) else {
@@ -508,6 +553,7 @@ impl Resource for WorkspaceBinding {
             planned,
             ms_changes,
             ms_changes || st_changes,
+            true,
             diags,
         )
         .await;
@@ -707,7 +753,7 @@ async fn apply(
         let ms_changes = update.managed_services_customer_managed_key_id.is_some();
         let config = planned.clone();
         if !check_live(
-            ctx, client, &current, &config, &planned, ms_changes, true, diags,
+            ctx, client, &current, &config, &planned, ms_changes, true, false, diags,
         )
         .await
         {

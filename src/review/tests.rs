@@ -30,6 +30,7 @@ fn path(name: &str) -> String {
 fn analysis(name: &str, required: &[DataType]) -> Analysis {
     let req = Requirements {
         data_types: required.iter().copied().collect(),
+        ..Default::default()
     };
     review_text(&fixture(name), &req).unwrap()
 }
@@ -425,7 +426,7 @@ proptest! {
     #[test]
     fn review_never_panics_on_arbitrary_json(v in arb_json()) {
         let text = v.to_string();
-        if let Ok(a) = review_text(&text, &Requirements { data_types: DataType::all().collect() }) {
+        if let Ok(a) = review_text(&text, &Requirements { data_types: DataType::all().collect(), ..Default::default() }) {
             for f in [Format::Text, Format::Json, Format::Sarif] {
                 let _ = render(&a, f, "-");
             }

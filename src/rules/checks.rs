@@ -779,6 +779,22 @@ fn requirement_rules(
     required: &Requirements,
 ) -> Vec<Outcome> {
     let mut out = vec![];
+    if required.not_known > 0 {
+        let s = Subject::RequiredCoverageNotKnown;
+        let n = required.not_known;
+        let what = if n == 1 {
+            "1 required data type is".to_string()
+        } else {
+            format!("{n} required data types are")
+        };
+        for r in [RuleId::UnprotectableDataType, RuleId::RequiredCoverage] {
+            out.push(Outcome::cannot_tell(
+                r,
+                s,
+                format!("{what} not known until apply"),
+            ));
+        }
+    }
     for d in &required.data_types {
         let Some(c) = cov.iter().find(|c| c.data_type == *d) else {
             continue;

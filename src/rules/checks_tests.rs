@@ -563,6 +563,7 @@ fn binding_rules_table() {
     for c in &cases {
         let req = Requirements {
             data_types: c.required.iter().copied().collect(),
+            ..Default::default()
         };
         let out = check_binding(&c.ws, &c.change, c.ms.as_ref(), c.st.as_ref(), &req);
         let o = find(&out, c.rule, c.subject);
@@ -603,6 +604,7 @@ fn dashboards_escalate_when_required_and_severities_follow_the_registry() {
     let none = Requirements::default();
     let req = Requirements {
         data_types: [DataType::AiBiDashboards].into(),
+        ..Default::default()
     };
     let o = find(
         &check_binding(
@@ -644,6 +646,7 @@ fn rules_cannot_tell_on_an_unknown_workspace_instead_of_failing() {
         None,
         &Requirements {
             data_types: [DataType::Secrets, DataType::DbfsRoot].into(),
+            ..Default::default()
         },
     );
     for o in &out {

@@ -409,6 +409,9 @@ pub struct BindingChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requirements {
     pub data_types: BTreeSet<DataType>,
+    /// How many required data types are not known until apply (an element
+    /// of `required_coverage` from a value computed at apply).
+    pub not_known: usize,
 }
 
 impl Requirements {

@@ -56,6 +56,8 @@ pub enum Subject {
     Dashboards,
     /// `--require` / `required_coverage` naming this data type.
     RequiredCoverage(DataType),
+    /// `required_coverage` elements not known until apply.
+    RequiredCoverageNotKnown,
 }
 
 impl Subject {
@@ -79,6 +81,7 @@ impl Subject {
             Subject::StorageBinding => "storage_binding",
             Subject::RunningClassicCompute => "running_classic_compute",
             Subject::Dashboards => "dashboards",
+            Subject::RequiredCoverageNotKnown => "required_coverage",
         };
         s.to_string()
     }
@@ -103,7 +106,9 @@ impl Subject {
             Subject::StorageBinding => "storage_customer_managed_key_id",
             Subject::RunningClassicCompute => "workspace_status",
             Subject::Dashboards => "managed_services_customer_managed_key_id",
-            Subject::RequiredCoverage(_) => "required_coverage",
+            Subject::RequiredCoverage(_) | Subject::RequiredCoverageNotKnown => {
+                "required_coverage"
+            }
         }
     }
 }

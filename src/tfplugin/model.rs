@@ -97,6 +97,79 @@ impl<T> From<Option<T>> for Val<T> {
     }
 }
 
+/// A set attribute whose elements may each be unknown: Terraform's validate
+/// walk makes `["STORAGE", var.x]` a known set with one unknown element.
+/// The elements stay in a list, as Terraform sent them: two unknown
+/// elements are two elements until they are known (a `BTreeSet` would fold
+/// them into one, and the plan would no longer match the configuration).
+pub type ValSet<T> = Val<Vec<Val<T>>>;
+/// A map attribute whose values may each be unknown (`{ n = count.index }`);
+/// Terraform's map keys are always known.
+pub type ValMap<T> = Val<BTreeMap<String, Val<T>>>;
+
+impl<T: Ord + Clone> Val<Vec<Val<T>>> {
+    /// The set, when it and every element are known (null elements, which
+    /// Terraform refuses in sets, are left out).
+    pub fn wholly_known(&self) -> Option<std::collections::BTreeSet<T>> {
+        let set = self.known()?;
+        let mut out = std::collections::BTreeSet::new();
+        for e in set {
+            match e {
+                Val::Known(x) => {
+                    out.insert(x.clone());
+                }
+                Val::Null => {}
+                Val::Unknown(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// A known set of known elements, in order, each once.
+    pub fn set_of(items: impl IntoIterator<Item = T>) -> Self {
+        let set: std::collections::BTreeSet<T> = items.into_iter().collect();
+        Val::Known(set.into_iter().map(Val::Known).collect())
+    }
+
+    /// The elements known now (a set whose other elements are not known
+    /// until apply still holds these).
+    pub fn known_elements(&self) -> impl Iterator<Item = &T> {
+        self.known().into_iter().flatten().filter_map(Val::known)
+    }
+
+    /// Whether the set, or any element of it, is not known until apply.
+    pub fn has_unknown(&self) -> bool {
+        match self {
+            Val::Unknown(_) => true,
+            Val::Known(v) => v.iter().any(Val::is_unknown),
+            Val::Null => false,
+        }
+    }
+}
+
+impl<T: Clone> Val<BTreeMap<String, Val<T>>> {
+    /// The map, when it and every value are known (null values are left out).
+    pub fn wholly_known(&self) -> Option<BTreeMap<String, T>> {
+        let map = self.known()?;
+        let mut out = BTreeMap::new();
+        for (k, v) in map {
+            match v {
+                Val::Known(x) => {
+                    out.insert(k.clone(), x.clone());
+                }
+                Val::Null => {}
+                Val::Unknown(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// A known map of known values.
+    pub fn map_of(items: impl IntoIterator<Item = (String, T)>) -> Self {
+        Val::Known(items.into_iter().map(|(k, v)| (k, Val::Known(v))).collect())
+    }
+}
+
 impl<T: Serialize> Serialize for Val<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -169,19 +242,141 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for Val<T> {
     }
 }
 
-/// Errors of the bridge; they name the attribute path.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ModelError(pub String);
+/// Errors of the bridge; a decoding error names the attribute path where
+/// it happened (`tags["n"]`, `storage_key.use_cases[1]`).
+#[derive(Debug)]
+pub struct ModelError {
+    message: String,
+    /// Steps from the root, innermost last; filled in as the error bubbles up.
+    path: Vec<String>,
+}
+
+impl ModelError {
+    fn new(message: impl Into<String>) -> ModelError {
+        ModelError {
+            message: message.into(),
+            path: vec![],
+        }
+    }
+
+    /// Prefixes a step (an attribute name, `[i]` or `["key"]`).
+    fn within(mut self, step: String) -> ModelError {
+        self.path.insert(0, step);
+        self
+    }
+
+    /// Where the error is, as Terraform writes a path (empty at the root).
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        for s in &self.path {
+            if !s.starts_with('[') && !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(s);
+        }
+        out
+    }
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.path() {
+            p if p.is_empty() => f.write_str(&self.message),
+            p => write!(f, "{p}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
 
 impl de::Error for ModelError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        ModelError(msg.to_string())
+        ModelError::new(msg.to_string())
     }
 }
 impl ser::Error for ModelError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        ModelError(msg.to_string())
+        ModelError::new(msg.to_string())
+    }
+}
+
+/// What kind of value a person sees in a message (never Rust's debug form).
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Unknown(_) => "a value not known until apply",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::List(_) => "a list",
+        Value::Map(_) => "an object or map",
+    }
+}
+
+/// A sequence whose element errors name their index.
+struct Seq<'a> {
+    items: std::iter::Enumerate<std::slice::Iter<'a, Value>>,
+}
+
+impl<'de, 'a: 'de> de::SeqAccess<'de> for Seq<'a> {
+    type Error = ModelError;
+    fn next_element_seed<S: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, ModelError> {
+        match self.items.next() {
+            None => Ok(None),
+            Some((i, v)) => seed
+                .deserialize(ValueDe(v))
+                .map(Some)
+                .map_err(|e| e.within(format!("[{i}]"))),
+        }
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+/// A map or object whose value errors name their key.
+struct Map<'a> {
+    entries: std::collections::btree_map::Iter<'a, String, Value>,
+    value: Option<(&'a String, &'a Value)>,
+}
+
+impl<'de, 'a: 'de> de::MapAccess<'de> for Map<'a> {
+    type Error = ModelError;
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, ModelError> {
+        match self.entries.next() {
+            None => Ok(None),
+            Some((k, v)) => {
+                self.value = Some((k, v));
+                seed.deserialize(de::value::BorrowedStrDeserializer::<ModelError>::new(k.as_str()))
+                    .map(Some)
+            }
+        }
+    }
+    fn next_value_seed<S: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<S::Value, ModelError> {
+        let (k, v) = self
+            .value
+            .take()
+            .ok_or_else(|| ModelError::new("a map value without its key"))?;
+        seed.deserialize(ValueDe(v)).map_err(|e| {
+            let step = if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                k.clone()
+            } else {
+                format!("[{k:?}]")
+            };
+            e.within(step)
+        })
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
     }
 }
 
@@ -203,8 +398,8 @@ impl<'de, 'a: 'de> Deserializer<'de> for ValueDe<'a> {
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ModelError> {
         match self.0 {
             Value::Null => v.visit_unit(),
-            Value::Unknown(_) => Err(ModelError(
-                "a value is not known yet where a known value is needed".into(),
+            Value::Unknown(_) => Err(ModelError::new(
+                "the value is not known until apply, but this provider needs it known here; this is a provider bug, please report it",
             )),
             Value::Bool(b) => v.visit_bool(*b),
             Value::Number(Number::Int(i)) => v.visit_i64(*i),
@@ -214,12 +409,13 @@ impl<'de, 'a: 'de> Deserializer<'de> for ValueDe<'a> {
                 Err(_) => v.visit_borrowed_str(s),
             },
             Value::String(s) => v.visit_borrowed_str(s),
-            Value::List(items) => {
-                v.visit_seq(de::value::SeqDeserializer::new(items.iter().map(ValueDe)))
-            }
-            Value::Map(m) => v.visit_map(de::value::MapDeserializer::new(
-                m.iter().map(|(k, val)| (k.as_str(), ValueDe(val))),
-            )),
+            Value::List(items) => v.visit_seq(Seq {
+                items: items.iter().enumerate(),
+            }),
+            Value::Map(m) => v.visit_map(Map {
+                entries: m.iter(),
+                value: None,
+            }),
         }
     }
 
@@ -262,8 +458,9 @@ impl<'de, 'a: 'de> Deserializer<'de> for ValueDe<'a> {
     ) -> Result<V::Value, ModelError> {
         match self.0 {
             Value::String(s) => v.visit_enum(s.as_str().into_deserializer()),
-            other => Err(ModelError(format!(
-                "expected a string for an enumeration, found {other:?}"
+            other => Err(ModelError::new(format!(
+                "expected one of a fixed set of strings, found {}",
+                kind_of(other)
             ))),
         }
     }
@@ -337,7 +534,7 @@ impl Serializer for ValueSer {
         Ok(Value::String(s.to_string()))
     }
     fn serialize_bytes(self, _b: &[u8]) -> Result<Value, ModelError> {
-        Err(ModelError("bytes have no Terraform type".into()))
+        Err(ModelError::new("bytes have no Terraform type"))
     }
     fn serialize_none(self) -> Result<Value, ModelError> {
         Ok(Value::Null)
@@ -398,7 +595,7 @@ impl Serializer for ValueSer {
         _v: &'static str,
         _l: usize,
     ) -> Result<Self::SerializeTupleVariant, ModelError> {
-        Err(ModelError("tuple variants have no Terraform type".into()))
+        Err(ModelError::new("tuple variants have no Terraform type"))
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<MapSer, ModelError> {
         Ok(MapSer(BTreeMap::new(), None))
@@ -416,7 +613,7 @@ impl Serializer for ValueSer {
         _v: &'static str,
         _l: usize,
     ) -> Result<Self::SerializeStructVariant, ModelError> {
-        Err(ModelError("struct variants have no Terraform type".into()))
+        Err(ModelError::new("struct variants have no Terraform type"))
     }
 }
 
@@ -465,8 +662,9 @@ impl ser::SerializeMap for MapSer {
                 self.1 = Some(s);
                 Ok(())
             }
-            other => Err(ModelError(format!(
-                "map keys must be strings, found {other:?}"
+            other => Err(ModelError::new(format!(
+                "map keys must be strings, found {}",
+                kind_of(&other)
             ))),
         }
     }
@@ -474,7 +672,7 @@ impl ser::SerializeMap for MapSer {
         let k = self
             .1
             .take()
-            .ok_or_else(|| ModelError("map value without key".into()))?;
+            .ok_or_else(|| ModelError::new("map value without key"))?;
         self.0.insert(k, to_value(v)?);
         Ok(())
     }

@@ -237,6 +237,10 @@ pub trait DynDataSource<C>: Send + Sync {
     fn schema(&self) -> &Schema;
     fn validate(&self, config: &Value, diags: &mut Diagnostics);
     async fn read(&self, ctx: &Ctx<C>, config: Value, diags: &mut Diagnostics) -> Option<Value>;
+    /// The value decoded into the model and encoded back: what a plan
+    /// returns for it (tests of the layer).
+    #[cfg(test)]
+    fn round_trip(&self, v: &Value, diags: &mut Diagnostics) -> Option<Value>;
 }
 
 /// A resource as the server holds it.
@@ -245,6 +249,10 @@ pub trait DynResource<C>: Send + Sync {
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> &Schema;
     fn validate(&self, config: &Value, diags: &mut Diagnostics);
+    /// The value decoded into the model and encoded back: what a plan
+    /// returns for it (tests of the layer).
+    #[cfg(test)]
+    fn round_trip(&self, v: &Value, diags: &mut Diagnostics) -> Option<Value>;
     async fn plan(
         &self,
         ctx: &Ctx<C>,
@@ -363,6 +371,11 @@ impl<D: DataSource> DynDataSource<D::Client> for DataSourceAdapter<D> {
             self.inner.validate(&m, diags);
         }
     }
+    #[cfg(test)]
+    fn round_trip(&self, v: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let m = decode::<D::Model>(D::TYPE_NAME, v, diags)?;
+        encode(&self.schema, &m, diags)
+    }
     async fn read(
         &self,
         ctx: &Ctx<D::Client>,
@@ -410,6 +423,11 @@ impl<R: Resource> DynResource<R::Client> for ResourceAdapter<R> {
         if let Some(m) = checked_config::<R::Model>(&self.schema, R::TYPE_NAME, config, diags) {
             self.inner.validate(&m, diags);
         }
+    }
+    #[cfg(test)]
+    fn round_trip(&self, v: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let m = decode::<R::Model>(R::TYPE_NAME, v, diags)?;
+        encode(&self.schema, &m, diags)
     }
     async fn plan(
         &self,

@@ -13,3 +13,13 @@ check "secrets_are_protected" {
     error_message = "secrets are not protected by a customer-managed key"
   }
 }
+
+# The coverage of several workspaces, with `for_each`.
+data "cmk_encryption_coverage" "each" {
+  for_each     = { prod = 1234567890123456, staging = 3234567890123456 }
+  workspace_id = each.value
+}
+
+output "not_protected_by_workspace" {
+  value = { for name, c in data.cmk_encryption_coverage.each : name => c.not_protected }
+}

@@ -17,3 +17,10 @@ data "cmk_kms_key_policy" "workspace" {
 output "key_policy" {
   value = data.cmk_kms_key_policy.workspace.json
 }
+
+# One policy per use case, with `for_each`.
+data "cmk_kms_key_policy" "per_use_case" {
+  for_each       = toset(["MANAGED_SERVICES", "STORAGE"])
+  use_cases      = [each.key]
+  aws_account_id = "123456789012"
+}

@@ -12,3 +12,9 @@ output "dashboards_to_recreate" {
   value = [for d in var.dashboards : d.display_name if !provider::cmk::dashboard_protected(d.create_time)]
   # ["Revenue (2023)"]
 }
+
+# The same, one dashboard at a time with `count`.
+resource "terraform_data" "dashboard_protected" {
+  count = length(var.dashboards)
+  input = provider::cmk::dashboard_protected(var.dashboards[count.index].create_time)
+}

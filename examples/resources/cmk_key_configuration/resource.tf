@@ -24,3 +24,12 @@ resource "cmk_key_configuration" "workspace" {
 #     from = databricks_mws_customer_managed_keys.workspace
 #     to   = cmk_key_configuration.workspace
 #   }
+
+# One configuration per use case of the same key, with `for_each`.
+resource "cmk_key_configuration" "per_use_case" {
+  for_each  = toset(["MANAGED_SERVICES", "STORAGE"])
+  use_cases = [each.key]
+  aws_key_info = {
+    key_arn = cmk_kms_key.workspace.arn
+  }
+}

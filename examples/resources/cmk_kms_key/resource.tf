@@ -38,3 +38,22 @@ resource "cmk_kms_key" "managed_services" {
     ]
   })
 }
+
+# One key per workspace with `for_each` (or `count`): values from variables,
+# `each.key` and `count.index` are fine; `terraform validate` sees them as
+# unknown and the plan checks each key once they are known.
+variable "workspace_keys" {
+  type = map(object({ databricks_account_id = string }))
+  default = {
+    analytics = { databricks_account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a" }
+    staging   = { databricks_account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a" }
+  }
+}
+
+resource "cmk_kms_key" "per_workspace" {
+  for_each              = var.workspace_keys
+  use_cases             = ["MANAGED_SERVICES", "STORAGE"]
+  databricks_account_id = each.value.databricks_account_id
+  alias                 = "alias/databricks-${each.key}"
+  tags                  = { team = "data-platform", workspace = each.key }
+}

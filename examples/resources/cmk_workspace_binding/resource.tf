@@ -26,3 +26,25 @@ resource "cmk_workspace_binding" "analytics" {
 # "<account_id>/<workspace_id>" (the account must be the provider's):
 #   terraform import cmk_workspace_binding.analytics 1234567890123456
 #   terraform import cmk_workspace_binding.analytics 7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/1234567890123456
+
+# Many workspaces: one storage key configuration and one binding each, with
+# `for_each` over a map (workspace name => workspace id).
+variable "staging_workspaces" {
+  type    = map(number)
+  default = { analytics-staging = 3234567890123456 }
+}
+
+resource "cmk_key_configuration" "storage" {
+  for_each  = var.staging_workspaces
+  use_cases = ["STORAGE"]
+  aws_key_info = {
+    key_arn   = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    key_alias = "alias/${each.key}-storage"
+  }
+}
+
+resource "cmk_workspace_binding" "staging" {
+  for_each     = var.staging_workspaces
+  workspace_id = each.value
+  storage_key  = cmk_key_configuration.storage[each.key]
+}
