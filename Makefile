@@ -48,7 +48,8 @@ bench: build
 
 # Bounded fuzzing on the stable toolchain: the proptest targets named
 # `fuzz` (msgpack and refinement decoder, JSON decoder, ARN and id parsing,
-# path segments, the IAM policy evaluator) with many cases each. `make test`
+# path segments, the IAM policy evaluator, unknowns placed at random depths
+# of every resource's and data source's configuration) with many cases each. `make test`
 # runs the same targets with a few cases. A failure prints the minimal input;
 # proptest keeps it under proptest-regressions/ and replays it first.
 FUZZ_CASES ?= 20000

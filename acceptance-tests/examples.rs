@@ -38,6 +38,19 @@ fn quickstart_runs_as_make_demo_does() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(o.status.success(), "make demo's script failed:\n{out}");
+    // The for_each form plans a configuration and a binding per workspace.
+    let many = &out[out
+        .find("with for_each: terraform plan")
+        .expect("the for_each section")
+        ..out.find("== terraform apply").expect("the apply")];
+    assert!(
+        many.contains("Plan:\x1b[0m 4 to add") || many.contains("Plan: 4 to add"),
+        "the for_each plan:\n{many}"
+    );
+    assert!(
+        many.contains("cmk_workspace_binding.each[\"analytics-staging\"]"),
+        "{many}"
+    );
     assert!(out.contains("Apply complete! Resources: 2 added"), "{out}");
     assert!(out.contains("(no changes)"), "the re-plan is empty:\n{out}");
     // The refusal on the PREMIUM, SERVERLESS workspace in eu-west-1 names

@@ -42,20 +42,18 @@ const PROVIDER: &str = "registry.terraform.io/databricks-cmk/cmk";
 /// A valid value for every settable attribute (and function argument),
 /// consistent with the seeded world so that a plan passes every rule. A
 /// settable attribute missing here fails the test by name.
-fn samples() -> BTreeMap<&'static str, J> {
-    let policy = terraform_provider_cmk::rules::kms_policy::to_canonical_json(
-        &terraform_provider_cmk::rules::kms_policy::generate(
-            &terraform_provider_cmk::rules::kms_policy::PolicyInput {
-                use_cases: [terraform_provider_cmk::rules::KeyFeature::ManagedServices].into(),
-                aws_account_id: "123456789012".into(),
-                databricks_account_id: None,
-                cross_account_role_arn: None,
-                reuse_key_for_cluster_volumes: true,
-                partition: terraform_provider_cmk::rules::ids::Partition::Aws,
-                databricks_principal: None,
-            },
-        ),
-    );
+fn samples(kms_key_arn: &str) -> BTreeMap<&'static str, J> {
+    let policy = cmk::rules::kms_policy::to_canonical_json(&cmk::rules::kms_policy::generate(
+        &cmk::rules::kms_policy::PolicyInput {
+            use_cases: [cmk::rules::KeyFeature::ManagedServices].into(),
+            aws_account_id: "123456789012".into(),
+            databricks_account_id: None,
+            cross_account_role_arn: None,
+            reuse_key_for_cluster_volumes: true,
+            partition: cmk::rules::ids::Partition::Aws,
+            databricks_principal: None,
+        },
+    ));
     let st_obj = json!({
         "customer_managed_key_id": ST_KEY,
         "use_cases": ["STORAGE"],
@@ -67,14 +65,23 @@ fn samples() -> BTreeMap<&'static str, J> {
     let ms_obj = json!({
         "customer_managed_key_id": MS_KEY,
         "use_cases": ["MANAGED_SERVICES"],
-        "aws_key_info": {"key_arn": MS_ARN},
+        "aws_key_info": {"key_arn": MS_ARN, "key_region": "us-west-2", "reuse_key_for_cluster_volumes": false, "key_alias": "alias/ms"},
+        "account_id": crate::sandbox::ACCOUNT_ID,
+        "id": MS_KEY,
+        "creation_time": 1730000000000i64,
     });
     BTreeMap::from([
         // cmk_kms_key (planned against moto's KMS)
         ("cmk_kms_key.use_cases", json!(["MANAGED_SERVICES"])),
         ("cmk_kms_key.aws_account_id", json!("123456789012")),
-        ("cmk_kms_key.databricks_account_id", json!(crate::sandbox::ACCOUNT_ID)),
-        ("cmk_kms_key.cross_account_role_arn", json!("arn:aws:iam::123456789012:role/xacct")),
+        (
+            "cmk_kms_key.databricks_account_id",
+            json!(crate::sandbox::ACCOUNT_ID),
+        ),
+        (
+            "cmk_kms_key.cross_account_role_arn",
+            json!("arn:aws:iam::123456789012:role/xacct"),
+        ),
         ("cmk_kms_key.reuse_key_for_cluster_volumes", json!(true)),
         ("cmk_kms_key.policy", json!(policy)),
         ("cmk_kms_key.alias", json!("alias/ws-a")),
@@ -87,29 +94,65 @@ fn samples() -> BTreeMap<&'static str, J> {
         ("cmk_kms_key.enabled", json!(true)),
         // cmk_key_configuration
         ("cmk_key_configuration.use_cases", json!(["STORAGE"])),
-        ("cmk_key_configuration.aws_key_info", json!({"key_arn": ST_ARN, "key_alias": "alias/st", "key_region": "us-west-2", "reuse_key_for_cluster_volumes": true})),
+        (
+            "cmk_key_configuration.aws_key_info",
+            json!({"key_arn": kms_key_arn, "key_alias": "alias/st", "key_region": "us-west-2", "reuse_key_for_cluster_volumes": true}),
+        ),
         // cmk_workspace_binding (the workspace keeps its storage key; the
         // managed-services key is set)
         ("cmk_workspace_binding.workspace_id", json!(WORKSPACE)),
         ("cmk_workspace_binding.storage_key", st_obj),
         ("cmk_workspace_binding.storage_key_id", json!(ST_KEY)),
         ("cmk_workspace_binding.managed_services_key", ms_obj),
-        ("cmk_workspace_binding.managed_services_key_id", json!(MS_KEY)),
-        ("cmk_workspace_binding.required_coverage", json!(["dbfs_root", "secrets"])),
+        (
+            "cmk_workspace_binding.managed_services_key_id",
+            json!(MS_KEY),
+        ),
+        (
+            "cmk_workspace_binding.required_coverage",
+            json!(["dbfs_root", "job_results"]),
+        ),
         // data sources
-        ("data.cmk_kms_key_policy.use_cases", json!(["MANAGED_SERVICES", "STORAGE"])),
-        ("data.cmk_kms_key_policy.aws_account_id", json!("123456789012")),
-        ("data.cmk_kms_key_policy.databricks_account_id", json!(crate::sandbox::ACCOUNT_ID)),
-        ("data.cmk_kms_key_policy.cross_account_role_arn", json!("arn:aws:iam::123456789012:role/xacct")),
-        ("data.cmk_kms_key_policy.reuse_key_for_cluster_volumes", json!(true)),
+        (
+            "data.cmk_kms_key_policy.use_cases",
+            json!(["MANAGED_SERVICES", "STORAGE"]),
+        ),
+        (
+            "data.cmk_kms_key_policy.aws_account_id",
+            json!("123456789012"),
+        ),
+        (
+            "data.cmk_kms_key_policy.databricks_account_id",
+            json!(crate::sandbox::ACCOUNT_ID),
+        ),
+        (
+            "data.cmk_kms_key_policy.cross_account_role_arn",
+            json!("arn:aws:iam::123456789012:role/xacct"),
+        ),
+        (
+            "data.cmk_kms_key_policy.reuse_key_for_cluster_volumes",
+            json!(true),
+        ),
         ("data.cmk_kms_key_policy.partition", json!("aws")),
-        ("data.cmk_kms_key_policy.databricks_principal", json!("arn:aws:iam::414351767826:root")),
+        (
+            "data.cmk_kms_key_policy.databricks_principal",
+            json!("arn:aws:iam::414351767826:root"),
+        ),
         ("data.cmk_workspace.workspace_id", json!(WORKSPACE)),
-        ("data.cmk_encryption_coverage.workspace_id", json!(WORKSPACE)),
-        ("data.cmk_encryption_coverage.all_results_in_customer_account", json!(true)),
+        (
+            "data.cmk_encryption_coverage.workspace_id",
+            json!(WORKSPACE),
+        ),
+        (
+            "data.cmk_encryption_coverage.all_results_in_customer_account",
+            json!(true),
+        ),
         // functions
         ("function.key_features.data_type", json!("dbfs_root")),
-        ("function.dashboard_protected.create_time", json!("2025-01-01T00:00:00Z")),
+        (
+            "function.dashboard_protected.create_time",
+            json!("2025-01-01T00:00:00Z"),
+        ),
         ("function.parse_key_arn.arn", json!(ST_ARN)),
     ])
 }
@@ -123,7 +166,12 @@ enum Form {
     CountIndex,
 }
 
-const FORMS: [Form; 4] = [Form::Variable, Form::Interpolation, Form::EachKey, Form::CountIndex];
+const FORMS: [Form; 4] = [
+    Form::Variable,
+    Form::Interpolation,
+    Form::EachKey,
+    Form::CountIndex,
+];
 
 /// A JSON value as an HCL expression.
 fn hcl(v: &J) -> String {
@@ -164,7 +212,13 @@ fn hcl_with(v: &J, place: &[String], expr: &str) -> String {
             let items: Vec<String> = a
                 .iter()
                 .enumerate()
-                .map(|(j, x)| if j == i { hcl_with(x, rest, expr) } else { hcl(x) })
+                .map(|(j, x)| {
+                    if j == i {
+                        hcl_with(x, rest, expr)
+                    } else {
+                        hcl(x)
+                    }
+                })
                 .collect();
             format!("[{}]", items.join(", "))
         }
@@ -172,7 +226,11 @@ fn hcl_with(v: &J, place: &[String], expr: &str) -> String {
             "{{ {} }}",
             m.iter()
                 .map(|(k, x)| {
-                    let val = if k == step { hcl_with(x, rest, expr) } else { hcl(x) };
+                    let val = if k == step {
+                        hcl_with(x, rest, expr)
+                    } else {
+                        hcl(x)
+                    };
                     format!("{} = {val}", hcl_string(k))
                 })
                 .collect::<Vec<_>>()
@@ -246,18 +304,43 @@ fn form(f: Form, value: &J, var: &str) -> Option<(String, String, String)> {
     })
 }
 
+/// The settable attributes of a nested object (`nested_type`) that its
+/// sample leaves out, at any depth.
+fn nested_missing(at: &str, a: &J, sample: &J, missing: &mut Vec<String>) {
+    let Some(attrs) = a["nested_type"]["attributes"].as_object() else {
+        return;
+    };
+    let objects: Vec<&J> = match sample {
+        J::Array(items) => items.iter().collect(),
+        J::Object(m) if a["nested_type"]["nesting_mode"] == "map" => m.values().collect(),
+        other => vec![other],
+    };
+    for (name, inner) in attrs.iter().filter(|(_, x)| settable(x)) {
+        for o in &objects {
+            match o.get(name) {
+                Some(v) => nested_missing(&format!("{at}.{name}"), inner, v, missing),
+                None => missing.push(format!("{at}.{name}")),
+            }
+        }
+    }
+}
+
 fn settable(a: &J) -> bool {
     a["required"] == true || a["optional"] == true
 }
 
 /// The configuration of every case, and the cases by line.
-fn configuration(schema: &J, providers: &str) -> (String, Vec<Case>, Vec<String>) {
-    let samples = samples();
+fn configuration(
+    schema: &J,
+    providers: &str,
+    kms_key_arn: &str,
+) -> (String, Vec<Case>, Vec<String>) {
+    let samples = samples(kms_key_arn);
     let mut missing = vec![];
     let mut main = format!("{CMK_HEADER}\n{providers}\n");
     let mut cases = vec![];
     let mut n = 0;
-    let mut push = |main: &mut String, cases: &mut Vec<Case>, what: String, text: String| {
+    let push = |main: &mut String, cases: &mut Vec<Case>, what: String, text: String| {
         let start = main.lines().count() + 1;
         main.push_str(&text);
         cases.push(Case {
@@ -265,19 +348,34 @@ fn configuration(schema: &J, providers: &str) -> (String, Vec<Case>, Vec<String>
             lines: (start, main.lines().count()),
         });
     };
-    for (kind, key) in [("resource", "resource_schemas"), ("data", "data_source_schemas")] {
+    for (kind, key) in [
+        ("resource", "resource_schemas"),
+        ("data", "data_source_schemas"),
+    ] {
         let Some(objects) = schema[key].as_object() else {
             continue;
         };
         for (ty, s) in objects {
-            let prefix = if kind == "data" { format!("data.{ty}") } else { ty.clone() };
-            let attrs = s["block"]["attributes"].as_object().cloned().unwrap_or_default();
-            let required: Vec<(&String, &J)> = attrs.iter().filter(|(_, a)| a["required"] == true).collect();
+            let prefix = if kind == "data" {
+                format!("data.{ty}")
+            } else {
+                ty.clone()
+            };
+            let attrs = s["block"]["attributes"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let required: Vec<(&String, &J)> = attrs
+                .iter()
+                .filter(|(_, a)| a["required"] == true)
+                .collect();
             for (name, a) in attrs.iter().filter(|(_, a)| settable(a)) {
                 let Some(sample) = samples.get(format!("{prefix}.{name}").as_str()) else {
                     missing.push(format!("{prefix}.{name}"));
                     continue;
                 };
+                // A nested object's own settable attributes are places too.
+                nested_missing(&format!("{prefix}.{name}"), a, sample, &mut missing);
                 let mut inside = vec![];
                 places(sample, vec![], &mut inside);
                 for place in inside {
@@ -293,7 +391,10 @@ fn configuration(schema: &J, providers: &str) -> (String, Vec<Case>, Vec<String>
                         }
                         for (r, _) in &required {
                             if *r != name {
-                                let v = samples.get(format!("{prefix}.{r}").as_str()).cloned().unwrap_or(J::Null);
+                                let v = samples
+                                    .get(format!("{prefix}.{r}").as_str())
+                                    .cloned()
+                                    .unwrap_or(J::Null);
                                 body.push_str(&format!("  {r} = {}\n", hcl(&v)));
                             }
                         }
@@ -302,7 +403,10 @@ fn configuration(schema: &J, providers: &str) -> (String, Vec<Case>, Vec<String>
                         push(
                             &mut main,
                             &mut cases,
-                            format!("{prefix}.{name}{} as {f:?}", place.iter().map(|p| format!("[{p}]")).collect::<String>()),
+                            format!(
+                                "{prefix}.{name}{} as {f:?}",
+                                place.iter().map(|p| format!("[{p}]")).collect::<String>()
+                            ),
                             text,
                         );
                     }
@@ -342,7 +446,10 @@ fn configuration(schema: &J, providers: &str) -> (String, Vec<Case>, Vec<String>
                     push(
                         &mut main,
                         &mut cases,
-                        format!("function {fname}({}) as {fm:?}", p["name"].as_str().unwrap_or("")),
+                        format!(
+                            "function {fname}({}) as {fm:?}",
+                            p["name"].as_str().unwrap_or("")
+                        ),
                         text,
                     );
                 }
@@ -397,9 +504,12 @@ fn every_settable_attribute_takes_unknowns_at_every_depth() {
     let providers = format!("{}\n{aws}", sb.provider_block());
     let mut w = Workdir::new(&format!("{CMK_HEADER}\n{providers}"));
     w.env.extend(oauth_env());
-    w.env.extend(moto.env().into_iter().map(|(k, v)| (k.to_string(), v)));
-    w.env.push(("AWS_ENDPOINT_URL_STS".into(), moto.endpoint.clone()));
-    w.env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    w.env
+        .extend(moto.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+    w.env
+        .push(("AWS_ENDPOINT_URL_STS".into(), moto.endpoint.clone()));
+    w.env
+        .push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
 
     let o = w.run(&["providers", "schema", "-json"]);
     o.ok();
@@ -407,7 +517,27 @@ fn every_settable_attribute_takes_unknowns_at_every_depth() {
     let schema = &all["provider_schemas"][PROVIDER];
     assert!(schema.is_object(), "no schema for {PROVIDER}: {}", o.stdout);
 
-    let (main, cases, missing) = configuration(schema, &providers);
+    // A real key for the key configurations, whose policy gives Databricks
+    // what STORAGE with cluster volumes needs (they are verified at plan).
+    let policy = cmk::rules::kms_policy::to_canonical_json(&cmk::rules::kms_policy::generate(
+        &cmk::rules::kms_policy::PolicyInput {
+            use_cases: [cmk::rules::KeyFeature::Storage].into(),
+            aws_account_id: "123456789012".into(),
+            databricks_account_id: None,
+            cross_account_role_arn: None,
+            reuse_key_for_cluster_volumes: true,
+            partition: cmk::rules::ids::Partition::Aws,
+            databricks_principal: None,
+        },
+    ));
+    let arn = moto.boto3(
+        "us-west-2",
+        &format!(
+            "print(kms.create_key(Policy={:?})['KeyMetadata']['Arn'])",
+            policy
+        ),
+    );
+    let (main, cases, missing) = configuration(schema, &providers, &arn);
     assert!(
         missing.is_empty(),
         "settable attributes without a sample in acceptance-tests/unknowns.rs: {missing:?}"
@@ -447,7 +577,10 @@ fn every_settable_attribute_takes_unknowns_at_every_depth() {
         .filter(|d| {
             d["severity"] == "error"
                 || debug_form(&d.to_string())
-                || d["summary"].as_str().unwrap_or("").starts_with("Decided at apply")
+                || d["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("Decided at apply")
         })
         .cloned()
         .collect();
@@ -518,10 +651,16 @@ data "cmk_kms_key_policy" "p" {{
             endpoint = moto.endpoint
         ),
     );
-    w.env.extend(moto.env().into_iter().map(|(k, v)| (k.to_string(), v)));
-    w.env.push(("AWS_ENDPOINT_URL_STS".into(), moto.endpoint.clone()));
-    w.env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
-    let diags = validate_diagnostics(&w);
+    w.env
+        .extend(moto.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+    w.env
+        .push(("AWS_ENDPOINT_URL_STS".into(), moto.endpoint.clone()));
+    w.env
+        .push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    let diags: Vec<J> = validate_diagnostics(&w)
+        .into_iter()
+        .filter(|d| d["summary"] != "Provider development overrides are in effect")
+        .collect();
     assert!(
         diags.is_empty(),
         "validate: {}",
@@ -558,7 +697,12 @@ resource "cmk_workspace_binding" "b" {{
 fn waiting(diags: &[J]) -> Vec<&J> {
     diags
         .iter()
-        .filter(|d| d["summary"].as_str().unwrap_or("").starts_with("Decided at apply"))
+        .filter(|d| {
+            d["summary"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Decided at apply")
+        })
         .collect()
 }
 
@@ -588,7 +732,10 @@ fn a_bare_key_id_unknown_at_plan_says_which_rules_wait_for_apply() {
         "the fix: {detail}"
     );
     let line = w.line_of("storage_key_id = cmk_key_configuration.s");
-    assert_eq!(d["range"]["start"]["line"], line, "on storage_key_id: {d:#}");
+    assert_eq!(
+        d["range"]["start"]["line"], line,
+        "on storage_key_id: {d:#}"
+    );
     assert!(!debug_form(&d.to_string()), "{d:#}");
 }
 
@@ -615,7 +762,10 @@ fn a_rule_left_for_apply_refuses_before_the_workspace_changes() {
     assert_eq!(status, 200, "{body}");
     let state: J = serde_json::from_str(&body).unwrap();
     let text = state.to_string();
-    assert!(text.contains(&FRANKFURT.to_string()), "workspace in the state dump");
+    assert!(
+        text.contains(&FRANKFURT.to_string()),
+        "workspace in the state dump"
+    );
     for a in state["accounts"].as_array().into_iter().flatten() {
         for ws in a["workspaces"].as_array().into_iter().flatten() {
             if ws["workspace_id"] == FRANKFURT {
@@ -637,7 +787,9 @@ fn a_rule_left_for_apply_refuses_before_the_workspace_changes() {
     let (code, diags) = plan_diagnostics(&w);
     assert_eq!(code, 1, "CMK002 at plan: {diags:#?}");
     assert!(
-        diags.iter().any(|d| d["summary"].as_str().unwrap_or("").starts_with("CMK002")),
+        diags
+            .iter()
+            .any(|d| d["summary"].as_str().unwrap_or("").starts_with("CMK002")),
         "{diags:#?}"
     );
     assert!(waiting(&diags).is_empty(), "{diags:#?}");

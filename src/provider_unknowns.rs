@@ -12,10 +12,10 @@
 use proptest::prelude::*;
 
 use crate::provider::CmkProvider;
-use crate::tfplugin::schema::{AttrType, Attribute, Block, Nesting};
-use crate::tfplugin::value::{Number, Refinements, Type, Value};
 use crate::support::Clients;
 use crate::tfplugin::provider::{DynDataSource, DynResource};
+use crate::tfplugin::schema::{AttrType, Attribute, Block, Nesting};
+use crate::tfplugin::value::{Number, Refinements, Type, Value};
 use crate::tfplugin::{Diagnostics, Provider, Schema};
 
 /// One object of the provider, as the layer holds it.
@@ -192,7 +192,8 @@ fn unknown_was_refused(d: &Diagnostics) -> Option<String> {
         .find(|x| {
             x.summary == "Invalid value"
                 || x.summary.starts_with("Provider bug")
-                || x.detail.contains("not known until apply, but this provider needs it")
+                || x.detail
+                    .contains("not known until apply, but this provider needs it")
                 || x.detail.contains("Refinements")
                 || x.detail.contains("Unknown(")
         })
@@ -303,7 +304,8 @@ fn scatter(v: &Value, picks: &mut impl Iterator<Item = u8>, depth: usize) -> Val
     }
     match v {
         Value::List(items) => {
-            let mut items: Vec<Value> = items.iter().map(|x| scatter(x, picks, depth + 1)).collect();
+            let mut items: Vec<Value> =
+                items.iter().map(|x| scatter(x, picks, depth + 1)).collect();
             if pick % 5 == 0 {
                 items.push(Value::unknown());
             }

@@ -38,6 +38,11 @@ export TF_CLI_CONFIG_FILE="$work/cli.tfrc" CHECKPOINT_DISABLE=1
 export DATABRICKS_CLIENT_ID=3a1b6c2d-sp-terraform DATABRICKS_CLIENT_SECRET=sandbox-oauth-secret
 export TF_VAR_databricks_host="$host"
 cd "$work"
+echo "== the same for every workspace, with for_each: terraform plan (for_each/main.tf)"
+mkdir "$work/for_each"
+cp "$here/for_each/main.tf" "$work/for_each/"
+(cd "$work/for_each" && "$terraform" plan -input=false -compact-warnings)
+echo
 echo "== terraform apply"
 "$terraform" apply -auto-approve -input=false -compact-warnings
 echo

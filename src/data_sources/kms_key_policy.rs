@@ -1,6 +1,5 @@
 //! Data source `cmk_kms_key_policy`: the KMS key policy Databricks needs.
 
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 

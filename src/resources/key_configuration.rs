@@ -268,7 +268,11 @@ impl Resource for KeyConfiguration {
     ) -> Option<KeyConfigurationModel> {
         // What the plan could not decide is decided now, before anything
         // is created: the values are known.
-        report(&rules::check_key_configuration(&planned.facts()), path_of, diags);
+        report(
+            &rules::check_key_configuration(&planned.facts()),
+            path_of,
+            diags,
+        );
         if ctx.client.aws_configured() {
             verify_kms_key(ctx, &planned, diags).await;
         }

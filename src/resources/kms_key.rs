@@ -356,7 +356,12 @@ enum PolicyCheck {
 /// Checks a user-given policy against what the use cases need (CMK015,
 /// CMK016, CMK021), reporting on the `policy` attribute. The policy or the
 /// use cases may be unknown at plan: those rules then wait for apply.
-fn verify_policy(m: &KmsKeyModel, policy: &Val<String>, when: PolicyCheck, diags: &mut Diagnostics) {
+fn verify_policy(
+    m: &KmsKeyModel,
+    policy: &Val<String>,
+    when: PolicyCheck,
+    diags: &mut Diagnostics,
+) {
     let use_cases = m.use_cases.wholly_known();
     let mut needs = kms::needs_for(
         use_cases.clone().unwrap_or_default(),
@@ -537,7 +542,9 @@ impl Resource for KmsKey {
             };
         }
         match &c.policy {
-            Val::Known(_) | Val::Unknown(_) => verify_policy(p, &c.policy, PolicyCheck::Plan, diags),
+            Val::Known(_) | Val::Unknown(_) => {
+                verify_policy(p, &c.policy, PolicyCheck::Plan, diags)
+            }
             Val::Null => {
                 p.policy = match p.generated_policy() {
                     Some(g) => match prior.as_ref().and_then(|pr| pr.policy.known()) {

@@ -4,7 +4,6 @@
 //! same plan (their ids are then unknown, but passed as whole objects their
 //! use cases, key ARN and cluster-volume setting are known).
 
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -502,8 +501,14 @@ impl Resource for WorkspaceBinding {
                     managed_services: requested(Slot::ManagedServices, c, None),
                     storage: requested(Slot::Storage, c, None),
                 },
-                c.managed_services_key.known().map(KeyConfigurationRef::facts).as_ref(),
-                c.storage_key.known().map(KeyConfigurationRef::facts).as_ref(),
+                c.managed_services_key
+                    .known()
+                    .map(KeyConfigurationRef::facts)
+                    .as_ref(),
+                c.storage_key
+                    .known()
+                    .map(KeyConfigurationRef::facts)
+                    .as_ref(),
                 &requirements(c),
             );
             report_deferred_binding(&outcomes, c, diags);

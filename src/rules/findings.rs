@@ -106,9 +106,7 @@ impl Subject {
             Subject::StorageBinding => "storage_customer_managed_key_id",
             Subject::RunningClassicCompute => "workspace_status",
             Subject::Dashboards => "managed_services_customer_managed_key_id",
-            Subject::RequiredCoverage(_) | Subject::RequiredCoverageNotKnown => {
-                "required_coverage"
-            }
+            Subject::RequiredCoverage(_) | Subject::RequiredCoverageNotKnown => "required_coverage",
         }
     }
 }

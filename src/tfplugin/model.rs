@@ -353,8 +353,10 @@ impl<'de, 'a: 'de> de::MapAccess<'de> for Map<'a> {
             None => Ok(None),
             Some((k, v)) => {
                 self.value = Some((k, v));
-                seed.deserialize(de::value::BorrowedStrDeserializer::<ModelError>::new(k.as_str()))
-                    .map(Some)
+                seed.deserialize(de::value::BorrowedStrDeserializer::<ModelError>::new(
+                    k.as_str(),
+                ))
+                .map(Some)
             }
         }
     }
