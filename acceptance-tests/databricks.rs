@@ -167,25 +167,20 @@ fn plan_time_rules_land_on_the_argument() {
         Some(w.line_of("storage_key_id ="))
     );
 
-    // use_cases without STORAGE but reuse_key_for_cluster_volumes set (CMK006), at plan:
-    // a warning (the Account API accepts and ignores the field), on the argument.
-    let w = workdir(
-        &sb,
-        &format!(
-            "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{\n    key_arn = \"{US_KEY}\"\n    reuse_key_for_cluster_volumes = true\n  }}\n}}\n"
-        ),
-    );
+    // use_cases without STORAGE but reuse_key_for_cluster_volumes = true (CMK006), at plan:
+    // an error although the Account API accepts and ignores the field (no EBS volume is
+    // encrypted with the key), on the argument.
+    let reuse_without_storage = |reuse: bool| {
+        format!(
+            "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{\n    key_arn = \"{US_KEY}\"\n    reuse_key_for_cluster_volumes = {reuse}\n  }}\n}}\n"
+        )
+    };
+    let w = workdir(&sb, &reuse_without_storage(true));
     let (code, diags) = plan_diagnostics(&w);
-    assert_eq!(code, 0, "{diags:#?}");
-    let d = diags
-        .iter()
-        .find(|d| {
-            d["severity"] == "warning"
-                && d["summary"]
-                    .as_str()
-                    .is_some_and(|s| s.starts_with("CMK006"))
-        })
-        .expect("CMK006");
+    assert_eq!(code, 1, "{diags:#?}");
+    let errors: Vec<_> = diags.iter().filter(|d| d["severity"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let d = errors[0];
     assert!(d["summary"].as_str().unwrap().starts_with("CMK006"), "{d}");
     // Terraform 1.11 underlines a nested attribute's whole object; the detail names the field.
     assert_eq!(
@@ -196,8 +191,17 @@ fn plan_time_rules_land_on_the_argument() {
         d["detail"]
             .as_str()
             .unwrap()
-            .contains("reuse_key_for_cluster_volumes"),
+            .contains("reuse_key_for_cluster_volumes = true but use_cases are [MANAGED_SERVICES]"),
         "{d}"
+    );
+    // false asks for no cluster-volume encryption: nothing to refuse.
+    let w = workdir(&sb, &reuse_without_storage(false));
+    let diags = validate_diagnostics(&w);
+    assert!(
+        !diags.iter().any(|d| d["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("CMK006"))),
+        "{diags:#?}"
     );
 
     // A PREMIUM workspace (CMK001) and a key in another region (CMK002), from live facts at plan.

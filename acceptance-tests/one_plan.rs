@@ -3,7 +3,7 @@
 //! decide at `terraform plan`, on the argument at fault, with nothing created;
 //! the passing neighbour of each rule applies and re-plans empty.
 
-use crate::harness::{enabled, plan_diagnostics, Workdir, CMK_HEADER};
+use crate::harness::{enabled, plan_diagnostics, provider_bin, Workdir, CMK_HEADER};
 use crate::sandbox::{oauth_env, Sandbox};
 
 const SEED: &str = concat!(
@@ -67,6 +67,12 @@ fn failing_cases() -> Vec<Case> {
                     "  managed_services_key = cmk_key_configuration.k\n",
                 ),
             on: "managed_services_key = cmk_key_configuration.k",
+        },
+        Case {
+            rule: "CMK007",
+            config: storage()
+                + &binding("b", 7000000000000002, "  storage_key = cmk_key_configuration.k\n"),
+            on: "storage_key = cmk_key_configuration.k",
         },
         Case {
             rule: "CMK009",
@@ -169,6 +175,15 @@ fn every_binding_rule_fails_the_plan_of_a_new_key_configuration_and_creates_noth
         // The apply refuses at its own plan: nothing is created.
         let o = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
         assert_ne!(o.code, 0, "{}: apply must fail:\n{}", case.rule, o.all());
+        if case.rule == "CMK007" {
+            assert!(
+                diags.iter().any(|d| d["severity"] == "warning"
+                    && d["summary"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("CMK008"))),
+                "CMK008 shows beside CMK007: {diags:#?}"
+            );
+        }
     }
     assert!(
         missed.is_empty(),
@@ -376,4 +391,218 @@ fn a_key_id_that_names_no_key_configuration_fails_the_plan_on_its_argument() {
         detail.contains("9f9f9f9f-0000-4000-8000-000000000000") && detail.contains("storage_key ="),
         "{detail}"
     );
+}
+
+/// The seeded ENTERPRISE, SERVERLESS workspace without keys (us-west-2).
+const SERVERLESS: i64 = 7000000000000002;
+
+/// The errors among the diagnostics.
+fn errors(diags: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    diags.iter().filter(|d| d["severity"] == "error").collect()
+}
+
+fn has_rule(diags: &[serde_json::Value], severity: &str, rule: &str) -> bool {
+    diags.iter().any(|d| {
+        d["severity"] == severity && d["summary"].as_str().is_some_and(|s| s.starts_with(rule))
+    })
+}
+
+/// The key configurations the sandbox holds.
+fn key_configurations(sb: &Sandbox) -> usize {
+    let (status, body) = sb.admin("GET", "/_sandbox/state", "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["customer_managed_keys"].as_array().map_or(0, Vec::len))
+        .sum()
+}
+
+/// The storage key the sandbox has bound to a workspace, if any.
+fn storage_key_of(sb: &Sandbox, workspace: i64) -> Option<String> {
+    let (_, body) = sb.admin("GET", "/_sandbox/state", "");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["workspaces"].as_array().cloned().unwrap_or_default())
+        .find(|w| w["workspace_id"] == workspace)
+        .unwrap_or_else(|| panic!("workspace {workspace} is not in the sandbox"))
+        ["storage_customer_managed_key_id"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Issue 18, "EBS keys rejected for serverless": a key configuration that
+/// reuses its storage key for cluster EBS volumes (the field omitted, which
+/// Databricks takes as true, or set to true) passed whole to the binding of a
+/// SERVERLESS workspace fails `terraform plan` on CMK007, naming
+/// `reuse_key_for_cluster_volumes`, and nothing is created; with
+/// `reuse_key_for_cluster_volumes = false` it plans with the CMK008
+/// warning. A bare `storage_key_id` that names a configuration only known
+/// at apply is refused by the apply's re-check, before any key update. The
+/// review of the official provider's plan of the same shape exits 1.
+#[test]
+fn ebs_keys_are_rejected_for_serverless_at_plan_at_apply_and_in_review() {
+    if !enabled("ebs_keys_are_rejected_for_serverless_at_plan_at_apply_and_in_review") {
+        return;
+    }
+    let sb = Sandbox::start_with(SEED);
+    let seeded = key_configurations(&sb);
+    let whole = binding("b", SERVERLESS, "  storage_key = cmk_key_configuration.k\n");
+    for (what, extra) in [
+        ("omitted (Databricks' default: true)", ""),
+        ("true", "    reuse_key_for_cluster_volumes = true\n"),
+    ] {
+        let w = workdir(&sb, &(key("k", r#"["STORAGE"]"#, W2, extra) + &whole));
+        let (code, diags) = plan_diagnostics(&w);
+        assert_eq!(code, 1, "{what}: the plan fails: {diags:#?}");
+        let errors = errors(&diags);
+        assert_eq!(errors.len(), 1, "{what}: CMK007 only: {errors:#?}");
+        let d = errors[0];
+        assert!(
+            d["summary"].as_str().unwrap().starts_with("CMK007"),
+            "{what}: {d:#}"
+        );
+        // Terraform shows a finding on a value passed by reference on the
+        // argument that passes it; the detail names the field and its fix.
+        assert_eq!(
+            d["range"]["start"]["line"].as_u64(),
+            Some(w.line_of("storage_key = cmk_key_configuration.k")),
+            "{what}: {d:#}"
+        );
+        let detail = d["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("reuse_key_for_cluster_volumes = true")
+                && detail.contains("SERVERLESS")
+                && detail.contains("reuse_key_for_cluster_volumes = false")
+                && detail.contains("docs/rules/CMK007.md"),
+            "{what}: {detail}"
+        );
+        assert_eq!(
+            detail.contains("omitted: Databricks' default"),
+            extra.is_empty(),
+            "{what}: {detail}"
+        );
+        assert!(
+            has_rule(&diags, "warning", "CMK008"),
+            "{what}: CMK008 beside: {diags:#?}"
+        );
+        // The apply stops at its own plan: no key configuration is created.
+        let o = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert_ne!(o.code, 0, "{what}: apply must fail:\n{}", o.all());
+        assert!(o.all().contains("CMK007"), "{what}: {}", o.all());
+        assert_eq!(sb.creates_committed(), 0, "{what}: nothing is created");
+        assert_eq!(key_configurations(&sb), seeded, "{what}");
+    }
+
+    // reuse_key_for_cluster_volumes = false: the storage bucket is protected,
+    // nothing is claimed for cluster volumes; only the CMK008 warning.
+    let w = workdir(
+        &sb,
+        &(key(
+            "k",
+            r#"["STORAGE"]"#,
+            W2,
+            "    reuse_key_for_cluster_volumes = false\n",
+        ) + &whole),
+    );
+    let (code, diags) = plan_diagnostics(&w);
+    assert_eq!(code, 0, "{diags:#?}");
+    assert!(errors(&diags).is_empty(), "{diags:#?}");
+    assert!(!has_rule(&diags, "warning", "CMK007"), "{diags:#?}");
+    let w8 = diags
+        .iter()
+        .find(|d| {
+            d["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("CMK008"))
+        })
+        .unwrap_or_else(|| panic!("CMK008 warns: {diags:#?}"));
+    assert_eq!(w8["severity"], "warning");
+    assert_eq!(
+        w8["range"]["start"]["line"].as_u64(),
+        Some(w.line_of("storage_key = cmk_key_configuration.k"))
+    );
+
+    // A bare id of a configuration this plan creates: its cluster-volume
+    // setting is not in the binding's arguments, so the plan cannot tell;
+    // the apply reads the configuration once its id is known and refuses
+    // before any key update reaches Databricks.
+    let w = workdir(
+        &sb,
+        &(key("k", r#"["STORAGE"]"#, W2, "")
+            + &binding(
+                "b",
+                SERVERLESS,
+                "  storage_key_id = cmk_key_configuration.k.customer_managed_key_id\n",
+            )),
+    );
+    let (code, diags) = plan_diagnostics(&w);
+    assert_eq!(code, 0, "{diags:#?}");
+    assert!(errors(&diags).is_empty(), "{diags:#?}");
+    let (status, _) = sb.admin("DELETE", "/_sandbox/requests", "");
+    assert!(status < 300);
+    let o = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    assert_ne!(o.code, 0, "the apply must refuse:\n{}", o.all());
+    let out = o.all();
+    assert!(
+        out.contains("CMK007") && out.contains("reuse_key_for_cluster_volumes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cmk_key_configuration.k: Creation complete"),
+        "{out}"
+    );
+    assert_eq!(sb.creates_committed(), 1, "only the key configuration");
+    let (_, log) = sb.admin("GET", "/_sandbox/requests", "");
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let requests = log.as_array().expect("the request log");
+    assert!(
+        requests.iter().any(|r| r["method"] == "GET"
+            && r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/customer-managed-keys/"))),
+        "the apply reads the configuration: {log:#}"
+    );
+    assert!(
+        !requests.iter().any(|r| r["method"] == "PATCH"),
+        "no key update is sent: {log:#}"
+    );
+    assert_eq!(storage_key_of(&sb, SERVERLESS), None);
+
+    // The review of the official provider's plan of this shape (the
+    // reference architecture's storage key configuration, which has no
+    // reuse_key_for_cluster_volumes, bound to its serverless workspace):
+    // exit 1 on CMK007. Its neighbour with this provider's configuration
+    // and reuse_key_for_cluster_volumes = false exits 0.
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/acceptance-tests/fixtures/review/corpus/"
+    );
+    let review = |name: &str| {
+        let o = std::process::Command::new(provider_bin())
+            .args(["review", &format!("{corpus}{name}.json")])
+            .output()
+            .expect("run terraform-provider-cmk review");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = review("sra_with_serverless_storage_key_on_serverless");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "error CMK007 databricks_mws_workspaces.serverless (storage_customer_managed_key_id)"
+        ),
+        "{out}"
+    );
+    let (code, out) = review("sra_with_serverless_storage_key_without_ebs");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("CMK007"), "{out}");
+    assert!(out.contains("warning CMK008"), "{out}");
 }

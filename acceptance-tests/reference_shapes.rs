@@ -5,7 +5,8 @@
 //! `cmk_key_configuration` and `cmk_workspace_binding`, in the shapes of the
 //! review corpus (acceptance-tests/fixtures/review/corpus/): the reference
 //! architecture (separate STORAGE and MANAGED_SERVICES keys; a serverless
-//! workspace gets no key configuration, so it has nothing to declare here),
+//! workspace gets no storage key, or one that does not reuse its key for
+//! cluster volumes: EBS keys are rejected for serverless, CMK007),
 //! one key for both use cases, keys in a module, and keys, configurations
 //! and bindings with `for_each` over several workspaces. The reference
 //! architecture's storage policy shows the CMK021 warning naming the grants
@@ -81,10 +82,17 @@ resource "cmk_key_configuration" "managed_services" {
   aws_key_info = { key_arn = cmk_kms_key.managed_services.arn }
 }
 
+# The storage key for serverless workspaces: EBS keys never apply there.
+resource "cmk_key_configuration" "serverless_storage" {
+  use_cases    = ["STORAGE"]
+  aws_key_info = { key_arn = cmk_kms_key.storage.arn, reuse_key_for_cluster_volumes = false }
+}
+
 variable "databricks_account_id" {}
 variable "cross_account_role_arn" {}
 output "storage" { value = cmk_key_configuration.storage }
 output "managed_services" { value = cmk_key_configuration.managed_services }
+output "serverless_storage" { value = cmk_key_configuration.serverless_storage }
 "#;
 
 /// What each plan varies: the managed-services statement's actions of the
@@ -364,7 +372,7 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
     nothing_created(&sb, &m);
 
     // Broken neighbours, one rule each, on the resource at fault.
-    let neighbours: [(&str, Shape, &str, &str); 3] = [
+    let neighbours: [(&str, Shape, &str, &str); 4] = [
         (
             "the managed-services statement without Decrypt",
             Shape {
@@ -392,6 +400,15 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
             "CMK005",
             "cmk_workspace_binding.module",
         ),
+        (
+            "the module's storage key, reused for cluster volumes (omitted: true), on a SERVERLESS workspace",
+            Shape {
+                module_ws: SERVERLESS_WS,
+                ..GOOD
+            },
+            "CMK007",
+            "cmk_workspace_binding.module",
+        ),
     ];
     for (what, shape, rule, place) in neighbours {
         w.write("main.tf", &config(&sb, &m, &shape));
@@ -409,9 +426,10 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
         nothing_created(&sb, &m);
     }
 
-    // What Databricks accepts is not an error: the module's storage key
-    // (cluster volumes included, as reuse_key_for_cluster_volumes is
-    // omitted) on a SERVERLESS workspace plans, with the CMK007 warning.
+    // The serverless shape: the module's storage key configuration that
+    // does not reuse its key for cluster volumes plans on the SERVERLESS
+    // workspace, with the CMK008 warning (a storage key is not needed there)
+    // and no CMK007.
     w.write(
         "main.tf",
         &config(
@@ -419,6 +437,7 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
             &m,
             &Shape {
                 module_ws: SERVERLESS_WS,
+                module_storage: "serverless_storage",
                 ..GOOD
             },
         ),
@@ -428,8 +447,12 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
     assert!(diags.iter().all(|d| d["severity"] != "error"), "{diags:#?}");
     assert!(
         diags.iter().any(|d| d["severity"] == "warning"
-            && rule_of(d).contains("CMK007")
+            && rule_of(d).contains("CMK008")
             && on(d) == "cmk_workspace_binding.module"),
+        "{diags:#?}"
+    );
+    assert!(
+        !diags.iter().any(|d| rule_of(d).contains("CMK007")),
         "{diags:#?}"
     );
     nothing_created(&sb, &m);

@@ -30,7 +30,9 @@ pub struct AwsKeyInfoModel {
     #[schemars(extend("x-tf" = ["optional", "computed"]))]
     pub key_region: Val<String>,
     /// With `STORAGE`: whether the key also encrypts the EBS volumes of classic
-    /// cluster nodes. Databricks treats an omitted value as true.
+    /// cluster nodes. Databricks treats an omitted value as true. Set `false` on a
+    /// configuration bound to a SERVERLESS workspace, where EBS keys never apply (CMK007,
+    /// an error); `true` without `STORAGE` is an error too (CMK006).
     #[schemars(extend("x-tf" = ["optional"]))]
     pub reuse_key_for_cluster_volumes: Val<bool>,
 }

@@ -222,6 +222,30 @@ fn path_of(config: &WorkspaceBindingModel) -> impl Fn(Subject) -> Option<Attribu
     }
 }
 
+/// Reports the binding rules' findings where each belongs. A cluster-volume
+/// key on a serverless workspace (CMK007) is about the storage
+/// configuration's `reuse_key_for_cluster_volumes`: on that field when the
+/// configuration is passed whole, else on the argument that names it.
+fn report_binding(
+    outcomes: &[rules::Outcome],
+    config: &WorkspaceBindingModel,
+    diags: &mut Diagnostics,
+) {
+    let whole = !Slot::Storage.object(config).is_null();
+    for o in outcomes {
+        if whole && o.rule == rules::RuleId::EbsKeyOnServerless {
+            let at = AttributePath::new([
+                Slot::Storage.object_arg(),
+                "aws_key_info",
+                "reuse_key_for_cluster_volumes",
+            ]);
+            report(std::slice::from_ref(o), |_| Some(at.clone()), diags);
+        } else {
+            report(std::slice::from_ref(o), path_of(config), diags);
+        }
+    }
+}
+
 /// The data types the configuration requires protected.
 fn requirements(m: &WorkspaceBindingModel) -> Requirements {
     let names = m.required_coverage.known().into_iter().flatten();
@@ -404,7 +428,7 @@ async fn check_live(
         st.as_ref(),
         &requirements(planned),
     );
-    report(&outcomes, path_of(config), diags);
+    report_binding(&outcomes, config, diags);
     if at_plan {
         report_deferred_binding(&outcomes, config, diags);
     }
@@ -483,7 +507,7 @@ impl Resource for WorkspaceBinding {
         .into_iter()
         .filter(|o| o.severity == Severity::Error)
         .collect();
-        report(&outcomes, path_of(c), diags);
+        report_binding(&outcomes, c, diags);
     }
 
     async fn plan(

@@ -839,17 +839,33 @@ fn corpus_of_public_shapes_and_their_broken_neighbours() {
         assert_eq!(errors(&a), vec![], "{name}");
         assert_eq!(exit_code(&a), 0, "{name}");
     }
-    // A storage key (cluster volumes included) on a serverless workspace:
-    // Databricks accepts it, so warnings (CMK007, CMK008), no error.
-    let a = corpus("sra_with_serverless_storage_key_on_serverless");
+    // A storage key configuration that does not reuse its key for cluster
+    // volumes, on a serverless workspace: no error, the CMK008 warning.
+    let a = corpus("sra_with_serverless_storage_key_without_ebs");
     assert_eq!(errors(&a), vec![]);
     assert_eq!(exit_code(&a), 0);
-    for rule in [RuleId::EbsKeyOnServerless, RuleId::StorageKeyOnServerless] {
-        let o = outcome(&a, "databricks_mws_workspaces.serverless", rule);
-        assert_eq!(o.outcome.verdict, Verdict::Fail, "{o:?}");
-        assert_eq!(o.outcome.severity, crate::rules::Severity::Warning);
-    }
-    let broken: [(&str, &str, &str, &str); 7] = [
+    let serverless = "databricks_mws_workspaces.serverless";
+    let o = outcome(&a, serverless, RuleId::EbsKeyOnServerless);
+    assert_eq!(o.outcome.verdict, Verdict::Pass, "{o:?}");
+    let o = outcome(&a, serverless, RuleId::StorageKeyOnServerless);
+    assert_eq!(o.outcome.verdict, Verdict::Fail, "{o:?}");
+    assert_eq!(o.outcome.severity, crate::rules::Severity::Warning);
+    let broken: [(&str, &str, &str, &str); 9] = [
+        // EBS keys are rejected for serverless: reuse_key_for_cluster_volumes
+        // = true, and the official configuration (no such field, so
+        // Databricks' default: true).
+        (
+            "sra_with_serverless_storage_key_reused_for_ebs",
+            serverless,
+            "CMK007",
+            "storage_customer_managed_key_id",
+        ),
+        (
+            "sra_with_serverless_storage_key_on_serverless",
+            serverless,
+            "CMK007",
+            "storage_customer_managed_key_id",
+        ),
         (
             "sra_classic_ms_policy_without_decrypt",
             "aws_kms_key.managed_services",

@@ -113,12 +113,14 @@ pub fn check_key_configuration(cfg: &KeyConfigFacts) -> Vec<Outcome> {
     let s = Subject::ReuseKeyForClusterVolumes;
     out.push(match (&cfg.reuse_key_for_cluster_volumes, cfg.has(KeyFeature::Storage)) {
         (Fact::Known(None), _) => Outcome::pass(r, s, "reuse_key_for_cluster_volumes is not set"),
-        (Fact::Known(Some(_)), Fact::Known(true)) => Outcome::pass(r, s, "reuse_key_for_cluster_volumes is set on a STORAGE configuration"),
-        (Fact::Known(Some(v)), Fact::Known(false)) => Outcome::fail(
+        // false asks for no cluster-volume encryption: nothing is claimed that does not happen.
+        (Fact::Known(Some(false)), _) => Outcome::pass(r, s, "reuse_key_for_cluster_volumes = false asks for no cluster-volume encryption"),
+        (Fact::Known(Some(true)), Fact::Known(true)) => Outcome::pass(r, s, "reuse_key_for_cluster_volumes is set on a STORAGE configuration"),
+        (Fact::Known(Some(true)), Fact::Known(false)) => Outcome::fail(
             r,
             s,
             format!(
-                "reuse_key_for_cluster_volumes = {v} but use_cases are {}; the field applies only with STORAGE",
+                "reuse_key_for_cluster_volumes = true but use_cases are {}; the field applies only with STORAGE, so no cluster EBS volume is encrypted with this key",
                 list(cfg.use_cases.known().map(Vec::as_slice).unwrap_or(&[]))
             ),
         ),
@@ -427,6 +429,15 @@ fn verdict_for<'a>(
     )
 }
 
+/// How a storage configuration's cluster-volume setting reads in a message:
+/// omitted is Databricks' default, true.
+fn reuse_shown(cfg: Option<&KeyConfigFacts>) -> &'static str {
+    match cfg.map(|c| &c.reuse_key_for_cluster_volumes) {
+        Some(Fact::Known(None)) => "true (omitted: Databricks' default)",
+        _ => "true",
+    }
+}
+
 /// Whether a slot's binding changes: current id vs requested.
 fn slot_changes(current: &Fact<Option<String>>, req: &RequestedKey) -> Fact<bool> {
     match (current, &req.id) {
@@ -521,7 +532,7 @@ pub fn check_binding(
                 .map(KeyConfigFacts::covers_cluster_volumes)
                 .unwrap_or(Fact::Unknown);
             out.push(match ebs {
-                Fact::Known(true) => Outcome::fail(r7, s, format!("key configuration {st_name} encrypts cluster volumes but {label} is SERVERLESS: serverless compute disks never use customer-managed keys")),
+                Fact::Known(true) => Outcome::fail(r7, s, format!("key configuration {st_name} has reuse_key_for_cluster_volumes = {} but {label} is SERVERLESS: customer-managed keys for EBS storage do not apply to serverless compute, so the cluster-volume encryption it asks for never happens", reuse_shown(storage))),
                 Fact::Known(false) => Outcome::pass(r7, s, format!("key configuration {st_name} does not encrypt cluster volumes")),
                 Fact::Unknown => Outcome::cannot_tell(r7, s, format!("whether key configuration {st_name} encrypts cluster volumes is not known")),
             });

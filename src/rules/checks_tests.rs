@@ -177,8 +177,25 @@ fn binding_rules_table() {
     ));
     cases.push(BindingCase {
         ws: serverless(),
-        says: &["SERVERLESS", ST_ID],
+        says: &[
+            "SERVERLESS",
+            ST_ID,
+            "reuse_key_for_cluster_volumes = true (omitted: Databricks' default)",
+        ],
         ..case("EBS key on serverless", RuleId::EbsKeyOnServerless, Fail)
+    });
+    cases.push(BindingCase {
+        ws: serverless(),
+        st: Some(KeyConfigFacts {
+            reuse_key_for_cluster_volumes: Fact::Known(Some(true)),
+            ..cfg(&["STORAGE"])
+        }),
+        says: &["reuse_key_for_cluster_volumes = true but", "SERVERLESS"],
+        ..case(
+            "EBS key set explicitly on serverless",
+            RuleId::EbsKeyOnServerless,
+            Fail,
+        )
     });
     cases.push(BindingCase {
         ws: serverless(),
@@ -736,11 +753,18 @@ fn key_configuration_rules_table() {
             &["[MANAGED_SERVICES]", "= true"],
         ),
         (
+            "reuse = false without STORAGE asks for nothing",
+            RuleId::ReuseWithoutStorage,
+            |c| c.reuse_key_for_cluster_volumes = Fact::Known(Some(false)),
+            Pass,
+            &[],
+        ),
+        (
             "reuse, use cases unknown",
             RuleId::ReuseWithoutStorage,
             |c| {
                 c.use_cases = Fact::Unknown;
-                c.reuse_key_for_cluster_volumes = Fact::Known(Some(false))
+                c.reuse_key_for_cluster_volumes = Fact::Known(Some(true))
             },
             CannotTell,
             &[],
@@ -1018,5 +1042,70 @@ fn cmk020_running_and_failed_workspaces_accept_key_updates() {
     assert_eq!(
         find(&out, RuleId::WorkspaceUpdatable, None).verdict,
         CannotTell
+    );
+}
+
+/// "EBS keys rejected for serverless": a storage configuration that reuses
+/// its key for cluster volumes (set, or omitted: Databricks' default) on a
+/// SERVERLESS workspace is an error (CMK007), beside the CMK008 warning; so
+/// is `reuse_key_for_cluster_volumes = true` without STORAGE (CMK006). With
+/// `reuse_key_for_cluster_volumes = false` only the warning is left.
+#[test]
+fn ebs_keys_on_serverless_and_reuse_without_storage_are_errors() {
+    let serverless = WorkspaceFacts {
+        compute_mode: Fact::Known(ComputeMode::Serverless),
+        ..ws()
+    };
+    let storage = |reuse: Option<bool>| KeyConfigFacts {
+        id: Fact::Known(ST_ID.into()),
+        reuse_key_for_cluster_volumes: Fact::Known(reuse),
+        ..cfg(&["STORAGE"])
+    };
+    let none = Requirements::default();
+    for reuse in [None, Some(true)] {
+        let out = check_binding(&serverless, &both(), None, Some(&storage(reuse)), &none);
+        let o7 = find(&out, RuleId::EbsKeyOnServerless, None);
+        assert_eq!(
+            (o7.verdict, o7.severity),
+            (Verdict::Fail, Severity::Error),
+            "{reuse:?}"
+        );
+        assert!(o7.is_error());
+        let o8 = find(&out, RuleId::StorageKeyOnServerless, None);
+        assert_eq!(
+            (o8.verdict, o8.severity),
+            (Verdict::Fail, Severity::Warning)
+        );
+    }
+    let out = check_binding(
+        &serverless,
+        &both(),
+        None,
+        Some(&storage(Some(false))),
+        &none,
+    );
+    let o7 = find(&out, RuleId::EbsKeyOnServerless, None);
+    assert_eq!(o7.verdict, Verdict::Pass, "{o7:?}");
+    let o8 = find(&out, RuleId::StorageKeyOnServerless, None);
+    assert_eq!(
+        (o8.verdict, o8.severity),
+        (Verdict::Fail, Severity::Warning)
+    );
+    assert!(!out.iter().any(Outcome::is_error), "{out:#?}");
+
+    let reuse_on_ms = KeyConfigFacts {
+        reuse_key_for_cluster_volumes: Fact::Known(Some(true)),
+        ..cfg(&["MANAGED_SERVICES"])
+    };
+    let o6 = find(
+        &check_key_configuration(&reuse_on_ms),
+        RuleId::ReuseWithoutStorage,
+        None,
+    );
+    assert_eq!((o6.verdict, o6.severity), (Verdict::Fail, Severity::Error));
+    assert!(
+        o6.message.contains("reuse_key_for_cluster_volumes = true"),
+        "{}",
+        o6.message
     );
 }
