@@ -60,6 +60,8 @@ impl Hostile {
 
     /// Starts in the current runtime (for `#[tokio::test]` functions).
     pub async fn spawn(upstream: Option<String>, rule: Rule) -> Hostile {
+        // reqwest is built without a crypto provider of its own.
+        cmk::tfplugin::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(St {
