@@ -162,9 +162,13 @@ impl Measured {
         self
     }
 
+    /// Each needle is in the output, whitespace-insensitively (terraform
+    /// wraps a diagnostic's detail at spaces).
     fn says(&self, needles: &[&str]) -> &Self {
+        let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let out = flat(&self.out);
         for n in needles {
-            assert!(self.out.contains(n), "{n:?} not in\n{}", self.out);
+            assert!(out.contains(&flat(n)), "{n:?} not in\n{}", self.out);
         }
         self
     }
