@@ -2,6 +2,8 @@
 //! Run with `TF_ACC=1` (`make test` sets it).
 
 mod harness;
+#[path = "../tests/support/hostile_server.rs"]
+mod hostile_server;
 #[path = "../tests/support/moto_server.rs"]
 mod moto_server;
 mod sandbox;
@@ -10,6 +12,7 @@ mod databricks;
 mod examples;
 mod faults;
 mod functions;
+mod hostile_services;
 mod key_verification;
 mod kms_key;
 mod kms_key_policy;

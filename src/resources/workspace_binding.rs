@@ -380,6 +380,16 @@ async fn check_live(
         if let Some(dep) = &w.deployment_name {
             match client.running_classic_compute(dep, &ctx.cancel).await {
                 Ok(c) => facts.running_classic_compute = Fact::Known(c),
+                // A list cut short by its bounds, or a host that cannot be
+                // reached: the rule cannot tell, and must not pass.
+                Err(e) if e.is_incomplete_list() || e.is_unreachable() => diags.error_at(
+                    AttributePath::new(["workspace_id"]),
+                    format!(
+                        "{} cannot tell: running classic compute not read",
+                        rules::RuleId::ClassicComputeRunning.code()
+                    ),
+                    format!("Databricks refuses a key change while classic compute runs, and the plan cannot tell whether it does: {e}"),
+                ),
                 Err(e) => diags.warning_at(
                     AttributePath::new(["workspace_id"]),
                     "Running classic compute not checked",
@@ -394,6 +404,22 @@ async fn check_live(
                 Ok(ds) => {
                     facts.dashboards = Fact::Known(ds.into_iter().map(|d| d.fact()).collect())
                 }
+                Err(e) if e.is_unreachable() => diags.error_at(
+                    AttributePath::new([Slot::ManagedServices.arg(config)]),
+                    format!(
+                        "{} cannot tell: AI/BI dashboards not read",
+                        rules::RuleId::LegacyDashboards.code()
+                    ),
+                    format!("The workspace API cannot be reached, so dashboards created before the managed-services key cannot be named: {e}"),
+                ),
+                Err(e) if e.is_incomplete_list() => diags.warning_at(
+                    AttributePath::new([Slot::ManagedServices.arg(config)]),
+                    format!(
+                        "{} cannot tell: AI/BI dashboards not read",
+                        rules::RuleId::LegacyDashboards.code()
+                    ),
+                    format!("The dashboards list did not end within its bounds, so dashboards created before the managed-services key cannot be named: {e}"),
+                ),
                 Err(e) => diags.warning_at(
                     AttributePath::new([Slot::ManagedServices.arg(config)]),
                     "AI/BI dashboards not checked",

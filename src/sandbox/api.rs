@@ -236,16 +236,12 @@ async fn answer(f: Faults, throttle: bool, fail: bool, req: Request, next: Next)
 
 // ---- discovery and OAuth ----
 
-fn host_of(headers: &HeaderMap) -> String {
-    let h = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("http://{h}")
-}
+// Discovery answers name the sandbox's own address (`Shared::base_url`),
+// never the request's `Host` header: a client that sent another Host would
+// otherwise be told to fetch tokens from wherever that names.
 
-async fn databricks_config(headers: HeaderMap) -> Response {
-    let host = host_of(&headers);
+async fn databricks_config(State(s): S) -> Response {
+    let host = s.base_url.clone();
     Json(json!({
         "oidc_endpoint": format!("{host}/oidc/accounts/{{account_id}}"),
         "cloud": "aws",
@@ -253,8 +249,8 @@ async fn databricks_config(headers: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn oauth_metadata(headers: HeaderMap, Path(account_id): Path<String>) -> Response {
-    let base = format!("{}/oidc/accounts/{account_id}", host_of(&headers));
+async fn oauth_metadata(State(s): S, Path(account_id): Path<String>) -> Response {
+    let base = format!("{}/oidc/accounts/{account_id}", s.base_url);
     Json(json!({
         "issuer": format!("{base}"),
         "authorization_endpoint": format!("{base}/v1/authorize"),
@@ -263,11 +259,7 @@ async fn oauth_metadata(headers: HeaderMap, Path(account_id): Path<String>) -> R
     .into_response()
 }
 
-async fn workspace_config(
-    State(s): S,
-    headers: HeaderMap,
-    Path(deployment): Path<String>,
-) -> Response {
+async fn workspace_config(State(s): S, Path(deployment): Path<String>) -> Response {
     let id = lock(&s.world)
         .accounts
         .iter()
@@ -281,7 +273,7 @@ async fn workspace_config(
             format!("No workspace {deployment}"),
         );
     };
-    let base = format!("{}/_ws/{deployment}", host_of(&headers));
+    let base = format!("{}/_ws/{deployment}", s.base_url);
     Json(json!({
         "oidc_endpoint": format!("{base}/oidc"),
         "workspace_id": id.to_string(),
@@ -290,8 +282,8 @@ async fn workspace_config(
     .into_response()
 }
 
-async fn workspace_oauth_metadata(headers: HeaderMap, Path(deployment): Path<String>) -> Response {
-    let base = format!("{}/_ws/{deployment}/oidc", host_of(&headers));
+async fn workspace_oauth_metadata(State(s): S, Path(deployment): Path<String>) -> Response {
+    let base = format!("{}/_ws/{deployment}/oidc", s.base_url);
     Json(json!({
         "issuer": base.clone(),
         "authorization_endpoint": format!("{base}/v1/authorize"),

@@ -187,6 +187,13 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         stats: Mutex::new(Default::default()),
         relaxed_auth: config.relaxed_auth,
         recorder: Default::default(),
+        base_url: {
+            let mut shown = addr;
+            if shown.ip().is_unspecified() {
+                shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{shown}")
+        },
     });
     let app = api::router(state);
     let shutdown = CancellationToken::new();

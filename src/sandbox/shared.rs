@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     /// on workspace APIs (see `SandboxConfig::relaxed_auth`).
     pub relaxed_auth: bool,
     pub recorder: Arc<super::recorder::Recorder>,
+    /// `http://ADDR` of the address the sandbox listens on (an unspecified
+    /// address read as 127.0.0.1): what discovery answers name.
+    pub base_url: String,
 }
 
 /// Counters for tests (`GET /_sandbox/stats`).

@@ -20,13 +20,24 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::error::DatabricksError;
-use super::http::{check_header_value, error_text, retry_after};
+use super::http::{
+    check_header_value, error_text, printable, read_capped, read_prefix, redirect_error,
+    retry_after, too_large_message, unreachable_reason, Answer, BodyError, MESSAGE_MAX_BYTES,
+};
 use super::settings::{AuthKind, Secret};
 
 /// How long `databricks auth token` may take (it may refresh over the network).
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lifetime assumed for a CLI token whose expiry cannot be read.
 const CLI_UNKNOWN_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest lifetime a token is trusted for, whatever its issuer says
+/// (`expires_in` comes from the network: 2^64-1 must not overflow a clock).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A token lifetime from the network, bounded.
+fn clamp_lifetime(d: Duration) -> Duration {
+    d.min(MAX_TOKEN_LIFETIME)
+}
 
 /// Whom a token is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,6 +117,8 @@ pub(crate) struct AuthFailure {
     pub error: DatabricksError,
     pub retryable: bool,
     pub retry_after: Option<Duration>,
+    /// Nothing reached the token endpoint (why, for a person).
+    pub unreachable: Option<&'static str>,
 }
 
 impl AuthFailure {
@@ -114,6 +127,7 @@ impl AuthFailure {
             error,
             retryable: false,
             retry_after: None,
+            unreachable: None,
         }
     }
 }
@@ -161,7 +175,7 @@ impl Authenticator {
             tracing::debug!(audience = %audience.describe(), "token near expiry; refreshing");
         }
         let sent_at = Instant::now();
-        let (token, lifetime) = match &self.kind {
+        let (token, lifetime): (Secret, Duration) = match &self.kind {
             AuthKind::Pat { .. } => unreachable!("returned above"),
             AuthKind::OAuthM2m {
                 client_id,
@@ -194,12 +208,15 @@ impl Authenticator {
         let source = self.kind.describe();
         check_header_value("the token issued for", &source, token.expose())
             .map_err(|m| AuthFailure::fatal(DatabricksError::Config(m)))?;
+        let lifetime = clamp_lifetime(lifetime);
         tracing::debug!(audience = %audience.describe(), lifetime_secs = lifetime.as_secs(), "got a token");
         cache.insert(
             audience.clone(),
             CachedToken {
                 token: token.clone(),
-                expires_at: sent_at + lifetime,
+                expires_at: sent_at
+                    .checked_add(lifetime)
+                    .unwrap_or_else(|| sent_at + CLI_UNKNOWN_LIFETIME),
                 lifetime,
             },
         );
@@ -227,6 +244,7 @@ async fn client_credentials(
             // A request that cannot be built never will be: not transient.
             retryable: !e.is_builder() && (e.is_connect() || e.is_timeout()),
             retry_after: None,
+            unreachable: unreachable_reason(&e),
             error: DatabricksError::Transport {
                 url: token_url.clone(),
                 message: format!("OAuth token request for client {client_id}: {e}"),
@@ -234,23 +252,52 @@ async fn client_credentials(
         })?;
     let status = resp.status();
     let retry_after = retry_after(resp.headers());
-    let body = resp.bytes().await.map_err(|e| AuthFailure {
+    // A token endpoint does not redirect: a redirect is never followed (it
+    // would hand the client's secret, or a token, to another origin).
+    if status.is_redirection() {
+        return Err(AuthFailure::fatal(DatabricksError::Redirected {
+            url: token_url.clone(),
+            message: redirect_error(status.as_u16(), resp.headers()),
+        }));
+    }
+    let read_failed = |e: reqwest::Error| AuthFailure {
         retryable: true,
         retry_after: None,
+        unreachable: None,
         error: DatabricksError::Transport {
             url: token_url.clone(),
             message: format!("reading OAuth token answer: {e}"),
         },
-    })?;
+    };
+    let body = if status.is_success() {
+        match read_capped(resp, Answer::Token).await {
+            Ok(b) => b,
+            Err(BodyError::Transport(e)) => return Err(read_failed(e)),
+            Err(BodyError::TooLarge { cap, kind }) => {
+                return Err(AuthFailure::fatal(DatabricksError::TooLarge {
+                    url: token_url.clone(),
+                    message: too_large_message(cap, kind),
+                }))
+            }
+        }
+    } else {
+        read_prefix(resp, Answer::Error.cap())
+            .await
+            .map_err(read_failed)?
+            .0
+    };
     if !status.is_success() {
         let message = match serde_json::from_slice::<OAuthErrorAnswer>(&body) {
             Ok(OAuthErrorAnswer {
                 error: Some(e),
                 error_description,
-            }) => match error_description {
-                Some(d) => format!("{e}: {d}"),
-                None => e,
-            },
+            }) => printable(
+                &match error_description {
+                    Some(d) => format!("{e}: {d}"),
+                    None => e,
+                },
+                MESSAGE_MAX_BYTES,
+            ),
             _ => error_text(&body),
         };
         let message = match audience {
@@ -260,6 +307,7 @@ async fn client_credentials(
         return Err(AuthFailure {
             retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
             retry_after,
+            unreachable: None,
             error: DatabricksError::OAuth {
                 client_id: client_id.to_string(),
                 status: status.as_u16(),
@@ -270,10 +318,14 @@ async fn client_credentials(
     let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
         AuthFailure::fatal(DatabricksError::Decode {
             url: token_url.clone(),
-            message: format!("OAuth token answer is not a token: {e}"),
+            message: printable(
+                &format!("OAuth token answer is not a token: {e}"),
+                MESSAGE_MAX_BYTES,
+            ),
         })
     })?;
-    let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+    // From the network: bounded before any arithmetic.
+    let lifetime = clamp_lifetime(Duration::from_secs(answer.expires_in.unwrap_or(3600)));
     Ok((Secret::new(answer.access_token), lifetime))
 }
 
@@ -483,6 +535,26 @@ mod tests {
         };
         assert!(long.fresh(now + Duration::from_secs(3500)));
         assert!(!long.fresh(now + Duration::from_secs(3541)));
+    }
+
+    #[test]
+    fn token_lifetimes_from_the_network_are_bounded() {
+        assert_eq!(
+            clamp_lifetime(Duration::from_secs(u64::MAX)),
+            MAX_TOKEN_LIFETIME
+        );
+        assert_eq!(
+            clamp_lifetime(Duration::from_secs(3600)),
+            Duration::from_secs(3600)
+        );
+        // The arithmetic the cache does with it does not overflow.
+        let now = Instant::now();
+        let c = CachedToken {
+            token: Secret::new("x"),
+            expires_at: now + clamp_lifetime(Duration::from_secs(u64::MAX)),
+            lifetime: clamp_lifetime(Duration::from_secs(u64::MAX)),
+        };
+        assert!(c.fresh(now));
     }
 
     #[test]

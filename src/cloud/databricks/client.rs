@@ -10,7 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{Audience, Authenticator};
 use super::error::DatabricksError;
-use super::http::{error_text, retry_after};
+use super::http::{
+    build_client, error_text, origin, printable, read_capped, read_prefix, redirect_error,
+    retry_after, too_large_message, unreachable_reason, Answer, BodyError, MAX_LIST_BYTES,
+    MAX_LIST_PAGES, MESSAGE_MAX_BYTES,
+};
 use super::models::{
     CreateCustomerManagedKey, CustomerManagedKey, Dashboard, DashboardPage, Workspace,
     WorkspaceKeyUpdate, WorkspaceStatus,
@@ -140,11 +144,13 @@ fn now_ms() -> i64 {
 /// One attempt's failure, classified.
 enum Failure {
     /// Worth another attempt after a delay. `ambiguous`: the request may
-    /// have been received and acted on.
+    /// have been received and acted on. `unreachable`: nothing reached a
+    /// server (why, for a person): worth one quick retry, not minutes.
     Retry {
         error: DatabricksError,
         retry_after: Option<Duration>,
         ambiguous: bool,
+        unreachable: Option<&'static str>,
     },
     Fatal(DatabricksError),
     /// Cancelled after the request may have been sent.
@@ -196,6 +202,87 @@ struct Call<'a> {
     idempotent: bool,
     /// Whom the bearer token is for.
     audience: Audience,
+    /// What kind of answer success is (its byte cap).
+    kind: Answer,
+    /// The operation's deadline, retries and slow bodies included; a list
+    /// shares one across its pages. `None`: the retry budget from now.
+    deadline: Option<Instant>,
+}
+
+/// Attempts at an unreachable host (name not resolved, connection
+/// refused) before giving up: one quick retry.
+const UNREACHABLE_ATTEMPTS: u32 = 2;
+/// The pause before that retry.
+const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// The bounds of one paginated list: pages, bytes and page tokens seen, and
+/// the deadline all its pages share.
+pub(super) struct ListBounds {
+    what: String,
+    url: String,
+    pages: usize,
+    bytes: usize,
+    tokens: std::collections::HashSet<u64>,
+    pub deadline: Instant,
+}
+
+impl ListBounds {
+    pub fn new(what: String, url: String, deadline: Instant) -> Self {
+        ListBounds {
+            what,
+            url,
+            pages: 0,
+            bytes: 0,
+            tokens: Default::default(),
+            deadline,
+        }
+    }
+
+    fn incomplete(&self, reason: String) -> DatabricksError {
+        DatabricksError::ListIncomplete {
+            what: self.what.clone(),
+            url: self.url.clone(),
+            reason,
+        }
+    }
+
+    /// After a page of `bytes` bytes with this `next_page_token`: the token
+    /// to ask for next, `None` at the end, or an error when the list passes
+    /// its bounds or repeats a token.
+    pub fn next(
+        &mut self,
+        bytes: usize,
+        token: Option<String>,
+    ) -> Result<Option<String>, DatabricksError> {
+        use std::hash::{Hash, Hasher};
+        self.pages += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        let Some(t) = token.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        if self.bytes > MAX_LIST_BYTES {
+            return Err(self.incomplete(format!(
+                "its {} pages add up to more than {}, the most this provider reads of one list",
+                self.pages,
+                super::http::bytes_shown(MAX_LIST_BYTES)
+            )));
+        }
+        if self.pages >= MAX_LIST_PAGES {
+            return Err(self.incomplete(format!(
+                "it did not end after {MAX_LIST_PAGES} pages (next_page_token keeps coming)"
+            )));
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        t.hash(&mut h);
+        if !self.tokens.insert(h.finish()) {
+            return Err(self.incomplete(format!(
+                "page {} answered next_page_token {}, a token it had answered before (the list would never end)",
+                self.pages,
+                printable(&format!("{t:?}"), 100)
+            )));
+        }
+        Ok(Some(t))
+    }
 }
 
 impl AccountClient {
@@ -218,12 +305,12 @@ impl AccountClient {
         // reqwest is built without a crypto provider of its own: it uses the
         // process default, which this installs (aws-lc-rs) if nobody did.
         crate::tfplugin::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(cfg.http_timeout)
-            .connect_timeout(cfg.http_timeout.min(Duration::from_secs(30)))
-            .user_agent(user_agent(cfg.terraform_version.as_deref()))
-            .build()
-            .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = build_client(
+            cfg.http_timeout,
+            cfg.http_timeout.min(Duration::from_secs(10)),
+            user_agent(cfg.terraform_version.as_deref()),
+        )
+        .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
             Some(s) => fastrand::Rng::with_seed(s),
             None => fastrand::Rng::new(),
@@ -295,7 +382,63 @@ impl AccountClient {
             body: None,
             what,
             audience: self.account_audience(),
+            kind: Answer::Object,
+            deadline: None,
         })
+    }
+
+    /// The account this client asks about, for answer checks.
+    fn check_account(&self, what: &str, answered: Option<&str>) -> Result<(), DatabricksError> {
+        let asked = self.inner.cfg.account_id.to_string();
+        match answered.filter(|a| !a.is_empty()) {
+            Some(a) if !a.eq_ignore_ascii_case(&asked) => Err(DatabricksError::Mismatch {
+                what: what.to_string(),
+                field: "account_id".into(),
+                asked,
+                answered: printable(a, 100),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_key(
+        &self,
+        k: &CustomerManagedKey,
+        asked: Option<&str>,
+    ) -> Result<(), DatabricksError> {
+        let what = match asked {
+            Some(id) => format!("key configuration {id}"),
+            None => "key configurations".to_string(),
+        };
+        if let Some(id) = asked {
+            if !k.customer_managed_key_id.eq_ignore_ascii_case(id) {
+                return Err(DatabricksError::Mismatch {
+                    what,
+                    field: "customer_managed_key_id".into(),
+                    asked: id.to_string(),
+                    answered: printable(&k.customer_managed_key_id, 100),
+                });
+            }
+        }
+        self.check_account(&what, Some(&k.account_id))
+    }
+
+    fn check_workspace(&self, w: &Workspace, asked: Option<i64>) -> Result<(), DatabricksError> {
+        let what = match asked {
+            Some(id) => format!("workspace {id}"),
+            None => "workspaces".to_string(),
+        };
+        if let Some(id) = asked {
+            if w.workspace_id != id {
+                return Err(DatabricksError::Mismatch {
+                    what,
+                    field: "workspace_id".into(),
+                    asked: id.to_string(),
+                    answered: w.workspace_id.to_string(),
+                });
+            }
+        }
+        self.check_account(&what, w.account_id.as_deref())
     }
 
     // ---- key configurations ----
@@ -421,7 +564,8 @@ impl AccountClient {
             )?;
             call.body = Some(body.clone());
             match self.execute::<CustomerManagedKey>(call, cancel).await {
-                Ok(k) => {
+                Ok((k, _)) => {
+                    self.check_key(&k, None)?;
                     if let Some(s) = &self.inner.snapshot {
                         s.wrote_key(&k.customer_managed_key_id).await;
                     }
@@ -478,7 +622,9 @@ impl AccountClient {
             &["customer-managed-keys", customer_managed_key_id.as_str()],
             format!("key configuration {customer_managed_key_id}"),
         )?;
-        self.run(call, cancel).await
+        let k: CustomerManagedKey = self.run(call, cancel).await?;
+        self.check_key(&k, Some(customer_managed_key_id.as_str()))?;
+        Ok(k)
     }
 
     /// `GET /customer-managed-keys` (a bare JSON array).
@@ -486,12 +632,17 @@ impl AccountClient {
         &self,
         cancel: &CancellationToken,
     ) -> Result<Vec<CustomerManagedKey>, DatabricksError> {
-        let call = self.call(
+        let mut call = self.call(
             Method::GET,
             &["customer-managed-keys"],
             "key configurations".into(),
         )?;
-        self.run(call, cancel).await
+        call.kind = Answer::Page;
+        let all: Vec<CustomerManagedKey> = self.run(call, cancel).await?;
+        for k in &all {
+            self.check_key(k, None)?;
+        }
+        Ok(all)
     }
 
     /// `DELETE /customer-managed-keys/{id}`. A 404 is `NotFound` (already gone).
@@ -542,7 +693,9 @@ impl AccountClient {
             &["workspaces", &workspace_id.to_string()],
             format!("workspace {workspace_id}"),
         )?;
-        self.run(call, cancel).await
+        let w: Workspace = self.run(call, cancel).await?;
+        self.check_workspace(&w, Some(workspace_id.get()))?;
+        Ok(w)
     }
 
     /// `GET /workspaces` (a bare JSON array).
@@ -550,8 +703,13 @@ impl AccountClient {
         &self,
         cancel: &CancellationToken,
     ) -> Result<Vec<Workspace>, DatabricksError> {
-        let call = self.call(Method::GET, &["workspaces"], "workspaces".into())?;
-        self.run(call, cancel).await
+        let mut call = self.call(Method::GET, &["workspaces"], "workspaces".into())?;
+        call.kind = Answer::Page;
+        let all: Vec<Workspace> = self.run(call, cancel).await?;
+        for w in &all {
+            self.check_workspace(w, None)?;
+        }
+        Ok(all)
     }
 
     /// `PATCH /workspaces/{id}?update_mask=...` only, without waiting.
@@ -762,52 +920,71 @@ impl AccountClient {
         cancel: &CancellationToken,
     ) -> Result<Vec<Dashboard>, DatabricksError> {
         let host = self.workspace_host(deployment_name)?;
+        let url = format!("{host}/api/2.0/lakeview/dashboards");
+        let what = format!("AI/BI dashboards of workspace {deployment_name}");
+        let mut bounds = self.list_bounds(what.clone(), url.clone());
         let mut out = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
             let mut call = Call {
                 method: Method::GET,
-                url: format!("{host}/api/2.0/lakeview/dashboards"),
+                url: url.clone(),
                 query: vec![("page_size", "100".to_string())],
                 body: None,
-                what: format!("dashboards of workspace {deployment_name}"),
+                what: what.clone(),
                 idempotent: true,
                 // A workspace's own API takes only its own tokens.
                 audience: Audience::Workspace { host: host.clone() },
+                kind: Answer::Page,
+                deadline: Some(bounds.deadline),
             };
             if let Some(t) = &page_token {
                 call.query.push(("page_token", t.clone()));
             }
-            let page: DashboardPage = self.run(call, cancel).await?;
+            let (page, bytes): (DashboardPage, usize) = self.run_sized(call, cancel).await?;
             out.extend(page.dashboards);
-            match page.next_page_token {
-                Some(t) if !t.is_empty() => page_token = Some(t),
-                _ => return Ok(out),
+            page_token = bounds.next(bytes, page.next_page_token)?;
+            if page_token.is_none() {
+                return Ok(out);
             }
         }
     }
 
+    /// The bounds of a new paginated list: its pages share one deadline.
+    pub(super) fn list_bounds(&self, what: String, url: String) -> ListBounds {
+        ListBounds::new(what, url, self.deadline())
+    }
+
+    /// The deadline of an operation that starts now: the retry budget.
+    pub(super) fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.cfg.retry_timeout
+    }
+
     /// `GET {workspace host}{path}`: a read of a workspace's own API, with
     /// the same host and credentials as `list_dashboards`.
+    /// One page of a list: `bounds` gives the deadline the list's pages
+    /// share; answers the page and its size in bytes.
     pub(super) async fn workspace_get<T: DeserializeOwned>(
         &self,
         deployment_name: &str,
         path: &str,
         query: Vec<(&'static str, String)>,
-        what: String,
+        bounds: &ListBounds,
         cancel: &CancellationToken,
-    ) -> Result<T, DatabricksError> {
+    ) -> Result<(T, usize), DatabricksError> {
         let host = self.workspace_host(deployment_name)?;
         let call = Call {
             method: Method::GET,
             url: format!("{host}{path}"),
             query,
             body: None,
-            what,
+            what: bounds.what.clone(),
             idempotent: true,
             audience: Audience::Workspace { host: host.clone() },
+            kind: Answer::Page,
+            deadline: Some(bounds.deadline),
         };
-        self.run(call, cancel).await
+        self.run_sized(call, cancel).await
     }
 
     // ---- machinery ----
@@ -817,6 +994,15 @@ impl AccountClient {
         call: Call<'_>,
         cancel: &CancellationToken,
     ) -> Result<T, DatabricksError> {
+        self.run_sized(call, cancel).await.map(|(v, _)| v)
+    }
+
+    /// Same, with the answer's size in bytes.
+    async fn run_sized<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<(T, usize), DatabricksError> {
         match self.execute(call, cancel).await {
             Ok(v) => Ok(v),
             Err(ExecError::Final(e))
@@ -839,7 +1025,7 @@ impl AccountClient {
         &self,
         call: Call<'_>,
         cancel: &CancellationToken,
-    ) -> Result<T, ExecError> {
+    ) -> Result<(T, usize), ExecError> {
         let start = Instant::now();
         let mut seen = Seen::default();
         let result = self.execute_attempts(&call, cancel, &mut seen).await;
@@ -862,27 +1048,53 @@ impl AccountClient {
         call: &Call<'_>,
         cancel: &CancellationToken,
         seen: &mut Seen,
-    ) -> Result<T, ExecError> {
+    ) -> Result<(T, usize), ExecError> {
         let start = Instant::now();
-        let deadline = start + self.inner.cfg.retry_timeout;
+        let deadline = call
+            .deadline
+            .unwrap_or(start + self.inner.cfg.retry_timeout);
         let mut attempts = 0u32;
+        let mut unreachable_attempts = 0u32;
+        let mut last: Option<String> = None;
         let mut reauthenticated = false;
         loop {
             attempts += 1;
             seen.attempts = attempts;
-            let failure = match self.attempt(call, cancel, seen).await {
+            // The deadline covers the whole attempt: the token, the answer
+            // and a body that trickles in.
+            let attempt =
+                tokio::time::timeout_at(deadline.into(), self.attempt(call, cancel, seen)).await;
+            let Ok(attempt) = attempt else {
+                let e = DatabricksError::Deadline {
+                    what: format!("{} {} ({})", call.method, call.url, call.what),
+                    secs: deadline.saturating_duration_since(start).as_secs(),
+                    attempts,
+                    last: last.unwrap_or_else(|| {
+                        "the answer had not arrived (or was still arriving)".to_string()
+                    }),
+                };
+                return Err(if call.idempotent {
+                    ExecError::Final(e)
+                } else {
+                    ExecError::Ambiguous(e)
+                });
+            };
+            let failure = match attempt {
                 Ok(body) => {
+                    let size = body.len();
                     let body = if body.is_empty() {
                         &b"{}"[..]
                     } else {
                         &body[..]
                     };
-                    return serde_json::from_slice(body).map_err(|e| {
-                        ExecError::Final(DatabricksError::Decode {
-                            url: call.url.clone(),
-                            message: e.to_string(),
-                        })
-                    });
+                    return serde_json::from_slice(body)
+                        .map(|v| (v, size))
+                        .map_err(|e| {
+                            ExecError::Final(DatabricksError::Decode {
+                                url: call.url.clone(),
+                                message: printable(&e.to_string(), MESSAGE_MAX_BYTES),
+                            })
+                        });
                 }
                 Err(f) => f,
             };
@@ -906,11 +1118,30 @@ impl AccountClient {
                     error,
                     retry_after,
                     ambiguous,
+                    unreachable,
                 } => {
                     if ambiguous && !call.idempotent {
                         return Err(ExecError::Ambiguous(error));
                     }
-                    let delay = retry_after.unwrap_or_else(|| self.backoff(attempts));
+                    let mut delay = retry_after.unwrap_or_else(|| self.backoff(attempts));
+                    if let Some(reason) = unreachable {
+                        // Nothing answers there: one quick retry, not minutes.
+                        unreachable_attempts += 1;
+                        if unreachable_attempts >= UNREACHABLE_ATTEMPTS {
+                            return Err(ExecError::Final(DatabricksError::Unreachable {
+                                host: origin(&call.url),
+                                reason: format!(
+                                    "{reason} ({unreachable_attempts} attempts in {:.1}s, while calling {} for {})",
+                                    start.elapsed().as_secs_f64(),
+                                    url_path(&call.url),
+                                    call.what
+                                ),
+                                hint: self.host_hint(&call.audience),
+                            }));
+                        }
+                        delay = delay.min(UNREACHABLE_RETRY_DELAY);
+                    }
+                    last = Some(error.to_string());
                     if Instant::now()
                         .checked_add(delay)
                         .is_none_or(|t| t > deadline)
@@ -957,6 +1188,7 @@ impl AccountClient {
                     error: f.error,
                     retry_after: f.retry_after,
                     ambiguous: false,
+                    unreachable: f.unreachable,
                 })
             }
             Err(f) => return Err(Failure::Fatal(f.error)),
@@ -982,8 +1214,18 @@ impl AccountClient {
             let resp = req.send().await?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
+            if status.is_redirection() {
+                return Ok(Got::Redirect(status.as_u16(), headers));
+            }
+            if status.is_success() {
+                return match read_capped(resp, call.kind).await {
+                    Ok(body) => Ok(Got::Answer(status, headers, body)),
+                    Err(BodyError::TooLarge { cap, kind }) => Ok(Got::TooLarge(cap, kind)),
+                    Err(BodyError::Transport(e)) => Err(e),
+                };
+            }
+            let (body, _cut) = read_prefix(resp, Answer::Error.cap()).await?;
+            Ok::<_, reqwest::Error>(Got::Answer(status, headers, body))
         };
         let result = tokio::select! {
             biased;
@@ -993,7 +1235,20 @@ impl AccountClient {
             r = sent => r,
         };
         let (status, headers, body) = match result {
-            Ok(r) => r,
+            Ok(Got::Answer(status, headers, body)) => (status, headers, body),
+            Ok(Got::Redirect(status, headers)) => {
+                seen.status = Some(status);
+                return Err(Failure::Fatal(DatabricksError::Redirected {
+                    url: call.url.clone(),
+                    message: redirect_error(status, &headers),
+                }));
+            }
+            Ok(Got::TooLarge(cap, kind)) => {
+                return Err(Failure::Fatal(DatabricksError::TooLarge {
+                    url: call.url.clone(),
+                    message: too_large_message(cap, kind),
+                }));
+            }
             Err(e) if e.is_builder() => {
                 // A request that cannot be built (a credential with a line
                 // break, say) never will be: fail now, naming the credential.
@@ -1012,16 +1267,17 @@ impl AccountClient {
                 return Err(Failure::Retry {
                     error: DatabricksError::Transport {
                         url: call.url.clone(),
-                        message: error_chain(&e),
+                        message: printable(&error_chain(&e), MESSAGE_MAX_BYTES),
                     },
                     retry_after: None,
                     ambiguous,
+                    unreachable: unreachable_reason(&e),
                 });
             }
         };
         seen.status = Some(status.as_u16());
         tracing::trace!(method = %call.method, url = %call.url, status = status.as_u16(), "Databricks answer");
-        tracing::trace!(body = %String::from_utf8_lossy(&body), "Databricks answer body");
+        tracing::trace!(body = %printable(&String::from_utf8_lossy(&body), 4096), "Databricks answer body");
         if status.is_success() {
             return Ok(body);
         }
@@ -1031,16 +1287,19 @@ impl AccountClient {
                 error,
                 retry_after: retry_after(&headers),
                 ambiguous: false,
+                unreachable: None,
             }),
             502..=504 => Err(Failure::Retry {
                 error,
                 retry_after: retry_after(&headers),
                 ambiguous: true,
+                unreachable: None,
             }),
             s if s >= 500 && !call.idempotent => Err(Failure::Retry {
                 error,
                 retry_after: None,
                 ambiguous: true,
+                unreachable: None,
             }),
             _ => Err(Failure::Fatal(error)),
         }
@@ -1051,7 +1310,10 @@ impl AccountClient {
             Ok(ApiErrorBody {
                 error_code,
                 message: Some(m),
-            }) => (error_code.unwrap_or_default(), m),
+            }) => (
+                printable(&error_code.unwrap_or_default(), 100),
+                printable(&m, MESSAGE_MAX_BYTES),
+            ),
             _ => (String::new(), error_text(body)),
         };
         let error_code = if error_code.is_empty() {
@@ -1089,6 +1351,35 @@ impl AccountClient {
                 error_code,
                 message,
             },
+        }
+    }
+}
+
+/// What an attempt read.
+enum Got {
+    Answer(StatusCode, reqwest::header::HeaderMap, bytes::Bytes),
+    /// A 3xx: its status and headers (the `Location`).
+    Redirect(u16, reqwest::header::HeaderMap),
+    /// A successful answer over its cap: the cap and the kind.
+    TooLarge(usize, Answer),
+}
+
+impl AccountClient {
+    /// Where a host came from, for "cannot reach" messages.
+    fn host_hint(&self, audience: &Audience) -> String {
+        match audience {
+            Audience::Workspace { .. } => {
+                let t = &self.inner.cfg.workspace_host_template;
+                if t == super::settings::DEFAULT_WORKSPACE_HOST_TEMPLATE {
+                    format!(". This workspace host was built from the default workspace_host_template {t:?}: if the workspace API is elsewhere, set workspace_host_template")
+                } else {
+                    format!(". This workspace host was built from workspace_host_template {:?}: check that setting", printable(t, 300))
+                }
+            }
+            Audience::Account { .. } => {
+                ". This is the Account API host (`host` / DATABRICKS_HOST): check that setting"
+                    .to_string()
+            }
         }
     }
 }

@@ -58,6 +58,48 @@ pub enum DatabricksError {
     /// The answer was not the JSON expected.
     #[error("unexpected answer from {url}: {message}")]
     Decode { url: String, message: String },
+    /// The answer was bigger than the most read of its kind; reading
+    /// stopped at the cap.
+    #[error("answer from {url} refused: {message}")]
+    TooLarge { url: String, message: String },
+    /// A paginated list did not end within its bounds (pages, bytes, or a
+    /// page token seen before): what was read is not the whole list.
+    #[error("the list of {what} from {url} is incomplete: {reason}")]
+    ListIncomplete {
+        what: String,
+        url: String,
+        reason: String,
+    },
+    /// A 3xx answer: not followed.
+    #[error("answer from {url} refused: {message}")]
+    Redirected { url: String, message: String },
+    /// The host could not be reached at all (name not resolved, connection
+    /// refused): not retried for long.
+    #[error("cannot reach {host}: {reason}{hint}")]
+    Unreachable {
+        host: String,
+        reason: String,
+        /// Where the host came from, when that helps (", built from ...").
+        hint: String,
+    },
+    /// The answer is about another object than the one asked for; nothing
+    /// of it is used.
+    #[error("the answer for {what} is about another {field}: asked for {asked}, answered {answered}; the answer was not used")]
+    Mismatch {
+        what: String,
+        field: String,
+        asked: String,
+        answered: String,
+    },
+    /// The operation's overall deadline (retries and slow bodies included)
+    /// passed.
+    #[error("{what}: no complete answer within {secs}s (the deadline of the whole operation, retries included) after {attempts} attempt(s); last: {last}")]
+    Deadline {
+        what: String,
+        secs: u64,
+        attempts: u32,
+        last: String,
+    },
     /// The caller cancelled the operation.
     #[error("cancelled while {during}")]
     Cancelled { during: String },
@@ -105,6 +147,25 @@ impl DatabricksError {
     /// True when the object is gone (404): the provider drops it from state.
     pub fn is_gone(&self) -> bool {
         matches!(self, DatabricksError::NotFound { .. })
+    }
+
+    /// True when a list was cut short by its bounds: a rule that needed the
+    /// whole list cannot tell, and must not pass.
+    pub fn is_incomplete_list(&self) -> bool {
+        match self {
+            DatabricksError::ListIncomplete { .. } | DatabricksError::TooLarge { .. } => true,
+            DatabricksError::RetriesExhausted { last, .. } => last.is_incomplete_list(),
+            _ => false,
+        }
+    }
+
+    /// True when the host could not be reached at all.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            DatabricksError::Unreachable { .. } => true,
+            DatabricksError::RetriesExhausted { last, .. } => last.is_unreachable(),
+            _ => false,
+        }
     }
 
     /// The API error code, when the answer had one.

@@ -1,11 +1,239 @@
-//! Small HTTP helpers shared by the Account API client and the token
-//! sources: `Retry-After`, the printable form of an unexpected answer, and
-//! the check that a credential can go into a header. This module imports
-//! neither `client` nor `auth`.
+//! The HTTP policy every Databricks call follows (Account API, OIDC token
+//! endpoints, workspace APIs), and small helpers the client and the token
+//! sources share:
+//!
+//! - a body cap per kind of answer ([`Answer`]), enforced while the body
+//!   streams in ([`read_capped`]), never after reading it whole;
+//! - no redirects: the HTTP client is built with [`build_client`] and a 3xx
+//!   answer is an error naming where it pointed ([`redirect_error`]);
+//! - a connection refused or a host name that does not resolve is named as
+//!   such ([`unreachable_reason`]) so that callers fail fast instead of
+//!   retrying for minutes;
+//! - text from a service is made printable ([`printable`]) before it reaches
+//!   a message: control characters escaped, length cut with a note;
+//! - `Retry-After`, and the check that a credential can go into a header.
+//!
+//! This module imports neither `client` nor `auth`.
 
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
+
+/// The kinds of answer a Databricks call reads, each with its byte cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// An error answer (`{error_code, message}`) or an OAuth error.
+    Error,
+    /// An OAuth token answer.
+    Token,
+    /// One object (a key configuration, a workspace, an update's answer).
+    Object,
+    /// One page of a paginated list, or a list the API answers in one piece
+    /// (key configurations, workspaces, instance pools).
+    Page,
+}
+
+impl Answer {
+    /// The most bytes read of an answer of this kind.
+    pub fn cap(self) -> usize {
+        match self {
+            // An error answer longer than this is cut, not refused: its
+            // message is then shown cut (see `read_prefix`).
+            Answer::Error => 4 * 1024 * 1024,
+            Answer::Token => 64 * 1024,
+            Answer::Object => 1024 * 1024,
+            Answer::Page => 16 * 1024 * 1024,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Answer::Error => "an error answer",
+            Answer::Token => "a token answer",
+            Answer::Object => "an object",
+            Answer::Page => "a list page",
+        }
+    }
+}
+
+/// Pages a paginated list may have; a list with more is refused.
+pub(crate) const MAX_LIST_PAGES: usize = 1_000;
+/// Bytes all pages of one list may add up to; a list with more is refused.
+pub(crate) const MAX_LIST_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why a body was not read to its end.
+pub(crate) enum BodyError {
+    /// More than the cap of its kind: reading stopped at the cap.
+    TooLarge { cap: usize, kind: Answer },
+    /// The connection failed while the body streamed.
+    Transport(reqwest::Error),
+}
+
+/// Reads an answer's body as it streams, stopping with an error as soon as
+/// it passes the cap of its kind (a `Content-Length` above the cap is
+/// refused before reading). Memory held: at most the cap (plus one chunk).
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    kind: Answer,
+) -> Result<bytes::Bytes, BodyError> {
+    let cap = kind.cap();
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(BodyError::TooLarge { cap, kind });
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if buf.len().saturating_add(chunk.len()) > cap {
+            return Err(BodyError::TooLarge { cap, kind });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(bytes::Bytes::from(buf))
+}
+
+/// Reads at most `cap` bytes of an answer's body as it streams (an error
+/// answer: the message shown is cut anyway); true when there was more.
+pub(crate) async fn read_prefix(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<(bytes::Bytes, bool), reqwest::Error> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok((bytes::Bytes::from(buf), true));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((bytes::Bytes::from(buf), false))
+}
+
+/// `n` bytes in a unit a person reads (KiB / MiB).
+pub(crate) fn bytes_shown(n: usize) -> String {
+    if n >= 1024 * 1024 && n.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", n / (1024 * 1024))
+    } else if n >= 1024 && n.is_multiple_of(1024) {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// The message for a body over its cap.
+pub(crate) fn too_large_message(cap: usize, kind: Answer) -> String {
+    format!(
+        "the answer is larger than {} (the most this provider reads of {}); reading stopped there",
+        bytes_shown(cap),
+        kind.describe()
+    )
+}
+
+/// The reqwest client every Databricks call goes through: no redirects
+/// (Databricks' APIs do not redirect API calls, and a redirect would carry
+/// the request, or hand back a token, from another origin).
+pub(crate) fn build_client(
+    timeout: Duration,
+    connect_timeout: Duration,
+    user_agent: String,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent)
+        .build()
+}
+
+/// The message for a 3xx answer: the status and where it pointed.
+pub(crate) fn redirect_error(status: u16, headers: &HeaderMap) -> String {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .map(|v| printable(&String::from_utf8_lossy(v.as_bytes()), 300))
+        .unwrap_or_else(|| "(no Location header)".to_string());
+    format!(
+        "the answer was a redirect ({status}) to {location}; Databricks' APIs do not redirect API calls, so it was not followed (check the host, or a proxy in between)"
+    )
+}
+
+/// When a request failed before it reached a server (a host name that does
+/// not resolve, a connection refused or not made in time): what happened,
+/// for a person. `None` for any other failure.
+pub(crate) fn unreachable_reason(e: &reqwest::Error) -> Option<&'static str> {
+    if !e.is_connect() {
+        return None;
+    }
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    let mut text = String::new();
+    while let Some(c) = src {
+        text.push_str(&c.to_string().to_ascii_lowercase());
+        text.push('\n');
+        src = c.source();
+    }
+    Some(
+        if text.contains("dns error")
+            || text.contains("failed to lookup")
+            || text.contains("name or service not known")
+            || text.contains("no address associated")
+            || text.contains("name resolution")
+        {
+            "the host name does not resolve"
+        } else if text.contains("refused") {
+            "the connection was refused"
+        } else if e.is_timeout() || text.contains("timed out") {
+            "the connection was not made in time"
+        } else {
+            "no connection could be made"
+        },
+    )
+}
+
+/// The host (`scheme://host:port`) of a URL, for messages.
+pub(crate) fn origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            match u.port() {
+                Some(p) => format!("{}://{host}:{p}", u.scheme()),
+                None => format!("{}://{host}", u.scheme()),
+            }
+        }
+        Err(_) => printable(url, 200),
+    }
+}
+
+/// Text from a service, made safe to print: control characters (ESC, BEL,
+/// the C1 range that holds OSC and CSI) and the bidirectional overrides are
+/// escaped as `\u{..}`, and text longer than `max_bytes` is cut at a
+/// character boundary with a note of how many bytes were left out.
+pub(crate) fn printable(s: &str, max_bytes: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0usize;
+    for (i, c) in s.char_indices() {
+        let piece: String = if c.is_control() || is_bidi_control(c) {
+            match c {
+                '\n' | '\r' | '\t' => " ".to_string(),
+                c => format!("\\u{{{:x}}}", c as u32),
+            }
+        } else {
+            c.to_string()
+        };
+        if used + piece.len() > max_bytes {
+            let left = s.len() - i;
+            out.push_str(&format!("... ({left} more bytes)"));
+            return out;
+        }
+        used += piece.len();
+        out.push_str(&piece);
+    }
+    out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The longest service text a message quotes.
+pub(crate) const MESSAGE_MAX_BYTES: usize = 1000;
 
 /// `Retry-After`: seconds (whole or decimal) or an HTTP date.
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
@@ -28,7 +256,7 @@ pub(crate) fn error_text(body: &[u8]) -> String {
     if s.is_empty() {
         return "(empty answer)".to_string();
     }
-    s.chars().take(300).collect()
+    printable(s, 300)
 }
 
 /// A credential value that cannot go into an HTTP header (a stray `\r`
@@ -74,6 +302,50 @@ mod tests {
         assert!(
             d > Duration::from_secs(27) && d <= Duration::from_secs(30),
             "{d:?}"
+        );
+    }
+
+    #[test]
+    fn service_text_is_printable_and_cut_with_a_note() {
+        let hostile = "denied\u{1b}]8;;http://evil\u{7}click\u{1b}[2J\u{9b}31m";
+        let p = printable(hostile, 1000);
+        assert!(!p.chars().any(|c| c.is_control()), "{p}");
+        assert!(p.contains("\\u{1b}]8;;http://evil\\u{7}click"), "{p}");
+        assert!(p.contains("\\u{9b}31m"), "{p}");
+        assert_eq!(printable("a\u{202e}b", 100), "a\\u{202e}b");
+        let long = "x".repeat(2_000_000);
+        let p = printable(&long, 1000);
+        assert!(p.ends_with("... (1999000 more bytes)"), "{}", &p[990..]);
+        assert_eq!(p.len(), 1000 + "... (1999000 more bytes)".len());
+        // Cut at a character boundary, never inside one.
+        let p = printable("ééé", 3);
+        assert_eq!(p, "é... (4 more bytes)");
+        assert_eq!(error_text(b"  \x1b[31mred "), "\\u{1b}[31mred");
+    }
+
+    #[test]
+    fn redirects_name_their_location() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::LOCATION,
+            "https://elsewhere.example/oidc/v1/token".parse().unwrap(),
+        );
+        let m = redirect_error(307, &h);
+        assert!(
+            m.contains("307") && m.contains("https://elsewhere.example/oidc/v1/token"),
+            "{m}"
+        );
+        assert!(redirect_error(302, &HeaderMap::new()).contains("no Location header"));
+    }
+
+    #[test]
+    fn sizes_read_as_units() {
+        assert_eq!(bytes_shown(Answer::Page.cap()), "16 MiB");
+        assert_eq!(bytes_shown(Answer::Token.cap()), "64 KiB");
+        assert_eq!(bytes_shown(1000), "1000 bytes");
+        assert_eq!(
+            origin("http://127.0.0.1:9/api/2.0/x?y=1"),
+            "http://127.0.0.1:9"
         );
     }
 

@@ -17,17 +17,15 @@
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::client::AccountClient;
+use super::client::{AccountClient, ListBounds};
 use super::error::DatabricksError;
 use crate::rules::compute::{self, PoolCounts};
 use crate::rules::facts::RunningCompute;
 
 /// Clusters asked per page (the API's own maximum is larger; the server may
-/// answer fewer).
+/// answer fewer). Every list is bounded by [`super::client::ListBounds`]:
+/// pages, bytes, a repeated page token, and one deadline for all its pages.
 const CLUSTER_PAGE_SIZE: usize = 100;
-/// A server that keeps answering a next page after this many is refused
-/// (a page token that never ends would otherwise loop forever).
-const MAX_PAGES: usize = 10_000;
 
 const CLUSTERS: &str = "/api/2.1/clusters/list";
 const POOLS: &str = "/api/2.0/instance-pools/list";
@@ -113,29 +111,6 @@ struct Warehouse {
     enable_serverless_compute: Option<bool>,
 }
 
-/// The next page token, if the answer has one; an error when paging does
-/// not end.
-fn next_token(
-    token: Option<String>,
-    pages: usize,
-    url: String,
-) -> Result<Option<String>, DatabricksError> {
-    match token {
-        Some(t) if !t.is_empty() => {
-            if pages >= MAX_PAGES {
-                return Err(DatabricksError::Decode {
-                    url,
-                    message: format!(
-                        "the list did not end after {MAX_PAGES} pages (next_page_token keeps coming)"
-                    ),
-                });
-            }
-            Ok(Some(t))
-        }
-        _ => Ok(None),
-    }
-}
-
 impl AccountClient {
     /// The classic compute running in a workspace now: clusters holding
     /// nodes (`PENDING`, `RUNNING`, `RESIZING`, `RESTARTING`), instance pools
@@ -148,13 +123,17 @@ impl AccountClient {
         deployment_name: &str,
         cancel: &CancellationToken,
     ) -> Result<Vec<RunningCompute>, DatabricksError> {
-        let mut out = self.running_clusters(deployment_name, cancel).await?;
+        // One deadline for the three lists and all their pages.
+        let deadline = self.deadline();
+        let mut out = self
+            .running_clusters(deployment_name, deadline, cancel)
+            .await?;
         out.extend(
-            self.pools_holding_instances(deployment_name, cancel)
+            self.pools_holding_instances(deployment_name, deadline, cancel)
                 .await?,
         );
         out.extend(
-            self.running_classic_warehouses(deployment_name, cancel)
+            self.running_classic_warehouses(deployment_name, deadline, cancel)
                 .await?,
         );
         Ok(out)
@@ -163,27 +142,28 @@ impl AccountClient {
     async fn running_clusters(
         &self,
         deployment_name: &str,
+        deadline: std::time::Instant,
         cancel: &CancellationToken,
     ) -> Result<Vec<RunningCompute>, DatabricksError> {
-        let what = format!("clusters of workspace {deployment_name}");
+        let mut bounds = ListBounds::new(
+            format!("clusters of workspace {deployment_name}"),
+            format!("{}{CLUSTERS}", self.workspace_host(deployment_name)?),
+            deadline,
+        );
         let mut out = Vec::new();
         let mut token: Option<String> = None;
-        for pages in 1.. {
+        loop {
             let mut query = vec![("page_size", CLUSTER_PAGE_SIZE.to_string())];
             if let Some(t) = &token {
                 query.push(("page_token", t.clone()));
             }
-            let page: ClusterPage = self
-                .workspace_get(deployment_name, CLUSTERS, query, what.clone(), cancel)
+            let (page, bytes): (ClusterPage, usize) = self
+                .workspace_get(deployment_name, CLUSTERS, query, &bounds, cancel)
                 .await?;
             out.extend(page.clusters.iter().filter_map(|c| {
                 compute::cluster(&c.cluster_id, c.cluster_name.as_deref(), c.state.as_deref())
             }));
-            token = next_token(
-                page.next_page_token,
-                pages,
-                format!("{}{CLUSTERS}", self.workspace_host(deployment_name)?),
-            )?;
+            token = bounds.next(bytes, page.next_page_token)?;
             if token.is_none() {
                 break;
             }
@@ -194,16 +174,16 @@ impl AccountClient {
     async fn pools_holding_instances(
         &self,
         deployment_name: &str,
+        deadline: std::time::Instant,
         cancel: &CancellationToken,
     ) -> Result<Vec<RunningCompute>, DatabricksError> {
-        let list: PoolList = self
-            .workspace_get(
-                deployment_name,
-                POOLS,
-                Vec::new(),
-                format!("instance pools of workspace {deployment_name}"),
-                cancel,
-            )
+        let bounds = ListBounds::new(
+            format!("instance pools of workspace {deployment_name}"),
+            format!("{}{POOLS}", self.workspace_host(deployment_name)?),
+            deadline,
+        );
+        let (list, _): (PoolList, usize) = self
+            .workspace_get(deployment_name, POOLS, Vec::new(), &bounds, cancel)
             .await?;
         Ok(list
             .instance_pools
@@ -222,18 +202,23 @@ impl AccountClient {
     async fn running_classic_warehouses(
         &self,
         deployment_name: &str,
+        deadline: std::time::Instant,
         cancel: &CancellationToken,
     ) -> Result<Vec<RunningCompute>, DatabricksError> {
-        let what = format!("SQL warehouses of workspace {deployment_name}");
+        let mut bounds = ListBounds::new(
+            format!("SQL warehouses of workspace {deployment_name}"),
+            format!("{}{WAREHOUSES}", self.workspace_host(deployment_name)?),
+            deadline,
+        );
         let mut out = Vec::new();
         let mut token: Option<String> = None;
-        for pages in 1.. {
+        loop {
             let query = match &token {
                 Some(t) => vec![("page_token", t.clone())],
                 None => Vec::new(),
             };
-            let page: WarehousePage = self
-                .workspace_get(deployment_name, WAREHOUSES, query, what.clone(), cancel)
+            let (page, bytes): (WarehousePage, usize) = self
+                .workspace_get(deployment_name, WAREHOUSES, query, &bounds, cancel)
                 .await?;
             out.extend(page.warehouses.iter().filter_map(|w| {
                 compute::sql_warehouse(
@@ -243,11 +228,7 @@ impl AccountClient {
                     w.enable_serverless_compute.unwrap_or(false),
                 )
             }));
-            token = next_token(
-                page.next_page_token,
-                pages,
-                format!("{}{WAREHOUSES}", self.workspace_host(deployment_name)?),
-            )?;
+            token = bounds.next(bytes, page.next_page_token)?;
             if token.is_none() {
                 break;
             }
