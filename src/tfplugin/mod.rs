@@ -29,7 +29,7 @@ pub mod proto {
 }
 
 pub use diagnostics::Diagnostics;
-pub use model::{Val, ValMap, ValSet};
+pub use model::{Elements, Val, ValMap, ValSet};
 pub use path::AttributePath;
 pub use provider::{
     Ctx, DataSource, Function, FunctionDef, FunctionError, Param, PlanChange, Provider, Resource,

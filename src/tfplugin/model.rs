@@ -102,18 +102,72 @@ impl<T> From<Option<T>> for Val<T> {
 /// The elements stay in a list, as Terraform sent them: two unknown
 /// elements are two elements until they are known (a `BTreeSet` would fold
 /// them into one, and the plan would no longer match the configuration).
-pub type ValSet<T> = Val<Vec<Val<T>>>;
+pub type ValSet<T> = Val<Elements<T>>;
+
+/// The elements of a set attribute, each possibly unknown, in the order
+/// Terraform sent them. Its schema is a set (`uniqueItems`), as a
+/// `BTreeSet<T>` would give.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Elements<T>(pub Vec<Val<T>>);
+
+impl<T> std::ops::Deref for Elements<T> {
+    type Target = Vec<Val<T>>;
+    fn deref(&self) -> &Vec<Val<T>> {
+        &self.0
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Elements<T> {
+    type Item = &'a Val<T>;
+    type IntoIter = std::slice::Iter<'a, Val<T>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T> FromIterator<Val<T>> for Elements<T> {
+    fn from_iter<I: IntoIterator<Item = Val<T>>>(i: I) -> Self {
+        Elements(i.into_iter().collect())
+    }
+}
+
+impl<T: Serialize> Serialize for Elements<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Elements<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Val<T>>::deserialize(d).map(Elements)
+    }
+}
+
+impl<T: schemars::JsonSchema + Ord> schemars::JsonSchema for Elements<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::collections::BTreeSet::<T>::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        std::collections::BTreeSet::<T>::schema_id()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        std::collections::BTreeSet::<T>::json_schema(g)
+    }
+    fn inline_schema() -> bool {
+        std::collections::BTreeSet::<T>::inline_schema()
+    }
+}
 /// A map attribute whose values may each be unknown (`{ n = count.index }`);
 /// Terraform's map keys are always known.
 pub type ValMap<T> = Val<BTreeMap<String, Val<T>>>;
 
-impl<T: Ord + Clone> Val<Vec<Val<T>>> {
+impl<T: Ord + Clone> Val<Elements<T>> {
     /// The set, when it and every element are known (null elements, which
     /// Terraform refuses in sets, are left out).
     pub fn wholly_known(&self) -> Option<std::collections::BTreeSet<T>> {
         let set = self.known()?;
         let mut out = std::collections::BTreeSet::new();
-        for e in set {
+        for e in set.iter() {
             match e {
                 Val::Known(x) => {
                     out.insert(x.clone());
