@@ -2,6 +2,8 @@
 //! Run with `TF_ACC=1` (`make test` sets it).
 
 mod harness;
+#[path = "../tests/support/kms_lag_proxy.rs"]
+mod kms_lag_proxy;
 #[path = "../tests/support/moto_server.rs"]
 mod moto_server;
 mod sandbox;
@@ -11,6 +13,7 @@ mod examples;
 mod faults;
 mod functions;
 mod key_verification;
+mod kms_consistency;
 mod kms_key;
 mod kms_key_policy;
 mod one_plan;
