@@ -344,7 +344,7 @@ def fig6(b, rounds, keys=100, lag_ms=2000, parallelism=10):
     least = keys / parallelism * 2 * lag_ms / 1000.0
     times, results = [], []
     body = ('resource "cmk_kms_key" "k" {\n  count = %d\n  use_cases = ["MANAGED_SERVICES", "STORAGE"]\n'
-            '  alias = "alias/bench-${count.index}"\n  tags = { bench = "lag", index = count.index }\n'
+            '  alias = "alias/bench-${count.index}"\n  tags = { bench = "lag", team = "data" }\n'
             '  enable_key_rotation = true\n  deletion_protection = false\n}\n' % keys)
     for r in range(rounds):
         import socket

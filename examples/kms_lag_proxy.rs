@@ -24,7 +24,11 @@ fn main() {
     println!("listening on {}", proxy.endpoint);
     // Serve until stdin closes (the caller ends it) or the process is killed.
     let mut sink = String::new();
-    while std::io::stdin().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+    while std::io::stdin()
+        .read_line(&mut sink)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
         sink.clear();
     }
     drop(proxy);

@@ -162,18 +162,26 @@ type KmsTimeoutSetting = (
 );
 
 const KMS_TIMEOUT_SETTINGS: [KmsTimeoutSetting; 4] = [
-    ("kms_request_timeout_seconds", KMS_REQUEST_TIMEOUT_RANGE, |t| {
-        &mut t.request
-    }),
-    ("kms_create_timeout_seconds", KMS_OPERATION_TIMEOUT_RANGE, |t| {
-        &mut t.create
-    }),
-    ("kms_update_timeout_seconds", KMS_OPERATION_TIMEOUT_RANGE, |t| {
-        &mut t.update
-    }),
-    ("kms_delete_timeout_seconds", KMS_OPERATION_TIMEOUT_RANGE, |t| {
-        &mut t.delete
-    }),
+    (
+        "kms_request_timeout_seconds",
+        KMS_REQUEST_TIMEOUT_RANGE,
+        |t| &mut t.request,
+    ),
+    (
+        "kms_create_timeout_seconds",
+        KMS_OPERATION_TIMEOUT_RANGE,
+        |t| &mut t.create,
+    ),
+    (
+        "kms_update_timeout_seconds",
+        KMS_OPERATION_TIMEOUT_RANGE,
+        |t| &mut t.update,
+    ),
+    (
+        "kms_delete_timeout_seconds",
+        KMS_OPERATION_TIMEOUT_RANGE,
+        |t| &mut t.delete,
+    ),
 ];
 
 #[derive(Default)]

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::DateTimeFormat;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 
@@ -275,7 +275,10 @@ impl Kms {
                 "no AWS region: set the provider's aws_region, AWS_REGION, or a region in the AWS profile".into(),
             ));
         }
-        Ok(Kms::from_sdk_config(sdk, settings.endpoint.as_deref()).with_timeouts(settings.timeouts))
+        Ok(
+            Kms::from_sdk_config(sdk, settings.endpoint.as_deref())
+                .with_timeouts(settings.timeouts),
+        )
     }
 
     /// A client from an explicit SDK configuration (tests, embedding), with
@@ -754,7 +757,12 @@ impl Kms {
     }
 
     /// Waits until GetKeyRotationStatus answers `enabled`.
-    pub async fn wait_rotation(&self, key: &str, enabled: bool, d: Deadline) -> Result<(), KmsError> {
+    pub async fn wait_rotation(
+        &self,
+        key: &str,
+        enabled: bool,
+        d: Deadline,
+    ) -> Result<(), KmsError> {
         let what = format!("key rotation {}", if enabled { "on" } else { "off" });
         self.wait_for(&what, key, d, || async {
             Ok((self.rotation_enabled(key).await? == enabled).then_some(()))

@@ -466,7 +466,10 @@ impl Resource for KmsKey {
                 diags.error_at(
                     path("tags"),
                     "Invalid tags",
-                    format!("The tag {} is the provider's own (it marks a key while it is created).", kms::CREATE_TOKEN_TAG),
+                    format!(
+                        "The tag {} is the provider's own (it marks a key while it is created).",
+                        kms::CREATE_TOKEN_TAG
+                    ),
                 );
             }
         }
@@ -696,7 +699,10 @@ impl Resource for KmsKey {
             // Reads leave the token tag out: it is only left on the key.
             diags.warning(
                 "Create token tag not removed",
-                format!("{e}\nThe tag {} on {arn} is the provider's own; it can be removed by hand.", kms::CREATE_TOKEN_TAG),
+                format!(
+                    "{e}\nThe tag {} on {arn} is the provider's own; it can be removed by hand.",
+                    kms::CREATE_TOKEN_TAG
+                ),
             );
         }
         if !ok {

@@ -93,6 +93,9 @@ impl LagProxy {
     }
 
     pub fn start_on(upstream: &str, lag: Duration, listen: &str) -> LagProxy {
+        // reqwest is built without a default crypto provider (the crate's
+        // one is aws-lc-rs); an error means one is installed already.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
             lag: Mutex::new(lag),
@@ -138,7 +141,12 @@ impl LagProxy {
     /// The next call of `action` (e.g. `CreateAlias`) is refused with a
     /// KMSInvalidStateException (a 400, which the SDK does not retry).
     pub fn fail_once(&self, action: &str) {
-        self.shared.inner.lock().unwrap().fail_once.push(action.to_string());
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .fail_once
+            .push(action.to_string());
     }
 
     /// The next call of `action` is made upstream, but its answer is
@@ -389,7 +397,7 @@ async fn handle(
                     return kms_error(
                         "NotFoundException",
                         &format!("Key '{k}' does not exist (not yet: the test proxy lags)"),
-                    )
+                    );
                 }
                 Some(Some(before)) => {
                     // Paged list calls (a Marker) pass through.

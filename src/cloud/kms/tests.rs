@@ -636,7 +636,9 @@ async fn a_kms_endpoint_that_never_answers_or_trickles_fails_in_bounded_time() {
         let started = std::time::Instant::now();
         let e = tokio::time::timeout(
             std::time::Duration::from_secs(60),
-            kms.describe("arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"),
+            kms.describe(
+                "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
+            ),
         )
         .await
         .expect("hang guard: the call returned")
@@ -691,7 +693,10 @@ async fn writes_are_waited_for_through_a_lagging_kms() {
     kms.put_policy(&k.arn, &pretty).await.unwrap();
     kms.wait_policy(&k.arn, &good_policy(), d).await.unwrap();
     // A wait that cannot end says so, naming the setting that bounds it.
-    let short = Deadline::after(std::time::Duration::from_millis(300), "kms_update_timeout_seconds");
+    let short = Deadline::after(
+        std::time::Duration::from_millis(300),
+        "kms_update_timeout_seconds",
+    );
     let e = kms.wait_rotation(&k.arn, false, short).await.unwrap_err();
     assert!(
         matches!(e, KmsError::NotPropagated { .. })
