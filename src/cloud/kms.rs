@@ -202,7 +202,7 @@ fn ambiguous<E>(e: &SdkError<E, aws_sdk_kms::config::http::HttpResponse>) -> boo
         SdkError::ServiceError(s) => s.raw().status().as_u16() >= 500,
         SdkError::ResponseError(r) => {
             let code = r.raw().status().as_u16();
-            code >= 500 || code < 400
+            !(400..500).contains(&code)
         }
         SdkError::ConstructionFailure(_) => false,
         _ => true,

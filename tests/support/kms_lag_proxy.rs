@@ -399,16 +399,14 @@ async fn handle(
                         &format!("Key '{k}' does not exist (not yet: the test proxy lags)"),
                     );
                 }
-                Some(Some(before)) => {
-                    // Paged list calls (a Marker) pass through.
-                    if parsed.get("Marker").is_none() {
-                        if let Some(a) = before.get(&action) {
-                            s.inner.lock().unwrap().stale += 1;
-                            return answer(a);
-                        }
+                // Paged list calls (a Marker) pass through.
+                Some(Some(before)) if parsed.get("Marker").is_none() => {
+                    if let Some(a) = before.get(&action) {
+                        s.inner.lock().unwrap().stale += 1;
+                        return answer(a);
                     }
                 }
-                None => {}
+                _ => {}
             }
         }
     }
