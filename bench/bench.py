@@ -379,7 +379,9 @@ def fig6(b, rounds, keys=100, lag_ms=2000, parallelism=10):
                 "X-Amz-Target": "TrentService.ListKeys", "Content-Type": "application/x-amz-json-1.1",
                 "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=x"})
             held = len(json.loads(urllib.request.urlopen(req, timeout=10).read()).get("Keys", []))
-            _, _, listed = b.tf(d, "state", "list")
+            # (`state list` takes no -input flag: not through b.tf.)
+            listed = subprocess.run([b.terraform, "-chdir=" + d, "state", "list"], env=b.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
             in_state = sum(1 for l in listed.splitlines() if l.startswith("cmk_kms_key.k["))
             orphans = held - in_state
             ok = code == 0 and in_state == keys and orphans == 0
