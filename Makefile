@@ -43,8 +43,8 @@ lint:
 
 # The five figures of BENCHMARKS.md, in one run (bench/bench.py); the two
 # scripts it builds on also run alone: bench/plan_bench.sh, bench/review_bench.sh.
-bench: build
-	$(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md
+bench: build venv
+	CMK_VENV=$(CURDIR)/$(VENV) $(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md
 
 # Bounded fuzzing on the stable toolchain: the proptest targets named
 # `fuzz` (msgpack and refinement decoder, JSON decoder, ARN and id parsing,

@@ -4,6 +4,8 @@
 mod harness;
 #[path = "../tests/support/hostile_server.rs"]
 mod hostile_server;
+#[path = "../tests/support/kms_lag_proxy.rs"]
+mod kms_lag_proxy;
 #[path = "../tests/support/moto_server.rs"]
 mod moto_server;
 mod sandbox;
@@ -14,6 +16,7 @@ mod faults;
 mod functions;
 mod hostile_services;
 mod key_verification;
+mod kms_consistency;
 mod kms_key;
 mod kms_key_policy;
 mod one_plan;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cloud::databricks::settings;
 use crate::cloud::databricks::{DatabricksSettings, Secret};
-use crate::cloud::kms::KmsSettings;
+use crate::cloud::kms::{KmsSettings, KmsTimeouts};
 use crate::data_sources::{
     encryption_coverage::EncryptionCoverage, kms_key_policy::KmsKeyPolicy, workspace::Workspace,
 };
@@ -26,6 +26,11 @@ pub const TYPE_NAME: &str = "cmk";
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/databricks-cmk/cmk";
 /// Seconds allowed for `workspace_update_timeout_seconds`.
 const UPDATE_TIMEOUT_RANGE: (f64, f64) = (1.0, 86_400.0);
+/// Seconds allowed for `kms_request_timeout_seconds`.
+const KMS_REQUEST_TIMEOUT_RANGE: (f64, f64) = (1.0, 3_600.0);
+/// Seconds allowed for `kms_create_timeout_seconds`, `kms_update_timeout_seconds`
+/// and `kms_delete_timeout_seconds`.
+const KMS_OPERATION_TIMEOUT_RANGE: (f64, f64) = (1.0, 86_400.0);
 
 /// Customer-managed keys (CMK) for Databricks on AWS, with Databricks' rules checked at plan time.
 ///
@@ -125,7 +130,59 @@ pub struct ProviderConfig {
     /// it, the AWS SDK's `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` apply.
     #[schemars(extend("x-tf" = ["optional"]))]
     pub kms_endpoint: Val<String>,
+    /// How long one KMS call may take, in seconds, the AWS SDK's retries included
+    /// (default 60; 1 to 3600). Each attempt also has at most 10 s to connect and
+    /// 30 s to answer, and a call makes at most 4 attempts. An endpoint that
+    /// accepts connections and never answers fails the call with an error naming
+    /// the endpoint.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub kms_request_timeout_seconds: Val<f64>,
+    /// How long creating a `cmk_kms_key` may take, in seconds (default 600; 1 to
+    /// 86400), its waits included: KMS is eventually consistent, so after each
+    /// change the provider reads until KMS shows it (the new key, its policy, alias,
+    /// rotation and tags).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub kms_create_timeout_seconds: Val<f64>,
+    /// How long updating a `cmk_kms_key` may take, in seconds, its waits for each
+    /// change to show in KMS's reads included (default 600; 1 to 86400).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub kms_update_timeout_seconds: Val<f64>,
+    /// How long destroying a `cmk_kms_key` (scheduling its deletion) may take, in
+    /// seconds, its wait for the key to show as pending deletion included (default
+    /// 300; 1 to 86400).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub kms_delete_timeout_seconds: Val<f64>,
 }
+
+/// The KMS timeout settings: name, allowed range, and where the value goes.
+type KmsTimeoutSetting = (
+    &'static str,
+    (f64, f64),
+    fn(&mut KmsTimeouts) -> &mut std::time::Duration,
+);
+
+const KMS_TIMEOUT_SETTINGS: [KmsTimeoutSetting; 4] = [
+    (
+        "kms_request_timeout_seconds",
+        KMS_REQUEST_TIMEOUT_RANGE,
+        |t| &mut t.request,
+    ),
+    (
+        "kms_create_timeout_seconds",
+        KMS_OPERATION_TIMEOUT_RANGE,
+        |t| &mut t.create,
+    ),
+    (
+        "kms_update_timeout_seconds",
+        KMS_OPERATION_TIMEOUT_RANGE,
+        |t| &mut t.update,
+    ),
+    (
+        "kms_delete_timeout_seconds",
+        KMS_OPERATION_TIMEOUT_RANGE,
+        |t| &mut t.delete,
+    ),
+];
 
 #[derive(Default)]
 pub struct CmkProvider;
@@ -135,6 +192,30 @@ fn known(v: &Val<String>) -> Option<String> {
 }
 
 impl ProviderConfig {
+    fn kms_timeout_values(&self) -> [&Val<f64>; 4] {
+        [
+            &self.kms_request_timeout_seconds,
+            &self.kms_create_timeout_seconds,
+            &self.kms_update_timeout_seconds,
+            &self.kms_delete_timeout_seconds,
+        ]
+    }
+
+    /// The KMS timeouts: defaults, with each setting in range (one out of
+    /// range is refused by validate and keeps its default here).
+    fn kms_timeouts(&self) -> KmsTimeouts {
+        let mut t = KmsTimeouts::default();
+        for ((name, range, slot), v) in KMS_TIMEOUT_SETTINGS.iter().zip(self.kms_timeout_values()) {
+            if let Some(d) = v
+                .known()
+                .and_then(|s| settings::check_seconds(*s, *range, name).ok())
+            {
+                *slot(&mut t) = d;
+            }
+        }
+        t
+    }
+
     fn databricks_settings(&self) -> DatabricksSettings {
         DatabricksSettings {
             host: known(&self.host),
@@ -239,6 +320,17 @@ impl Provider for CmkProvider {
                 );
             }
         }
+        for ((name, range, _), v) in KMS_TIMEOUT_SETTINGS.iter().zip(c.kms_timeout_values()) {
+            if let Val::Known(s) = v {
+                if let Err(e) = settings::check_seconds(*s, *range, name) {
+                    diags.error_at(
+                        AttributePath::new([*name]),
+                        format!("Invalid {name}"),
+                        e.to_string(),
+                    );
+                }
+            }
+        }
         if let Val::Known(s) = &c.workspace_poll_interval_seconds {
             if let Err(e) = settings::check_seconds(
                 *s,
@@ -281,6 +373,7 @@ impl Provider for CmkProvider {
             region: config.aws_region.known().cloned(),
             profile: config.aws_profile.known().cloned(),
             endpoint: config.kms_endpoint.known().cloned(),
+            timeouts: config.kms_timeouts(),
         };
         let mut databricks = databricks;
         databricks.terraform_version = Some(terraform_version.to_string());

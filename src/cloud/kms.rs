@@ -9,9 +9,14 @@
 //! keep working. A [`Kms`] is built at most once per provider configuration
 //! and only when an operation needs it (see `support::Clients::kms`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kms::config::retry::RetryConfig;
+use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::DateTimeFormat;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
@@ -22,12 +27,59 @@ use crate::rules::{check_kms_key, ids, Fact, Outcome, PolicyNeeds, RuleId, Sever
 /// The only key policy name KMS knows.
 pub const POLICY_NAME: &str = "default";
 
+/// The tag the provider puts on a key in the `CreateKey` call itself, with a
+/// random token of that one create (see [`Kms::create_key_tagged`]). It is
+/// not one of the resource's `tags`: reads leave it out, tag changes never
+/// touch it, and a create that finishes removes it.
+pub const CREATE_TOKEN_TAG: &str = "terraform-provider-cmk:create-token";
+
 /// Where and as whom to call KMS: the provider's arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KmsSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint: Option<String>,
+    pub timeouts: KmsTimeouts,
+}
+
+/// How long KMS work may take. `request` bounds one KMS call with the SDK's
+/// own retries (the SDK's operation timeout); each attempt gets at most
+/// [`KmsTimeouts::ATTEMPT`] (and `request`), the TCP connect at most
+/// [`KmsTimeouts::CONNECT`], and an answer that stops (or trickles) at most
+/// [`KmsTimeouts::READ`] between reads. `create`, `update` and `delete` bound
+/// a whole `cmk_kms_key` operation, its waits for KMS's eventual consistency
+/// included: KMS documents that reads can lag writes, so the defaults are
+/// minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KmsTimeouts {
+    pub request: Duration,
+    pub create: Duration,
+    pub update: Duration,
+    pub delete: Duration,
+}
+
+impl KmsTimeouts {
+    pub const CONNECT: Duration = Duration::from_secs(10);
+    pub const READ: Duration = Duration::from_secs(30);
+    pub const ATTEMPT: Duration = Duration::from_secs(30);
+    /// Attempts of one KMS call (the SDK's standard retry mode: throttling,
+    /// 5xx and transport errors, with exponential backoff and jitter).
+    pub const MAX_ATTEMPTS: u32 = 4;
+    pub const DEFAULT_REQUEST: Duration = Duration::from_secs(60);
+    pub const DEFAULT_CREATE: Duration = Duration::from_secs(600);
+    pub const DEFAULT_UPDATE: Duration = Duration::from_secs(600);
+    pub const DEFAULT_DELETE: Duration = Duration::from_secs(300);
+}
+
+impl Default for KmsTimeouts {
+    fn default() -> Self {
+        KmsTimeouts {
+            request: Self::DEFAULT_REQUEST,
+            create: Self::DEFAULT_CREATE,
+            update: Self::DEFAULT_UPDATE,
+            delete: Self::DEFAULT_DELETE,
+        }
+    }
 }
 
 /// Errors of KMS calls, classified for messages and decisions.
@@ -50,11 +102,20 @@ pub enum KmsError {
         code: String,
         message: String,
     },
-    #[error("{action} on {key} failed: {message}")]
+    #[error("{action} on {key} failed at the KMS endpoint {endpoint}: {message}")]
     Transport {
         action: &'static str,
         key: String,
+        endpoint: String,
         message: String,
+    },
+    #[error("{what} on {key} did not show in KMS's reads within {waited} s (KMS is eventually consistent; the bound is the provider's {setting}): {last}")]
+    NotPropagated {
+        what: String,
+        key: String,
+        waited: u64,
+        setting: &'static str,
+        last: String,
     },
 }
 
@@ -64,7 +125,24 @@ impl KmsError {
     }
 }
 
-fn classify<E, R>(action: &'static str, key: &str, e: SdkError<E, R>) -> KmsError
+/// A deadline for a bounded wait, and the provider setting that sets it
+/// (named in the error when it passes).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub setting: &'static str,
+}
+
+impl Deadline {
+    pub fn after(d: Duration, setting: &'static str) -> Deadline {
+        Deadline {
+            at: Instant::now() + d,
+            setting,
+        }
+    }
+}
+
+fn classify<E, R>(endpoint: &str, action: &'static str, key: &str, e: SdkError<E, R>) -> KmsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -90,8 +168,44 @@ where
         None => KmsError::Transport {
             action,
             key,
-            message: DisplayErrorContext(&e).to_string(),
+            endpoint: endpoint.to_string(),
+            message: transport_message(&e),
         },
+    }
+}
+
+/// What went wrong below KMS's answers, for a person.
+fn transport_message<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match e {
+        SdkError::TimeoutError(_) => "no complete answer within the time allowed for the call (the provider's kms_request_timeout_seconds, retries included)".to_string(),
+        SdkError::DispatchFailure(d) if d.is_timeout() => format!(
+            "timed out (connect within {} s, each attempt within {} s): {}",
+            KmsTimeouts::CONNECT.as_secs(),
+            KmsTimeouts::ATTEMPT.as_secs(),
+            DisplayErrorContext(e)
+        ),
+        SdkError::DispatchFailure(d) if d.is_io() => {
+            format!("the connection failed: {}", DisplayErrorContext(e))
+        }
+        _ => DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// Whether a failed write may still have happened: no answer, or a 5xx.
+/// A 4xx answer (throttling included) is a refusal: nothing was done.
+fn ambiguous<E>(e: &SdkError<E, aws_sdk_kms::config::http::HttpResponse>) -> bool {
+    match e {
+        SdkError::ServiceError(s) => s.raw().status().as_u16() >= 500,
+        SdkError::ResponseError(r) => {
+            let code = r.raw().status().as_u16();
+            !(400..500).contains(&code)
+        }
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
     }
 }
 
@@ -117,14 +231,38 @@ pub struct KeyInfo {
 pub struct Kms {
     sdk: SdkConfig,
     conf: aws_sdk_kms::Config,
+    /// The endpoint named in transport errors: the configured one, or KMS's
+    /// regional endpoint.
+    endpoint: String,
+    timeouts: KmsTimeouts,
     /// The caller's account, asked once (STS), when a check needs it.
     caller: std::sync::Arc<tokio::sync::OnceCell<Option<String>>>,
+    /// Keys this client created (key id -> when CreateKey answered). A read
+    /// of one of them that answers NotFoundException within the create
+    /// timeout is KMS's eventual consistency, not a deleted key: it is
+    /// retried (see [`Kms::describe`]).
+    created: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+fn timeout_config(t: &KmsTimeouts) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(KmsTimeouts::CONNECT.min(t.request))
+        .read_timeout(KmsTimeouts::READ.min(t.request))
+        .operation_attempt_timeout(KmsTimeouts::ATTEMPT.min(t.request))
+        .operation_timeout(t.request)
+        .build()
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(KmsTimeouts::MAX_ATTEMPTS)
 }
 
 impl Kms {
     /// Loads the default credential chain with the provider's overrides.
     pub async fn connect(settings: &KmsSettings) -> Result<Kms, KmsError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeout_config(&settings.timeouts))
+            .retry_config(retry_config());
         if let Some(r) = &settings.region {
             loader = loader.region(Region::new(r.clone()));
         }
@@ -137,20 +275,61 @@ impl Kms {
                 "no AWS region: set the provider's aws_region, AWS_REGION, or a region in the AWS profile".into(),
             ));
         }
-        Ok(Kms::from_sdk_config(sdk, settings.endpoint.as_deref()))
+        Ok(
+            Kms::from_sdk_config(sdk, settings.endpoint.as_deref())
+                .with_timeouts(settings.timeouts),
+        )
     }
 
-    /// A client from an explicit SDK configuration (tests, embedding).
+    /// A client from an explicit SDK configuration (tests, embedding), with
+    /// the default [`KmsTimeouts`].
     pub fn from_sdk_config(sdk: SdkConfig, endpoint: Option<&str>) -> Kms {
-        let mut b = aws_sdk_kms::config::Builder::from(&sdk);
+        let timeouts = KmsTimeouts::default();
+        let mut b = aws_sdk_kms::config::Builder::from(&sdk)
+            .timeout_config(timeout_config(&timeouts))
+            .retry_config(retry_config());
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }
+        let conf = b.build();
+        let endpoint = match endpoint {
+            Some(e) => e.to_string(),
+            None => match conf.region() {
+                Some(r) => format!("https://kms.{r}.amazonaws.com"),
+                None => "of the AWS SDK's configuration".to_string(),
+            },
+        };
         Kms {
             sdk,
-            conf: b.build(),
+            conf,
+            endpoint,
+            timeouts,
             caller: Default::default(),
+            created: Default::default(),
         }
+    }
+
+    /// The same client with other timeouts.
+    pub fn with_timeouts(mut self, timeouts: KmsTimeouts) -> Kms {
+        self.conf = self
+            .conf
+            .to_builder()
+            .timeout_config(timeout_config(&timeouts))
+            .build();
+        self.timeouts = timeouts;
+        self
+    }
+
+    pub fn timeouts(&self) -> KmsTimeouts {
+        self.timeouts
+    }
+
+    fn err<E, R>(&self, action: &'static str, key: &str, e: SdkError<E, R>) -> KmsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        classify(&self.endpoint, action, key, e)
     }
 
     /// The configured region.
@@ -206,59 +385,75 @@ impl Kms {
 
     /// The caller's AWS account (STS GetCallerIdentity).
     pub async fn caller_account_id(&self) -> Result<String, KmsError> {
-        let sts = aws_sdk_sts::Client::new(&self.sdk);
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&self.sdk)
+                .timeout_config(timeout_config(&self.timeouts))
+                .retry_config(retry_config())
+                .build(),
+        );
         let out = sts
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| classify("sts:GetCallerIdentity", "the caller", e))?;
+            .map_err(|e| self.err("sts:GetCallerIdentity", "the caller", e))?;
         out.account().map(str::to_string).ok_or_else(|| {
             KmsError::Config("STS GetCallerIdentity answered without an account".into())
         })
     }
 
-    /// DescribeKey: accepts a key id, key ARN, alias name or alias ARN.
+    /// DescribeKey: accepts a key id, key ARN, alias name or alias ARN. A
+    /// key this client created answers NotFoundException for a while (KMS is
+    /// eventually consistent): for such a key the call is retried, with
+    /// backoff, until the create timeout after its creation.
     pub async fn describe(&self, key: &str) -> Result<KeyInfo, KmsError> {
+        match self.describe_once(key).await {
+            Err(e) if e.is_not_found() => match self.created_until(key) {
+                Some(until) => {
+                    let d = Deadline {
+                        at: until,
+                        setting: "kms_create_timeout_seconds",
+                    };
+                    self.wait_for("the new key", key, d, || async {
+                        self.describe_once(key).await.map(Some)
+                    })
+                    .await
+                    .map_err(|w| match w {
+                        KmsError::NotPropagated { .. } => e.clone(),
+                        other => other,
+                    })
+                }
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Until when a NotFoundException about `key` is taken for propagation
+    /// (a key this client created, within the create timeout).
+    fn created_until(&self, key: &str) -> Option<Instant> {
+        let id = ids::parse_key_arn(key)
+            .map(|a| a.key_id)
+            .unwrap_or_else(|_| key.to_string());
+        let created = self.created.lock().ok()?.get(&id).copied()?;
+        let until = created + self.timeouts.create;
+        (Instant::now() < until).then_some(until)
+    }
+
+    async fn describe_once(&self, key: &str) -> Result<KeyInfo, KmsError> {
         let (c, id) = self.client_for(key);
         let out = c
             .describe_key()
             .key_id(id)
             .send()
             .await
-            .map_err(|e| classify("kms:DescribeKey", key, e))?;
+            .map_err(|e| self.err("kms:DescribeKey", key, e))?;
         let m = out.key_metadata().ok_or_else(|| KmsError::Service {
             action: "kms:DescribeKey",
             key: key.to_string(),
             code: "NoMetadata".into(),
             message: "DescribeKey answered without key metadata".into(),
         })?;
-        let arn = m.arn().unwrap_or_default().to_string();
-        let region = ids::parse_key_arn(&arn)
-            .map(|a| a.region)
-            .or_else(|_| arn.split(':').nth(3).map(str::to_string).ok_or(()))
-            .unwrap_or_default();
-        Ok(KeyInfo {
-            key_id: m.key_id().to_string(),
-            region,
-            state: m
-                .key_state()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            spec: m
-                .key_spec()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            usage: m
-                .key_usage()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            description: m.description().unwrap_or_default().to_string(),
-            multi_region: m.multi_region().unwrap_or(false),
-            deletion_date: m
-                .deletion_date()
-                .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok()),
-            arn,
-        })
+        Ok(key_info(m))
     }
 
     /// GetKeyPolicy with the policy name `default`.
@@ -270,7 +465,7 @@ impl Kms {
             .policy_name(POLICY_NAME)
             .send()
             .await
-            .map_err(|e| classify("kms:GetKeyPolicy", key, e))?;
+            .map_err(|e| self.err("kms:GetKeyPolicy", key, e))?;
         Ok(out.policy().unwrap_or_default().to_string())
     }
 
@@ -282,11 +477,15 @@ impl Kms {
             .policy(policy)
             .send()
             .await
-            .map_err(|e| classify("kms:PutKeyPolicy", key, e))?;
+            .map_err(|e| self.err("kms:PutKeyPolicy", key, e))?;
         Ok(())
     }
 
-    /// CreateKey: always SYMMETRIC_DEFAULT / ENCRYPT_DECRYPT.
+    /// CreateKey (always SYMMETRIC_DEFAULT / ENCRYPT_DECRYPT), then waits
+    /// until KMS's reads show the key, and removes the create token: for
+    /// callers that need no partial result (tests, tools). `cmk_kms_key`
+    /// takes the steps one by one, so that a key is in its state as soon as
+    /// CreateKey has answered.
     pub async fn create_key(
         &self,
         policy: Option<&str>,
@@ -294,29 +493,307 @@ impl Kms {
         tags: &BTreeMap<String, String>,
         multi_region: bool,
     ) -> Result<KeyInfo, KmsError> {
-        let mut req = self
-            .client()
-            .create_key()
-            .key_spec(KeySpec::SymmetricDefault)
-            .key_usage(KeyUsageType::EncryptDecrypt)
-            .multi_region(multi_region)
-            .description(description);
-        if let Some(p) = policy {
-            req = req.policy(p);
+        let deadline = Deadline::after(self.timeouts.create, "kms_create_timeout_seconds");
+        let token = new_create_token();
+        let made = self
+            .create_key_tagged(policy, description, tags, multi_region, &token, deadline)
+            .await?;
+        let info = self.wait_key_visible(&made.arn, deadline).await?;
+        self.remove_create_token(&info.arn).await?;
+        Ok(info)
+    }
+
+    /// CreateKey with the tag [`CREATE_TOKEN_TAG`] = `token` (a fresh
+    /// [`new_create_token`] per create) among the tags, so that one create
+    /// never makes two keys:
+    ///
+    /// - the SDK's own retries are off for this call: after a lost answer
+    ///   they would send CreateKey again and make a second key;
+    /// - an answer that refuses (any 4xx, throttling included) means no key
+    ///   was made: the error is returned;
+    /// - no answer (timeout, dropped connection) or a 5xx may hide a key that
+    ///   was made: the account's keys are searched for the token (ListKeys,
+    ///   then the tags of each key) for up to [`CREATE_SEARCH`], since KMS
+    ///   also lists a new key late. A key found is this create's key;
+    ///   otherwise CreateKey is sent again, with the same token, until
+    ///   `deadline`.
+    ///
+    /// Why a random token and not one derived from the resource's arguments:
+    /// Terraform does not tell a provider the resource's address, so two
+    /// resources with the same arguments (`count`, `for_each`) would carry
+    /// the same token, and one could take the other's key. The search runs
+    /// only after an ambiguous failure of this create, in this process; a
+    /// provider killed between CreateKey and its answer to Terraform leaves
+    /// a key tagged with the token, which `aws kms list-resource-tags` finds.
+    ///
+    /// Returns what CreateKey (or the search) answered; KMS's reads may not
+    /// show the key yet: see [`Kms::wait_key_visible`].
+    pub async fn create_key_tagged(
+        &self,
+        policy: Option<&str>,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+        multi_region: bool,
+        token: &str,
+        deadline: Deadline,
+    ) -> Result<KeyInfo, KmsError> {
+        let mut all = tags.clone();
+        all.insert(CREATE_TOKEN_TAG.to_string(), token.to_string());
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let mut req = self
+                .client()
+                .create_key()
+                .key_spec(KeySpec::SymmetricDefault)
+                .key_usage(KeyUsageType::EncryptDecrypt)
+                .multi_region(multi_region)
+                .description(description);
+            if let Some(p) = policy {
+                req = req.policy(p);
+            }
+            for t in to_tags(&all)? {
+                req = req.tags(t);
+            }
+            let answer = req
+                .customize()
+                .config_override(
+                    aws_sdk_kms::config::Builder::default()
+                        .retry_config(RetryConfig::standard().with_max_attempts(1)),
+                )
+                .send()
+                .await;
+            let e = match answer {
+                Ok(out) => {
+                    let Some(m) = out.key_metadata() else {
+                        return Err(KmsError::Service {
+                            action: "kms:CreateKey",
+                            key: "a new key".into(),
+                            code: "NoMetadata".into(),
+                            message: "CreateKey answered without key metadata".into(),
+                        });
+                    };
+                    let info = key_info(m);
+                    self.remember_created(&info.key_id);
+                    return Ok(info);
+                }
+                Err(e) => e,
+            };
+            let maybe_made = ambiguous(&e);
+            let err = self.err("kms:CreateKey", "a new key", e);
+            if !maybe_made {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, "CreateKey without a clear answer: searching for its token");
+            let search = Deadline {
+                at: deadline.at.min(Instant::now() + CREATE_SEARCH),
+                setting: deadline.setting,
+            };
+            if let Some(info) = self.find_by_create_token(token, search).await {
+                self.remember_created(&info.key_id);
+                return Ok(info);
+            }
+            if Instant::now() + pause >= deadline.at {
+                return Err(err);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(8));
         }
-        for t in to_tags(tags)? {
-            req = req.tags(t);
+    }
+
+    fn remember_created(&self, key_id: &str) {
+        if let Ok(mut c) = self.created.lock() {
+            let now = Instant::now();
+            let keep = self.timeouts.create;
+            c.retain(|_, t| now.duration_since(*t) < keep);
+            c.insert(key_id.to_string(), now);
         }
-        let out = req
+    }
+
+    /// The key tagged with this create token, searched until `search`.
+    async fn find_by_create_token(&self, token: &str, search: Deadline) -> Option<KeyInfo> {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.key_ids().await {
+                Ok(ids) => {
+                    for id in ids {
+                        let Ok(tags) = self.raw_tags(&id).await else {
+                            continue;
+                        };
+                        if tags.get(CREATE_TOKEN_TAG).map(String::as_str) == Some(token) {
+                            if let Ok(info) = self.describe_once(&id).await {
+                                return Some(info);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "ListKeys failed while searching"),
+            }
+            if Instant::now() + pause >= search.at {
+                return None;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Every key id of the account in the client's region (ListKeys).
+    pub async fn key_ids(&self) -> Result<Vec<String>, KmsError> {
+        let mut ids = vec![];
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client()
+                .list_keys()
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| self.err("kms:ListKeys", "the account's keys", e))?;
+            ids.extend(
+                out.keys()
+                    .iter()
+                    .filter_map(|k| k.key_id().map(str::to_string)),
+            );
+            match out.next_marker() {
+                Some(m) if out.truncated() => marker = Some(m.to_string()),
+                _ => return Ok(ids),
+            }
+        }
+    }
+
+    /// Removes [`CREATE_TOKEN_TAG`] once the create is over. Reads leave the
+    /// tag out anyway, so nothing waits for this to show.
+    pub async fn remove_create_token(&self, key: &str) -> Result<(), KmsError> {
+        let (c, id) = self.client_for(key);
+        c.untag_resource()
+            .key_id(id)
+            .tag_keys(CREATE_TOKEN_TAG)
             .send()
             .await
-            .map_err(|e| classify("kms:CreateKey", "a new key", e))?;
-        let arn = out
-            .key_metadata()
-            .and_then(|m| m.arn())
-            .unwrap_or_default()
-            .to_string();
-        self.describe(&arn).await
+            .map_err(|e| self.err("kms:UntagResource", key, e))?;
+        Ok(())
+    }
+
+    // -------------------------------------------------- waits for propagation
+
+    /// Polls `check` until it gives a value, with backoff (50 ms doubling to
+    /// 500 ms), until `deadline`. NotFoundException is "not yet" (a new key);
+    /// any other error ends the wait.
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        what: &str,
+        key: &str,
+        deadline: Deadline,
+        mut check: F,
+    ) -> Result<T, KmsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, KmsError>>,
+    {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let last = match check().await {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => "KMS still answers the value from before the change".to_string(),
+                Err(e) if e.is_not_found() => e.to_string(),
+                Err(e) => return Err(e),
+            };
+            let now = Instant::now();
+            if now >= deadline.at {
+                return Err(KmsError::NotPropagated {
+                    what: what.to_string(),
+                    key: key.to_string(),
+                    waited: now.duration_since(start).as_secs(),
+                    setting: deadline.setting,
+                    last,
+                });
+            }
+            tokio::time::sleep(pause.min(deadline.at - now)).await;
+            pause = (pause * 2).min(WAIT_MAX_PAUSE);
+        }
+    }
+
+    /// Waits until DescribeKey finds a new key.
+    pub async fn wait_key_visible(&self, key: &str, d: Deadline) -> Result<KeyInfo, KmsError> {
+        self.wait_for("the new key", key, d, || async {
+            self.describe_once(key).await.map(Some)
+        })
+        .await
+    }
+
+    /// Waits until DescribeKey shows the key in one of `states`.
+    pub async fn wait_key_state(
+        &self,
+        key: &str,
+        states: &[&str],
+        d: Deadline,
+    ) -> Result<KeyInfo, KmsError> {
+        let what = format!("the key state {}", states.join(" or "));
+        self.wait_for(&what, key, d, || async {
+            let k = self.describe_once(key).await?;
+            Ok(states.contains(&k.state.as_str()).then_some(k))
+        })
+        .await
+    }
+
+    /// Waits until GetKeyPolicy answers a policy equivalent to `want` (parsed
+    /// JSON compared, see [`policies_equivalent`]).
+    pub async fn wait_policy(&self, key: &str, want: &str, d: Deadline) -> Result<(), KmsError> {
+        self.wait_for("the new key policy", key, d, || async {
+            let p = self.get_policy(key).await?;
+            Ok(policies_equivalent(&p, want).then_some(()))
+        })
+        .await
+    }
+
+    /// Waits until ListAliases of the key lists `alias`.
+    pub async fn wait_alias(&self, key_id: &str, alias: &str, d: Deadline) -> Result<(), KmsError> {
+        let what = format!("the alias {alias}");
+        self.wait_for(&what, key_id, d, || async {
+            let list = self.aliases(key_id).await?;
+            Ok(list.iter().any(|a| a == alias).then_some(()))
+        })
+        .await
+    }
+
+    /// Waits until GetKeyRotationStatus answers `enabled`.
+    pub async fn wait_rotation(
+        &self,
+        key: &str,
+        enabled: bool,
+        d: Deadline,
+    ) -> Result<(), KmsError> {
+        let what = format!("key rotation {}", if enabled { "on" } else { "off" });
+        self.wait_for(&what, key, d, || async {
+            Ok((self.rotation_enabled(key).await? == enabled).then_some(()))
+        })
+        .await
+    }
+
+    /// Waits until the key's tags are exactly `want`.
+    pub async fn wait_tags(
+        &self,
+        key: &str,
+        want: &BTreeMap<String, String>,
+        d: Deadline,
+    ) -> Result<(), KmsError> {
+        self.wait_for("the new tags", key, d, || async {
+            Ok((&self.tags(key).await? == want).then_some(()))
+        })
+        .await
+    }
+
+    /// Waits until DescribeKey shows `description`.
+    pub async fn wait_description(
+        &self,
+        key: &str,
+        description: &str,
+        d: Deadline,
+    ) -> Result<(), KmsError> {
+        self.wait_for("the new description", key, d, || async {
+            Ok((self.describe_once(key).await?.description == description).then_some(()))
+        })
+        .await
     }
 
     /// Alias names (`alias/...`) pointing at the key.
@@ -331,7 +808,7 @@ impl Kms {
                 .set_marker(marker.clone())
                 .send()
                 .await
-                .map_err(|e| classify("kms:ListAliases", key_id, e))?;
+                .map_err(|e| self.err("kms:ListAliases", key_id, e))?;
             names.extend(
                 out.aliases()
                     .iter()
@@ -351,7 +828,7 @@ impl Kms {
             .target_key_id(id)
             .send()
             .await
-            .map_err(|e| classify("kms:CreateAlias", alias, e))?;
+            .map_err(|e| self.err("kms:CreateAlias", alias, e))?;
         Ok(())
     }
 
@@ -362,7 +839,7 @@ impl Kms {
             .alias_name(alias)
             .send()
             .await
-            .map_err(|e| classify("kms:DeleteAlias", alias, e))?;
+            .map_err(|e| self.err("kms:DeleteAlias", alias, e))?;
         Ok(())
     }
 
@@ -373,7 +850,7 @@ impl Kms {
             .description(description)
             .send()
             .await
-            .map_err(|e| classify("kms:UpdateKeyDescription", key, e))?;
+            .map_err(|e| self.err("kms:UpdateKeyDescription", key, e))?;
         Ok(())
     }
 
@@ -384,7 +861,7 @@ impl Kms {
             .key_id(id)
             .send()
             .await
-            .map_err(|e| classify("kms:GetKeyRotationStatus", key, e))?;
+            .map_err(|e| self.err("kms:GetKeyRotationStatus", key, e))?;
         Ok(out.key_rotation_enabled())
     }
 
@@ -395,18 +872,25 @@ impl Kms {
                 .key_id(&id)
                 .send()
                 .await
-                .map_err(|e| classify("kms:EnableKeyRotation", key, e))?;
+                .map_err(|e| self.err("kms:EnableKeyRotation", key, e))?;
         } else {
             c.disable_key_rotation()
                 .key_id(&id)
                 .send()
                 .await
-                .map_err(|e| classify("kms:DisableKeyRotation", key, e))?;
+                .map_err(|e| self.err("kms:DisableKeyRotation", key, e))?;
         }
         Ok(())
     }
 
+    /// The key's tags, without the provider's [`CREATE_TOKEN_TAG`].
     pub async fn tags(&self, key: &str) -> Result<BTreeMap<String, String>, KmsError> {
+        let mut tags = self.raw_tags(key).await?;
+        tags.remove(CREATE_TOKEN_TAG);
+        Ok(tags)
+    }
+
+    async fn raw_tags(&self, key: &str) -> Result<BTreeMap<String, String>, KmsError> {
         let mut tags = BTreeMap::new();
         let mut marker: Option<String> = None;
         loop {
@@ -417,7 +901,7 @@ impl Kms {
                 .set_marker(marker.clone())
                 .send()
                 .await
-                .map_err(|e| classify("kms:ListResourceTags", key, e))?;
+                .map_err(|e| self.err("kms:ListResourceTags", key, e))?;
             for t in out.tags() {
                 tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
             }
@@ -447,7 +931,7 @@ impl Kms {
                 .set_tags(Some(to_tags(&changed)?))
                 .send()
                 .await
-                .map_err(|e| classify("kms:TagResource", key, e))?;
+                .map_err(|e| self.err("kms:TagResource", key, e))?;
         }
         let removed: Vec<String> = have
             .keys()
@@ -460,7 +944,7 @@ impl Kms {
                 .set_tag_keys(Some(removed))
                 .send()
                 .await
-                .map_err(|e| classify("kms:UntagResource", key, e))?;
+                .map_err(|e| self.err("kms:UntagResource", key, e))?;
         }
         Ok(())
     }
@@ -471,7 +955,7 @@ impl Kms {
             .key_id(id)
             .send()
             .await
-            .map_err(|e| classify("kms:EnableKey", key, e))?;
+            .map_err(|e| self.err("kms:EnableKey", key, e))?;
         Ok(())
     }
 
@@ -481,7 +965,7 @@ impl Kms {
             .key_id(id)
             .send()
             .await
-            .map_err(|e| classify("kms:DisableKey", key, e))?;
+            .map_err(|e| self.err("kms:DisableKey", key, e))?;
         Ok(())
     }
 
@@ -492,7 +976,7 @@ impl Kms {
             .key_id(id)
             .send()
             .await
-            .map_err(|e| classify("kms:CancelKeyDeletion", key, e))?;
+            .map_err(|e| self.err("kms:CancelKeyDeletion", key, e))?;
         Ok(())
     }
 
@@ -507,7 +991,7 @@ impl Kms {
             .pending_window_in_days(window_days as i32)
             .send()
             .await
-            .map_err(|e| classify("kms:ScheduleKeyDeletion", key, e))?;
+            .map_err(|e| self.err("kms:ScheduleKeyDeletion", key, e))?;
         Ok(out
             .deletion_date()
             .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
@@ -688,6 +1172,48 @@ fn region_outcome(
             s,
             format!("the key is in {key_region}, the region its ARN names"),
         ),
+    }
+}
+
+/// How long an ambiguous CreateKey failure searches for its key before
+/// CreateKey is sent again.
+pub const CREATE_SEARCH: Duration = Duration::from_secs(15);
+/// The longest pause between two reads of a wait for propagation.
+const WAIT_MAX_PAUSE: Duration = Duration::from_millis(500);
+
+/// A fresh create token: 128 random bits, hex.
+pub fn new_create_token() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// A key's metadata (DescribeKey's or CreateKey's answer) as [`KeyInfo`].
+fn key_info(m: &aws_sdk_kms::types::KeyMetadata) -> KeyInfo {
+    let arn = m.arn().unwrap_or_default().to_string();
+    let region = ids::parse_key_arn(&arn)
+        .map(|a| a.region)
+        .or_else(|_| arn.split(':').nth(3).map(str::to_string).ok_or(()))
+        .unwrap_or_default();
+    KeyInfo {
+        key_id: m.key_id().to_string(),
+        region,
+        state: m
+            .key_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        spec: m
+            .key_spec()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        usage: m
+            .key_usage()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        description: m.description().unwrap_or_default().to_string(),
+        multi_region: m.multi_region().unwrap_or(false),
+        deletion_date: m
+            .deletion_date()
+            .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok()),
+        arn,
     }
 }
 

@@ -206,6 +206,25 @@ async fn verify_kms_key(ctx: &Ctx<Clients>, c: &KeyConfigurationModel, diags: &m
     report(&outcomes, path_of, diags);
 }
 
+/// The pauses (ms) before each new GET of a key configuration created
+/// moments ago that reads as missing (7.5 s in all), before it is taken as
+/// deleted outside Terraform.
+const GONE_AFTER_CREATE_RETRIES: [u64; 4] = [500, 1000, 2000, 4000];
+/// What "moments ago" is, by its `creation_time`: two minutes.
+const JUST_CREATED_MS: i64 = 2 * 60 * 1000;
+
+/// Whether the configuration was created within [`JUST_CREATED_MS`].
+fn just_created(state: &KeyConfigurationModel) -> bool {
+    let Some(created) = state.creation_time.known() else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    (now - created).abs() < JUST_CREATED_MS
+}
+
 #[async_trait]
 impl Resource for KeyConfiguration {
     type Model = KeyConfigurationModel;
@@ -317,7 +336,19 @@ impl Resource for KeyConfiguration {
         ) else {
             return Some(state);
         };
-        match client.get_customer_managed_key(&id, &ctx.cancel).await {
+        let mut answer = client.get_customer_managed_key(&id, &ctx.cancel).await;
+        // A key configuration created moments ago can read as missing for a
+        // while: the read is retried (bounded) before it is dropped.
+        if answer.as_ref().is_err_and(|e| e.is_gone()) && just_created(&state) {
+            for pause in GONE_AFTER_CREATE_RETRIES {
+                if ctx.is_cancelled() || !answer.as_ref().is_err_and(|e| e.is_gone()) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                answer = client.get_customer_managed_key(&id, &ctx.cancel).await;
+            }
+        }
+        match answer {
             Ok(k) => Some(KeyConfigurationModel::from_api(&k, Some(&state))),
             Err(e) if e.is_gone() => {
                 diags.warning(

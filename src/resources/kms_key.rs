@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::cloud::kms::{self, KeyInfo, Kms, KmsError};
+use crate::cloud::kms::{self, Deadline, KeyInfo, Kms, KmsError};
 use crate::rules::facts::{KmsKeyFacts, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT};
 use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyInput};
@@ -492,6 +492,18 @@ impl Resource for KmsKey {
                 diags.error_at(path("tags"), "Invalid tags", "Tag keys must not be empty.");
             }
         }
+        if let Val::Known(t) = &c.tags {
+            if t.contains_key(kms::CREATE_TOKEN_TAG) {
+                diags.error_at(
+                    path("tags"),
+                    "Invalid tags",
+                    format!(
+                        "The tag {} is the provider's own (it marks a key while it is created).",
+                        kms::CREATE_TOKEN_TAG
+                    ),
+                );
+            }
+        }
     }
 
     async fn plan(
@@ -604,15 +616,21 @@ impl Resource for KmsKey {
             );
             return None;
         }
+        let deadline = Deadline::after(kms.timeouts().create, "kms_create_timeout_seconds");
         let mut m = planned;
         let tags = m.tags.wholly_known().unwrap_or_default();
         let description = m.description.known().cloned().unwrap_or_default();
+        // The token makes a CreateKey without a clear answer findable, so
+        // that it is never sent twice for one create (see create_key_tagged).
+        let token = kms::new_create_token();
         let info = match kms
-            .create_key(
+            .create_key_tagged(
                 m.policy.known().map(String::as_str),
                 &description,
                 &tags,
                 m.multi_region.known() == Some(&true),
+                &token,
+                deadline,
             )
             .await
         {
@@ -622,12 +640,15 @@ impl Resource for KmsKey {
                 return None;
             }
         };
+        // From here on the key exists: every return below carries it, with
+        // what is true of it so far, so Terraform records it (tainted when
+        // with an error) and no key is ever left outside the state.
         let wanted_enabled = m.enabled.known() != Some(&false);
         m.apply_info(&info);
         let arn = info.arn.clone();
         let failed = |diags: &mut Diagnostics, step: &str, e: KmsError| {
             diags.error(
-                format!("KMS key created, but {step} failed"),
+                format!("KMS key {arn} created, but {step} failed"),
                 format!("{e}\n\nThe key {arn} exists and is recorded in the state (as tainted). Fix the cause and apply again; with deletion_protection on, run `terraform untaint` first so Terraform updates the key instead of replacing it."),
             );
         };
@@ -636,35 +657,94 @@ impl Resource for KmsKey {
                 .map(|a| Val::Known(a.account_id))
                 .unwrap_or(Val::Null);
         }
-        if m.policy.is_unknown() {
-            match m.generated_policy() {
-                Some(g) => {
-                    if let Err(e) = kms.put_policy(&arn, &g).await {
-                        m.policy = kms.get_policy(&arn).await.map_or(Val::Null, Val::Known);
-                        failed(diags, "setting the key policy", e);
-                        return Some(m);
-                    }
-                    m.policy = Val::Known(g);
-                }
-                None => {
-                    m.policy = kms.get_policy(&arn).await.map_or(Val::Null, Val::Known);
-                }
-            }
-        }
-        if let Val::Known(alias) = m.alias.clone() {
-            if let Err(e) = kms.create_alias(&arn, &alias).await {
+        // KMS is eventually consistent: a new key can be unknown to reads
+        // (and to the calls below) for a while.
+        match kms.wait_key_visible(&arn, deadline).await {
+            Ok(k) => m.apply_info(&k),
+            Err(e) => {
                 m.alias = Val::Null;
-                failed(diags, &format!("creating alias {alias}"), e);
+                m.enable_key_rotation = Val::Known(false);
+                failed(diags, "waiting until KMS shows it", e);
                 return Some(m);
             }
         }
-        let rotation = m.enable_key_rotation.known() == Some(&true);
-        if rotation {
-            if let Err(e) = kms.set_rotation(&arn, true).await {
+        let policy = match m.policy.known() {
+            Some(p) => Ok(p.clone()),
+            None => match m.generated_policy() {
+                Some(g) => match kms.put_policy(&arn, &g).await {
+                    Ok(()) => Ok(g),
+                    Err(e) => Err(e),
+                },
+                None => kms.get_policy(&arn).await,
+            },
+        };
+        let policy = match policy {
+            Ok(p) => p,
+            Err(e) => {
+                m.policy = kms.get_policy(&arn).await.map_or(Val::Null, Val::Known);
+                m.alias = Val::Null;
                 m.enable_key_rotation = Val::Known(false);
-                failed(diags, "enabling key rotation", e);
+                failed(diags, "setting the key policy", e);
                 return Some(m);
             }
+        };
+        m.policy = Val::Known(policy.clone());
+        // The changes after the policy are independent of each other: they
+        // are made, and waited for, side by side.
+        let alias = m.alias.known().cloned();
+        let rotation = m.enable_key_rotation.known() == Some(&true);
+        let (policy_seen, alias_done, rotation_done, tags_seen, token_removed) = tokio::join!(
+            kms.wait_policy(&arn, &policy, deadline),
+            async {
+                let Some(a) = &alias else { return Ok(()) };
+                kms.create_alias(&arn, a).await?;
+                kms.wait_alias(&info.key_id, a, deadline).await
+            },
+            async {
+                if !rotation {
+                    return Ok(());
+                }
+                kms.set_rotation(&arn, true).await?;
+                kms.wait_rotation(&arn, true, deadline).await
+            },
+            kms.wait_tags(&arn, &tags, deadline),
+            kms.remove_create_token(&arn),
+        );
+        let mut ok = true;
+        if let Err(e) = policy_seen {
+            failed(diags, "waiting until KMS shows the key policy", e);
+            ok = false;
+        }
+        if let Err(e) = alias_done {
+            failed(
+                diags,
+                &format!("creating alias {}", alias.as_deref().unwrap_or_default()),
+                e,
+            );
+            m.alias = Val::Null;
+            ok = false;
+        }
+        if let Err(e) = rotation_done {
+            failed(diags, "enabling key rotation", e);
+            m.enable_key_rotation = Val::Known(false);
+            ok = false;
+        }
+        if let Err(e) = tags_seen {
+            failed(diags, "waiting until KMS shows the tags", e);
+            ok = false;
+        }
+        if let Err(e) = token_removed {
+            // Reads leave the token tag out: it is only left on the key.
+            diags.warning(
+                "Create token tag not removed",
+                format!(
+                    "{e}\nThe tag {} on {arn} is the provider's own; it can be removed by hand.",
+                    kms::CREATE_TOKEN_TAG
+                ),
+            );
+        }
+        if !ok {
+            return Some(m);
         }
         if !wanted_enabled {
             if let Err(e) = kms.disable(&arn).await {
@@ -673,6 +753,10 @@ impl Resource for KmsKey {
             }
             m.enabled = Val::Known(false);
             m.key_state = Val::Known("Disabled".into());
+            if let Err(e) = kms.wait_key_state(&arn, &["Disabled"], deadline).await {
+                failed(diags, "waiting until KMS shows the key disabled", e);
+                return Some(m);
+            }
         }
         Some(m)
     }
@@ -728,6 +812,9 @@ impl Resource for KmsKey {
                 e.to_string(),
             );
         };
+        // Each change is followed by a wait until KMS's reads show it (KMS
+        // is eventually consistent), all within the update timeout.
+        let deadline = Deadline::after(kms.timeouts().update, "kms_update_timeout_seconds");
 
         if planned.enabled != prior.enabled {
             if planned.enabled.known() == Some(&true) {
@@ -750,6 +837,18 @@ impl Resource for KmsKey {
                 return Some(cur);
             }
             cur.enabled = planned.enabled.clone();
+            let want = if planned.enabled.known() == Some(&true) {
+                "Enabled"
+            } else {
+                "Disabled"
+            };
+            match kms.wait_key_state(&arn, &[want], deadline).await {
+                Ok(k) => cur.key_state = Val::Known(k.state),
+                Err(e) => {
+                    fail(diags, "waiting until KMS shows the key state", e);
+                    return Some(cur);
+                }
+            }
         }
         let want_policy = match planned.policy.known() {
             Some(p) => Some(p.clone()),
@@ -765,6 +864,11 @@ impl Resource for KmsKey {
                     fail(diags, "PutKeyPolicy", e);
                     return Some(cur);
                 }
+                cur.policy = Val::Known(want.clone());
+                if let Err(e) = kms.wait_policy(&arn, &want, deadline).await {
+                    fail(diags, "waiting until KMS shows the key policy", e);
+                    return Some(cur);
+                }
             }
             cur.policy = Val::Known(want);
         }
@@ -772,6 +876,12 @@ impl Resource for KmsKey {
             if let Val::Known(new) = &planned.alias {
                 if let Err(e) = kms.create_alias(&arn, new).await {
                     fail(diags, &format!("creating alias {new}"), e);
+                    return Some(cur);
+                }
+                cur.alias = planned.alias.clone();
+                let key_id = ids::parse_key_arn(&arn).map_or(arn.clone(), |a| a.key_id);
+                if let Err(e) = kms.wait_alias(&key_id, new, deadline).await {
+                    fail(diags, &format!("waiting until KMS shows alias {new}"), e);
                     return Some(cur);
                 }
             }
@@ -795,6 +905,11 @@ impl Resource for KmsKey {
                     fail(diags, "UpdateKeyDescription", e);
                     return Some(cur);
                 }
+                cur.description = planned.description.clone();
+                if let Err(e) = kms.wait_description(&arn, d, deadline).await {
+                    fail(diags, "waiting until KMS shows the description", e);
+                    return Some(cur);
+                }
             }
             cur.description = planned.description.clone();
         }
@@ -802,6 +917,11 @@ impl Resource for KmsKey {
             if prior.enable_key_rotation.known() != Some(&r) {
                 if let Err(e) = kms.set_rotation(&arn, r).await {
                     fail(diags, "changing key rotation", e);
+                    return Some(cur);
+                }
+                cur.enable_key_rotation = Val::Known(r);
+                if let Err(e) = kms.wait_rotation(&arn, r, deadline).await {
+                    fail(diags, "waiting until KMS shows the key rotation", e);
                     return Some(cur);
                 }
             }
@@ -821,6 +941,10 @@ impl Resource for KmsKey {
                 return Some(cur);
             }
             cur.tags = planned.tags.clone();
+            if let Err(e) = kms.wait_tags(&arn, &want, deadline).await {
+                fail(diags, "waiting until KMS shows the tags", e);
+                return Some(cur);
+            }
         }
         match kms.describe(&arn).await {
             Ok(k) => cur.key_state = Val::Known(k.state),
@@ -870,11 +994,26 @@ impl Resource for KmsKey {
                 }
             }
         }
+        let deadline = Deadline::after(kms.timeouts().delete, "kms_delete_timeout_seconds");
         match kms.schedule_deletion(&arn, prior.window()).await {
-            Ok(date) => diags.warning(
-                "KMS key scheduled for deletion",
-                deletion_message(&arn, &info.region, &date, prior.window()),
-            ),
+            Ok(date) => {
+                // Wait until reads show it, so that a plan right after does
+                // not see the key as it was.
+                if let Err(e) = kms
+                    .wait_key_state(&arn, &["PendingDeletion"], deadline)
+                    .await
+                {
+                    diags.error(
+                        "The KMS key's deletion is scheduled, but KMS does not show it yet",
+                        e.to_string(),
+                    );
+                    return;
+                }
+                diags.warning(
+                    "KMS key scheduled for deletion",
+                    deletion_message(&arn, &info.region, &date, prior.window()),
+                )
+            }
             Err(e) => diags.error("Cannot schedule the KMS key's deletion", e.to_string()),
         }
     }

@@ -360,6 +360,7 @@ async fn one_crypto_provider_and_the_client_builds_after_it_is_installed() {
         region: Some("us-east-1".into()),
         profile: None,
         endpoint: Some(m.endpoint.clone()),
+        ..KmsSettings::default()
     };
     // The default chain reads credentials from the environment; give this
     // client static ones instead of touching the process environment.
@@ -578,4 +579,175 @@ async fn a_key_of_another_account_is_verified_by_its_arn() {
     // where there is no such key (the false CMK004 of before).
     let bare = ids::parse_key_arn(&arn).unwrap().key_id;
     assert!(kms.describe(&bare).await.unwrap_err().is_not_found());
+}
+
+// ------------------------------------------- timeouts, eventual consistency
+
+#[path = "../../../tests/support/kms_lag_proxy.rs"]
+mod kms_lag_proxy;
+
+async fn kms_at(endpoint: &str, timeouts: KmsTimeouts) -> Kms {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    Kms::from_sdk_config(sdk, Some(endpoint)).with_timeouts(timeouts)
+}
+
+/// A loopback endpoint that accepts connections and then either never
+/// answers (`trickle` false) or answers one byte a second, forever.
+async fn stalling_endpoint(trickle: bool) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n";
+                for b in head.iter().cycle() {
+                    if trickle && sock.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_kms_endpoint_that_never_answers_or_trickles_fails_in_bounded_time() {
+    // The bound this test states: kms_request_timeout_seconds = 3 s ends the
+    // call; 15 s leaves room for a loaded machine, far below "forever".
+    let timeouts = KmsTimeouts {
+        request: std::time::Duration::from_secs(3),
+        ..KmsTimeouts::default()
+    };
+    for trickle in [false, true] {
+        let endpoint = stalling_endpoint(trickle).await;
+        let kms = kms_at(&endpoint, timeouts).await;
+        let started = std::time::Instant::now();
+        let e = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            kms.describe(
+                "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
+            ),
+        )
+        .await
+        .expect("hang guard: the call returned")
+        .expect_err("a silent endpoint is an error");
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(15),
+            "trickle={trickle}: failed after {took:?}, bound 15 s"
+        );
+        let msg = e.to_string();
+        assert!(
+            matches!(e, KmsError::Transport { .. }) && msg.contains(&endpoint),
+            "trickle={trickle}: the error names the endpoint: {msg}"
+        );
+        assert!(msg.contains("kms_request_timeout_seconds"), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn writes_are_waited_for_through_a_lagging_kms() {
+    let m = MotoServer::start();
+    let lag = std::time::Duration::from_millis(1500);
+    let p = kms_lag_proxy::LagProxy::start(&m.endpoint, lag);
+    let kms = kms_at(&p.endpoint, KmsTimeouts::default()).await;
+    let tags: BTreeMap<String, String> = [("team".to_string(), "data".to_string())].into();
+    // create_key waits until the key is visible.
+    let k = kms
+        .create_key(Some(&good_policy()), "d", &tags, false)
+        .await
+        .expect("create through the lag");
+    assert!(p.stale_answers() > 0, "the lag was met: {:?}", p.requests());
+    let d = Deadline::after(std::time::Duration::from_secs(60), "test");
+    // Right after a write, reads show the old value; the waits end when
+    // they show the new one.
+    kms.set_rotation(&k.arn, true).await.unwrap();
+    assert!(!kms.rotation_enabled(&k.arn).await.unwrap(), "read lags");
+    kms.wait_rotation(&k.arn, true, d).await.unwrap();
+    assert!(kms.rotation_enabled(&k.arn).await.unwrap());
+    let want: BTreeMap<String, String> = [("env".to_string(), "prod".to_string())].into();
+    kms.set_tags(&k.arn, &tags, &want).await.unwrap();
+    kms.wait_tags(&k.arn, &want, d).await.unwrap();
+    assert_eq!(kms.tags(&k.arn).await.unwrap(), want, "no create token");
+    kms.create_alias(&k.arn, "alias/lagging").await.unwrap();
+    kms.wait_alias(&k.key_id, "alias/lagging", d).await.unwrap();
+    kms.update_description(&k.arn, "new").await.unwrap();
+    kms.wait_description(&k.arn, "new", d).await.unwrap();
+    // Policy: compared as parsed JSON (KMS may reformat it).
+    let pretty = serde_json::to_string_pretty(
+        &serde_json::from_str::<serde_json::Value>(&good_policy()).unwrap(),
+    )
+    .unwrap();
+    kms.put_policy(&k.arn, &pretty).await.unwrap();
+    kms.wait_policy(&k.arn, &good_policy(), d).await.unwrap();
+    // A wait that cannot end says so, naming the setting that bounds it.
+    let short = Deadline::after(
+        std::time::Duration::from_millis(300),
+        "kms_update_timeout_seconds",
+    );
+    let e = kms.wait_rotation(&k.arn, false, short).await.unwrap_err();
+    assert!(
+        matches!(e, KmsError::NotPropagated { .. })
+            && e.to_string().contains("kms_update_timeout_seconds")
+            && e.to_string().contains(&k.arn),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_by_its_token_not_made_twice() {
+    let m = MotoServer::start();
+    let p = kms_lag_proxy::LagProxy::start(&m.endpoint, std::time::Duration::from_millis(1000));
+    let kms = kms_at(&p.endpoint, KmsTimeouts::default()).await;
+    // KMS makes the key, but the answer is a 500: the create cannot tell.
+    p.lose_answer_once("CreateKey");
+    let k = kms
+        .create_key(Some(&good_policy()), "lost answer", &BTreeMap::new(), false)
+        .await
+        .expect("the create recovers its key");
+    let direct = kms_in(&m, "us-east-1").await;
+    let ids = direct.key_ids().await.unwrap();
+    assert_eq!(ids, vec![k.key_id.clone()], "exactly one key was made");
+    assert_eq!(
+        p.requests().get("CreateKey"),
+        Some(&1),
+        "CreateKey was not sent again: {:?}",
+        p.requests()
+    );
+    assert!(
+        direct.raw_tags(&k.arn).await.unwrap().is_empty(),
+        "the create token is removed once the create is over"
+    );
+}
+
+#[tokio::test]
+async fn a_new_key_read_as_missing_is_retried_not_dropped() {
+    let m = MotoServer::start();
+    let p = kms_lag_proxy::LagProxy::start(&m.endpoint, std::time::Duration::from_millis(1500));
+    let kms = kms_at(&p.endpoint, KmsTimeouts::default()).await;
+    let d = Deadline::after(std::time::Duration::from_secs(60), "test");
+    let made = kms
+        .create_key_tagged(None, "", &BTreeMap::new(), false, &new_create_token(), d)
+        .await
+        .unwrap();
+    // DescribeKey of a key this client just made retries NotFoundException.
+    let seen = kms.describe(&made.arn).await.expect("found after the lag");
+    assert_eq!(seen.key_id, made.key_id);
+    // A key it did not make is not retried: NotFound at once.
+    let other = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    let started = std::time::Instant::now();
+    assert!(kms.describe(other).await.unwrap_err().is_not_found());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
