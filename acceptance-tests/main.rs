@@ -10,6 +10,7 @@ mod databricks;
 mod examples;
 mod faults;
 mod functions;
+mod guides;
 mod key_verification;
 mod kms_key;
 mod kms_key_policy;
