@@ -43,10 +43,11 @@
 //! Blocks of one group run in their order in the document, in one working
 //! directory, with a home of its own where tools/install.sh (what `make
 //! install` runs) has put `terraform-provider-cmk` and `cmk-sandbox` on
-//! `PATH` and the provider where `terraform init` finds it. A group must end
-//! with a shell block, so every configuration it writes is run. The groups of
-//! one document share one cmk-sandbox (seeded from examples/sandbox/seed.json,
-//! the seed the README shows); moto's server is shared by all.
+//! `PATH` and the provider where `terraform init` finds it (`TF_CLI_ARGS` is
+//! `-no-color`, so that output is plain text). A group must end with a shell
+//! block, so every configuration it writes is run. The groups of one
+//! document share one cmk-sandbox (seeded from examples/sandbox/seed.json)
+//! and one moto server; a document without runnable blocks starts neither.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -413,6 +414,8 @@ impl Machine<'_> {
             ("PATH", path),
             ("CHECKPOINT_DISABLE", "1".into()),
             ("TF_IN_AUTOMATION", "1".into()),
+            // Plain text for `contains:`; no other effect on what runs.
+            ("TF_CLI_ARGS", "-no-color".into()),
         ] {
             env.insert(k.to_string(), v);
         }
