@@ -9,7 +9,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 BIN_DIR := target/release
 
-.PHONY: all build demo test unit acceptance lint venv bench fuzz docs release clean
+.PHONY: all build demo test unit acceptance lint venv bench fuzz docs release install clean
 
 all: build
 
@@ -67,6 +67,15 @@ release:
 	$(CARGO) build --profile dist --bin terraform-provider-cmk
 	rm -rf $(DIST_DIR)
 	$(PYTHON) tools/package_release.py target/dist/terraform-provider-cmk $(DIST_DIR)
+
+# terraform-provider-cmk and cmk-sandbox on PATH ($(PREFIX)/bin), and the
+# provider where `terraform init` finds it with no CLI configuration
+# ($(PLUGIN_DIR), one of Terraform's implied local mirror directories).
+PREFIX ?= $(HOME)/.local
+PLUGIN_DIR ?= $(HOME)/.terraform.d/plugins
+install:
+	$(CARGO) build --release --bins
+	tools/install.sh $(BIN_DIR) $(PREFIX) $(PLUGIN_DIR)
 
 clean:
 	$(CARGO) clean

@@ -865,11 +865,10 @@ async fn state_file_survives_a_restart() {
     h.shutdown().await;
     let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(on_disk.to_string().contains(&k.customer_managed_key_id));
-    let h = start_with(|c| {
-        c.state_path = Some(path.clone());
-        c.world = World::default();
-    })
-    .await;
+    // The same seed: the saved world is resumed (another seed is refused,
+    // src/sandbox/mod.rs tests that).
+    let h = start_with(|c| c.state_path = Some(path.clone())).await;
+    assert!(h.resumed(), "the saved world was not resumed");
     let c = client_from(settings(&h));
     let got = c
         .get_customer_managed_key(&kid(&k.customer_managed_key_id), &cancel)

@@ -11,6 +11,7 @@ use cmk::sandbox::{self, Faults, SandboxConfig};
 #[derive(Parser, Debug)]
 #[command(
     name = "cmk-sandbox",
+    version,
     about = "Local emulator of the Databricks Account API (customer-managed keys, workspaces)"
 )]
 struct Args {
@@ -20,9 +21,14 @@ struct Args {
     /// Seed file (JSON): accounts, credentials, workspaces, key configurations.
     #[arg(long)]
     seed: PathBuf,
-    /// State file: every change is written here, and it is loaded on restart.
+    /// State file: every change is written here, and a restart with the same
+    /// seed resumes from it. A state file made from another seed is refused
+    /// (exit 2) unless --reset-state.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Discard the world saved in --state and start from --seed.
+    #[arg(long, requires = "state")]
+    reset_state: bool,
     /// Bearer token of the /_sandbox admin calls (overrides the seed's admin_token).
     #[arg(long)]
     admin_token: Option<String>,
@@ -89,7 +95,8 @@ async fn main() {
     let config = SandboxConfig {
         listen: args.listen,
         world,
-        state_path: args.state,
+        state_path: args.state.clone(),
+        reset_state: args.reset_state,
         admin_token: args.admin_token,
         provisioning_delay: Duration::from_millis(args.provisioning_delay_ms),
         token_lifetime: Duration::from_secs(args.token_lifetime_seconds),
@@ -111,11 +118,22 @@ async fn main() {
     };
     let handle = match sandbox::start(config).await {
         Ok(h) => h,
+        Err(e @ sandbox::SandboxError::SeedChanged { .. }) => {
+            eprintln!("cmk-sandbox: {e}");
+            std::process::exit(2);
+        }
         Err(e) => {
             eprintln!("cmk-sandbox: {e}");
             std::process::exit(1);
         }
     };
+    if let (true, Some(state)) = (handle.resumed(), &args.state) {
+        eprintln!(
+            "cmk-sandbox: resuming the world saved in {} (made from this seed); --reset-state starts over from {}",
+            state.display(),
+            args.seed.display()
+        );
+    }
     println!("listening on {}", handle.url());
     use std::io::Write;
     let _ = std::io::stdout().flush();

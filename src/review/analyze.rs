@@ -425,6 +425,52 @@ fn workspace_facts(w: &Res) -> WorkspaceFacts {
     f
 }
 
+/// The key slots of a workspace resource, as its type names them.
+fn key_slots(w: &Res) -> [&'static str; 2] {
+    if w.rtype == "databricks_mws_workspaces" {
+        [
+            "managed_services_customer_managed_key_id",
+            "storage_customer_managed_key_id",
+        ]
+    } else {
+        ["managed_services_key_id", "storage_key_id"]
+    }
+}
+
+/// True when the plan keeps a workspace resource that exists with the keys
+/// it has (a no-op, or an update of other arguments): both slots are known
+/// in the plan and equal to the prior state's.
+fn keys_unchanged(w: &Res) -> bool {
+    if w.before.is_null() || w.creates() {
+        return false;
+    }
+    key_slots(w).iter().all(|attr| match w.get(attr) {
+        Fact::Known(after) => after.as_ref() == w.before.get(*attr).filter(|v| !v.is_null()),
+        Fact::Unknown => false,
+    })
+}
+
+/// The rules about a change of keys, asked of a workspace resource whose
+/// keys do not change: what they cannot tell (tier, compute mode,
+/// dashboards: facts the plan does not hold) concerns a request this plan
+/// does not send. Rules about the result (CMK012, CMK013: required
+/// coverage) stay as they are.
+fn settle_unchanged(address: &str, outs: &mut [Outcome]) {
+    for o in outs.iter_mut() {
+        let about_the_result = matches!(
+            o.rule,
+            RuleId::UnprotectableDataType | RuleId::RequiredCoverage
+        );
+        if o.verdict == crate::rules::Verdict::CannotTell && !about_the_result {
+            *o = Outcome::pass(
+                o.rule,
+                o.subject,
+                format!("the keys of {address} do not change in this plan: nothing is sent to Databricks"),
+            );
+        }
+    }
+}
+
 /// The existing workspace a workspace resource is about, when its id is
 /// known: an official `databricks_mws_workspaces` that exists already (its
 /// prior `workspace_id`), or a binding's `workspace_id`.
@@ -468,15 +514,7 @@ pub fn live_targets(plan: &Plan) -> super::live::Targets {
         if let Some(id) = existing_workspace_id(w) {
             t.workspace_ids.insert(id);
         }
-        let attrs: [&str; 2] = if w.rtype == "databricks_mws_workspaces" {
-            [
-                "managed_services_customer_managed_key_id",
-                "storage_customer_managed_key_id",
-            ]
-        } else {
-            ["managed_services_key_id", "storage_key_id"]
-        };
-        for attr in attrs {
+        for attr in key_slots(w) {
             let s = slot(plan, w, attr, &configs_by_id);
             if let (None, Fact::Known(Some(id))) = (s.config, &s.req.id) {
                 if crate::rules::ids::is_composite_key_id(id) {
@@ -708,9 +746,11 @@ fn analyze_with(
             if let Some(t) = target {
                 role = cross_account_role(plan, t, &creds_by_id);
             }
+            // The binding's own planned facts (region, name, status and keys
+            // so far) when the plan does not hold the workspace resource.
             let mut ws = target
                 .map(workspace_facts)
-                .unwrap_or_else(WorkspaceFacts::unknown);
+                .unwrap_or_else(|| workspace_facts(w));
             if let Fact::Known(Some(id)) = w
                 .get("workspace_id")
                 .map(|o| o.map(|v| v.to_string().trim_matches('"').to_string()))
@@ -758,11 +798,11 @@ fn analyze_with(
             managed_services: ms.req,
             storage: st.req,
         };
-        push(
-            &mut a,
-            w,
-            check_binding(&ws, &change, ms_cfg.as_ref(), st_cfg.as_ref(), required),
-        );
+        let mut outs = check_binding(&ws, &change, ms_cfg.as_ref(), st_cfg.as_ref(), required);
+        if keys_unchanged(w) {
+            settle_unchanged(&w.address, &mut outs);
+        }
+        push(&mut a, w, outs);
         a.coverage.push(super::analyze::WorkspaceCoverage {
             address: w.address.clone(),
             coverage: coverage(&ws, &PlannedKeys::from_binding(&change, st_cfg.as_ref())),

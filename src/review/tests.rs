@@ -462,6 +462,71 @@ fn real_plan_of_this_providers_resources() {
     }
 }
 
+/// Issue 22: a no-op plan of an applied binding (the plan JSON holds both
+/// regions, `after_unknown` is empty) gave six "cannot tell yet" lines: the
+/// binding's own region was never read, and the rules about a key change
+/// were asked of a binding whose keys do not change. Plan made with
+/// terraform against cmk-sandbox: apply, then `plan -out` and `show -json`.
+#[test]
+fn a_no_op_plan_of_a_bound_workspace_has_nothing_it_cannot_tell() {
+    let a = review_text(&fixture("cmk_noop_binding.json"), &Requirements::default()).unwrap();
+    let binding: Vec<_> = a
+        .outcomes
+        .iter()
+        .filter(|l| l.address == "cmk_workspace_binding.analytics")
+        .collect();
+    assert!(binding.len() >= 10, "{binding:#?}");
+    let unsure: Vec<String> = a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict == crate::rules::Verdict::CannotTell)
+        .map(|l| {
+            format!(
+                "{} {}: {}",
+                l.outcome.rule.rule().id,
+                l.address,
+                l.outcome.message
+            )
+        })
+        .collect();
+    assert!(unsure.is_empty(), "{}", unsure.join("\n"));
+    // The regions are compared, from the plan: us-east-1 on both sides.
+    let region: Vec<_> = binding
+        .iter()
+        .filter(|l| l.outcome.rule == crate::rules::RuleId::KeyRegion)
+        .collect();
+    assert_eq!(region.len(), 2, "{region:#?}");
+    assert!(
+        region
+            .iter()
+            .all(|l| l.outcome.message.contains("us-east-1")),
+        "{region:#?}"
+    );
+    assert_eq!(exit_code(&a), 0);
+
+    // The same binding changing its managed-services key still asks every
+    // rule: what the plan does not hold stays "cannot tell".
+    let mut v: Value = serde_json::from_str(&fixture("cmk_noop_binding.json")).unwrap();
+    let rc = v["resource_changes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["address"] == "cmk_workspace_binding.analytics")
+        .unwrap();
+    rc["change"]["actions"] = serde_json::json!(["update"]);
+    rc["change"]["after"]["managed_services_key_id"] = Value::Null;
+    rc["change"]["after_unknown"] = serde_json::json!({"managed_services_key_id": true});
+    let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
+    assert!(
+        a.outcomes
+            .iter()
+            .any(|l| l.address == "cmk_workspace_binding.analytics"
+                && l.outcome.rule == crate::rules::RuleId::EnterpriseTier
+                && l.outcome.verdict == crate::rules::Verdict::CannotTell),
+        "a key change on a workspace whose tier the plan does not hold"
+    );
+}
+
 /// The error of a plan text that must be refused.
 fn refused(text: &str) -> String {
     match review_text(text, &Requirements::default()) {

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use world::seed_fingerprint;
 pub use world::{
     check_world, load_world, Faults, KeyUpdateOutcome, OAuthClient, PendingKeyUpdate,
     SandboxAccount, SandboxError, SandboxWorkspace, SeedCluster, SeedDashboard, SeedKey, SeedPool,
@@ -35,9 +36,12 @@ pub struct SandboxConfig {
     /// `127.0.0.1:0` picks a free port.
     pub listen: SocketAddr,
     pub world: World,
-    /// Persist every change here; when the file exists it is loaded instead
-    /// of `world`.
+    /// Persist every change here; when the file exists and was made from
+    /// the same seed (`world`), it is loaded instead of `world`; made from
+    /// another seed, the start is refused unless `reset_state`.
     pub state_path: Option<PathBuf>,
+    /// Discard an existing state file and start from `world`.
+    pub reset_state: bool,
     /// Overrides the seed's admin token.
     pub admin_token: Option<String>,
     /// How long a workspace stays PROVISIONING after an update.
@@ -59,6 +63,7 @@ impl SandboxConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             world,
             state_path: None,
+            reset_state: false,
             admin_token: None,
             provisioning_delay: Duration::from_millis(300),
             token_lifetime: Duration::from_secs(3600),
@@ -72,6 +77,7 @@ impl SandboxConfig {
 /// A running sandbox.
 pub struct SandboxHandle {
     addr: SocketAddr,
+    resumed: bool,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -79,6 +85,11 @@ pub struct SandboxHandle {
 impl SandboxHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+    /// True when the world was loaded from an existing state file (made
+    /// from the same seed), not started from the seed.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
     /// `http://127.0.0.1:PORT`: the account host to give the client.
     pub fn url(&self) -> String {
@@ -148,15 +159,35 @@ fn normalize(world: &mut World) -> Result<(), SandboxError> {
 
 /// Starts the sandbox (in the current tokio runtime) and answers once it listens.
 pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+    let fingerprint = seed_fingerprint(&config.world);
     let (mut world, from) = match &config.state_path {
-        Some(p) if p.exists() => (load_world(p)?, Some(p.clone())),
+        Some(p) if p.exists() && !config.reset_state => (load_world(p)?, Some(p.clone())),
         _ => (config.world.clone(), None),
     };
     normalize(&mut world)?;
-    check_world(&world).map_err(|m| match from {
-        Some(path) => SandboxError::State { path, message: m },
+    check_world(&world).map_err(|m| match &from {
+        Some(path) => SandboxError::State {
+            path: path.clone(),
+            message: m,
+        },
         None => SandboxError::Seed(m),
     })?;
+    if let Some(path) = &from {
+        // The saved world wins only when it grew from this very seed.
+        let why = match &world.seed_fingerprint {
+            Some(f) if *f == fingerprint => None,
+            Some(_) => Some("it was made from a seed with other content".to_string()),
+            None => Some("it records no seed".to_string()),
+        };
+        if let Some(why) = why {
+            return Err(SandboxError::SeedChanged {
+                path: path.clone(),
+                why,
+            });
+        }
+    }
+    let resumed = from.is_some();
+    world.seed_fingerprint = Some(fingerprint);
     if let Some(t) = &config.admin_token {
         world.admin_token = Some(t.clone());
     }
@@ -209,6 +240,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     tracing::info!(%addr, "cmk-sandbox listening");
     Ok(SandboxHandle {
         addr,
+        resumed,
         shutdown,
         task,
     })
@@ -304,6 +336,64 @@ mod state_file_tests {
         let p = dir.path().join("gone").join("state.json");
         let e = persist(&p, &world()).unwrap_err();
         assert!(e.to_string().contains("cannot write state"), "{e}");
+    }
+
+    /// Issue 22: a restart with a new seed and an existing state file kept
+    /// the old world (and its old admin token) without a word. The same
+    /// seed resumes the saved world; another seed is refused, naming the
+    /// way out; `reset_state` starts over from the new seed.
+    #[tokio::test]
+    async fn a_state_file_made_from_another_seed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let config = |w: World, reset: bool| {
+            let mut c = SandboxConfig::new(w);
+            c.state_path = Some(p.clone());
+            c.reset_state = reset;
+            c
+        };
+        let h = start(config(world(), false)).await.unwrap();
+        assert!(!h.resumed(), "a fresh state file starts from the seed");
+        h.shutdown().await;
+        let h = start(config(world(), false)).await.unwrap();
+        assert!(h.resumed(), "the same seed resumes the saved world");
+        h.shutdown().await;
+
+        let mut other = world();
+        other.admin_token = Some("new-admin".into());
+        let saved = std::fs::read_to_string(&p).unwrap();
+        let e = match start(config(other.clone(), false)).await {
+            Ok(_) => panic!("a state file of another seed was loaded"),
+            Err(e) => e,
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&p.display().to_string())
+                && msg.contains("not made from this seed")
+                && msg.contains("--reset-state"),
+            "{msg}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            saved,
+            "refused before any write"
+        );
+
+        // A state file written before fingerprints were recorded.
+        let mut legacy: serde_json::Value = serde_json::from_str(&saved).unwrap();
+        legacy.as_object_mut().unwrap().remove("seed_fingerprint");
+        std::fs::write(&p, legacy.to_string()).unwrap();
+        let e = match start(config(world(), false)).await {
+            Ok(_) => panic!("a state file that records no seed was loaded"),
+            Err(e) => e,
+        };
+        assert!(e.to_string().contains("it records no seed"), "{e}");
+
+        let h = start(config(other, true)).await.unwrap();
+        assert!(!h.resumed());
+        h.shutdown().await;
+        let now: World = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(now.admin_token.as_deref(), Some("new-admin"));
     }
 
     /// Issue 10: a state file `{}` silently replaced the seed with an empty

@@ -27,6 +27,8 @@ pub enum SandboxError {
     Seed(String),
     #[error("the state file {path} is not a valid sandbox world: {message}; move it away to start from the seed")]
     State { path: PathBuf, message: String },
+    #[error("the state file {path} was not made from this seed ({why}): starting would keep the world saved there and ignore the seed. Start with --reset-state to discard the saved world and start from the seed, or give the seed that made it")]
+    SeedChanged { path: PathBuf, why: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -187,6 +189,26 @@ pub struct World {
     pub admin_token: Option<String>,
     #[serde(default)]
     pub accounts: Vec<SandboxAccount>,
+    /// In a state file: the fingerprint of the seed the world was made
+    /// from ([`seed_fingerprint`]), so that a restart with another seed is
+    /// refused instead of silently keeping the old world.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_fingerprint: Option<String>,
+}
+
+/// A fingerprint of a seed's content (FNV-1a, 64 bits, of its JSON as
+/// read: layout and whitespace of the file do not count). It tells seeds
+/// apart; it is no security measure.
+pub fn seed_fingerprint(seed: &World) -> String {
+    let mut w = seed.clone();
+    w.seed_fingerprint = None;
+    let bytes = serde_json::to_vec(&w).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
 }
 
 /// Faults the sandbox injects into API answers (not into admin calls).
