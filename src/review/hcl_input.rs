@@ -470,7 +470,12 @@ fn references(e: &Expression, out: &mut Vec<String>) {
                 })
                 .next_back()
             {
+                // With a constant key Terraform also lists the bare object.
+                let bare = super::plan::strip_index(o);
                 push(o.clone(), out);
+                if bare != *o {
+                    push(bare, out);
+                }
             }
             for r in rest {
                 push(r, out);

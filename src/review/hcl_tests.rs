@@ -741,3 +741,56 @@ fn review_help_exits_0_and_lists_every_flag() {
         assert!(USAGE.contains(flag), "review usage lacks {flag}");
     }
 }
+
+/// The real plan Terraform 1.11.4 and the AWS provider wrote from
+/// acceptance-tests/fixtures/review/real/config/ (README.md there), and the
+/// same configuration read in HCL mode: the same resource instances, every
+/// reference the plan records recorded by HCL mode too, and the same
+/// provider regions.
+#[test]
+fn hcl_mode_records_what_the_real_plan_of_the_same_source_records() {
+    let real_dir = root().join("acceptance-tests/fixtures/review/real");
+    let text = std::fs::read_to_string(real_dir.join("aws_provider_shapes.json")).unwrap();
+    let real = Plan::parse(&text).unwrap();
+    let opts = parse_args(&s(&[real_dir.join("config").to_str().unwrap()])).unwrap();
+    let (hcl, _) = load_hcl(&opts).unwrap();
+    let managed = |p: &Plan| -> Vec<String> {
+        let mut v: Vec<String> = p
+            .resources
+            .iter()
+            .filter(|r| r.mode == "managed")
+            .map(|r| r.address.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(managed(&hcl), managed(&real));
+    assert!(managed(&real).len() >= 5);
+    let mut checked = 0;
+    for (config_address, attrs) in &real.references {
+        let h = hcl
+            .references
+            .get(config_address)
+            .unwrap_or_else(|| panic!("HCL mode lacks {config_address}"));
+        for (path, refs) in attrs {
+            let got = h.get(path).cloned().unwrap_or_default();
+            for r in refs {
+                assert!(
+                    got.contains(r),
+                    "{config_address} {path}: the plan records {r}, HCL mode {got:?}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "only {checked} references compared");
+    for r in real.resources.iter().filter(|r| r.mode == "managed") {
+        let h = hcl.get(&r.address).unwrap();
+        assert_eq!(
+            format!("{:?}", hcl.provider_region(h)),
+            format!("{:?}", real.provider_region(r)),
+            "{}",
+            r.address
+        );
+    }
+}
