@@ -235,7 +235,7 @@ fn hcl_mode_reads_variables_from_tfvars_var_files_and_var() {
         loaded.locations["databricks_mws_workspaces.this"],
         hcl_input::Source {
             file: main_tf,
-            line: 20
+            line: 19
         }
     );
 }
@@ -561,7 +561,7 @@ fn venv_python() -> PathBuf {
 fn junit_output_validates_against_the_junit_schema() {
     let d = broken_copy(
         None,
-        "  # cmk:ignore CMK004 <accepted> & \"quoted\" for the test\n",
+        "  # cmk:ignore CMK015 <accepted> & \"quoted\" for the test\n",
     );
     let mut outputs = vec![];
     for args in [
@@ -611,10 +611,10 @@ fn junit_output_validates_against_the_junit_schema() {
     }
     let xsd = root().join("tests/support/junit.xsd");
     let script = "import sys, xmlschema\n\
-schema = xmlschema.XMLSchema(sys.argv[1])\n\
-for p in sys.argv[2:]:\n\
-    schema.validate(p)\n\
-    print('valid', p)\n";
+                  schema = xmlschema.XMLSchema(sys.argv[1])\n\
+                  for p in sys.argv[2:]:\n\
+                  \x20   schema.validate(p)\n\
+                  \x20   print('valid', p)\n";
     let o = std::process::Command::new(venv_python())
         .arg("-c")
         .arg(script)
