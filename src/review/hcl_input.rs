@@ -145,14 +145,15 @@ struct File {
     text: String,
     /// Top-level structures, with the byte span of each block.
     structures: Vec<(Structure, Option<std::ops::Range<usize>>)>,
+    /// Byte offsets of the newlines.
+    newlines: Vec<usize>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+impl File {
+    /// The 1-based line of a byte offset (binary search over line starts).
+    fn line_of(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|n| *n < offset) + 1
+    }
 }
 
 fn parse_file(path: &Path) -> Result<File, HclError> {
@@ -168,10 +169,17 @@ fn parse_file(path: &Path) -> Result<File, HclError> {
             (Structure::from(s), span)
         })
         .collect();
+    let newlines = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
     Ok(File {
         name,
         text,
         structures,
+        newlines,
     })
 }
 
@@ -208,7 +216,7 @@ impl Located<'_> {
             line: self
                 .span
                 .as_ref()
-                .map(|s| line_of(&self.file.text, s.start))
+                .map(|s| self.file.line_of(s.start))
                 .unwrap_or(1),
         }
     }
@@ -219,7 +227,7 @@ impl Located<'_> {
             return vec![];
         };
         let text = &self.file.text[span.clone()];
-        let first = line_of(&self.file.text, span.start);
+        let first = self.file.line_of(span.start);
         let mut out = vec![];
         for (i, l) in text.lines().enumerate() {
             let t = l.trim_start();
@@ -847,6 +855,33 @@ fn eval_resource(
     }
 }
 
+/// The objects a block's expressions refer to, as (`type`, `name`), or
+/// (`data`, `type`) for data sources.
+fn block_roots(body: &Body) -> Vec<(String, String)> {
+    let mut refs = vec![];
+    fn walk(body: &Body, refs: &mut Vec<String>) {
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) => references(&a.expr, refs),
+                Structure::Block(b) => walk(&b.body, refs),
+            }
+        }
+    }
+    walk(body, &mut refs);
+    let mut out: Vec<(String, String)> = refs
+        .iter()
+        .filter_map(|r| {
+            let mut parts = r.split('.');
+            let root = parts.next()?;
+            let name = parts.next()?.split('[').next()?;
+            Some((root.to_string(), name.to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn read_module(
     files: &[File],
     dir: &Path,
@@ -960,16 +995,43 @@ fn read_module(
     // Resource values known so far: type (or `data`) -> name -> value.
     let mut known: BTreeMap<String, hcl::Map<String, hcl::Value>> = BTreeMap::new();
     let mut results: Vec<Evaluated> = vec![];
+    // The objects each block refers to (`type`, `name`): a block is
+    // evaluated with those only, so the time stays linear in the resources.
+    let roots: Vec<Vec<(String, String)>> = resource_blocks
+        .iter()
+        .map(|(b, _)| block_roots(&b.block.body))
+        .collect();
     for _pass in 0..MAX_PASSES {
-        let mut ctx = scope.ctx.clone();
+        let mut full = scope.ctx.clone();
         for (t, m) in &known {
-            ctx.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
+            full.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
         }
-        ctx.declare_var("local", hcl::Value::Object(eval_locals(&local_attrs, &ctx)));
+        let mut base = scope.ctx.clone();
+        base.declare_var(
+            "local",
+            hcl::Value::Object(eval_locals(&local_attrs, &full)),
+        );
+        drop(full);
         results = resource_blocks
             .iter()
             .zip(&computed)
-            .map(|((b, data), c)| eval_resource(b.block, *data, c, &scope, &mut ctx))
+            .zip(&roots)
+            .map(|(((b, data), c), r)| {
+                let mut ctx = base.clone();
+                let mut narrow: BTreeMap<&str, hcl::Map<String, hcl::Value>> = BTreeMap::new();
+                for (root, name) in r {
+                    if let Some(v) = known.get(root).and_then(|m| m.get(name)) {
+                        narrow
+                            .entry(root.as_str())
+                            .or_default()
+                            .insert(name.clone(), v.clone());
+                    }
+                }
+                for (t, m) in narrow {
+                    ctx.declare_var(t, hcl::Value::Object(m));
+                }
+                eval_resource(b.block, *data, c, &scope, &mut ctx)
+            })
             .collect();
         let mut next: BTreeMap<String, hcl::Map<String, hcl::Value>> = BTreeMap::new();
         for ((b, data), r) in resource_blocks.iter().zip(&results) {
