@@ -470,14 +470,10 @@ fn references(e: &Expression, out: &mut Vec<String>) {
                 push(s.clone(), out);
             }
             // The object with its constant key, if any, else without.
-            if let Some(o) = chain
-                .iter()
-                .filter(|c| {
-                    c.starts_with(object.as_deref().unwrap_or("\u{0}"))
-                        && !c[object.as_deref().unwrap_or_default().len()..].contains('.')
-                })
-                .next_back()
-            {
+            if let Some(o) = chain.iter().rfind(|c| {
+                c.starts_with(object.as_deref().unwrap_or("\u{0}"))
+                    && !c[object.as_deref().unwrap_or_default().len()..].contains('.')
+            }) {
                 // With a constant key Terraform also lists the bare object.
                 let bare = super::plan::strip_index(o);
                 push(o.clone(), out);
