@@ -457,3 +457,109 @@ fn reference_shapes_through_this_providers_resources_pass_plan() {
     );
     nothing_created(&sb, &m);
 }
+
+/// Issue 20: the same reference shapes, unchanged, reviewed in HCL mode
+/// (`terraform-provider-cmk review DIR`) by the built binary with no
+/// Databricks or AWS credential in its environment and no plan: the
+/// reference architecture passes with its CMK021 warnings (root and
+/// module), and the broken neighbour whose rule the source decides (the
+/// managed-services statement without Decrypt) fails on CMK015 at the
+/// resource at fault. The neighbours that need the live workspace (tier,
+/// its keys) are "cannot tell yet" there: `--live` or a plan decides them.
+#[test]
+fn reference_shapes_reviewed_in_hcl_mode_without_credentials() {
+    if !enabled("reference_shapes_reviewed_in_hcl_mode_without_credentials") {
+        return;
+    }
+    // The servers only give the configuration its URLs; the review calls neither.
+    let sb = Sandbox::start_with(SEED);
+    let m = MotoServer::start();
+    let w = Workdir::new(&config(&sb, &m, &GOOD));
+    std::fs::create_dir_all(w.path().join("modules/keys")).unwrap();
+    w.write(
+        "modules/keys/main.tf",
+        &format!("{CMK_HEADER}\n{}\n{MODULE}", locals()),
+    );
+    let review = |dir: &std::path::Path| {
+        let mut cmd = std::process::Command::new(crate::harness::provider_bin());
+        cmd.arg("review").arg(dir).args(["--format", "json"]);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DATABRICKS_") || k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("HOME", dir);
+        let o = cmd.output().expect("run review");
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        (o.status.code().unwrap_or(-1), out)
+    };
+    let failures = |out: &serde_json::Value| -> Vec<(String, String, String)> {
+        out["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["verdict"] == "fail")
+            .map(|f| {
+                (
+                    f["severity"].as_str().unwrap().to_string(),
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["address"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (code, out) = review(w.path());
+    assert_eq!(code, 0, "{out:#}");
+    let mut got = failures(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "warning".to_string(),
+                "CMK021".to_string(),
+                "cmk_kms_key.workspace_storage".to_string()
+            ),
+            (
+                "warning".to_string(),
+                "CMK021".to_string(),
+                "module.keys.cmk_kms_key.storage".to_string()
+            ),
+        ],
+        "{out:#}"
+    );
+    // Each finding has its file and line.
+    for f in out["findings"].as_array().unwrap() {
+        assert!(f["file"].as_str().unwrap().ends_with("main.tf"), "{f:#}");
+        assert!(f["line"].as_u64().unwrap() > 1, "{f:#}");
+    }
+    assert!(out["summary"]["passed"].as_u64().unwrap() > 10, "{out:#}");
+    w.write(
+        "main.tf",
+        &config(
+            &sb,
+            &m,
+            &Shape {
+                ms_actions: r#""kms:Encrypt""#,
+                ..GOOD
+            },
+        ),
+    );
+    let (code, out) = review(w.path());
+    assert_eq!(code, 1, "{out:#}");
+    let errors: Vec<_> = failures(&out)
+        .into_iter()
+        .filter(|(s, _, _)| s == "error")
+        .collect();
+    assert_eq!(
+        errors,
+        vec![(
+            "error".to_string(),
+            "CMK015".to_string(),
+            "cmk_kms_key.managed_services".to_string()
+        )],
+        "{out:#}"
+    );
+    assert_eq!(sb.creates_committed(), 0);
+}

@@ -10,6 +10,11 @@
 # under 2 s at 10,000 resources, and linear (the 10,000 median about ten
 # times the 1,000 one). A benchmark, not a test: it asserts nothing.
 #
+# Then HCL mode (issue 20: `review DIR`, no plan): a main.tf of N resources
+# in the same shape (keys with a jsonencode() policy, key configurations and
+# workspaces referring to them), rows prefixed "hcl". Goal: under 2 s at
+# 10,000 resources.
+#
 # Usage: bench/review_bench.sh BIN_DIR [ROUNDS] [SIZES...]
 set -euo pipefail
 bin_dir=$(cd "${1:?usage: review_bench.sh BIN_DIR [ROUNDS] [SIZES...]}" && pwd)
@@ -91,4 +96,67 @@ for n in "${sizes[@]}"; do
   cpu=$(awk '{printf "%.3f\n", $2 + $3}' "$work/times" | median)
   mib=$(awk -v b="$(stat -c %s "$plan")" 'BEGIN {printf "%.1f", b / 1048576}')
   printf "%10d %8s %8s %8s\n" "$n" "$mib" "$wall" "$cpu"
+done
+
+gen_hcl() { # N DIR
+  mkdir -p "$2"
+  "$python" - "$1" "$2/main.tf" <<'PY'
+import sys
+n, out = int(sys.argv[1]), sys.argv[2]
+acct = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+parts = ['variable "account_id" {\n  default = "%s"\n}\n' % acct,
+         'provider "aws" {\n  region = "us-east-1"\n}\n']
+block = """resource "aws_kms_key" "k%(i)d" {
+  description = "key %(i)d"
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Sid = "root", Effect = "Allow", Principal = { AWS = "arn:aws:iam::123456789012:root" }, Action = "kms:*", Resource = "*" },
+      { Sid = "databricks", Effect = "Allow", Principal = { AWS = "arn:aws:iam::414351767826:root" },
+        Action = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+      Resource = "*", Condition = { StringEquals = { "aws:PrincipalTag/DatabricksAccountId" = var.account_id } } },
+    ]
+  })
+}
+
+resource "databricks_mws_customer_managed_keys" "c%(i)d" {
+  account_id = var.account_id
+  use_cases  = ["MANAGED_SERVICES", "STORAGE"]
+  aws_key_info {
+    key_arn = aws_kms_key.k%(i)d.arn
+  }
+}
+
+resource "databricks_mws_workspaces" "w%(i)d" {
+  account_id                               = var.account_id
+  aws_region                               = "us-east-1"
+  pricing_tier                             = "ENTERPRISE"
+  workspace_name                           = "ws%(i)d"
+  managed_services_customer_managed_key_id = databricks_mws_customer_managed_keys.c%(i)d.customer_managed_key_id
+  storage_customer_managed_key_id          = databricks_mws_customer_managed_keys.c%(i)d.customer_managed_key_id
+}
+"""
+for i in range(n // 3):
+    parts.append(block % {"i": i})
+open(out, "w").write("\n".join(parts))
+PY
+}
+
+echo
+echo "review in HCL mode (review DIR, no plan): median of $rounds runs; wall and CPU seconds"
+printf "%4s %10s %8s %8s %8s\n" mode resources MiB wall cpu
+for n in "${sizes[@]}"; do
+  dir="$work/hcl-$n"
+  gen_hcl "$n" "$dir"
+  code=0
+  "$bin" review "$dir" --format json >/dev/null || code=$? # warm-up
+  if [ "$code" -ge 2 ]; then echo "review refused the generated configuration (exit $code)" >&2; exit 1; fi
+  : >"$work/times"
+  for _ in $(seq "$rounds"); do
+    { time "$bin" review "$dir" --format json >/dev/null || true; } 2>>"$work/times"
+  done
+  wall=$(awk '{print $1}' "$work/times" | median)
+  cpu=$(awk '{printf "%.3f\n", $2 + $3}' "$work/times" | median)
+  mib=$(awk -v b="$(stat -c %s "$dir/main.tf")" 'BEGIN {printf "%.1f", b / 1048576}')
+  printf "%4s %10d %8s %8s %8s\n" hcl "$n" "$mib" "$wall" "$cpu"
 done

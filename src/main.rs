@@ -12,8 +12,13 @@ Usage:
   terraform-provider-cmk                 (run by Terraform; not by hand)
   terraform-provider-cmk --debug [--address SOURCE]
                                          serve without TLS and print TF_REATTACH_PROVIDERS
-  terraform-provider-cmk review PLAN_JSON [--format text|json|sarif] [--require DATA_TYPE...]
-                                         apply the CMK rules to `terraform show -json PLANFILE` output
+  terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github]
+        [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE] [-var-file FILE]
+        [--require DATA_TYPE...] [--max-input-mib N]
+        [--live [--profile NAME] [--workspace-host-template URL]]
+                                         apply the CMK rules to `terraform show -json PLANFILE`
+                                         output, or to a configuration's .tf source (no plan,
+                                         no credentials); `review --help` says more
   terraform-provider-cmk docs [--out DIR]  write the registry-layout docs (default: docs)
   terraform-provider-cmk --version
   terraform-provider-cmk --help
@@ -39,6 +44,10 @@ fn docs(args: &[String]) -> ExitCode {
     let out = match args {
         [] => std::path::PathBuf::from("docs"),
         [flag, dir] if flag == "--out" => std::path::PathBuf::from(dir),
+        [flag] if flag == "--help" || flag == "-h" => {
+            println!("usage: terraform-provider-cmk docs [--out DIR]\n  writes the registry-layout reference pages (default: docs)");
+            return ExitCode::SUCCESS;
+        }
         _ => {
             eprintln!("usage: terraform-provider-cmk docs [--out DIR]");
             return ExitCode::from(2);

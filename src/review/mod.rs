@@ -1,17 +1,21 @@
-//! `terraform-provider-cmk review PLAN_JSON [--format text|json|sarif]
-//! [--require DATA_TYPE...]`: applies the rules to a plan written by
-//! `terraform show -json PLANFILE` (`-` reads standard input).
+//! `terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [options]`:
+//! applies the rules to a plan written by `terraform show -json PLANFILE`
+//! (`-` reads standard input), or to a configuration's `.tf` source (HCL
+//! mode, src/review/hcl_input.rs: no plan, no credentials).
 //!
-//! Exit code: 1 when an error-level finding exists, 0 otherwise, 2 when the
-//! input or the arguments cannot be read. The JSON output is documented in
+//! Exit code: 1 when a finding at `--fail-on` (default: error) exists that
+//! no suppression accepts, 0 otherwise, 2 when the input, a suppression or
+//! the arguments cannot be read. The JSON output is documented in
 //! `docs/review.md`.
 
 pub mod analyze;
+pub mod hcl_input;
 pub mod live;
 pub mod output;
 pub mod plan;
 #[cfg(test)]
 mod plan_fuzz;
+pub mod suppress;
 
 use std::io::{Read, Write};
 
@@ -27,12 +31,32 @@ pub enum Format {
     Text,
     Json,
     Sarif,
+    Junit,
+    Github,
+}
+
+/// `--fail-on`: the least severe finding that makes the exit code 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Never,
 }
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
+    /// The first input: plan JSON, `-`, a directory or a `.tf` file.
     pub plan: String,
+    /// Further `.tf` files (HCL mode).
+    pub more: Vec<String>,
+    /// `-var-file FILE` (HCL mode), in order.
+    pub var_files: Vec<String>,
+    /// `-var NAME=VALUE` (HCL mode), in order.
+    pub vars: Vec<(String, String)>,
+    pub fail_on: FailOn,
+    /// `--suppressions FILE`; else `.cmk-review.json` where it is found.
+    pub suppressions: Option<String>,
     pub format: Format,
     pub required: Requirements,
     /// Input larger than this is refused (`--max-input-mib`).
@@ -51,10 +75,17 @@ pub const DEFAULT_MAX_INPUT_MIB: u64 = 256;
 /// Why the command line is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
-    #[error("missing PLAN_JSON (a file written by `terraform show -json PLANFILE`, or - for standard input)")]
+    #[error("missing input: PLAN_JSON (a file written by `terraform show -json PLANFILE`, or - for standard input), a configuration's directory, or .tf files")]
     MissingPlan,
-    #[error("unknown format {0:?}; use text, json or sarif")]
+    #[error("unknown format {0:?}; use text, json, sarif, junit or github")]
     BadFormat(String),
+    #[error("unknown --fail-on {0:?}; use error, warning or never")]
+    BadFailOn(String),
+    #[error("-var takes NAME=VALUE, not {0:?}")]
+    BadVar(String),
+    /// `--help`: not an error; the usage goes to standard output.
+    #[error("help")]
+    Help,
     #[error("unknown data type {0:?}; valid data types are {1}")]
     BadDataType(String, String),
     #[error("{0} needs a value")]
@@ -65,9 +96,17 @@ pub enum UsageError {
     BadLimit(String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON [--format text|json|sarif] [--require DATA_TYPE...] [--max-input-mib N] [--live [--profile NAME] [--workspace-host-template URL]]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE...] [-var-file FILE...] [--require DATA_TYPE...] [--max-input-mib N] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
-  --format         text (default), json (see docs/review.md) or sarif (SARIF 2.1.0)\n\
+  DIR, FILE.tf     HCL mode: a configuration's .tf source (with terraform.tfvars, *.auto.tfvars,\n\
+                   local modules); no plan and no credentials; what only a plan knows\n\
+                   (computed ids, live workspace facts) is \"cannot tell yet\"\n\
+  -var, -var-file  HCL mode: variable values, as terraform plan takes them\n\
+  --format         text (default), json (see docs/review.md), sarif (SARIF 2.1.0),\n\
+                   junit (JUnit XML) or github (GitHub Actions annotations)\n\
+  --fail-on        exit 1 on error findings (default), on warnings too, or never\n\
+  --suppressions   a suppressions file (default: .cmk-review.json in the configuration's\n\
+                   directory or the current one); inline: # cmk:ignore CMK021 reason\n\
   --require        data types that must be protected, e.g. --require secrets dbfs_root\n\
   --max-input-mib  refuse input larger than this (default 256)\n\
   --live           read the current keys, tier, compute and dashboards of the existing\n\
@@ -93,6 +132,11 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
         _ => args,
     };
     let mut plan = None;
+    let mut more = vec![];
+    let mut var_files = vec![];
+    let mut vars = vec![];
+    let mut fail_on = FailOn::Error;
+    let mut suppressions = None;
     let mut format = Format::Text;
     let mut required = Requirements::default();
     let mut max_input_mib = DEFAULT_MAX_INPUT_MIB;
@@ -104,7 +148,47 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
     while i < args.len() {
         let a = &args[i];
         i += 1;
-        if let Some(v) = a.strip_prefix("--format=") {
+        // Flags that take a value, as `--flag VALUE` or `--flag=VALUE`
+        // (`-var`/`-var-file` also with one dash, as terraform takes them).
+        let valued = |names: &[&str], i: &mut usize| -> Option<Result<String, UsageError>> {
+            for n in names {
+                if let Some(v) = a.strip_prefix(&format!("{n}=")) {
+                    return Some(Ok(v.to_string()));
+                }
+                if a == n {
+                    let v = args.get(*i).cloned();
+                    *i += 1;
+                    return Some(v.ok_or_else(|| UsageError::MissingValue(n.to_string())));
+                }
+            }
+            None
+        };
+        if a == "--help" || a == "-h" || a == "help" && plan.is_none() {
+            return Err(UsageError::Help);
+        } else if let Some(v) = valued(&["--fail-on"], &mut i) {
+            let v = v?;
+            fail_on = match v.as_str() {
+                "error" => FailOn::Error,
+                "warning" => FailOn::Warning,
+                "never" => FailOn::Never,
+                _ => return Err(UsageError::BadFailOn(v)),
+            };
+            in_require = false;
+        } else if let Some(v) = valued(&["--suppressions"], &mut i) {
+            suppressions = Some(v?);
+            in_require = false;
+        } else if let Some(v) = valued(&["-var-file", "--var-file"], &mut i) {
+            var_files.push(v?);
+            in_require = false;
+        } else if let Some(v) = valued(&["-var", "--var"], &mut i) {
+            let v = v?;
+            let (k, val) = v
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| UsageError::BadVar(v.clone()))?;
+            vars.push((k.to_string(), val.to_string()));
+            in_require = false;
+        } else if let Some(v) = a.strip_prefix("--format=") {
             format = parse_format(v)?;
             in_require = false;
         } else if a == "--format" {
@@ -171,12 +255,19 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
             push_required(&mut required, a)?;
         } else if plan.is_none() {
             plan = Some(a.clone());
+        } else if a.ends_with(".tf") && plan.as_deref().is_some_and(|p| p.ends_with(".tf")) {
+            more.push(a.clone());
         } else {
             return Err(UsageError::Unexpected(a.clone()));
         }
     }
     Ok(Options {
         plan: plan.ok_or(UsageError::MissingPlan)?,
+        more,
+        var_files,
+        vars,
+        fail_on,
+        suppressions,
         format,
         required,
         max_input_mib,
@@ -191,6 +282,8 @@ fn parse_format(v: &str) -> Result<Format, UsageError> {
         "text" => Ok(Format::Text),
         "json" => Ok(Format::Json),
         "sarif" => Ok(Format::Sarif),
+        "junit" => Ok(Format::Junit),
+        "github" => Ok(Format::Github),
         _ => Err(UsageError::BadFormat(v.to_string())),
     }
 }
@@ -256,31 +349,109 @@ pub fn read_limited(r: impl Read, limit: u64) -> Result<String, ReadError> {
 
 /// Renders an analysis in a format.
 pub fn render(a: &Analysis, format: Format, source: &str) -> String {
+    render_with(a, &[], format, source, FailOn::Error)
+}
+
+/// Renders an analysis with its outcomes' notes (place, suppression).
+pub fn render_with(
+    a: &Analysis,
+    notes: &[suppress::Note],
+    format: Format,
+    source: &str,
+    fail_on: FailOn,
+) -> String {
     match format {
-        Format::Text => output::text(a),
-        Format::Json => output::json(a, source),
-        Format::Sarif => output::sarif(a, source),
+        Format::Text => output::text_with(a, notes),
+        Format::Json => output::json_with(a, notes, source),
+        Format::Sarif => output::sarif_with(a, notes, source),
+        Format::Junit => output::junit(a, notes, source, fail_on),
+        Format::Github => output::github(a, notes, source, fail_on),
     }
 }
 
 /// Exit code for an analysis: 1 when any error-level finding exists.
 pub fn exit_code(a: &Analysis) -> i32 {
-    if a.outcomes.iter().any(|l| l.outcome.is_error()) {
-        1
-    } else {
-        0
-    }
+    exit_code_with(a, &[], FailOn::Error)
 }
 
-/// The `review` command. Returns the process exit code.
-pub fn main(args: &[String]) -> i32 {
-    let opts = match parse_args(args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("review: {e}\n{USAGE}");
-            return 2;
+/// Exit code at a threshold: 1 when a finding at `fail_on` or above exists
+/// that no suppression accepts (an expired suppression accepts nothing).
+pub fn exit_code_with(a: &Analysis, notes: &[suppress::Note], fail_on: FailOn) -> i32 {
+    let fails = a.outcomes.iter().enumerate().any(|(i, l)| {
+        let suppressed = notes.get(i).is_some_and(|n| n.suppressed());
+        !suppressed
+            && match fail_on {
+                FailOn::Error => l.outcome.is_error(),
+                FailOn::Warning => l.outcome.is_failure(),
+                FailOn::Never => false,
+            }
+    });
+    i32::from(fails)
+}
+
+/// Reads a configuration's source (HCL mode) into the plan the rules read.
+pub fn load_hcl(opts: &Options) -> Result<(Plan, hcl_input::Loaded), String> {
+    let mut paths = vec![opts.plan.clone()];
+    paths.extend(opts.more.iter().cloned());
+    let mut loaded = hcl_input::load(&hcl_input::Inputs {
+        paths,
+        var_files: opts.var_files.clone(),
+        vars: opts.vars.clone(),
+    })
+    .map_err(|e| e.0)?;
+    let plan = Plan::from_value(std::mem::take(&mut loaded.plan))
+        .map_err(|e| format!("internal: the configuration's plan could not be read: {e}"))?;
+    Ok((plan, loaded))
+}
+
+/// The suppressions that apply: the named file, else `.cmk-review.json`
+/// of the configuration's directory (HCL mode) or of the current
+/// directory; with the inline ones of HCL mode first.
+pub fn load_suppressions(
+    opts: &Options,
+    inline: &[hcl_input::InlineIgnore],
+) -> Result<Vec<suppress::Suppression>, String> {
+    let mut out = suppress::from_inline(inline)?;
+    let file = match &opts.suppressions {
+        Some(f) => Some(std::path::PathBuf::from(f)),
+        None => {
+            let mut candidates = vec![];
+            let p = std::path::Path::new(&opts.plan);
+            if p.is_dir() {
+                candidates.push(p.join(suppress::DEFAULT_FILE));
+            } else if opts.plan.ends_with(".tf") {
+                if let Some(d) = p.parent() {
+                    candidates.push(d.join(suppress::DEFAULT_FILE));
+                }
+            }
+            candidates.push(std::path::PathBuf::from(suppress::DEFAULT_FILE));
+            candidates.into_iter().find(|c| c.is_file())
         }
     };
+    if let Some(f) = file {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("cannot read {name}: {e}"))?;
+        out.extend(suppress::parse_file(&name, &text)?);
+    }
+    Ok(out)
+}
+
+/// Today's date (UTC), for suppressions' expiry.
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+/// What a review run gives: the output, the exit code, and (with
+/// `--live`) the reads that failed.
+#[derive(Debug)]
+pub struct Done {
+    pub code: i32,
+    pub out: String,
+    pub live_errors: Vec<String>,
+}
+
+/// Reads a plan's JSON (a file, or standard input for `-`).
+fn read_plan(opts: &Options) -> Result<Plan, String> {
     let name = if opts.plan == "-" {
         "standard input".to_string()
     } else {
@@ -290,71 +461,103 @@ pub fn main(args: &[String]) -> i32 {
     let read = if opts.plan == "-" {
         read_limited(std::io::stdin().lock(), limit)
     } else {
-        match std::fs::File::open(&opts.plan) {
-            Ok(f) => read_limited(f, limit),
-            Err(e) => {
-                eprintln!("review: cannot read {name}: {e}");
-                return 2;
-            }
-        }
+        let f = std::fs::File::open(&opts.plan).map_err(|e| format!("cannot read {name}: {e}"))?;
+        read_limited(f, limit)
     };
     let text = match read {
         Ok(t) => t,
-        Err(ReadError::Io(e)) => {
-            eprintln!("review: cannot read {name}: {e}");
-            return 2;
-        }
-        Err(ReadError::Plan(e)) => {
-            eprintln!("review: {name}: {e}");
-            return 2;
-        }
+        Err(ReadError::Io(e)) => return Err(format!("cannot read {name}: {e}")),
+        Err(ReadError::Plan(e)) => return Err(format!("{name}: {e}")),
     };
-    let plan = match Plan::parse(&text) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("review: {name}: {e}");
-            return 2;
+    Plan::parse(&text).map_err(|e| format!("{name}: {e}"))
+}
+
+/// A review: plan JSON or a configuration's source, the rules (with live
+/// facts when asked), suppressions, the output. `Err` is a usage or input
+/// error (exit code 2), with the message.
+pub fn run(opts: &Options) -> Result<Done, String> {
+    let hcl = !opts.more.is_empty() || (opts.plan != "-" && hcl_input::is_hcl_input(&opts.plan));
+    let (plan, locations, ignores, source) = if hcl {
+        let (plan, loaded) = load_hcl(opts)?;
+        let mut source = opts.plan.clone();
+        for m in &opts.more {
+            source.push(' ');
+            source.push_str(m);
         }
+        (plan, loaded.locations, loaded.ignores, source)
+    } else {
+        if !opts.vars.is_empty() || !opts.var_files.is_empty() {
+            return Err("-var and -var-file are for a configuration's source (a directory or .tf files); a plan holds its variables' values already".into());
+        }
+        (
+            read_plan(opts)?,
+            std::collections::HashMap::new(),
+            vec![],
+            opts.plan.clone(),
+        )
     };
-    drop(text);
-    let mut live_errors = vec![];
-    let analysis = if opts.live {
+    let suppressions = load_suppressions(opts, &ignores)?;
+    let (analysis, live_errors) = if opts.live {
         let settings = crate::cloud::databricks::DatabricksSettings {
             profile: opts.profile.clone(),
             workspace_host_template: opts.workspace_host_template.clone(),
             ..Default::default()
         };
-        match review_live(&plan, &opts.required, &settings) {
-            Ok((a, errors)) => {
-                live_errors = errors;
-                a
-            }
-            Err(e) => {
-                eprintln!("review: {e}");
-                return 2;
-            }
-        }
+        review_live(&plan, &opts.required, &settings)?
     } else {
-        analyze(&plan, &opts.required)
+        (analyze(&plan, &opts.required), vec![])
     };
-    let out = render(&analysis, opts.format, &opts.plan);
+    drop(plan);
+    let notes = suppress::notes(&analysis, &suppressions, &locations, today());
+    let out = render_with(&analysis, &notes, opts.format, &source, opts.fail_on);
+    // Asked to look and could not: the review is incomplete.
+    let code = if live_errors.is_empty() {
+        exit_code_with(&analysis, &notes, opts.fail_on)
+    } else {
+        2
+    };
+    Ok(Done {
+        code,
+        out,
+        live_errors,
+    })
+}
+
+/// The `review` command. Returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let opts = match parse_args(args) {
+        Ok(o) => o,
+        Err(UsageError::Help) => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("review: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let done = match run(&opts) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("review: {e}");
+            return 2;
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     if stdout
-        .write_all(out.as_bytes())
+        .write_all(done.out.as_bytes())
         .and_then(|_| stdout.flush())
         .is_err()
     {
         return 2;
     }
-    if !live_errors.is_empty() {
-        // Asked to look and could not: the review is incomplete.
-        for e in &live_errors {
-            eprintln!("review: --live: {e}");
-        }
-        return 2;
+    for e in &done.live_errors {
+        eprintln!("review: --live: {e}");
     }
-    exit_code(&analysis)
+    done.code
 }
 
+#[cfg(test)]
+mod hcl_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! The review's three output formats.
+//! The review's output formats: text, JSON, SARIF, JUnit XML and GitHub
+//! workflow commands.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -7,14 +8,26 @@ use crate::rules::findings::{readable, Verdict, RULES};
 use crate::rules::Severity;
 
 use super::analyze::{Analysis, Located};
+use super::suppress::Note;
 
 /// Version of the JSON output's shape (docs/review.md).
 pub const JSON_VERSION: u32 = 1;
 
-fn reported(a: &Analysis) -> impl Iterator<Item = &Located> {
+static NO_NOTE: Note = Note {
+    source: None,
+    suppression: None,
+};
+
+/// The note of outcome `i` (none when the review has no notes).
+fn note(notes: &[Note], i: usize) -> &Note {
+    notes.get(i).unwrap_or(&NO_NOTE)
+}
+
+fn reported(a: &Analysis) -> impl Iterator<Item = (usize, &Located)> {
     a.outcomes
         .iter()
-        .filter(|l| l.outcome.verdict != Verdict::Pass)
+        .enumerate()
+        .filter(|(_, l)| l.outcome.verdict != Verdict::Pass)
 }
 
 struct Counts {
@@ -22,10 +35,17 @@ struct Counts {
     warnings: usize,
     cannot_tell: usize,
     passed: usize,
+    suppressed: usize,
 }
 
-fn counts(a: &Analysis) -> Counts {
-    let o = || a.outcomes.iter().map(|l| &l.outcome);
+fn counts(a: &Analysis, notes: &[Note]) -> Counts {
+    let o = || {
+        a.outcomes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !note(notes, *i).suppressed())
+            .map(|(_, l)| &l.outcome)
+    };
     Counts {
         errors: o().filter(|x| x.is_error()).count(),
         warnings: o()
@@ -33,40 +53,89 @@ fn counts(a: &Analysis) -> Counts {
             .count(),
         cannot_tell: o().filter(|x| x.verdict == Verdict::CannotTell).count(),
         passed: o().filter(|x| x.verdict == Verdict::Pass).count(),
+        suppressed: (0..a.outcomes.len())
+            .filter(|i| note(notes, *i).suppressed())
+            .count(),
+    }
+}
+
+/// `main.tf:12: ` when the outcome's resource has a known place.
+fn place(n: &Note) -> String {
+    n.source
+        .as_ref()
+        .map(|s| format!("{}:{}: ", s.file, s.line))
+        .unwrap_or_default()
+}
+
+/// Why an expired suppression no longer holds, for messages.
+fn expired_text(n: &Note) -> String {
+    match &n.suppression {
+        Some(s) => match s.expired {
+            Some(d) => format!(" [suppression expired on {d} ({}): {}]", s.origin, s.reason),
+            None => String::new(),
+        },
+        None => String::new(),
     }
 }
 
 /// Human-readable text: failures first (errors, then warnings), then what
 /// cannot be told yet.
 pub fn text(a: &Analysis) -> String {
+    text_with(a, &[])
+}
+
+/// Text with each outcome's note (place, suppression).
+pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
     let mut out = String::new();
-    let mut failures: Vec<&Located> = a
+    let mut failures: Vec<(usize, &Located)> = a
         .outcomes
         .iter()
-        .filter(|l| l.outcome.is_failure())
+        .enumerate()
+        .filter(|(i, l)| l.outcome.is_failure() && !note(notes, *i).suppressed())
         .collect();
-    failures.sort_by_key(|l| std::cmp::Reverse(l.outcome.severity));
-    for l in failures {
+    failures.sort_by_key(|(_, l)| std::cmp::Reverse(l.outcome.severity));
+    for (i, l) in failures {
         let o = &l.outcome;
+        let n = note(notes, i);
         out.push_str(&format!(
-            "{} {} {} ({}): {}\n  remediation: {}\n  docs: {}\n",
+            "{}{} {} {} ({}): {}{}\n  remediation: {}\n  docs: {}\n",
+            place(n),
             o.severity,
             o.rule,
             readable(&l.address),
             l.attribute,
             o.message,
+            expired_text(n),
             o.remediation(),
             o.docs()
         ));
     }
-    for l in a
-        .outcomes
-        .iter()
-        .filter(|l| l.outcome.verdict == Verdict::CannotTell)
+    for (i, l) in a.outcomes.iter().enumerate() {
+        let n = note(notes, i);
+        if let (true, Some(s)) = (n.suppressed(), &n.suppression) {
+            let o = &l.outcome;
+            out.push_str(&format!(
+                "{}suppressed {} {} {} ({}): {}\n  accepted by {}: {}\n",
+                place(n),
+                o.severity,
+                o.rule,
+                readable(&l.address),
+                l.attribute,
+                o.message,
+                s.origin,
+                s.reason
+            ));
+        }
+    }
+    for (i, l) in
+        a.outcomes.iter().enumerate().filter(|(i, l)| {
+            l.outcome.verdict == Verdict::CannotTell && !note(notes, *i).suppressed()
+        })
     {
         let o = &l.outcome;
         out.push_str(&format!(
-            "cannot tell yet {} {} ({}): {}{}\n",
+            "{}cannot tell yet {} {} ({}): {}{}\n",
+            place(note(notes, i)),
             o.rule,
             readable(&l.address),
             l.attribute,
@@ -78,7 +147,7 @@ pub fn text(a: &Analysis) -> String {
             }
         ));
     }
-    let c = counts(a);
+    let c = counts(a, notes);
     match &a.live {
         Some(errors) if errors.is_empty() => {
             out.push_str("live: the workspaces' current facts were read from Databricks\n")
@@ -98,8 +167,16 @@ pub fn text(a: &Analysis) -> String {
         }
     }
     out.push_str(&format!(
-        "{} error(s), {} warning(s), {} cannot tell yet, {} passed\n",
-        c.errors, c.warnings, c.cannot_tell, c.passed
+        "{} error(s), {} warning(s), {} cannot tell yet, {} passed{}\n",
+        c.errors,
+        c.warnings,
+        c.cannot_tell,
+        c.passed,
+        if c.suppressed > 0 {
+            format!(", {} suppressed", c.suppressed)
+        } else {
+            String::new()
+        }
     ));
     out
 }
@@ -131,6 +208,7 @@ struct JsonSummary {
     warnings: usize,
     cannot_tell: usize,
     passed: usize,
+    suppressed: usize,
 }
 
 #[derive(Serialize)]
@@ -147,6 +225,19 @@ struct JsonFinding<'a> {
     remediation: &'static str,
     docs: String,
     live_decides: bool,
+    /// File and line of the resource block (HCL mode), else null.
+    file: Option<&'a str>,
+    line: Option<usize>,
+    suppression: Option<JsonSuppression<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSuppression<'a> {
+    reason: &'a str,
+    origin: &'a str,
+    kind: &'static str,
+    /// The expiry date when it has passed (the finding then counts).
+    expired: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -161,7 +252,12 @@ struct JsonCoverage<'a> {
 /// The documented JSON shape (docs/review.md), serialized straight from
 /// the analysis (no intermediate JSON tree).
 pub fn json(a: &Analysis, source: &str) -> String {
-    let c = counts(a);
+    json_with(a, &[], source)
+}
+
+/// JSON with each outcome's note.
+pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
+    let c = counts(a, notes);
     let doc = JsonReport {
         format: "terraform-provider-cmk-review",
         version: JSON_VERSION,
@@ -171,9 +267,11 @@ pub fn json(a: &Analysis, source: &str) -> String {
             warnings: c.warnings,
             cannot_tell: c.cannot_tell,
             passed: c.passed,
+            suppressed: c.suppressed,
         },
         findings: reported(a)
-            .map(|l| {
+            .map(|(i, l)| {
+                let n = note(notes, i);
                 let o = &l.outcome;
                 let r = o.rule.rule();
                 JsonFinding {
@@ -193,6 +291,14 @@ pub fn json(a: &Analysis, source: &str) -> String {
                     remediation: r.remediation,
                     docs: r.docs_path(),
                     live_decides: l.live_decides,
+                    file: n.source.as_ref().map(|s| s.file.as_str()),
+                    line: n.source.as_ref().map(|s| s.line),
+                    suppression: n.suppression.as_ref().map(|s| JsonSuppression {
+                        reason: &s.reason,
+                        origin: &s.origin,
+                        kind: if s.in_source { "inline" } else { "file" },
+                        expired: s.expired.map(|d| d.to_string()),
+                    }),
                 }
             })
             .collect(),
@@ -222,6 +328,12 @@ pub fn json(a: &Analysis, source: &str) -> String {
 
 /// SARIF 2.1.0: one run, the rule registry as the driver's rules.
 pub fn sarif(a: &Analysis, source: &str) -> String {
+    sarif_with(a, &[], source)
+}
+
+/// SARIF with each outcome's note: the resource's file and line as its
+/// physical location, a suppression as the result's `suppressions`.
+pub fn sarif_with(a: &Analysis, notes: &[Note], source: &str) -> String {
     let rules: Vec<Value> = RULES
         .iter()
         .map(|r| {
@@ -237,21 +349,29 @@ pub fn sarif(a: &Analysis, source: &str) -> String {
         })
         .collect();
     let results: Vec<Value> = reported(a)
-        .map(|l| {
+        .map(|(i, l)| {
+            let n = note(notes, i);
             let o = &l.outcome;
             let index = RULES.iter().position(|r| r.key == o.rule).unwrap_or(0);
             let (kind, level) = match o.verdict {
                 Verdict::CannotTell => ("review", "none"),
                 _ => ("fail", o.severity.as_str()),
             };
-            json!({
+            let physical = match &n.source {
+                Some(s) => json!({
+                    "artifactLocation": { "uri": s.file },
+                    "region": { "startLine": s.line },
+                }),
+                None => json!({ "artifactLocation": { "uri": source } }),
+            };
+            let mut r = json!({
                 "ruleId": o.rule.code(),
                 "ruleIndex": index,
                 "kind": kind,
                 "level": level,
                 "message": { "text": o.message },
                 "locations": [{
-                    "physicalLocation": { "artifactLocation": { "uri": source } },
+                    "physicalLocation": physical,
                     "logicalLocations": [{
                         "name": l.attribute,
                         "fullyQualifiedName": format!("{}.{}", l.address, l.attribute),
@@ -262,7 +382,24 @@ pub fn sarif(a: &Analysis, source: &str) -> String {
                     }],
                 }],
                 "properties": { "subject": o.subject.name(), "remediation": o.remediation(), "live_decides": l.live_decides },
-            })
+            });
+            if let Some(s) = &n.suppression {
+                match s.expired {
+                    None => {
+                        r["suppressions"] = json!([{
+                            "kind": if s.in_source { "inSource" } else { "external" },
+                            "status": "accepted",
+                            "justification": s.reason,
+                            "location": { "physicalLocation": { "artifactLocation": { "uri": s.origin } } },
+                        }]);
+                    }
+                    Some(d) => {
+                        r["properties"]["suppression_expired"] = json!(d.to_string());
+                        r["message"]["text"] = json!(format!("{}{}", o.message, expired_text(n)));
+                    }
+                }
+            }
+            r
         })
         .collect();
     let doc = json!({
@@ -280,4 +417,169 @@ pub fn sarif(a: &Analysis, source: &str) -> String {
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// The findings that fail the review at a threshold (not suppressed).
+fn fails_at(l: &Located, n: &Note, fail_on: super::FailOn) -> bool {
+    !n.suppressed()
+        && match fail_on {
+            super::FailOn::Error => l.outcome.is_error(),
+            super::FailOn::Warning => l.outcome.is_failure(),
+            super::FailOn::Never => false,
+        }
+}
+
+/// XML character data and attribute values: `&`, `<`, `>`, quotes, and
+/// the control characters XML 1.0 cannot hold dropped.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML (`testsuites` / `testsuite` / `testcase`): one test case per
+/// rule applied to an object. A finding that fails at `fail_on` is a
+/// `failure`; a suppressed one and one that cannot tell yet are `skipped`
+/// with the reason; a finding below the threshold passes, with the finding
+/// in `system-out`.
+pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: super::FailOn) -> String {
+    let mut cases = String::new();
+    let (mut failures, mut skipped) = (0, 0);
+    for (i, l) in a.outcomes.iter().enumerate() {
+        let n = note(notes, i);
+        let o = &l.outcome;
+        let classname = match &n.source {
+            Some(s) => format!("{}:{}", s.file, s.line),
+            None => source.to_string(),
+        };
+        cases.push_str(&format!(
+            "    <testcase name=\"{}\" classname=\"{}\" time=\"0\"",
+            xml(&format!("{} {} ({})", o.rule, l.address, l.attribute)),
+            xml(&classname)
+        ));
+        let detail = format!(
+            "{}: {}{}\nremediation: {}\ndocs: {}",
+            readable(&l.address),
+            o.message,
+            expired_text(n),
+            o.remediation(),
+            o.docs()
+        );
+        if fails_at(l, n, fail_on) {
+            failures += 1;
+            cases.push_str(&format!(
+                ">\n      <failure message=\"{}\" type=\"{} {}\">{}</failure>\n    </testcase>\n",
+                xml(&format!("{}{}", o.message, expired_text(n))),
+                o.rule,
+                o.severity,
+                xml(&detail)
+            ));
+        } else if let (true, Some(s)) = (n.suppressed(), &n.suppression) {
+            skipped += 1;
+            cases.push_str(&format!(
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                xml(&format!("suppressed by {}: {}", s.origin, s.reason))
+            ));
+        } else if o.verdict == Verdict::CannotTell {
+            skipped += 1;
+            cases.push_str(&format!(
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                xml(&format!("cannot tell yet: {}", o.message))
+            ));
+        } else if o.is_failure() {
+            cases.push_str(&format!(
+                ">\n      <system-out>{}</system-out>\n    </testcase>\n",
+                xml(&format!("{} (below --fail-on): {detail}", o.severity))
+            ));
+        } else {
+            cases.push_str("/>\n");
+        }
+    }
+    let tests = a.outcomes.len();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"terraform-provider-cmk review\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\">\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\">\n{cases}  </testsuite>\n</testsuites>\n",
+        xml(source)
+    )
+}
+
+/// A workflow command's message: `%`, CR and LF escaped as GitHub documents.
+fn gh_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: also `:` and `,`.
+fn gh_property(s: &str) -> String {
+    gh_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// GitHub Actions workflow commands: `::error file=F,line=L,title=T::message`
+/// for each finding that fails at `fail_on`, `::warning` for the other
+/// failures, `::notice` for what cannot be told yet; suppressed findings
+/// are not annotated. A last plain line counts them.
+pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: super::FailOn) -> String {
+    let mut out = String::new();
+    for (i, l) in a.outcomes.iter().enumerate() {
+        let n = note(notes, i);
+        let o = &l.outcome;
+        if o.verdict == Verdict::Pass || n.suppressed() {
+            continue;
+        }
+        let command = if fails_at(l, n, fail_on) {
+            "error"
+        } else if o.is_failure() {
+            "warning"
+        } else {
+            "notice"
+        };
+        let mut props = vec![];
+        match &n.source {
+            Some(s) => {
+                props.push(format!("file={}", gh_property(&s.file)));
+                props.push(format!("line={}", s.line));
+            }
+            None if source != "-" => props.push(format!("file={}", gh_property(source))),
+            None => {}
+        }
+        let title = if o.verdict == Verdict::CannotTell {
+            format!("{} cannot tell yet: {}", o.rule, o.rule.rule().title)
+        } else {
+            format!("{} {}", o.rule, o.rule.rule().title)
+        };
+        props.push(format!("title={}", gh_property(&title)));
+        let message = format!(
+            "{} ({}): {}{}\nremediation: {}\ndocs: {}",
+            readable(&l.address),
+            l.attribute,
+            o.message,
+            expired_text(n),
+            o.remediation(),
+            o.docs()
+        );
+        out.push_str(&format!(
+            "::{command} {}::{}\n",
+            props.join(","),
+            gh_data(&message)
+        ));
+    }
+    let c = counts(a, notes);
+    out.push_str(&format!(
+        "review: {} error(s), {} warning(s), {} cannot tell yet, {} passed, {} suppressed\n",
+        c.errors, c.warnings, c.cannot_tell, c.passed, c.suppressed
+    ));
+    out
 }

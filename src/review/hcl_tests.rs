@@ -1,0 +1,796 @@
+//! HCL mode (src/review/hcl_input.rs) against plan mode on the corpus,
+//! this repository's examples in HCL mode, suppressions, `--fail-on`, and
+//! the JUnit and GitHub formats.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::rules::findings::Verdict;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corpus_dir() -> PathBuf {
+    root().join("acceptance-tests/fixtures/review/corpus")
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// A review run as the command line would do it.
+fn run_args(args: &[&str]) -> Result<Done, String> {
+    let opts = parse_args(&s(args)).map_err(|e| e.to_string())?;
+    run(&opts)
+}
+
+fn plan_analysis(name: &str) -> Analysis {
+    let text = std::fs::read_to_string(corpus_dir().join(format!("{name}.json"))).unwrap();
+    review_text(&text, &Requirements::default()).unwrap()
+}
+
+fn hcl_analysis(dir: &Path) -> Analysis {
+    let opts = parse_args(&s(&[dir.to_str().unwrap()])).unwrap();
+    let (plan, _) = load_hcl(&opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    analyze(&plan, &Requirements::default())
+}
+
+/// (address, rule, attribute) -> verdict and severity.
+fn verdicts(a: &Analysis) -> BTreeMap<(String, String, String), String> {
+    a.outcomes
+        .iter()
+        .map(|l| {
+            let v = match l.outcome.verdict {
+                Verdict::Fail => format!("fail {}", l.outcome.severity),
+                Verdict::CannotTell => "cannot tell".to_string(),
+                Verdict::Pass => "pass".to_string(),
+            };
+            (
+                (
+                    l.address.clone(),
+                    l.outcome.rule.code().to_string(),
+                    l.attribute.clone(),
+                ),
+                v,
+            )
+        })
+        .collect()
+}
+
+const CORPUS: [&str; 14] = [
+    "sra_classic",
+    "sra_classic_ms_policy_without_decrypt",
+    "sra_classic_other_account_role",
+    "sra_classic_storage_policy_without_ebs",
+    "sra_classic_storage_key_in_another_region",
+    "sra_with_serverless",
+    "sra_with_serverless_storage_key_on_serverless",
+    "sra_with_serverless_ms_key_in_storage_slot",
+    "single_key_both_use_cases",
+    "single_key_both_use_cases_composite_id",
+    "keys_in_module",
+    "keys_in_module_in_another_region",
+    "for_each_workspaces",
+    "for_each_workspaces_prod_premium",
+];
+
+/// Outcomes the plan decides and the source cannot: (case, address, rule,
+/// why only the plan knows). HCL mode must say "cannot tell" there.
+const PLAN_ONLY: &[(&str, &str, &str, &str)] = &[];
+
+#[test]
+fn corpus_hcl_mode_matches_plan_mode_finding_by_finding() {
+    let mut used = vec![false; PLAN_ONLY.len()];
+    let mut report = vec![];
+    for name in CORPUS {
+        let plan = verdicts(&plan_analysis(name));
+        let hcl = verdicts(&hcl_analysis(&corpus_dir().join(name)));
+        assert!(!plan.is_empty(), "{name}: the plan gives no outcome");
+        for key in plan.keys().chain(hcl.keys()) {
+            let (p, h) = (plan.get(key), hcl.get(key));
+            if p == h {
+                continue;
+            }
+            let allowed = PLAN_ONLY
+                .iter()
+                .position(|(c, addr, rule, _)| *c == name && *addr == key.0 && *rule == key.1);
+            match (allowed, h.map(String::as_str)) {
+                (Some(i), Some("cannot tell")) => used[i] = true,
+                _ => report.push(format!(
+                    "{name}: {} {} ({}): plan {:?}, HCL {:?}",
+                    key.0, key.1, key.2, p, h
+                )),
+            }
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "HCL mode differs from plan mode:\n{}",
+        report.join("\n")
+    );
+    for (i, u) in used.iter().enumerate() {
+        assert!(u, "PLAN_ONLY entry {:?} no longer differs", PLAN_ONLY[i]);
+    }
+}
+
+#[test]
+fn corpus_broken_neighbours_fail_in_hcl_mode_with_exit_code_1() {
+    for name in CORPUS {
+        let dir = corpus_dir().join(name);
+        let done = run_args(&[dir.to_str().unwrap()]).unwrap();
+        let plan = plan_analysis(name);
+        assert_eq!(
+            done.code,
+            exit_code(&plan),
+            "{name}: exit code of HCL mode and plan mode\n{}",
+            done.out
+        );
+    }
+    // The broken neighbours: one of each shape fails.
+    let done = run_args(&[corpus_dir()
+        .join("sra_classic_ms_policy_without_decrypt")
+        .to_str()
+        .unwrap()])
+    .unwrap();
+    assert_eq!(done.code, 1, "{}", done.out);
+    assert!(done.out.contains("main.tf:"), "{}", done.out);
+}
+
+/// A configuration written to a temporary directory.
+fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = d.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    d
+}
+
+/// One key configuration on a key in a region the workspace is not in:
+/// CMK002 (regions) fails, as an error.
+const REGIONS: &str = r#"
+variable "key_region" {
+  type = string
+}
+variable "workspace_region" {
+  default = "us-east-1"
+}
+locals {
+  arn = "arn:aws:kms:${var.key_region}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+}
+resource "databricks_mws_customer_managed_keys" "ms" {
+  count      = 2
+  account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  use_cases  = ["MANAGED_SERVICES"]
+  aws_key_info {
+    key_arn = local.arn
+  }
+}
+resource "databricks_mws_workspaces" "this" {
+  account_id     = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  workspace_name = "w"
+  aws_region     = var.workspace_region
+  pricing_tier   = "ENTERPRISE"
+  managed_services_customer_managed_key_id = databricks_mws_customer_managed_keys.ms[1].customer_managed_key_id
+}
+"#;
+
+fn rule_verdict(a: &Analysis, address: &str, rule: &str) -> Vec<String> {
+    a.outcomes
+        .iter()
+        .filter(|l| l.address == address && l.outcome.rule.code() == rule)
+        .map(|l| format!("{:?}", l.outcome.verdict))
+        .collect()
+}
+
+#[test]
+fn hcl_mode_reads_variables_from_tfvars_var_files_and_var() {
+    let d = config_dir(&[
+        ("main.tf", REGIONS),
+        ("terraform.tfvars", "key_region = \"eu-west-1\"\n"),
+        ("same.tfvars", "key_region = \"us-east-1\"\n"),
+    ]);
+    let dir = d.path().to_str().unwrap();
+    let var_file = d.path().join("same.tfvars");
+    let a = |args: &[&str]| {
+        let opts = parse_args(&s(args)).unwrap();
+        analyze(&load_hcl(&opts).unwrap().0, &Requirements::default())
+    };
+    // terraform.tfvars: the key is in eu-west-1, the workspace in us-east-1.
+    let tfvars = a(&[dir]);
+    assert!(
+        rule_verdict(&tfvars, "databricks_mws_workspaces.this", "CMK002").contains(&"Fail".into()),
+        "{}",
+        output::text(&tfvars)
+    );
+    // -var-file overrides it; -var overrides both.
+    let same = a(&[dir, "-var-file", var_file.to_str().unwrap()]);
+    assert!(
+        !rule_verdict(&same, "databricks_mws_workspaces.this", "CMK002").contains(&"Fail".into())
+    );
+    let var = a(&[
+        dir,
+        "-var-file",
+        var_file.to_str().unwrap(),
+        "-var",
+        "key_region=ap-south-1",
+    ]);
+    assert!(
+        rule_verdict(&var, "databricks_mws_workspaces.this", "CMK002").contains(&"Fail".into())
+    );
+    // count: both instances exist, the reference to [1] is followed.
+    let opts = parse_args(&s(&[dir])).unwrap();
+    let (plan, loaded) = load_hcl(&opts).unwrap();
+    assert!(plan
+        .get("databricks_mws_customer_managed_keys.ms[0]")
+        .is_some());
+    assert!(plan
+        .get("databricks_mws_customer_managed_keys.ms[1]")
+        .is_some());
+    let main_tf = d.path().join("main.tf").display().to_string();
+    assert_eq!(
+        loaded.locations["databricks_mws_workspaces.this"],
+        hcl_input::Source {
+            file: main_tf,
+            line: 19
+        }
+    );
+}
+
+#[test]
+fn hcl_mode_refuses_what_it_cannot_read_saying_what() {
+    let d = config_dir(&[(
+        "main.tf",
+        "resource \"aws_kms_key\" \"k\" {\n  policy = \n}\n",
+    )]);
+    let e = run_args(&[d.path().to_str().unwrap()]).unwrap_err();
+    assert!(e.contains("main.tf") && e.contains("not valid HCL"), "{e}");
+    let empty = tempfile::tempdir().unwrap();
+    let e = run_args(&[empty.path().to_str().unwrap()]).unwrap_err();
+    assert!(e.contains("holds no .tf file"), "{e}");
+    let e = run_args(&["a.tf", "b.json"]).unwrap_err();
+    assert!(e.contains("unexpected argument"), "{e}");
+    let e = run_args(&[
+        corpus_dir().join("sra_classic.json").to_str().unwrap(),
+        "-var",
+        "a=b",
+    ])
+    .unwrap_err();
+    assert!(e.contains("-var"), "{e}");
+}
+
+/// Every example of this repository, read in HCL mode without any
+/// credential: none is refused, and the quickstart's binding is reviewed.
+#[test]
+fn examples_are_reviewed_in_hcl_mode_without_credentials() {
+    let mut dirs = vec![];
+    let mut stack = vec![root().join("examples")];
+    while let Some(d) = stack.pop() {
+        let mut has_tf = false;
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "tf") {
+                has_tf = true;
+            }
+        }
+        if has_tf {
+            dirs.push(d);
+        }
+    }
+    dirs.sort();
+    assert!(dirs.len() >= 10, "{dirs:?}");
+    let mut outcomes = 0;
+    for d in &dirs {
+        let done = run_args(&[d.to_str().unwrap(), "--format", "json"])
+            .unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        let j: serde_json::Value = serde_json::from_str(&done.out).unwrap();
+        assert_eq!(done.code, 0, "{}: {}", d.display(), done.out);
+        let s = &j["summary"];
+        outcomes += s["passed"].as_u64().unwrap() + s["cannot_tell"].as_u64().unwrap();
+    }
+    assert!(outcomes > 0, "the examples gave no outcome at all");
+    let quick = hcl_analysis(&root().join("examples/quickstart"));
+    assert!(
+        quick
+            .outcomes
+            .iter()
+            .any(|l| l.resource_type == "cmk_workspace_binding"),
+        "{}",
+        output::text(&quick)
+    );
+}
+
+/// A broken neighbour with a suppression: accepted, reported, exit 0.
+fn broken_copy(extra_file: Option<(&str, &str)>, comment: &str) -> tempfile::TempDir {
+    let src = corpus_dir().join("sra_classic_ms_policy_without_decrypt/main.tf");
+    let text = std::fs::read_to_string(src).unwrap();
+    let anchor = "resource \"aws_kms_key\" \"managed_services\" {\n";
+    assert!(text.contains(anchor));
+    let text = text.replace(anchor, &format!("{anchor}{comment}"));
+    let mut files = vec![("main.tf", text.as_str())];
+    if let Some(f) = extra_file {
+        files.push(f);
+    }
+    config_dir(&files)
+}
+
+fn failing_rule(name: &str) -> (String, String) {
+    let a = plan_analysis(name);
+    let l = a
+        .outcomes
+        .iter()
+        .find(|l| l.outcome.is_error())
+        .expect("a broken neighbour has an error");
+    (l.outcome.rule.code().to_string(), l.address.clone())
+}
+
+#[test]
+fn inline_suppression_accepts_the_finding_and_reports_it_suppressed() {
+    let (rule, address) = failing_rule("sra_classic_ms_policy_without_decrypt");
+    let errors = plan_analysis("sra_classic_ms_policy_without_decrypt")
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.is_error())
+        .count();
+    assert_eq!(errors, 1, "one error to suppress");
+    assert_eq!(address, "aws_kms_key.managed_services");
+    let d = broken_copy(
+        None,
+        &format!("  # cmk:ignore {rule} key policy fixed by the security team's pipeline\n"),
+    );
+    let dir = d.path().to_str().unwrap();
+    let done = run_args(&[dir]).unwrap();
+    assert_eq!(done.code, 0, "{}", done.out);
+    assert!(
+        done.out.contains(&format!("suppressed error {rule}")),
+        "{}",
+        done.out
+    );
+    assert!(done
+        .out
+        .contains("key policy fixed by the security team's pipeline"));
+    assert!(done.out.contains("1 suppressed"), "{}", done.out);
+    // SARIF: the result stays, with its suppression and its line.
+    let sarif = run_args(&[dir, "--format", "sarif"]).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&sarif.out).unwrap();
+    let r = j["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == rule.as_str())
+        .expect("the suppressed result is reported");
+    assert_eq!(r["suppressions"][0]["kind"], "inSource");
+    assert_eq!(r["suppressions"][0]["status"], "accepted");
+    assert_eq!(
+        r["suppressions"][0]["justification"],
+        "key policy fixed by the security team's pipeline"
+    );
+    let loc = &r["locations"][0]["physicalLocation"];
+    assert!(loc["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("main.tf"));
+    assert!(loc["region"]["startLine"].as_u64().unwrap() > 1);
+    // JSON: the finding carries it too.
+    let json = run_args(&[dir, "--format", "json"]).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&json.out).unwrap();
+    assert_eq!(j["summary"]["errors"], 0);
+    assert_eq!(j["summary"]["suppressed"], 1);
+    let f = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == rule.as_str())
+        .unwrap();
+    assert_eq!(f["suppression"]["kind"], "inline");
+    assert!(f["line"].as_u64().is_some());
+}
+
+#[test]
+fn expired_suppression_fails_like_the_finding_and_says_it_expired() {
+    let (rule, _) = failing_rule("sra_classic_ms_policy_without_decrypt");
+    let d = broken_copy(
+        None,
+        &format!("  # cmk:ignore {rule} exp:2020-01-31 until the migration\n"),
+    );
+    let done = run_args(&[d.path().to_str().unwrap()]).unwrap();
+    assert_eq!(done.code, 1, "{}", done.out);
+    assert!(
+        done.out.contains("suppression expired on 2020-01-31"),
+        "{}",
+        done.out
+    );
+    assert!(done.out.contains(&format!("error {rule}")), "{}", done.out);
+    // A file's suppression that has not expired yet holds.
+    let file = format!(
+        r#"{{"suppressions": [{{"rule": "{rule}", "address": "aws_kms_key.*", "reason": "accepted until the key is rotated", "expires": "9999-12-31"}}]}}"#
+    );
+    let d = broken_copy(Some((".cmk-review.json", &file)), "");
+    let done = run_args(&[d.path().to_str().unwrap()]).unwrap();
+    assert_eq!(done.code, 0, "{}", done.out);
+    // Expiry is by day: the day itself still holds.
+    let today = time::OffsetDateTime::now_utc().date();
+    let a = plan_analysis("sra_classic_ms_policy_without_decrypt");
+    let sup = |expires| suppress::Suppression {
+        rule: rule.clone(),
+        address: "*".into(),
+        reason: "r".into(),
+        expires: Some(expires),
+        origin: "test".into(),
+        inline: false,
+    };
+    let held = suppress::notes(&a, &[sup(today)], &Default::default(), today);
+    assert_eq!(exit_code_with(&a, &held, FailOn::Error), 0);
+    let yesterday = today.previous_day().unwrap();
+    let gone = suppress::notes(&a, &[sup(yesterday)], &Default::default(), today);
+    assert_eq!(exit_code_with(&a, &gone, FailOn::Error), 1);
+}
+
+#[test]
+fn suppression_without_a_reason_or_with_an_unknown_rule_is_refused() {
+    let (rule, _) = failing_rule("sra_classic_ms_policy_without_decrypt");
+    let d = broken_copy(None, &format!("  # cmk:ignore {rule}\n"));
+    let e = run_args(&[d.path().to_str().unwrap()]).unwrap_err();
+    assert!(e.contains("main.tf:") && e.contains("has no reason"), "{e}");
+    let d = broken_copy(None, "  # cmk:ignore CMK999 because\n");
+    let e = run_args(&[d.path().to_str().unwrap()]).unwrap_err();
+    assert!(e.contains("no rule \"CMK999\""), "{e}");
+    let file = format!(r#"{{"suppressions": [{{"rule": "{rule}", "address": "*"}}]}}"#);
+    let d = broken_copy(Some((".cmk-review.json", &file)), "");
+    let e = run_args(&[d.path().to_str().unwrap()]).unwrap_err();
+    assert!(
+        e.contains(".cmk-review.json suppressions[0]") && e.contains("has no reason"),
+        "{e}"
+    );
+    let file =
+        format!(r#"{{"suppressions": [{{"rule": "{rule}", "reason": "r", "expires": "soon"}}]}}"#);
+    let d = broken_copy(Some((".cmk-review.json", &file)), "");
+    let e = run_args(&[d.path().to_str().unwrap()]).unwrap_err();
+    assert!(e.contains("is not a date"), "{e}");
+    // And through main: exit code 2.
+    assert_eq!(main(&s(&[d.path().to_str().unwrap()])), 2);
+}
+
+#[test]
+fn suppressions_file_applies_to_plan_input() {
+    let plan = corpus_dir().join("sra_classic_ms_policy_without_decrypt.json");
+    let plan = plan.to_str().unwrap();
+    let (rule, address) = failing_rule("sra_classic_ms_policy_without_decrypt");
+    assert_eq!(run_args(&[plan]).unwrap().code, 1);
+    let d = config_dir(&[(
+        "s.json",
+        &format!(
+            r#"{{"suppressions": [{{"rule": "{rule}", "address": "{address}", "reason": "accepted for the test"}}]}}"#
+        ),
+    )]);
+    let file = d.path().join("s.json");
+    let done = run_args(&[
+        plan,
+        "--suppressions",
+        file.to_str().unwrap(),
+        "--format",
+        "sarif",
+    ])
+    .unwrap();
+    assert_eq!(done.code, 0, "{}", done.out);
+    let j: serde_json::Value = serde_json::from_str(&done.out).unwrap();
+    let r = j["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == rule.as_str())
+        .unwrap();
+    assert_eq!(r["suppressions"][0]["kind"], "external");
+    // A pattern that names another object suppresses nothing.
+    let d = config_dir(&[(
+        "s.json",
+        &format!(
+            r#"{{"suppressions": [{{"rule": "{rule}", "address": "module.other.*", "reason": "r"}}]}}"#
+        ),
+    )]);
+    let file = d.path().join("s.json");
+    assert_eq!(
+        run_args(&[plan, "--suppressions", file.to_str().unwrap()])
+            .unwrap()
+            .code,
+        1
+    );
+    assert!(suppress::matches(
+        "module.*.databricks_*",
+        "module.a.databricks_x.y"
+    ));
+    assert!(!suppress::matches(
+        "module.*.aws_*",
+        "module.a.databricks_x.y"
+    ));
+}
+
+#[test]
+fn fail_on_sets_the_threshold() {
+    // Passes with warnings (CMK007, CMK008): only --fail-on warning fails it.
+    let warn = corpus_dir().join("sra_with_serverless_storage_key_on_serverless.json");
+    let warn = warn.to_str().unwrap();
+    let broken = corpus_dir().join("sra_classic_ms_policy_without_decrypt.json");
+    let broken = broken.to_str().unwrap();
+    let a = plan_analysis("sra_with_serverless_storage_key_on_serverless");
+    assert!(a
+        .outcomes
+        .iter()
+        .any(|l| l.outcome.is_failure() && !l.outcome.is_error()));
+    for (input, fail_on, code) in [
+        (warn, "error", 0),
+        (warn, "warning", 1),
+        (warn, "never", 0),
+        (broken, "error", 1),
+        (broken, "warning", 1),
+        (broken, "never", 0),
+    ] {
+        assert_eq!(
+            run_args(&[input, "--fail-on", fail_on]).unwrap().code,
+            code,
+            "{input} --fail-on {fail_on}"
+        );
+    }
+    assert!(matches!(
+        parse_args(&s(&["p.json", "--fail-on", "info"])),
+        Err(UsageError::BadFailOn(_))
+    ));
+    assert_eq!(parse_args(&s(&["p.json"])).unwrap().fail_on, FailOn::Error);
+}
+
+/// The Python of the test venv (`make venv`); a missing venv is a failure.
+fn venv_python() -> PathBuf {
+    let venv = std::env::var("CMK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv"));
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run `make venv` (the JUnit schema check needs xmlschema)",
+        py.display()
+    );
+    py
+}
+
+#[test]
+fn junit_output_validates_against_the_junit_schema() {
+    let d = broken_copy(
+        None,
+        "  # cmk:ignore CMK015 <accepted> & \"quoted\" for the test\n",
+    );
+    let mut outputs = vec![];
+    for args in [
+        vec![
+            d.path().to_str().unwrap().to_string(),
+            "--format".into(),
+            "junit".into(),
+        ],
+        vec![
+            corpus_dir()
+                .join("sra_with_serverless.json")
+                .display()
+                .to_string(),
+            "--format".into(),
+            "junit".into(),
+            "--fail-on".into(),
+            "warning".into(),
+        ],
+        vec![
+            corpus_dir()
+                .join("sra_classic_ms_policy_without_decrypt.json")
+                .display()
+                .to_string(),
+            "--format".into(),
+            "junit".into(),
+        ],
+    ] {
+        let opts = parse_args(&args).unwrap();
+        outputs.push(run(&opts).unwrap().out);
+    }
+    // The broken plan: one failure, named by its rule.
+    let broken = &outputs[2];
+    assert!(broken.contains("<failure message="), "{broken}");
+    let failures = broken.matches("<failure ").count();
+    let (rule, _) = failing_rule("sra_classic_ms_policy_without_decrypt");
+    assert_eq!(failures, 1, "{broken}");
+    assert!(
+        broken.contains(&format!("type=\"{rule} error\"")),
+        "{broken}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = vec![];
+    for (i, o) in outputs.iter().enumerate() {
+        let p = dir.path().join(format!("r{i}.xml"));
+        std::fs::write(&p, o).unwrap();
+        paths.push(p.display().to_string());
+    }
+    let xsd = root().join("tests/support/junit.xsd");
+    let script = "import sys, xmlschema\n\
+                  schema = xmlschema.XMLSchema(sys.argv[1])\n\
+                  for p in sys.argv[2:]:\n\
+                  \x20   schema.validate(p)\n\
+                  \x20   print('valid', p)\n";
+    let o = std::process::Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(&xsd)
+        .args(&paths)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "JUnit output does not validate:\n{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(stdout.matches("valid ").count(), 3, "{stdout}");
+    // The schema is not a rubber stamp: a testcase without a name fails it.
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<testsuites><testsuite name=\"x\" tests=\"1\"><testcase classname=\"c\"/></testsuite></testsuites>",
+    )
+    .unwrap();
+    let o = std::process::Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(&xsd)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "the schema accepted a testcase without a name"
+    );
+}
+
+#[test]
+fn github_format_annotates_file_and_line_with_escapes() {
+    let dir = corpus_dir().join("sra_classic_ms_policy_without_decrypt");
+    let done = run_args(&[dir.to_str().unwrap(), "--format", "github"]).unwrap();
+    assert_eq!(done.code, 1);
+    let (rule, _) = failing_rule("sra_classic_ms_policy_without_decrypt");
+    let errors: Vec<&str> = done
+        .out
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", done.out);
+    let e = errors[0];
+    // ::error file=F,line=L,title=T::message, one line, properties escaped.
+    let (props, message) = e["::error ".len()..].split_once("::").unwrap();
+    let props: Vec<&str> = props.split(',').collect();
+    assert!(
+        props[0].starts_with("file=") && props[0].ends_with("main.tf"),
+        "{e}"
+    );
+    assert!(
+        props[1]
+            .strip_prefix("line=")
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+            > 1
+    );
+    assert!(props[2].starts_with(&format!("title={rule} ")), "{e}");
+    assert!(
+        !props[2].contains(':'),
+        "a ':' in a property must be %3A: {e}"
+    );
+    assert!(message.contains("%0Aremediation%3A") || message.contains("%0Aremediation:"));
+    assert!(!message.contains('\n'));
+    assert_eq!(
+        output::github(&Analysis::default(), &[], "-", FailOn::Error)
+            .lines()
+            .count(),
+        1
+    );
+    // Warnings below the threshold are ::warning, at it ::error.
+    let warn = corpus_dir().join("sra_with_serverless_storage_key_on_serverless.json");
+    let w = run_args(&[warn.to_str().unwrap(), "--format", "github"]).unwrap();
+    assert!(
+        w.out.lines().any(|l| l.starts_with("::warning file=")),
+        "{}",
+        w.out
+    );
+    assert!(
+        !w.out.lines().any(|l| l.starts_with("::error")),
+        "{}",
+        w.out
+    );
+    let w = run_args(&[
+        warn.to_str().unwrap(),
+        "--format",
+        "github",
+        "--fail-on",
+        "warning",
+    ])
+    .unwrap();
+    assert!(
+        w.out.lines().any(|l| l.starts_with("::error file=")),
+        "{}",
+        w.out
+    );
+}
+
+#[test]
+fn review_help_exits_0_and_lists_every_flag() {
+    assert_eq!(main(&s(&["review", "--help"])), 0);
+    assert_eq!(main(&s(&["-h"])), 0);
+    assert!(matches!(parse_args(&s(&["--help"])), Err(UsageError::Help)));
+    for flag in [
+        "--format",
+        "junit",
+        "github",
+        "--fail-on",
+        "--suppressions",
+        "-var",
+        "-var-file",
+        "--require",
+        "--max-input-mib",
+        "--live",
+        "--profile",
+        "--workspace-host-template",
+    ] {
+        assert!(USAGE.contains(flag), "review usage lacks {flag}");
+    }
+}
+
+/// The real plan Terraform 1.11.4 and the AWS provider wrote from
+/// acceptance-tests/fixtures/review/real/config/ (README.md there), and the
+/// same configuration read in HCL mode: the same resource instances, every
+/// reference the plan records recorded by HCL mode too, and the same
+/// provider regions.
+#[test]
+fn hcl_mode_records_what_the_real_plan_of_the_same_source_records() {
+    let real_dir = root().join("acceptance-tests/fixtures/review/real");
+    let text = std::fs::read_to_string(real_dir.join("aws_provider_shapes.json")).unwrap();
+    let real = Plan::parse(&text).unwrap();
+    let opts = parse_args(&s(&[real_dir.join("config").to_str().unwrap()])).unwrap();
+    let (hcl, _) = load_hcl(&opts).unwrap();
+    let managed = |p: &Plan| -> Vec<String> {
+        let mut v: Vec<String> = p
+            .resources
+            .iter()
+            .filter(|r| r.mode == "managed")
+            .map(|r| r.address.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(managed(&hcl), managed(&real));
+    assert!(managed(&real).len() >= 5);
+    let mut checked = 0;
+    for (config_address, attrs) in &real.references {
+        let h = hcl
+            .references
+            .get(config_address)
+            .unwrap_or_else(|| panic!("HCL mode lacks {config_address}"));
+        for (path, refs) in attrs {
+            let got = h.get(path).cloned().unwrap_or_default();
+            for r in refs {
+                assert!(
+                    got.contains(r),
+                    "{config_address} {path}: the plan records {r}, HCL mode {got:?}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "only {checked} references compared");
+    for r in real.resources.iter().filter(|r| r.mode == "managed") {
+        let h = hcl.get(&r.address).unwrap();
+        assert_eq!(
+            format!("{:?}", hcl.provider_region(h)),
+            format!("{:?}", real.provider_region(r)),
+            "{}",
+            r.address
+        );
+    }
+}
