@@ -124,6 +124,7 @@ impl KeyConfigurationModel {
                 .map(|s| s.iter().map(|f| f.as_str().to_string()).collect())
                 .into(),
             key_arn: info.map(|i| fact(&i.key_arn)).unwrap_or_default(),
+            key_arn_prefix: info.and_then(|i| i.key_arn.prefix()).map(str::to_string),
             key_region: info.map(|i| fact_opt(&i.key_region)).unwrap_or_default(),
             reuse_key_for_cluster_volumes: info
                 .map(|i| fact_opt(&i.reuse_key_for_cluster_volumes))
@@ -247,7 +248,12 @@ impl Resource for KeyConfiguration {
             // (validate has reported what failed).
             let c = &change.config;
             let mut waiting = rules::check_key_configuration(&c.facts());
-            let key_waits = c.key_arn().is_unknown() || c.use_cases.wholly_known().is_none();
+            // A key ARN promised to start as a key's (`cmk_kms_key` plans its
+            // `arn` so) names a key this plan creates: its own plan checked
+            // its type and policy; apply verifies it again.
+            let promised = c.key_arn().prefix().and_then(ids::key_arn_prefix).is_some();
+            let key_waits =
+                (c.key_arn().is_unknown() && !promised) || c.use_cases.wholly_known().is_none();
             if key_waits && ctx.client.aws_configured() {
                 waiting.extend(key_verification_waits());
             }

@@ -13,6 +13,7 @@ use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyInput};
 use crate::rules::{check_kms_key, Fact, KeyFeature, Severity, Subject};
 use crate::support::{report_deferred, Clients};
+use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValMap, ValSet};
 
 fn default_true() -> Val<bool> {
@@ -568,7 +569,28 @@ impl Resource for KmsKey {
             }
         }
         if prior.is_none() {
-            p.arn = Val::unknown();
+            // The new key's ARN starts with what is known now (partition,
+            // region, account): a key configuration or binding given this
+            // `arn` in the same plan reads its region and kind at plan.
+            // (The key is made in the caller's account and the client's region.)
+            let region = ctx.client.kms().await.ok().and_then(|k| k.region());
+            let caller = ctx.client.caller_account_id().await.ok();
+            p.arn = match (region, caller) {
+                (Some(region), Some(account)) => {
+                    let prefix = format!(
+                        "arn:{}:kms:{region}:{account}:key/",
+                        ids::Partition::of_region(&region).as_str()
+                    );
+                    match ids::key_arn_prefix(&prefix) {
+                        Some(_) => Val::Unknown(Refinements {
+                            not_null: true,
+                            string_prefix: Some(prefix),
+                        }),
+                        None => Val::unknown(),
+                    }
+                }
+                _ => Val::unknown(),
+            };
             p.key_id = Val::unknown();
             p.region = Val::unknown();
             p.key_state = Val::unknown();

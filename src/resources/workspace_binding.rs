@@ -79,6 +79,7 @@ impl KeyConfigurationRef {
                 .map(|u| u.into_iter().collect())
                 .into(),
             key_arn: info.and_then(|i| i.key_arn.known().cloned()).into(),
+            key_arn_prefix: info.and_then(|i| i.key_arn.prefix()).map(str::to_string),
             key_region: info.map(|i| opt(&i.key_region)).unwrap_or_default(),
             reuse_key_for_cluster_volumes: match info.map(|i| &i.reuse_key_for_cluster_volumes) {
                 Some(Val::Known(b)) => Fact::Known(Some(*b)),

@@ -183,6 +183,7 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
         id,
         use_cases,
         key_arn,
+        key_arn_prefix: None,
         key_region,
         reuse_key_for_cluster_volumes: reuse,
     }
@@ -630,6 +631,7 @@ fn placeholder_live(t: &super::live::Targets) -> super::live::LiveFacts {
                 key_arn: Fact::Known(
                     "arn:aws:kms:placeholder-region-1:000000000000:key/00000000-0000-4000-8000-000000000000".into(),
                 ),
+                key_arn_prefix: None,
                 key_region: Fact::Known(None),
                 reuse_key_for_cluster_volumes: Fact::Known(None),
             },

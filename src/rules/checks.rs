@@ -47,7 +47,19 @@ pub fn check_key_configuration(cfg: &KeyConfigFacts) -> Vec<Outcome> {
         }
     });
     // CMK018 and CMK002 (ARN region vs key_region)
+    let promised = cfg.key_arn_prefix.as_deref().and_then(ids::key_arn_prefix);
     let arn = match &cfg.key_arn {
+        Fact::Unknown if promised.is_some() => {
+            out.push(Outcome::pass(
+                RuleId::KeyArnWellFormed,
+                Subject::KeyArn,
+                format!(
+                    "the key ARN is not known until apply, but starts with {}: a key ARN",
+                    cfg.key_arn_prefix.as_deref().unwrap_or_default()
+                ),
+            ));
+            promised
+        }
         Fact::Unknown => {
             out.push(Outcome::cannot_tell(
                 RuleId::KeyArnWellFormed,
@@ -82,7 +94,11 @@ pub fn check_key_configuration(cfg: &KeyConfigFacts) -> Vec<Outcome> {
             Subject::KeyRegion,
             format!(
                 "key_region is {reg} but the key ARN {} is in {}",
-                cfg.key_arn.known().map(String::as_str).unwrap_or(""),
+                cfg.key_arn
+                    .known()
+                    .or(cfg.key_arn_prefix.as_ref())
+                    .map(String::as_str)
+                    .unwrap_or(""),
                 k.region
             ),
         ),

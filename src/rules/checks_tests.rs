@@ -34,6 +34,7 @@ fn cfg(use_cases: &[&str]) -> KeyConfigFacts {
         id: Fact::Known(MS_ID.into()),
         use_cases: Fact::Known(use_cases.iter().map(|s| s.to_string()).collect()),
         key_arn: Fact::Known(ARN_E1.into()),
+        key_arn_prefix: None,
         key_region: Fact::Known(None),
         reuse_key_for_cluster_volumes: Fact::Known(None),
     }
@@ -1108,4 +1109,38 @@ fn ebs_keys_on_serverless_and_reuse_without_storage_are_errors() {
         "{}",
         o6.message
     );
+
+#[test]
+fn a_promised_key_arn_decides_its_kind_and_region_at_plan() {
+    let mut c = cfg(&["STORAGE"]);
+    c.key_arn = Fact::Unknown;
+    c.key_arn_prefix = Some("arn:aws:kms:us-west-2:123456789012:key/".into());
+    c.key_region = Fact::Known(None);
+    assert_eq!(
+        c.effective_key_region(),
+        Fact::Known("us-west-2".to_string())
+    );
+    let out = check_key_configuration(&c);
+    for r in [RuleId::KeyArnWellFormed, RuleId::KeyRegion] {
+        let o = out.iter().find(|o| o.rule == r).unwrap();
+        assert_eq!(o.verdict, Verdict::Pass, "{o:?}");
+    }
+    c.key_region = Fact::Known(Some("eu-west-1".into()));
+    let out = check_key_configuration(&c);
+    let o = out.iter().find(|o| o.rule == RuleId::KeyRegion).unwrap();
+    assert_eq!(o.verdict, Verdict::Fail, "{o:?}");
+    assert!(
+        o.message
+            .contains("arn:aws:kms:us-west-2:123456789012:key/"),
+        "{}",
+        o.message
+    );
+    // Without a promise, both wait.
+    c.key_arn_prefix = None;
+    c.key_region = Fact::Known(None);
+    let out = check_key_configuration(&c);
+    assert!(out
+        .iter()
+        .filter(|o| matches!(o.rule, RuleId::KeyArnWellFormed | RuleId::KeyRegion))
+        .all(|o| o.verdict == Verdict::CannotTell));
 }

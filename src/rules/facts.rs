@@ -254,6 +254,9 @@ pub struct KeyConfigFacts {
     /// The use cases as written (valid or not).
     pub use_cases: Fact<Vec<String>>,
     pub key_arn: Fact<String>,
+    /// When `key_arn` is not known until apply: how it will start, if
+    /// Terraform promises that (e.g. `arn:aws:kms:us-west-2:123456789012:key/`).
+    pub key_arn_prefix: Option<String>,
     /// `None` when not given (Databricks then takes the ARN's region).
     pub key_region: Fact<Option<String>>,
     /// `None` when omitted (which means true for STORAGE configurations).
@@ -283,7 +286,11 @@ impl KeyConfigFacts {
                     Ok(k) => Fact::Known(k.region),
                     Err(_) => Fact::Unknown,
                 },
-                Fact::Unknown => Fact::Unknown,
+                Fact::Unknown => self
+                    .key_arn_prefix
+                    .as_deref()
+                    .and_then(super::ids::key_arn_prefix)
+                    .map_or(Fact::Unknown, |k| Fact::Known(k.region)),
             },
         }
     }
@@ -563,6 +570,7 @@ mod tests {
                 "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
                     .into(),
             ),
+            key_arn_prefix: None,
             key_region: Fact::Known(None),
             reuse_key_for_cluster_volumes: Fact::Known(None),
         };

@@ -40,6 +40,17 @@ impl Partition {
     pub fn parse(s: &str) -> Option<Partition> {
         Partition::ALL.into_iter().find(|p| p.as_str() == s)
     }
+
+    /// The partition of a region: `us-gov-*` GovCloud, `cn-*` China.
+    pub fn of_region(region: &str) -> Partition {
+        if region.starts_with("us-gov-") {
+            Partition::AwsUsGov
+        } else if region.starts_with("cn-") {
+            Partition::AwsCn
+        } else {
+            Partition::Aws
+        }
+    }
 }
 
 impl fmt::Display for Partition {
@@ -337,6 +348,19 @@ pub struct KeyArn {
 }
 
 /// Parses `arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID`.
+/// What a key ARN not known until apply is promised to start with
+/// (Terraform's string-prefix refinement, as `cmk_kms_key` plans its `arn`),
+/// when that start already names a key: `arn:PARTITION:kms:REGION:ACCOUNT:key/`.
+/// The answer's `key_id` is empty.
+pub fn key_arn_prefix(prefix: &str) -> Option<KeyArn> {
+    if !prefix.ends_with(":key/") {
+        return None;
+    }
+    let mut k = parse_key_arn(&format!("{prefix}00000000-0000-4000-8000-000000000000")).ok()?;
+    k.key_id = String::new();
+    Some(k)
+}
+
 pub fn parse_key_arn(s: &str) -> Result<KeyArn, IdError> {
     let q = || quoted(s);
     let [_, partition, service, region, account, resource] = split_arn(s)?;
@@ -458,6 +482,33 @@ mod fuzz;
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_promised_key_arn_start_names_its_region_and_nothing_less_counts() {
+        let k = key_arn_prefix("arn:aws:kms:us-west-2:123456789012:key/").unwrap();
+        assert_eq!(
+            (k.region.as_str(), k.account_id.as_str()),
+            ("us-west-2", "123456789012")
+        );
+        assert_eq!(
+            key_arn_prefix("arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/")
+                .unwrap()
+                .partition,
+            Partition::AwsUsGov
+        );
+        for not_yet in [
+            "arn:aws:kms:us-west-2:123456789012:",
+            "arn:aws:kms:us-west-2:123456789012:alias/",
+            "arn:aws:kms:",
+            "",
+            "arn:aws:s3:us-west-2:123456789012:key/",
+        ] {
+            assert!(key_arn_prefix(not_yet).is_none(), "{not_yet}");
+        }
+        assert_eq!(Partition::of_region("cn-north-1"), Partition::AwsCn);
+        assert_eq!(Partition::of_region("eu-west-1"), Partition::Aws);
+    }
+
     use super::*;
 
     #[test]

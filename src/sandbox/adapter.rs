@@ -101,6 +101,7 @@ pub(crate) fn key_config_facts(
         id: id.map(str::to_string).into(),
         use_cases: Fact::Known(use_cases),
         key_arn: Fact::Known(info.key_arn.clone()),
+        key_arn_prefix: None,
         key_region: Fact::Known(info.key_region.clone()),
         reuse_key_for_cluster_volumes: Fact::Known(info.reuse_key_for_cluster_volumes),
     }

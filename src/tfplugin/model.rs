@@ -55,6 +55,13 @@ impl<T> Val<T> {
     pub fn unknown() -> Val<T> {
         Val::Unknown(Refinements::default())
     }
+    /// How an unknown string value will start, when Terraform promises it.
+    pub fn prefix(&self) -> Option<&str> {
+        self.refinements()
+            .and_then(|r| r.string_prefix.as_deref())
+            .filter(|p| !p.is_empty())
+    }
+
     /// What Terraform promises about the value when it is unknown.
     pub fn refinements(&self) -> Option<&Refinements> {
         match self {

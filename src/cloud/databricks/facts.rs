@@ -46,6 +46,7 @@ impl CustomerManagedKey {
                     .collect(),
             ),
             key_arn: info.map(|i| i.key_arn.clone()).into(),
+            key_arn_prefix: None,
             key_region: Fact::Known(info.and_then(|i| i.key_region.clone())),
             reuse_key_for_cluster_volumes: Fact::Known(
                 info.and_then(|i| i.reuse_key_for_cluster_volumes),
