@@ -1109,6 +1109,7 @@ fn ebs_keys_on_serverless_and_reuse_without_storage_are_errors() {
         "{}",
         o6.message
     );
+}
 
 #[test]
 fn a_promised_key_arn_decides_its_kind_and_region_at_plan() {
