@@ -132,9 +132,9 @@ pub fn report(
 }
 
 /// At plan: one warning per argument naming the rules a plan could not
-/// decide because a value they need is not known until apply. Apply
-/// decides them before any change; the plan never passes over them in
-/// silence. `fix` may add advice for an argument (`None`: the resource).
+/// decide (mostly because a value they need is not known until apply).
+/// Apply checks them again before any change; the plan never passes over
+/// them in silence. Call it only where apply does check them again. `fix` may add advice for an argument (`None`: the resource).
 pub fn report_deferred(
     outcomes: &[Outcome],
     path_of: impl Fn(Subject) -> Option<AttributePath>,
@@ -157,7 +157,7 @@ pub fn report_deferred(
         let ids: Vec<&str> = found.iter().map(|o| o.rule.code()).collect();
         let summary = format!("Decided at apply: {}", ids.join(", "));
         let mut detail = String::from(
-            "A value these rules need is not known until apply, so the plan cannot decide them. Apply checks them before it changes anything and stops on an error.\n",
+            "The plan cannot decide these rules with what is known now. Apply checks them again, with what is known then, before it changes anything, and stops on an error.\n",
         );
         for o in &found {
             detail.push_str(&format!(

@@ -393,7 +393,12 @@ fn verify_policy(
         .into_iter()
         .filter(|o| o.subject == Subject::KeyPolicy)
         .collect();
-    if when == PolicyCheck::Plan {
+    // What a value unknown at plan keeps from being decided waits for apply
+    // (which checks again before the policy is put); with everything known,
+    // "cannot tell" is the evaluator's limit (a condition it does not
+    // model), as it has always been, and apply would not know more.
+    let waits = policy.is_unknown() || use_cases.is_none() || m.cross_account_role_arn.is_unknown();
+    if when == PolicyCheck::Plan && waits {
         report_deferred(&outcomes, |_| Some(path("policy")), |_| None, diags);
     }
     for o in outcomes {

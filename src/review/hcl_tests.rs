@@ -512,12 +512,13 @@ fn suppressions_file_applies_to_plan_input() {
 
 #[test]
 fn fail_on_sets_the_threshold() {
-    // Passes with warnings (CMK007, CMK008): only --fail-on warning fails it.
-    let warn = corpus_dir().join("sra_with_serverless_storage_key_on_serverless.json");
+    // Passes with warnings (CMK021 on the reference storage keys): only
+    // --fail-on warning fails it.
+    let warn = corpus_dir().join("sra_classic.json");
     let warn = warn.to_str().unwrap();
     let broken = corpus_dir().join("sra_classic_ms_policy_without_decrypt.json");
     let broken = broken.to_str().unwrap();
-    let a = plan_analysis("sra_with_serverless_storage_key_on_serverless");
+    let a = plan_analysis("sra_classic");
     assert!(a
         .outcomes
         .iter()
@@ -692,7 +693,7 @@ fn github_format_annotates_file_and_line_with_escapes() {
         1
     );
     // Warnings below the threshold are ::warning, at it ::error.
-    let warn = corpus_dir().join("sra_with_serverless_storage_key_on_serverless.json");
+    let warn = corpus_dir().join("sra_classic.json");
     let w = run_args(&[warn.to_str().unwrap(), "--format", "github"]).unwrap();
     assert!(
         w.out.lines().any(|l| l.starts_with("::warning file=")),

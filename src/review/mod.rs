@@ -35,13 +35,7 @@ pub enum Format {
     Github,
 }
 
-/// `--fail-on`: the least severe finding that makes the exit code 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailOn {
-    Error,
-    Warning,
-    Never,
-}
+pub use output::FailOn;
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,12 +373,7 @@ pub fn exit_code(a: &Analysis) -> i32 {
 pub fn exit_code_with(a: &Analysis, notes: &[suppress::Note], fail_on: FailOn) -> i32 {
     let fails = a.outcomes.iter().enumerate().any(|(i, l)| {
         let suppressed = notes.get(i).is_some_and(|n| n.suppressed());
-        !suppressed
-            && match fail_on {
-                FailOn::Error => l.outcome.is_error(),
-                FailOn::Warning => l.outcome.is_failure(),
-                FailOn::Never => false,
-            }
+        !suppressed && fail_on.fails(&l.outcome)
     });
     i32::from(fails)
 }

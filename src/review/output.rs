@@ -419,14 +419,28 @@ pub fn sarif_with(a: &Analysis, notes: &[Note], source: &str) -> String {
     s
 }
 
-/// The findings that fail the review at a threshold (not suppressed).
-fn fails_at(l: &Located, n: &Note, fail_on: super::FailOn) -> bool {
-    !n.suppressed()
-        && match fail_on {
-            super::FailOn::Error => l.outcome.is_error(),
-            super::FailOn::Warning => l.outcome.is_failure(),
-            super::FailOn::Never => false,
+/// `--fail-on`: the least severe finding that makes the exit code 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Never,
+}
+
+impl FailOn {
+    /// Whether a finding fails the review at this threshold.
+    pub fn fails(self, o: &crate::rules::Outcome) -> bool {
+        match self {
+            FailOn::Error => o.is_error(),
+            FailOn::Warning => o.is_failure(),
+            FailOn::Never => false,
         }
+    }
+}
+
+/// The findings that fail the review at a threshold (not suppressed).
+fn fails_at(l: &Located, n: &Note, fail_on: FailOn) -> bool {
+    !n.suppressed() && fail_on.fails(&l.outcome)
 }
 
 /// XML character data and attribute values: `&`, `<`, `>`, quotes, and
@@ -455,7 +469,7 @@ fn xml(s: &str) -> String {
 /// `failure`; a suppressed one and one that cannot tell yet are `skipped`
 /// with the reason; a finding below the threshold passes, with the finding
 /// in `system-out`.
-pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: super::FailOn) -> String {
+pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> String {
     let mut cases = String::new();
     let (mut failures, mut skipped) = (0, 0);
     for (i, l) in a.outcomes.iter().enumerate() {
@@ -531,7 +545,7 @@ fn gh_property(s: &str) -> String {
 /// for each finding that fails at `fail_on`, `::warning` for the other
 /// failures, `::notice` for what cannot be told yet; suppressed findings
 /// are not annotated. A last plain line counts them.
-pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: super::FailOn) -> String {
+pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> String {
     let mut out = String::new();
     for (i, l) in a.outcomes.iter().enumerate() {
         let n = note(notes, i);
