@@ -273,14 +273,15 @@ impl Resource for KeyConfiguration {
             change.planned.id = Val::Unknown(promise.clone());
             change.planned.customer_managed_key_id = Val::Unknown(promise);
         }
-        // Databricks takes the key region from the ARN: say so in the plan.
+        // Databricks takes the key region from the ARN: say so in the plan
+        // (from the ARN's promised start when the ARN itself is not known).
         if let Val::Known(info) = &mut change.planned.aws_key_info {
             if info.key_region.is_unknown() || info.key_region.is_null() {
-                if let Some(arn) = info
-                    .key_arn
-                    .known()
-                    .and_then(|a| ids::parse_key_arn(a).ok())
-                {
+                let arn = match info.key_arn.known() {
+                    Some(a) => ids::parse_key_arn(a).ok(),
+                    None => info.key_arn.prefix().and_then(ids::key_arn_prefix),
+                };
+                if let Some(arn) = arn {
                     info.key_region = Val::Known(arn.region);
                 }
             }
