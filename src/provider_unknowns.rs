@@ -18,12 +18,15 @@ use crate::tfplugin::schema::{AttrType, Attribute, Block, Nesting};
 use crate::tfplugin::value::{Number, Refinements, Type, Value};
 use crate::tfplugin::{Diagnostics, Provider, Schema};
 
+type ValidateFn = Box<dyn Fn(&Value, &mut Diagnostics)>;
+type RoundTripFn = Box<dyn Fn(&Value, &mut Diagnostics) -> Option<Value>>;
+
 /// One object of the provider, as the layer holds it.
 struct Object {
     name: String,
     schema: Schema,
-    validate: Box<dyn Fn(&Value, &mut Diagnostics)>,
-    round_trip: Box<dyn Fn(&Value, &mut Diagnostics) -> Option<Value>>,
+    validate: ValidateFn,
+    round_trip: RoundTripFn,
 }
 
 fn objects() -> Vec<Object> {
@@ -290,7 +293,7 @@ fn scatter(v: &Value, picks: &mut impl Iterator<Item = u8>, depth: usize) -> Val
     let pick = picks.next().unwrap_or(0);
     let refined = || {
         Value::Unknown(Refinements {
-            not_null: pick % 2 == 0,
+            not_null: pick.is_multiple_of(2),
             string_prefix: None,
         })
     };
@@ -306,7 +309,7 @@ fn scatter(v: &Value, picks: &mut impl Iterator<Item = u8>, depth: usize) -> Val
         Value::List(items) => {
             let mut items: Vec<Value> =
                 items.iter().map(|x| scatter(x, picks, depth + 1)).collect();
-            if pick % 5 == 0 {
+            if pick.is_multiple_of(5) {
                 items.push(Value::unknown());
             }
             Value::List(items)
