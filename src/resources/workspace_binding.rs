@@ -456,8 +456,16 @@ async fn check_live(
         &requirements(planned),
     );
     report_binding(&outcomes, config, diags);
-    if at_plan {
-        report_deferred_binding(&outcomes, config, diags);
+    // Said only when a key changes (otherwise apply sends and checks
+    // nothing), and CMK011 only when the dashboards matter (the
+    // managed-services key changes; they are read then).
+    if at_plan && read_compute {
+        let waiting: Vec<_> = outcomes
+            .iter()
+            .filter(|o| read_dashboards || o.rule != rules::RuleId::LegacyDashboards)
+            .cloned()
+            .collect();
+        report_deferred_binding(&waiting, config, diags);
     }
     diags.errors().count() == before
 }
