@@ -588,7 +588,7 @@ impl Serializer for ValueSer {
         self.serialize_f64(f as f64)
     }
     fn serialize_f64(self, f: f64) -> Result<Value, ModelError> {
-        Ok(Value::Number(Number::Float(f)))
+        Ok(Value::Number(Number::from_f64(f)))
     }
     fn serialize_char(self, c: char) -> Result<Value, ModelError> {
         Ok(Value::String(c.to_string()))

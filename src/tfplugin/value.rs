@@ -37,6 +37,16 @@ impl Number {
         }
     }
 
+    /// The one form a float takes: an integral value that i64 holds exactly
+    /// is an `Int`, as the encoder writes it, so decode and encode agree.
+    pub fn from_f64(f: f64) -> Number {
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            Number::Int(f as i64)
+        } else {
+            Number::Float(f)
+        }
+    }
+
     fn from_decimal_str(s: &str) -> Option<Number> {
         if let Ok(i) = s.parse::<i64>() {
             return Some(Number::Int(i));
@@ -56,7 +66,7 @@ impl Number {
         }
         // Keep the text when f64 would lose digits.
         if format!("{f}") == s.trim_start_matches('+') {
-            Some(Number::Float(f))
+            Some(Number::from_f64(f))
         } else {
             Some(Number::Big(s.to_string()))
         }
@@ -522,7 +532,7 @@ fn raw_to_value(raw: Raw, ty: &Type, path: &str) -> Result<Value, CodecError> {
         (Raw::Bool(b), Type::Bool) => Ok(Value::Bool(b)),
         (Raw::Int(i), Type::Number) => Ok(Value::Number(Number::Int(i))),
         (Raw::UInt(u), Type::Number) => Ok(Value::Number(Number::Big(u.to_string()))),
-        (Raw::Float(f), Type::Number) => Ok(Value::Number(Number::Float(f))),
+        (Raw::Float(f), Type::Number) => Ok(Value::Number(Number::from_f64(f))),
         (Raw::Str(s), Type::Number) => Number::from_decimal_str(&s)
             .map(Value::Number)
             .ok_or_else(|| mismatch(path, ty, "a string that is not a number")),
@@ -838,7 +848,7 @@ fn from_json_at(j: &serde_json::Value, ty: &Type, path: &str) -> Result<Value, C
         } else if let Some(u) = n.as_u64() {
             Number::Big(u.to_string())
         } else {
-            Number::Float(n.as_f64().unwrap_or(f64::NAN))
+            Number::from_f64(n.as_f64().unwrap_or(f64::NAN))
         })),
         (J::String(s), Type::Number) => Number::from_decimal_str(s)
             .map(Value::Number)
@@ -1022,6 +1032,27 @@ mod tests {
             Value::Number(Number::Big("123456789012345678901234".into()))
         );
         assert!(from_msgpack(&[0xa1, b'x'], &Type::Number).is_err());
+    }
+
+    #[test]
+    fn an_integral_float_decodes_as_the_integer_the_encoder_writes() {
+        // Found by fuzz_msgpack_mutated_encodings in CI: a float64 holding
+        // -404825788544877.0 decoded as Float, was re-encoded as an int and
+        // came back as Int: decode and encode must agree on one form.
+        let mut f = vec![0xcb];
+        f.extend_from_slice(&(-404825788544877.0f64).to_be_bytes());
+        let v = from_msgpack(&f, &Type::Number).unwrap();
+        assert_eq!(v, Value::Number(Number::Int(-404825788544877)));
+        let again = from_msgpack(&to_msgpack(&v, &Type::Number).unwrap(), &Type::Number).unwrap();
+        assert_eq!(again, v);
+        assert_eq!(
+            from_json_value(&serde_json::json!(2.0), &Type::Number).unwrap(),
+            Value::Number(Number::Int(2))
+        );
+        assert_eq!(
+            from_msgpack(&[0xa3, b'2', b'.', b'5'], &Type::Number).unwrap(),
+            Value::Number(Number::Float(2.5))
+        );
     }
 
     #[test]
