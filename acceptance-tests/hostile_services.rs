@@ -2,8 +2,10 @@
 //! the built provider: a stand-in on 127.0.0.1 (tests/support/hostile_server.rs)
 //! sits in front of cmk-sandbox and answers the requests each case picks
 //! with endless pages, a huge body, a redirect, an answer about another
-//! object or account, or terminal escapes; a workspace host that cannot be
-//! reached is a port nothing listens on and a name that does not resolve.
+//! object or account, terminal escapes, or a 429 storm; a workspace host
+//! that cannot be reached is a port nothing listens on and a name that does
+//! not resolve, and a KMS endpoint that never answers is a socket that
+//! accepts and stays silent.
 //!
 //! Every case states its bound: the terraform run ends within
 //! [`BOUND`] with a clear error, the provider's peak RSS (VmHWM of every
@@ -42,12 +44,18 @@ fn rule(f: impl Fn(&Req) -> Option<axum::response::Response> + Send + Sync + 'st
 /// A working directory whose provider talks to `host` for the Account API
 /// and `template` for workspaces.
 fn workdir(host: &str, template: &str, body: &str) -> Workdir {
+    workdir_with(host, template, "", body)
+}
+
+/// The same, with more provider arguments (`extra`, HCL lines).
+fn workdir_with(host: &str, template: &str, extra: &str, body: &str) -> Workdir {
     let mut w = Workdir::new(&format!(
         r#"{CMK_HEADER}
 provider "cmk" {{
   host                    = "{host}"
   account_id              = "{ACCOUNT_ID}"
   workspace_host_template = "{template}"
+  {extra}
 }}
 {body}"#
     ));
@@ -441,4 +449,118 @@ fn an_unreachable_workspace_host_fails_fast() {
             ]);
         assert!(m.took < Duration::from_secs(30), "{:?}", m.took);
     }
+}
+
+/// Every path answers 429 (`Retry-After: 1`) for its first 2.2 seconds,
+/// then goes to the sandbox: each call on its own succeeds within a 3 s
+/// retry budget, but a binding's plan makes several in a row (tokens, the
+/// workspace, its clusters). With `retry_timeout_seconds = 3` the whole
+/// plan has 3 s: it fails in seconds naming the setting, where budgets per
+/// call would have added up. The same storm with 30 s plans cleanly, so
+/// the failure is the operation's deadline and nothing else.
+#[test]
+fn a_throttling_storm_ends_at_the_operation_deadline() {
+    if !enabled("a_throttling_storm_ends_at_the_operation_deadline") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let storm = || {
+        let first_seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        Hostile::start(
+            Some(sb.url.clone()),
+            rule(move |r| {
+                let mut seen = first_seen.lock().unwrap();
+                let t0 = *seen.entry(r.path.clone()).or_insert_with(Instant::now);
+                (t0.elapsed() < Duration::from_millis(2200)).then(|| {
+                    let mut a = json(
+                        429,
+                        json!({"error_code": "TOO_MANY_REQUESTS", "message": "slow down"}),
+                    );
+                    a.headers_mut()
+                        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                    a
+                })
+            }),
+        )
+    };
+    for (secs, fails) in [(3, true), (30, false)] {
+        let h = storm();
+        let w = workdir_with(
+            &h.url,
+            &format!("{}/_ws/{{deployment_name}}", h.url),
+            &format!("retry_timeout_seconds = {secs}"),
+            &binding_config(),
+        );
+        let m = plan(&w);
+        let paths: HashSet<String> = h.seen().into_iter().map(|r| r.path).collect();
+        if fails {
+            m.failed_within_bounds("429 storm, 3 s budget").says(&[
+                "retry_timeout_seconds",
+                "429",
+                "when the time of the whole refresh or plan ran out",
+            ]);
+            assert!(m.took < Duration::from_secs(20), "{:?}", m.took);
+            state_is_empty(&w);
+        } else {
+            assert_eq!(
+                m.code, 0,
+                "the storm alone must not fail a plan:\n{}",
+                m.out
+            );
+            assert!(
+                paths.len() >= 3,
+                "the plan made fewer calls than the case needs: {paths:?}"
+            );
+        }
+    }
+}
+
+/// A KMS endpoint that accepts connections and never answers: a plan that
+/// verifies a key there stops when the operation's time is up
+/// (`retry_timeout_seconds = 3`), not after the KMS call's own 60 s, with
+/// an error saying what took too long and which setting allows more.
+#[test]
+fn a_silent_kms_endpoint_ends_at_the_operation_deadline() {
+    if !enabled("a_silent_kms_endpoint_ends_at_the_operation_deadline") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for c in silent.incoming().flatten() {
+            keep.lock().unwrap().push(c); // accepted, never answered
+        }
+    });
+    let mut w = workdir_with(
+        &sb.url,
+        &format!("{}/_ws/{{deployment_name}}", sb.url),
+        &format!(
+            "retry_timeout_seconds = 3\n  aws_region = \"us-east-1\"\n  kms_endpoint = \"http://127.0.0.1:{port}\""
+        ),
+        &format!(
+            "resource \"cmk_key_configuration\" \"k\" {{\n  use_cases    = [\"MANAGED_SERVICES\"]\n  aws_key_info = {{ key_arn = \"{ARN}\" }}\n}}\n"
+        ),
+    );
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        w.env.push((k.into(), v.into()));
+    }
+    let m = plan(&w);
+    m.failed_within_bounds("silent KMS, 3 s budget").says(&[
+        "Operation took too long",
+        "Planning cmk_key_configuration did not finish within 3 seconds",
+        "retry_timeout_seconds",
+    ]);
+    assert!(m.took < Duration::from_secs(20), "{:?}", m.took);
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the plan never called the KMS endpoint"
+    );
+    state_is_empty(&w);
 }

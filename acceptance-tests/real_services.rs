@@ -313,20 +313,25 @@ resource "cmk_workspace_binding" "prod" {{
         "{CMK_HEADER}\n{}\n{}",
         sb.provider_block().replace(
             "workspace_poll_interval_seconds = 0.1",
-            "workspace_update_timeout_seconds = 0",
+            "workspace_update_timeout_seconds = 0\n  retry_timeout_seconds = 86401",
         ),
         workspace_data_source()
     ));
     let (code, diags) = plan_diagnostics(&bad);
     assert_ne!(code, 0, "{diags:?}");
-    assert!(
-        diags.iter().any(|d| d["severity"] == "error"
-            && d["summary"] == "Invalid workspace_update_timeout_seconds"
-            && d["detail"]
-                .as_str()
-                .is_some_and(|t| t.contains("workspace_update_timeout_seconds"))),
-        "{diags:?}"
-    );
+    for (name, range) in [
+        ("workspace_update_timeout_seconds", "from 1 to 86400"),
+        ("retry_timeout_seconds", "from 1 to 86400"),
+    ] {
+        assert!(
+            diags.iter().any(|d| d["severity"] == "error"
+                && d["summary"] == format!("Invalid {name}")
+                && d["detail"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(name) && t.contains(range))),
+            "{name}: {diags:?}"
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 /// The provider's version: Cargo.toml's `version`, the one place it is set.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod budget;
 pub mod cloud;
 pub mod data_sources;
 pub mod docs;

@@ -18,7 +18,7 @@ use crate::resources::{
 use crate::rules::ids;
 use crate::support::Clients;
 use crate::tfplugin::provider::{data_source, resource, DynDataSource, DynResource};
-use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, Val};
+use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, ReadBudget, Val};
 
 /// The provider's type name in Terraform.
 pub const TYPE_NAME: &str = "cmk";
@@ -26,6 +26,8 @@ pub const TYPE_NAME: &str = "cmk";
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/databricks-cmk/cmk";
 /// Seconds allowed for `workspace_update_timeout_seconds`.
 const UPDATE_TIMEOUT_RANGE: (f64, f64) = (1.0, 86_400.0);
+/// Seconds allowed for `retry_timeout_seconds`.
+const RETRY_TIMEOUT_RANGE: (f64, f64) = (1.0, 86_400.0);
 /// Seconds allowed for `kms_request_timeout_seconds`.
 const KMS_REQUEST_TIMEOUT_RANGE: (f64, f64) = (1.0, 3_600.0);
 /// Seconds allowed for `kms_create_timeout_seconds`, `kms_update_timeout_seconds`
@@ -96,6 +98,17 @@ pub struct ProviderConfig {
     /// Client-side limit of Account API requests per second (`DATABRICKS_RATE_LIMIT`; default 15).
     #[schemars(extend("x-tf" = ["optional"]))]
     pub rate_limit: Val<f64>,
+
+    /// How long, in seconds, Databricks calls may keep retrying (throttling with
+    /// 429, 5xx answers, network errors, answers that trickle in), and how long one
+    /// refresh, plan, import or data source read may take in all, every Databricks
+    /// and KMS call in it together (default 300; 1 to 86400). When it runs out the
+    /// operation stops with an error naming the call that was retrying, and
+    /// nothing is changed. During apply each call has this budget; waiting for a
+    /// workspace to take a key has `workspace_update_timeout_seconds`, and KMS
+    /// writes the `kms_*_timeout_seconds` settings.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub retry_timeout_seconds: Val<f64>,
 
     /// The workspace host, with `{deployment_name}` replaced, for workspace-level
     /// calls such as the AI/BI dashboards list. Default
@@ -228,6 +241,11 @@ impl ProviderConfig {
             profile: known(&self.profile),
             config_file: known(&self.config_file).map(Into::into),
             rate_limit: self.rate_limit.known().copied(),
+            // Out of range (refused by validate): the default.
+            retry_timeout: self
+                .retry_timeout_seconds
+                .known()
+                .and_then(|s| settings::check_seconds(*s, RETRY_TIMEOUT_RANGE, "").ok()),
             workspace_host_template: known(&self.workspace_host_template),
             // Out of range (refused by validate): the largest allowed value,
             // so that nothing can overflow.
@@ -307,17 +325,26 @@ impl Provider for CmkProvider {
                 );
             }
         }
-        if let Val::Known(s) = &c.workspace_update_timeout_seconds {
-            if let Err(e) = settings::check_seconds(
-                *s,
-                UPDATE_TIMEOUT_RANGE,
+        for (name, range, v) in [
+            (
                 "workspace_update_timeout_seconds",
-            ) {
-                diags.error_at(
-                    AttributePath::new(["workspace_update_timeout_seconds"]),
-                    "Invalid workspace_update_timeout_seconds",
-                    e.to_string(),
-                );
+                UPDATE_TIMEOUT_RANGE,
+                &c.workspace_update_timeout_seconds,
+            ),
+            (
+                "retry_timeout_seconds",
+                RETRY_TIMEOUT_RANGE,
+                &c.retry_timeout_seconds,
+            ),
+        ] {
+            if let Val::Known(s) = v {
+                if let Err(e) = settings::check_seconds(*s, range, name) {
+                    diags.error_at(
+                        AttributePath::new([name]),
+                        format!("Invalid {name}"),
+                        e.to_string(),
+                    );
+                }
             }
         }
         for ((name, range, _), v) in KMS_TIMEOUT_SETTINGS.iter().zip(c.kms_timeout_values()) {
@@ -344,6 +371,13 @@ impl Provider for CmkProvider {
                 );
             }
         }
+    }
+
+    fn read_budget(&self, clients: &Clients) -> Option<ReadBudget> {
+        Some(ReadBudget {
+            limit: clients.read_budget(),
+            hint: "Set retry_timeout_seconds in the provider block to allow more (default 300) when the Databricks or AWS APIs are slow or throttling, or try again later.".to_string(),
+        })
     }
 
     async fn configure(

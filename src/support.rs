@@ -33,6 +33,14 @@ impl Clients {
         }
     }
 
+    /// How long one refresh, plan, import or data source read may take in
+    /// all (`retry_timeout_seconds`).
+    pub fn read_budget(&self) -> std::time::Duration {
+        self.databricks_settings
+            .retry_timeout
+            .unwrap_or(crate::cloud::databricks::settings::DEFAULT_RETRY_TIMEOUT)
+    }
+
     /// Whether Databricks credentials are configured anywhere (arguments,
     /// `DATABRICKS_*` variables, or a config file), without resolving them.
     pub fn databricks_configured(&self) -> bool {

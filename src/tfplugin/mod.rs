@@ -32,7 +32,8 @@ pub use diagnostics::Diagnostics;
 pub use model::{Elements, Val, ValMap, ValSet};
 pub use path::AttributePath;
 pub use provider::{
-    Ctx, DataSource, Function, FunctionDef, FunctionError, Param, PlanChange, Provider, Resource,
+    Ctx, DataSource, Function, FunctionDef, FunctionError, Param, PlanChange, Provider, ReadBudget,
+    Resource,
 };
 pub use schema::Schema;
 pub use tls::install_crypto_provider;

@@ -27,6 +27,14 @@ impl<C> Ctx<C> {
     }
 }
 
+/// The time one read-only operation may take, and what to tell a person
+/// when it runs out (which setting raises it).
+#[derive(Debug, Clone)]
+pub struct ReadBudget {
+    pub limit: std::time::Duration,
+    pub hint: String,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// The `provider "..." {}` block.
@@ -35,6 +43,16 @@ pub trait Provider: Send + Sync + 'static {
     type Client: Send + Sync + 'static;
 
     fn validate(&self, _config: &Self::Config, _diags: &mut Diagnostics) {}
+
+    /// How long one read-only operation may take in all: a refresh, a
+    /// plan, an import, a data source read. `None`: no bound. The layer runs
+    /// the operation under [`crate::budget::scope`] (clients cut their own
+    /// retries to it) and stops it a moment after the deadline; nothing was
+    /// changed, and the error carries `hint`. Applies are not cut: they
+    /// write, and their calls have budgets of their own.
+    fn read_budget(&self, _client: &Self::Client) -> Option<ReadBudget> {
+        None
+    }
 
     async fn configure(
         &self,

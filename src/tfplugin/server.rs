@@ -13,7 +13,9 @@ use super::diagnostics::Diagnostics;
 use super::model::Model;
 use super::path::AttributePath;
 use super::proto::tfplugin6 as pb;
-use super::provider::{decode, Ctx, DynDataSource, DynResource, Function, PlanChange, Provider};
+use super::provider::{
+    decode, Ctx, DynDataSource, DynResource, Function, PlanChange, Provider, ReadBudget,
+};
 use super::schema::{AttrType, Schema};
 use super::value::{self, Type, Value};
 
@@ -127,6 +129,11 @@ impl<P: Provider> ProviderServer<P> {
         }
     }
 
+    /// The provider's read budget, with the configured client.
+    fn read_budget(&self, ctx: &Ctx<P::Client>) -> Option<ReadBudget> {
+        self.provider.read_budget(&ctx.client)
+    }
+
     /// Resource diagnostics, with paths Terraform can show.
     fn res_diags(&self, type_name: &str, diags: &Diagnostics) -> Vec<pb::Diagnostic> {
         match self.resources.get(type_name) {
@@ -171,6 +178,53 @@ impl<P: Provider> ProviderServer<P> {
 }
 
 /// Races a read-only operation against StopProvider; `None` when cancelled.
+/// Why a read-only operation stopped before its end.
+#[derive(Debug)]
+enum Stopped {
+    Cancelled,
+    OutOfTime(ReadBudget),
+}
+
+/// How long past its deadline a read-only operation may run before it is
+/// stopped: clients end their own calls at the deadline, with an error
+/// naming the call; this catches whatever does not.
+const BUDGET_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs a read-only operation under Terraform's stop signal and the
+/// provider's read budget (see [`Provider::read_budget`]).
+async fn read_only<T>(
+    token: &CancellationToken,
+    budget: Option<ReadBudget>,
+    f: impl Future<Output = T>,
+) -> Result<T, Stopped> {
+    let bounded = budget.and_then(|b| Some((std::time::Instant::now().checked_add(b.limit)?, b)));
+    let Some((deadline, b)) = bounded else {
+        return cancellable(token, f).await.ok_or(Stopped::Cancelled);
+    };
+    let stop_at = deadline.checked_add(BUDGET_GRACE).unwrap_or(deadline);
+    tokio::select! {
+        r = crate::budget::scope(deadline, f) => Ok(r),
+        _ = token.cancelled() => Err(Stopped::Cancelled),
+        _ = tokio::time::sleep_until(stop_at.into()) => Err(Stopped::OutOfTime(b)),
+    }
+}
+
+/// The diagnostic of an operation stopped by `why`; `doing` says what it
+/// was ("Refreshing cmk_workspace_binding").
+fn stopped(diags: &mut Diagnostics, why: Stopped, doing: &str) {
+    match why {
+        Stopped::Cancelled => cancelled(diags),
+        Stopped::OutOfTime(b) => diags.error(
+            "Operation took too long",
+            format!(
+                "{doing} did not finish within {} seconds, the time one refresh, plan, import or data source read may take in all (every call and retry in it); it was stopped and nothing was changed. {}",
+                b.limit.as_secs_f64(),
+                b.hint
+            ),
+        ),
+    }
+}
+
 async fn cancellable<T>(token: &CancellationToken, f: impl Future<Output = T>) -> Option<T> {
     tokio::select! {
         r = f => Some(r),
@@ -510,9 +564,10 @@ impl<P: Provider> ProviderServer<P> {
             {
                 let keep = state.clone();
                 let token = ctx.cancel.clone();
-                match cancellable(&token, res.read(&ctx, state, &mut diags)).await {
+                let budget = self.read_budget(&ctx);
+                match read_only(&token, budget, res.read(&ctx, state, &mut diags)).await {
                     // gone: null removes it from state
-                    Some(out) => {
+                    Ok(out) => {
                         let out = match out {
                             Some(v) => v,
                             None if diags.has_errors() => keep,
@@ -520,8 +575,8 @@ impl<P: Provider> ProviderServer<P> {
                         };
                         new_state = dynamic_out(&out, ty, &mut diags);
                     }
-                    None => {
-                        cancelled(&mut diags);
+                    Err(why) => {
+                        stopped(&mut diags, why, &format!("Refreshing {}", r.type_name));
                         new_state = dynamic_out(&keep, ty, &mut diags);
                     }
                 }
@@ -574,11 +629,12 @@ impl<P: Provider> ProviderServer<P> {
                 // destroy
                 if !prior.is_null() {
                     let token = ctx.cancel.clone();
-                    if cancellable(&token, res.plan_destroy(&ctx, &prior, &mut diags))
-                        .await
-                        .is_none()
+                    let budget = self.read_budget(&ctx);
+                    if let Err(why) =
+                        read_only(&token, budget, res.plan_destroy(&ctx, &prior, &mut diags)).await
                     {
-                        cancelled(&mut diags);
+                        let doing = format!("Planning the destroy of {}", r.type_name);
+                        stopped(&mut diags, why, &doing);
                     }
                 }
                 planned_state = dynamic_out(&Value::Null, ty, &mut diags);
@@ -620,9 +676,14 @@ impl<P: Provider> ProviderServer<P> {
                 requires_replace: std::mem::take(&mut requires_replace),
             };
             let token = ctx.cancel.clone();
-            let out = cancellable(&token, res.plan(&ctx, change, &mut diags))
-                .await
-                .flatten();
+            let budget = self.read_budget(&ctx);
+            let out = match read_only(&token, budget, res.plan(&ctx, change, &mut diags)).await {
+                Ok(out) => out,
+                Err(why) => {
+                    stopped(&mut diags, why, &format!("Planning {}", r.type_name));
+                    None
+                }
+            };
             if out.is_none() && token.is_cancelled() && !diags.has_errors() {
                 cancelled(&mut diags);
             }
@@ -727,8 +788,9 @@ impl<P: Provider> ProviderServer<P> {
             self.ctx(&mut diags),
         ) {
             let token = ctx.cancel.clone();
-            match cancellable(&token, res.import(&ctx, &r.id, &mut diags)).await {
-                Some(Some(v)) => {
+            let budget = self.read_budget(&ctx);
+            match read_only(&token, budget, res.import(&ctx, &r.id, &mut diags)).await {
+                Ok(Some(v)) => {
                     if let Some(state) = dynamic_out(&v, res.schema().value_type(), &mut diags) {
                         imported.push(pb::import_resource_state::ImportedResource {
                             type_name: r.type_name.clone(),
@@ -737,8 +799,8 @@ impl<P: Provider> ProviderServer<P> {
                         });
                     }
                 }
-                Some(None) => {}
-                None => cancelled(&mut diags),
+                Ok(None) => {}
+                Err(why) => stopped(&mut diags, why, &format!("Importing {}", r.type_name)),
             }
         } else if !self.resources.contains_key(r.type_name.as_str()) {
             self.resource(&r.type_name, &mut diags);
@@ -805,9 +867,18 @@ impl<P: Provider> ProviderServer<P> {
                 break 'read;
             };
             let token = ctx.cancel.clone();
-            let out = cancellable(&token, ds.read(&ctx, config, &mut diags))
-                .await
-                .flatten();
+            let budget = self.read_budget(&ctx);
+            let out = match read_only(&token, budget, ds.read(&ctx, config, &mut diags)).await {
+                Ok(out) => out,
+                Err(why) => {
+                    stopped(
+                        &mut diags,
+                        why,
+                        &format!("Reading data source {}", r.type_name),
+                    );
+                    None
+                }
+            };
             if out.is_none() && token.is_cancelled() && !diags.has_errors() {
                 cancelled(&mut diags);
             }
@@ -1084,4 +1155,56 @@ guarded_rpcs!(
 pub fn model_from_json<M: Model>(schema: &Schema, j: &serde_json::Value) -> Result<M, String> {
     let v = value::from_json_value(j, schema.value_type()).map_err(|e| e.to_string())?;
     super::model::from_value(&v).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod read_only_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn budget(ms: u64) -> Option<ReadBudget> {
+        Some(ReadBudget {
+            limit: Duration::from_millis(ms),
+            hint: "Set the budget higher.".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_operation_that_outlives_its_budget_is_stopped_and_says_why() {
+        let token = CancellationToken::new();
+        let start = std::time::Instant::now();
+        let r = read_only(&token, budget(100), async {
+            // the clients see the deadline
+            assert!(crate::budget::current().is_some());
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let Err(why) = r else { panic!("not stopped") };
+        let mut diags = Diagnostics::default();
+        stopped(&mut diags, why, "Planning x_thing");
+        let d = &diags.0[0];
+        assert_eq!(d.summary, "Operation took too long");
+        assert!(d
+            .detail
+            .contains("Planning x_thing did not finish within 0.1 seconds"));
+        assert!(d.detail.ends_with("Set the budget higher."), "{}", d.detail);
+    }
+
+    #[tokio::test]
+    async fn within_budget_or_without_one_the_result_comes_back_and_cancel_still_stops() {
+        let token = CancellationToken::new();
+        assert!(matches!(
+            read_only(&token, budget(60_000), async { 7 }).await,
+            Ok(7)
+        ));
+        assert!(matches!(read_only(&token, None, async { 8 }).await, Ok(8)));
+        assert!(read_only(&token, None, async { crate::budget::current() })
+            .await
+            .unwrap()
+            .is_none());
+        token.cancel();
+        let r = read_only(&token, budget(60_000), std::future::pending::<()>()).await;
+        assert!(matches!(r, Err(Stopped::Cancelled)));
+    }
 }

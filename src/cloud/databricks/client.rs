@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Audience, Authenticator};
-use super::error::DatabricksError;
+use super::error::{Budget, DatabricksError};
 use super::http::{
     build_client, error_text, origin, printable, read_capped, read_prefix, redirect_error,
     retry_after, too_large_message, unreachable_reason, Answer, BodyError, MAX_LIST_BYTES,
@@ -549,7 +549,7 @@ impl AccountClient {
         maybe_sent: &mut bool,
     ) -> Result<CustomerManagedKey, DatabricksError> {
         let started = Instant::now();
-        let deadline = started + self.inner.cfg.retry_timeout;
+        let (deadline, budget) = Self::budget_of(started + self.inner.cfg.retry_timeout);
         let body = serde_json::to_value(request).map_err(|e| DatabricksError::Decode {
             url: String::new(),
             message: e.to_string(),
@@ -596,6 +596,7 @@ impl AccountClient {
                         return Err(DatabricksError::RetriesExhausted {
                             attempts: rounds,
                             elapsed_secs: started.elapsed().as_secs_f64(),
+                            budget,
                             last: Box::new(e),
                         });
                     }
@@ -955,9 +956,23 @@ impl AccountClient {
         ListBounds::new(what, url, self.deadline())
     }
 
-    /// The deadline of an operation that starts now: the retry budget.
+    /// The deadline of a call that starts now: the retry budget, or the
+    /// deadline of the whole Terraform operation when that comes first.
     pub(super) fn deadline(&self) -> Instant {
-        Instant::now() + self.inner.cfg.retry_timeout
+        crate::budget::clamp(Instant::now() + self.inner.cfg.retry_timeout)
+    }
+
+    /// `own` cut to the operation's deadline, and whose budget it is then.
+    fn budget_of(own: Instant) -> (Instant, Budget) {
+        let d = crate::budget::clamp(own);
+        (
+            d,
+            if d < own {
+                Budget::Operation
+            } else {
+                Budget::Call
+            },
+        )
     }
 
     /// `GET {workspace host}{path}`: a read of a workspace's own API, with
@@ -1050,9 +1065,10 @@ impl AccountClient {
         seen: &mut Seen,
     ) -> Result<(T, usize), ExecError> {
         let start = Instant::now();
-        let deadline = call
-            .deadline
-            .unwrap_or(start + self.inner.cfg.retry_timeout);
+        let (deadline, budget) = Self::budget_of(
+            call.deadline
+                .unwrap_or(start + self.inner.cfg.retry_timeout),
+        );
         let mut attempts = 0u32;
         let mut unreachable_attempts = 0u32;
         let mut last: Option<String> = None;
@@ -1068,6 +1084,7 @@ impl AccountClient {
                 let e = DatabricksError::Deadline {
                     what: format!("{} {} ({})", call.method, call.url, call.what),
                     secs: deadline.saturating_duration_since(start).as_secs(),
+                    budget,
                     attempts,
                     last: last.unwrap_or_else(|| {
                         "the answer had not arrived (or was still arriving)".to_string()
@@ -1149,6 +1166,7 @@ impl AccountClient {
                         return Err(ExecError::Final(DatabricksError::RetriesExhausted {
                             attempts,
                             elapsed_secs: start.elapsed().as_secs_f64(),
+                            budget,
                             last: Box::new(error),
                         }));
                     }

@@ -1,5 +1,24 @@
 //! Typed errors of the Databricks client.
 
+/// Whose time ran out when a call stopped retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// The call's own retry budget.
+    Call,
+    /// The time of the whole Terraform operation (a refresh, a plan) the
+    /// call was part of: earlier calls had used the rest.
+    Operation,
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Budget::Call => "the time allowed for one call and its retries (the provider's retry_timeout_seconds)",
+            Budget::Operation => "when the time of the whole refresh or plan ran out (the provider's retry_timeout_seconds covers every call of one refresh or plan together)",
+        })
+    }
+}
+
 /// Everything a Databricks call can fail with. Messages never hold a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabricksError {
@@ -46,10 +65,11 @@ pub enum DatabricksError {
         message: String,
     },
     /// Throttled or unavailable for longer than the retry budget.
-    #[error("gave up after {attempts} attempts in {elapsed_secs:.1}s: {last}")]
+    #[error("gave up after {attempts} attempt(s) in {elapsed_secs:.1}s, {budget}: {last}")]
     RetriesExhausted {
         attempts: u32,
         elapsed_secs: f64,
+        budget: Budget,
         last: Box<DatabricksError>,
     },
     /// The network failed (connection refused, reset, timeout).
@@ -93,10 +113,11 @@ pub enum DatabricksError {
     },
     /// The operation's overall deadline (retries and slow bodies included)
     /// passed.
-    #[error("{what}: no complete answer within {secs}s (the deadline of the whole operation, retries included) after {attempts} attempt(s); last: {last}")]
+    #[error("{what}: no complete answer within {secs}s, {budget}, after {attempts} attempt(s); last: {last}")]
     Deadline {
         what: String,
         secs: u64,
+        budget: Budget,
         attempts: u32,
         last: String,
     },

@@ -14,7 +14,7 @@ mod snapshot;
 mod workspace_api;
 
 pub use client::{user_agent, AccountClient};
-pub use error::DatabricksError;
+pub use error::{Budget, DatabricksError};
 pub use models::{
     AwsKeyInfo, ComputeMode, CreateCustomerManagedKey, CustomerManagedKey, Dashboard, GcpKeyInfo,
     PricingTier, StorageMode, Workspace, WorkspaceKeyUpdate, WorkspaceStatus,

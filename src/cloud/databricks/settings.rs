@@ -14,6 +14,9 @@ use crate::rules::ids::AccountId;
 pub const DEFAULT_ACCOUNT_HOST: &str = "https://accounts.cloud.databricks.com";
 /// Where a workspace's own API lives; `{deployment_name}` is replaced.
 pub const DEFAULT_WORKSPACE_HOST_TEMPLATE: &str = "https://{deployment_name}.cloud.databricks.com";
+/// How long one call may keep retrying, and one read-only Terraform
+/// operation may take in all, unless set (`retry_timeout_seconds`).
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A secret string (token, client secret): never printed by `Debug`, and
 /// without `Display`, so it cannot end up in a log line by accident.
@@ -68,7 +71,7 @@ pub struct DatabricksSettings {
     pub rate_limit: Option<f64>,
     /// Timeout of one HTTP request (`DATABRICKS_HTTP_TIMEOUT_SECONDS`); default 60 s.
     pub http_timeout: Option<Duration>,
-    /// Total time spent retrying one call; default 5 minutes.
+    /// Total time spent retrying one call (`retry_timeout_seconds`); default 5 minutes.
     pub retry_timeout: Option<Duration>,
     /// First backoff delay; default 500 ms (doubles, with jitter, up to 10 s).
     pub retry_base_delay: Option<Duration>,
@@ -465,7 +468,7 @@ impl DatabricksSettings {
             auth,
             rate_limit,
             http_timeout,
-            retry_timeout: self.retry_timeout.unwrap_or(Duration::from_secs(300)),
+            retry_timeout: self.retry_timeout.unwrap_or(DEFAULT_RETRY_TIMEOUT),
             retry_base_delay: self.retry_base_delay.unwrap_or(Duration::from_millis(500)),
             workspace_wait_timeout: self
                 .workspace_wait_timeout
