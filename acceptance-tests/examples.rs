@@ -93,6 +93,25 @@ fn every_example_plans_against_the_sandbox() {
     let sb = Sandbox::start();
     let moto = MotoServer::start();
     let mut failed = vec![];
+    // Every example shows the form users write most: `count` or
+    // `for_each` (the provider block has neither in Terraform).
+    let without: Vec<_> = files
+        .iter()
+        .filter(|f| !f.ends_with("provider/provider.tf"))
+        .filter(|f| {
+            !std::fs::read_to_string(f).unwrap().lines().any(|l| {
+                let l = l.trim_start();
+                ["for_each", "count"].iter().any(|m| {
+                    l.strip_prefix(m)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+                })
+            })
+        })
+        .collect();
+    assert!(
+        without.is_empty(),
+        "examples without a count or for_each form: {without:?}"
+    );
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let standalone = text.contains("required_providers");

@@ -361,6 +361,14 @@ fn configuration(
             } else {
                 ty.clone()
             };
+            // Nested blocks would need places of their own: a schema that
+            // gains one fails here until the test covers it.
+            for b in s["block"]["block_types"].as_object().into_iter().flatten() {
+                missing.push(format!(
+                    "{prefix}.{} (a nested block: extend this test)",
+                    b.0
+                ));
+            }
             let attrs = s["block"]["attributes"]
                 .as_object()
                 .cloned()
@@ -416,6 +424,11 @@ fn configuration(
     }
     if let Some(functions) = schema["functions"].as_object() {
         for (fname, f) in functions {
+            if !f["variadic_parameter"].is_null() {
+                missing.push(format!(
+                    "function.{fname} variadic parameter (extend this test)"
+                ));
+            }
             let params = f["parameters"].as_array().cloned().unwrap_or_default();
             let args: Vec<J> = params
                 .iter()
@@ -824,5 +837,76 @@ resource "cmk_workspace_binding" "b" {{
     assert!(!waits.is_empty(), "{diags:#?}");
     let all = serde_json::to_string(&waits).unwrap();
     assert!(all.contains("CMK001"), "the tier rule waits: {all}");
+    // The seeded storage key leaves cluster-volume reuse to Databricks'
+    // default (true): whether the workspace is serverless decides CMK007.
+    assert!(all.contains("CMK007"), "the EBS rule waits: {all}");
     assert!(all.contains("workspace_id"), "{all}");
+}
+
+/// Cluster-volume reuse known only at apply, on a serverless workspace:
+/// the plan names CMK007 among the rules that wait, and apply refuses the
+/// binding before the workspace changes (EBS keys are rejected for
+/// serverless, issue 18).
+#[test]
+fn an_unknown_reuse_flag_on_serverless_waits_for_apply_and_apply_refuses_cmk007() {
+    if !enabled("an_unknown_reuse_flag_on_serverless_waits_for_apply_and_apply_refuses_cmk007") {
+        return;
+    }
+    let sb = Sandbox::start_with(SEED);
+    let w = workdir(
+        &sb,
+        &format!(
+            r#"
+resource "terraform_data" "reuse" {{
+  input = true
+}}
+
+resource "cmk_key_configuration" "s" {{
+  use_cases = ["STORAGE"]
+  aws_key_info = {{
+    key_arn                       = "{ST_ARN}"
+    reuse_key_for_cluster_volumes = terraform_data.reuse.output
+  }}
+}}
+
+resource "cmk_workspace_binding" "b" {{
+  workspace_id = {SERVERLESS}
+  storage_key  = cmk_key_configuration.s
+}}
+"#
+        ),
+    );
+    let (code, diags) = plan_diagnostics(&w);
+    assert_eq!(code, 0, "plan: {diags:#?}");
+    let waits = waiting(&diags);
+    let all = serde_json::to_string(&waits).unwrap();
+    assert!(all.contains("CMK007"), "CMK007 waits for apply: {diags:#?}");
+    assert!(!debug_form(&all), "{all}");
+    let o = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    assert_ne!(o.code, 0, "apply must refuse:\n{}", o.all());
+    assert!(o.all().contains("CMK007"), "{}", o.all());
+    assert!(
+        o.all().contains("reuse_key_for_cluster_volumes"),
+        "the fix names the argument: {}",
+        o.all()
+    );
+    let (status, body) = sb.admin("GET", "/_sandbox/state", "");
+    assert_eq!(status, 200, "{body}");
+    let state: J = serde_json::from_str(&body).unwrap();
+    let mut seen = false;
+    for a in state["accounts"].as_array().into_iter().flatten() {
+        for ws in a["workspaces"].as_array().into_iter().flatten() {
+            if ws["workspace_id"] == SERVERLESS {
+                seen = true;
+                assert!(
+                    ws["storage_customer_managed_key_id"].is_null(),
+                    "the workspace must be unchanged: {ws:#}"
+                );
+            }
+        }
+    }
+    assert!(
+        seen,
+        "the serverless workspace in the state dump: {state:#}"
+    );
 }

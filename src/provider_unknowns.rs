@@ -284,8 +284,8 @@ fn two_unknown_elements_of_a_set_stay_two() {
 
 // ------------------------------------------------------------------ fuzz
 
-/// Random edits of a sample: unknowns (plain or refined) and nulls placed
-/// at random depths.
+/// Random edits of a sample: unknowns (plain or refined) placed at random
+/// depths, and other known values beside them.
 fn scatter(v: &Value, picks: &mut impl Iterator<Item = u8>, depth: usize) -> Value {
     if v.is_null() {
         return Value::Null;
@@ -300,6 +300,11 @@ fn scatter(v: &Value, picks: &mut impl Iterator<Item = u8>, depth: usize) -> Val
     match pick % 7 {
         0 => return Value::unknown(),
         1 => return refined(),
+        2 => {
+            if let Some(other) = another_known(v, picks.next().unwrap_or(0)) {
+                return other;
+            }
+        }
         _ => {}
     }
     if depth > 6 {
@@ -321,6 +326,35 @@ fn scatter(v: &Value, picks: &mut impl Iterator<Item = u8>, depth: usize) -> Val
         ),
         other => other.clone(),
     }
+}
+
+/// Another known value of a scalar's kind beside the unknowns: free-form
+/// strings (the samples' "x") from a pool of empty, odd and long ones;
+/// numbers across the range; bools flipped. Strings with a list of allowed
+/// values stay as sampled (decoding an unlisted one is a different error).
+/// `None` for a collection.
+fn another_known(v: &Value, pick: u8) -> Option<Value> {
+    const STRINGS: [&str; 5] = [
+        "",
+        "y",
+        "\u{1b}]0;title\u{7}",
+        "ü 東京 \"quoted\" ${not_a_template}",
+        "0d26daa6-5e44-4c97-a497-ef015f91254a/../x",
+    ];
+    Some(match v {
+        Value::String(s) if s == "x" => match pick as usize % (STRINGS.len() + 1) {
+            i if i < STRINGS.len() => Value::string(STRINGS[i]),
+            _ => Value::string("x".repeat(pick as usize * 40)),
+        },
+        Value::Number(_) => Value::Number(match pick % 4 {
+            0 => Number::Int(i64::from(pick) - 128),
+            1 => Number::Int(i64::MAX - i64::from(pick)),
+            2 => Number::Int(i64::MIN + i64::from(pick)),
+            _ => Number::Int(0),
+        }),
+        Value::Bool(b) => Value::Bool(!b),
+        _ => return None,
+    })
 }
 
 proptest! {

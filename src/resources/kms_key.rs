@@ -11,7 +11,7 @@ use crate::cloud::kms::{self, Deadline, KeyInfo, Kms, KmsError};
 use crate::rules::facts::{KmsKeyFacts, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT};
 use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyInput};
-use crate::rules::{check_kms_key, Fact, KeyFeature, Severity, Subject};
+use crate::rules::{check_kms_key, Fact, KeyFeature, Severity, Subject, Verdict};
 use crate::support::{report_deferred, Clients};
 use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValMap, ValSet};
@@ -378,6 +378,14 @@ fn verify_policy(
     if m.cross_account_role_arn.is_unknown() {
         needs.cross_account_role_arn = Fact::Unknown;
     }
+    // Whether a STORAGE key encrypts cluster volumes waits for the flag.
+    let storage = use_cases
+        .as_ref()
+        .is_none_or(|u| u.contains(&KeyFeature::Storage));
+    let reuse_waits = storage && m.reuse_key_for_cluster_volumes.is_unknown();
+    if reuse_waits {
+        needs.cluster_volumes = Fact::Unknown;
+    }
     let facts = KmsKeyFacts {
         arn: m.arn.known().cloned().map_or(Fact::Unknown, Fact::Known),
         state: Fact::Unknown,
@@ -394,12 +402,31 @@ fn verify_policy(
         .filter(|o| o.subject == Subject::KeyPolicy)
         .collect();
     // What a value unknown at plan keeps from being decided waits for apply
-    // (which checks again before the policy is put); with everything known,
-    // "cannot tell" is the evaluator's limit (a condition it does not
-    // model), as it has always been, and apply would not know more.
-    let waits = policy.is_unknown() || use_cases.is_none() || m.cross_account_role_arn.is_unknown();
-    if when == PolicyCheck::Plan && waits {
-        report_deferred(&outcomes, |_| Some(path("policy")), |_| None, diags);
+    // (which checks again before the policy is put). With everything known,
+    // "cannot tell" is what the key alone cannot show (the workspace's
+    // cross-account role not given, a condition the evaluator does not
+    // model): apply would not know more, so the plan says it is not checked.
+    let waits = policy.is_unknown()
+        || use_cases.is_none()
+        || m.cross_account_role_arn.is_unknown()
+        || reuse_waits;
+    if when == PolicyCheck::Plan {
+        if waits {
+            report_deferred(&outcomes, |_| Some(path("policy")), |_| None, diags);
+        } else {
+            for o in outcomes.iter().filter(|o| o.verdict == Verdict::CannotTell) {
+                diags.warning_at(
+                    path("policy"),
+                    format!("{} not checked: {}", o.rule.code(), o.rule.rule().title),
+                    format!(
+                        "The plan cannot check this rule from the key alone: {}.\n\nTo have it checked: {}\nSee {}.",
+                        o.message.trim_end_matches('.'),
+                        o.remediation(),
+                        o.docs()
+                    ),
+                );
+            }
+        }
     }
     for o in outcomes {
         if !o.is_failure() || (when == PolicyCheck::Apply && !o.is_error()) {
@@ -1184,6 +1211,7 @@ async fn read_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tfplugin::value::Value;
 
     #[test]
     fn aliases_are_checked() {
@@ -1210,5 +1238,87 @@ mod tests {
         assert_eq!(got.use_cases, input.use_cases);
         assert_eq!(got.databricks_account_id, input.databricks_account_id);
         assert_eq!(got.cross_account_role_arn, input.cross_account_role_arn);
+    }
+
+    /// A STORAGE key with a user-given policy that is complete except for
+    /// the EBS statement (which needs the workspace's cross-account role).
+    fn storage_key(reuse: Value) -> KmsKeyModel {
+        use Value as V;
+        let policy = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
+            use_cases: [KeyFeature::Storage].into(),
+            aws_account_id: "123456789012".into(),
+            databricks_account_id: None,
+            cross_account_role_arn: None,
+            reuse_key_for_cluster_volumes: false,
+            partition: Partition::Aws,
+            databricks_principal: None,
+        }));
+        let mut m: std::collections::BTreeMap<String, V> = [
+            "aws_account_id",
+            "databricks_account_id",
+            "cross_account_role_arn",
+            "alias",
+            "description",
+            "tags",
+            "enable_key_rotation",
+            "multi_region",
+            "deletion_window_in_days",
+            "deletion_protection",
+            "enabled",
+            "arn",
+            "key_id",
+            "region",
+            "key_state",
+        ]
+        .into_iter()
+        .map(|k| (k.to_string(), V::Null))
+        .collect();
+        m.insert("use_cases".into(), V::List(vec![V::string("STORAGE")]));
+        m.insert("reuse_key_for_cluster_volumes".into(), reuse);
+        m.insert("policy".into(), V::string(&policy));
+        crate::tfplugin::model::from_value(&V::Map(m)).expect("a model")
+    }
+
+    fn plan_diagnostics(m: &KmsKeyModel) -> Diagnostics {
+        let mut d = Diagnostics::default();
+        verify_policy(m, &m.policy, PolicyCheck::Plan, &mut d);
+        d
+    }
+
+    #[test]
+    fn a_policy_rule_the_plan_cannot_decide_is_never_passed_silently() {
+        use Value as V;
+        // Reuse unknown at plan: CMK016 waits for apply, and the plan says so.
+        let d = plan_diagnostics(&storage_key(V::unknown()));
+        assert!(!d.has_errors(), "{d:?}");
+        assert!(
+            d.0.iter()
+                .any(|x| x.summary.starts_with("Decided at apply") && x.summary.contains("CMK016")),
+            "{d:?}"
+        );
+        // Reuse known (true, or left to Databricks' default) and no role: the
+        // key alone cannot show the EBS statement; the plan says it is not checked.
+        for reuse in [V::Bool(true), V::Null] {
+            let d = plan_diagnostics(&storage_key(reuse));
+            assert!(!d.has_errors(), "{d:?}");
+            let w: Vec<_> =
+                d.0.iter()
+                    .filter(|x| x.summary.starts_with("CMK016 not checked"))
+                    .collect();
+            assert_eq!(w.len(), 1, "{d:?}");
+            assert!(
+                w[0].detail.contains("cross_account_role_arn"),
+                "the fix: {}",
+                w[0].detail
+            );
+            assert!(
+                !d.0.iter()
+                    .any(|x| x.summary.starts_with("Decided at apply")),
+                "{d:?}"
+            );
+        }
+        // No reuse: nothing to check, nothing said about CMK016.
+        let d = plan_diagnostics(&storage_key(V::Bool(false)));
+        assert!(!d.0.iter().any(|x| x.summary.contains("CMK016")), "{d:?}");
     }
 }

@@ -528,8 +528,22 @@ impl<'de, 'a: 'de> Deserializer<'de> for ValueDe<'a> {
         }
     }
 
+    fn deserialize_i64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ModelError> {
+        match self.0 {
+            Value::Number(Number::Float(f)) => Err(ModelError::new(format!(
+                "must be a whole number, found {f}"
+            ))),
+            Value::Number(Number::Big(s)) => Err(ModelError::new(format!(
+                "must be a whole number from {} to {}, found {s}",
+                i64::MIN,
+                i64::MAX
+            ))),
+            _ => self.deserialize_any(v),
+        }
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bool i8 i16 i32 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }
@@ -799,6 +813,28 @@ mod tests {
     #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
     enum Kind {
         ManagedServices,
+    }
+
+    #[test]
+    fn a_fraction_where_a_whole_number_is_needed_says_so_in_words() {
+        for (n, want) in [
+            (Number::Float(74.5), "must be a whole number, found 74.5"),
+            (
+                Number::Big("99999999999999999999".into()),
+                "must be a whole number from -9223372036854775808 to 9223372036854775807, found 99999999999999999999",
+            ),
+        ] {
+            let v = Value::object([
+                ("name", Value::Null),
+                ("ids", Value::Null),
+                ("count", Value::Number(n)),
+                ("flag", Value::Null),
+                ("kind", Value::Null),
+            ]);
+            let e = from_value::<M>(&v).unwrap_err().to_string();
+            assert!(e.contains("count") && e.contains(want), "{e}");
+            assert!(!e.contains("i64") && !e.contains("floating point"), "{e}");
+        }
     }
 
     #[test]
