@@ -35,6 +35,8 @@ const MAX_RSS_KB: u64 = 100 * 1000;
 
 const OTHER_KEY: &str = "5d4c3b2a-1111-4222-8333-444455556666";
 const OTHER_ACCOUNT: &str = "99999999-2222-4333-8444-555555555555";
+/// A key configuration id the stand-in answers as another account's.
+const KEY_OF_OTHER_ACCOUNT: &str = "6e5d4c3b-1111-4222-8333-444455556677";
 const ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 fn rule(f: impl Fn(&Req) -> Option<axum::response::Response> + Send + Sync + 'static) -> Rule {
@@ -148,6 +150,16 @@ impl Measured {
     /// in time, in memory, printable.
     fn failed_within_bounds(&self, case: &str) -> &Self {
         assert_ne!(self.code, 0, "{case}: terraform succeeded:\n{}", self.out);
+        self.within_bounds(case)
+    }
+
+    /// The same bounds for a case the provider should get through.
+    fn succeeded_within_bounds(&self, case: &str) -> &Self {
+        assert_eq!(self.code, 0, "{case}: terraform failed:\n{}", self.out);
+        self.within_bounds(case)
+    }
+
+    fn within_bounds(&self, case: &str) -> &Self {
         assert!(self.took < BOUND, "{case}: took {:?}", self.took);
         assert!(
             self.peak_kb < MAX_RSS_KB,
@@ -316,11 +328,18 @@ fn answers_about_something_else_reach_no_state() {
                "deployment_name": "other", "aws_region": "eu-west-1",
                "pricing_tier": "PREMIUM", "workspace_status": "RUNNING"})
     };
+    // Key configuration C, answered as C but of another account.
+    let mut key_c = key_b.clone();
+    key_c["customer_managed_key_id"] = json!(KEY_OF_OTHER_ACCOUNT);
+    key_c["account_id"] = json!(OTHER_ACCOUNT);
     let keys = format!("/api/2.0/accounts/{ACCOUNT_ID}/customer-managed-keys");
     let wss = format!("/api/2.0/accounts/{ACCOUNT_ID}/workspaces");
     let h = Hostile::start(
         Some(sb.url.clone()),
         rule(move |r| {
+            if r.path == format!("{keys}/{KEY_OF_OTHER_ACCOUNT}") {
+                return Some(json(200, key_c.clone()));
+            }
             if r.path == keys {
                 return Some(json(200, json!([key_b.clone()])));
             }
@@ -361,6 +380,19 @@ fn answers_about_something_else_reach_no_state() {
     .failed_within_bounds("key configuration A answered as B")
     .says(&["customer_managed_key_id", SEEDED_KEY, OTHER_KEY, "not used"]);
     state_is_empty(&w);
+    measured(
+        &w,
+        &[
+            "import",
+            "-no-color",
+            "-input=false",
+            "cmk_key_configuration.k",
+            KEY_OF_OTHER_ACCOUNT,
+        ],
+    )
+    .failed_within_bounds("key configuration answered from another account")
+    .says(&["account_id", ACCOUNT_ID, OTHER_ACCOUNT, "not used"]);
+    state_is_empty(&w);
 
     let w = workdir(
         &h.url,
@@ -374,6 +406,49 @@ fn answers_about_something_else_reach_no_state() {
             "workspace_id",
         ]);
     state_is_empty(&w);
+}
+
+/// An OAuth token answer whose lifetime is 2^64-1 seconds (finding 4): no
+/// overflow and no panic; the token is used (for a bounded time) and the
+/// plan reads the workspace with it.
+#[test]
+fn a_token_lifetime_of_2_pow_64_is_used_without_a_panic() {
+    if !enabled("a_token_lifetime_of_2_pow_64_is_used_without_a_panic") {
+        return;
+    }
+    let ws = format!("/api/2.0/accounts/{ACCOUNT_ID}/workspaces/{PROD_WORKSPACE}");
+    let h = Hostile::start(
+        None,
+        rule(move |r| {
+            if r.path.ends_with("/v1/token") {
+                return Some(json(
+                    200,
+                    json!({"access_token": "tok", "token_type": "Bearer", "expires_in": u64::MAX}),
+                ));
+            }
+            (r.path == ws).then(|| {
+                json(
+                    200,
+                    json!({"workspace_id": PROD_WORKSPACE, "workspace_name": "prod",
+                           "account_id": ACCOUNT_ID, "deployment_name": "prod",
+                           "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE",
+                           "workspace_status": "RUNNING"}),
+                )
+            })
+        }),
+    );
+    let template = format!("{}/_ws/{{deployment_name}}", h.url);
+    let w = workdir(
+        &h.url,
+        &template,
+        &format!(
+            "data \"cmk_workspace\" \"w\" {{\n  workspace_id = {PROD_WORKSPACE}\n}}\noutput \"region\" {{\n  value = data.cmk_workspace.w.aws_region\n}}\n"
+        ),
+    );
+    plan(&w)
+        .succeeded_within_bounds("a token lifetime of 2^64-1 seconds")
+        .says(&["region = \"us-east-1\""]);
+    assert!(h.hits("/v1/token") >= 1, "the token endpoint was asked");
 }
 
 /// An error message with terminal escapes (OSC hyperlink, BEL, clear
