@@ -41,7 +41,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# The five figures of BENCHMARKS.md, in one run (bench/bench.py); the two
+# The six figures of BENCHMARKS.md, in one run (bench/bench.py); the two
 # scripts it builds on also run alone: bench/plan_bench.sh, bench/review_bench.sh.
 bench: build venv
 	CMK_VENV=$(CURDIR)/$(VENV) $(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md

@@ -378,10 +378,21 @@ def fig6(b, rounds, keys=100, lag_ms=2000, parallelism=10):
             d = b.dir("kms-lag-%d" % r, HEADER + prov + body)
             t, code, out = b.tf(d, "apply", "-auto-approve", "-parallelism=%d" % parallelism, env=aws)
             stats = json.loads(urllib.request.urlopen(proxy_url + "/_proxy/stats", timeout=10).read())
-            req = urllib.request.Request(moto_url + "/", data=b"{}", method="POST", headers={
-                "X-Amz-Target": "TrentService.ListKeys", "Content-Type": "application/x-amz-json-1.1",
-                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=x"})
-            held = len(json.loads(urllib.request.urlopen(req, timeout=10).read()).get("Keys", []))
+            # Every key KMS holds, page by page (ListKeys answers at most
+            # 100 at a time by default: one page would hide orphans).
+            held, marker = 0, None
+            while True:
+                ask = {"Limit": 1000}
+                if marker:
+                    ask["Marker"] = marker
+                req = urllib.request.Request(moto_url + "/", data=json.dumps(ask).encode(), method="POST", headers={
+                    "X-Amz-Target": "TrentService.ListKeys", "Content-Type": "application/x-amz-json-1.1",
+                    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=x"})
+                page = json.loads(urllib.request.urlopen(req, timeout=10).read())
+                held += len(page.get("Keys", []))
+                marker = page.get("NextMarker") if page.get("Truncated") else None
+                if not marker:
+                    break
             # (`state list` takes no -input flag: not through b.tf.)
             listed = subprocess.run([b.terraform, "-chdir=" + d, "state", "list"], env=b.env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
