@@ -464,7 +464,8 @@ fn xml(s: &str) -> String {
     out
 }
 
-/// JUnit XML (`testsuites` / `testsuite` / `testcase`): one test case per
+/// JUnit XML (`testsuites` / `testsuite` / `testcase`, with the attributes
+/// Jenkins' junit-10.xsd allows: `skipped` on `testsuite` only): one test case per
 /// rule applied to an object. A finding that fails at `fail_on` is a
 /// `failure`; a suppressed one and one that cannot tell yet are `skipped`
 /// with the reason; a finding below the threshold passes, with the finding
@@ -524,7 +525,7 @@ pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> Str
     }
     let tests = a.outcomes.len();
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"terraform-provider-cmk review\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\">\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\">\n{cases}  </testsuite>\n</testsuites>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"terraform-provider-cmk review\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"0\">\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\">\n{cases}  </testsuite>\n</testsuites>\n",
         xml(source)
     )
 }
