@@ -499,7 +499,7 @@ impl Kms {
             .create_key_tagged(policy, description, tags, multi_region, &token, deadline)
             .await?;
         let info = self.wait_key_visible(&made.arn, deadline).await?;
-        self.remove_create_token(&info.arn).await?;
+        self.finish_create(&info.arn, deadline).await?;
         Ok(info)
     }
 
@@ -660,8 +660,26 @@ impl Kms {
         }
     }
 
-    /// Removes [`CREATE_TOKEN_TAG`] once the create is over. Reads leave the
-    /// tag out anyway, so nothing waits for this to show.
+    /// Whether the key still carries [`CREATE_TOKEN_TAG`]: the create that
+    /// made it never finished (the tag goes in CreateKey itself and comes
+    /// off as the create's last step, see `cmk_kms_key`).
+    pub async fn create_unfinished(&self, key: &str) -> Result<bool, KmsError> {
+        Ok(self.raw_tags(key).await?.contains_key(CREATE_TOKEN_TAG))
+    }
+
+    /// Removes [`CREATE_TOKEN_TAG`], the create's last step, and waits until
+    /// KMS's reads no longer show it: a key that reads as tagged is taken
+    /// for an unfinished create (see [`Kms::create_unfinished`]), so a
+    /// finished key must never read that way.
+    pub async fn finish_create(&self, key: &str, d: Deadline) -> Result<(), KmsError> {
+        self.remove_create_token(key).await?;
+        self.wait_for("the removal of the create token tag", key, d, || async {
+            Ok((!self.create_unfinished(key).await?).then_some(()))
+        })
+        .await
+    }
+
+    /// Removes [`CREATE_TOKEN_TAG`] (without waiting for reads to show it).
     pub async fn remove_create_token(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
         c.untag_resource()
@@ -885,9 +903,18 @@ impl Kms {
 
     /// The key's tags, without the provider's [`CREATE_TOKEN_TAG`].
     pub async fn tags(&self, key: &str) -> Result<BTreeMap<String, String>, KmsError> {
+        Ok(self.tags_and_token(key).await?.0)
+    }
+
+    /// The key's tags without [`CREATE_TOKEN_TAG`], and whether that tag
+    /// was on it (see [`Kms::create_unfinished`]).
+    pub async fn tags_and_token(
+        &self,
+        key: &str,
+    ) -> Result<(BTreeMap<String, String>, bool), KmsError> {
         let mut tags = self.raw_tags(key).await?;
-        tags.remove(CREATE_TOKEN_TAG);
-        Ok(tags)
+        let token = tags.remove(CREATE_TOKEN_TAG).is_some();
+        Ok((tags, token))
     }
 
     async fn raw_tags(&self, key: &str) -> Result<BTreeMap<String, String>, KmsError> {
@@ -1229,9 +1256,13 @@ fn to_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, KmsError> {
         .collect()
 }
 
+/// KMS's shortest waiting period before a key is deleted: what a key left
+/// by an unfinished create gets (it never protected data).
+pub const SHORTEST_DELETION_WINDOW: i64 = 7;
+
 /// KMS's bounds for a deletion waiting period.
 pub fn check_deletion_window(days: i64) -> Result<(), String> {
-    if (7..=30).contains(&days) {
+    if (SHORTEST_DELETION_WINDOW..=30).contains(&days) {
         Ok(())
     } else {
         Err(format!(

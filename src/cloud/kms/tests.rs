@@ -751,3 +751,32 @@ async fn a_new_key_read_as_missing_is_retried_not_dropped() {
     assert!(kms.describe(other).await.unwrap_err().is_not_found());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn the_create_token_stays_until_the_create_finishes() {
+    let m = MotoServer::start();
+    let p = kms_lag_proxy::LagProxy::start(&m.endpoint, std::time::Duration::from_millis(1500));
+    let kms = kms_at(&p.endpoint, KmsTimeouts::default()).await;
+    let d = Deadline::after(std::time::Duration::from_secs(60), "test");
+    let made = kms
+        .create_key_tagged(None, "", &BTreeMap::new(), false, &new_create_token(), d)
+        .await
+        .unwrap();
+    kms.wait_key_visible(&made.arn, d).await.unwrap();
+    // Until the create finishes, the key reads as unfinished; reads of its
+    // tags leave the token out.
+    assert!(kms.create_unfinished(&made.arn).await.unwrap());
+    assert_eq!(
+        kms.tags_and_token(&made.arn).await.unwrap(),
+        (BTreeMap::new(), true)
+    );
+    // finish_create returns only once reads (which lag the untag here) no
+    // longer show the token: a finished key never reads as unfinished.
+    kms.finish_create(&made.arn, d).await.unwrap();
+    assert!(!kms.create_unfinished(&made.arn).await.unwrap());
+    assert!(
+        p.requests().get("ListResourceTags").copied().unwrap_or(0) >= 3,
+        "the wait read the tags again: {:?}",
+        p.requests()
+    );
+}
