@@ -109,6 +109,14 @@ pub enum KmsError {
         endpoint: String,
         message: String,
     },
+    /// The deadline of the whole Terraform operation (a refresh, a plan, an
+    /// import) came while a KMS call was still waiting for its answer.
+    #[error("{action} on {key} had no answer from the KMS endpoint {endpoint} when the time of the whole refresh, plan or import ran out (the provider's retry_timeout_seconds bounds every call of one operation together); check that the endpoint answers, or raise retry_timeout_seconds")]
+    OutOfTime {
+        action: &'static str,
+        key: String,
+        endpoint: String,
+    },
     #[error("{what} on {key} did not show in KMS's reads within {waited} s (KMS is eventually consistent; the bound is the provider's {setting}): {last}")]
     NotPropagated {
         what: String,
@@ -134,13 +142,32 @@ pub struct Deadline {
 }
 
 impl Deadline {
+    /// `d` from now, or the deadline of the operation this runs in (see
+    /// [`crate::budget`]) when that comes first.
     pub fn after(d: Duration, setting: &'static str) -> Deadline {
         Deadline {
             at: Instant::now() + d,
             setting,
         }
+        .clamped()
+    }
+
+    /// This deadline, or the operation's when that comes first; it then
+    /// names the setting that bounds the operation.
+    pub fn clamped(self) -> Deadline {
+        match crate::budget::current() {
+            Some(op) if op < self.at => Deadline {
+                at: op,
+                setting: OPERATION_SETTING,
+            },
+            _ => self,
+        }
     }
 }
+
+/// The provider setting that bounds a whole read-only operation (see
+/// [`crate::budget`]).
+pub const OPERATION_SETTING: &str = "retry_timeout_seconds";
 
 fn classify<E, R>(endpoint: &str, action: &'static str, key: &str, e: SdkError<E, R>) -> KmsError
 where
@@ -332,6 +359,37 @@ impl Kms {
         classify(&self.endpoint, action, key, e)
     }
 
+    /// Awaits one KMS call (`send`), classifying its error. Inside a
+    /// read-only operation (see [`crate::budget`]) the wait stops at the
+    /// operation's deadline, with [`KmsError::OutOfTime`] naming the call:
+    /// the SDK's own timeouts are per call and would let a silent endpoint
+    /// outlast the operation.
+    async fn within<T, E, R>(
+        &self,
+        action: &'static str,
+        key: &str,
+        send: impl Future<Output = Result<T, SdkError<E, R>>>,
+    ) -> Result<T, KmsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let answer = match crate::budget::current() {
+            Some(at) => match tokio::time::timeout_at(at.into(), send).await {
+                Ok(a) => a,
+                Err(_) => {
+                    return Err(KmsError::OutOfTime {
+                        action,
+                        key: key.to_string(),
+                        endpoint: self.endpoint.clone(),
+                    })
+                }
+            },
+            None => send.await,
+        };
+        answer.map_err(|e| self.err(action, key, e))
+    }
+
     /// The configured region.
     pub fn region(&self) -> Option<String> {
         self.conf.region().map(|r| r.to_string())
@@ -391,11 +449,13 @@ impl Kms {
                 .retry_config(retry_config())
                 .build(),
         );
-        let out = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| self.err("sts:GetCallerIdentity", "the caller", e))?;
+        let out = self
+            .within(
+                "sts:GetCallerIdentity",
+                "the caller",
+                sts.get_caller_identity().send(),
+            )
+            .await?;
         out.account().map(str::to_string).ok_or_else(|| {
             KmsError::Config("STS GetCallerIdentity answered without an account".into())
         })
@@ -441,12 +501,9 @@ impl Kms {
 
     async fn describe_once(&self, key: &str) -> Result<KeyInfo, KmsError> {
         let (c, id) = self.client_for(key);
-        let out = c
-            .describe_key()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:DescribeKey", key, e))?;
+        let out = self
+            .within("kms:DescribeKey", key, c.describe_key().key_id(id).send())
+            .await?;
         let m = out.key_metadata().ok_or_else(|| KmsError::Service {
             action: "kms:DescribeKey",
             key: key.to_string(),
@@ -459,25 +516,31 @@ impl Kms {
     /// GetKeyPolicy with the policy name `default`.
     pub async fn get_policy(&self, key: &str) -> Result<String, KmsError> {
         let (c, id) = self.client_for(key);
-        let out = c
-            .get_key_policy()
-            .key_id(id)
-            .policy_name(POLICY_NAME)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:GetKeyPolicy", key, e))?;
+        let out = self
+            .within(
+                "kms:GetKeyPolicy",
+                key,
+                c.get_key_policy()
+                    .key_id(id)
+                    .policy_name(POLICY_NAME)
+                    .send(),
+            )
+            .await?;
         Ok(out.policy().unwrap_or_default().to_string())
     }
 
     pub async fn put_policy(&self, key: &str, policy: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
-        c.put_key_policy()
-            .key_id(id)
-            .policy_name(POLICY_NAME)
-            .policy(policy)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:PutKeyPolicy", key, e))?;
+        self.within(
+            "kms:PutKeyPolicy",
+            key,
+            c.put_key_policy()
+                .key_id(id)
+                .policy_name(POLICY_NAME)
+                .policy(policy)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -642,12 +705,12 @@ impl Kms {
         let mut marker: Option<String> = None;
         loop {
             let out = self
-                .client()
-                .list_keys()
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| self.err("kms:ListKeys", "the account's keys", e))?;
+                .within(
+                    "kms:ListKeys",
+                    "the account's keys",
+                    self.client().list_keys().set_marker(marker.clone()).send(),
+                )
+                .await?;
             ids.extend(
                 out.keys()
                     .iter()
@@ -682,12 +745,15 @@ impl Kms {
     /// Removes [`CREATE_TOKEN_TAG`] (without waiting for reads to show it).
     pub async fn remove_create_token(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
-        c.untag_resource()
-            .key_id(id)
-            .tag_keys(CREATE_TOKEN_TAG)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:UntagResource", key, e))?;
+        self.within(
+            "kms:UntagResource",
+            key,
+            c.untag_resource()
+                .key_id(id)
+                .tag_keys(CREATE_TOKEN_TAG)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -707,6 +773,7 @@ impl Kms {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>, KmsError>>,
     {
+        let deadline = deadline.clamped();
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
@@ -820,13 +887,16 @@ impl Kms {
         let mut marker: Option<String> = None;
         loop {
             let (c, id) = self.client_for(key_id);
-            let out = c
-                .list_aliases()
-                .key_id(id)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| self.err("kms:ListAliases", key_id, e))?;
+            let out = self
+                .within(
+                    "kms:ListAliases",
+                    key_id,
+                    c.list_aliases()
+                        .key_id(id)
+                        .set_marker(marker.clone())
+                        .send(),
+                )
+                .await?;
             names.extend(
                 out.aliases()
                     .iter()
@@ -841,62 +911,69 @@ impl Kms {
 
     pub async fn create_alias(&self, key_arn: &str, alias: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key_arn);
-        c.create_alias()
-            .alias_name(alias)
-            .target_key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:CreateAlias", alias, e))?;
+        self.within(
+            "kms:CreateAlias",
+            alias,
+            c.create_alias().alias_name(alias).target_key_id(id).send(),
+        )
+        .await?;
         Ok(())
     }
 
     /// `key_arn` picks the region.
     pub async fn delete_alias(&self, key_arn: &str, alias: &str) -> Result<(), KmsError> {
         let (c, _) = self.client_for(key_arn);
-        c.delete_alias()
-            .alias_name(alias)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:DeleteAlias", alias, e))?;
+        self.within(
+            "kms:DeleteAlias",
+            alias,
+            c.delete_alias().alias_name(alias).send(),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn update_description(&self, key: &str, description: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
-        c.update_key_description()
-            .key_id(id)
-            .description(description)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:UpdateKeyDescription", key, e))?;
+        self.within(
+            "kms:UpdateKeyDescription",
+            key,
+            c.update_key_description()
+                .key_id(id)
+                .description(description)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn rotation_enabled(&self, key: &str) -> Result<bool, KmsError> {
         let (c, id) = self.client_for(key);
-        let out = c
-            .get_key_rotation_status()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:GetKeyRotationStatus", key, e))?;
+        let out = self
+            .within(
+                "kms:GetKeyRotationStatus",
+                key,
+                c.get_key_rotation_status().key_id(id).send(),
+            )
+            .await?;
         Ok(out.key_rotation_enabled())
     }
 
     pub async fn set_rotation(&self, key: &str, enabled: bool) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
         if enabled {
-            c.enable_key_rotation()
-                .key_id(&id)
-                .send()
-                .await
-                .map_err(|e| self.err("kms:EnableKeyRotation", key, e))?;
+            self.within(
+                "kms:EnableKeyRotation",
+                key,
+                c.enable_key_rotation().key_id(&id).send(),
+            )
+            .await?;
         } else {
-            c.disable_key_rotation()
-                .key_id(&id)
-                .send()
-                .await
-                .map_err(|e| self.err("kms:DisableKeyRotation", key, e))?;
+            self.within(
+                "kms:DisableKeyRotation",
+                key,
+                c.disable_key_rotation().key_id(&id).send(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -922,13 +999,16 @@ impl Kms {
         let mut marker: Option<String> = None;
         loop {
             let (c, id) = self.client_for(key);
-            let out = c
-                .list_resource_tags()
-                .key_id(id)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| self.err("kms:ListResourceTags", key, e))?;
+            let out = self
+                .within(
+                    "kms:ListResourceTags",
+                    key,
+                    c.list_resource_tags()
+                        .key_id(id)
+                        .set_marker(marker.clone())
+                        .send(),
+                )
+                .await?;
             for t in out.tags() {
                 tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
             }
@@ -953,12 +1033,15 @@ impl Kms {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if !changed.is_empty() {
-            c.tag_resource()
-                .key_id(&id)
-                .set_tags(Some(to_tags(&changed)?))
-                .send()
-                .await
-                .map_err(|e| self.err("kms:TagResource", key, e))?;
+            self.within(
+                "kms:TagResource",
+                key,
+                c.tag_resource()
+                    .key_id(&id)
+                    .set_tags(Some(to_tags(&changed)?))
+                    .send(),
+            )
+            .await?;
         }
         let removed: Vec<String> = have
             .keys()
@@ -966,44 +1049,42 @@ impl Kms {
             .cloned()
             .collect();
         if !removed.is_empty() {
-            c.untag_resource()
-                .key_id(&id)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| self.err("kms:UntagResource", key, e))?;
+            self.within(
+                "kms:UntagResource",
+                key,
+                c.untag_resource()
+                    .key_id(&id)
+                    .set_tag_keys(Some(removed))
+                    .send(),
+            )
+            .await?;
         }
         Ok(())
     }
 
     pub async fn enable(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.own_account_client_for(key);
-        c.enable_key()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:EnableKey", key, e))?;
+        self.within("kms:EnableKey", key, c.enable_key().key_id(id).send())
+            .await?;
         Ok(())
     }
 
     pub async fn disable(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.own_account_client_for(key);
-        c.disable_key()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:DisableKey", key, e))?;
+        self.within("kms:DisableKey", key, c.disable_key().key_id(id).send())
+            .await?;
         Ok(())
     }
 
     /// Cancels a scheduled deletion; the key is then Disabled.
     pub async fn cancel_deletion(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.own_account_client_for(key);
-        c.cancel_key_deletion()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:CancelKeyDeletion", key, e))?;
+        self.within(
+            "kms:CancelKeyDeletion",
+            key,
+            c.cancel_key_deletion().key_id(id).send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -1012,13 +1093,16 @@ impl Kms {
     pub async fn schedule_deletion(&self, key: &str, window_days: i64) -> Result<String, KmsError> {
         check_deletion_window(window_days).map_err(KmsError::Config)?;
         let (c, id) = self.own_account_client_for(key);
-        let out = c
-            .schedule_key_deletion()
-            .key_id(id)
-            .pending_window_in_days(window_days as i32)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:ScheduleKeyDeletion", key, e))?;
+        let out = self
+            .within(
+                "kms:ScheduleKeyDeletion",
+                key,
+                c.schedule_key_deletion()
+                    .key_id(id)
+                    .pending_window_in_days(window_days as i32)
+                    .send(),
+            )
+            .await?;
         Ok(out
             .deletion_date()
             .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())

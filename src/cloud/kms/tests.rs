@@ -780,3 +780,73 @@ async fn the_create_token_stays_until_the_create_finishes() {
         p.requests()
     );
 }
+
+#[tokio::test]
+async fn kms_calls_and_waits_stop_at_the_operation_deadline() {
+    // The client's own bounds are far (60 s a call, minutes a wait); the
+    // operation's deadline (retry_timeout_seconds, set by the protocol
+    // layer for a refresh or plan) is 2 s away and ends both, naming the
+    // call or the wait and the setting.
+    let kms = kms_at(&stalling_endpoint(false).await, KmsTimeouts::default()).await;
+    let key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    let started = std::time::Instant::now();
+    let e = crate::budget::scope(
+        std::time::Instant::now() + std::time::Duration::from_secs(2),
+        kms.describe(key),
+    )
+    .await
+    .expect_err("a silent endpoint is an error");
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1900) && took < std::time::Duration::from_secs(6),
+        "ended at the operation's deadline: {took:?}"
+    );
+    let msg = e.to_string();
+    assert!(matches!(e, KmsError::OutOfTime { .. }), "{msg}");
+    assert!(
+        msg.contains("kms:DescribeKey")
+            && msg.contains(key)
+            && msg.contains("retry_timeout_seconds"),
+        "{msg}"
+    );
+    // A wait whose own deadline is minutes away ends at the operation's.
+    let started = std::time::Instant::now();
+    let e = crate::budget::scope(
+        std::time::Instant::now() + std::time::Duration::from_secs(1),
+        kms.wait_for(
+            "key rotation on",
+            key,
+            Deadline::after(
+                std::time::Duration::from_secs(600),
+                "kms_update_timeout_seconds",
+            ),
+            || async { Ok::<Option<()>, KmsError>(None) },
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let msg = e.to_string();
+    assert!(
+        matches!(e, KmsError::NotPropagated { .. })
+            && msg.contains("key rotation on")
+            && msg.contains("retry_timeout_seconds")
+            && !msg.contains("kms_update_timeout_seconds"),
+        "{msg}"
+    );
+    // Outside an operation's scope nothing changes: the wait keeps its own
+    // deadline and setting.
+    let e = kms
+        .wait_for(
+            "key rotation on",
+            key,
+            Deadline::after(
+                std::time::Duration::from_millis(200),
+                "kms_update_timeout_seconds",
+            ),
+            || async { Ok::<Option<()>, KmsError>(None) },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("kms_update_timeout_seconds"), "{e}");
+}
