@@ -23,6 +23,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 
 use crate::rules::facts::{KeyState, KmsKeyFacts};
 use crate::rules::{check_kms_key, ids, Fact, Outcome, PolicyNeeds, RuleId, Severity, Subject};
+use crate::text::{printable, MESSAGE_MAX_BYTES};
 
 /// The only key policy name KMS knows.
 pub const POLICY_NAME: &str = "default";
@@ -175,10 +176,14 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let key = key.to_string();
-    let message = e
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
+    // What KMS (or whatever answers at the endpoint) says is quoted in
+    // diagnostics: made printable and cut first.
+    let message = printable(
+        &e.message()
+            .map(str::to_string)
+            .unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+        MESSAGE_MAX_BYTES,
+    );
     match e.code() {
         Some("NotFoundException") => KmsError::NotFound { key, message },
         Some("AccessDeniedException" | "AccessDenied") => KmsError::AccessDenied {
@@ -189,7 +194,7 @@ where
         Some(code) => KmsError::Service {
             action,
             key,
-            code: code.to_string(),
+            code: printable(code, CODE_MAX_BYTES),
             message,
         },
         None => KmsError::Transport {
@@ -201,8 +206,20 @@ where
     }
 }
 
-/// What went wrong below KMS's answers, for a person.
+/// The longest error code a message quotes.
+const CODE_MAX_BYTES: usize = 100;
+
+/// What went wrong below KMS's answers, for a person (printable: the SDK's
+/// error chain can quote what the endpoint sent).
 fn transport_message<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    printable(&transport_text(e), MESSAGE_MAX_BYTES)
+}
+
+fn transport_text<E, R>(e: &SdkError<E, R>) -> String
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

@@ -280,11 +280,19 @@ impl Kms {
 /// A KMS endpoint that denies every call, as KMS does for a caller without
 /// the permission (moto cannot: it enforces no IAM).
 async fn denying_endpoint() -> String {
+    let body = r#"{"__type":"AccessDeniedException","message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform this operation"}"#;
+    answering_endpoint(body.to_string(), "AccessDeniedException").await
+}
+
+/// A KMS endpoint that answers every call 400 with `body` and the error
+/// type `code`.
+async fn answering_endpoint(body: String, code: &'static str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
+            let body = body.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 let mut got = vec![];
@@ -310,9 +318,8 @@ async fn denying_endpoint() -> String {
                         }
                     }
                 }
-                let body = r#"{"__type":"AccessDeniedException","message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform this operation"}"#;
                 let resp = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: AccessDeniedException\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = s.write_all(resp.as_bytes()).await;
@@ -849,4 +856,42 @@ async fn kms_calls_and_waits_stop_at_the_operation_deadline() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("kms_update_timeout_seconds"), "{e}");
+}
+
+#[tokio::test]
+async fn kms_error_text_is_printable_and_cut_before_a_diagnostic() {
+    // An error message with a terminal title (OSC ... BEL), a colour (ESC
+    // [ ... m), a C1 CSI and 5000 more bytes, as a hostile endpoint could
+    // send.
+    let hostile = format!(
+        "denied \u{1b}]0;pwned\u{7}\u{1b}[31mred\u{9b}2J {}",
+        "x".repeat(5000)
+    );
+    let body =
+        serde_json::json!({"__type": "KMSInvalidStateException", "message": hostile}).to_string();
+    let endpoint = answering_endpoint(body, "KMSInvalidStateException").await;
+    let kms = kms_at(&endpoint, KmsTimeouts::default()).await;
+    let e = kms
+        .describe("arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555")
+        .await
+        .unwrap_err();
+    let KmsError::Service { code, message, .. } = &e else {
+        panic!("a service refusal: {e}");
+    };
+    assert_eq!(code, "KMSInvalidStateException");
+    let text = e.to_string();
+    assert!(
+        !text.chars().any(|c| c.is_control()),
+        "no control character reaches the message: {text:?}"
+    );
+    assert!(
+        message.starts_with("denied \\u{1b}]0;pwned\\u{7}\\u{1b}[31mred\\u{9b}2J xxx"),
+        "escaped, not dropped: {message:?}"
+    );
+    assert!(
+        message.len() < MESSAGE_MAX_BYTES + 40 && message.ends_with(" more bytes)"),
+        "cut, with a note of what was left out: {} bytes, ends {:?}",
+        message.len(),
+        &message[message.len() - 30..]
+    );
 }
