@@ -589,8 +589,10 @@ impl Kms {
     ///
     /// - the SDK's own retries are off for this call: after a lost answer
     ///   they would send CreateKey again and make a second key;
-    /// - an answer that refuses (any 4xx, throttling included) means no key
-    ///   was made: the error is returned;
+    /// - an answer that refuses (any 4xx) means no key was made: the error
+    ///   is returned, except for throttling (`ThrottlingException`), after
+    ///   which CreateKey is sent again, with backoff and jitter, until
+    ///   `deadline`;
     /// - no answer (timeout, dropped connection) or a 5xx may hide a key that
     ///   was made: the account's keys are searched for the token (ListKeys,
     ///   then the tags of each key) for up to [`CREATE_SEARCH`], since KMS
@@ -659,7 +661,20 @@ impl Kms {
                 Err(e) => e,
             };
             let maybe_made = ambiguous(&e);
+            let throttled = is_throttling(&e);
             let err = self.err("kms:CreateKey", "a new key", e);
+            if throttled {
+                // A refusal: no key was made, so no search. Sent again after
+                // a pause, with jitter so that parallel creates spread out.
+                let wait = pause.mul_f64(0.5 + fastrand::f64() / 2.0);
+                if Instant::now() + wait >= deadline.at {
+                    return Err(err);
+                }
+                tracing::debug!(error = %err, "CreateKey throttled: sent again after {wait:?}");
+                tokio::time::sleep(wait).await;
+                pause = (pause * 2).min(CREATE_MAX_PAUSE);
+                continue;
+            }
             if !maybe_made {
                 return Err(err);
             }
@@ -676,7 +691,7 @@ impl Kms {
                 return Err(err);
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(8));
+            pause = (pause * 2).min(CREATE_MAX_PAUSE);
         }
     }
 
@@ -1312,6 +1327,18 @@ const WAIT_MAX_PAUSE: Duration = Duration::from_millis(500);
 /// A fresh create token: 128 random bits, hex.
 pub fn new_create_token() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// The longest pause before CreateKey is sent again.
+const CREATE_MAX_PAUSE: Duration = Duration::from_secs(8);
+
+/// Whether KMS refused a call for its request rate (nothing was done).
+fn is_throttling<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(_))
+        && matches!(
+            e.code(),
+            Some("ThrottlingException" | "Throttling" | "TooManyRequestsException")
+        )
 }
 
 /// A key's metadata (DescribeKey's or CreateKey's answer) as [`KeyInfo`].

@@ -895,3 +895,55 @@ async fn kms_error_text_is_printable_and_cut_before_a_diagnostic() {
         &message[message.len() - 30..]
     );
 }
+
+#[tokio::test]
+async fn a_throttled_create_key_is_sent_again_and_makes_one_key() {
+    let m = MotoServer::start();
+    let p = kms_lag_proxy::LagProxy::start(&m.endpoint, std::time::Duration::ZERO);
+    let kms = kms_at(&p.endpoint, KmsTimeouts::default()).await;
+    // Three refusals for the request rate, then KMS takes it.
+    p.throttle("CreateKey", 3);
+    let started = std::time::Instant::now();
+    let k = kms
+        .create_key(None, "throttled", &BTreeMap::new(), false)
+        .await
+        .expect("the create waits out the throttling");
+    assert_eq!(
+        p.requests().get("CreateKey"),
+        Some(&4),
+        "{:?}",
+        p.requests()
+    );
+    assert_eq!(
+        p.requests().get("ListKeys"),
+        None,
+        "a refusal is not searched for: {:?}",
+        p.requests()
+    );
+    // Backoff: pauses of 0.5 s, 1 s and 2 s, each with jitter down to half.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1750),
+        "{:?}",
+        started.elapsed()
+    );
+    let direct = kms_in(&m, "us-east-1").await;
+    assert_eq!(direct.key_ids().await.unwrap(), vec![k.key_id.clone()]);
+
+    // Throttled past the create's deadline: the throttling error, no key.
+    p.throttle("CreateKey", 1000);
+    let d = Deadline::after(
+        std::time::Duration::from_secs(2),
+        "kms_create_timeout_seconds",
+    );
+    let started = std::time::Instant::now();
+    let e = kms
+        .create_key_tagged(None, "", &BTreeMap::new(), false, &new_create_token(), d)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    assert!(
+        matches!(&e, KmsError::Service { code, .. } if code == "ThrottlingException"),
+        "{e}"
+    );
+    assert_eq!(direct.key_ids().await.unwrap().len(), 1, "no second key");
+}
