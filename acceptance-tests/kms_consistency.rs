@@ -318,3 +318,60 @@ fn kms_key_whose_alias_fails_after_create_is_tainted_then_completed() {
     assert_eq!(live(&after)[0]["id"], k["id"], "{after:#?}");
     assert_eq!(after.len(), 2, "no key made or deleted: {after:#?}");
 }
+
+/// The create token tag comes off as soon as every write was accepted, and
+/// its removal is waited for with the other writes; a wait that fails after
+/// that puts the tag back, so the key still reads as an unfinished create
+/// and the next plain apply replaces it, deletion_protection on.
+#[test]
+fn kms_key_whose_wait_fails_after_the_token_came_off_is_still_replaced() {
+    if !enabled("kms_key_whose_wait_fails_after_the_token_came_off_is_still_replaced") {
+        return;
+    }
+    let m = MotoServer::start();
+    let p = LagProxy::start(&m.endpoint, lag());
+    let w = Workdir::new(&config(
+        &p,
+        r#"resource "cmk_kms_key" "k" {
+  use_cases = ["MANAGED_SERVICES"]
+  alias     = "alias/wait-fails"
+}"#,
+    ));
+    // CreateAlias is accepted; the wait's first ListAliases is refused.
+    p.fail_once("ListAliases");
+    let r = apply(&w, &m);
+    assert_ne!(r.code, 0, "the failed wait fails the apply:\n{}", r.all());
+    let all = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        all.contains("created, but creating alias alias/wait-fails failed")
+            && all.contains("injected fault"),
+        "{all}"
+    );
+    assert!(
+        p.requests().get("UntagResource").copied().unwrap_or(0) >= 1,
+        "the token came off before the waits: {:?}",
+        p.requests()
+    );
+    let keys = held(&m);
+    assert_eq!(keys.len(), 1, "{keys:#?}");
+    assert!(
+        keys[0]["tags"]
+            .as_object()
+            .is_some_and(|t| t.contains_key("terraform-provider-cmk:create-token")),
+        "the tag was put back: {keys:#?}"
+    );
+    let r = apply(&w, &m);
+    assert_eq!(r.code, 0, "the next apply replaces it:\n{}", r.all());
+    assert!(
+        r.stdout.contains("1 added, 0 changed, 1 destroyed"),
+        "{}",
+        r.stdout
+    );
+    assert_replan_empty(&w, &m, "after the replacement");
+    let keys = held(&m);
+    let now = live(&keys);
+    assert_eq!(now.len(), 1, "{keys:#?}");
+    assert_eq!(now[0]["aliases"], serde_json::json!(["alias/wait-fails"]));
+    assert_eq!(now[0]["tags"], serde_json::json!({}), "{keys:#?}");
+    assert_eq!(keys.len(), 2, "{keys:#?}");
+}

@@ -768,8 +768,32 @@ impl Kms {
     /// finished key must never read that way.
     pub async fn finish_create(&self, key: &str, d: Deadline) -> Result<(), KmsError> {
         self.remove_create_token(key).await?;
+        self.wait_create_token_gone(key, d).await
+    }
+
+    /// Waits until KMS's reads no longer show [`CREATE_TOKEN_TAG`] on the key.
+    pub async fn wait_create_token_gone(&self, key: &str, d: Deadline) -> Result<(), KmsError> {
         self.wait_for("the removal of the create token tag", key, d, || async {
             Ok((!self.create_unfinished(key).await?).then_some(()))
+        })
+        .await
+    }
+
+    /// Puts [`CREATE_TOKEN_TAG`] = `token` back on a key whose create turned
+    /// out not to finish after the tag was removed, and waits until KMS's
+    /// reads show it (the next apply decides by them whether the key may be
+    /// replaced).
+    pub async fn restore_create_token(
+        &self,
+        key: &str,
+        token: &str,
+        d: Deadline,
+    ) -> Result<(), KmsError> {
+        let want: BTreeMap<String, String> =
+            [(CREATE_TOKEN_TAG.to_string(), token.to_string())].into();
+        self.set_tags(key, &BTreeMap::new(), &want).await?;
+        self.wait_for("the create token tag put back", key, d, || async {
+            Ok(self.create_unfinished(key).await?.then_some(()))
         })
         .await
     }

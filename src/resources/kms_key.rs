@@ -799,31 +799,66 @@ impl Resource for KmsKey {
         };
         m.policy = Val::Known(policy.clone());
         // The changes after the policy are independent of each other: they
-        // are made, and waited for, side by side.
+        // are made side by side, then waited for side by side.
         let alias = m.alias.known().cloned();
         let rotation = m.enable_key_rotation.known() == Some(&true);
-        let (policy_seen, alias_done, rotation_done, tags_seen) = tokio::join!(
+        let (alias_set, rotation_set) = tokio::join!(
+            async {
+                match &alias {
+                    Some(a) => kms.create_alias(&arn, a).await,
+                    None => Ok(()),
+                }
+            },
+            async {
+                if rotation {
+                    kms.set_rotation(&arn, true).await
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        // Once every write was accepted, and with nothing to do after the
+        // waits (no disabling), the create token tag (the create's last
+        // step) comes off now and its removal is waited for with the rest:
+        // one propagation delay for all. Should a wait then fail, the tag
+        // goes back on: the create did not finish.
+        let untag_early = wanted_enabled && alias_set.is_ok() && rotation_set.is_ok();
+        let untagged = if untag_early {
+            Some(kms.remove_create_token(&arn).await)
+        } else {
+            None
+        };
+        let token_off = matches!(untagged, Some(Ok(())));
+        let (policy_seen, alias_seen, rotation_seen, tags_seen, token_gone) = tokio::join!(
             kms.wait_policy(&arn, &policy, deadline),
             async {
-                let Some(a) = &alias else { return Ok(()) };
-                kms.create_alias(&arn, a).await?;
-                kms.wait_alias(&info.key_id, a, deadline).await
+                match (&alias, &alias_set) {
+                    (Some(a), Ok(())) => kms.wait_alias(&info.key_id, a, deadline).await,
+                    _ => Ok(()),
+                }
             },
             async {
-                if !rotation {
-                    return Ok(());
+                if rotation && rotation_set.is_ok() {
+                    kms.wait_rotation(&arn, true, deadline).await
+                } else {
+                    Ok(())
                 }
-                kms.set_rotation(&arn, true).await?;
-                kms.wait_rotation(&arn, true, deadline).await
             },
             kms.wait_tags(&arn, &tags, deadline),
+            async {
+                if token_off {
+                    kms.wait_create_token_gone(&arn, deadline).await
+                } else {
+                    Ok(())
+                }
+            },
         );
         let mut ok = true;
         if let Err(e) = policy_seen {
             failed(diags, "waiting until KMS shows the key policy", e);
             ok = false;
         }
-        if let Err(e) = alias_done {
+        if let Err(e) = alias_set.and(alias_seen) {
             failed(
                 diags,
                 &format!("creating alias {}", alias.as_deref().unwrap_or_default()),
@@ -832,7 +867,7 @@ impl Resource for KmsKey {
             m.alias = Val::Null;
             ok = false;
         }
-        if let Err(e) = rotation_done {
+        if let Err(e) = rotation_set.and(rotation_seen) {
             failed(diags, "enabling key rotation", e);
             m.enable_key_rotation = Val::Known(false);
             ok = false;
@@ -841,7 +876,36 @@ impl Resource for KmsKey {
             failed(diags, "waiting until KMS shows the tags", e);
             ok = false;
         }
+        if let Some(Err(e)) = untagged {
+            failed(
+                diags,
+                "removing the create token tag (the create's last step)",
+                e,
+            );
+            ok = false;
+        }
+        if let Err(e) = token_gone {
+            failed(
+                diags,
+                "waiting until KMS shows the create token tag removed",
+                e,
+            );
+            ok = false;
+        }
         if !ok {
+            if token_off {
+                // Its own bound: the create's may be what ran out.
+                let d = Deadline::after(kms.timeouts().request, "kms_request_timeout_seconds");
+                if let Err(e) = kms.restore_create_token(&arn, &token, d).await {
+                    diags.error(
+                        format!("KMS key {arn}: the mark of its unfinished create could not be put back"),
+                        format!(
+                            "{e}\n\nThe tag {} was removed before a later step failed, and putting it back failed too, so deletion_protection now holds the key. To let Terraform replace it: set deletion_protection = false and apply; or run `terraform untaint` and apply to finish the key in place.",
+                            kms::CREATE_TOKEN_TAG
+                        ),
+                    );
+                }
+            }
             return Some(m);
         }
         if !wanted_enabled {
@@ -856,15 +920,18 @@ impl Resource for KmsKey {
                 return Some(m);
             }
         }
-        // The last step: until the create token tag is gone, the key reads
-        // as an unfinished create, which deletion_protection does not hold.
-        if let Err(e) = kms.finish_create(&arn, deadline).await {
-            failed(
-                diags,
-                "removing the create token tag (the create's last step)",
-                e,
-            );
-            return Some(m);
+        // The last step when it was not taken above: until the create token
+        // tag is gone, the key reads as an unfinished create, which
+        // deletion_protection does not hold.
+        if !untag_early {
+            if let Err(e) = kms.finish_create(&arn, deadline).await {
+                failed(
+                    diags,
+                    "removing the create token tag (the create's last step)",
+                    e,
+                );
+                return Some(m);
+            }
         }
         Some(m)
     }
