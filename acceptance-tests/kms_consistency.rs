@@ -196,6 +196,7 @@ fn kms_key_whose_alias_fails_after_create_is_tainted_then_completed() {
     }
     let m = MotoServer::start();
     let p = LagProxy::start(&m.endpoint, lag());
+    // deletion_protection is left at its default, true.
     let w = Workdir::new(&config(
         &p,
         r#"resource "cmk_kms_key" "k" {
@@ -203,7 +204,6 @@ fn kms_key_whose_alias_fails_after_create_is_tainted_then_completed() {
   databricks_account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a"
   alias                 = "alias/fault-once"
   tags                  = { team = "data" }
-  deletion_protection   = false
 }"#,
     ));
     p.fail_once("CreateAlias");
@@ -220,18 +220,30 @@ fn kms_key_whose_alias_fails_after_create_is_tainted_then_completed() {
         )) && all.contains("injected fault"),
         "the error names the key ARN and the cause:\n{all}"
     );
+    assert!(
+        !all.contains("untaint"),
+        "no untaint advice: the next apply finishes it:\n{all}"
+    );
+    assert!(
+        keys[0]["tags"]
+            .as_object()
+            .is_some_and(|t| t.contains_key("terraform-provider-cmk:create-token")),
+        "the unfinished key keeps its create token tag: {keys:#?}"
+    );
     // In the state, tainted: the key is not lost.
     let show = w.json(&["show", "-json"]);
     let res = &show["values"]["root_module"]["resources"][0];
     assert_eq!(res["address"], "cmk_kms_key.k", "{show:#}");
     assert_eq!(res["tainted"], true, "{show:#}");
     assert_eq!(res["values"]["arn"], arn.as_str(), "{show:#}");
+    assert_eq!(res["values"]["deletion_protection"], true, "{show:#}");
     assert!(
         res["values"]["alias"].is_null(),
         "no alias claimed: {show:#}"
     );
 
-    // The next apply completes it: Terraform replaces the tainted key.
+    // The next plain apply (no untaint, protection still on) replaces the
+    // tainted key: its create never finished, so protection does not hold it.
     let r = apply(&w, &m);
     assert_eq!(r.code, 0, "the next apply completes:\n{}", r.all());
     assert!(
@@ -239,22 +251,127 @@ fn kms_key_whose_alias_fails_after_create_is_tainted_then_completed() {
         "{}",
         r.stdout
     );
+    // Terraform wraps diagnostics: compared with whitespace collapsed.
+    let all = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        all.contains("KMS key of an unfinished create scheduled for deletion")
+            && all.contains(&format!("KMS key {arn} is scheduled for deletion on"))
+            && all.contains("(after a 7-day waiting period)")
+            && all.contains("was made by a create that did not finish"),
+        "the destroy says it was an unfinished create, with the shortest window:\n{all}"
+    );
     assert_replan_empty(&w, &m, "after the replacement");
     let keys = held(&m);
     let held_now = live(&keys);
     assert_eq!(
         held_now.len(),
         1,
-        "KMS holds exactly one key for the resource (the tainted one is scheduled for deletion): {keys:#?}"
+        "KMS holds exactly one live key for the resource: {keys:#?}"
     );
+    let k = held_now[0];
+    assert_eq!(k["state"], "Enabled", "{k}");
+    assert_eq!(k["aliases"], serde_json::json!(["alias/fault-once"]), "{k}");
     assert_eq!(
-        held_now[0]["aliases"],
-        serde_json::json!(["alias/fault-once"])
+        k["tags"],
+        serde_json::json!({"team": "data"}),
+        "the configured tags only: the create token is gone once the create finished: {k}"
     );
-    assert_eq!(keys.len(), 2, "{keys:#?}");
+    assert_eq!(k["rotation"], true, "{k}");
     assert!(
-        keys.iter()
-            .any(|k| k["id"] == id.as_str() && k["state"] == "PendingDeletion"),
-        "{keys:#?}"
+        k["policy"]
+            .to_string()
+            .contains("0d26daa6-5e44-4c97-a497-ef015f91254a"),
+        "the generated policy, with the Databricks account condition: {k}"
     );
+    let show = w.json(&["show", "-json"]);
+    let res = &show["values"]["root_module"]["resources"][0];
+    assert_eq!(res["tainted"], serde_json::Value::Null, "{show:#}");
+    assert_eq!(res["values"]["key_id"], k["id"], "{show:#}");
+    assert_eq!(keys.len(), 2, "{keys:#?}");
+    let old = keys
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .expect("the unfinished key is still listed");
+    assert_eq!(old["state"], "PendingDeletion", "{old}");
+
+    // A key whose create finished stays protected: replacing it (asked
+    // for explicitly) is refused, and nothing is scheduled for deletion.
+    let r = tf(
+        &w,
+        &m,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-replace=cmk_kms_key.k",
+        ],
+    );
+    assert_ne!(r.code, 0, "replacing a finished protected key is refused");
+    assert!(
+        r.all().contains("deletion_protection is true"),
+        "{}",
+        r.all()
+    );
+    let after = held(&m);
+    assert_eq!(live(&after).len(), 1, "{after:#?}");
+    assert_eq!(live(&after)[0]["id"], k["id"], "{after:#?}");
+    assert_eq!(after.len(), 2, "no key made or deleted: {after:#?}");
+}
+
+/// The create token tag comes off as soon as every write was accepted, and
+/// its removal is waited for with the other writes; a wait that fails after
+/// that puts the tag back, so the key still reads as an unfinished create
+/// and the next plain apply replaces it, deletion_protection on.
+#[test]
+fn kms_key_whose_wait_fails_after_the_token_came_off_is_still_replaced() {
+    if !enabled("kms_key_whose_wait_fails_after_the_token_came_off_is_still_replaced") {
+        return;
+    }
+    let m = MotoServer::start();
+    let p = LagProxy::start(&m.endpoint, lag());
+    let w = Workdir::new(&config(
+        &p,
+        r#"resource "cmk_kms_key" "k" {
+  use_cases = ["MANAGED_SERVICES"]
+  alias     = "alias/wait-fails"
+}"#,
+    ));
+    // CreateAlias is accepted; the wait's first ListAliases is refused.
+    p.fail_once("ListAliases");
+    let r = apply(&w, &m);
+    assert_ne!(r.code, 0, "the failed wait fails the apply:\n{}", r.all());
+    let all = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        all.contains("created, but creating alias alias/wait-fails failed")
+            && all.contains("injected fault"),
+        "{all}"
+    );
+    assert!(
+        p.requests().get("UntagResource").copied().unwrap_or(0) >= 1,
+        "the token came off before the waits: {:?}",
+        p.requests()
+    );
+    let keys = held(&m);
+    assert_eq!(keys.len(), 1, "{keys:#?}");
+    assert!(
+        keys[0]["tags"]
+            .as_object()
+            .is_some_and(|t| t.contains_key("terraform-provider-cmk:create-token")),
+        "the tag was put back: {keys:#?}"
+    );
+    let r = apply(&w, &m);
+    assert_eq!(r.code, 0, "the next apply replaces it:\n{}", r.all());
+    assert!(
+        r.stdout.contains("1 added, 0 changed, 1 destroyed"),
+        "{}",
+        r.stdout
+    );
+    assert_replan_empty(&w, &m, "after the replacement");
+    let keys = held(&m);
+    let now = live(&keys);
+    assert_eq!(now.len(), 1, "{keys:#?}");
+    assert_eq!(now[0]["aliases"], serde_json::json!(["alias/wait-fails"]));
+    assert_eq!(now[0]["tags"], serde_json::json!({}), "{keys:#?}");
+    assert_eq!(keys.len(), 2, "{keys:#?}");
 }

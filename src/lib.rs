@@ -16,6 +16,7 @@ pub mod review;
 pub mod rules;
 pub mod sandbox;
 pub mod support;
+pub mod text;
 pub mod tfplugin;
 
 /// Settings of the test suites (compiled for tests only).

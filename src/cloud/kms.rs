@@ -23,6 +23,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 
 use crate::rules::facts::{KeyState, KmsKeyFacts};
 use crate::rules::{check_kms_key, ids, Fact, Outcome, PolicyNeeds, RuleId, Severity, Subject};
+use crate::text::{printable, MESSAGE_MAX_BYTES};
 
 /// The only key policy name KMS knows.
 pub const POLICY_NAME: &str = "default";
@@ -109,6 +110,14 @@ pub enum KmsError {
         endpoint: String,
         message: String,
     },
+    /// The deadline of the whole Terraform operation (a refresh, a plan, an
+    /// import) came while a KMS call was still waiting for its answer.
+    #[error("{action} on {key} had no answer from the KMS endpoint {endpoint} when the time of the whole refresh, plan or import ran out (the provider's retry_timeout_seconds bounds every call of one operation together); check that the endpoint answers, or raise retry_timeout_seconds")]
+    OutOfTime {
+        action: &'static str,
+        key: String,
+        endpoint: String,
+    },
     #[error("{what} on {key} did not show in KMS's reads within {waited} s (KMS is eventually consistent; the bound is the provider's {setting}): {last}")]
     NotPropagated {
         what: String,
@@ -134,13 +143,32 @@ pub struct Deadline {
 }
 
 impl Deadline {
+    /// `d` from now, or the deadline of the operation this runs in (see
+    /// [`crate::budget`]) when that comes first.
     pub fn after(d: Duration, setting: &'static str) -> Deadline {
         Deadline {
             at: Instant::now() + d,
             setting,
         }
+        .clamped()
+    }
+
+    /// This deadline, or the operation's when that comes first; it then
+    /// names the setting that bounds the operation.
+    pub fn clamped(self) -> Deadline {
+        match crate::budget::current() {
+            Some(op) if op < self.at => Deadline {
+                at: op,
+                setting: OPERATION_SETTING,
+            },
+            _ => self,
+        }
     }
 }
+
+/// The provider setting that bounds a whole read-only operation (see
+/// [`crate::budget`]).
+pub const OPERATION_SETTING: &str = "retry_timeout_seconds";
 
 fn classify<E, R>(endpoint: &str, action: &'static str, key: &str, e: SdkError<E, R>) -> KmsError
 where
@@ -148,10 +176,14 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let key = key.to_string();
-    let message = e
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
+    // What KMS (or whatever answers at the endpoint) says is quoted in
+    // diagnostics: made printable and cut first.
+    let message = printable(
+        &e.message()
+            .map(str::to_string)
+            .unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+        MESSAGE_MAX_BYTES,
+    );
     match e.code() {
         Some("NotFoundException") => KmsError::NotFound { key, message },
         Some("AccessDeniedException" | "AccessDenied") => KmsError::AccessDenied {
@@ -162,7 +194,7 @@ where
         Some(code) => KmsError::Service {
             action,
             key,
-            code: code.to_string(),
+            code: printable(code, CODE_MAX_BYTES),
             message,
         },
         None => KmsError::Transport {
@@ -174,8 +206,20 @@ where
     }
 }
 
-/// What went wrong below KMS's answers, for a person.
+/// The longest error code a message quotes.
+const CODE_MAX_BYTES: usize = 100;
+
+/// What went wrong below KMS's answers, for a person (printable: the SDK's
+/// error chain can quote what the endpoint sent).
 fn transport_message<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    printable(&transport_text(e), MESSAGE_MAX_BYTES)
+}
+
+fn transport_text<E, R>(e: &SdkError<E, R>) -> String
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -332,6 +376,37 @@ impl Kms {
         classify(&self.endpoint, action, key, e)
     }
 
+    /// Awaits one KMS call (`send`), classifying its error. Inside a
+    /// read-only operation (see [`crate::budget`]) the wait stops at the
+    /// operation's deadline, with [`KmsError::OutOfTime`] naming the call:
+    /// the SDK's own timeouts are per call and would let a silent endpoint
+    /// outlast the operation.
+    async fn within<T, E, R>(
+        &self,
+        action: &'static str,
+        key: &str,
+        send: impl Future<Output = Result<T, SdkError<E, R>>>,
+    ) -> Result<T, KmsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let answer = match crate::budget::current() {
+            Some(at) => match tokio::time::timeout_at(at.into(), send).await {
+                Ok(a) => a,
+                Err(_) => {
+                    return Err(KmsError::OutOfTime {
+                        action,
+                        key: key.to_string(),
+                        endpoint: self.endpoint.clone(),
+                    })
+                }
+            },
+            None => send.await,
+        };
+        answer.map_err(|e| self.err(action, key, e))
+    }
+
     /// The configured region.
     pub fn region(&self) -> Option<String> {
         self.conf.region().map(|r| r.to_string())
@@ -391,11 +466,13 @@ impl Kms {
                 .retry_config(retry_config())
                 .build(),
         );
-        let out = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| self.err("sts:GetCallerIdentity", "the caller", e))?;
+        let out = self
+            .within(
+                "sts:GetCallerIdentity",
+                "the caller",
+                sts.get_caller_identity().send(),
+            )
+            .await?;
         out.account().map(str::to_string).ok_or_else(|| {
             KmsError::Config("STS GetCallerIdentity answered without an account".into())
         })
@@ -441,12 +518,9 @@ impl Kms {
 
     async fn describe_once(&self, key: &str) -> Result<KeyInfo, KmsError> {
         let (c, id) = self.client_for(key);
-        let out = c
-            .describe_key()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:DescribeKey", key, e))?;
+        let out = self
+            .within("kms:DescribeKey", key, c.describe_key().key_id(id).send())
+            .await?;
         let m = out.key_metadata().ok_or_else(|| KmsError::Service {
             action: "kms:DescribeKey",
             key: key.to_string(),
@@ -459,25 +533,31 @@ impl Kms {
     /// GetKeyPolicy with the policy name `default`.
     pub async fn get_policy(&self, key: &str) -> Result<String, KmsError> {
         let (c, id) = self.client_for(key);
-        let out = c
-            .get_key_policy()
-            .key_id(id)
-            .policy_name(POLICY_NAME)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:GetKeyPolicy", key, e))?;
+        let out = self
+            .within(
+                "kms:GetKeyPolicy",
+                key,
+                c.get_key_policy()
+                    .key_id(id)
+                    .policy_name(POLICY_NAME)
+                    .send(),
+            )
+            .await?;
         Ok(out.policy().unwrap_or_default().to_string())
     }
 
     pub async fn put_policy(&self, key: &str, policy: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
-        c.put_key_policy()
-            .key_id(id)
-            .policy_name(POLICY_NAME)
-            .policy(policy)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:PutKeyPolicy", key, e))?;
+        self.within(
+            "kms:PutKeyPolicy",
+            key,
+            c.put_key_policy()
+                .key_id(id)
+                .policy_name(POLICY_NAME)
+                .policy(policy)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -499,7 +579,7 @@ impl Kms {
             .create_key_tagged(policy, description, tags, multi_region, &token, deadline)
             .await?;
         let info = self.wait_key_visible(&made.arn, deadline).await?;
-        self.remove_create_token(&info.arn).await?;
+        self.finish_create(&info.arn, deadline).await?;
         Ok(info)
     }
 
@@ -509,8 +589,10 @@ impl Kms {
     ///
     /// - the SDK's own retries are off for this call: after a lost answer
     ///   they would send CreateKey again and make a second key;
-    /// - an answer that refuses (any 4xx, throttling included) means no key
-    ///   was made: the error is returned;
+    /// - an answer that refuses (any 4xx) means no key was made: the error
+    ///   is returned, except for throttling (`ThrottlingException`), after
+    ///   which CreateKey is sent again, with backoff and jitter, until
+    ///   `deadline`;
     /// - no answer (timeout, dropped connection) or a 5xx may hide a key that
     ///   was made: the account's keys are searched for the token (ListKeys,
     ///   then the tags of each key) for up to [`CREATE_SEARCH`], since KMS
@@ -579,7 +661,20 @@ impl Kms {
                 Err(e) => e,
             };
             let maybe_made = ambiguous(&e);
+            let throttled = is_throttling(&e);
             let err = self.err("kms:CreateKey", "a new key", e);
+            if throttled {
+                // A refusal: no key was made, so no search. Sent again after
+                // a pause, with jitter so that parallel creates spread out.
+                let wait = pause.mul_f64(0.5 + fastrand::f64() / 2.0);
+                if Instant::now() + wait >= deadline.at {
+                    return Err(err);
+                }
+                tracing::debug!(error = %err, "CreateKey throttled: sent again after {wait:?}");
+                tokio::time::sleep(wait).await;
+                pause = (pause * 2).min(CREATE_MAX_PAUSE);
+                continue;
+            }
             if !maybe_made {
                 return Err(err);
             }
@@ -596,7 +691,7 @@ impl Kms {
                 return Err(err);
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(8));
+            pause = (pause * 2).min(CREATE_MAX_PAUSE);
         }
     }
 
@@ -642,12 +737,12 @@ impl Kms {
         let mut marker: Option<String> = None;
         loop {
             let out = self
-                .client()
-                .list_keys()
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| self.err("kms:ListKeys", "the account's keys", e))?;
+                .within(
+                    "kms:ListKeys",
+                    "the account's keys",
+                    self.client().list_keys().set_marker(marker.clone()).send(),
+                )
+                .await?;
             ids.extend(
                 out.keys()
                     .iter()
@@ -660,16 +755,61 @@ impl Kms {
         }
     }
 
-    /// Removes [`CREATE_TOKEN_TAG`] once the create is over. Reads leave the
-    /// tag out anyway, so nothing waits for this to show.
+    /// Whether the key still carries [`CREATE_TOKEN_TAG`]: the create that
+    /// made it never finished (the tag goes in CreateKey itself and comes
+    /// off as the create's last step, see `cmk_kms_key`).
+    pub async fn create_unfinished(&self, key: &str) -> Result<bool, KmsError> {
+        Ok(self.raw_tags(key).await?.contains_key(CREATE_TOKEN_TAG))
+    }
+
+    /// Removes [`CREATE_TOKEN_TAG`], the create's last step, and waits until
+    /// KMS's reads no longer show it: a key that reads as tagged is taken
+    /// for an unfinished create (see [`Kms::create_unfinished`]), so a
+    /// finished key must never read that way.
+    pub async fn finish_create(&self, key: &str, d: Deadline) -> Result<(), KmsError> {
+        self.remove_create_token(key).await?;
+        self.wait_create_token_gone(key, d).await
+    }
+
+    /// Waits until KMS's reads no longer show [`CREATE_TOKEN_TAG`] on the key.
+    pub async fn wait_create_token_gone(&self, key: &str, d: Deadline) -> Result<(), KmsError> {
+        self.wait_for("the removal of the create token tag", key, d, || async {
+            Ok((!self.create_unfinished(key).await?).then_some(()))
+        })
+        .await
+    }
+
+    /// Puts [`CREATE_TOKEN_TAG`] = `token` back on a key whose create turned
+    /// out not to finish after the tag was removed, and waits until KMS's
+    /// reads show it (the next apply decides by them whether the key may be
+    /// replaced).
+    pub async fn restore_create_token(
+        &self,
+        key: &str,
+        token: &str,
+        d: Deadline,
+    ) -> Result<(), KmsError> {
+        let want: BTreeMap<String, String> =
+            [(CREATE_TOKEN_TAG.to_string(), token.to_string())].into();
+        self.set_tags(key, &BTreeMap::new(), &want).await?;
+        self.wait_for("the create token tag put back", key, d, || async {
+            Ok(self.create_unfinished(key).await?.then_some(()))
+        })
+        .await
+    }
+
+    /// Removes [`CREATE_TOKEN_TAG`] (without waiting for reads to show it).
     pub async fn remove_create_token(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
-        c.untag_resource()
-            .key_id(id)
-            .tag_keys(CREATE_TOKEN_TAG)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:UntagResource", key, e))?;
+        self.within(
+            "kms:UntagResource",
+            key,
+            c.untag_resource()
+                .key_id(id)
+                .tag_keys(CREATE_TOKEN_TAG)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -689,6 +829,7 @@ impl Kms {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>, KmsError>>,
     {
+        let deadline = deadline.clamped();
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
@@ -802,13 +943,16 @@ impl Kms {
         let mut marker: Option<String> = None;
         loop {
             let (c, id) = self.client_for(key_id);
-            let out = c
-                .list_aliases()
-                .key_id(id)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| self.err("kms:ListAliases", key_id, e))?;
+            let out = self
+                .within(
+                    "kms:ListAliases",
+                    key_id,
+                    c.list_aliases()
+                        .key_id(id)
+                        .set_marker(marker.clone())
+                        .send(),
+                )
+                .await?;
             names.extend(
                 out.aliases()
                     .iter()
@@ -823,71 +967,87 @@ impl Kms {
 
     pub async fn create_alias(&self, key_arn: &str, alias: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key_arn);
-        c.create_alias()
-            .alias_name(alias)
-            .target_key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:CreateAlias", alias, e))?;
+        self.within(
+            "kms:CreateAlias",
+            alias,
+            c.create_alias().alias_name(alias).target_key_id(id).send(),
+        )
+        .await?;
         Ok(())
     }
 
     /// `key_arn` picks the region.
     pub async fn delete_alias(&self, key_arn: &str, alias: &str) -> Result<(), KmsError> {
         let (c, _) = self.client_for(key_arn);
-        c.delete_alias()
-            .alias_name(alias)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:DeleteAlias", alias, e))?;
+        self.within(
+            "kms:DeleteAlias",
+            alias,
+            c.delete_alias().alias_name(alias).send(),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn update_description(&self, key: &str, description: &str) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
-        c.update_key_description()
-            .key_id(id)
-            .description(description)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:UpdateKeyDescription", key, e))?;
+        self.within(
+            "kms:UpdateKeyDescription",
+            key,
+            c.update_key_description()
+                .key_id(id)
+                .description(description)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn rotation_enabled(&self, key: &str) -> Result<bool, KmsError> {
         let (c, id) = self.client_for(key);
-        let out = c
-            .get_key_rotation_status()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:GetKeyRotationStatus", key, e))?;
+        let out = self
+            .within(
+                "kms:GetKeyRotationStatus",
+                key,
+                c.get_key_rotation_status().key_id(id).send(),
+            )
+            .await?;
         Ok(out.key_rotation_enabled())
     }
 
     pub async fn set_rotation(&self, key: &str, enabled: bool) -> Result<(), KmsError> {
         let (c, id) = self.client_for(key);
         if enabled {
-            c.enable_key_rotation()
-                .key_id(&id)
-                .send()
-                .await
-                .map_err(|e| self.err("kms:EnableKeyRotation", key, e))?;
+            self.within(
+                "kms:EnableKeyRotation",
+                key,
+                c.enable_key_rotation().key_id(&id).send(),
+            )
+            .await?;
         } else {
-            c.disable_key_rotation()
-                .key_id(&id)
-                .send()
-                .await
-                .map_err(|e| self.err("kms:DisableKeyRotation", key, e))?;
+            self.within(
+                "kms:DisableKeyRotation",
+                key,
+                c.disable_key_rotation().key_id(&id).send(),
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// The key's tags, without the provider's [`CREATE_TOKEN_TAG`].
     pub async fn tags(&self, key: &str) -> Result<BTreeMap<String, String>, KmsError> {
+        Ok(self.tags_and_token(key).await?.0)
+    }
+
+    /// The key's tags without [`CREATE_TOKEN_TAG`], and whether that tag
+    /// was on it (see [`Kms::create_unfinished`]).
+    pub async fn tags_and_token(
+        &self,
+        key: &str,
+    ) -> Result<(BTreeMap<String, String>, bool), KmsError> {
         let mut tags = self.raw_tags(key).await?;
-        tags.remove(CREATE_TOKEN_TAG);
-        Ok(tags)
+        let token = tags.remove(CREATE_TOKEN_TAG).is_some();
+        Ok((tags, token))
     }
 
     async fn raw_tags(&self, key: &str) -> Result<BTreeMap<String, String>, KmsError> {
@@ -895,13 +1055,16 @@ impl Kms {
         let mut marker: Option<String> = None;
         loop {
             let (c, id) = self.client_for(key);
-            let out = c
-                .list_resource_tags()
-                .key_id(id)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| self.err("kms:ListResourceTags", key, e))?;
+            let out = self
+                .within(
+                    "kms:ListResourceTags",
+                    key,
+                    c.list_resource_tags()
+                        .key_id(id)
+                        .set_marker(marker.clone())
+                        .send(),
+                )
+                .await?;
             for t in out.tags() {
                 tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
             }
@@ -926,12 +1089,15 @@ impl Kms {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if !changed.is_empty() {
-            c.tag_resource()
-                .key_id(&id)
-                .set_tags(Some(to_tags(&changed)?))
-                .send()
-                .await
-                .map_err(|e| self.err("kms:TagResource", key, e))?;
+            self.within(
+                "kms:TagResource",
+                key,
+                c.tag_resource()
+                    .key_id(&id)
+                    .set_tags(Some(to_tags(&changed)?))
+                    .send(),
+            )
+            .await?;
         }
         let removed: Vec<String> = have
             .keys()
@@ -939,44 +1105,42 @@ impl Kms {
             .cloned()
             .collect();
         if !removed.is_empty() {
-            c.untag_resource()
-                .key_id(&id)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| self.err("kms:UntagResource", key, e))?;
+            self.within(
+                "kms:UntagResource",
+                key,
+                c.untag_resource()
+                    .key_id(&id)
+                    .set_tag_keys(Some(removed))
+                    .send(),
+            )
+            .await?;
         }
         Ok(())
     }
 
     pub async fn enable(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.own_account_client_for(key);
-        c.enable_key()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:EnableKey", key, e))?;
+        self.within("kms:EnableKey", key, c.enable_key().key_id(id).send())
+            .await?;
         Ok(())
     }
 
     pub async fn disable(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.own_account_client_for(key);
-        c.disable_key()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:DisableKey", key, e))?;
+        self.within("kms:DisableKey", key, c.disable_key().key_id(id).send())
+            .await?;
         Ok(())
     }
 
     /// Cancels a scheduled deletion; the key is then Disabled.
     pub async fn cancel_deletion(&self, key: &str) -> Result<(), KmsError> {
         let (c, id) = self.own_account_client_for(key);
-        c.cancel_key_deletion()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:CancelKeyDeletion", key, e))?;
+        self.within(
+            "kms:CancelKeyDeletion",
+            key,
+            c.cancel_key_deletion().key_id(id).send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -985,13 +1149,16 @@ impl Kms {
     pub async fn schedule_deletion(&self, key: &str, window_days: i64) -> Result<String, KmsError> {
         check_deletion_window(window_days).map_err(KmsError::Config)?;
         let (c, id) = self.own_account_client_for(key);
-        let out = c
-            .schedule_key_deletion()
-            .key_id(id)
-            .pending_window_in_days(window_days as i32)
-            .send()
-            .await
-            .map_err(|e| self.err("kms:ScheduleKeyDeletion", key, e))?;
+        let out = self
+            .within(
+                "kms:ScheduleKeyDeletion",
+                key,
+                c.schedule_key_deletion()
+                    .key_id(id)
+                    .pending_window_in_days(window_days as i32)
+                    .send(),
+            )
+            .await?;
         Ok(out
             .deletion_date()
             .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
@@ -1186,6 +1353,18 @@ pub fn new_create_token() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
+/// The longest pause before CreateKey is sent again.
+const CREATE_MAX_PAUSE: Duration = Duration::from_secs(8);
+
+/// Whether KMS refused a call for its request rate (nothing was done).
+fn is_throttling<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(_))
+        && matches!(
+            e.code(),
+            Some("ThrottlingException" | "Throttling" | "TooManyRequestsException")
+        )
+}
+
 /// A key's metadata (DescribeKey's or CreateKey's answer) as [`KeyInfo`].
 fn key_info(m: &aws_sdk_kms::types::KeyMetadata) -> KeyInfo {
     let arn = m.arn().unwrap_or_default().to_string();
@@ -1229,9 +1408,13 @@ fn to_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, KmsError> {
         .collect()
 }
 
+/// KMS's shortest waiting period before a key is deleted: what a key left
+/// by an unfinished create gets (it never protected data).
+pub const SHORTEST_DELETION_WINDOW: i64 = 7;
+
 /// KMS's bounds for a deletion waiting period.
 pub fn check_deletion_window(days: i64) -> Result<(), String> {
-    if (7..=30).contains(&days) {
+    if (SHORTEST_DELETION_WINDOW..=30).contains(&days) {
         Ok(())
     } else {
         Err(format!(

@@ -593,4 +593,157 @@ mod tests {
             .is_none());
         assert!(d.has_errors());
     }
+
+    /// The Databricks side of "no orphan" (issue 19): a configuration
+    /// created moments ago that reads as missing is read again, with the
+    /// pauses of GONE_AFTER_CREATE_RETRIES, before it is dropped from the
+    /// state; an older one is dropped at once. The 404s come from the
+    /// sandbox's fault hook (`fail_next` with `error_status` 404).
+    #[tokio::test]
+    async fn a_configuration_read_as_missing_right_after_create_is_read_again() {
+        use crate::cloud::databricks::{DatabricksSettings, Secret};
+        use crate::cloud::kms::KmsSettings;
+        use crate::sandbox::{SandboxConfig, World};
+        use std::time::{Duration, Instant};
+
+        const ACCT: &str = "11111111-2222-4333-8444-555555555555";
+        const ID: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+        const ARN: &str =
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        crate::tfplugin::install_crypto_provider();
+        let world: World = serde_json::from_value(serde_json::json!({
+            "admin_token": "admin-token",
+            "accounts": [{
+                "account_id": ACCT,
+                "oauth_clients": [{"client_id": "sp", "client_secret": "secret-cccccccccccc"}],
+                "customer_managed_keys": [{
+                    "customer_managed_key_id": ID,
+                    "use_cases": ["MANAGED_SERVICES"],
+                    "aws_key_info": {"key_arn": ARN}
+                }],
+                "workspaces": []
+            }]
+        }))
+        .unwrap();
+        let h = crate::sandbox::start(SandboxConfig::new(world))
+            .await
+            .unwrap();
+        let admin = |path: &'static str, body: Option<serde_json::Value>| {
+            let url = format!("{}{path}", h.url());
+            async move {
+                let c = reqwest::Client::new();
+                let r = match body {
+                    Some(b) => c.put(url).json(&b),
+                    None => c.get(url),
+                };
+                let r = r.bearer_auth("admin-token").send().await.unwrap();
+                assert!(r.status().is_success(), "admin {path}: {}", r.status());
+                r.json::<serde_json::Value>().await.unwrap_or_default()
+            }
+        };
+        let settings = DatabricksSettings {
+            host: Some(h.url()),
+            account_id: Some(ACCT.into()),
+            client_id: Some("sp".into()),
+            client_secret: Some(Secret::new("secret-cccccccccccc")),
+            retry_base_delay: Some(Duration::from_millis(20)),
+            ..Default::default()
+        };
+        let ctx = Ctx {
+            client: std::sync::Arc::new(Clients::new(settings, KmsSettings::default())),
+            cancel: tokio_util::sync::CancellationToken::new(),
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let state = |creation_time: i64| KeyConfigurationModel {
+            id: Val::Known(ID.into()),
+            use_cases: Val::set_of([KeyFeature::ManagedServices]),
+            aws_key_info: Val::Known(AwsKeyInfoModel {
+                key_arn: Val::Known(ARN.into()),
+                key_alias: Val::Null,
+                key_region: Val::Known("us-east-1".into()),
+                reuse_key_for_cluster_volumes: Val::Null,
+            }),
+            customer_managed_key_id: Val::Known(ID.into()),
+            account_id: Val::Known(ACCT.into()),
+            creation_time: Val::Known(creation_time),
+        };
+        let injected = || async {
+            admin("/_sandbox/stats", None).await["injected_errors"]
+                .as_u64()
+                .unwrap()
+        };
+        // A first read fetches the OAuth token (not faulted below).
+        let mut d = Diagnostics::default();
+        assert!(KeyConfiguration
+            .read(&ctx, state(now_ms), &mut d)
+            .await
+            .is_some());
+        assert!(d.0.is_empty(), "{:?}", d.0);
+
+        // Just created, and the next two GETs answer 404: read again after
+        // 0.5 s and 1 s, found, kept, no warning.
+        admin(
+            "/_sandbox/faults",
+            Some(serde_json::json!({"fail_next": 2, "error_status": 404})),
+        )
+        .await;
+        let started = Instant::now();
+        let mut d = Diagnostics::default();
+        let read = KeyConfiguration.read(&ctx, state(now_ms), &mut d).await;
+        let took = started.elapsed();
+        assert_eq!(injected().await, 2);
+        let read = read.expect("kept in the state");
+        assert_eq!(
+            read.customer_managed_key_id.known().map(String::as_str),
+            Some(ID)
+        );
+        assert!(d.0.is_empty(), "{:?}", d.0);
+        assert!(took >= Duration::from_millis(1500), "{took:?}");
+
+        // Missing for longer than the retries (the first GET and 4 more,
+        // 7.5 s of pauses): dropped, with the warning.
+        admin(
+            "/_sandbox/faults",
+            Some(serde_json::json!({"fail_next": 5, "error_status": 404})),
+        )
+        .await;
+        let started = Instant::now();
+        let mut d = Diagnostics::default();
+        let read = KeyConfiguration.read(&ctx, state(now_ms), &mut d).await;
+        let took = started.elapsed();
+        assert_eq!(injected().await, 7);
+        assert!(read.is_none(), "dropped after the bounded retries");
+        assert!(
+            d.0.iter()
+                .any(|x| x.summary == "Key configuration deleted outside Terraform"),
+            "{:?}",
+            d.0
+        );
+        assert!(
+            took >= Duration::from_millis(7500) && took < Duration::from_secs(15),
+            "{took:?}"
+        );
+
+        // Created long ago: one 404 drops it at once, no retry.
+        admin(
+            "/_sandbox/faults",
+            Some(serde_json::json!({"fail_next": 2, "error_status": 404})),
+        )
+        .await;
+        let started = Instant::now();
+        let mut d = Diagnostics::default();
+        let read = KeyConfiguration
+            .read(&ctx, state(now_ms - 10 * 60 * 1000), &mut d)
+            .await;
+        assert!(read.is_none());
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(injected().await, 8, "one GET, not retried");
+    }
 }

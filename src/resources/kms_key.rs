@@ -34,6 +34,16 @@ fn default_window() -> Val<i64> {
 /// time while `deletion_protection` is true; once lifted, destroy schedules the
 /// deletion with a waiting period (`deletion_window_in_days`) during which
 /// `aws kms cancel-key-deletion` recovers the key.
+///
+/// A create that fails after KMS made the key (a policy, alias, rotation or tag
+/// step, or the wait for KMS to show them) keeps the key in the state, tainted, and
+/// names its ARN in the error. Such a key never protected data: the next `terraform
+/// apply` replaces it without `terraform untaint`, whatever `deletion_protection`
+/// says, and schedules its deletion after 7 days, the shortest waiting period KMS
+/// allows. The provider tells an unfinished create by the tag
+/// `terraform-provider-cmk:create-token`, which it puts on the key in `CreateKey`
+/// and removes as the create's last step (an update applied to the key removes it
+/// too); a key without that tag is always held by `deletion_protection`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KmsKeyModel {
     /// The use cases the key serves: `MANAGED_SERVICES`, `STORAGE`, or both. They
@@ -98,7 +108,8 @@ pub struct KmsKeyModel {
     pub deletion_window_in_days: Val<i64>,
 
     /// While true, destroying the key (or replacing or disabling it) is refused at plan
-    /// time. To destroy the key deliberately: set it to false, apply, then destroy.
+    /// time. To destroy the key deliberately: set it to false, apply, then destroy. It
+    /// does not hold a key whose create did not finish (see above).
     #[serde(default = "default_true")]
     pub deletion_protection: Val<bool>,
 
@@ -272,16 +283,65 @@ async fn check_references(clients: &Clients, key_arn: &str, diags: &mut Diagnost
     }
 }
 
-fn refuse_protected(diags: &mut Diagnostics, what: &str, m: &KmsKeyModel) {
+fn refuse_protected(
+    diags: &mut Diagnostics,
+    what: &str,
+    m: &KmsKeyModel,
+    unchecked: Option<String>,
+) {
     let key = m.arn_or_id().unwrap_or("the key");
+    let note = match unchecked {
+        Some(e) => format!("\n\nWhether the key's create finished could not be checked, so it is taken as finished: {e}"),
+        None => String::new(),
+    };
     diags.error_at(
         path("deletion_protection"),
         format!("{what} KMS key refused: deletion_protection is true"),
         format!(
-            "Deleting {key} makes every piece of data encrypted with it unreadable, for Databricks and for you. To proceed deliberately: set deletion_protection = false on the resource, run `terraform apply`, then destroy. KMS then waits {} days (deletion_window_in_days) before deleting the key.",
+            "Deleting {key} makes every piece of data encrypted with it unreadable, for Databricks and for you. To proceed deliberately: set deletion_protection = false on the resource, run `terraform apply`, then destroy. KMS then waits {} days (deletion_window_in_days) before deleting the key.{note}",
             m.window()
         ),
     );
+}
+
+/// For a key with `deletion_protection` on: true when it may be destroyed
+/// anyway because the create that made it never finished (KMS shows the
+/// create token tag on it, see [`kms::Kms::create_unfinished`]), so it never
+/// protected data. Otherwise the destroy is refused, with an error on
+/// `deletion_protection`, and false.
+async fn unfinished_or_refuse(
+    ctx: &Ctx<Clients>,
+    what: &str,
+    m: &KmsKeyModel,
+    diags: &mut Diagnostics,
+) -> bool {
+    let Some(key) = m.arn_or_id() else {
+        refuse_protected(diags, what, m, None);
+        return false;
+    };
+    let checked = match ctx.client.kms().await {
+        Ok(kms) => kms.create_unfinished(key).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match checked {
+        Ok(true) => true,
+        Ok(false) => {
+            refuse_protected(diags, what, m, None);
+            false
+        }
+        Err(e) => {
+            refuse_protected(diags, what, m, Some(e));
+            false
+        }
+    }
+}
+
+/// What a key whose create did not finish is, for messages.
+fn unfinished_fact(key: &str) -> String {
+    format!(
+        "KMS key {key} was made by a create that did not finish (it still carries the provider's tag {}), so it never protected data and deletion_protection does not hold it",
+        kms::CREATE_TOKEN_TAG
+    )
 }
 
 async fn kms_or_error<'a>(ctx: &'a Ctx<Clients>, diags: &mut Diagnostics) -> Option<&'a Kms> {
@@ -552,8 +612,18 @@ impl Resource for KmsKey {
         // drift such as a key disabled outside Terraform shows.)
         if let Some(pr) = &prior {
             if !change.requires_replace.is_empty() && pr.protected() {
-                refuse_protected(diags, "Replacing (destroying) the", pr);
-                return;
+                if !unfinished_or_refuse(ctx, "Replacing (destroying) the", pr, diags).await {
+                    return;
+                }
+                diags.warning_at(
+                    path("deletion_protection"),
+                    "Replacing a KMS key whose create did not finish",
+                    format!(
+                        "{}. Apply schedules its deletion after {} days, the shortest waiting period KMS allows.",
+                        unfinished_fact(pr.arn_or_id().unwrap_or("the key")),
+                        kms::SHORTEST_DELETION_WINDOW
+                    ),
+                );
             }
             // Enabling changes the key state.
             if p.enabled != pr.enabled {
@@ -633,12 +703,24 @@ impl Resource for KmsKey {
     }
 
     async fn plan_destroy(&self, ctx: &Ctx<Clients>, prior: &KmsKeyModel, diags: &mut Diagnostics) {
-        if prior.protected() {
-            refuse_protected(diags, "Destroying the", prior);
+        let unfinished =
+            prior.protected() && unfinished_or_refuse(ctx, "Destroying the", prior, diags).await;
+        if prior.protected() && !unfinished {
             return;
         }
         let key = prior.arn_or_id().unwrap_or("the key").to_string();
         if check_references(&ctx.client, &key, diags).await {
+            return;
+        }
+        if unfinished {
+            diags.warning(
+                "Destroy schedules the deletion of a KMS key whose create did not finish",
+                format!(
+                    "{}. Apply schedules its deletion after {} days, the shortest waiting period KMS allows; until then `aws kms cancel-key-deletion` recovers it.",
+                    unfinished_fact(&key),
+                    kms::SHORTEST_DELETION_WINDOW
+                ),
+            );
             return;
         }
         diags.warning(
@@ -703,7 +785,7 @@ impl Resource for KmsKey {
         let failed = |diags: &mut Diagnostics, step: &str, e: KmsError| {
             diags.error(
                 format!("KMS key {arn} created, but {step} failed"),
-                format!("{e}\n\nThe key {arn} exists and is recorded in the state (as tainted). Fix the cause and apply again; with deletion_protection on, run `terraform untaint` first so Terraform updates the key instead of replacing it."),
+                format!("{e}\n\nThe key {arn} exists and is recorded in the state, tainted: its create did not finish, so it holds no data. Fix the cause and run `terraform apply` again: Terraform replaces the key, and the provider schedules this one's deletion after {} days (the shortest waiting period KMS allows), whatever deletion_protection says.", kms::SHORTEST_DELETION_WINDOW),
             );
         };
         if m.aws_account_id.is_unknown() {
@@ -744,32 +826,66 @@ impl Resource for KmsKey {
         };
         m.policy = Val::Known(policy.clone());
         // The changes after the policy are independent of each other: they
-        // are made, and waited for, side by side.
+        // are made side by side, then waited for side by side.
         let alias = m.alias.known().cloned();
         let rotation = m.enable_key_rotation.known() == Some(&true);
-        let (policy_seen, alias_done, rotation_done, tags_seen, token_removed) = tokio::join!(
+        let (alias_set, rotation_set) = tokio::join!(
+            async {
+                match &alias {
+                    Some(a) => kms.create_alias(&arn, a).await,
+                    None => Ok(()),
+                }
+            },
+            async {
+                if rotation {
+                    kms.set_rotation(&arn, true).await
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        // Once every write was accepted, and with nothing to do after the
+        // waits (no disabling), the create token tag (the create's last
+        // step) comes off now and its removal is waited for with the rest:
+        // one propagation delay for all. Should a wait then fail, the tag
+        // goes back on: the create did not finish.
+        let untag_early = wanted_enabled && alias_set.is_ok() && rotation_set.is_ok();
+        let untagged = if untag_early {
+            Some(kms.remove_create_token(&arn).await)
+        } else {
+            None
+        };
+        let token_off = matches!(untagged, Some(Ok(())));
+        let (policy_seen, alias_seen, rotation_seen, tags_seen, token_gone) = tokio::join!(
             kms.wait_policy(&arn, &policy, deadline),
             async {
-                let Some(a) = &alias else { return Ok(()) };
-                kms.create_alias(&arn, a).await?;
-                kms.wait_alias(&info.key_id, a, deadline).await
+                match (&alias, &alias_set) {
+                    (Some(a), Ok(())) => kms.wait_alias(&info.key_id, a, deadline).await,
+                    _ => Ok(()),
+                }
             },
             async {
-                if !rotation {
-                    return Ok(());
+                if rotation && rotation_set.is_ok() {
+                    kms.wait_rotation(&arn, true, deadline).await
+                } else {
+                    Ok(())
                 }
-                kms.set_rotation(&arn, true).await?;
-                kms.wait_rotation(&arn, true, deadline).await
             },
             kms.wait_tags(&arn, &tags, deadline),
-            kms.remove_create_token(&arn),
+            async {
+                if token_off {
+                    kms.wait_create_token_gone(&arn, deadline).await
+                } else {
+                    Ok(())
+                }
+            },
         );
         let mut ok = true;
         if let Err(e) = policy_seen {
             failed(diags, "waiting until KMS shows the key policy", e);
             ok = false;
         }
-        if let Err(e) = alias_done {
+        if let Err(e) = alias_set.and(alias_seen) {
             failed(
                 diags,
                 &format!("creating alias {}", alias.as_deref().unwrap_or_default()),
@@ -778,7 +894,7 @@ impl Resource for KmsKey {
             m.alias = Val::Null;
             ok = false;
         }
-        if let Err(e) = rotation_done {
+        if let Err(e) = rotation_set.and(rotation_seen) {
             failed(diags, "enabling key rotation", e);
             m.enable_key_rotation = Val::Known(false);
             ok = false;
@@ -787,17 +903,36 @@ impl Resource for KmsKey {
             failed(diags, "waiting until KMS shows the tags", e);
             ok = false;
         }
-        if let Err(e) = token_removed {
-            // Reads leave the token tag out: it is only left on the key.
-            diags.warning(
-                "Create token tag not removed",
-                format!(
-                    "{e}\nThe tag {} on {arn} is the provider's own; it can be removed by hand.",
-                    kms::CREATE_TOKEN_TAG
-                ),
+        if let Some(Err(e)) = untagged {
+            failed(
+                diags,
+                "removing the create token tag (the create's last step)",
+                e,
             );
+            ok = false;
+        }
+        if let Err(e) = token_gone {
+            failed(
+                diags,
+                "waiting until KMS shows the create token tag removed",
+                e,
+            );
+            ok = false;
         }
         if !ok {
+            if token_off {
+                // Its own bound: the create's may be what ran out.
+                let d = Deadline::after(kms.timeouts().request, "kms_request_timeout_seconds");
+                if let Err(e) = kms.restore_create_token(&arn, &token, d).await {
+                    diags.error(
+                        format!("KMS key {arn}: the mark of its unfinished create could not be put back"),
+                        format!(
+                            "{e}\n\nThe tag {} was removed before a later step failed, and putting it back failed too, so deletion_protection now holds the key. To let Terraform replace it: set deletion_protection = false and apply; or run `terraform untaint` and apply to finish the key in place.",
+                            kms::CREATE_TOKEN_TAG
+                        ),
+                    );
+                }
+            }
             return Some(m);
         }
         if !wanted_enabled {
@@ -809,6 +944,19 @@ impl Resource for KmsKey {
             m.key_state = Val::Known("Disabled".into());
             if let Err(e) = kms.wait_key_state(&arn, &["Disabled"], deadline).await {
                 failed(diags, "waiting until KMS shows the key disabled", e);
+                return Some(m);
+            }
+        }
+        // The last step when it was not taken above: until the create token
+        // tag is gone, the key reads as an unfinished create, which
+        // deletion_protection does not hold.
+        if !untag_early {
+            if let Err(e) = kms.finish_create(&arn, deadline).await {
+                failed(
+                    diags,
+                    "removing the create token tag (the create's last step)",
+                    e,
+                );
                 return Some(m);
             }
         }
@@ -1002,16 +1150,40 @@ impl Resource for KmsKey {
         }
         match kms.describe(&arn).await {
             Ok(k) => cur.key_state = Val::Known(k.state),
-            Err(e) => fail(diags, "DescribeKey", e),
+            Err(e) => {
+                fail(diags, "DescribeKey", e);
+                return Some(cur);
+            }
+        }
+        // A key whose create did not finish, updated to its configuration
+        // (after `terraform untaint`), is the user's key now: its create is
+        // finished, so that deletion_protection holds it from here on.
+        match kms.create_unfinished(&arn).await {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = kms.finish_create(&arn, deadline).await {
+                    fail(diags, "removing the create token tag", e);
+                }
+            }
+            Err(e) => fail(diags, "ListResourceTags", e),
         }
         Some(cur)
     }
 
     async fn delete(&self, ctx: &Ctx<Clients>, prior: KmsKeyModel, diags: &mut Diagnostics) {
-        if prior.protected() {
-            refuse_protected(diags, "Destroying the", &prior);
+        // A key whose create did not finish (a tainted key Terraform now
+        // replaces) never protected data: deletion_protection does not hold
+        // it, and it waits the shortest period KMS allows.
+        let unfinished =
+            prior.protected() && unfinished_or_refuse(ctx, "Destroying the", &prior, diags).await;
+        if prior.protected() && !unfinished {
             return;
         }
+        let window = if unfinished {
+            kms::SHORTEST_DELETION_WINDOW
+        } else {
+            prior.window()
+        };
         let Some(kms) = kms_or_error(ctx, diags).await else {
             return;
         };
@@ -1036,12 +1208,29 @@ impl Resource for KmsKey {
                     &arn,
                     &info.region,
                     info.deletion_date.as_deref().unwrap_or("its deletion date"),
-                    prior.window(),
+                    window,
                 ),
             );
             return;
         }
-        if let Val::Known(alias) = &prior.alias {
+        // The key's aliases go with it. An unfinished create may have made
+        // its alias without recording it (the step failed after KMS acted):
+        // every alias of such a key is taken off, so the replacement can
+        // take the name.
+        let mut aliases: Vec<String> = prior.alias.known().cloned().into_iter().collect();
+        if unfinished {
+            match kms.aliases(&info.key_id).await {
+                Ok(list) => {
+                    for a in list {
+                        if !aliases.contains(&a) {
+                            aliases.push(a);
+                        }
+                    }
+                }
+                Err(e) => diags.warning("Cannot list the key's aliases", e.to_string()),
+            }
+        }
+        for alias in &aliases {
             if let Err(e) = kms.delete_alias(&arn, alias).await {
                 if !e.is_not_found() {
                     diags.warning(format!("Alias {alias} not deleted"), e.to_string());
@@ -1049,7 +1238,7 @@ impl Resource for KmsKey {
             }
         }
         let deadline = Deadline::after(kms.timeouts().delete, "kms_delete_timeout_seconds");
-        match kms.schedule_deletion(&arn, prior.window()).await {
+        match kms.schedule_deletion(&arn, window).await {
             Ok(date) => {
                 // Wait until reads show it, so that a plan right after does
                 // not see the key as it was.
@@ -1063,10 +1252,21 @@ impl Resource for KmsKey {
                     );
                     return;
                 }
-                diags.warning(
-                    "KMS key scheduled for deletion",
-                    deletion_message(&arn, &info.region, &date, prior.window()),
-                )
+                if unfinished {
+                    diags.warning(
+                        "KMS key of an unfinished create scheduled for deletion",
+                        format!(
+                            "{} The key was made by a create that did not finish (it still carried the provider's tag {}), so it never protected data: deletion_protection did not hold it, and it waits the shortest period KMS allows.",
+                            deletion_message(&arn, &info.region, &date, window),
+                            kms::CREATE_TOKEN_TAG
+                        ),
+                    )
+                } else {
+                    diags.warning(
+                        "KMS key scheduled for deletion",
+                        deletion_message(&arn, &info.region, &date, window),
+                    )
+                }
             }
             Err(e) => diags.error("Cannot schedule the KMS key's deletion", e.to_string()),
         }
@@ -1196,9 +1396,22 @@ async fn read_key(
             Err(e) => diags.warning("Cannot list the key's aliases", e.to_string()),
         }
     }
-    match kms.tags(&info.arn).await {
-        Ok(t) if t.is_empty() && state.tags.is_null() => {}
-        Ok(t) => state.tags = Val::map_of(t),
+    match kms.tags_and_token(&info.arn).await {
+        Ok((t, unfinished)) => {
+            if unfinished {
+                diags.warning(
+                    "KMS key whose create did not finish",
+                    format!(
+                        "{}. Terraform replaces it while it is tainted, and its deletion is then scheduled after {} days, the shortest waiting period KMS allows; an update applied to it finishes the create instead.",
+                        unfinished_fact(&info.arn),
+                        kms::SHORTEST_DELETION_WINDOW
+                    ),
+                );
+            }
+            if !(t.is_empty() && state.tags.is_null()) {
+                state.tags = Val::map_of(t);
+            }
+        }
         Err(e) => diags.warning("Cannot read the key's tags", e.to_string()),
     }
     match kms.rotation_enabled(&info.arn).await {

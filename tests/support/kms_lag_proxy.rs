@@ -11,8 +11,9 @@
 //! out of ListKeys). In other words a read at time t shows the key as it was
 //! at t - lag. Everything else passes through.
 //!
-//! It can also refuse one call once ([`LagProxy::fail_once`]) and counts the
-//! requests it served, by action.
+//! It can also refuse one call once ([`LagProxy::fail_once`]), throttle a
+//! call a number of times ([`LagProxy::throttle`]), and counts the requests
+//! it served, by action.
 
 #![allow(dead_code)]
 
@@ -65,6 +66,8 @@ struct Inner {
     writes: HashMap<String, Vec<Write>>,
     fail_once: Vec<String>,
     lose_answer_once: Vec<String>,
+    /// Action -> how many more of its calls answer ThrottlingException.
+    throttle: HashMap<String, u32>,
     requests: BTreeMap<String, u64>,
     /// Reads answered with the state before a write (or NotFound).
     stale: u64,
@@ -147,6 +150,18 @@ impl LagProxy {
             .unwrap()
             .fail_once
             .push(action.to_string());
+    }
+
+    /// The next `times` calls of `action` are refused with a
+    /// ThrottlingException (a 400, as KMS answers a caller over its request
+    /// rate), without reaching moto.
+    pub fn throttle(&self, action: &str, times: u32) {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .throttle
+            .insert(action.to_string(), times);
     }
 
     /// The next call of `action` is made upstream, but its answer is
@@ -325,6 +340,13 @@ async fn handle(
     {
         let mut inner = s.inner.lock().unwrap();
         *inner.requests.entry(action.clone()).or_default() += 1;
+        if let Some(n) = inner.throttle.get_mut(&action).filter(|n| **n > 0) {
+            *n -= 1;
+            return kms_error(
+                "ThrottlingException",
+                &format!("Rate exceeded (injected by the test proxy for {action})"),
+            );
+        }
         if let Some(i) = inner.fail_once.iter().position(|a| *a == action) {
             inner.fail_once.remove(i);
             return kms_error(

@@ -9,8 +9,9 @@
 //! - a connection refused or a host name that does not resolve is named as
 //!   such ([`unreachable_reason`]) so that callers fail fast instead of
 //!   retrying for minutes;
-//! - text from a service is made printable ([`printable`]) before it reaches
-//!   a message: control characters escaped, length cut with a note;
+//! - text from a service is made printable ([`printable`], from
+//!   [`crate::text`], which the KMS client uses too) before it reaches a
+//!   message: control characters escaped, length cut with a note;
 //! - `Retry-After`, and the check that a credential can go into a header.
 //!
 //! This module imports neither `client` nor `auth`.
@@ -18,6 +19,8 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
+
+pub(crate) use crate::text::{printable, MESSAGE_MAX_BYTES};
 
 /// The kinds of answer a Databricks call reads, each with its byte cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,40 +204,6 @@ pub(crate) fn origin(url: &str) -> String {
     }
 }
 
-/// Text from a service, made safe to print: control characters (ESC, BEL,
-/// the C1 range that holds OSC and CSI) and the bidirectional overrides are
-/// escaped as `\u{..}`, and text longer than `max_bytes` is cut at a
-/// character boundary with a note of how many bytes were left out.
-pub(crate) fn printable(s: &str, max_bytes: usize) -> String {
-    let mut out = String::new();
-    let mut used = 0usize;
-    for (i, c) in s.char_indices() {
-        let piece: String = if c.is_control() || is_bidi_control(c) {
-            match c {
-                '\n' | '\r' | '\t' => " ".to_string(),
-                c => format!("\\u{{{:x}}}", c as u32),
-            }
-        } else {
-            c.to_string()
-        };
-        if used + piece.len() > max_bytes {
-            let left = s.len() - i;
-            out.push_str(&format!("... ({left} more bytes)"));
-            return out;
-        }
-        used += piece.len();
-        out.push_str(&piece);
-    }
-    out
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// The longest service text a message quotes.
-pub(crate) const MESSAGE_MAX_BYTES: usize = 1000;
-
 /// `Retry-After`: seconds (whole or decimal) or an HTTP date.
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -306,20 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn service_text_is_printable_and_cut_with_a_note() {
-        let hostile = "denied\u{1b}]8;;http://evil\u{7}click\u{1b}[2J\u{9b}31m";
-        let p = printable(hostile, 1000);
-        assert!(!p.chars().any(|c| c.is_control()), "{p}");
-        assert!(p.contains("\\u{1b}]8;;http://evil\\u{7}click"), "{p}");
-        assert!(p.contains("\\u{9b}31m"), "{p}");
-        assert_eq!(printable("a\u{202e}b", 100), "a\\u{202e}b");
-        let long = "x".repeat(2_000_000);
-        let p = printable(&long, 1000);
-        assert!(p.ends_with("... (1999000 more bytes)"), "{}", &p[990..]);
-        assert_eq!(p.len(), 1000 + "... (1999000 more bytes)".len());
-        // Cut at a character boundary, never inside one.
-        let p = printable("ééé", 3);
-        assert_eq!(p, "é... (4 more bytes)");
+    fn error_text_is_printable() {
         assert_eq!(error_text(b"  \x1b[31mred "), "\\u{1b}[31mred");
     }
 

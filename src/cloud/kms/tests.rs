@@ -280,11 +280,19 @@ impl Kms {
 /// A KMS endpoint that denies every call, as KMS does for a caller without
 /// the permission (moto cannot: it enforces no IAM).
 async fn denying_endpoint() -> String {
+    let body = r#"{"__type":"AccessDeniedException","message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform this operation"}"#;
+    answering_endpoint(body.to_string(), "AccessDeniedException").await
+}
+
+/// A KMS endpoint that answers every call 400 with `body` and the error
+/// type `code`.
+async fn answering_endpoint(body: String, code: &'static str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
+            let body = body.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 let mut got = vec![];
@@ -310,9 +318,8 @@ async fn denying_endpoint() -> String {
                         }
                     }
                 }
-                let body = r#"{"__type":"AccessDeniedException","message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform this operation"}"#;
                 let resp = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: AccessDeniedException\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = s.write_all(resp.as_bytes()).await;
@@ -750,4 +757,193 @@ async fn a_new_key_read_as_missing_is_retried_not_dropped() {
     let started = std::time::Instant::now();
     assert!(kms.describe(other).await.unwrap_err().is_not_found());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_create_token_stays_until_the_create_finishes() {
+    let m = MotoServer::start();
+    let p = kms_lag_proxy::LagProxy::start(&m.endpoint, std::time::Duration::from_millis(1500));
+    let kms = kms_at(&p.endpoint, KmsTimeouts::default()).await;
+    let d = Deadline::after(std::time::Duration::from_secs(60), "test");
+    let made = kms
+        .create_key_tagged(None, "", &BTreeMap::new(), false, &new_create_token(), d)
+        .await
+        .unwrap();
+    kms.wait_key_visible(&made.arn, d).await.unwrap();
+    // Until the create finishes, the key reads as unfinished; reads of its
+    // tags leave the token out.
+    assert!(kms.create_unfinished(&made.arn).await.unwrap());
+    assert_eq!(
+        kms.tags_and_token(&made.arn).await.unwrap(),
+        (BTreeMap::new(), true)
+    );
+    // finish_create returns only once reads (which lag the untag here) no
+    // longer show the token: a finished key never reads as unfinished.
+    kms.finish_create(&made.arn, d).await.unwrap();
+    assert!(!kms.create_unfinished(&made.arn).await.unwrap());
+    assert!(
+        p.requests().get("ListResourceTags").copied().unwrap_or(0) >= 3,
+        "the wait read the tags again: {:?}",
+        p.requests()
+    );
+}
+
+#[tokio::test]
+async fn kms_calls_and_waits_stop_at_the_operation_deadline() {
+    // The client's own bounds are far (60 s a call, minutes a wait); the
+    // operation's deadline (retry_timeout_seconds, set by the protocol
+    // layer for a refresh or plan) is 2 s away and ends both, naming the
+    // call or the wait and the setting.
+    let kms = kms_at(&stalling_endpoint(false).await, KmsTimeouts::default()).await;
+    let key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    let started = std::time::Instant::now();
+    let e = crate::budget::scope(
+        std::time::Instant::now() + std::time::Duration::from_secs(2),
+        kms.describe(key),
+    )
+    .await
+    .expect_err("a silent endpoint is an error");
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1900) && took < std::time::Duration::from_secs(6),
+        "ended at the operation's deadline: {took:?}"
+    );
+    let msg = e.to_string();
+    assert!(matches!(e, KmsError::OutOfTime { .. }), "{msg}");
+    assert!(
+        msg.contains("kms:DescribeKey")
+            && msg.contains(key)
+            && msg.contains("retry_timeout_seconds"),
+        "{msg}"
+    );
+    // A wait whose own deadline is minutes away ends at the operation's.
+    let started = std::time::Instant::now();
+    let e = crate::budget::scope(
+        std::time::Instant::now() + std::time::Duration::from_secs(1),
+        kms.wait_for(
+            "key rotation on",
+            key,
+            Deadline::after(
+                std::time::Duration::from_secs(600),
+                "kms_update_timeout_seconds",
+            ),
+            || async { Ok::<Option<()>, KmsError>(None) },
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let msg = e.to_string();
+    assert!(
+        matches!(e, KmsError::NotPropagated { .. })
+            && msg.contains("key rotation on")
+            && msg.contains("retry_timeout_seconds")
+            && !msg.contains("kms_update_timeout_seconds"),
+        "{msg}"
+    );
+    // Outside an operation's scope nothing changes: the wait keeps its own
+    // deadline and setting.
+    let e = kms
+        .wait_for(
+            "key rotation on",
+            key,
+            Deadline::after(
+                std::time::Duration::from_millis(200),
+                "kms_update_timeout_seconds",
+            ),
+            || async { Ok::<Option<()>, KmsError>(None) },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("kms_update_timeout_seconds"), "{e}");
+}
+
+#[tokio::test]
+async fn kms_error_text_is_printable_and_cut_before_a_diagnostic() {
+    // An error message with a terminal title (OSC ... BEL), a colour (ESC
+    // [ ... m), a C1 CSI and 5000 more bytes, as a hostile endpoint could
+    // send.
+    let hostile = format!(
+        "denied \u{1b}]0;pwned\u{7}\u{1b}[31mred\u{9b}2J {}",
+        "x".repeat(5000)
+    );
+    let body =
+        serde_json::json!({"__type": "KMSInvalidStateException", "message": hostile}).to_string();
+    let endpoint = answering_endpoint(body, "KMSInvalidStateException").await;
+    let kms = kms_at(&endpoint, KmsTimeouts::default()).await;
+    let e = kms
+        .describe("arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555")
+        .await
+        .unwrap_err();
+    let KmsError::Service { code, message, .. } = &e else {
+        panic!("a service refusal: {e}");
+    };
+    assert_eq!(code, "KMSInvalidStateException");
+    let text = e.to_string();
+    assert!(
+        !text.chars().any(|c| c.is_control()),
+        "no control character reaches the message: {text:?}"
+    );
+    assert!(
+        message.starts_with("denied \\u{1b}]0;pwned\\u{7}\\u{1b}[31mred\\u{9b}2J xxx"),
+        "escaped, not dropped: {message:?}"
+    );
+    assert!(
+        message.len() < MESSAGE_MAX_BYTES + 40 && message.ends_with(" more bytes)"),
+        "cut, with a note of what was left out: {} bytes, ends {:?}",
+        message.len(),
+        &message[message.len() - 30..]
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_create_key_is_sent_again_and_makes_one_key() {
+    let m = MotoServer::start();
+    let p = kms_lag_proxy::LagProxy::start(&m.endpoint, std::time::Duration::ZERO);
+    let kms = kms_at(&p.endpoint, KmsTimeouts::default()).await;
+    // Three refusals for the request rate, then KMS takes it.
+    p.throttle("CreateKey", 3);
+    let started = std::time::Instant::now();
+    let k = kms
+        .create_key(None, "throttled", &BTreeMap::new(), false)
+        .await
+        .expect("the create waits out the throttling");
+    assert_eq!(
+        p.requests().get("CreateKey"),
+        Some(&4),
+        "{:?}",
+        p.requests()
+    );
+    assert_eq!(
+        p.requests().get("ListKeys"),
+        None,
+        "a refusal is not searched for: {:?}",
+        p.requests()
+    );
+    // Backoff: pauses of 0.5 s, 1 s and 2 s, each with jitter down to half.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1750),
+        "{:?}",
+        started.elapsed()
+    );
+    let direct = kms_in(&m, "us-east-1").await;
+    assert_eq!(direct.key_ids().await.unwrap(), vec![k.key_id.clone()]);
+
+    // Throttled past the create's deadline: the throttling error, no key.
+    p.throttle("CreateKey", 1000);
+    let d = Deadline::after(
+        std::time::Duration::from_secs(2),
+        "kms_create_timeout_seconds",
+    );
+    let started = std::time::Instant::now();
+    let e = kms
+        .create_key_tagged(None, "", &BTreeMap::new(), false, &new_create_token(), d)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    assert!(
+        matches!(&e, KmsError::Service { code, .. } if code == "ThrottlingException"),
+        "{e}"
+    );
+    assert_eq!(direct.key_ids().await.unwrap().len(), 1, "no second key");
 }
