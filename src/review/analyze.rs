@@ -167,6 +167,17 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
         }
         other => other,
     };
+    if c.rtype == "cmk_key_configuration"
+        && key_arn.is_unknown()
+        && key_region.is_unknown()
+        && key_arn_source(plan, c).is_some()
+    {
+        // This provider plans key_region from the ARN when it is not set;
+        // with `aws_key_info` made of the key's ARN alone, an unknown
+        // key_region is that one (a key_region written as a value would be
+        // known in the plan), so the key's own region decides it.
+        key_region = Fact::Known(None);
+    }
     if key_arn.is_unknown() && key_region == Fact::Known(None) {
         // Databricks takes the region from the ARN; the linked key may know it.
         key_region = match key.map(|k| &k.region) {
