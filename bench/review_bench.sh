@@ -2,13 +2,15 @@
 # Cost of `terraform-provider-cmk review` on large plans.
 #
 # Generates plans in the shape `terraform show -json` writes, made of N
-# resources: N/3 copies of an aws_kms_key (known ARN and key policy), a
+# resources: copies of an aws_kms_key (known ARN and key policy), a
 # databricks_mws_customer_managed_keys referencing it, and a
 # databricks_mws_workspaces binding both slots to it, with the
-# configuration's references. Runs the review on each size several times
-# and prints the median wall time and the plan's size. Goal (issue 10):
-# under 2 s at 10,000 resources, and linear (the 10,000 median about ten
-# times the 1,000 one). A benchmark, not a test: it asserts nothing.
+# configuration's references; the last copy is cut short so that a plan
+# has exactly N resources. Runs the review on each size several times and
+# prints the median wall time and the plan's size. Goal (issue 10): under
+# 2 s at 10,000 resources, and linear (the 10,000 median about ten times
+# the 1,000 one). A benchmark, not a test: it asserts nothing about time
+# (the generators check that they made exactly N resources).
 #
 # Then HCL mode (issue 20: `review DIR`, no plan): a main.tf of N resources
 # in the same shape (keys with a jsonencode() policy, key configurations and
@@ -50,17 +52,24 @@ def add(addr, rtype, after, unknown, exprs):
                                "after_unknown": unknown, "before_sensitive": False, "after_sensitive": {}}})
     planned.append({"address": addr, "mode": "managed", "type": rtype, "name": name, "values": after})
     config.append({"address": addr, "mode": "managed", "type": rtype, "name": name, "expressions": exprs})
-for i in range(n // 3):
+# n // 3 whole triples (key, key configuration, workspace), then the first
+# n % 3 resources of one more triple: exactly n resources.
+for i in range(n // 3 + (n % 3 > 0)):
+    last = n - 3 * i  # resources still to add: 3 or more in a whole triple
     arn = "arn:aws:kms:us-east-1:123456789012:key/%08d-0000-4000-8000-%012d" % (i, i)
     add("aws_kms_key.k%d" % i, "aws_kms_key",
         {"arn": arn, "policy": policy(i), "is_enabled": True, "key_usage": "ENCRYPT_DECRYPT",
          "customer_master_key_spec": "SYMMETRIC_DEFAULT"}, {"id": True, "key_id": True},
         {"policy": {"constant_value": "..."}})
+    if last == 1:
+        break
     add("databricks_mws_customer_managed_keys.c%d" % i, "databricks_mws_customer_managed_keys",
         {"account_id": acct, "use_cases": ["MANAGED_SERVICES", "STORAGE"],
          "aws_key_info": [{"key_arn": arn, "key_alias": None}]},
         {"customer_managed_key_id": True, "id": True, "aws_key_info": [{"key_region": True}]},
         {"aws_key_info": [{"key_arn": {"references": ["aws_kms_key.k%d.arn" % i, "aws_kms_key.k%d" % i]}}]})
+    if last == 2:
+        break
     ref = ["databricks_mws_customer_managed_keys.c%d.customer_managed_key_id" % i,
            "databricks_mws_customer_managed_keys.c%d" % i]
     add("databricks_mws_workspaces.w%d" % i, "databricks_mws_workspaces",
@@ -70,6 +79,7 @@ for i in range(n // 3):
          "workspace_id": True, "workspace_status": True},
         {"managed_services_customer_managed_key_id": {"references": ref},
          "storage_customer_managed_key_id": {"references": ref}})
+assert len(changes) == n, f"generated {len(changes)} resources, not {n}"
 json.dump({"format_version": "1.2", "terraform_version": "1.11.4",
            "planned_values": {"root_module": {"resources": planned}},
            "resource_changes": changes,
@@ -136,9 +146,16 @@ resource "databricks_mws_workspaces" "w%(i)d" {
   storage_customer_managed_key_id          = databricks_mws_customer_managed_keys.c%(i)d.customer_managed_key_id
 }
 """
+# n // 3 whole triples (key, key configuration, workspace), then the first
+# n % 3 resources of one more triple: exactly n resources.
+resources = (block % {"i": n // 3}).split("\n\n")
 for i in range(n // 3):
     parts.append(block % {"i": i})
-open(out, "w").write("\n".join(parts))
+parts.extend(r.rstrip("\n") + "\n" for r in resources[: n % 3])
+text = "\n".join(parts)
+made = text.count('\nresource "')
+assert made == n, f"generated {made} resources, not {n}"
+open(out, "w").write(text)
 PY
 }
 

@@ -292,6 +292,134 @@ async fn live_fails_closed_when_it_cannot_look() {
     h.shutdown().await;
 }
 
+/// A configuration's source (HCL mode) binding the new managed-services
+/// key to the sandbox's workspace: the binding's `workspace_id` is a
+/// literal, so `--live` knows which workspace to read.
+fn hcl_config() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("main.tf"),
+        format!(
+            r#"
+resource "cmk_workspace_binding" "prod" {{
+  workspace_id            = {WS}
+  managed_services_key_id = "{NEW_KEY}"
+}}
+"#
+        ),
+    )
+    .unwrap();
+    d
+}
+
+fn json_args(dir: &tempfile::TempDir, more: &[String]) -> Vec<String> {
+    let mut args = vec![
+        dir.path().display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ];
+    args.extend(more.iter().cloned());
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_decides_what_hcl_mode_cannot_tell() {
+    let h = start(json!({})).await;
+    let dir = hcl_config();
+    // Without --live: the running compute and the dashboards are unknown.
+    let out = review(json_args(&dir, &[]), vec![]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json_of(&out);
+    for rule in ["CMK010", "CMK011"] {
+        let f = finding(&v, rule);
+        assert_eq!(f["verdict"], "cannot_tell", "{f}");
+        assert_eq!(f["live_decides"], true, "{f}");
+    }
+    // With --live: read from the sandbox, the running cluster fails the
+    // review and the pre-cutoff dashboard is named.
+    let out = review(
+        json_args(
+            &dir,
+            &[
+                "--live".into(),
+                format!("--workspace-host-template={}", h.workspace_host_template()),
+            ],
+        ),
+        creds(&h),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = json_of(&out);
+    assert_eq!(v["live"]["read"], true, "{v:#}");
+    assert_eq!(v["live"]["errors"], json!([]), "{v:#}");
+    let c10 = finding(&v, "CMK010");
+    assert_eq!(
+        (c10["verdict"].as_str(), c10["severity"].as_str()),
+        (Some("fail"), Some("error")),
+        "{c10}"
+    );
+    let m = c10["message"].as_str().unwrap();
+    assert!(m.contains("cluster \"etl-nightly\""), "{m}");
+    assert!(!m.contains("old-adhoc"), "{m}");
+    let c11 = finding(&v, "CMK011");
+    assert_eq!(c11["verdict"], "fail", "{c11}");
+    let m = c11["message"].as_str().unwrap();
+    assert!(
+        m.contains("Revenue 2023") && !m.contains("Churn 2025"),
+        "{m}"
+    );
+    // The key configuration given by id was read too: CMK005 (its use
+    // cases) is decided (passes are not listed; nothing cannot tell).
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["verdict"] != "cannot_tell"),
+        "{v:#}"
+    );
+    assert_eq!(v["summary"]["cannot_tell"], 0, "{v:#}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_against_an_unreachable_workspace_host_ends_in_seconds_naming_it() {
+    let h = start(json!({})).await;
+    // A port nothing listens on: bound once to find it, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let template = format!("http://127.0.0.1:{port}/{{deployment_name}}");
+    let t0 = std::time::Instant::now();
+    let out = review(
+        vec![
+            fixture(),
+            "--live".into(),
+            "--workspace-host-template".into(),
+            template,
+        ],
+        creds(&h),
+    )
+    .await;
+    let took = t0.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "an unreachable workspace host took {took:?} to report:\n{err}"
+    );
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("reading the classic compute of workspace {WS}")),
+        "{err}"
+    );
+    // The account API answered: the workspace itself was read.
+    assert!(!err.contains(&format!("reading workspace {WS}:")), "{err}");
+    h.shutdown().await;
+}
+
 #[test]
 fn the_fixture_is_in_the_shape_terraform_writes() {
     let p = PathBuf::from(fixture());

@@ -167,6 +167,17 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
         }
         other => other,
     };
+    if c.rtype == "cmk_key_configuration"
+        && key_arn.is_unknown()
+        && key_region.is_unknown()
+        && key_arn_source(plan, c).is_some()
+    {
+        // This provider plans key_region from the ARN when it is not set;
+        // with `aws_key_info` made of the key's ARN alone, an unknown
+        // key_region is that one (a key_region written as a value would be
+        // known in the plan), so the key's own region decides it.
+        key_region = Fact::Known(None);
+    }
     if key_arn.is_unknown() && key_region == Fact::Known(None) {
         // Databricks takes the region from the ARN; the linked key may know it.
         key_region = match key.map(|k| &k.region) {
@@ -845,8 +856,12 @@ fn analyze_with(
         if users.is_empty() {
             if let Fact::Known(Some(v)) = &own_use_cases {
                 use_cases = Fact::Known(v.iter().filter_map(|s| KeyFeature::parse(s)).collect());
+                // No configuration of the plan uses it: the key's own
+                // reuse_key_for_cluster_volumes (default true), as the
+                // provider checks its policy.
                 cluster_volumes = if v.iter().any(|s| s == "STORAGE") {
-                    Fact::Unknown
+                    k.get_bool("reuse_key_for_cluster_volumes")
+                        .map(|r| r != Some(false))
                 } else {
                     Fact::Known(false)
                 };
@@ -871,10 +886,19 @@ fn analyze_with(
                 Fact::Known(Some(r)) => Some(r.clone()),
                 _ => None,
             });
-        let role = match (workspace_role, source) {
-            (Some(r), _) => Fact::Known(Some(r)),
-            (None, Fact::Known(d)) => d.get_str("cross_account_role_arn"),
-            (None, Fact::Unknown) => Fact::Unknown,
+        // Then the role a `cmk_kms_key` was given for its EBS statement (its
+        // own argument, in the plan), else the policy data source's.
+        let own_role = if k.rtype == "cmk_kms_key" {
+            k.get_str("cross_account_role_arn")
+        } else {
+            Fact::Known(None)
+        };
+        let role = match (workspace_role, own_role, source) {
+            (Some(r), _, _) => Fact::Known(Some(r)),
+            (None, Fact::Known(Some(r)), _) => Fact::Known(Some(r)),
+            (None, Fact::Unknown, _) => Fact::Unknown,
+            (None, Fact::Known(None), Fact::Known(d)) => d.get_str("cross_account_role_arn"),
+            (None, Fact::Known(None), Fact::Unknown) => Fact::Unknown,
         };
         let needs = PolicyNeeds {
             use_cases,

@@ -604,6 +604,39 @@ impl Scope<'_> {
     }
 }
 
+/// An expression some of whose values are unknown: an object constructor
+/// element by element (known elements in the first, `true` for each
+/// unknown one in the second, as a plan's `after` and `after_unknown`);
+/// anything else wholly known or wholly unknown.
+fn eval_partial(e: &Expression, ctx: &Context) -> (Option<Value>, Option<Value>) {
+    if let Ok(v) = e.evaluate(ctx) {
+        return (Some(to_json(&v)), None);
+    }
+    let Expression::Object(fields) = e else {
+        return (None, Some(Value::Bool(true)));
+    };
+    let (mut known, mut unknown) = (Map::new(), Map::new());
+    for (key, value) in fields {
+        let key = match key {
+            ObjectKey::Identifier(i) => i.to_string(),
+            ObjectKey::Expression(k) => match k.evaluate(ctx) {
+                Ok(hcl::Value::String(s)) => s,
+                // A key not known: nothing of the object is.
+                _ => return (None, Some(Value::Bool(true))),
+            },
+            _ => return (None, Some(Value::Bool(true))),
+        };
+        let (k, u) = eval_partial(value, ctx);
+        if let Some(k) = k {
+            known.insert(key.clone(), k);
+        }
+        if let Some(u) = u {
+            unknown.insert(key, u);
+        }
+    }
+    (Some(Value::Object(known)), Some(Value::Object(unknown)))
+}
+
 /// A body's values: (after, after_unknown, expressions).
 fn eval_body(
     body: &Body,
@@ -626,7 +659,13 @@ fn eval_body(
                         after.insert(k.to_string(), to_json(v));
                     }
                     None => {
-                        unknown.insert(k.to_string(), Value::Bool(true));
+                        // An object written out (`aws_key_info = { ... }`)
+                        // keeps what it decides, as a plan does.
+                        let (known, u) = eval_partial(&a.expr, ctx);
+                        if let Some(known) = known {
+                            after.insert(k.to_string(), known);
+                        }
+                        unknown.insert(k.to_string(), u.unwrap_or(Value::Bool(true)));
                     }
                 }
                 let e = if refs.is_empty() {

@@ -465,11 +465,32 @@ fn real_plan_of_this_providers_resources() {
 /// Issue 22: a no-op plan of an applied binding (the plan JSON holds both
 /// regions, `after_unknown` is empty) gave six "cannot tell yet" lines: the
 /// binding's own region was never read, and the rules about a key change
-/// were asked of a binding whose keys do not change. Plan made with
-/// terraform against cmk-sandbox: apply, then `plan -out` and `show -json`.
+/// were asked of a binding whose keys do not change; CMK016 on the KMS key
+/// could not tell the cross-account role the key's own
+/// `cross_account_role_arn` holds. The plan is the binding guide's, recorded
+/// from its step 8 (terraform 1.11.4 against cmk-sandbox and moto: apply,
+/// then `plan -out` and `show -json`): the KMS key, the key configuration
+/// and the binding, all no-op.
 #[test]
 fn a_no_op_plan_of_a_bound_workspace_has_nothing_it_cannot_tell() {
     let a = review_text(&fixture("cmk_noop_binding.json"), &Requirements::default()).unwrap();
+    // The KMS key is in the plan, and its EBS statement is checked against
+    // the role it was given.
+    let cmk016: Vec<_> = a
+        .outcomes
+        .iter()
+        .filter(|l| {
+            l.address == "cmk_kms_key.workspace"
+                && l.outcome.rule == crate::rules::RuleId::PolicyClusterVolumes
+        })
+        .collect();
+    assert_eq!(cmk016.len(), 1, "{:#?}", a.outcomes);
+    assert_eq!(
+        cmk016[0].outcome.verdict,
+        crate::rules::Verdict::Pass,
+        "{:#?}",
+        cmk016[0]
+    );
     let binding: Vec<_> = a
         .outcomes
         .iter()
@@ -503,6 +524,67 @@ fn a_no_op_plan_of_a_bound_workspace_has_nothing_it_cannot_tell() {
         "{region:#?}"
     );
     assert_eq!(exit_code(&a), 0);
+
+    // CMK016 reads the key's own cross_account_role_arn: another role there
+    // (the policy's EBS statement names the old one) fails, none is
+    // "cannot tell".
+    let with_role = |role: Value| {
+        let mut v: Value = serde_json::from_str(&fixture("cmk_noop_binding.json")).unwrap();
+        let rc = v["resource_changes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["address"] == "cmk_kms_key.workspace")
+            .unwrap();
+        rc["change"]["after"]["cross_account_role_arn"] = role;
+        let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
+        a.outcomes
+            .into_iter()
+            .find(|l| {
+                l.address == "cmk_kms_key.workspace"
+                    && l.outcome.rule == crate::rules::RuleId::PolicyClusterVolumes
+            })
+            .unwrap()
+            .outcome
+    };
+    let other = with_role(Value::from("arn:aws:iam::123456789012:role/another-role"));
+    assert_eq!(other.verdict, crate::rules::Verdict::Fail, "{other:?}");
+    assert!(other.message.contains("another-role"), "{other:?}");
+    let none = with_role(Value::Null);
+    assert_eq!(none.verdict, crate::rules::Verdict::CannotTell, "{none:?}");
+    // A key no configuration of the plan uses: its own
+    // reuse_key_for_cluster_volumes says whether CMK016 applies.
+    let alone = |reuse: Value| {
+        let mut v: Value = serde_json::from_str(&fixture("cmk_noop_binding.json")).unwrap();
+        let only_key = |list: &mut Value| {
+            if let Some(l) = list.as_array_mut() {
+                l.retain(|r| r["address"] == "cmk_kms_key.workspace");
+            }
+        };
+        only_key(&mut v["resource_changes"]);
+        only_key(&mut v["planned_values"]["root_module"]["resources"]);
+        only_key(&mut v["prior_state"]["values"]["root_module"]["resources"]);
+        only_key(&mut v["configuration"]["root_module"]["resources"]);
+        let rc = &mut v["resource_changes"][0];
+        rc["change"]["after"]["reuse_key_for_cluster_volumes"] = reuse;
+        let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
+        a.outcomes
+            .into_iter()
+            .find(|l| l.outcome.rule == crate::rules::RuleId::PolicyClusterVolumes)
+            .unwrap()
+            .outcome
+    };
+    let reused = alone(Value::Bool(true));
+    assert_eq!(reused.verdict, crate::rules::Verdict::Pass, "{reused:?}");
+    assert!(!reused.message.contains("does not encrypt"), "{reused:?}");
+    let not_reused = alone(Value::Bool(false));
+    assert_eq!(not_reused.verdict, crate::rules::Verdict::Pass);
+    assert!(
+        not_reused
+            .message
+            .contains("does not encrypt cluster volumes"),
+        "{not_reused:?}"
+    );
 
     // The same binding changing its managed-services key still asks every
     // rule: what the plan does not hold stays "cannot tell".
