@@ -417,9 +417,20 @@ enum PolicyCheck {
 /// Checks a user-given policy against what the use cases need (CMK015,
 /// CMK016, CMK021), reporting on the `policy` attribute. The policy or the
 /// use cases may be unknown at plan: those rules then wait for apply.
+/// The region the key is in, or (a key not made yet) the one the KMS
+/// client makes it in: EBS reaches the key through EC2 in that region
+/// (`kms:ViaService`), since a workspace's keys are in its own region.
+async fn key_region(ctx: &Ctx<Clients>, m: &KmsKeyModel) -> Option<String> {
+    match m.region.known() {
+        Some(r) => Some(r.clone()),
+        None => ctx.client.kms().await.ok().and_then(|k| k.region()),
+    }
+}
+
 fn verify_policy(
     m: &KmsKeyModel,
     policy: &Val<String>,
+    region: Option<String>,
     when: PolicyCheck,
     diags: &mut Diagnostics,
 ) {
@@ -429,7 +440,7 @@ fn verify_policy(
         m.reuse_key_for_cluster_volumes.known() != Some(&false),
         m.databricks_account_id.known().cloned(),
         m.cross_account_role_arn.known().cloned(),
-        None,
+        region.clone(),
     );
     if use_cases.is_none() {
         needs.use_cases = Fact::Unknown;
@@ -467,6 +478,7 @@ fn verify_policy(
     // cross-account role not given, a condition the evaluator does not
     // model): apply would not know more, so the plan says it is not checked.
     let waits = policy.is_unknown()
+        || region.is_none()
         || use_cases.is_none()
         || m.cross_account_role_arn.is_unknown()
         || reuse_waits;
@@ -658,7 +670,8 @@ impl Resource for KmsKey {
         }
         match &c.policy {
             Val::Known(_) | Val::Unknown(_) => {
-                verify_policy(p, &c.policy, PolicyCheck::Plan, diags)
+                let region = key_region(ctx, p).await;
+                verify_policy(p, &c.policy, region, PolicyCheck::Plan, diags)
             }
             Val::Null => {
                 p.policy = match p.generated_policy() {
@@ -740,7 +753,8 @@ impl Resource for KmsKey {
     ) -> Option<KmsKeyModel> {
         // What the plan could not decide (a policy or use cases known only
         // now) is decided before any key exists.
-        verify_policy(&planned, &planned.policy, PolicyCheck::Apply, diags);
+        let region = key_region(ctx, &planned).await;
+        verify_policy(&planned, &planned.policy, region, PolicyCheck::Apply, diags);
         if diags.has_errors() {
             return None;
         }
@@ -986,7 +1000,8 @@ impl Resource for KmsKey {
         diags: &mut Diagnostics,
     ) -> Option<KmsKeyModel> {
         if planned.policy != prior.policy {
-            verify_policy(&planned, &planned.policy, PolicyCheck::Apply, diags);
+            let region = key_region(ctx, &planned).await;
+            verify_policy(&planned, &planned.policy, region, PolicyCheck::Apply, diags);
             if diags.has_errors() {
                 return Some(prior);
             }
@@ -1494,7 +1509,13 @@ mod tests {
 
     fn plan_diagnostics(m: &KmsKeyModel) -> Diagnostics {
         let mut d = Diagnostics::default();
-        verify_policy(m, &m.policy, PolicyCheck::Plan, &mut d);
+        verify_policy(
+            m,
+            &m.policy,
+            Some("us-east-1".into()),
+            PolicyCheck::Plan,
+            &mut d,
+        );
         d
     }
 
@@ -1533,5 +1554,47 @@ mod tests {
         // No reuse: nothing to check, nothing said about CMK016.
         let d = plan_diagnostics(&storage_key(V::Bool(false)));
         assert!(!d.0.iter().any(|x| x.summary.contains("CMK016")), "{d:?}");
+    }
+
+    /// Databricks' EBS statement (`kms:ViaService` `ec2.*.amazonaws.com`)
+    /// naming the key's own `cross_account_role_arn`: the plan decides
+    /// CMK016 from the region the key is made in (the SRA's storage key,
+    /// found failing in CI as "CMK016 not checked").
+    #[test]
+    fn the_ebs_statement_through_ec2_is_decided_from_the_keys_region() {
+        use Value as V;
+        let role = "arn:aws:iam::123456789012:role/sra-cross-account";
+        let policy = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
+            use_cases: [KeyFeature::Storage].into(),
+            aws_account_id: "123456789012".into(),
+            databricks_account_id: None,
+            cross_account_role_arn: Some(role.into()),
+            reuse_key_for_cluster_volumes: true,
+            partition: Partition::Aws,
+            databricks_principal: None,
+        }));
+        let mut m = storage_key(V::Bool(true));
+        m.policy = Val::Known(policy);
+        m.cross_account_role_arn = Val::Known(role.into());
+        let d = plan_diagnostics(&m);
+        assert!(d.0.is_empty(), "CMK016 passes, nothing to say: {d:?}");
+        // Another role in the statement: an error naming the key's role.
+        let mut other = m.clone();
+        other.cross_account_role_arn = Val::Known("arn:aws:iam::123456789012:role/another".into());
+        let d = plan_diagnostics(&other);
+        assert!(
+            d.0.iter()
+                .any(|x| x.summary.starts_with("CMK016") && x.detail.contains("role/another")),
+            "{d:?}"
+        );
+        // No region known at plan (no client region): CMK016 waits for apply.
+        let mut d = Diagnostics::default();
+        verify_policy(&m, &m.policy, None, PolicyCheck::Plan, &mut d);
+        assert!(!d.has_errors(), "{d:?}");
+        assert!(
+            d.0.iter()
+                .any(|x| x.summary.starts_with("Decided at apply") && x.summary.contains("CMK016")),
+            "{d:?}"
+        );
     }
 }
