@@ -107,6 +107,19 @@ fn kms_key_create_update_in_place_and_protected_destroy() {
         &m,
         &key_body("alias/acc-one", "  tags = { team = \"data\" }"),
     ));
+    // The new key's region is known at plan (review and other resources
+    // read it there); the ARN is not.
+    tf(
+        &w,
+        &m,
+        &["plan", "-input=false", "-no-color", "-out", "p.bin"],
+    )
+    .ok();
+    let shown = tf(&w, &m, &["show", "-json", "p.bin"]);
+    let plan: serde_json::Value = serde_json::from_str(&shown.ok().stdout).unwrap();
+    let change = &plan["resource_changes"][0]["change"];
+    assert_eq!(change["after"]["region"], "us-east-1", "{change}");
+    assert_eq!(change["after_unknown"]["arn"], true, "{change}");
     apply(&w, &m);
     let arn = output(&w, &m, "arn");
     assert!(

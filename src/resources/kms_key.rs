@@ -127,7 +127,8 @@ pub struct KmsKeyModel {
     #[schemars(extend("x-tf" = ["computed"]))]
     pub key_id: Val<String>,
 
-    /// The key's region.
+    /// The key's region: the provider's `aws_region` (or the AWS default
+    /// chain's) when the key is created, so it is known at plan.
     #[schemars(extend("x-tf" = ["computed"]))]
     pub region: Val<String>,
 
@@ -690,6 +691,8 @@ impl Resource for KmsKey {
             // (The key is made in the caller's account and the client's region.)
             let region = ctx.client.kms().await.ok().and_then(|k| k.region());
             let caller = ctx.client.caller_account_id().await.ok();
+            // The region is known now too: review and other resources read it.
+            p.region = region.clone().map_or_else(Val::unknown, Val::Known);
             p.arn = match (region, caller) {
                 (Some(region), Some(account)) => {
                     let prefix = format!(
@@ -707,7 +710,6 @@ impl Resource for KmsKey {
                 _ => Val::unknown(),
             };
             p.key_id = Val::unknown();
-            p.region = Val::unknown();
             p.key_state = Val::unknown();
             if c.description.is_null() {
                 p.description = Val::Known(String::new());

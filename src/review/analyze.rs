@@ -278,6 +278,21 @@ fn key_arn_source(plan: &Plan, c: &Res) -> Option<String> {
     Some(format!("{}.{attr}", r.config_address))
 }
 
+/// The start of a `cmk_kms_key`'s ARN when the plan knows its region and
+/// account but not the key id (a key made in this plan).
+fn planned_arn_prefix(plan: &Plan, k: &Res) -> Option<String> {
+    if k.rtype != "cmk_kms_key" {
+        return None;
+    }
+    let region = kms_facts(plan, k).region.known().cloned()?;
+    let account = str_known(k.get_str("aws_account_id"))?;
+    let prefix = format!(
+        "arn:{}:kms:{region}:{account}:key/",
+        crate::rules::ids::Partition::of_region(&region).as_str()
+    );
+    crate::rules::ids::key_arn_prefix(&prefix).map(|_| prefix)
+}
+
 /// The cross-account IAM role of an official workspace resource: its
 /// `credentials_id` followed to a `databricks_mws_credentials` of the plan
 /// (by reference, or by the id's value), whose `role_arn` it is.
@@ -679,10 +694,16 @@ fn analyze_with(
             (c, linked, config_facts(plan, c, key.as_ref()))
         })
         .collect();
-    for (c, _, _) in &configs {
+    for (c, linked, _) in &configs {
         // The configuration on its own: key_region as written (an unset
         // one is not the region derived from the linked key).
         let mut written = config_facts(plan, c, None);
+        if written.key_arn.is_unknown() && key_arn_source(plan, c).is_some() {
+            // The ARN of a key made in this plan starts with what its
+            // planned region and account already say (as the provider's
+            // own plan of the ARN does).
+            written.key_arn_prefix = linked.and_then(|k| planned_arn_prefix(plan, k));
+        }
         if c.get_str("aws_key_info.key_region").is_unknown()
             && !plan.configured(c, "aws_key_info.key_region")
             && !plan.configured(c, "aws_key_info")

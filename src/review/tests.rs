@@ -462,6 +462,65 @@ fn real_plan_of_this_providers_resources() {
     }
 }
 
+/// A key made in the same plan as its key configuration and binding (the
+/// review guide's plan job, recorded from a real run: terraform 1.11.4,
+/// cmk-sandbox, moto): the key's ARN is unknown, but its planned `region`
+/// and `aws_account_id` say where it will be, so CMK002 and CMK018 are
+/// decided, not "cannot tell"; a key_region that disagrees fails.
+#[test]
+fn a_key_made_in_the_plan_decides_its_configurations_region() {
+    let text = fixture("cmk_new_key_binding.json");
+    let a = review_text(&text, &Requirements::default()).unwrap();
+    for rule in [RuleId::KeyRegion, RuleId::KeyArnWellFormed] {
+        let o = outcome(&a, "cmk_key_configuration.workspace", rule);
+        assert_eq!(o.outcome.verdict, crate::rules::Verdict::Pass, "{o:#?}");
+    }
+    let unsure: Vec<_> = a
+        .outcomes
+        .iter()
+        .filter(|l| l.outcome.verdict == crate::rules::Verdict::CannotTell && !l.live_decides)
+        .map(|l| format!("{} {}", l.address, l.outcome.rule.code()))
+        .collect();
+    assert!(
+        unsure.is_empty(),
+        "only --live is left to decide: {unsure:?}"
+    );
+    // The configuration says eu-west-1; the key is planned in us-east-1.
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    for r in v["resource_changes"].as_array_mut().unwrap() {
+        if r["address"] == "cmk_key_configuration.workspace" {
+            r["change"]["after"]["aws_key_info"]["key_region"] = "eu-west-1".into();
+        }
+    }
+    let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
+    let o = outcome(&a, "cmk_key_configuration.workspace", RuleId::KeyRegion);
+    assert!(o.outcome.is_failure(), "{o:#?}");
+    assert!(
+        o.outcome.message.contains("eu-west-1") && o.outcome.message.contains("us-east-1"),
+        "{}",
+        o.outcome.message
+    );
+    // Without the planned region (a plan recorded before the provider
+    // planned it), the rule cannot tell, as before.
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    for r in v["resource_changes"].as_array_mut().unwrap() {
+        if r["address"] == "cmk_kms_key.workspace" {
+            r["change"]["after"]
+                .as_object_mut()
+                .unwrap()
+                .remove("region");
+            r["change"]["after_unknown"]["region"] = true.into();
+        }
+    }
+    let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
+    let o = outcome(&a, "cmk_key_configuration.workspace", RuleId::KeyRegion);
+    assert_eq!(
+        o.outcome.verdict,
+        crate::rules::Verdict::CannotTell,
+        "{o:#?}"
+    );
+}
+
 /// Issue 22: a no-op plan of an applied binding (the plan JSON holds both
 /// regions, `after_unknown` is empty) gave six "cannot tell yet" lines: the
 /// binding's own region was never read, and the rules about a key change
