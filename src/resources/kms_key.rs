@@ -44,6 +44,13 @@ fn default_window() -> Val<i64> {
 /// `terraform-provider-cmk:create-token`, which it puts on the key in `CreateKey`
 /// and removes as the create's last step (an update applied to the key removes it
 /// too); a key without that tag is always held by `deletion_protection`.
+///
+/// A `CreateKey` whose answer is lost (a timeout, a dropped connection, a 5xx)
+/// is looked for by that tag before anything is sent again, so one create makes
+/// one key. Only a provider process killed while `CreateKey` is in flight can
+/// leave a key outside the state. It still carries the tag (`aws kms
+/// list-resource-tags --key-id KEY` shows it) and never protected data: schedule
+/// its deletion (`aws kms schedule-key-deletion --key-id KEY --pending-window-in-days 7`).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KmsKeyModel {
     /// The use cases the key serves: `MANAGED_SERVICES`, `STORAGE`, or both. They
