@@ -700,21 +700,15 @@ impl Resource for KmsKey {
             let caller = ctx.client.caller_account_id().await.ok();
             // The region is known now too: review and other resources read it.
             p.region = region.clone().map_or_else(Val::unknown, Val::Known);
-            p.arn = match (region, caller) {
-                (Some(region), Some(account)) => {
-                    let prefix = format!(
-                        "arn:{}:kms:{region}:{account}:key/",
-                        ids::Partition::of_region(&region).as_str()
-                    );
-                    match ids::key_arn_prefix(&prefix) {
-                        Some(_) => Val::Unknown(Refinements {
-                            not_null: true,
-                            string_prefix: Some(prefix),
-                        }),
-                        None => Val::unknown(),
-                    }
-                }
-                _ => Val::unknown(),
+            p.arn = match region
+                .zip(caller)
+                .and_then(|(r, a)| ids::new_key_arn_prefix(&r, &a))
+            {
+                Some(prefix) => Val::Unknown(Refinements {
+                    not_null: true,
+                    string_prefix: Some(prefix),
+                }),
+                None => Val::unknown(),
             };
             p.key_id = Val::unknown();
             p.key_state = Val::unknown();

@@ -286,11 +286,7 @@ fn planned_arn_prefix(plan: &Plan, k: &Res) -> Option<String> {
     }
     let region = kms_facts(plan, k).region.known().cloned()?;
     let account = str_known(k.get_str("aws_account_id"))?;
-    let prefix = format!(
-        "arn:{}:kms:{region}:{account}:key/",
-        crate::rules::ids::Partition::of_region(&region).as_str()
-    );
-    crate::rules::ids::key_arn_prefix(&prefix).map(|_| prefix)
+    crate::rules::ids::new_key_arn_prefix(&region, &account)
 }
 
 /// The cross-account IAM role of an official workspace resource: its

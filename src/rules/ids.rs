@@ -347,7 +347,6 @@ pub struct KeyArn {
     pub multi_region: bool,
 }
 
-/// Parses `arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID`.
 /// What a key ARN not known until apply is promised to start with
 /// (Terraform's string-prefix refinement, as `cmk_kms_key` plans its `arn`),
 /// when that start already names a key: `arn:PARTITION:kms:REGION:ACCOUNT:key/`.
@@ -361,6 +360,18 @@ pub fn key_arn_prefix(prefix: &str) -> Option<KeyArn> {
     Some(k)
 }
 
+/// The start of the ARN of a key to be made in `region` and `account`
+/// (partition from the region), when both are valid: what `cmk_kms_key`
+/// promises at plan and what review reads from a plan.
+pub fn new_key_arn_prefix(region: &str, account: &str) -> Option<String> {
+    let prefix = format!(
+        "arn:{}:kms:{region}:{account}:key/",
+        Partition::of_region(region).as_str()
+    );
+    key_arn_prefix(&prefix).map(|_| prefix)
+}
+
+/// Parses `arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID`.
 pub fn parse_key_arn(s: &str) -> Result<KeyArn, IdError> {
     let q = || quoted(s);
     let [_, partition, service, region, account, resource] = split_arn(s)?;
@@ -507,6 +518,20 @@ mod tests {
         }
         assert_eq!(Partition::of_region("cn-north-1"), Partition::AwsCn);
         assert_eq!(Partition::of_region("eu-west-1"), Partition::Aws);
+    }
+
+    #[test]
+    fn a_new_keys_arn_start_takes_its_partition_from_the_region() {
+        assert_eq!(
+            new_key_arn_prefix("us-gov-west-1", "123456789012").as_deref(),
+            Some("arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/")
+        );
+        assert_eq!(
+            new_key_arn_prefix("eu-west-1", "123456789012").as_deref(),
+            Some("arn:aws:kms:eu-west-1:123456789012:key/")
+        );
+        assert_eq!(new_key_arn_prefix("eu-west-1", "12345"), None);
+        assert_eq!(new_key_arn_prefix("", "123456789012"), None);
     }
 
     use super::*;
