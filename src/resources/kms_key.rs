@@ -164,6 +164,8 @@ impl KmsKeyModel {
             .known()
             .and_then(|a| ids::parse_key_arn(a).ok())
             .map(|a| a.partition)
+            // A key not made yet: the partition of the region it is made in.
+            .or_else(|| self.region.known().map(|r| Partition::of_region(r)))
             .unwrap_or(Partition::Aws)
     }
 
@@ -676,6 +678,16 @@ impl Resource for KmsKey {
                 }
             };
         }
+        // A new key is made in the client's region: known now, so the
+        // generated policy's partition and review read it (and other
+        // resources given this key's `region`).
+        let new_key_region = if prior.is_none() {
+            let region = ctx.client.kms().await.ok().and_then(|k| k.region());
+            p.region = region.clone().map_or_else(Val::unknown, Val::Known);
+            Some(region)
+        } else {
+            None
+        };
         match &c.policy {
             Val::Known(_) | Val::Unknown(_) => {
                 let region = key_region(ctx, p).await;
@@ -691,15 +703,12 @@ impl Resource for KmsKey {
                 };
             }
         }
-        if prior.is_none() {
+        if let Some(region) = new_key_region {
             // The new key's ARN starts with what is known now (partition,
             // region, account): a key configuration or binding given this
             // `arn` in the same plan reads its region and kind at plan.
             // (The key is made in the caller's account and the client's region.)
-            let region = ctx.client.kms().await.ok().and_then(|k| k.region());
             let caller = ctx.client.caller_account_id().await.ok();
-            // The region is known now too: review and other resources read it.
-            p.region = region.clone().map_or_else(Val::unknown, Val::Known);
             p.arn = match region
                 .zip(caller)
                 .and_then(|(r, a)| ids::new_key_arn_prefix(&r, &a))
@@ -1508,6 +1517,26 @@ mod tests {
         m.insert("reuse_key_for_cluster_volumes".into(), reuse);
         m.insert("policy".into(), V::string(&policy));
         crate::tfplugin::model::from_value(&V::Map(m)).expect("a model")
+    }
+
+    /// A key not made yet has no ARN: its generated policy names Databricks'
+    /// principal of the partition of the region it is made in.
+    #[test]
+    fn a_new_keys_generated_policy_is_for_its_regions_partition() {
+        let mut m = storage_key(Value::Bool(true));
+        m.aws_account_id = Val::Known("123456789012".into());
+        m.arn = Val::unknown();
+        for (region, partition) in [
+            ("cn-north-1", Partition::AwsCn),
+            ("us-gov-west-1", Partition::AwsUsGov),
+            ("eu-west-1", Partition::Aws),
+        ] {
+            m.region = Val::Known(region.into());
+            assert_eq!(m.partition(), partition, "{region}");
+            let policy = m.generated_policy().expect("every argument is known");
+            let principal = kms_policy::default_databricks_principal(partition);
+            assert!(policy.contains(&principal), "{region}: {policy}");
+        }
     }
 
     fn plan_diagnostics(m: &KmsKeyModel) -> Diagnostics {

@@ -836,3 +836,125 @@ fn hcl_mode_records_what_the_real_plan_of_the_same_source_records() {
         );
     }
 }
+
+/// `cmk_kms_key`s with no `policy` argument: the provider generates their
+/// policy, so review checks the one it generates rather than leaving
+/// CMK015, CMK016 and CMK021 for apply. The workspace's role comes from its
+/// credentials; only the first key names it for its EBS statement.
+const GENERATED_POLICIES: &str = r#"
+provider "cmk" {
+  aws_region = "us-east-1"
+}
+locals {
+  account = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  role    = "arn:aws:iam::123456789012:role/ws-cross-account"
+}
+resource "cmk_kms_key" "named_role" {
+  use_cases              = ["STORAGE"]
+  databricks_account_id  = local.account
+  cross_account_role_arn = local.role
+}
+resource "cmk_kms_key" "other_owner" {
+  use_cases             = ["STORAGE"]
+  databricks_account_id = local.account
+  aws_account_id        = "999999999999"
+}
+resource "cmk_kms_key" "owner_not_known" {
+  use_cases             = ["STORAGE"]
+  databricks_account_id = local.account
+}
+resource "databricks_mws_credentials" "c" {
+  account_id       = local.account
+  credentials_name = "c"
+  role_arn         = local.role
+}
+resource "databricks_mws_customer_managed_keys" "named_role" {
+  account_id = local.account
+  use_cases  = ["STORAGE"]
+  aws_key_info {
+    key_arn = cmk_kms_key.named_role.arn
+  }
+}
+resource "databricks_mws_workspaces" "named_role" {
+  account_id                      = local.account
+  workspace_name                  = "named_role"
+  aws_region                      = "us-east-1"
+  pricing_tier                    = "ENTERPRISE"
+  credentials_id                  = databricks_mws_credentials.c.credentials_id
+  storage_customer_managed_key_id = databricks_mws_customer_managed_keys.named_role.customer_managed_key_id
+}
+resource "databricks_mws_customer_managed_keys" "other_owner" {
+  account_id = local.account
+  use_cases  = ["STORAGE"]
+  aws_key_info {
+    key_arn = cmk_kms_key.other_owner.arn
+  }
+}
+resource "databricks_mws_workspaces" "other_owner" {
+  account_id                      = local.account
+  workspace_name                  = "other_owner"
+  aws_region                      = "us-east-1"
+  pricing_tier                    = "ENTERPRISE"
+  credentials_id                  = databricks_mws_credentials.c.credentials_id
+  storage_customer_managed_key_id = databricks_mws_customer_managed_keys.other_owner.customer_managed_key_id
+}
+resource "databricks_mws_customer_managed_keys" "owner_not_known" {
+  account_id = local.account
+  use_cases  = ["STORAGE"]
+  aws_key_info {
+    key_arn = cmk_kms_key.owner_not_known.arn
+  }
+}
+resource "databricks_mws_workspaces" "owner_not_known" {
+  account_id                      = local.account
+  workspace_name                  = "owner_not_known"
+  aws_region                      = "us-east-1"
+  pricing_tier                    = "ENTERPRISE"
+  credentials_id                  = databricks_mws_credentials.c.credentials_id
+  storage_customer_managed_key_id = databricks_mws_customer_managed_keys.owner_not_known.customer_managed_key_id
+}
+"#;
+
+#[test]
+fn a_generated_key_policy_is_checked_not_left_for_apply() {
+    let d = config_dir(&[("main.tf", GENERATED_POLICIES)]);
+    let a = hcl_analysis(d.path());
+    let text = output::text(&a);
+    let outcome = |key: &str, rule: &str| -> (String, String) {
+        let found: Vec<_> = a
+            .outcomes
+            .iter()
+            .filter(|l| l.address == format!("cmk_kms_key.{key}") && l.outcome.rule.code() == rule)
+            .map(|l| {
+                (
+                    format!("{:?}", l.outcome.verdict),
+                    l.outcome.message.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{key} {rule}:\n{text}");
+        found[0].clone()
+    };
+    for key in ["named_role", "other_owner", "owner_not_known"] {
+        // Databricks' grants, under the account tag of local.account.
+        for rule in ["CMK015", "CMK021"] {
+            assert_eq!(outcome(key, rule).0, "Pass", "{key} {rule}:\n{text}");
+        }
+    }
+    // The EBS statement names the role.
+    assert_eq!(outcome("named_role", "CMK016").0, "Pass", "{text}");
+    // No EBS statement, and the owner's own statement is for another
+    // account than the role's: EC2 acting for the role is refused.
+    let (v, m) = outcome("other_owner", "CMK016");
+    assert_eq!(v, "Fail", "{text}");
+    assert!(m.contains("ws-cross-account"), "{m}");
+    // No EBS statement, and the owner (the caller's account at apply) is
+    // not known: the role may be of the key's own account. It waits for
+    // apply, and says how to decide it now.
+    let (v, m) = outcome("owner_not_known", "CMK016");
+    assert_eq!(v, "CannotTell", "{text}");
+    assert!(
+        m.contains("cross_account_role_arn = \"arn:aws:iam::123456789012:role/ws-cross-account\""),
+        "{m}"
+    );
+}

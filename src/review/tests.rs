@@ -501,7 +501,8 @@ fn a_key_made_in_the_plan_decides_its_configurations_region() {
         o.outcome.message
     );
     // Without the planned region (a plan recorded before the provider
-    // planned it), the rule cannot tell, as before.
+    // planned it), the key is made in its provider configuration's
+    // aws_region (us-east-1 here): that decides it.
     let mut v: Value = serde_json::from_str(&text).unwrap();
     for r in v["resource_changes"].as_array_mut().unwrap() {
         if r["address"] == "cmk_kms_key.workspace" {
@@ -512,6 +513,15 @@ fn a_key_made_in_the_plan_decides_its_configurations_region() {
             r["change"]["after_unknown"]["region"] = true.into();
         }
     }
+    let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
+    let o = outcome(&a, "cmk_key_configuration.workspace", RuleId::KeyRegion);
+    assert_eq!(o.outcome.verdict, crate::rules::Verdict::Pass, "{o:#?}");
+    // Nor that (the region comes from AWS_REGION at apply): the rule
+    // cannot tell, as before.
+    v["configuration"]["provider_config"]["cmk"]["expressions"]
+        .as_object_mut()
+        .unwrap()
+        .remove("aws_region");
     let a = review_text(&v.to_string(), &Requirements::default()).unwrap();
     let o = outcome(&a, "cmk_key_configuration.workspace", RuleId::KeyRegion);
     assert_eq!(
@@ -643,6 +653,53 @@ fn a_no_op_plan_of_a_bound_workspace_has_nothing_it_cannot_tell() {
             .message
             .contains("does not encrypt cluster volumes"),
         "{not_reused:?}"
+    );
+    // Alone, the key's policy (with its `aws:PrincipalTag/DatabricksAccountId`
+    // conditions) is checked against its own databricks_account_id: CMK015
+    // and CMK021 are decided, not left for apply.
+    let mut v: Value = serde_json::from_str(&fixture("cmk_noop_binding.json")).unwrap();
+    for path in [
+        "/resource_changes",
+        "/planned_values/root_module/resources",
+        "/prior_state/values/root_module/resources",
+        "/configuration/root_module/resources",
+    ] {
+        if let Some(l) = v.pointer_mut(path).and_then(Value::as_array_mut) {
+            l.retain(|r| r["address"] == "cmk_kms_key.workspace");
+        }
+    }
+    let verdicts = |v: &Value| -> Vec<(RuleId, crate::rules::Verdict, String)> {
+        review_text(&v.to_string(), &Requirements::default())
+            .unwrap()
+            .outcomes
+            .into_iter()
+            .filter(|l| {
+                matches!(
+                    l.outcome.rule,
+                    RuleId::PolicyDatabricksGrants | RuleId::PolicyGuideStatements
+                )
+            })
+            .map(|l| (l.outcome.rule, l.outcome.verdict, l.outcome.message))
+            .collect()
+    };
+    let own = verdicts(&v);
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert!(
+        own.iter()
+            .all(|(_, verdict, _)| *verdict == crate::rules::Verdict::Pass),
+        "{own:?}"
+    );
+    // Another Databricks account there: the policy's conditions name the
+    // old one, so Databricks' principal is refused (CMK015 fails).
+    v["resource_changes"][0]["change"]["after"]["databricks_account_id"] =
+        Value::from("11111111-2222-3333-4444-555555555555");
+    let other = verdicts(&v);
+    assert!(
+        other
+            .iter()
+            .any(|(r, verdict, _)| *r == RuleId::PolicyDatabricksGrants
+                && *verdict == crate::rules::Verdict::Fail),
+        "{other:?}"
     );
 
     // The same binding changing its managed-services key still asks every
