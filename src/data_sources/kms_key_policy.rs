@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::ids::{self, Partition};
-use crate::rules::kms_policy::{self, PolicyAdvice, PolicyInput};
+use crate::rules::kms_policy::{self, PolicyInput};
 use crate::rules::KeyFeature;
 use crate::support::Clients;
 use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val, ValSet};
@@ -170,13 +170,7 @@ impl DataSource for KmsKeyPolicy {
         }
         if let Some(input) = c.input() {
             for a in kms_policy::advice(&input) {
-                let at = match a {
-                    PolicyAdvice::ClusterVolumesWithoutRole => {
-                        path("reuse_key_for_cluster_volumes")
-                    }
-                    PolicyAdvice::RoleUnused { .. } => path("cross_account_role_arn"),
-                };
-                diags.warning_at(at, "Key policy may not be what you meant", a.message());
+                diags.warning_at(path(a.argument()), a.summary(), a.detail());
             }
         }
     }

@@ -70,7 +70,8 @@ pub struct KmsKeyModel {
 
     /// The workspace's cross-account IAM role ARN: with `STORAGE` and
     /// `reuse_key_for_cluster_volumes`, the policy lets it use the key for cluster
-    /// EBS volumes.
+    /// EBS volumes. A generated policy without it has no EBS statement, and the
+    /// plan warns (CMK016).
     #[schemars(extend("x-tf" = ["optional"]))]
     pub cross_account_role_arn: Val<String>,
 
@@ -437,6 +438,18 @@ async fn key_region(ctx: &Ctx<Clients>, m: &KmsKeyModel) -> Option<String> {
     }
 }
 
+/// Warnings about a generated policy (`policy` not set), from the rules the
+/// policy data source gives them by: the arguments' attribute paths. Says
+/// nothing while an argument is unknown.
+fn policy_advice(m: &KmsKeyModel, diags: &mut Diagnostics) {
+    let Some(input) = m.policy_input() else {
+        return;
+    };
+    for a in kms_policy::advice(&input) {
+        diags.warning_at(path(a.argument()), a.summary(), a.detail());
+    }
+}
+
 fn verify_policy(
     m: &KmsKeyModel,
     policy: &Val<String>,
@@ -694,6 +707,10 @@ impl Resource for KmsKey {
                 verify_policy(p, &c.policy, region, PolicyCheck::Plan, diags)
             }
             Val::Null => {
+                // What the generated policy cannot hold (the EBS statement
+                // without the workspace's role), as the policy data source
+                // says it; decided at apply when an argument is unknown now.
+                policy_advice(p, diags);
                 p.policy = match p.generated_policy() {
                     Some(g) => match prior.as_ref().and_then(|pr| pr.policy.known()) {
                         Some(old) if kms::policies_equivalent(old, &g) => Val::Known(old.clone()),
@@ -833,10 +850,14 @@ impl Resource for KmsKey {
         let policy = match m.policy.known() {
             Some(p) => Ok(p.clone()),
             None => match m.generated_policy() {
-                Some(g) => match kms.put_policy(&arn, &g).await {
-                    Ok(()) => Ok(g),
-                    Err(e) => Err(e),
-                },
+                Some(g) => {
+                    // (Generated now: an argument was unknown at plan.)
+                    policy_advice(&m, diags);
+                    match kms.put_policy(&arn, &g).await {
+                        Ok(()) => Ok(g),
+                        Err(e) => Err(e),
+                    }
+                }
                 None => kms.get_policy(&arn).await,
             },
         };
@@ -1081,7 +1102,11 @@ impl Resource for KmsKey {
         }
         let want_policy = match planned.policy.known() {
             Some(p) => Some(p.clone()),
-            None => planned.generated_policy(),
+            None => {
+                // (Generated now: an argument was unknown at plan.)
+                policy_advice(&planned, diags);
+                planned.generated_policy()
+            }
         };
         if let Some(want) = want_policy {
             let same = prior
@@ -1517,6 +1542,44 @@ mod tests {
         m.insert("reuse_key_for_cluster_volumes".into(), reuse);
         m.insert("policy".into(), V::string(&policy));
         crate::tfplugin::model::from_value(&V::Map(m)).expect("a model")
+    }
+
+    /// A generated policy (no `policy` argument) of a STORAGE key reused for
+    /// cluster volumes, with no role for its EBS statement: the plan says so
+    /// on the argument, naming CMK016, as the policy data source does.
+    #[test]
+    fn a_generated_policy_without_its_ebs_statement_is_said_at_plan() {
+        let advice = |m: &KmsKeyModel| {
+            let mut d = Diagnostics::default();
+            policy_advice(m, &mut d);
+            d
+        };
+        let mut m = storage_key(Value::Bool(true));
+        m.aws_account_id = Val::Known("123456789012".into());
+        let d = advice(&m);
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert!(!d.has_errors(), "{d:?}");
+        assert!(d.0[0].summary.starts_with("CMK016"), "{d:?}");
+        assert!(
+            d.0[0].detail.contains("Set cross_account_role_arn"),
+            "{d:?}"
+        );
+        assert!(d.0[0].detail.contains("docs/rules/CMK016.md"), "{d:?}");
+        // The role given (or coming from another resource): the generated
+        // policy holds its EBS statement.
+        m.cross_account_role_arn = Val::Known("arn:aws:iam::123456789012:role/ws".into());
+        assert!(advice(&m).0.is_empty());
+        m.cross_account_role_arn = Val::unknown();
+        assert!(advice(&m).0.is_empty());
+        // Not reused for cluster volumes: no EBS statement needed, and a role
+        // given is said to be unused.
+        let mut m = storage_key(Value::Bool(false));
+        m.aws_account_id = Val::Known("123456789012".into());
+        assert!(advice(&m).0.is_empty());
+        m.cross_account_role_arn = Val::Known("arn:aws:iam::123456789012:role/ws".into());
+        let d = advice(&m);
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert!(d.0[0].detail.contains("not used"), "{d:?}");
     }
 
     /// A key not made yet has no ARN: its generated policy names Databricks'

@@ -179,6 +179,41 @@ pub enum PolicyAdvice {
 }
 
 impl PolicyAdvice {
+    /// The argument the advice is about (the same name on the policy data
+    /// source and on `cmk_kms_key`).
+    pub fn argument(&self) -> &'static str {
+        match self {
+            PolicyAdvice::ClusterVolumesWithoutRole => "reuse_key_for_cluster_volumes",
+            PolicyAdvice::RoleUnused { .. } => "cross_account_role_arn",
+        }
+    }
+
+    /// The rule a warning is about, when one is: the EBS statement is
+    /// CMK016's.
+    pub fn rule(&self) -> Option<super::RuleId> {
+        match self {
+            PolicyAdvice::ClusterVolumesWithoutRole => Some(super::RuleId::PolicyClusterVolumes),
+            PolicyAdvice::RoleUnused { .. } => None,
+        }
+    }
+
+    /// The warning's summary line.
+    pub fn summary(&self) -> String {
+        match self.rule() {
+            Some(r) => format!("{}: key policy may not be what you meant", r.code()),
+            None => "Key policy may not be what you meant".to_string(),
+        }
+    }
+
+    /// The warning's detail: the message, and the rule's page when one is
+    /// about it.
+    pub fn detail(&self) -> String {
+        match self.rule() {
+            Some(r) => format!("{}\nSee {}.", self.message(), r.rule().docs_path()),
+            None => self.message(),
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             PolicyAdvice::ClusterVolumesWithoutRole => "The key will also encrypt cluster EBS volumes (STORAGE with reuse_key_for_cluster_volumes = true), but no cross_account_role_arn was given, so the policy has no statement for the workspace's cross-account role and classic clusters cannot attach encrypted volumes. Set cross_account_role_arn, or set reuse_key_for_cluster_volumes = false.".to_string(),
