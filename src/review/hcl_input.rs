@@ -637,6 +637,28 @@ fn eval_partial(e: &Expression, ctx: &Context) -> (Option<Value>, Option<Value>)
     (Some(Value::Object(known)), Some(Value::Object(unknown)))
 }
 
+/// The entries of an object constructor whose keys are all known, each
+/// with its value when that is known; `None` if a key is not known.
+fn known_keys(e: &Expression, ctx: &Context) -> Option<Vec<(String, Option<hcl::Value>)>> {
+    let Expression::Object(fields) = e else {
+        return None;
+    };
+    fields
+        .iter()
+        .map(|(key, value)| {
+            let key = match key {
+                ObjectKey::Identifier(i) => i.to_string(),
+                ObjectKey::Expression(k) => match k.evaluate(ctx) {
+                    Ok(hcl::Value::String(s)) => s,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            Some((key, value.evaluate(ctx).ok()))
+        })
+        .collect()
+}
+
 /// A body's values: (after, after_unknown, expressions).
 fn eval_body(
     body: &Body,
@@ -839,7 +861,22 @@ fn eval_resource(
                     ));
                 }
             }
-            _ => keys.push((None, hcl::Value::Null)),
+            // A map written out whose keys are known and some values not
+            // (the ARNs of keys made in the same plan): Terraform makes an
+            // instance per key, and `each.value` is unknown where the value is.
+            _ => match known_keys(&f.expr, ctx) {
+                Some(entries) => {
+                    keyed = Some(false);
+                    for (k, v) in entries {
+                        let meta = match v {
+                            Some(v) => hcl::value!({ key = (k.clone()), value = (v) }),
+                            None => hcl::value!({ key = (k.clone()) }),
+                        };
+                        keys.push((Some(json!(k)), meta));
+                    }
+                }
+                None => keys.push((None, hcl::Value::Null)),
+            },
         }
     } else {
         keys.push((None, hcl::Value::Null));

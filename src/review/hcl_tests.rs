@@ -840,7 +840,9 @@ fn hcl_mode_records_what_the_real_plan_of_the_same_source_records() {
 /// `cmk_kms_key`s with no `policy` argument: the provider generates their
 /// policy, so review checks the one it generates rather than leaving
 /// CMK015, CMK016 and CMK021 for apply. The workspace's role comes from its
-/// credentials; only the first key names it for its EBS statement.
+/// credentials; only the first key names it for its EBS statement. Keys,
+/// configurations and workspaces are chained by `for_each` over the
+/// resource before (`each.value.arn`), as users write them.
 const GENERATED_POLICIES: &str = r#"
 provider "cmk" {
   aws_region = "us-east-1"
@@ -848,70 +850,40 @@ provider "cmk" {
 locals {
   account = "0d26daa6-5e44-4c97-a497-ef015f91254a"
   role    = "arn:aws:iam::123456789012:role/ws-cross-account"
+  keys = {
+    named_role      = { role = local.role, owner = null }
+    other_owner     = { role = null, owner = "999999999999" }
+    owner_not_known = { role = null, owner = null }
+  }
 }
-resource "cmk_kms_key" "named_role" {
+resource "cmk_kms_key" "k" {
+  for_each               = local.keys
   use_cases              = ["STORAGE"]
   databricks_account_id  = local.account
-  cross_account_role_arn = local.role
-}
-resource "cmk_kms_key" "other_owner" {
-  use_cases             = ["STORAGE"]
-  databricks_account_id = local.account
-  aws_account_id        = "999999999999"
-}
-resource "cmk_kms_key" "owner_not_known" {
-  use_cases             = ["STORAGE"]
-  databricks_account_id = local.account
+  cross_account_role_arn = each.value.role
+  aws_account_id         = each.value.owner
 }
 resource "databricks_mws_credentials" "c" {
   account_id       = local.account
   credentials_name = "c"
   role_arn         = local.role
 }
-resource "databricks_mws_customer_managed_keys" "named_role" {
+resource "databricks_mws_customer_managed_keys" "st" {
+  for_each   = cmk_kms_key.k
   account_id = local.account
   use_cases  = ["STORAGE"]
   aws_key_info {
-    key_arn = cmk_kms_key.named_role.arn
+    key_arn = each.value.arn
   }
 }
-resource "databricks_mws_workspaces" "named_role" {
+resource "databricks_mws_workspaces" "w" {
+  for_each                        = databricks_mws_customer_managed_keys.st
   account_id                      = local.account
-  workspace_name                  = "named_role"
+  workspace_name                  = each.key
   aws_region                      = "us-east-1"
   pricing_tier                    = "ENTERPRISE"
   credentials_id                  = databricks_mws_credentials.c.credentials_id
-  storage_customer_managed_key_id = databricks_mws_customer_managed_keys.named_role.customer_managed_key_id
-}
-resource "databricks_mws_customer_managed_keys" "other_owner" {
-  account_id = local.account
-  use_cases  = ["STORAGE"]
-  aws_key_info {
-    key_arn = cmk_kms_key.other_owner.arn
-  }
-}
-resource "databricks_mws_workspaces" "other_owner" {
-  account_id                      = local.account
-  workspace_name                  = "other_owner"
-  aws_region                      = "us-east-1"
-  pricing_tier                    = "ENTERPRISE"
-  credentials_id                  = databricks_mws_credentials.c.credentials_id
-  storage_customer_managed_key_id = databricks_mws_customer_managed_keys.other_owner.customer_managed_key_id
-}
-resource "databricks_mws_customer_managed_keys" "owner_not_known" {
-  account_id = local.account
-  use_cases  = ["STORAGE"]
-  aws_key_info {
-    key_arn = cmk_kms_key.owner_not_known.arn
-  }
-}
-resource "databricks_mws_workspaces" "owner_not_known" {
-  account_id                      = local.account
-  workspace_name                  = "owner_not_known"
-  aws_region                      = "us-east-1"
-  pricing_tier                    = "ENTERPRISE"
-  credentials_id                  = databricks_mws_credentials.c.credentials_id
-  storage_customer_managed_key_id = databricks_mws_customer_managed_keys.owner_not_known.customer_managed_key_id
+  storage_customer_managed_key_id = each.value.customer_managed_key_id
 }
 "#;
 
@@ -924,7 +896,9 @@ fn a_generated_key_policy_is_checked_not_left_for_apply() {
         let found: Vec<_> = a
             .outcomes
             .iter()
-            .filter(|l| l.address == format!("cmk_kms_key.{key}") && l.outcome.rule.code() == rule)
+            .filter(|l| {
+                l.address == format!("cmk_kms_key.k[\"{key}\"]") && l.outcome.rule.code() == rule
+            })
             .map(|l| {
                 (
                     format!("{:?}", l.outcome.verdict),
@@ -957,4 +931,52 @@ fn a_generated_key_policy_is_checked_not_left_for_apply() {
         m.contains("cross_account_role_arn = \"arn:aws:iam::123456789012:role/ws-cross-account\""),
         "{m}"
     );
+}
+
+/// `for_each` over a map written out whose keys are known and whose values
+/// are not (the ARNs of keys made in the same plan): one instance per key,
+/// as Terraform plans it, not one instance without a key.
+#[test]
+fn for_each_over_known_keys_with_unknown_values_makes_an_instance_per_key() {
+    let d = config_dir(&[(
+        "main.tf",
+        r#"
+resource "cmk_kms_key" "a" {
+  use_cases = ["MANAGED_SERVICES"]
+}
+resource "cmk_kms_key" "b" {
+  use_cases = ["MANAGED_SERVICES"]
+}
+resource "databricks_mws_customer_managed_keys" "ms" {
+  for_each   = { a = cmk_kms_key.a.arn, "b" = cmk_kms_key.b.arn }
+  account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  use_cases  = ["MANAGED_SERVICES"]
+  aws_key_info {
+    key_arn = each.value
+  }
+}
+"#,
+    )]);
+    let opts = parse_args(&s(&[d.path().to_str().unwrap()])).unwrap();
+    let (plan, _) = load_hcl(&opts).unwrap();
+    let mut got: Vec<&str> = plan
+        .by_type(&["databricks_mws_customer_managed_keys"])
+        .map(|r| r.address.as_str())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            r#"databricks_mws_customer_managed_keys.ms["a"]"#,
+            r#"databricks_mws_customer_managed_keys.ms["b"]"#
+        ]
+    );
+    // Each instance's key_arn is unknown, not null.
+    for r in plan.by_type(&["databricks_mws_customer_managed_keys"]) {
+        assert!(
+            r.get_str("aws_key_info.key_arn").is_unknown(),
+            "{}",
+            r.address
+        );
+    }
 }

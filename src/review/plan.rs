@@ -143,6 +143,8 @@ struct ConfigFacts {
     module_inputs: HashMap<String, BTreeMap<String, Vec<String>>>,
     /// module prefix -> output -> references inside the module.
     module_outputs: HashMap<String, BTreeMap<String, Vec<String>>>,
+    /// config address -> the references of its `for_each` expression.
+    for_each: HashMap<String, Vec<String>>,
 }
 
 /// How deep references are followed through module variables and outputs.
@@ -541,8 +543,38 @@ impl Plan {
     fn expand(&self, from: &Res, path: &str) -> Vec<(String, String)> {
         let mut out = vec![];
         let prefix = module_prefix(&from.config_address);
-        self.expand_refs(&prefix, &self.refs(from, path), 0, &mut out);
+        let refs: Vec<String> = self
+            .refs(from, path)
+            .into_iter()
+            .map(|r| self.through_each_value(from, r))
+            .collect();
+        self.expand_refs(&prefix, &refs, 0, &mut out);
         out
+    }
+
+    /// `each.value...` under a `for_each` over one whole resource or data
+    /// source (`for_each = cmk_kms_key.k`, chained instances): that
+    /// resource's attribute, whose instance of `from`'s own key
+    /// [`Plan::instances`] puts first. Any other reference as it is.
+    fn through_each_value(&self, from: &Res, r: String) -> String {
+        let Some(rest) = r.strip_prefix("each.value") else {
+            return r;
+        };
+        let Some(refs) = self.config.for_each.get(&from.config_address) else {
+            return r;
+        };
+        match refs.as_slice() {
+            [target]
+                if !target.contains('[')
+                    && !["var.", "local.", "each.", "count.", "module."]
+                        .iter()
+                        .any(|p| target.starts_with(p))
+                    && (rest.is_empty() || rest.starts_with('.')) =>
+            {
+                format!("{target}{rest}")
+            }
+            _ => r,
+        }
     }
 
     fn expand_refs(
@@ -755,6 +787,10 @@ fn collect_config(
                 collect_expressions(e, "", &mut attrs, 0);
             }
             let full = format!("{prefix}{address}");
+            if let Some(Value::Array(refs)) = r.pointer("/for_each_expression/references") {
+                let refs = refs.iter().filter_map(Value::as_str).map(str::to_string);
+                config.for_each.insert(full.clone(), refs.collect());
+            }
             if let Some(k) = r.get("provider_config_key").and_then(Value::as_str) {
                 config.provider_keys.insert(full.clone(), k.to_string());
             }
