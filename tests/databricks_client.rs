@@ -913,6 +913,12 @@ async fn no_secret_in_any_log_line() {
         .with(cmk::logging::HclogLayer::new(hclog.clone()));
     let _guard = tracing::subscriber::set_default(sub);
     let h = start_with(|c| c.token_lifetime = Duration::from_secs(1)).await;
+    // tracing caches, per call site, whether any subscriber wants it. A call
+    // site another test thread (with no subscriber) was registering while
+    // this one's subscriber was set keeps "never" (seen once in make test:
+    // 1 "Databricks call" line of 6). Rebuilt now, with this subscriber in
+    // place, every call site counts it.
+    tracing::callsite::rebuild_interest_cache();
     let cancel = CancellationToken::new();
     let oauth = client_from(oauth_settings(&h));
     oauth.list_workspaces(&cancel).await.unwrap();
