@@ -438,9 +438,9 @@ async fn key_region(ctx: &Ctx<Clients>, m: &KmsKeyModel) -> Option<String> {
     }
 }
 
-/// Warnings about a generated policy (`policy` not set), from the rules the
-/// policy data source gives them by: the arguments' attribute paths. Says
-/// nothing while an argument is unknown.
+/// Warnings about a generated policy (`policy` not set), on the argument
+/// each is about, as the policy data source gives them
+/// (`kms_policy::advice`). Says nothing while an argument is unknown.
 fn policy_advice(m: &KmsKeyModel, diags: &mut Diagnostics) {
     let Some(input) = m.policy_input() else {
         return;

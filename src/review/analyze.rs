@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::rules::checks::key_arn_from_key_resource;
+use crate::rules::checks::{
+    key_arn_from_key_resource, owner_decides_cluster_volumes, OWNER_NOT_KNOWN,
+};
 use crate::rules::coverage::{coverage, Coverage, PlannedKeys};
 use crate::rules::facts::{
     BindingChange, ComputeMode, KeyConfigFacts, KeyState, KmsKeyFacts, PricingTier, RequestedKey,
@@ -108,28 +110,17 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
     let usage = k
         .get_str("key_usage")
         .map(|s| s.unwrap_or_else(|| ENCRYPT_DECRYPT.to_string()));
-    // The ARN's region; for a key created in this plan, its own `region`
-    // (AWS provider 6) or its provider configuration's region.
-    // (A `cmk_kms_key` is made in its provider's region: an unknown
-    // `region` of a key to be made is that one.)
-    let region = match (&arn, k.get_str("region")) {
-        (Fact::Known(Some(a)), _) => crate::rules::ids::parse_key_arn(a)
-            .map(|x| Fact::Known(x.region))
-            .unwrap_or(Fact::Unknown),
-        (_, Fact::Known(Some(r))) => Fact::Known(r),
-        (_, Fact::Known(None)) => plan.provider_region(k),
-        _ if k.rtype == "cmk_kms_key" => plan.provider_region(k),
-        _ => Fact::Unknown,
-    };
-    let policy = match generated_policy(plan, k, &region) {
-        Some(g) => g.map(|(text, _)| Some(text)),
-        None => match k.get_str("policy") {
+    let region = key_region(plan, k);
+    let policy = if generates_policy(plan, k) {
+        generated_policy(k, &region).map(Some)
+    } else {
+        match k.get_str("policy") {
             Fact::Known(Some(p)) if !p.is_empty() => Fact::Known(Some(p)),
             Fact::Known(_) if k.rtype == "aws_kms_key" => Fact::Known(None),
             _ => policy_source(plan, k)
                 .and_then(|d| d.get_str("json"))
                 .map(|p| p.filter(|s| !s.is_empty())),
-        },
+        }
     };
     KmsKeyFacts {
         arn: arn.map(|a| a.unwrap_or_default()),
@@ -141,43 +132,46 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
     }
 }
 
-/// The owner account standing in for one the plan does not know, in a
-/// generated policy: only its own statement names it, and no rule but
-/// CMK016 (through a role of the owner's account) reads that one.
-const OWNER_NOT_KNOWN: &str = "000000000000";
+/// A KMS key's region: its ARN's; for a key created in this plan, its own
+/// `region` (AWS provider 6) or its provider configuration's region (a
+/// `cmk_kms_key` is made there, so its unknown `region` is that one).
+fn key_region(plan: &Plan, k: &Res) -> Fact<String> {
+    match (k.get_str("arn"), k.get_str("region")) {
+        (Fact::Known(Some(a)), _) => crate::rules::ids::parse_key_arn(&a)
+            .map(|x| Fact::Known(x.region))
+            .unwrap_or(Fact::Unknown),
+        (_, Fact::Known(Some(r))) => Fact::Known(r),
+        (_, Fact::Known(None)) => plan.provider_region(k),
+        _ if k.rtype == "cmk_kms_key" => plan.provider_region(k),
+        _ => Fact::Unknown,
+    }
+}
 
-/// The policy a `cmk_kms_key` with no `policy` argument generates, when the
-/// plan does not show it yet (an HCL review, or arguments the provider
-/// could not resolve at plan): the provider's own generator
-/// (`rules::kms_policy`) over the key's arguments. `None` when the key's
-/// policy does not come from the generator or the plan shows it;
-/// `Fact::Unknown` when an argument it needs is not known;
-/// `(policy, owner known)` else.
-fn generated_policy(plan: &Plan, k: &Res, region: &Fact<String>) -> Option<Fact<(String, bool)>> {
+/// Whether review generates a `cmk_kms_key`'s policy itself: no `policy`
+/// argument, and the plan does not show the policy the provider generated
+/// (an HCL review, or arguments the provider could not resolve at plan).
+fn generates_policy(plan: &Plan, k: &Res) -> bool {
+    k.rtype == "cmk_kms_key"
+        && !plan.configured(k, "policy")
+        && !matches!(k.get_str("policy"), Fact::Known(Some(p)) if !p.is_empty())
+}
+
+/// The policy such a key gets: the provider's own generator
+/// (`rules::kms_policy`) over the key's arguments, an unknown owner
+/// standing in as [`OWNER_NOT_KNOWN`]; unknown while another argument it
+/// needs is.
+fn generated_policy(k: &Res, region: &Fact<String>) -> Fact<String> {
     use crate::rules::ids::Partition;
     use crate::rules::kms_policy::{generate, to_canonical_json, PolicyInput};
-    if k.rtype != "cmk_kms_key" || plan.configured(k, "policy") {
-        return None;
-    }
-    if matches!(k.get_str("policy"), Fact::Known(Some(p)) if !p.is_empty()) {
-        return None;
-    }
-    let input = || -> Option<(PolicyInput, bool)> {
+    let input = || -> Option<PolicyInput> {
         let use_cases = match k.get_strings("use_cases") {
             Fact::Known(Some(v)) => v.iter().filter_map(|s| KeyFeature::parse(s)).collect(),
             _ => return None,
         };
-        let (owner, owner_known) = match k.get_str("aws_account_id") {
-            Fact::Known(Some(a)) => (a, true),
-            _ => (OWNER_NOT_KNOWN.to_string(), false),
-        };
-        let partition = match region {
-            Fact::Known(r) => Partition::of_region(r),
-            Fact::Unknown => return None,
-        };
-        let input = PolicyInput {
+        Some(PolicyInput {
             use_cases,
-            aws_account_id: owner,
+            aws_account_id: str_known(k.get_str("aws_account_id"))
+                .unwrap_or_else(|| OWNER_NOT_KNOWN.to_string()),
             databricks_account_id: k.get_str("databricks_account_id").known()?.clone(),
             cross_account_role_arn: k.get_str("cross_account_role_arn").known()?.clone(),
             // Unset: the argument's default, true.
@@ -185,48 +179,13 @@ fn generated_policy(plan: &Plan, k: &Res, region: &Fact<String>) -> Option<Fact<
                 .get_bool("reuse_key_for_cluster_volumes")
                 .known()?
                 .unwrap_or(true),
-            partition,
+            partition: Partition::of_region(region.known()?),
             databricks_principal: None,
-        };
-        Some((input, owner_known))
+        })
     };
-    Some(match input() {
-        Some((i, owner_known)) => Fact::Known((to_canonical_json(&generate(&i)), owner_known)),
+    match input() {
+        Some(i) => Fact::Known(to_canonical_json(&generate(&i))),
         None => Fact::Unknown,
-    })
-}
-
-/// A failing CMK016 on a generated policy whose owner account the plan
-/// does not know: the generated policy has no EBS statement for the role,
-/// but a role of the key's own account may reach the key through the
-/// owner's statement, so the owner decides it.
-fn owner_decides_cluster_volumes(
-    plan: &Plan,
-    k: &Res,
-    kf: &KmsKeyFacts,
-    role: &Fact<Option<String>>,
-    outcomes: &mut [Outcome],
-) {
-    let owner_unknown = matches!(
-        generated_policy(plan, k, &kf.region),
-        Some(Fact::Known((_, false)))
-    );
-    let Fact::Known(Some(role)) = role else {
-        return;
-    };
-    if !owner_unknown {
-        return;
-    }
-    for o in outcomes.iter_mut() {
-        if o.rule == RuleId::PolicyClusterVolumes && o.verdict == crate::rules::Verdict::Fail {
-            *o = Outcome::cannot_tell(
-                o.rule,
-                o.subject,
-                format!(
-                    "the generated policy has no EBS statement for {role}; whether the role reaches the key depends on the key's account, which is not known until apply. Set cross_account_role_arn = \"{role}\" so that the policy names it"
-                ),
-            );
-        }
     }
 }
 
@@ -379,7 +338,7 @@ fn planned_arn_prefix(plan: &Plan, k: &Res) -> Option<String> {
     if k.rtype != "cmk_kms_key" {
         return None;
     }
-    let region = kms_facts(plan, k).region.known().cloned()?;
+    let region = key_region(plan, k).known().cloned()?;
     let account = str_known(k.get_str("aws_account_id"))?;
     crate::rules::ids::new_key_arn_prefix(&region, &account)
 }
@@ -981,16 +940,12 @@ fn analyze_with(
         }
         let source = policy_source(plan, k);
         // The account of the key configurations using the key, else the
-        // one the key's own policy is generated for (`cmk_kms_key`), else
-        // the policy data source's.
+        // one a `cmk_kms_key`'s own policy is generated for (an AWS key has
+        // no such argument), else the policy data source's.
         let databricks_account_id = user_ids
             .iter()
             .find_map(|i| str_known(configs[*i].0.get_str("account_id")))
-            .or_else(|| {
-                (k.rtype == "cmk_kms_key")
-                    .then(|| str_known(k.get_str("databricks_account_id")))
-                    .flatten()
-            })
+            .or_else(|| str_known(k.get_str("databricks_account_id")))
             .or_else(|| {
                 source
                     .known()
@@ -1039,7 +994,13 @@ fn analyze_with(
                 .and_then(|d| str_known(d.get_str("databricks_principal"))),
         };
         let mut outcomes = check_kms_key(&kf, &needs);
-        owner_decides_cluster_volumes(plan, k, &kf, &needs.cross_account_role_arn, &mut outcomes);
+        if let (true, Fact::Known(None) | Fact::Unknown, Fact::Known(Some(role))) = (
+            generates_policy(plan, k),
+            k.get_str("aws_account_id"),
+            &needs.cross_account_role_arn,
+        ) {
+            owner_decides_cluster_volumes(&mut outcomes, role);
+        }
         push(&mut a, k, outcomes);
     }
     a

@@ -617,14 +617,9 @@ fn eval_partial(e: &Expression, ctx: &Context) -> (Option<Value>, Option<Value>)
     };
     let (mut known, mut unknown) = (Map::new(), Map::new());
     for (key, value) in fields {
-        let key = match key {
-            ObjectKey::Identifier(i) => i.to_string(),
-            ObjectKey::Expression(k) => match k.evaluate(ctx) {
-                Ok(hcl::Value::String(s)) => s,
-                // A key not known: nothing of the object is.
-                _ => return (None, Some(Value::Bool(true))),
-            },
-            _ => return (None, Some(Value::Bool(true))),
+        // A key not known: nothing of the object is.
+        let Some(key) = object_key(key, ctx) else {
+            return (None, Some(Value::Bool(true)));
         };
         let (k, u) = eval_partial(value, ctx);
         if let Some(k) = k {
@@ -645,18 +640,21 @@ fn known_keys(e: &Expression, ctx: &Context) -> Option<Vec<(String, Option<hcl::
     };
     fields
         .iter()
-        .map(|(key, value)| {
-            let key = match key {
-                ObjectKey::Identifier(i) => i.to_string(),
-                ObjectKey::Expression(k) => match k.evaluate(ctx) {
-                    Ok(hcl::Value::String(s)) => s,
-                    _ => return None,
-                },
-                _ => return None,
-            };
-            Some((key, value.evaluate(ctx).ok()))
-        })
+        .map(|(key, value)| Some((object_key(key, ctx)?, value.evaluate(ctx).ok())))
         .collect()
+}
+
+/// An object constructor's key, when it is known (a name, or an
+/// expression that evaluates to a string).
+fn object_key(key: &ObjectKey, ctx: &Context) -> Option<String> {
+    match key {
+        ObjectKey::Identifier(i) => Some(i.to_string()),
+        ObjectKey::Expression(k) => match k.evaluate(ctx) {
+            Ok(hcl::Value::String(s)) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A body's values: (after, after_unknown, expressions).

@@ -232,6 +232,29 @@ pub fn check_kms_key(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
     out
 }
 
+/// The owner account standing in, in a generated policy, for one not
+/// known until apply: only the owner's own statement names it, and no rule
+/// but CMK016 (a role of the owner's account) reads that statement.
+pub const OWNER_NOT_KNOWN: &str = "000000000000";
+
+/// CMK016 of a generated policy whose owner is not known (checked with
+/// [`OWNER_NOT_KNOWN`]): a failure says only that the policy has no EBS
+/// statement for `role`; a role of the key's own account may still reach
+/// the key through the owner's statement, so it waits for the owner.
+pub fn owner_decides_cluster_volumes(outcomes: &mut [Outcome], role: &str) {
+    for o in outcomes.iter_mut() {
+        if o.rule == RuleId::PolicyClusterVolumes && o.is_failure() {
+            *o = Outcome::cannot_tell(
+                o.rule,
+                o.subject,
+                format!(
+                    "the generated policy has no EBS statement for {role}; whether the role reaches the key depends on the key's account, which is not known until apply. Set cross_account_role_arn = \"{role}\" so that the policy names it"
+                ),
+            );
+        }
+    }
+}
+
 fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
     let s = Subject::KeyPolicy;
     let (r15, r16, r21) = (
