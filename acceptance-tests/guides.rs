@@ -62,10 +62,11 @@ use crate::sandbox::{Sandbox, ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET};
 
 /// The documents this test runs; a guide not listed fails
 /// [`every_guide_has_a_runner`].
-const DOCUMENTS: [&str; 5] = [
+const DOCUMENTS: [&str; 6] = [
     "README.md",
     "docs/guides/binding-keys-to-a-workspace.md",
     "docs/guides/cmk-sandbox-in-ci.md",
+    "docs/guides/govcloud.md",
     "docs/guides/moving-from-the-official-provider.md",
     "docs/guides/review-in-ci.md",
 ];

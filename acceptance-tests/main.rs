@@ -14,6 +14,7 @@ mod databricks;
 mod examples;
 mod faults;
 mod functions;
+mod govcloud;
 mod guides;
 mod hostile_services;
 mod key_verification;

@@ -43,8 +43,8 @@ const PROVIDER: &str = "registry.terraform.io/databricks-cmk/cmk";
 /// consistent with the seeded world so that a plan passes every rule. A
 /// settable attribute missing here fails the test by name.
 fn samples(kms_key_arn: &str) -> BTreeMap<&'static str, J> {
-    let policy = cmk::rules::kms_policy::to_canonical_json(&cmk::rules::kms_policy::generate(
-        &cmk::rules::kms_policy::PolicyInput {
+    let policy = cmk::rules::kms_policy::to_canonical_json(
+        &cmk::rules::kms_policy::generate(&cmk::rules::kms_policy::PolicyInput {
             use_cases: [cmk::rules::KeyFeature::ManagedServices].into(),
             aws_account_id: "123456789012".into(),
             databricks_account_id: None,
@@ -52,8 +52,10 @@ fn samples(kms_key_arn: &str) -> BTreeMap<&'static str, J> {
             reuse_key_for_cluster_volumes: true,
             partition: cmk::rules::ids::Partition::Aws,
             databricks_principal: None,
-        },
-    ));
+            deployment: None,
+        })
+        .unwrap(),
+    );
     let st_obj = json!({
         "customer_managed_key_id": ST_KEY,
         "use_cases": ["STORAGE"],
@@ -532,8 +534,8 @@ fn every_settable_attribute_takes_unknowns_at_every_depth() {
 
     // A real key for the key configurations, whose policy gives Databricks
     // what STORAGE with cluster volumes needs (they are verified at plan).
-    let policy = cmk::rules::kms_policy::to_canonical_json(&cmk::rules::kms_policy::generate(
-        &cmk::rules::kms_policy::PolicyInput {
+    let policy = cmk::rules::kms_policy::to_canonical_json(
+        &cmk::rules::kms_policy::generate(&cmk::rules::kms_policy::PolicyInput {
             use_cases: [cmk::rules::KeyFeature::Storage].into(),
             aws_account_id: "123456789012".into(),
             databricks_account_id: None,
@@ -541,8 +543,10 @@ fn every_settable_attribute_takes_unknowns_at_every_depth() {
             reuse_key_for_cluster_volumes: true,
             partition: cmk::rules::ids::Partition::Aws,
             databricks_principal: None,
-        },
-    ));
+            deployment: None,
+        })
+        .unwrap(),
+    );
     let arn = moto.boto3(
         "us-west-2",
         &format!(

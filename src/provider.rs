@@ -15,7 +15,7 @@ use crate::functions::{
 use crate::resources::{
     key_configuration::KeyConfiguration, kms_key::KmsKey, workspace_binding::WorkspaceBinding,
 };
-use crate::rules::ids;
+use crate::rules::{ids, Deployment};
 use crate::support::Clients;
 use crate::tfplugin::provider::{data_source, resource, DynDataSource, DynResource};
 use crate::tfplugin::{AttributePath, Diagnostics, Function, Provider, ReadBudget, Val};
@@ -50,9 +50,23 @@ const KMS_OPERATION_TIMEOUT_RANGE: (f64, f64) = (1.0, 86_400.0);
 #[derive(Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProviderConfig {
     /// The Databricks account console host. Defaults to `DATABRICKS_HOST`, the
-    /// profile's `host`, or `https://accounts.cloud.databricks.com`.
+    /// profile's `host`, or `https://accounts.cloud.databricks.com`. The host
+    /// names the deployment: `https://accounts.cloud.databricks.us` is GovCloud
+    /// civilian, `https://accounts-dod.cloud.databricks.mil` GovCloud DoD.
     #[schemars(extend("x-tf" = ["optional"]))]
     pub host: Val<String>,
+
+    /// The Databricks on AWS deployment: `commercial`, `govcloud-civilian` or
+    /// `govcloud-dod` (`civilian` and `dod`, the shard names public modules use,
+    /// work too). It chooses Databricks' principal in generated key policies
+    /// (`arn:aws:iam::414351767826:root`, `arn:aws-us-gov:iam::044793339203:root`,
+    /// `arn:aws-us-gov:iam::170661010020:root`), the one the policy rules check,
+    /// the AWS partition keys must be in, and the default
+    /// `workspace_host_template`. Defaults to the deployment the account `host`
+    /// names; when set, it must agree with that host. Set it when the host names
+    /// none (a proxy or private endpoint).
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub deployment: Val<String>,
 
     /// The Databricks account id (a UUID). Defaults to `DATABRICKS_ACCOUNT_ID` or the profile's `account_id`.
     #[schemars(extend("x-tf" = ["optional"]))]
@@ -111,8 +125,10 @@ pub struct ProviderConfig {
     pub retry_timeout_seconds: Val<f64>,
 
     /// The workspace host, with `{deployment_name}` replaced, for workspace-level
-    /// calls such as the AI/BI dashboards list. Default
-    /// `https://{deployment_name}.cloud.databricks.com`.
+    /// calls such as the AI/BI dashboards list. Default: the deployment's,
+    /// `https://{deployment_name}.cloud.databricks.com` (commercial),
+    /// `.cloud.databricks.us` (GovCloud civilian) or `.cloud.databricks.mil`
+    /// (GovCloud DoD).
     #[schemars(extend("x-tf" = ["optional"]))]
     pub workspace_host_template: Val<String>,
 
@@ -143,6 +159,12 @@ pub struct ProviderConfig {
     /// it, the AWS SDK's `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` apply.
     #[schemars(extend("x-tf" = ["optional"]))]
     pub kms_endpoint: Val<String>,
+    /// Call KMS's FIPS 140 endpoints (`kms-fips.REGION.amazonaws.com`, e.g. in
+    /// `us-gov-west-1`), as hashicorp/aws's argument of the same name. Defaults to
+    /// the AWS SDK's setting (`AWS_USE_FIPS_ENDPOINT`, or `use_fips_endpoint` in
+    /// the AWS profile); `kms_endpoint` wins over it.
+    #[schemars(extend("x-tf" = ["optional"]))]
+    pub use_fips_endpoint: Val<bool>,
     /// How long one KMS call may take, in seconds, the AWS SDK's retries included
     /// (default 60; 1 to 3600). Each attempt also has at most 10 s to connect and
     /// 30 s to answer, and a call makes at most 4 attempts. An endpoint that
@@ -247,6 +269,8 @@ impl ProviderConfig {
                 .known()
                 .and_then(|s| settings::check_seconds(*s, RETRY_TIMEOUT_RANGE, "").ok()),
             workspace_host_template: known(&self.workspace_host_template),
+            // Not a known name (refused by validate): as if unset.
+            deployment: known(&self.deployment).and_then(|d| Deployment::parse(&d)),
             // Out of range (refused by validate): the largest allowed value,
             // so that nothing can overflow.
             workspace_poll_interval: self.workspace_poll_interval_seconds.known().map(|s| {
@@ -275,6 +299,19 @@ impl Provider for CmkProvider {
                     AttributePath::new(["account_id"]),
                     "Invalid account_id",
                     e.0,
+                );
+            }
+        }
+        if let Val::Known(d) = &c.deployment {
+            if Deployment::parse(d).is_none() {
+                diags.error_at(
+                    AttributePath::new(["deployment"]),
+                    "Invalid deployment",
+                    format!(
+                        "deployment {} is not a Databricks on AWS deployment; use one of {}.",
+                        ids::quoted(d),
+                        Deployment::names()
+                    ),
                 );
             }
         }
@@ -407,13 +444,32 @@ impl Provider for CmkProvider {
             region: config.aws_region.known().cloned(),
             profile: config.aws_profile.known().cloned(),
             endpoint: config.kms_endpoint.known().cloned(),
+            use_fips: config.use_fips_endpoint.known().copied(),
             timeouts: config.kms_timeouts(),
         };
+        // The deployment: the argument (which must agree with the host), or
+        // the one the host names. Read from settings, variables and the
+        // config file only.
+        let deployment = match databricks.deployment(&crate::cloud::databricks::ProcessEnvironment)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                diags.error_at(
+                    AttributePath::new(["deployment"]),
+                    "Databricks deployment and host disagree",
+                    e.to_string(),
+                );
+                return None;
+            }
+        };
+        tracing::debug!(deployment = ?deployment.deployment, source = %deployment.source, "deployment");
         let mut databricks = databricks;
         databricks.terraform_version = Some(terraform_version.to_string());
         // One process serves one plan or apply: its reads come from lists.
         databricks.snapshot_max_age = Some(crate::cloud::databricks::SNAPSHOT_MAX_AGE);
-        Some(Clients::new(databricks, aws))
+        let mut clients = Clients::new(databricks, aws);
+        clients.deployment = deployment;
+        Some(clients)
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Clients>>> {

@@ -5,7 +5,9 @@
 //! Account API look-ups several objects make. It imports no object and not
 //! the provider: they all depend on it.
 
-use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Workspace};
+use crate::cloud::databricks::{
+    AccountClient, DatabricksError, DatabricksSettings, DeploymentChoice, Workspace,
+};
 use crate::cloud::kms::{Kms, KmsError, KmsSettings};
 use crate::rules::ids::{KeyConfigId, WorkspaceId};
 use crate::rules::{Fact, Outcome, Severity, Subject, Verdict};
@@ -20,6 +22,10 @@ pub struct Clients {
     pub aws: KmsSettings,
     kms: tokio::sync::OnceCell<Result<Kms, KmsError>>,
     caller_account: tokio::sync::OnceCell<Result<String, KmsError>>,
+    /// The Databricks deployment the provider serves (its `deployment`
+    /// argument or account host); the policy generator and the policy
+    /// rules read its principal.
+    pub deployment: DeploymentChoice,
 }
 
 impl Clients {
@@ -30,6 +36,7 @@ impl Clients {
             aws,
             kms: tokio::sync::OnceCell::new(),
             caller_account: tokio::sync::OnceCell::new(),
+            deployment: DeploymentChoice::default(),
         }
     }
 

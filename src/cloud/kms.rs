@@ -40,6 +40,10 @@ pub struct KmsSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint: Option<String>,
+    /// The FIPS endpoints (`kms-fips.REGION.amazonaws.com`); `None`: the
+    /// SDK's own setting (`AWS_USE_FIPS_ENDPOINT`, the profile's
+    /// `use_fips_endpoint`). An explicit `endpoint` wins.
+    pub use_fips: Option<bool>,
     pub timeouts: KmsTimeouts,
 }
 
@@ -313,6 +317,9 @@ impl Kms {
         if let Some(p) = &settings.profile {
             loader = loader.profile_name(p);
         }
+        if let Some(f) = settings.use_fips {
+            loader = loader.use_fips(f);
+        }
         let sdk = loader.load().await;
         if sdk.region().is_none() {
             return Err(KmsError::Config(
@@ -339,7 +346,7 @@ impl Kms {
         let endpoint = match endpoint {
             Some(e) => e.to_string(),
             None => match conf.region() {
-                Some(r) => format!("https://kms.{r}.amazonaws.com"),
+                Some(r) => default_endpoint(r.as_ref(), sdk.use_fips() == Some(true)),
                 None => "of the AWS SDK's configuration".to_string(),
             },
         };
@@ -405,6 +412,16 @@ impl Kms {
             None => send.await,
         };
         answer.map_err(|e| self.err(action, key, e))
+    }
+
+    /// The endpoint calls go to (for messages).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The AWS SDK configuration the client was built from.
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.sdk
     }
 
     /// The configured region.
@@ -1423,6 +1440,19 @@ pub fn check_deletion_window(days: i64) -> Result<(), String> {
     }
 }
 
+/// The KMS endpoint the SDK calls in a region without an endpoint URL (for
+/// messages): `kms-fips.` with FIPS, as the SDK's endpoint rules resolve
+/// it in the `aws` and `aws-us-gov` partitions.
+pub fn default_endpoint(region: &str, fips: bool) -> String {
+    let host = if fips { "kms-fips" } else { "kms" };
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://{host}.{region}.{suffix}")
+}
+
 /// Policy needs for a key that serves `use_cases` (helper for callers).
 pub fn needs_for(
     use_cases: BTreeSet<crate::rules::KeyFeature>,
@@ -1440,6 +1470,7 @@ pub fn needs_for(
         cross_account_role_arn: Fact::Known(cross_account_role_arn),
         workspace_region: workspace_region.map_or(Fact::Unknown, Fact::Known),
         databricks_principal: None,
+        deployment: None,
     }
 }
 

@@ -5,15 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyInput};
-use crate::rules::KeyFeature;
+use crate::rules::{Deployment, KeyFeature};
 use crate::support::Clients;
 use crate::tfplugin::{AttributePath, Ctx, DataSource, Diagnostics, Val, ValSet};
 
 fn default_true() -> Val<bool> {
     Val::Known(true)
-}
-fn default_partition() -> Val<Partition> {
-    Val::Known(Partition::Aws)
 }
 
 /// Generates the KMS key policy that Databricks needs to use a customer-managed key
@@ -50,12 +47,18 @@ pub struct KmsKeyPolicyModel {
     #[serde(default = "default_true")]
     pub reuse_key_for_cluster_volumes: Val<bool>,
 
-    /// The AWS partition of the key.
-    #[serde(default = "default_partition")]
+    /// The AWS partition of the key. Defaults to the partition of the provider's
+    /// Databricks deployment (`aws` for commercial, `aws-us-gov` for GovCloud).
+    #[schemars(extend("x-tf" = ["optional", "computed"]))]
     pub partition: Val<Partition>,
 
-    /// The principal Databricks uses to reach the key. Defaults to Databricks' AWS
-    /// account root (`arn:aws:iam::414351767826:root`) in the chosen partition.
+    /// The principal Databricks uses to reach the key. Defaults to the root of
+    /// Databricks' AWS account of the provider's deployment (its `deployment`
+    /// argument, or the one its account `host` names): commercial
+    /// `arn:aws:iam::414351767826:root`, GovCloud civilian
+    /// `arn:aws-us-gov:iam::044793339203:root`, GovCloud DoD
+    /// `arn:aws-us-gov:iam::170661010020:root`. A host alone is enough: no
+    /// credentials are needed.
     #[schemars(extend("x-tf" = ["optional", "computed"]))]
     pub databricks_principal: Val<String>,
 
@@ -71,15 +74,23 @@ fn path(name: &str) -> AttributePath {
 }
 
 impl KmsKeyPolicyModel {
-    fn input(&self) -> Option<PolicyInput> {
+    /// The generator's input when every argument is known; an unset
+    /// `partition` is the deployment's.
+    fn input(&self, deployment: Option<Deployment>) -> Option<PolicyInput> {
+        let partition = match &self.partition {
+            Val::Known(p) => *p,
+            Val::Null => deployment.map_or(Partition::Aws, Deployment::partition),
+            Val::Unknown(_) => return None,
+        };
         Some(PolicyInput {
             use_cases: self.use_cases.wholly_known()?,
             aws_account_id: self.aws_account_id.known()?.clone(),
             databricks_account_id: known_opt(&self.databricks_account_id)?,
             cross_account_role_arn: known_opt(&self.cross_account_role_arn)?,
             reuse_key_for_cluster_volumes: *self.reuse_key_for_cluster_volumes.known()?,
-            partition: *self.partition.known()?,
+            partition,
             databricks_principal: known_opt(&self.databricks_principal)?,
+            deployment,
         })
     }
 }
@@ -168,7 +179,7 @@ impl DataSource for KmsKeyPolicy {
                 Ok(_) => {}
             }
         }
-        if let Some(input) = c.input() {
+        if let Some(input) = c.input(None) {
             for a in kms_policy::advice(&input) {
                 diags.warning_at(path(a.argument()), a.summary(), a.detail());
             }
@@ -177,24 +188,47 @@ impl DataSource for KmsKeyPolicy {
 
     async fn read(
         &self,
-        _ctx: &Ctx<Clients>,
+        ctx: &Ctx<Clients>,
         mut c: KmsKeyPolicyModel,
         diags: &mut Diagnostics,
     ) -> Option<KmsKeyPolicyModel> {
-        let Some(input) = c.input() else {
+        let deployment = &ctx.client.deployment;
+        let Some(input) = c.input(deployment.deployment) else {
             diags.error(
                 "Configuration not known",
                 "cmk_kms_key_policy needs every argument known to build the policy.",
             );
             return None;
         };
-        let doc = kms_policy::generate(&input);
-        c.databricks_principal = Val::Known(
-            input
-                .databricks_principal
-                .clone()
-                .unwrap_or_else(|| kms_policy::default_databricks_principal(input.partition)),
-        );
+        let principal = match kms_policy::databricks_principal(&input) {
+            Ok(p) => p,
+            Err(why) => {
+                diags.error_at(
+                    path("partition"),
+                    "No Databricks principal for this key policy",
+                    format!(
+                        "{why}. The provider's deployment comes from {}. Set the provider's deployment ({}) or host, or give databricks_principal.\nSee {}.",
+                        deployment.source,
+                        Deployment::names(),
+                        crate::rules::RuleId::KeyPartitionDeployment.rule().docs_path()
+                    ),
+                );
+                return None;
+            }
+        };
+        let doc = match kms_policy::generate(&input) {
+            Ok(d) => d,
+            Err(why) => {
+                diags.error_at(
+                    path("partition"),
+                    "No Databricks principal for this key policy",
+                    why,
+                );
+                return None;
+            }
+        };
+        c.partition = Val::Known(input.partition);
+        c.databricks_principal = Val::Known(principal);
         c.json = Val::Known(kms_policy::to_canonical_json(&doc));
         Some(c)
     }

@@ -89,6 +89,26 @@ fn path_of(s: Subject) -> Option<AttributePath> {
     })
 }
 
+/// CMK022: the key's partition (from its ARN, a promised ARN's start, or
+/// `key_region`) against the provider's Databricks deployment.
+fn partition_rule(ctx: &Ctx<Clients>, c: &KeyConfigurationModel) -> Vec<rules::Outcome> {
+    let arn = c.key_arn();
+    let region = match &c.aws_key_info {
+        Val::Known(i) => i.key_region.known().cloned(),
+        _ => None,
+    };
+    rules::check_key_partition(
+        ctx.client.deployment.deployment,
+        rules::key_partition_of(
+            arn.known().map(|a| a.as_str()),
+            arn.prefix(),
+            region.as_deref(),
+        ),
+    )
+    .into_iter()
+    .collect()
+}
+
 /// The rules the KMS key's verification decides (state, spec, usage and
 /// policy), as waiting for apply: the key ARN or the use cases are not known.
 fn key_verification_waits() -> Vec<rules::Outcome> {
@@ -199,7 +219,9 @@ async fn verify_kms_key(ctx: &Ctx<Clients>, c: &KeyConfigurationModel, diags: &m
             .known()
             .copied()
             .unwrap_or(true);
-    let needs = crate::cloud::kms::needs_for(use_cases.clone(), cluster_volumes, None, None, None);
+    let mut needs =
+        crate::cloud::kms::needs_for(use_cases.clone(), cluster_volumes, None, None, None);
+    needs.deployment = ctx.client.deployment.deployment;
     let outcomes = tokio::select! {
         o = kms.verify_key(arn, &needs) => o,
         _ = ctx.cancel.cancelled() => return,
@@ -248,6 +270,9 @@ impl Resource for KeyConfiguration {
             // (validate has reported what failed).
             let c = &change.config;
             let mut waiting = rules::check_key_configuration(&c.facts());
+            let partition = partition_rule(ctx, c);
+            report(&partition, path_of, diags);
+            waiting.extend(partition);
             // A key ARN promised to start as a key's (`cmk_kms_key` plans its
             // `arn` so) names a key this plan creates: its own plan checked
             // its type and policy; apply verifies it again.
@@ -301,6 +326,7 @@ impl Resource for KeyConfiguration {
             path_of,
             diags,
         );
+        report(&partition_rule(ctx, &planned), path_of, diags);
         if ctx.client.aws_configured() {
             verify_kms_key(ctx, &planned, diags).await;
         }

@@ -11,7 +11,10 @@ use crate::cloud::kms::{self, Deadline, KeyInfo, Kms, KmsError};
 use crate::rules::facts::{KmsKeyFacts, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT};
 use crate::rules::ids::{self, Partition};
 use crate::rules::kms_policy::{self, PolicyInput};
-use crate::rules::{check_kms_key, Fact, KeyFeature, Severity, Subject, Verdict};
+use crate::rules::{
+    check_key_partition, check_kms_key, key_partition_of, Deployment, Fact, KeyFeature, Severity,
+    Subject, Verdict,
+};
 use crate::support::{report_deferred, Clients};
 use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValMap, ValSet};
@@ -160,32 +163,40 @@ fn known_opt<T: Clone>(v: &Val<T>) -> Option<Option<T>> {
 }
 
 impl KmsKeyModel {
-    fn partition(&self) -> Partition {
+    /// The key's partition: its ARN's; for a key not made yet, its
+    /// region's; with neither known, the deployment's (else `aws`).
+    fn partition(&self, deployment: Option<Deployment>) -> Partition {
         self.arn
             .known()
             .and_then(|a| ids::parse_key_arn(a).ok())
             .map(|a| a.partition)
-            // A key not made yet: the partition of the region it is made in.
             .or_else(|| self.region.known().map(|r| Partition::of_region(r)))
+            .or_else(|| deployment.map(Deployment::partition))
             .unwrap_or(Partition::Aws)
     }
 
     /// The generator's input, when every argument is known.
-    fn policy_input(&self) -> Option<PolicyInput> {
+    fn policy_input(&self, deployment: Option<Deployment>) -> Option<PolicyInput> {
         Some(PolicyInput {
             use_cases: self.use_cases.wholly_known()?,
             aws_account_id: self.aws_account_id.known()?.clone(),
             databricks_account_id: known_opt(&self.databricks_account_id)?,
             cross_account_role_arn: known_opt(&self.cross_account_role_arn)?,
             reuse_key_for_cluster_volumes: *self.reuse_key_for_cluster_volumes.known()?,
-            partition: self.partition(),
+            partition: self.partition(deployment),
             databricks_principal: None,
+            deployment,
         })
     }
 
-    fn generated_policy(&self) -> Option<String> {
-        self.policy_input()
-            .map(|i| kms_policy::to_canonical_json(&kms_policy::generate(&i)))
+    /// The generated policy: `Ok(None)` while an argument is unknown, an
+    /// error when no Databricks principal fits the key's partition and the
+    /// provider's deployment.
+    fn generated_policy(&self, deployment: Option<Deployment>) -> Result<Option<String>, String> {
+        match self.policy_input(deployment) {
+            None => Ok(None),
+            Some(i) => kms_policy::generate(&i).map(|d| Some(kms_policy::to_canonical_json(&d))),
+        }
     }
 
     fn arn_or_id(&self) -> Option<&str> {
@@ -434,15 +445,20 @@ enum PolicyCheck {
 async fn key_region(ctx: &Ctx<Clients>, m: &KmsKeyModel) -> Option<String> {
     match m.region.known() {
         Some(r) => Some(r.clone()),
-        None => ctx.client.kms().await.ok().and_then(|k| k.region()),
+        None => kms_region(ctx).await,
     }
+}
+
+/// The region the KMS client makes new keys in.
+async fn kms_region(ctx: &Ctx<Clients>) -> Option<String> {
+    ctx.client.kms().await.ok().and_then(|k| k.region())
 }
 
 /// Warnings about a generated policy (`policy` not set), on the argument
 /// each is about, as the policy data source gives them
 /// (`kms_policy::advice`). Says nothing while an argument is unknown.
 fn policy_advice(m: &KmsKeyModel, diags: &mut Diagnostics) {
-    let Some(input) = m.policy_input() else {
+    let Some(input) = m.policy_input(None) else {
         return;
     };
     for a in kms_policy::advice(&input) {
@@ -450,10 +466,55 @@ fn policy_advice(m: &KmsKeyModel, diags: &mut Diagnostics) {
     }
 }
 
+/// CMK022: the key's partition (its ARN's, or its region's) against the
+/// provider's deployment, as an error on `region`.
+fn check_partition(deployment: Option<Deployment>, m: &KmsKeyModel, diags: &mut Diagnostics) {
+    let partition = key_partition_of(
+        m.arn.known().map(String::as_str),
+        m.arn.prefix(),
+        m.region.known().map(String::as_str),
+    );
+    if let Some(o) = check_key_partition(deployment, partition) {
+        if o.is_failure() {
+            diags.error_at(
+                path("region"),
+                format!("{}: {}", o.rule.code(), o.rule.rule().title),
+                format!("{}.\n\n{}\nSee {}.", o.message, o.remediation(), o.docs()),
+            );
+        }
+    }
+}
+
+/// The generated policy as the plan or apply sets it; an error (on
+/// `policy`, naming the fix) when no Databricks principal can be chosen.
+fn generated_or_error(
+    m: &KmsKeyModel,
+    deployment: Option<Deployment>,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    match m.generated_policy(deployment) {
+        Ok(g) => g,
+        Err(why) => {
+            diags.error_at(
+                path("policy"),
+                "No Databricks principal for the generated key policy",
+                format!(
+                    "{why}.\nSee {}.",
+                    crate::rules::RuleId::KeyPartitionDeployment
+                        .rule()
+                        .docs_path()
+                ),
+            );
+            None
+        }
+    }
+}
+
 fn verify_policy(
     m: &KmsKeyModel,
     policy: &Val<String>,
     region: Option<String>,
+    deployment: Option<Deployment>,
     when: PolicyCheck,
     diags: &mut Diagnostics,
 ) {
@@ -472,6 +533,7 @@ fn verify_policy(
     if m.cross_account_role_arn.is_unknown() {
         needs.cross_account_role_arn = Fact::Unknown;
     }
+    needs.deployment = deployment;
     // Whether a STORAGE key encrypts cluster volumes waits for the flag.
     let storage = use_cases
         .as_ref()
@@ -701,17 +763,19 @@ impl Resource for KmsKey {
         } else {
             None
         };
+        let deployment = ctx.client.deployment.deployment;
+        check_partition(deployment, p, diags);
         match &c.policy {
             Val::Known(_) | Val::Unknown(_) => {
                 let region = key_region(ctx, p).await;
-                verify_policy(p, &c.policy, region, PolicyCheck::Plan, diags)
+                verify_policy(p, &c.policy, region, deployment, PolicyCheck::Plan, diags)
             }
             Val::Null => {
                 // What the generated policy cannot hold (the EBS statement
                 // without the workspace's role), as the policy data source
                 // says it; decided at apply when an argument is unknown now.
                 policy_advice(p, diags);
-                p.policy = match p.generated_policy() {
+                p.policy = match generated_or_error(p, deployment, diags) {
                     Some(g) => match prior.as_ref().and_then(|pr| pr.policy.known()) {
                         Some(old) if kms::policies_equivalent(old, &g) => Val::Known(old.clone()),
                         _ => Val::Known(g),
@@ -783,7 +847,24 @@ impl Resource for KmsKey {
         // What the plan could not decide (a policy or use cases known only
         // now) is decided before any key exists.
         let region = key_region(ctx, &planned).await;
-        verify_policy(&planned, &planned.policy, region, PolicyCheck::Apply, diags);
+        let deployment = ctx.client.deployment.deployment;
+        verify_policy(
+            &planned,
+            &planned.policy,
+            region,
+            deployment,
+            PolicyCheck::Apply,
+            diags,
+        );
+        let mut at_apply = planned.clone();
+        if at_apply.region.is_unknown() {
+            at_apply.region = kms_region(ctx).await.map_or_else(Val::unknown, Val::Known);
+        }
+        check_partition(deployment, &at_apply, diags);
+        if planned.policy.is_unknown() && planned.policy_input(deployment).is_some() {
+            // A policy generated now must have a principal before any key exists.
+            generated_or_error(&at_apply, deployment, diags);
+        }
         if diags.has_errors() {
             return None;
         }
@@ -849,7 +930,11 @@ impl Resource for KmsKey {
         }
         let policy = match m.policy.known() {
             Some(p) => Ok(p.clone()),
-            None => match m.generated_policy() {
+            None => match m
+                .generated_policy(ctx.client.deployment.deployment)
+                .ok()
+                .flatten()
+            {
                 Some(g) => {
                     // (Generated now: an argument was unknown at plan.)
                     policy_advice(&m, diags);
@@ -1034,7 +1119,14 @@ impl Resource for KmsKey {
     ) -> Option<KmsKeyModel> {
         if planned.policy != prior.policy {
             let region = key_region(ctx, &planned).await;
-            verify_policy(&planned, &planned.policy, region, PolicyCheck::Apply, diags);
+            verify_policy(
+                &planned,
+                &planned.policy,
+                region,
+                ctx.client.deployment.deployment,
+                PolicyCheck::Apply,
+                diags,
+            );
             if diags.has_errors() {
                 return Some(prior);
             }
@@ -1105,7 +1197,7 @@ impl Resource for KmsKey {
             None => {
                 // (Generated now: an argument was unknown at plan.)
                 policy_advice(&planned, diags);
-                planned.generated_policy()
+                generated_or_error(&planned, ctx.client.deployment.deployment, diags)
             }
         };
         if let Some(want) = want_policy {
@@ -1497,8 +1589,9 @@ mod tests {
             reuse_key_for_cluster_volumes: true,
             partition: Partition::Aws,
             databricks_principal: None,
+            deployment: None,
         };
-        let p = kms_policy::to_canonical_json(&kms_policy::generate(&input));
+        let p = kms_policy::to_canonical_json(&kms_policy::generate(&input).unwrap());
         let got = infer_from_policy(&p);
         assert_eq!(got.use_cases, input.use_cases);
         assert_eq!(got.databricks_account_id, input.databricks_account_id);
@@ -1509,15 +1602,19 @@ mod tests {
     /// the EBS statement (which needs the workspace's cross-account role).
     fn storage_key(reuse: Value) -> KmsKeyModel {
         use Value as V;
-        let policy = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
-            use_cases: [KeyFeature::Storage].into(),
-            aws_account_id: "123456789012".into(),
-            databricks_account_id: None,
-            cross_account_role_arn: None,
-            reuse_key_for_cluster_volumes: false,
-            partition: Partition::Aws,
-            databricks_principal: None,
-        }));
+        let policy = kms_policy::to_canonical_json(
+            &kms_policy::generate(&PolicyInput {
+                use_cases: [KeyFeature::Storage].into(),
+                aws_account_id: "123456789012".into(),
+                databricks_account_id: None,
+                cross_account_role_arn: None,
+                reuse_key_for_cluster_volumes: false,
+                partition: Partition::Aws,
+                databricks_principal: None,
+                deployment: None,
+            })
+            .unwrap(),
+        );
         let mut m: std::collections::BTreeMap<String, V> = [
             "aws_account_id",
             "databricks_account_id",
@@ -1589,17 +1686,55 @@ mod tests {
         let mut m = storage_key(Value::Bool(true));
         m.aws_account_id = Val::Known("123456789012".into());
         m.arn = Val::unknown();
-        for (region, partition) in [
-            ("cn-north-1", Partition::AwsCn),
-            ("us-gov-west-1", Partition::AwsUsGov),
-            ("eu-west-1", Partition::Aws),
+        for (region, partition, deployment, principal) in [
+            (
+                "us-gov-west-1",
+                Partition::AwsUsGov,
+                Deployment::GovCloudCivilian,
+                "arn:aws-us-gov:iam::044793339203:root",
+            ),
+            (
+                "us-gov-west-1",
+                Partition::AwsUsGov,
+                Deployment::GovCloudDod,
+                "arn:aws-us-gov:iam::170661010020:root",
+            ),
+            (
+                "eu-west-1",
+                Partition::Aws,
+                Deployment::Commercial,
+                "arn:aws:iam::414351767826:root",
+            ),
         ] {
             m.region = Val::Known(region.into());
-            assert_eq!(m.partition(), partition, "{region}");
-            let policy = m.generated_policy().expect("every argument is known");
-            let principal = kms_policy::default_databricks_principal(partition);
-            assert!(policy.contains(&principal), "{region}: {policy}");
+            assert_eq!(m.partition(None), partition, "{region}");
+            let policy = m
+                .generated_policy(Some(deployment))
+                .expect("a principal fits")
+                .expect("every argument is known");
+            assert!(policy.contains(principal), "{region}: {policy}");
+            let mut d = Diagnostics::default();
+            check_partition(Some(deployment), &m, &mut d);
+            assert!(!d.has_errors(), "{d:?}");
         }
+        // A GovCloud key with no shard named: no principal is guessed.
+        m.region = Val::Known("us-gov-west-1".into());
+        let e = m.generated_policy(None).unwrap_err();
+        assert!(
+            e.contains("044793339203") && e.contains("170661010020"),
+            "{e}"
+        );
+        // A commercial key for a GovCloud deployment: CMK022 on region.
+        m.region = Val::Known("us-east-1".into());
+        let mut d = Diagnostics::default();
+        check_partition(Some(Deployment::GovCloudCivilian), &m, &mut d);
+        assert!(
+            d.0.iter()
+                .any(|x| x.summary.starts_with("CMK022") && x.detail.contains("GovCloud civilian")),
+            "{d:?}"
+        );
+        m.region = Val::Known("cn-north-1".into());
+        assert!(m.generated_policy(None).is_err());
     }
 
     fn plan_diagnostics(m: &KmsKeyModel) -> Diagnostics {
@@ -1608,6 +1743,7 @@ mod tests {
             m,
             &m.policy,
             Some("us-east-1".into()),
+            None,
             PolicyCheck::Plan,
             &mut d,
         );
@@ -1659,15 +1795,19 @@ mod tests {
     fn the_ebs_statement_through_ec2_is_decided_from_the_keys_region() {
         use Value as V;
         let role = "arn:aws:iam::123456789012:role/sra-cross-account";
-        let policy = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
-            use_cases: [KeyFeature::Storage].into(),
-            aws_account_id: "123456789012".into(),
-            databricks_account_id: None,
-            cross_account_role_arn: Some(role.into()),
-            reuse_key_for_cluster_volumes: true,
-            partition: Partition::Aws,
-            databricks_principal: None,
-        }));
+        let policy = kms_policy::to_canonical_json(
+            &kms_policy::generate(&PolicyInput {
+                use_cases: [KeyFeature::Storage].into(),
+                aws_account_id: "123456789012".into(),
+                databricks_account_id: None,
+                cross_account_role_arn: Some(role.into()),
+                reuse_key_for_cluster_volumes: true,
+                partition: Partition::Aws,
+                databricks_principal: None,
+                deployment: None,
+            })
+            .unwrap(),
+        );
         let mut m = storage_key(V::Bool(true));
         m.policy = Val::Known(policy);
         m.cross_account_role_arn = Val::Known(role.into());
@@ -1684,7 +1824,7 @@ mod tests {
         );
         // No region known at plan (no client region): CMK016 waits for apply.
         let mut d = Diagnostics::default();
-        verify_policy(&m, &m.policy, None, PolicyCheck::Plan, &mut d);
+        verify_policy(&m, &m.policy, None, None, PolicyCheck::Plan, &mut d);
         assert!(!d.has_errors(), "{d:?}");
         assert!(
             d.0.iter()

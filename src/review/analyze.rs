@@ -10,9 +10,10 @@ use crate::rules::facts::{
     BindingChange, ComputeMode, KeyConfigFacts, KeyState, KmsKeyFacts, PricingTier, RequestedKey,
     Requirements, WorkspaceFacts, WorkspaceStatus, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
 };
+use crate::rules::ids::Partition;
 use crate::rules::{
-    check_binding, check_key_configuration, check_kms_key, Fact, KeyFeature, Outcome, PolicyNeeds,
-    RuleId, Subject,
+    check_binding, check_key_configuration, check_key_partition, check_kms_key, key_partition_of,
+    Deployment, Fact, KeyFeature, Outcome, PolicyNeeds, RuleId, Subject,
 };
 
 use super::plan::{Plan, Res};
@@ -112,7 +113,7 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
         .map(|s| s.unwrap_or_else(|| ENCRYPT_DECRYPT.to_string()));
     let region = key_region(plan, k);
     let policy = if generates_policy(plan, k) {
-        generated_policy(k, &region).map(Some)
+        generated_policy(k, &region, plan.deployment()).map(Some)
     } else {
         match k.get_str("policy") {
             Fact::Known(Some(p)) if !p.is_empty() => Fact::Known(Some(p)),
@@ -160,8 +161,24 @@ fn generates_policy(plan: &Plan, k: &Res) -> bool {
 /// (`rules::kms_policy`) over the key's arguments, an unknown owner
 /// standing in as [`OWNER_NOT_KNOWN`]; unknown while another argument it
 /// needs is.
-fn generated_policy(k: &Res, region: &Fact<String>) -> Fact<String> {
-    use crate::rules::ids::Partition;
+fn generated_policy(
+    k: &Res,
+    region: &Fact<String>,
+    deployment: Option<Deployment>,
+) -> Fact<String> {
+    // The deployment the key's provider serves; while no setting names it,
+    // the only one of the key's partition (GovCloud has two shards).
+    let deployment = deployment.or_else(|| {
+        match crate::rules::deployment::candidates(
+            region.known().map(|r| Partition::of_region(r)),
+            None,
+        )
+        .as_slice()
+        {
+            [d] => Some(*d),
+            _ => None,
+        }
+    });
     use crate::rules::kms_policy::{generate, to_canonical_json, PolicyInput};
     let input = || -> Option<PolicyInput> {
         let use_cases = match k.get_strings("use_cases") {
@@ -181,11 +198,37 @@ fn generated_policy(k: &Res, region: &Fact<String>) -> Fact<String> {
                 .unwrap_or(true),
             partition: Partition::of_region(region.known()?),
             databricks_principal: None,
+            deployment: Some(deployment?),
         })
     };
-    match input() {
-        Some(i) => Fact::Known(to_canonical_json(&generate(&i))),
-        None => Fact::Unknown,
+    match input().map(|i| generate(&i)) {
+        Some(Ok(doc)) => Fact::Known(to_canonical_json(&doc)),
+        _ => Fact::Unknown,
+    }
+}
+
+/// The policy a `cmk_kms_key` generates names the principal of its
+/// provider's deployment; in GovCloud, which shard is not known while no
+/// setting names it: its policy rules say so, and how to name it.
+fn shard_decides_generated_policy(outcomes: &mut [Outcome], region: &Fact<String>) {
+    let Some(p) = region.known().map(|r| Partition::of_region(r)) else {
+        return;
+    };
+    let shards = Deployment::in_partition(p);
+    if shards.len() < 2 {
+        return;
+    }
+    let names = shards
+        .iter()
+        .map(|d| format!("{d} ({})", d.principal()))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    for o in outcomes.iter_mut().filter(|o| {
+        o.subject == Subject::KeyPolicy && o.verdict == crate::rules::Verdict::CannotTell
+    }) {
+        o.message = format!(
+            "the policy cmk_kms_key generates names Databricks' principal of its provider's deployment, {names}, and no provider block says which: pass --deployment, or set the cmk provider's host or deployment"
+        );
     }
 }
 
@@ -772,6 +815,19 @@ fn analyze_with(
                 }
             }
         }
+        // CMK022: the key's partition (its ARN's, a promised ARN's, or the
+        // linked key's region's) against the deployment.
+        let region = match (&written.key_region, linked) {
+            (Fact::Known(Some(r)), _) => Fact::Known(r.clone()),
+            (_, Some(k)) => key_region(plan, k),
+            _ => Fact::Unknown,
+        };
+        let partition = key_partition_of(
+            written.key_arn.known().map(String::as_str),
+            written.key_arn_prefix.as_deref(),
+            region.known().map(String::as_str),
+        );
+        outs.extend(check_key_partition(plan.deployment(), partition));
         push(&mut a, c, outs);
     }
     let config_index: HashMap<&str, usize> = configs
@@ -992,8 +1048,20 @@ fn analyze_with(
             databricks_principal: source
                 .known()
                 .and_then(|d| str_known(d.get_str("databricks_principal"))),
+            deployment: plan.deployment(),
         };
         let mut outcomes = check_kms_key(&kf, &needs);
+        if generates_policy(plan, k) && kf.policy.is_unknown() && plan.deployment().is_none() {
+            shard_decides_generated_policy(&mut outcomes, &kf.region);
+        }
+        outcomes.extend(check_key_partition(
+            plan.deployment(),
+            key_partition_of(
+                kf.arn.known().map(String::as_str),
+                None,
+                kf.region.known().map(String::as_str),
+            ),
+        ));
         if let (true, Fact::Known(None) | Fact::Unknown, Fact::Known(Some(role))) = (
             generates_policy(plan, k),
             k.get_str("aws_account_id"),

@@ -1156,8 +1156,9 @@ fn read_module(
             format!("{}:{local_key}", prefix.trim_end_matches('.'))
         };
         let (_, _, mut exprs) = eval_body(&b.block.body, &scope, &scope.ctx, true);
-        // The region as a constant when the source decides it.
-        for attr in ["region", "aws_region"] {
+        // The region (and a Databricks host or deployment) as a constant
+        // when the source decides it.
+        for attr in ["region", "aws_region", "host", "deployment"] {
             if let Some(a) = b.block.body.attributes().find(|a| a.key.as_str() == attr) {
                 if let Ok(hcl::Value::String(s)) = a.expr.evaluate(&scope.ctx) {
                     exprs.insert(attr.to_string(), json!({ "constant_value": s }));

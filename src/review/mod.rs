@@ -61,6 +61,9 @@ pub struct Options {
     pub profile: Option<String>,
     /// `--workspace-host-template`: where workspaces' own APIs live.
     pub workspace_host_template: Option<String>,
+    /// `--deployment`: the Databricks deployment (commercial, GovCloud
+    /// civilian or DoD), over what the provider blocks' hosts say.
+    pub deployment: Option<crate::rules::Deployment>,
 }
 
 /// Default input size limit, MiB. A plan of 10,000 resources is about 15 MiB.
@@ -88,9 +91,11 @@ pub enum UsageError {
     Unexpected(String),
     #[error("--max-input-mib takes a whole number of MiB from 1 to 65536, not {0:?}")]
     BadLimit(String),
+    #[error("unknown --deployment {0:?}; use commercial, govcloud-civilian or govcloud-dod")]
+    BadDeployment(String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE...] [-var-file FILE...] [--require DATA_TYPE...] [--max-input-mib N] [--live [--profile NAME] [--workspace-host-template URL]]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE...] [-var-file FILE...] [--require DATA_TYPE...] [--max-input-mib N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
   DIR, FILE.tf     HCL mode: a configuration's .tf source (with terraform.tfvars, *.auto.tfvars,\n\
                    local modules); no plan and no credentials; what only a plan knows\n\
@@ -103,12 +108,16 @@ pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE
                    directory or the current one); inline: # cmk:ignore CMK021 reason\n\
   --require        data types that must be protected, e.g. --require secrets dbfs_root\n\
   --max-input-mib  refuse input larger than this (default 256)\n\
+  --deployment     the Databricks deployment whose principal key policies must name:\n\
+                   commercial, govcloud-civilian or govcloud-dod (default: the one the\n\
+                   Databricks or cmk provider block's host names)\n\
   --live           read the current keys, tier, compute and dashboards of the existing\n\
                    workspaces the plan touches from Databricks (read-only calls; credentials\n\
                    as the provider takes them: DATABRICKS_* variables or a ~/.databrickscfg profile)\n\
   --profile        the ~/.databrickscfg profile for --live (else DATABRICKS_CONFIG_PROFILE, DEFAULT)\n\
   --workspace-host-template  workspace API host for --live, {deployment_name} replaced\n\
-                   (default https://{deployment_name}.cloud.databricks.com)";
+                   (default: the deployment's, https://{deployment_name}.cloud.databricks.com\n\
+                   for commercial)";
 
 fn push_required(req: &mut Requirements, v: &str) -> Result<(), UsageError> {
     for name in v.split(',').filter(|s| !s.is_empty()) {
@@ -137,6 +146,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
     let mut live = false;
     let mut profile = None;
     let mut workspace_host_template = None;
+    let mut deployment = None;
     let mut i = 0;
     let mut in_require = false;
     while i < args.len() {
@@ -167,6 +177,11 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
                 "never" => FailOn::Never,
                 _ => return Err(UsageError::BadFailOn(v)),
             };
+            in_require = false;
+        } else if let Some(v) = valued(&["--deployment"], &mut i) {
+            let v = v?;
+            deployment =
+                Some(crate::rules::Deployment::parse(&v).ok_or(UsageError::BadDeployment(v))?);
             in_require = false;
         } else if let Some(v) = valued(&["--suppressions"], &mut i) {
             suppressions = Some(v?);
@@ -268,6 +283,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
         live,
         profile,
         workspace_host_template,
+        deployment,
     })
 }
 
@@ -485,11 +501,17 @@ pub fn run(opts: &Options) -> Result<Done, String> {
             opts.plan.clone(),
         )
     };
+    let mut plan = plan;
+    if let Some(d) = opts.deployment {
+        plan.set_deployment(d);
+    }
     let suppressions = load_suppressions(opts, &ignores)?;
     let (analysis, live_errors) = if opts.live {
         let settings = crate::cloud::databricks::DatabricksSettings {
             profile: opts.profile.clone(),
             workspace_host_template: opts.workspace_host_template.clone(),
+            // The deployment chooses the default workspace host.
+            deployment: plan.deployment(),
             ..Default::default()
         };
         review_live(&plan, &opts.required, &settings)?
@@ -546,6 +568,8 @@ pub fn main(args: &[String]) -> i32 {
     done.code
 }
 
+#[cfg(test)]
+mod govcloud_tests;
 #[cfg(test)]
 mod hcl_tests;
 #[cfg(test)]

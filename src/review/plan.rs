@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
-use crate::rules::Fact;
+use crate::rules::{Deployment, Fact};
 
 /// One resource (or data source) instance of the plan.
 #[derive(Debug, Clone, Default)]
@@ -145,6 +145,13 @@ struct ConfigFacts {
     module_outputs: HashMap<String, BTreeMap<String, Vec<String>>>,
     /// config address -> the references of its `for_each` expression.
     for_each: HashMap<String, Vec<String>>,
+    /// The Databricks deployments the Databricks and cmk provider blocks
+    /// name (their `host`, or cmk's `deployment`), with the block and host.
+    deployments: Vec<(Deployment, String)>,
+    /// `--deployment`: wins over the provider blocks.
+    deployment_override: Option<Deployment>,
+    /// The shard the plan's key policies name, worked out once.
+    policy_deployment: std::sync::OnceLock<Option<Deployment>>,
 }
 
 /// How deep references are followed through module variables and outputs.
@@ -419,6 +426,36 @@ impl Plan {
                         .map(|e| expression_value(e, vars))
                         .unwrap_or(Fact::Unknown);
                     plan.config.provider_regions.insert(key.clone(), region);
+                    let name = pc.get("name").and_then(Value::as_str).unwrap_or(key);
+                    if name == "databricks" || name == "cmk" {
+                        let expr = |attr: &str| {
+                            pc.get("expressions")
+                                .and_then(|e| e.get(attr))
+                                .map(|e| expression_value(e, vars))
+                        };
+                        let named = match expr("deployment") {
+                            Some(Fact::Known(d)) => Deployment::parse(&d).map(|d| {
+                                (
+                                    d,
+                                    format!("provider \"{key}\" deployment = {d:?}", d = d.name()),
+                                )
+                            }),
+                            _ => None,
+                        }
+                        .or_else(|| match expr("host") {
+                            Some(Fact::Known(h)) => Deployment::of_host(&h).map(|d| {
+                                (
+                                    d,
+                                    format!(
+                                        "provider \"{key}\" host {}",
+                                        crate::rules::ids::quoted(&h)
+                                    ),
+                                )
+                            }),
+                            _ => None,
+                        });
+                        plan.config.deployments.extend(named);
+                    }
                 }
             }
         }
@@ -625,6 +662,80 @@ impl Plan {
 
     /// The region a resource's provider configuration sets (`region` of
     /// the AWS provider, `aws_region` of this one), when the plan knows it.
+    /// The Databricks deployment: `--deployment`, else the one every
+    /// Databricks and cmk provider block that names one agrees on. `None`
+    /// when none names one, or they disagree.
+    pub fn deployment(&self) -> Option<Deployment> {
+        if let Some(d) = self.config.deployment_override {
+            return Some(d);
+        }
+        let mut named = self.config.deployments.iter().map(|(d, _)| *d);
+        match named.next() {
+            Some(first) => named.all(|d| d == first).then_some(first),
+            None => self.policy_deployment(),
+        }
+    }
+
+    /// With no provider block naming one: the deployment whose Databricks
+    /// account the plan's key policies name, when they name exactly one of
+    /// those their keys' partitions allow (a policy written for a shard
+    /// decides it). A policy naming Databricks' commercial account in a
+    /// GovCloud key names none.
+    fn policy_deployment(&self) -> Option<Deployment> {
+        *self.config.policy_deployment.get_or_init(|| {
+            let mut found = std::collections::BTreeSet::new();
+            for k in self.resources.iter().filter(|r| {
+                r.mode == "managed" && matches!(r.rtype.as_str(), "aws_kms_key" | "cmk_kms_key")
+            }) {
+                let Fact::Known(Some(policy)) = k.get_str("policy") else {
+                    continue;
+                };
+                let arn = k.get_str("arn").known().cloned().flatten();
+                let region = match k.get_str("region") {
+                    Fact::Known(Some(r)) => Some(r),
+                    _ => self.provider_region(k).known().cloned(),
+                };
+                let Some(partition) =
+                    crate::rules::key_partition_of(arn.as_deref(), None, region.as_deref())
+                else {
+                    continue;
+                };
+                found.extend(
+                    crate::rules::deployment::named_in(&policy)
+                        .into_iter()
+                        .filter(|d| d.partition() == partition),
+                );
+            }
+            let mut it = found.into_iter();
+            match (it.next(), it.next()) {
+                (Some(d), None) => Some(d),
+                _ => None,
+            }
+        })
+    }
+
+    /// What said which deployment it is (for the summary), or why none is
+    /// known.
+    pub fn deployment_source(&self) -> String {
+        if let Some(d) = self.config.deployment_override {
+            return format!("{d} (--deployment {})", d.name());
+        }
+        match (self.deployment(), self.config.deployments.as_slice()) {
+            (Some(d), [(_, src), ..]) => format!("{d} ({src})"),
+            (Some(d), []) => format!("{d} (the key policies name its Databricks account)"),
+            (None, []) => "not known: no Databricks provider block names a host of a Databricks deployment (use --deployment)".to_string(),
+            (_, all) => format!(
+                "not known: the provider blocks disagree ({}); use --deployment",
+                all.iter().map(|(d, s)| format!("{s}: {d}")).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Sets `--deployment`.
+    pub fn set_deployment(&mut self, d: Deployment) {
+        self.config.deployment_override = Some(d);
+    }
+
     pub fn provider_region(&self, res: &Res) -> Fact<String> {
         self.config
             .provider_keys

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use super::catalog::{DataType, KeyFeature};
 use super::coverage::{coverage, Coverage, PlannedKeys, Protection};
+use super::deployment::{self, Deployment};
 use super::facts::{
     created_on_or_before_cutoff, BindingChange, ComputeMode, Fact, KeyConfigFacts, KeyState,
     KmsKeyFacts, PricingTier, RequestedKey, Requirements, WorkspaceFacts, WorkspaceStatus,
@@ -12,7 +13,6 @@ use super::facts::{
 use super::findings::{Outcome, RuleId, Severity, Subject};
 use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
-use super::kms_policy::default_databricks_principal;
 
 fn short(id: &str) -> String {
     id.to_string()
@@ -170,8 +170,12 @@ pub struct PolicyNeeds {
     pub cross_account_role_arn: Fact<Option<String>>,
     /// The workspace region, for the EC2 `kms:ViaService` value.
     pub workspace_region: Fact<String>,
-    /// `None`: Databricks' account root in the key's partition.
+    /// An explicit Databricks principal (the policy data source's
+    /// `databricks_principal`); `None`: the deployment's.
     pub databricks_principal: Option<String>,
+    /// The Databricks deployment the key serves, when a setting says which
+    /// (`None`: every deployment of the key's partition is a candidate).
+    pub deployment: Option<Deployment>,
 }
 
 /// Rules about a KMS key used by key configurations: CMK003 (spec and
@@ -232,6 +236,55 @@ pub fn check_kms_key(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
     out
 }
 
+/// A key's partition from what is known of it: its ARN, else the start of
+/// an ARN promised at plan (`arn:aws-us-gov:kms:REGION:ACCOUNT:key/`), else
+/// its region.
+pub fn key_partition_of(
+    arn: Option<&str>,
+    arn_prefix: Option<&str>,
+    region: Option<&str>,
+) -> Option<Partition> {
+    arn.and_then(|a| ids::parse_key_arn(a).ok())
+        .or_else(|| arn_prefix.and_then(ids::key_arn_prefix))
+        .map(|k| k.partition)
+        .or_else(|| region.map(Partition::of_region))
+}
+
+/// CMK022: the key's partition ([`key_partition_of`]) against the
+/// Databricks deployment it serves. `None` while no deployment is known
+/// and the partition is one a deployment uses: the rule waits for a
+/// setting that names the deployment, and claims nothing it cannot know.
+pub fn check_key_partition(
+    deployment: Option<Deployment>,
+    partition: Option<Partition>,
+) -> Option<Outcome> {
+    let (r, s) = (RuleId::KeyPartitionDeployment, Subject::KeyArn);
+    match (deployment, partition) {
+        (Some(d), Some(p)) => Some(match deployment::partition_mismatch(d, p) {
+            Some(why) => Outcome::fail(r, s, why),
+            None => Outcome::pass(
+                r,
+                s,
+                format!("the key is in partition {p}, the partition of {d}"),
+            ),
+        }),
+        (Some(d), None) => Some(Outcome::cannot_tell(
+            r,
+            s,
+            format!(
+                "the key's partition is not known until apply; {d} needs {}",
+                d.partition()
+            ),
+        )),
+        (None, Some(p)) if Deployment::in_partition(p).is_empty() => Some(Outcome::fail(
+            r,
+            s,
+            format!("the key is in partition {p}, which no Databricks on AWS deployment uses"),
+        )),
+        (None, _) => None,
+    }
+}
+
 /// The owner account standing in, in a generated policy, for one not
 /// known until apply: only the owner's own statement names it, and no rule
 /// but CMK016 (a role of the owner's account) reads that statement.
@@ -283,17 +336,107 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
         },
     };
     let arn = key.arn.known().map(String::as_str);
-    let partition = arn
-        .and_then(|a| ids::parse_key_arn(a).ok())
-        .map(|k| k.partition)
-        .unwrap_or(Partition::Aws);
-    let principal = needs
-        .databricks_principal
-        .clone()
-        .unwrap_or_else(|| default_databricks_principal(partition));
     let mut out = vec![];
+    let candidates = principal_candidates(key, needs);
+    if candidates.is_empty() {
+        let why = format!(
+            "no Databricks on AWS deployment uses the key's partition ({}), so no Databricks principal can be checked (CMK022)",
+            key_partition(key).map(|p| p.as_str()).unwrap_or("unknown")
+        );
+        out.push(Outcome::cannot_tell(r15, s, why.clone()));
+        out.push(Outcome::cannot_tell(r21, s, why));
+    } else {
+        let per: Vec<(&Candidate, [Outcome; 2])> = candidates
+            .iter()
+            .map(|c| {
+                (
+                    c,
+                    principal_rules(needs, policy.as_ref(), arn, &c.principal),
+                )
+            })
+            .collect();
+        for i in 0..2 {
+            let each: Vec<(&Candidate, &Outcome)> = per.iter().map(|(c, o)| (*c, &o[i])).collect();
+            out.push(combine_candidates(&each));
+        }
+    }
+    // CMK016
+    out.push(match (&needs.cluster_volumes, &policy, &needs.cross_account_role_arn) {
+        (Fact::Known(false), _, _) => Outcome::pass(r16, s, "the key does not encrypt cluster volumes"),
+        (Fact::Unknown, _, _) => Outcome::cannot_tell(r16, s, "whether the key encrypts cluster volumes is not known until apply"),
+        (_, _, Fact::Unknown) | (_, _, Fact::Known(None)) => Outcome::cannot_tell(
+            r16,
+            s,
+            "the key encrypts cluster volumes, but the workspace's cross-account role is not known, so its EBS statement cannot be checked",
+        ),
+        (_, None, Fact::Known(Some(role))) => Outcome::fail(r16, s, format!("the key has the default key policy, which has no EBS statement for {role}")),
+        (_, Some(p), Fact::Known(Some(role))) => {
+            let reqs = cluster_volume_requests(role, needs.workspace_region.known().map(String::as_str), arn);
+            let o = verdict_for(r16, p, reqs.iter().map(|r| ("cluster volumes".to_string(), r)));
+            o
+        }
+    });
+    out
+}
+
+/// One Databricks principal a key policy may have to name, and the
+/// deployment it is for (`None`: an explicit principal).
+#[derive(Debug, Clone)]
+struct Candidate {
+    principal: String,
+    deployment: Option<Deployment>,
+}
+
+/// The partition of a key: its ARN's, or its region's.
+fn key_partition(key: &KmsKeyFacts) -> Option<Partition> {
+    key_partition_of(
+        key.arn.known().map(String::as_str),
+        None,
+        key.region.known().map(String::as_str),
+    )
+}
+
+/// The principals CMK015 and CMK021 check: the one given, else the
+/// deployment's, else every deployment the key's partition allows (narrowed
+/// to the shard whose account the policy names, when it names one).
+fn principal_candidates(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Candidate> {
+    if let Some(p) = &needs.databricks_principal {
+        return vec![Candidate {
+            principal: p.clone(),
+            deployment: None,
+        }];
+    }
+    let text = match &key.policy {
+        Fact::Known(Some(t)) => Some(t.as_str()),
+        _ => None,
+    };
+    let deployments = match needs.deployment {
+        Some(d) => vec![d],
+        None => deployment::candidates(key_partition(key), text),
+    };
+    deployments
+        .into_iter()
+        .map(|d| Candidate {
+            principal: d.principal(),
+            deployment: Some(d),
+        })
+        .collect()
+}
+
+/// CMK015 and CMK021 for one principal.
+fn principal_rules(
+    needs: &PolicyNeeds,
+    policy: Option<&Policy>,
+    arn: Option<&str>,
+    principal: &str,
+) -> [Outcome; 2] {
+    let s = Subject::KeyPolicy;
+    let (r15, r21) = (
+        RuleId::PolicyDatabricksGrants,
+        RuleId::PolicyGuideStatements,
+    );
     // CMK015
-    out.push(match (&needs.use_cases, &policy) {
+    let r15_outcome = match (&needs.use_cases, policy) {
         (Fact::Unknown, _) => Outcome::cannot_tell(
             r15,
             s,
@@ -323,9 +466,9 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
                 reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
             )
         }
-    });
+    };
     // CMK021: what Databricks' guide adds beyond what the services need.
-    out.push(match (&needs.use_cases, &policy) {
+    let r21_outcome = match (&needs.use_cases, policy) {
         (Fact::Unknown, _) => Outcome::cannot_tell(
             r21,
             s,
@@ -378,24 +521,45 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
                 o
             }
         }
-    });
-    // CMK016
-    out.push(match (&needs.cluster_volumes, &policy, &needs.cross_account_role_arn) {
-        (Fact::Known(false), _, _) => Outcome::pass(r16, s, "the key does not encrypt cluster volumes"),
-        (Fact::Unknown, _, _) => Outcome::cannot_tell(r16, s, "whether the key encrypts cluster volumes is not known until apply"),
-        (_, _, Fact::Unknown) | (_, _, Fact::Known(None)) => Outcome::cannot_tell(
-            r16,
-            s,
-            "the key encrypts cluster volumes, but the workspace's cross-account role is not known, so its EBS statement cannot be checked",
-        ),
-        (_, None, Fact::Known(Some(role))) => Outcome::fail(r16, s, format!("the key has the default key policy, which has no EBS statement for {role}")),
-        (_, Some(p), Fact::Known(Some(role))) => {
-            let reqs = cluster_volume_requests(role, needs.workspace_region.known().map(String::as_str), arn);
-            let o = verdict_for(r16, p, reqs.iter().map(|r| ("cluster volumes".to_string(), r)));
-            o
-        }
-    });
-    out
+    };
+    [r15_outcome, r21_outcome]
+}
+
+/// One outcome from a rule's outcomes for each deployment the key may be
+/// for: the same verdict for all stands; different verdicts wait for the
+/// deployment to be known.
+fn combine_candidates(each: &[(&Candidate, &Outcome)]) -> Outcome {
+    let (_, first) = each[0];
+    if each.len() == 1 {
+        return first.clone();
+    }
+    let named = |c: &Candidate| match c.deployment {
+        Some(d) => format!("{d} ({})", c.principal),
+        None => c.principal.clone(),
+    };
+    let same = each.iter().all(|(_, o)| o.verdict == first.verdict);
+    let detail = each
+        .iter()
+        .map(|(c, o)| format!("for {}: {}", named(c), o.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut o = (*first).clone();
+    o.message = if same {
+        format!(
+            "the Databricks deployment is not known, and the verdict is the same for every deployment the key's partition allows: {detail}"
+        )
+    } else {
+        o.verdict = super::findings::Verdict::CannotTell;
+        format!(
+            "the verdict depends on the Databricks deployment, which is not known: {detail}. Name the deployment: the provider's host or deployment argument (review: the Databricks provider block's host, or --deployment {})",
+            each.iter()
+                .filter_map(|(c, _)| c.deployment.map(|d| d.name()))
+                .collect::<Vec<_>>()
+                .join("|")
+        )
+    };
+    o.message = super::findings::readable(&o.message);
+    o
 }
 
 fn verdict_for<'a>(

@@ -801,6 +801,7 @@ fn needs(use_cases: &[KeyFeature], cluster_volumes: bool, role: Option<&str>) ->
         cross_account_role_arn: Fact::Known(role.map(str::to_string)),
         workspace_region: Fact::Known("us-east-1".into()),
         databricks_principal: None,
+        deployment: None,
     }
 }
 
@@ -813,7 +814,9 @@ fn generated(use_cases: &[KeyFeature], role: Option<&str>, tag: bool) -> String 
         reuse_key_for_cluster_volumes: true,
         partition: crate::rules::ids::Partition::Aws,
         databricks_principal: None,
-    });
+        deployment: None,
+    })
+    .unwrap();
     doc.to_string()
 }
 

@@ -3,6 +3,28 @@
 
 use super::findings::RULES;
 
+/// The rules that name Databricks' principal or the deployment's partition
+/// list them per deployment.
+fn principals_section(rule: super::RuleId) -> String {
+    use super::RuleId::*;
+    if !matches!(
+        rule,
+        PolicyDatabricksGrants
+            | PolicyClusterVolumes
+            | PolicyGuideStatements
+            | KeyPartitionDeployment
+    ) {
+        return String::new();
+    }
+    format!(
+        "\n## Databricks' principal and partition per deployment\n\n         The deployment comes from the provider's `deployment` argument or its account `host` \
+         (review: `--deployment`, or the `host` of the Databricks provider block). A GovCloud key \
+         whose shard is not known is \"cannot tell yet\", never checked against another shard's \
+         principal. See the [GovCloud guide](../guides/govcloud.md).\n\n{}",
+        super::deployment::markdown_table()
+    )
+}
+
 /// `(file name, markdown)` for every rule page and `README.md`.
 pub fn rule_pages() -> Vec<(String, String)> {
     let mut pages = vec![];
@@ -28,7 +50,8 @@ pub fn rule_pages() -> Vec<(String, String)> {
              The rule does not guess. At `terraform plan`, the resource names it in a \
              \"Decided at apply\" warning on the argument whose value is not known yet, and checks \
              it again at apply, before anything changes: a failure then stops the apply. \
-             `terraform-provider-cmk review` reports it as \"cannot tell yet\".\n",
+             `terraform-provider-cmk review` reports it as \"cannot tell yet\".\n{principals}",
+            principals = principals_section(r.key),
             id = r.id,
             title = r.title,
             sev = r.severity,

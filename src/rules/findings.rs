@@ -135,6 +135,7 @@ pub enum RuleId {
     StorageKeyVerify,
     WorkspaceUpdatable,
     PolicyGuideStatements,
+    KeyPartitionDeployment,
 }
 
 impl RuleId {
@@ -214,7 +215,7 @@ const fn rule(
 use Severity::{Error as E, Warning as W};
 
 /// The registry, in id order.
-pub static RULES: [Rule; 21] = [
+pub static RULES: [Rule; 22] = [
     rule("CMK001", RuleId::EnterpriseTier, E,
         "Workspace is on the Enterprise pricing tier",
         "A workspace that gets a customer-managed key (either slot) must have `pricing_tier = ENTERPRISE`.",
@@ -362,6 +363,13 @@ pub static RULES: [Rule; 21] = [
         "the key policy does not allow arn:aws:iam::414351767826:root kms:CreateGrant (needed for STORAGE); ...; Databricks' configuration guide adds the statement AllowDatabricksStorageGrants (kms:CreateGrant, kms:ListGrants, kms:RevokeGrant for arn:aws:iam::414351767826:root under Bool kms:GrantIsForAWSResource = true, ...)",
         "Add the grants statement from Databricks' guide (the cmk_kms_key_policy data source generates it), or keep the reference architecture's policy knowingly.",
         "Warning: Databricks' security reference architecture for AWS, which Databricks runs in production and publishes, has no grants statement for Databricks' principal in its storage key policy, so the services work without it; Databricks' configuration guide adds it, so its absence is worth knowing."),
+    rule("CMK022", RuleId::KeyPartitionDeployment, E,
+        "Key is in the partition of the Databricks deployment",
+        "The KMS key (its ARN, or the region a new key is made in) is in the AWS partition of the Databricks deployment it serves: `aws` for commercial, `aws-us-gov` for GovCloud civilian and GovCloud DoD. The deployment comes from the provider's `deployment` argument or its account `host` (in review: `--deployment`, or the Databricks provider block's `host`); while neither says which, the rule waits.",
+        "Databricks on AWS runs in separate deployments: commercial (accounts.cloud.databricks.com), GovCloud civilian (accounts.cloud.databricks.us) and GovCloud DoD (accounts-dod.cloud.databricks.mil), each with its own AWS account in its own partition. A GovCloud workspace runs in us-gov-west-1 and its keys must be there; Databricks' commercial control plane cannot reach a key in aws-us-gov, nor GovCloud's a key in aws.",
+        "the key is in partition aws, but the Databricks deployment is GovCloud civilian (partition aws-us-gov); a key in aws serves only commercial",
+        "Create the key in the deployment's partition (us-gov-west-1 for GovCloud), or point the provider at the deployment the key is for (`host`, or `deployment`).",
+        "Error: Databricks' principal of one deployment has no access to a key in another partition (IAM principals never cross partitions), so the key configuration is refused or the workspace cannot use its key."),
 ];
 
 /// How a rule applied.

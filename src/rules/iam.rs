@@ -1010,9 +1010,16 @@ mod tests {
                     reuse_key_for_cluster_volumes: true,
                     partition,
                     databricks_principal: None,
+                    deployment: None,
                 });
+                // A partition with one deployment decides it; GovCloud's two
+                // shards need one named, and aws-cn has none.
+                let Ok(doc) = doc else {
+                    assert_ne!(partition, Partition::Aws);
+                    continue;
+                };
                 let p = Policy::from_value(&doc).unwrap();
-                let principal = crate::rules::kms_policy::default_databricks_principal(partition);
+                let principal = crate::rules::Deployment::Commercial.principal();
                 let set = uc.iter().copied().collect();
                 let reqs = databricks_requests(&set, &principal, Some(ACCT), None);
                 assert!(!reqs.is_empty());

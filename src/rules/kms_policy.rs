@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use serde_json::{json, Map, Value};
 
 use super::catalog::KeyFeature;
-use super::ids::{Partition, DATABRICKS_AWS_ACCOUNT};
+use super::deployment::{self, Deployment};
+use super::ids::Partition;
 
 /// Statement ids, stable across versions (the evaluator and docs refer to them).
 pub mod sid {
@@ -32,13 +33,41 @@ pub struct PolicyInput {
     pub cross_account_role_arn: Option<String>,
     pub reuse_key_for_cluster_volumes: bool,
     pub partition: Partition,
-    /// `None`: Databricks' account root in the partition.
+    /// An explicit principal for Databricks; `None`: the deployment's.
     pub databricks_principal: Option<String>,
+    /// The Databricks deployment the key serves (`None`: not named; then
+    /// only a partition with one deployment, `aws`, decides it).
+    pub deployment: Option<Deployment>,
 }
 
-/// Databricks' principal in a partition.
-pub fn default_databricks_principal(partition: Partition) -> String {
-    format!("arn:{partition}:iam::{DATABRICKS_AWS_ACCOUNT}:root")
+/// Databricks' principal for a policy: the one given, else the
+/// deployment's (which must be of the key's partition), else the only
+/// deployment of the key's partition. An error says why none can be
+/// chosen and how to name it.
+pub fn databricks_principal(input: &PolicyInput) -> Result<String, String> {
+    if let Some(p) = &input.databricks_principal {
+        return Ok(p.clone());
+    }
+    let p = input.partition;
+    match input.deployment {
+        Some(d) => match deployment::partition_mismatch(d, p) {
+            Some(why) => Err(format!("{why}. Create the key in {}'s partition, or name the deployment the key is for.", d)),
+            None => Ok(d.principal()),
+        },
+        None => match Deployment::in_partition(p).as_slice() {
+            [d] => Ok(d.principal()),
+            [] => Err(format!("no Databricks on AWS deployment uses partition {p}, so the policy has no Databricks principal to name")),
+            several => Err(format!(
+                "a key in partition {p} may serve {}, and each has its own Databricks principal; name the deployment: the provider's deployment argument ({}) or its host",
+                several
+                    .iter()
+                    .map(|d| format!("{d} ({})", d.principal()))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                several.iter().map(|d| format!("\"{}\"", d.name())).collect::<Vec<_>>().join(" or ")
+            )),
+        },
+    }
 }
 
 /// Actions each statement grants (sorted as they appear in the document).
@@ -108,13 +137,11 @@ pub fn covers_cluster_volumes(input: &PolicyInput) -> bool {
         && input.cross_account_role_arn.is_some()
 }
 
-/// Generates the policy document.
-pub fn generate(input: &PolicyInput) -> Value {
+/// Generates the policy document; an error when Databricks' principal
+/// cannot be chosen ([`databricks_principal`]).
+pub fn generate(input: &PolicyInput) -> Result<Value, String> {
     let p = input.partition;
-    let principal = input
-        .databricks_principal
-        .clone()
-        .unwrap_or_else(|| default_databricks_principal(p));
+    let principal = databricks_principal(input)?;
     let mut statements = vec![statement(
         sid::KEY_ADMIN,
         &format!("arn:{p}:iam::{}:root", input.aws_account_id),
@@ -158,7 +185,7 @@ pub fn generate(input: &PolicyInput) -> Value {
     doc.insert("Version".into(), json!("2012-10-17"));
     doc.insert("Id".into(), json!("databricks-customer-managed-key"));
     doc.insert("Statement".into(), Value::Array(statements));
-    Value::Object(doc)
+    Ok(Value::Object(doc))
 }
 
 /// The document as text: compact, stable key order. Compact keeps state and
@@ -256,6 +283,7 @@ mod tests {
             reuse_key_for_cluster_volumes: true,
             partition: Partition::Aws,
             databricks_principal: None,
+            deployment: None,
         }
     }
 
@@ -270,7 +298,7 @@ mod tests {
 
     #[test]
     fn managed_services_only() {
-        let doc = generate(&input(&[KeyFeature::ManagedServices]));
+        let doc = generate(&input(&[KeyFeature::ManagedServices])).unwrap();
         assert_eq!(sids(&doc), [sid::KEY_ADMIN, sid::MANAGED_SERVICES]);
         assert_eq!(
             doc["Statement"][1]["Principal"]["AWS"],
@@ -291,9 +319,10 @@ mod tests {
     fn storage_with_role_tags_and_gov_partition() {
         let mut i = input(&[KeyFeature::Storage, KeyFeature::ManagedServices]);
         i.partition = Partition::AwsUsGov;
+        i.deployment = Some(Deployment::GovCloudCivilian);
         i.databricks_account_id = Some("0d26daa6-5e44-4c97-a497-ef015f91254a".into());
         i.cross_account_role_arn = Some("arn:aws-us-gov:iam::123456789012:role/dbx".into());
-        let doc = generate(&i);
+        let doc = generate(&i).unwrap();
         assert_eq!(
             sids(&doc),
             [
@@ -306,7 +335,11 @@ mod tests {
         );
         assert_eq!(
             doc["Statement"][2]["Principal"]["AWS"],
-            "arn:aws-us-gov:iam::414351767826:root"
+            "arn:aws-us-gov:iam::044793339203:root"
+        );
+        assert!(
+            !to_canonical_json(&doc).contains("414351767826"),
+            "nothing of Databricks' commercial account in a GovCloud key"
         );
         let grants = &doc["Statement"][3]["Condition"];
         assert_eq!(grants["Bool"]["kms:GrantIsForAWSResource"], "true");
@@ -334,7 +367,7 @@ mod tests {
         let mut i = input(&[KeyFeature::Storage]);
         i.cross_account_role_arn = Some("arn:aws:iam::123456789012:role/dbx".into());
         i.reuse_key_for_cluster_volumes = false;
-        assert!(!sids(&generate(&i)).contains(&sid::CLUSTER_VOLUMES.to_string()));
+        assert!(!sids(&generate(&i).unwrap()).contains(&sid::CLUSTER_VOLUMES.to_string()));
         assert_eq!(
             advice(&i),
             [PolicyAdvice::RoleUnused {
@@ -349,9 +382,49 @@ mod tests {
     fn output_is_byte_identical_for_the_same_input() {
         let mut i = input(&[KeyFeature::Storage, KeyFeature::ManagedServices]);
         i.databricks_account_id = Some("0d26daa6-5e44-4c97-a497-ef015f91254a".into());
-        let a = to_canonical_json(&generate(&i));
-        let b = to_canonical_json(&generate(&i.clone()));
+        let a = to_canonical_json(&generate(&i).unwrap());
+        let b = to_canonical_json(&generate(&i.clone()).unwrap());
         assert_eq!(a, b);
         assert!(a.starts_with("{\"Version\":\"2012-10-17\",\"Id\":"), "{a}");
+    }
+
+    #[test]
+    fn each_govcloud_shard_gets_its_own_principal_and_none_is_guessed() {
+        let mut i = input(&[KeyFeature::ManagedServices, KeyFeature::Storage]);
+        i.partition = Partition::AwsUsGov;
+        // GovCloud without a named shard: refused, naming both principals.
+        let e = generate(&i).unwrap_err();
+        assert!(
+            e.contains("arn:aws-us-gov:iam::044793339203:root")
+                && e.contains("arn:aws-us-gov:iam::170661010020:root")
+                && e.contains("\"govcloud-dod\""),
+            "{e}"
+        );
+        for (d, acct) in [
+            (Deployment::GovCloudCivilian, "044793339203"),
+            (Deployment::GovCloudDod, "170661010020"),
+        ] {
+            i.deployment = Some(d);
+            let text = to_canonical_json(&generate(&i).unwrap());
+            assert!(
+                text.contains(&format!("arn:aws-us-gov:iam::{acct}:root")),
+                "{text}"
+            );
+            for other in crate::rules::deployment::DEPLOYMENTS.iter() {
+                if other.databricks_aws_account != acct {
+                    assert!(!text.contains(other.databricks_aws_account), "{d}: {text}");
+                }
+            }
+        }
+        // A commercial deployment with a GovCloud key: refused.
+        i.deployment = Some(Deployment::Commercial);
+        let e = generate(&i).unwrap_err();
+        assert!(
+            e.contains("partition aws-us-gov") && e.contains("commercial"),
+            "{e}"
+        );
+        // The explicit principal still wins.
+        i.databricks_principal = Some("arn:aws-us-gov:iam::111122223333:root".into());
+        assert!(to_canonical_json(&generate(&i).unwrap()).contains("111122223333"));
     }
 }

@@ -18,6 +18,9 @@
 //! - [`check_binding`]`(&WorkspaceFacts, &BindingChange, Option<&KeyConfigFacts>
 //!   /* managed services */, Option<&KeyConfigFacts> /* storage */,
 //!   &Requirements) -> Vec<Outcome>`: CMK001, CMK002, CMK005, CMK007–CMK014, CMK019.
+//! - [`check_key_partition`]`(Option<Deployment>, Option<Partition>) ->
+//!   Option<Outcome>`: CMK022 (the key's partition, [`key_partition_of`],
+//!   against the Databricks deployment, [`deployment`]).
 //! - [`coverage::coverage`]`(&WorkspaceFacts, &PlannedKeys) -> Vec<Coverage>`:
 //!   every catalog data type as Protected / PartlyProtected / NotProtected /
 //!   CannotTellYet with the reason and the rule behind it.
@@ -30,6 +33,7 @@ pub mod catalog;
 pub mod checks;
 pub mod compute;
 pub mod coverage;
+pub mod deployment;
 pub mod docs;
 pub mod facts;
 pub mod findings;
@@ -41,7 +45,11 @@ pub mod kms_policy;
 mod iam_fuzz;
 
 pub use catalog::{DataType, KeyFeature};
-pub use checks::{check_binding, check_key_configuration, check_kms_key, PolicyNeeds};
+pub use checks::{
+    check_binding, check_key_configuration, check_key_partition, check_kms_key, key_partition_of,
+    PolicyNeeds,
+};
 pub use coverage::{coverage, Coverage, PlannedKeys, Protection};
+pub use deployment::Deployment;
 pub use facts::Fact;
 pub use findings::{Outcome, RuleId, Severity, Subject, Verdict, RULES};

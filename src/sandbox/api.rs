@@ -568,6 +568,15 @@ async fn create_key(
         }
     };
     let facts = adapter::key_config_facts(None, written.clone(), &info);
+    // The deployment's principal reaches keys of its own partition only.
+    let deployment = lock(&s.world).deployment();
+    let partition =
+        crate::rules::key_partition_of(facts.key_arn.known().map(String::as_str), None, None);
+    if let Some(o) = crate::rules::check_key_partition(Some(deployment), partition) {
+        if o.is_failure() {
+            return err(400, "INVALID_PARAMETER_VALUE", o.message);
+        }
+    }
     match adapter::create_refusal(&facts) {
         // The API answers an empty list as a missing parameter.
         Some((RuleId::UseCasesValid, _)) if written.is_empty() => {

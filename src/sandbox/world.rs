@@ -189,6 +189,12 @@ pub struct World {
     pub admin_token: Option<String>,
     #[serde(default)]
     pub accounts: Vec<SandboxAccount>,
+    /// The Databricks deployment the sandbox answers as: `commercial`
+    /// (default), `govcloud-civilian` or `govcloud-dod`. A key
+    /// configuration whose key is in another partition is refused, as the
+    /// deployment's Databricks principal cannot reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     /// In a state file: the fingerprint of the seed the world was made
     /// from ([`seed_fingerprint`]), so that a restart with another seed is
     /// refused instead of silently keeping the old world.
@@ -401,6 +407,16 @@ pub(super) fn create_exclusive(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
+impl World {
+    /// The deployment the sandbox answers as (commercial when the seed names none).
+    pub fn deployment(&self) -> crate::rules::Deployment {
+        self.deployment
+            .as_deref()
+            .and_then(crate::rules::Deployment::parse)
+            .unwrap_or(crate::rules::Deployment::Commercial)
+    }
+}
+
 /// Checks that a seed or state file describes a usable world: at least one
 /// account, ids of the right shapes, nothing twice. A state file `{}`
 /// would otherwise replace the seed with an empty world, silently.
@@ -409,6 +425,15 @@ pub fn check_world(world: &World) -> Result<(), String> {
     use std::collections::HashSet;
     if world.accounts.is_empty() {
         return Err("it has no accounts".into());
+    }
+    if let Some(d) = &world.deployment {
+        if crate::rules::Deployment::parse(d).is_none() {
+            return Err(format!(
+                "deployment {} is not a Databricks deployment; use one of {}",
+                ids::quoted(d),
+                crate::rules::Deployment::names()
+            ));
+        }
     }
     let (mut accounts, mut keys, mut workspaces, mut deployments) = (
         HashSet::new(),

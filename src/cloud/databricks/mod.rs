@@ -20,7 +20,8 @@ pub use models::{
     PricingTier, StorageMode, Workspace, WorkspaceKeyUpdate, WorkspaceStatus,
 };
 pub use settings::{
-    AuthKind, DatabricksSettings, Environment, ProcessEnvironment, ResolvedConfig, Secret,
-    StaticEnvironment, AUTH_TYPES, DEFAULT_ACCOUNT_HOST, DEFAULT_WORKSPACE_HOST_TEMPLATE,
+    AuthKind, DatabricksSettings, DeploymentChoice, Environment, ProcessEnvironment,
+    ResolvedConfig, Secret, StaticEnvironment, AUTH_TYPES, DEFAULT_ACCOUNT_HOST,
+    DEFAULT_WORKSPACE_HOST_TEMPLATE,
 };
 pub use snapshot::DEFAULT_MAX_AGE as SNAPSHOT_MAX_AGE;

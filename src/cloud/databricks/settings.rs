@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::error::DatabricksError;
 use crate::rules::ids::AccountId;
+use crate::rules::Deployment;
 
 /// The Account API host when nothing else is set.
 pub const DEFAULT_ACCOUNT_HOST: &str = "https://accounts.cloud.databricks.com";
@@ -91,6 +92,29 @@ pub struct DatabricksSettings {
     /// each, listed again after this age (see `snapshot.rs`). Unset: every
     /// read is a GET. The provider sets it.
     pub snapshot_max_age: Option<Duration>,
+    /// The Databricks deployment named by the provider's `deployment`
+    /// argument (it must agree with the host; see [`DatabricksSettings::deployment`]).
+    pub deployment: Option<Deployment>,
+}
+
+/// The deployment the provider serves, and what said so (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentChoice {
+    /// `None`: a host that names no deployment, and no `deployment` argument.
+    pub deployment: Option<Deployment>,
+    pub source: String,
+}
+
+impl Default for DeploymentChoice {
+    /// Commercial: the default host's.
+    fn default() -> Self {
+        DeploymentChoice {
+            deployment: Some(Deployment::Commercial),
+            source: format!(
+                "the default host {DEFAULT_ACCOUNT_HOST} (no host or deployment is set)"
+            ),
+        }
+    }
 }
 
 /// Where the client reads environment variables and files: the process, or a
@@ -228,6 +252,8 @@ pub struct ResolvedConfig {
     pub jitter_seed: Option<u64>,
     pub terraform_version: Option<String>,
     pub snapshot_max_age: Option<Duration>,
+    /// The deployment, when known: it chooses the default workspace host template.
+    pub deployment: Option<Deployment>,
 }
 
 #[derive(Default)]
@@ -282,9 +308,12 @@ pub(crate) fn parse_ini(text: &str) -> HashMap<String, HashMap<String, String>> 
 }
 
 impl DatabricksSettings {
-    /// Resolves the configuration: explicit settings, then environment, then
-    /// a config profile. Errors name what to set.
-    pub fn resolve(&self, env: &dyn Environment) -> Result<ResolvedConfig, DatabricksError> {
+    /// The three sources in order (arguments, environment, config
+    /// profile), and the profile when one was named explicitly.
+    fn layers(
+        &self,
+        env: &dyn Environment,
+    ) -> Result<([Layer; 3], Option<String>), DatabricksError> {
         let mut args = Layer {
             name: "arguments",
             ..Default::default()
@@ -388,7 +417,59 @@ impl DatabricksSettings {
                 Err(_) => {}
             }
         }
-        let layers = [args, envl, prof];
+        let named = profile_explicit.map(|_| profile);
+        Ok(([args, envl, prof], named))
+    }
+
+    /// The Databricks deployment (commercial, GovCloud civilian or DoD):
+    /// the argument `deployment`, which must agree with the host, else the
+    /// one the account host names (argument, DATABRICKS_HOST or profile),
+    /// else commercial, the default host's. A host that names none (a
+    /// proxy, an emulator) leaves it unknown.
+    pub fn deployment(&self, env: &dyn Environment) -> Result<DeploymentChoice, DatabricksError> {
+        let (layers, _) = self.layers(env)?;
+        let host = layers.iter().find_map(|l| l.get("host").cloned());
+        Self::deployment_from(self.deployment, host)
+    }
+
+    fn deployment_from(
+        explicit: Option<Deployment>,
+        host: Option<(String, String)>,
+    ) -> Result<DeploymentChoice, DatabricksError> {
+        let of_host = host
+            .as_ref()
+            .map(|(h, src)| (Deployment::of_host(h), h.as_str(), src.as_str()));
+        match (explicit, of_host) {
+            (Some(d), Some((Some(hd), h, src))) if hd != d => Err(DatabricksError::Config(format!(
+                "the argument `deployment` is \"{}\" ({d}), but the host {} (from {src}) is {hd}'s; set host = \"{}\" for {d}, or deployment = \"{}\"",
+                d.name(),
+                crate::rules::ids::quoted(h),
+                d.info().account_host,
+                hd.name()
+            ))),
+            (Some(d), _) => Ok(DeploymentChoice {
+                deployment: Some(d),
+                source: "the argument `deployment`".into(),
+            }),
+            (None, Some((Some(d), h, src))) => Ok(DeploymentChoice {
+                deployment: Some(d),
+                source: format!("the host {} (from {src})", crate::rules::ids::quoted(h)),
+            }),
+            (None, Some((None, h, src))) => Ok(DeploymentChoice {
+                deployment: None,
+                source: format!(
+                    "the host {} (from {src}), which names no Databricks deployment",
+                    crate::rules::ids::quoted(h)
+                ),
+            }),
+            (None, None) => Ok(DeploymentChoice::default()),
+        }
+    }
+
+    /// Resolves the configuration: explicit settings, then environment, then
+    /// a config profile. Errors name what to set.
+    pub fn resolve(&self, env: &dyn Environment) -> Result<ResolvedConfig, DatabricksError> {
+        let (layers, named_profile) = self.layers(env)?;
         let first = |key: &str| layers.iter().find_map(|l| l.get(key).cloned());
 
         let host = first("host")
@@ -405,7 +486,12 @@ impl DatabricksSettings {
         let account_id = AccountId::parse(&account_id)
             .map_err(|e| DatabricksError::Config(format!("{account_source}: {e}")))?;
 
-        let auth = resolve_auth(&layers, profile_explicit.map(|_| profile.as_str()))?;
+        let auth = resolve_auth(&layers, named_profile.as_deref())?;
+        let deployment = Self::deployment_from(
+            self.deployment,
+            layers.iter().find_map(|l| l.get("host").cloned()),
+        )?
+        .deployment;
 
         let rate_limit = match self.rate_limit {
             Some(r) => check_rate_limit(r, "the argument `rate_limit`")?,
@@ -476,10 +562,12 @@ impl DatabricksSettings {
             workspace_poll_interval: self
                 .workspace_poll_interval
                 .unwrap_or(Duration::from_secs(10)),
-            workspace_host_template: self
-                .workspace_host_template
-                .clone()
-                .unwrap_or_else(|| DEFAULT_WORKSPACE_HOST_TEMPLATE.to_string()),
+            workspace_host_template: self.workspace_host_template.clone().unwrap_or_else(|| {
+                deployment.map_or(DEFAULT_WORKSPACE_HOST_TEMPLATE.to_string(), |d| {
+                    d.workspace_host_template()
+                })
+            }),
+            deployment,
             jitter_seed: self.jitter_seed,
             terraform_version: self.terraform_version.clone(),
             snapshot_max_age: self.snapshot_max_age,

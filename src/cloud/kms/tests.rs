@@ -29,15 +29,19 @@ fn both() -> BTreeSet<KeyFeature> {
 }
 
 fn good_policy() -> String {
-    kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
-        use_cases: both(),
-        aws_account_id: ACCOUNT_ID.into(),
-        databricks_account_id: None,
-        cross_account_role_arn: None,
-        reuse_key_for_cluster_volumes: false,
-        partition: Partition::Aws,
-        databricks_principal: None,
-    }))
+    kms_policy::to_canonical_json(
+        &kms_policy::generate(&PolicyInput {
+            use_cases: both(),
+            aws_account_id: ACCOUNT_ID.into(),
+            databricks_account_id: None,
+            cross_account_role_arn: None,
+            reuse_key_for_cluster_volumes: false,
+            partition: Partition::Aws,
+            databricks_principal: None,
+            deployment: None,
+        })
+        .unwrap(),
+    )
 }
 
 fn needs(region: Option<&str>) -> PolicyNeeds {
@@ -170,15 +174,19 @@ async fn bad_policy_fails_cmk015() {
         "{out:#?}"
     );
     // Managed services only in the policy, storage needed too.
-    let ms_only = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
-        use_cases: [KeyFeature::ManagedServices].into(),
-        aws_account_id: ACCOUNT_ID.into(),
-        databricks_account_id: None,
-        cross_account_role_arn: None,
-        reuse_key_for_cluster_volumes: false,
-        partition: Partition::Aws,
-        databricks_principal: None,
-    }));
+    let ms_only = kms_policy::to_canonical_json(
+        &kms_policy::generate(&PolicyInput {
+            use_cases: [KeyFeature::ManagedServices].into(),
+            aws_account_id: ACCOUNT_ID.into(),
+            databricks_account_id: None,
+            cross_account_role_arn: None,
+            reuse_key_for_cluster_volumes: false,
+            partition: Partition::Aws,
+            databricks_principal: None,
+            deployment: None,
+        })
+        .unwrap(),
+    );
     kms.put_policy(&k.arn, &ms_only).await.unwrap();
     let f = failures(&kms.verify_key(&k.arn, &needs(None)).await);
     assert!(
@@ -520,15 +528,19 @@ async fn a_key_of_another_account_is_verified_by_its_arn() {
     let m = MotoServer::start();
     // The key lives in the security account, created with the credentials
     // STS AssumeRole returns for a role there (moto keeps accounts apart by them).
-    let policy = kms_policy::to_canonical_json(&kms_policy::generate(&PolicyInput {
-        use_cases: both(),
-        aws_account_id: SECURITY_ACCOUNT.into(),
-        databricks_account_id: None,
-        cross_account_role_arn: None,
-        reuse_key_for_cluster_volumes: false,
-        partition: Partition::Aws,
-        databricks_principal: None,
-    }));
+    let policy = kms_policy::to_canonical_json(
+        &kms_policy::generate(&PolicyInput {
+            use_cases: both(),
+            aws_account_id: SECURITY_ACCOUNT.into(),
+            databricks_account_id: None,
+            cross_account_role_arn: None,
+            reuse_key_for_cluster_volumes: false,
+            partition: Partition::Aws,
+            databricks_principal: None,
+            deployment: None,
+        })
+        .unwrap(),
+    );
     let arn = m.boto3(
         "us-east-1",
         &format!(
@@ -946,4 +958,62 @@ async fn a_throttled_create_key_is_sent_again_and_makes_one_key() {
         "{e}"
     );
     assert_eq!(direct.key_ids().await.unwrap().len(), 1, "no second key");
+}
+
+/// `use_fips_endpoint`: the SDK's own endpoint rules pick the FIPS host in
+/// GovCloud and in commercial US regions, and the endpoint our messages
+/// name is the one the SDK calls.
+#[tokio::test]
+async fn fips_endpoints_are_the_ones_the_sdk_resolves() {
+    use aws_sdk_kms::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    for (region, fips, want) in [
+        (
+            "us-gov-west-1",
+            true,
+            "https://kms-fips.us-gov-west-1.amazonaws.com",
+        ),
+        (
+            "us-gov-west-1",
+            false,
+            "https://kms.us-gov-west-1.amazonaws.com",
+        ),
+        (
+            "us-gov-east-1",
+            true,
+            "https://kms-fips.us-gov-east-1.amazonaws.com",
+        ),
+        (
+            "us-east-1",
+            true,
+            "https://kms-fips.us-east-1.amazonaws.com",
+        ),
+        ("eu-west-1", false, "https://kms.eu-west-1.amazonaws.com"),
+    ] {
+        let params = Params::builder()
+            .region(region)
+            .use_fips(fips)
+            .use_dual_stack(false)
+            .build()
+            .expect("endpoint parameters");
+        let resolved = DefaultResolver::new()
+            .resolve_endpoint(&params)
+            .await
+            .expect("the SDK resolves an endpoint");
+        assert_eq!(resolved.url(), want, "{region} fips={fips}");
+        assert_eq!(crate::cloud::kms::default_endpoint(region, fips), want);
+    }
+    // Through the client the provider builds: the setting reaches the SDK's
+    // configuration, and the message names the FIPS host.
+    let kms = Kms::connect(&KmsSettings {
+        region: Some("us-gov-west-1".into()),
+        use_fips: Some(true),
+        ..KmsSettings::default()
+    })
+    .await
+    .expect("client builds without a call");
+    assert_eq!(
+        kms.endpoint(),
+        "https://kms-fips.us-gov-west-1.amazonaws.com"
+    );
+    assert_eq!(kms.sdk_config().use_fips(), Some(true));
 }
