@@ -118,8 +118,10 @@ fn govcloud_quickstart_applies_with_the_shards_principal_and_replans_empty() {
         "{binding:#}"
     );
 
-    // GovCloud DoD: the same configuration plans the DoD principal.
-    let dod = workdir(&config, &sandbox, &moto, "govcloud-dod");
+    // GovCloud DoD: the same configuration, for a workspace whose storage
+    // key is not set yet (a sandbox of its own), plans the DoD principal.
+    let fresh = Sandbox::start_with(SEED);
+    let dod = workdir(&config, &fresh, &moto, "govcloud-dod");
     dod.run(&["plan", "-input=false", "-no-color", "-out=tfplan"])
         .ok();
     let planned = dod.run(&["show", "-json", "tfplan"]);
@@ -199,7 +201,8 @@ resource "cmk_key_configuration" "commercial_key" {{
     );
     let w = workdir(&config, &sandbox, &moto, "govcloud-civilian");
     let plan = w.run(&["plan", "-input=false", "-no-color"]);
-    let out = plan.all();
+    // Terraform wraps messages at spaces: read them as one line.
+    let out = plan.all().split_whitespace().collect::<Vec<_>>().join(" ");
     assert_ne!(plan.code, 0, "the plan must fail:\n{out}");
     assert!(out.contains("CMK015"), "{out}");
     assert!(
@@ -223,12 +226,12 @@ resource "cmk_key_configuration" "commercial_key" {{
     let w = workdir(&contradicting, &sandbox, &moto, "govcloud-civilian");
     let v = w.run(&["plan", "-input=false", "-no-color"]);
     assert_ne!(v.code, 0, "{}", v.all());
+    let out = v.all().split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
-        v.all().contains("deployment")
-            && v.all().contains("accounts.cloud.databricks.com")
-            && v.all().contains("commercial"),
-        "{}",
-        v.all()
+        out.contains("Databricks deployment and host disagree")
+            && out.contains("accounts.cloud.databricks.com")
+            && out.contains("commercial"),
+        "{out}"
     );
 }
 
