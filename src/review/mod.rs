@@ -10,6 +10,7 @@
 
 pub mod analyze;
 pub mod hcl_input;
+pub mod limits;
 pub mod live;
 pub mod output;
 pub mod plan;
@@ -53,8 +54,19 @@ pub struct Options {
     pub suppressions: Option<String>,
     pub format: Format,
     pub required: Requirements,
-    /// Input larger than this is refused (`--max-input-mib`).
+    /// Input larger than this is refused (`--max-input-mib`): the plan, or
+    /// all the files HCL mode reads together.
     pub max_input_mib: u64,
+    /// The other budgets of HCL mode's evaluation.
+    pub budget: limits::Budget,
+    /// `--root DIR`: what HCL mode may read (else the enclosing git work
+    /// tree of the configuration, else its directory).
+    pub root: Option<String>,
+    /// `--no-inline-suppressions`: `# cmk:ignore` comments accept nothing.
+    pub no_inline_suppressions: bool,
+    /// `--max-suppression-days N`: a suppression must expire within N days
+    /// of today.
+    pub max_suppression_days: u32,
     /// Read what the plan cannot hold from Databricks (`--live`).
     pub live: bool,
     /// `--profile`: the `~/.databrickscfg` profile for `--live`.
@@ -66,6 +78,9 @@ pub struct Options {
 /// Default input size limit, MiB. A plan of 10,000 resources is about 15 MiB.
 pub const DEFAULT_MAX_INPUT_MIB: u64 = 256;
 
+/// Default of `--max-suppression-days`.
+pub const DEFAULT_MAX_SUPPRESSION_DAYS: u32 = 90;
+
 /// Why the command line is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
@@ -73,7 +88,7 @@ pub enum UsageError {
     MissingPlan,
     #[error("unknown format {0:?}; use text, json, sarif, junit or github")]
     BadFormat(String),
-    #[error("unknown --fail-on {0:?}; use error, warning or never")]
+    #[error("unknown --fail-on {0:?}; use error, warning, cannot-tell or never")]
     BadFailOn(String),
     #[error("-var takes NAME=VALUE, not {0:?}")]
     BadVar(String),
@@ -88,9 +103,11 @@ pub enum UsageError {
     Unexpected(String),
     #[error("--max-input-mib takes a whole number of MiB from 1 to 65536, not {0:?}")]
     BadLimit(String),
+    #[error("{0} takes a whole number from {1} to {2}, not {3:?}")]
+    BadNumber(String, u64, u64, String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE...] [-var-file FILE...] [--require DATA_TYPE...] [--max-input-mib N] [--live [--profile NAME] [--workspace-host-template URL]]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
   DIR, FILE.tf     HCL mode: a configuration's .tf source (with terraform.tfvars, *.auto.tfvars,\n\
                    local modules); no plan and no credentials; what only a plan knows\n\
@@ -98,11 +115,21 @@ pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE
   -var, -var-file  HCL mode: variable values, as terraform plan takes them\n\
   --format         text (default), json (see docs/review.md), sarif (SARIF 2.1.0),\n\
                    junit (JUnit XML) or github (GitHub Actions annotations)\n\
-  --fail-on        exit 1 on error findings (default), on warnings too, or never\n\
+  --fail-on        exit 1 on error findings (default), on warnings too, on errors and\n\
+                   every \"cannot tell yet\" or expression not evaluated (cannot-tell), or never\n\
   --suppressions   a suppressions file (default: .cmk-review.json in the configuration's\n\
                    directory or the current one); inline: # cmk:ignore CMK021 reason\n\
+  --no-inline-suppressions  # cmk:ignore comments accept nothing (for pull requests:\n\
+                   only the file the owner names decides)\n\
+  --max-suppression-days  a suppression must expire within N days of today (default 90;\n\
+                   one without an expiry date is refused)\n\
+  --root           HCL mode reads nothing outside DIR (default: the enclosing git work\n\
+                   tree, else the configuration's directory); symlinks leaving it are refused\n\
   --require        data types that must be protected, e.g. --require secrets dbfs_root\n\
-  --max-input-mib  refuse input larger than this (default 256)\n\
+  --max-input-mib  refuse input larger than this (default 256; HCL mode: all files read)\n\
+  --max-instances, --max-module-calls, --max-value-mib, --max-seconds  HCL mode's budgets:\n\
+                   resource instances (default 10000), module calls (default 500), one\n\
+                   value (default 16 MiB), wall time (default 120 s); crossing one is exit 2\n\
   --live           read the current keys, tier, compute and dashboards of the existing\n\
                    workspaces the plan touches from Databricks (read-only calls; credentials\n\
                    as the provider takes them: DATABRICKS_* variables or a ~/.databrickscfg profile)\n\
@@ -134,6 +161,10 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
     let mut format = Format::Text;
     let mut required = Requirements::default();
     let mut max_input_mib = DEFAULT_MAX_INPUT_MIB;
+    let mut budget = limits::Budget::default();
+    let mut root = None;
+    let mut no_inline_suppressions = false;
+    let mut max_suppression_days = DEFAULT_MAX_SUPPRESSION_DAYS;
     let mut live = false;
     let mut profile = None;
     let mut workspace_host_template = None;
@@ -165,8 +196,34 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
                 "error" => FailOn::Error,
                 "warning" => FailOn::Warning,
                 "never" => FailOn::Never,
+                "cannot-tell" => FailOn::CannotTell,
                 _ => return Err(UsageError::BadFailOn(v)),
             };
+            in_require = false;
+        } else if a == "--no-inline-suppressions" {
+            no_inline_suppressions = true;
+            in_require = false;
+        } else if let Some(v) = valued(&["--root"], &mut i) {
+            let v = v?;
+            if v.is_empty() {
+                return Err(UsageError::MissingValue("--root".into()));
+            }
+            root = Some(v);
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-suppression-days"], &mut i) {
+            max_suppression_days = number("--max-suppression-days", &v?, 0, 3650)? as u32;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-instances"], &mut i) {
+            budget.instances = number("--max-instances", &v?, 1, 10_000_000)?;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-module-calls"], &mut i) {
+            budget.module_calls = number("--max-module-calls", &v?, 1, 1_000_000)?;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-value-mib"], &mut i) {
+            budget.value_bytes = number("--max-value-mib", &v?, 1, 4096)? * 1024 * 1024;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-seconds"], &mut i) {
+            budget.seconds = number("--max-seconds", &v?, 1, 86_400)?;
             in_require = false;
         } else if let Some(v) = valued(&["--suppressions"], &mut i) {
             suppressions = Some(v?);
@@ -265,10 +322,22 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
         format,
         required,
         max_input_mib,
+        budget,
+        root,
+        no_inline_suppressions,
+        max_suppression_days,
         live,
         profile,
         workspace_host_template,
     })
+}
+
+/// A whole number flag's value in `lo..=hi`.
+fn number(flag: &str, v: &str, lo: u64, hi: u64) -> Result<u64, UsageError> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(|| UsageError::BadNumber(flag.into(), lo, hi, v.into()))
 }
 
 fn parse_format(v: &str) -> Result<Format, UsageError> {
@@ -354,13 +423,21 @@ pub fn render_with(
     source: &str,
     fail_on: FailOn,
 ) -> String {
-    match format {
+    let out = match format {
         Format::Text => output::text_with(a, notes),
         Format::Json => output::json_with(a, notes, source),
         Format::Sarif => output::sarif_with(a, notes, source),
         Format::Junit => output::junit(a, notes, source, fail_on),
         Format::Github => output::github(a, notes, source, fail_on),
-    }
+    };
+    // Every line: no CI command, but the annotations `--format github`
+    // writes itself (their properties and data escaped).
+    crate::text::no_commands(&out, |line| {
+        format == Format::Github
+            && ["::error ", "::warning ", "::notice "]
+                .iter()
+                .any(|c| line.starts_with(c))
+    })
 }
 
 /// Exit code for an analysis: 1 when any error-level finding exists.
@@ -375,7 +452,8 @@ pub fn exit_code_with(a: &Analysis, notes: &[suppress::Note], fail_on: FailOn) -
         let suppressed = notes.get(i).is_some_and(|n| n.suppressed());
         !suppressed && fail_on.fails(&l.outcome)
     });
-    i32::from(fails)
+    let unevaluated = fail_on == FailOn::CannotTell && !a.unevaluated.is_empty();
+    i32::from(fails || unevaluated)
 }
 
 /// Reads a configuration's source (HCL mode) into the plan the rules read.
@@ -386,6 +464,9 @@ pub fn load_hcl(opts: &Options) -> Result<(Plan, hcl_input::Loaded), String> {
         paths,
         var_files: opts.var_files.clone(),
         vars: opts.vars.clone(),
+        root: opts.root.as_ref().map(std::path::PathBuf::from),
+        max_input_bytes: Some(opts.max_input_mib.saturating_mul(1024 * 1024)),
+        budget: Some(opts.budget.clone()),
     })
     .map_err(|e| e.0)?;
     let plan = Plan::from_value(std::mem::take(&mut loaded.plan))
@@ -466,14 +547,32 @@ fn read_plan(opts: &Options) -> Result<Plan, String> {
 /// error (exit code 2), with the message.
 pub fn run(opts: &Options) -> Result<Done, String> {
     let hcl = !opts.more.is_empty() || (opts.plan != "-" && hcl_input::is_hcl_input(&opts.plan));
-    let (plan, locations, ignores, source) = if hcl {
+    // HCL mode's guards: the wall time and the memory held (exit 2, naming
+    // the budget and what was being evaluated).
+    let _watchdog = hcl.then(|| limits::Watchdog::start(opts.budget.seconds));
+    if hcl {
+        limits::guard_memory(opts.budget.memory_bytes);
+    }
+    let done = run_guarded(opts, hcl);
+    limits::release_memory();
+    done
+}
+
+fn run_guarded(opts: &Options, hcl: bool) -> Result<Done, String> {
+    let (plan, locations, ignores, source, unevaluated) = if hcl {
         let (plan, loaded) = load_hcl(opts)?;
         let mut source = opts.plan.clone();
         for m in &opts.more {
             source.push(' ');
             source.push_str(m);
         }
-        (plan, loaded.locations, loaded.ignores, source)
+        (
+            plan,
+            loaded.locations,
+            loaded.ignores,
+            source,
+            loaded.unevaluated,
+        )
     } else {
         if !opts.vars.is_empty() || !opts.var_files.is_empty() {
             return Err("-var and -var-file are for a configuration's source (a directory or .tf files); a plan holds its variables' values already".into());
@@ -483,6 +582,7 @@ pub fn run(opts: &Options) -> Result<Done, String> {
             std::collections::HashMap::new(),
             vec![],
             opts.plan.clone(),
+            vec![],
         )
     };
     let suppressions = load_suppressions(opts, &ignores)?;
@@ -497,6 +597,8 @@ pub fn run(opts: &Options) -> Result<Done, String> {
         (analyze(&plan, &opts.required), vec![])
     };
     drop(plan);
+    let mut analysis = analysis;
+    analysis.unevaluated = unevaluated;
     let notes = suppress::notes(&analysis, &suppressions, &locations, today());
     let out = render_with(&analysis, &notes, opts.format, &source, opts.fail_on);
     // Asked to look and could not: the review is incomplete.
@@ -521,14 +623,14 @@ pub fn main(args: &[String]) -> i32 {
             return 0;
         }
         Err(e) => {
-            eprintln!("review: {e}\n{USAGE}");
+            eprintln!("review: {}\n{USAGE}", stderr_text(&e.to_string()));
             return 2;
         }
     };
     let done = match run(&opts) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("review: {e}");
+            eprintln!("review: {}", stderr_text(&e));
             return 2;
         }
     };
@@ -541,10 +643,19 @@ pub fn main(args: &[String]) -> i32 {
         return 2;
     }
     for e in &done.live_errors {
-        eprintln!("review: --live: {e}");
+        eprintln!("review: --live: {}", stderr_text(e));
     }
     done.code
 }
+
+/// A message for standard error: one line (new lines become spaces),
+/// hidden characters escaped ([`crate::text::printable`]), cut.
+fn stderr_text(e: &str) -> String {
+    crate::text::printable(e, STDERR_MAX_BYTES)
+}
+
+/// The longest message review writes on standard error.
+const STDERR_MAX_BYTES: usize = 4000;
 
 #[cfg(test)]
 mod hcl_tests;
