@@ -18,8 +18,10 @@ Usage:
   terraform-provider-cmk --debug [--address SOURCE]
                                          serve without TLS and print TF_REATTACH_PROVIDERS
   terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github]
-        [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE] [-var-file FILE]
-        [--require DATA_TYPE...] [--max-input-mib N]
+        [--fail-on error|warning|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions]
+        [--max-suppression-days N] [-var NAME=VALUE] [-var-file FILE] [--root DIR]
+        [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N]
+        [--max-value-mib N] [--max-seconds N]
         [--live [--profile NAME] [--workspace-host-template URL]]
                                          apply the CMK rules to `terraform show -json PLANFILE`
                                          output, or to a configuration's .tf source (no plan,

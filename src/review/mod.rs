@@ -67,6 +67,9 @@ pub struct Options {
     /// `--max-suppression-days N`: a suppression must expire within N days
     /// of today.
     pub max_suppression_days: u32,
+    /// `--max-suppression-days` was given: a suppression without an
+    /// expiry date is refused.
+    pub require_expiry: bool,
     /// Read what the plan cannot hold from Databricks (`--live`).
     pub live: bool,
     /// `--profile`: the `~/.databrickscfg` profile for `--live`.
@@ -165,6 +168,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
     let mut root = None;
     let mut no_inline_suppressions = false;
     let mut max_suppression_days = DEFAULT_MAX_SUPPRESSION_DAYS;
+    let mut require_expiry = false;
     let mut live = false;
     let mut profile = None;
     let mut workspace_host_template = None;
@@ -212,6 +216,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
             in_require = false;
         } else if let Some(v) = valued(&["--max-suppression-days"], &mut i) {
             max_suppression_days = number("--max-suppression-days", &v?, 0, 3650)? as u32;
+            require_expiry = true;
             in_require = false;
         } else if let Some(v) = valued(&["--max-instances"], &mut i) {
             budget.instances = number("--max-instances", &v?, 1, 10_000_000)?;
@@ -326,6 +331,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
         root,
         no_inline_suppressions,
         max_suppression_days,
+        require_expiry,
         live,
         profile,
         workspace_host_template,
@@ -481,7 +487,18 @@ pub fn load_suppressions(
     opts: &Options,
     inline: &[hcl_input::InlineIgnore],
 ) -> Result<Vec<suppress::Suppression>, String> {
-    let mut out = suppress::from_inline(inline)?;
+    let policy = suppress::Policy::new(
+        today(),
+        opts.max_suppression_days,
+        opts.require_expiry,
+    );
+    // `--no-inline-suppressions`: the comments of the reviewed source (a
+    // pull request's) accept nothing; only the file decides.
+    let mut out = if opts.no_inline_suppressions {
+        vec![]
+    } else {
+        suppress::from_inline(inline, &policy)?
+    };
     let file = match &opts.suppressions {
         Some(f) => Some(std::path::PathBuf::from(f)),
         None => {
@@ -500,10 +517,53 @@ pub fn load_suppressions(
     };
     if let Some(f) = file {
         let name = f.display().to_string();
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("cannot read {name}: {e}"))?;
-        out.extend(suppress::parse_file(&name, &text)?);
+        let text = read_suppressions(&f, opts.suppressions.is_none())?;
+        out.extend(suppress::parse_file(&name, &text, &policy)?);
     }
     Ok(out)
+}
+
+/// Longest suppressions file read.
+const SUPPRESSIONS_MAX_BYTES: u64 = 1024 * 1024;
+
+/// A suppressions file: a regular file of at most 1 MiB; one found by
+/// itself (not named on the command line) must not be a symlink that
+/// leaves its directory.
+fn read_suppressions(f: &std::path::Path, found: bool) -> Result<String, String> {
+    let name = f.display().to_string();
+    let cannot = |e: std::io::Error| format!("cannot read {name}: {e}");
+    if found
+        && std::fs::symlink_metadata(f)
+            .map_err(cannot)?
+            .file_type()
+            .is_symlink()
+    {
+        let dir = f
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let inside = std::fs::canonicalize(f)
+            .ok()
+            .zip(std::fs::canonicalize(dir).ok())
+            .is_some_and(|(t, d)| t.starts_with(d));
+        if !inside {
+            return Err(format!(
+                "{name} is a symbolic link that leaves its directory; review reads only a regular suppressions file there (or name one with --suppressions)"
+            ));
+        }
+    }
+    let file = std::fs::File::open(f).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(format!("{name} is not a regular file"));
+    }
+    match read_limited(file, SUPPRESSIONS_MAX_BYTES) {
+        Ok(t) => Ok(t),
+        Err(ReadError::Io(e)) => Err(cannot(e)),
+        Err(ReadError::Plan(PlanError::TooLarge { .. })) => Err(format!(
+            "{name} is larger than 1 MiB; a suppressions file lists a few accepted findings"
+        )),
+        Err(ReadError::Plan(_)) => Err(format!("{name} is not UTF-8 text")),
+    }
 }
 
 /// Today's date (UTC), for suppressions' expiry.
