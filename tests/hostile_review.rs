@@ -139,7 +139,11 @@ fn review(dir: &Path, args: &[&str]) -> Run {
 /// What every run must hold to, whatever its exit code.
 fn safe(run: &Run, args: &[&str]) {
     let all = run.both();
-    assert!(!all.contains(CANARY), "the environment leaked: {}", run.show());
+    assert!(
+        !all.contains(CANARY),
+        "the environment leaked: {}",
+        run.show()
+    );
     assert!(
         !all.contains("OUTSIDE-CANARY"),
         "a file outside the tree leaked: {}",
@@ -217,7 +221,11 @@ resource "databricks_mws_workspaces" "w" {
 
 fn assert_refused(run: &Run, wanted: &str) {
     assert_eq!(run.code, 2, "{}", run.show());
-    assert!(run.stderr.contains(wanted), "wanted {wanted:?}: {}", run.show());
+    assert!(
+        run.stderr.contains(wanted),
+        "wanted {wanted:?}: {}",
+        run.show()
+    );
 }
 
 #[test]
@@ -226,7 +234,10 @@ fn a_tf_file_linked_to_the_environment_is_refused_by_name() {
     write(&r, "main.tf", PREMIUM);
     std::os::unix::fs::symlink("/proc/self/environ", r.join("env.tf")).unwrap();
     let run = review(&r, &["."]);
-    assert_refused(&run, "env.tf is a symbolic link that leaves the reviewed tree");
+    assert_refused(
+        &run,
+        "env.tf is a symbolic link that leaves the reviewed tree",
+    );
 }
 
 #[test]
@@ -247,7 +258,11 @@ fn tfvars_linked_to_the_environment_is_refused_by_name() {
 fn a_module_outside_the_repository_is_not_read() {
     let (t, r) = repo();
     // Outside the work tree, with text that a parse error would quote.
-    write(t.path(), "outside/main.tf", "OUTSIDE-CANARY = = {\n");
+    write(
+        t.path(),
+        "outside/main.tf",
+        "locals {\n  a = 1\n}\n# OUTSIDE-CANARY\n",
+    );
     write(
         &r,
         "main.tf",
@@ -255,10 +270,10 @@ fn a_module_outside_the_repository_is_not_read() {
     );
     let run = review(&r, &["."]);
     assert_refused(&run, "leaves the reviewed tree");
-    // --root widens the tree on purpose: then the file is read (and is not HCL).
+    // --root widens the tree on purpose: then the module is read.
     let run = review(&r, &[".", "--root", t.path().to_str().unwrap()]);
-    assert_eq!(run.code, 2, "{}", run.show());
-    assert!(run.stderr.contains("not valid HCL"), "{}", run.show());
+    assert_eq!(run.code, 1, "{}", run.show());
+    assert!(run.stdout.contains("error CMK001"), "{}", run.show());
 }
 
 #[test]
@@ -266,8 +281,8 @@ fn a_parse_error_quotes_a_short_escaped_excerpt_only() {
     let (_t, r) = repo();
     let long = format!(
         "locals {{\n  a = \"{}{}\" \u{1b}[2J \u{202e} = =\n}}\n",
-        "x".repeat(60_000),
-        "OUTSIDE-CANARY"
+        "OUTSIDE-CANARY",
+        "x".repeat(60_000)
     );
     write(&r, "main.tf", &long);
     let run = review(&r, &["."]);
@@ -282,12 +297,18 @@ fn doubling_locals_stop_at_the_value_budget() {
     let (_t, r) = repo();
     let mut text = String::from("locals {\n  l0 = \"0123456789abcdef\"\n");
     for i in 1..48 {
-        text.push_str(&format!("  l{i} = \"${{local.l{p}}}${{local.l{p}}}\"\n", p = i - 1));
+        text.push_str(&format!(
+            "  l{i} = \"${{local.l{p}}}${{local.l{p}}}\"\n",
+            p = i - 1
+        ));
     }
     text.push_str("}\n");
     write(&r, "main.tf", &text);
     let run = review(&r, &["."]);
-    assert_refused(&run, "the value budget (--max-value-mib 16) ran out at ./main.tf:1 (local.l");
+    assert_refused(
+        &run,
+        "the value budget (--max-value-mib 16) ran out at ./main.tf:1 (local.l",
+    );
 }
 
 #[test]
@@ -323,7 +344,10 @@ fn modules_called_twice_at_every_level_stop_at_the_call_budget() {
     }
     write(&r, "m25/main.tf", "locals {\n  a = 1\n}\n");
     let run = review(&r, &["."]);
-    assert_refused(&run, "the module call budget (--max-module-calls 500) ran out");
+    assert_refused(
+        &run,
+        "the module call budget (--max-module-calls 500) ran out",
+    );
 }
 
 #[test]
@@ -388,7 +412,10 @@ fn max_input_mib_bounds_hcl_mode() {
     text.push_str(&format!("# {}\n", "p".repeat(2 * 1024 * 1024)));
     write(&r, "main.tf", &text);
     let run = review(&r, &[".", "--max-input-mib", "1"]);
-    assert_refused(&run, "the input budget (--max-input-mib 1) ran out reading ./main.tf");
+    assert_refused(
+        &run,
+        "the input budget (--max-input-mib 1) ran out reading ./main.tf",
+    );
     let run = review(&r, &[".", "--max-input-mib", "4"]);
     assert_eq!(run.code, 1, "{}", run.show());
 }
@@ -407,6 +434,7 @@ fn injection_repo() -> (tempfile::TempDir, std::path::PathBuf) {
   account_id   = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13"
   aws_region   = "us-east-1"
   pricing_tier = each.value
+  managed_services_customer_managed_key_id = databricks_mws_customer_managed_keys.k.customer_managed_key_id
 }
 "#,
     );
@@ -426,7 +454,10 @@ fn no_format_lets_input_write_a_command_or_hidden_character() {
     let (_t, r) = injection_repo();
     for format in ["text", "json", "sarif", "junit", "github"] {
         // `safe` (in review) checks every line of both streams.
-        let run = review(&r, &[".", "--format", format, "--suppressions", "owner.json"]);
+        let run = review(
+            &r,
+            &[".", "--format", format, "--suppressions", "owner.json"],
+        );
         assert_eq!(run.code, 1, "{format}: {}", run.show());
         match format {
             "json" => {
@@ -442,10 +473,16 @@ fn no_format_lets_input_write_a_command_or_hidden_character() {
                         .as_str()
                         .unwrap();
                     assert!(
-                        uri.bytes().all(|b| b.is_ascii_alphanumeric()
-                            || b"-._~/%".contains(&b)),
+                        uri.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b)),
                         "not percent-encoded: {uri:?}"
                     );
+                }
+            }
+            "text" => {
+                // The hostile characters are there, escaped.
+                for esc in ["\\u{202e}", "\\u{ffff}", "\\u{1b}[2J", "\\u{a}::add-mask::"] {
+                    assert!(run.stdout.contains(esc), "{esc}: {}", run.show());
                 }
             }
             "junit" => well_formed_xml(&run.stdout),
@@ -557,5 +594,9 @@ fn an_unsupported_function_is_named_and_fails_the_strict_gate() {
     let run = review(&r, &[".", "--fail-on", "cannot-tell", "--format", "junit"]);
     assert_eq!(run.code, 1, "{}", run.show());
     well_formed_xml(&run.stdout);
-    assert!(run.stdout.contains("type=\"unevaluated\""), "{}", run.show());
+    assert!(
+        run.stdout.contains("type=\"unevaluated\""),
+        "{}",
+        run.show()
+    );
 }

@@ -1026,7 +1026,12 @@ fn the_owners_flags_are_read() {
     assert_eq!(o.fail_on, FailOn::CannotTell);
     assert_eq!(o.root.as_deref(), Some("/repo"));
     assert_eq!(
-        (o.budget.instances, o.budget.module_calls, o.budget.value_bytes, o.budget.seconds),
+        (
+            o.budget.instances,
+            o.budget.module_calls,
+            o.budget.value_bytes,
+            o.budget.seconds
+        ),
         (50, 7, 2 * 1024 * 1024, 9)
     );
     assert!(matches!(

@@ -487,11 +487,7 @@ pub fn load_suppressions(
     opts: &Options,
     inline: &[hcl_input::InlineIgnore],
 ) -> Result<Vec<suppress::Suppression>, String> {
-    let policy = suppress::Policy::new(
-        today(),
-        opts.max_suppression_days,
-        opts.require_expiry,
-    );
+    let policy = suppress::Policy::new(today(), opts.max_suppression_days, opts.require_expiry);
     // `--no-inline-suppressions`: the comments of the reviewed source (a
     // pull request's) accept nothing; only the file decides.
     let mut out = if opts.no_inline_suppressions {

@@ -289,7 +289,7 @@ pub static RULES: [Rule; 21] = [
         "AI/BI dashboards created before the cutoff",
         "No AI/BI dashboard of a workspace that gets a managed-services key was created on or before 2024-11-01. A warning; an error when `ai_bi_dashboards` coverage is required.",
         "Databricks notes that only AI/BI dashboards created after November 1, 2024 are encrypted with, and compatible with, customer-managed keys.",
-        "2 AI/BI dashboards were created on or before 2024-11-01 and are not encrypted with the key: \"Sales\" (01ef...), \"Ops\" (01f0...)",
+        "2 AI/BI dashboards were created on or before 2024-11-01 and are not encrypted with the key: 01ef..., 01f0...",
         "Re-create (clone) the listed dashboards, then delete the old ones.",
         "Warning: the key is bound and works; only the listed dashboards stay encrypted with Databricks-managed keys. It becomes an error when ai_bi_dashboards coverage is required, because then the requirement is not met."),
     rule("CMK012", RuleId::UnprotectableDataType, E,
