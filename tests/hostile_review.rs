@@ -25,7 +25,9 @@ const HANG_GUARD: Duration = Duration::from_secs(200);
 /// Peak memory any case may reach, KiB ("a few hundred MB").
 const MAX_RSS_KIB: i64 = 450 * 1024;
 
+/// Linux's `struct rusage` (only `maxrss` is read; the rest is layout).
 #[repr(C)]
+#[allow(dead_code)]
 struct Rusage {
     utime: [i64; 2],
     stime: [i64; 2],

@@ -258,10 +258,10 @@ fn unsupported_calls(e: &Expression, out: &mut Vec<String>) {
     match e {
         Expression::FuncCall(f) => {
             let name = f.name.to_string();
-            if !f.name.namespace.is_empty() || !SUPPORTED_FUNCTIONS.contains(&name.as_str()) {
-                if !out.contains(&name) {
-                    out.push(name);
-                }
+            let supported =
+                f.name.namespace.is_empty() && SUPPORTED_FUNCTIONS.contains(&name.as_str());
+            if !supported && !out.contains(&name) {
+                out.push(name);
             }
             f.args.iter().for_each(|x| unsupported_calls(x, out));
         }
