@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use cmk::provider::{CmkProvider, SOURCE_ADDRESS};
 use cmk::tfplugin::serve::{serve, ServeError, ServeOptions};
 
+/// The system allocator, counting what is held, so that `review` can bound
+/// the memory a hostile configuration makes it use (src/review/limits.rs).
+#[global_allocator]
+static ALLOC: cmk::review::limits::Counting = cmk::review::limits::Counting;
+
 const USAGE: &str =
     "terraform-provider-cmk: Terraform provider for Databricks customer-managed keys on AWS
 
@@ -13,8 +18,10 @@ Usage:
   terraform-provider-cmk --debug [--address SOURCE]
                                          serve without TLS and print TF_REATTACH_PROVIDERS
   terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github]
-        [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE] [-var-file FILE]
-        [--require DATA_TYPE...] [--max-input-mib N]
+        [--fail-on error|warning|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions]
+        [--max-suppression-days N] [-var NAME=VALUE] [-var-file FILE] [--root DIR]
+        [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N]
+        [--max-value-mib N] [--max-seconds N]
         [--live [--profile NAME] [--workspace-host-template URL]]
                                          apply the CMK rules to `terraform show -json PLANFILE`
                                          output, or to a configuration's .tf source (no plan,

@@ -38,8 +38,8 @@ fn world(extra: Value) -> World {
             {"cluster_name": "old-adhoc", "state": "TERMINATED"}
         ],
         "dashboards": [
-            {"display_name": "Revenue 2023", "create_time": "2023-06-01T09:00:00Z"},
-            {"display_name": "Churn 2025", "create_time": "2025-02-01T09:00:00Z"}
+            {"dashboard_id": "01ee-revenue-2023", "display_name": "Revenue 2023", "create_time": "2023-06-01T09:00:00Z"},
+            {"dashboard_id": "01ef-churn-2025", "display_name": "Churn 2025", "create_time": "2025-02-01T09:00:00Z"}
         ]
     });
     for (k, v) in extra.as_object().unwrap() {
@@ -172,9 +172,11 @@ async fn live_reports_running_compute_and_old_dashboards() {
     assert_eq!(c11["verdict"], "fail", "{c11}");
     let m = c11["message"].as_str().unwrap();
     assert!(
-        m.contains("Revenue 2023") && !m.contains("Churn 2025"),
+        m.contains("01ee-revenue-2023") && !m.contains("01ef-churn-2025"),
         "{m}"
     );
+    // Ids, never names (a workspace's content).
+    assert!(!m.contains("Revenue 2023"), "{m}");
     // The key configuration named by id is read too: its use cases and
     // region decide CMK005 and CMK002 (both pass).
     assert!(
@@ -365,9 +367,11 @@ async fn live_decides_what_hcl_mode_cannot_tell() {
     assert_eq!(c11["verdict"], "fail", "{c11}");
     let m = c11["message"].as_str().unwrap();
     assert!(
-        m.contains("Revenue 2023") && !m.contains("Churn 2025"),
+        m.contains("01ee-revenue-2023") && !m.contains("01ef-churn-2025"),
         "{m}"
     );
+    // Ids, never names (a workspace's content).
+    assert!(!m.contains("Revenue 2023"), "{m}");
     // The key configuration given by id was read too: CMK005 (its use
     // cases) is decided (passes are not listed; nothing cannot tell).
     assert!(

@@ -52,6 +52,11 @@ pub struct Analysis {
     pub coverage: Vec<WorkspaceCoverage>,
     /// `Some` when facts were read live (`--live`): the reads that failed.
     pub live: Option<Vec<String>>,
+    /// What the review could not evaluate in the source (HCL mode): an
+    /// unsupported function, with its place. Rules that read it may say
+    /// "cannot tell yet" for that reason alone; `--fail-on cannot-tell`
+    /// fails on it.
+    pub unevaluated: Vec<String>,
 }
 
 /// The attribute of a resource type that holds a subject's fact.

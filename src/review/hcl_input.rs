@@ -8,9 +8,23 @@
 //!
 //! What only a plan knows (computed ids, data sources that read the cloud,
 //! the live workspace) stays unknown: the rules say "cannot tell yet".
+//!
+//! The source may come from anyone who can open a pull request, so the
+//! reading is confined and bounded: only regular files inside the reviewed
+//! tree are read (a symlink leaving it, a module source outside it, a
+//! device or a pipe is refused), every file counts against one input
+//! budget, and the evaluation against the budgets of [`super::limits`]
+//! (instances, module calls, value size; time and memory guarded by the
+//! binary). Crossing one is an error naming the budget and the place. A
+//! message quotes at most a short escaped excerpt of a line
+//! ([`crate::text::excerpt`]); `# cmk:ignore` comments are taken from the
+//! token stream ([`comments`]), never from inside a string or heredoc.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+use super::limits::{self, Budget};
 
 use hcl::edit::Span;
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
@@ -44,6 +58,8 @@ pub struct Loaded {
     /// Configuration address -> where its block starts.
     pub locations: HashMap<String, Source>,
     pub ignores: Vec<InlineIgnore>,
+    /// What could not be evaluated (an unsupported function), with its place.
+    pub unevaluated: Vec<String>,
 }
 
 /// The command line's inputs of HCL mode.
@@ -54,6 +70,397 @@ pub struct Inputs {
     pub var_files: Vec<String>,
     /// `-var NAME=VALUE`, in order.
     pub vars: Vec<(String, String)>,
+    /// What may be read (`--root`); else the enclosing git work tree of
+    /// the configuration's directory, else that directory.
+    pub root: Option<PathBuf>,
+    /// All files read together (`--max-input-mib`); default 256 MiB.
+    pub max_input_bytes: Option<u64>,
+    /// The evaluation's budgets; default [`Budget::default`].
+    pub budget: Option<Budget>,
+}
+
+/// What one load may still spend, and what it met.
+struct Spend {
+    /// Canonical: nothing outside is read.
+    root: PathBuf,
+    input_left: u64,
+    input_mib: u64,
+    budget: Budget,
+    /// Instances per resource address (the latest pass's count).
+    instances: HashMap<String, u64>,
+    instances_total: u64,
+    module_calls: u64,
+    /// What is being evaluated, for messages.
+    place: String,
+    /// The first budget crossed: the load fails with it.
+    tripped: Option<String>,
+    unevaluated: Vec<String>,
+}
+
+thread_local! {
+    static SPEND: RefCell<Option<Spend>> = const { RefCell::new(None) };
+}
+
+fn with_spend<R>(f: impl FnOnce(&mut Spend) -> R) -> Option<R> {
+    SPEND.with(|s| s.borrow_mut().as_mut().map(f))
+}
+
+/// Names what is evaluated now (for budget messages and the guards).
+fn set_place(place: String) {
+    limits::set_place(&place);
+    with_spend(|s| s.place = place);
+}
+
+/// The first budget crossed, as the load's error.
+fn check() -> Result<(), HclError> {
+    match with_spend(|s| s.tripped.clone()).flatten() {
+        Some(m) => Err(err(m)),
+        None => Ok(()),
+    }
+}
+
+fn tripped() -> bool {
+    with_spend(|s| s.tripped.is_some()).unwrap_or(false)
+}
+
+/// Evaluates an expression within the value budget: `None` when it does
+/// not evaluate, is larger than the budget (which is then recorded as
+/// crossed), or a budget was crossed before.
+fn ev(e: &Expression, ctx: &Context) -> Option<hcl::Value> {
+    if tripped() {
+        return None;
+    }
+    let v = e.evaluate(ctx).ok()?;
+    within_value_budget(v)
+}
+
+fn within_value_budget(v: hcl::Value) -> Option<hcl::Value> {
+    let over = with_spend(|s| {
+        let limit = s.budget.value_bytes;
+        if limits::value_size(&v, limit) > limit {
+            s.tripped.get_or_insert(format!(
+                "the value budget (--max-value-mib {}) ran out at {}: a value larger than that; simplify the configuration or raise --max-value-mib",
+                limit / (1024 * 1024),
+                s.place
+            ));
+            true
+        } else {
+            false
+        }
+    })
+    .unwrap_or(false);
+    (!over).then_some(v)
+}
+
+/// Counts `n` instances of `address` against the instance budget (a
+/// resource evaluated again replaces its count); false when it ran out.
+fn reserve_instances(address: &str, n: u64) -> bool {
+    with_spend(|s| {
+        let old = s.instances.insert(address.to_string(), n).unwrap_or(0);
+        s.instances_total = s.instances_total - old + n;
+        if s.instances_total > s.budget.instances {
+            s.tripped.get_or_insert(format!(
+                "the instance budget (--max-instances {}) ran out at {}: {n} instances of {address} ({} in all); nothing is reviewed in part: lower count/for_each or raise --max-instances",
+                s.budget.instances, s.place, s.instances_total
+            ));
+            false
+        } else {
+            true
+        }
+    })
+    .unwrap_or(true)
+}
+
+/// Reads a file of the configuration: a regular file inside the reviewed
+/// tree (a symlink may point inside it, not out of it), counted against
+/// the input budget.
+fn read_text(path: &Path) -> Result<String, HclError> {
+    let name = path.display().to_string();
+    let link = std::fs::symlink_metadata(path)
+        .map_err(|e| err(format!("cannot read {name}: {e}")))?
+        .file_type()
+        .is_symlink();
+    let (root, left, mib) = with_spend(|s| (s.root.clone(), s.input_left, s.input_mib))
+        .unwrap_or((PathBuf::from("/"), u64::MAX, 0));
+    let canonical = std::fs::canonicalize(path).map_err(|e| {
+        err(format!(
+            "cannot read {name}: {e}{}",
+            if link { " (a symbolic link)" } else { "" }
+        ))
+    })?;
+    if !canonical.starts_with(&root) {
+        return Err(err(if link {
+            format!(
+                "{name} is a symbolic link that leaves the reviewed tree ({}); review reads only files inside it: remove the link, or widen the tree with --root",
+                root.display()
+            )
+        } else {
+            format!(
+                "{name} is outside the reviewed tree ({}); review reads only files inside it: widen the tree with --root",
+                root.display()
+            )
+        }));
+    }
+    let f = std::fs::File::open(&canonical).map_err(|e| err(format!("cannot read {name}: {e}")))?;
+    let regular = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if !regular {
+        return Err(err(format!(
+            "{name} is not a regular file (a directory, device or pipe); review reads only regular files"
+        )));
+    }
+    let text = match super::read_limited(f, left) {
+        Ok(t) => t,
+        Err(super::ReadError::Io(e)) => return Err(err(format!("cannot read {name}: {e}"))),
+        Err(super::ReadError::Plan(super::PlanError::TooLarge { .. })) => {
+            return Err(err(format!(
+                "the input budget (--max-input-mib {mib}) ran out reading {name}: the configuration's files (modules read once per call) are larger together; raise --max-input-mib"
+            )))
+        }
+        Err(super::ReadError::Plan(_)) => {
+            return Err(err(format!("{name} is not UTF-8 text")));
+        }
+    };
+    with_spend(|s| s.input_left = s.input_left.saturating_sub(text.len() as u64));
+    Ok(text)
+}
+
+/// The enclosing git work tree of a directory (canonical), if any.
+fn git_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| std::fs::symlink_metadata(d.join(".git")).is_ok())
+        .map(Path::to_path_buf)
+}
+
+/// Functions review evaluates (see [`functions`]); a call of any other
+/// is reported as not evaluated.
+const SUPPORTED_FUNCTIONS: &[&str] = &[
+    "jsonencode",
+    "jsondecode",
+    "lower",
+    "upper",
+    "tostring",
+    "tolist",
+    "tomap",
+    "sensitive",
+    "nonsensitive",
+    "toset",
+    "concat",
+    "merge",
+    "lookup",
+    "length",
+    "join",
+    "format",
+    "coalesce",
+];
+
+/// Calls of functions review does not evaluate, in an expression.
+fn unsupported_calls(e: &Expression, out: &mut Vec<String>) {
+    match e {
+        Expression::FuncCall(f) => {
+            let name = f.name.to_string();
+            let supported =
+                f.name.namespace.is_empty() && SUPPORTED_FUNCTIONS.contains(&name.as_str());
+            if !supported && !out.contains(&name) {
+                out.push(name);
+            }
+            f.args.iter().for_each(|x| unsupported_calls(x, out));
+        }
+        Expression::Traversal(t) => {
+            unsupported_calls(&t.expr, out);
+            for op in &t.operators {
+                if let TraversalOperator::Index(i) = op {
+                    unsupported_calls(i, out);
+                }
+            }
+        }
+        Expression::Array(a) => a.iter().for_each(|x| unsupported_calls(x, out)),
+        Expression::Object(o) => {
+            for (k, v) in o {
+                if let ObjectKey::Expression(k) = k {
+                    unsupported_calls(k, out);
+                }
+                unsupported_calls(v, out);
+            }
+        }
+        Expression::TemplateExpr(t) => {
+            if let Ok(t) = Template::from_expr(t) {
+                let mut refs = vec![];
+                template_exprs(&t, &mut refs);
+                for x in refs {
+                    unsupported_calls(&x, out);
+                }
+            }
+        }
+        Expression::Parenthesis(p) => unsupported_calls(p, out),
+        Expression::Conditional(c) => {
+            unsupported_calls(&c.cond_expr, out);
+            unsupported_calls(&c.true_expr, out);
+            unsupported_calls(&c.false_expr, out);
+        }
+        Expression::Operation(op) => match op.as_ref() {
+            Operation::Unary(u) => unsupported_calls(&u.expr, out),
+            Operation::Binary(b) => {
+                unsupported_calls(&b.lhs_expr, out);
+                unsupported_calls(&b.rhs_expr, out);
+            }
+        },
+        Expression::ForExpr(f) => {
+            unsupported_calls(&f.collection_expr, out);
+            if let Some(k) = &f.key_expr {
+                unsupported_calls(k, out);
+            }
+            unsupported_calls(&f.value_expr, out);
+            if let Some(c) = &f.cond_expr {
+                unsupported_calls(c, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The expressions of a template (interpolations, directives' conditions
+/// and collections).
+fn template_exprs(t: &Template, out: &mut Vec<Expression>) {
+    for el in t.elements() {
+        match el {
+            Element::Interpolation(i) => out.push(i.expr.clone()),
+            Element::Directive(d) => match d.as_ref() {
+                Directive::If(i) => {
+                    out.push(i.cond_expr.clone());
+                    template_exprs(&i.true_template, out);
+                    if let Some(f) = &i.false_template {
+                        template_exprs(f, out);
+                    }
+                }
+                Directive::For(f) => {
+                    out.push(f.collection_expr.clone());
+                    template_exprs(&f.template, out);
+                }
+            },
+            Element::Literal(_) => {}
+        }
+    }
+}
+
+/// Unsupported function calls in a body.
+fn body_unsupported(body: &Body, out: &mut Vec<String>) {
+    for s in body.iter() {
+        match s {
+            Structure::Attribute(a) => unsupported_calls(&a.expr, out),
+            Structure::Block(b) => body_unsupported(&b.body, out),
+        }
+    }
+}
+
+/// The comments of HCL source, from its tokens: (byte offset of the
+/// comment marker, text after `#` or `//`). What is inside a string, a
+/// template or a heredoc is not a comment; `/* */` comments are skipped.
+pub fn comments(text: &str) -> Vec<(usize, &str)> {
+    let b = text.as_bytes();
+    let n = b.len();
+    let mut out = vec![];
+    // Open strings (`"`, depth 0) and interpolations (`{`, brace depth).
+    let mut stack: Vec<(u8, usize)> = vec![];
+    let eol = |from: usize| {
+        b[from..]
+            .iter()
+            .position(|c| *c == b'\n')
+            .map_or(n, |p| from + p)
+    };
+    let mut i = 0;
+    while i < n {
+        if let Some((b'"', _)) = stack.last() {
+            match b[i] {
+                b'\\' => i += 2,
+                b'"' => {
+                    stack.pop();
+                    i += 1;
+                }
+                b'\n' => {
+                    // A string does not span lines: unterminated, recover.
+                    stack.pop();
+                    i += 1;
+                }
+                c @ (b'$' | b'%') if b.get(i + 1) == Some(&b'{') => {
+                    if i > 0 && b[i - 1] == c {
+                        // `$${` / `%%{`: a literal, not an interpolation.
+                        i += 2;
+                    } else {
+                        stack.push((b'{', 0));
+                        i += 2;
+                    }
+                }
+                _ => i += 1,
+            }
+            continue;
+        }
+        match b[i] {
+            b'"' => {
+                stack.push((b'"', 0));
+                i += 1;
+            }
+            b'{' => {
+                if let Some((b'{', d)) = stack.last_mut() {
+                    *d += 1;
+                }
+                i += 1;
+            }
+            b'}' => {
+                match stack.last_mut() {
+                    Some((b'{', 0)) => {
+                        stack.pop();
+                    }
+                    Some((b'{', d)) => *d -= 1,
+                    _ => {}
+                }
+                i += 1;
+            }
+            b'#' => {
+                let e = eol(i);
+                out.push((i, &text[i + 1..e]));
+                i = e;
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                let e = eol(i);
+                out.push((i, &text[i + 2..e]));
+                i = e;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..].find("*/").map_or(n, |p| i + 2 + p + 2);
+            }
+            b'<' if b.get(i + 1) == Some(&b'<') => {
+                // A heredoc: `<<ID` or `<<-ID`, to the line that is ID.
+                let mut j = i + 2;
+                if b.get(j) == Some(&b'-') {
+                    j += 1;
+                }
+                let start = j;
+                while j < n && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-') {
+                    j += 1;
+                }
+                let id = &text[start..j];
+                if id.is_empty() {
+                    i = j;
+                    continue;
+                }
+                let mut k = eol(j);
+                loop {
+                    if k >= n {
+                        i = n;
+                        break;
+                    }
+                    let next = eol(k + 1);
+                    if text[k + 1..next].trim() == id {
+                        i = next;
+                        break;
+                    }
+                    k = next;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
 }
 
 /// Why the source cannot be read.
@@ -156,12 +563,23 @@ impl File {
     }
 }
 
+/// Why a file is not HCL: its place, the parser's message and a short
+/// escaped excerpt of the line (never the whole line).
+fn parse_error(name: &str, e: &hcl::edit::parser::Error) -> HclError {
+    let at = e.location();
+    err(format!(
+        "{name}:{}:{}: not valid HCL: {} (near \"{}\")",
+        at.line(),
+        at.column(),
+        crate::text::escape(e.message(), 200),
+        crate::text::excerpt(e.line(), at.column())
+    ))
+}
+
 fn parse_file(path: &Path) -> Result<File, HclError> {
     let name = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {name}: {e}")))?;
-    let body = hcl::edit::parser::parse_body(&text)
-        .map_err(|e| err(format!("{name}: not valid HCL: {e}")))?;
+    let text = read_text(path)?;
+    let body = hcl::edit::parser::parse_body(&text).map_err(|e| parse_error(&name, &e))?;
     let structures = body
         .into_iter()
         .map(|s| {
@@ -187,9 +605,12 @@ fn parse_file(path: &Path) -> Result<File, HclError> {
 fn tf_files(dir: &Path) -> Result<Vec<PathBuf>, HclError> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| err(format!("cannot read directory {}: {e}", dir.display())))?;
+    // Every entry named *.tf but a directory: a symlink, device or pipe
+    // is then refused by name when read (read_text).
     let mut out: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "tf"))
+        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
+        .filter(|p| !std::fs::metadata(p).is_ok_and(|m| m.is_dir()))
         .collect();
     out.sort();
     Ok(out)
@@ -226,16 +647,12 @@ impl Located<'_> {
         let Some(span) = &self.span else {
             return vec![];
         };
-        let text = &self.file.text[span.clone()];
-        let first = self.file.line_of(span.start);
+        let Some(text) = self.file.text.get(span.clone()) else {
+            return vec![];
+        };
         let mut out = vec![];
-        for (i, l) in text.lines().enumerate() {
-            let t = l.trim_start();
-            let rest = t
-                .strip_prefix('#')
-                .or_else(|| t.strip_prefix("//"))
-                .map(str::trim_start);
-            let Some(rest) = rest.and_then(|r| r.strip_prefix("cmk:ignore")) else {
+        for (at, comment) in comments(text) {
+            let Some(rest) = comment.trim_start().strip_prefix("cmk:ignore") else {
                 continue;
             };
             let rest = rest.trim();
@@ -243,7 +660,8 @@ impl Located<'_> {
                 Some((r, why)) => (r, why.trim()),
                 None => (rest, ""),
             };
-            out.push((rule.to_string(), reason.to_string(), first + i));
+            let line = self.file.line_of(span.start + at);
+            out.push((rule.to_string(), reason.to_string(), line));
         }
         out
     }
@@ -600,7 +1018,7 @@ impl Scope<'_> {
     }
 
     fn eval(&self, e: &Expression, ctx: &Context) -> Option<hcl::Value> {
-        e.evaluate(ctx).ok()
+        ev(e, ctx)
     }
 }
 
@@ -609,7 +1027,7 @@ impl Scope<'_> {
 /// unknown one in the second, as a plan's `after` and `after_unknown`);
 /// anything else wholly known or wholly unknown.
 fn eval_partial(e: &Expression, ctx: &Context) -> (Option<Value>, Option<Value>) {
-    if let Ok(v) = e.evaluate(ctx) {
+    if let Some(v) = ev(e, ctx) {
         return (Some(to_json(&v)), None);
     }
     let Expression::Object(fields) = e else {
@@ -640,7 +1058,7 @@ fn known_keys(e: &Expression, ctx: &Context) -> Option<Vec<(String, Option<hcl::
     };
     fields
         .iter()
-        .map(|(key, value)| Some((object_key(key, ctx)?, value.evaluate(ctx).ok())))
+        .map(|(key, value)| Some((object_key(key, ctx)?, ev(value, ctx))))
         .collect()
 }
 
@@ -649,8 +1067,8 @@ fn known_keys(e: &Expression, ctx: &Context) -> Option<Vec<(String, Option<hcl::
 fn object_key(key: &ObjectKey, ctx: &Context) -> Option<String> {
     match key {
         ObjectKey::Identifier(i) => Some(i.to_string()),
-        ObjectKey::Expression(k) => match k.evaluate(ctx) {
-            Ok(hcl::Value::String(s)) => Some(s),
+        ObjectKey::Expression(k) => match ev(k, ctx) {
+            Some(hcl::Value::String(s)) => Some(s),
             _ => None,
         },
         _ => None,
@@ -787,17 +1205,21 @@ impl Evaluated {
 }
 
 /// The locals a context decides, in as many rounds as they need.
-fn eval_locals(attrs: &[&hcl::Attribute], ctx: &Context) -> hcl::Map<String, hcl::Value> {
+fn eval_locals(attrs: &[(&hcl::Attribute, String)], ctx: &Context) -> hcl::Map<String, hcl::Value> {
     let mut locals = hcl::Map::new();
     let mut ctx = ctx.clone();
     for _ in 0..=attrs.len().min(64) {
+        if tripped() {
+            break;
+        }
         let before = locals.len();
         ctx.declare_var("local", hcl::Value::Object(locals.clone()));
-        for a in attrs {
+        for (a, at) in attrs {
             if locals.contains_key(a.key.as_str()) {
                 continue;
             }
-            if let Ok(v) = a.expr.evaluate(&ctx) {
+            set_place(format!("{at} (local.{})", a.key.as_str()));
+            if let Some(v) = ev(&a.expr, &ctx) {
                 locals.insert(a.key.to_string(), v);
             }
         }
@@ -817,6 +1239,7 @@ fn eval_resource(
     computed: &[String],
     scope: &Scope,
     ctx: &mut Context,
+    address: &str,
 ) -> Evaluated {
     let attr = |k: &str| block.body.attributes().find(|a| a.key.as_str() == k);
     let rtype = block.labels.first().map(label).unwrap_or_default();
@@ -825,21 +1248,37 @@ fn eval_resource(
     let mut keyed = None;
     if let Some(c) = attr("count") {
         repetition = Some(("count_expression", expression_json_in(scope, &c.expr, ctx)));
-        match c.expr.evaluate(ctx).ok().and_then(|v| v.as_u64()) {
+        match ev(&c.expr, ctx).and_then(|v| v.as_u64()) {
             Some(n) => {
                 keyed = Some(true);
-                for i in 0..n.min(100_000) {
-                    keys.push((Some(json!(i)), hcl::value!({ index = (i) })));
+                if reserve_instances(address, n) {
+                    for i in 0..n {
+                        keys.push((Some(json!(i)), hcl::value!({ index = (i) })));
+                    }
                 }
             }
-            None => keys.push((None, hcl::Value::Null)),
+            None => {
+                reserve_instances(address, 1);
+                keys.push((None, hcl::Value::Null))
+            }
         }
     } else if let Some(f) = attr("for_each") {
         repetition = Some((
             "for_each_expression",
             expression_json_in(scope, &f.expr, ctx),
         ));
-        match f.expr.evaluate(ctx).ok() {
+        let value = ev(&f.expr, ctx);
+        let n = match &value {
+            Some(hcl::Value::Object(m)) => m.len(),
+            Some(hcl::Value::Array(a)) => a.len(),
+            _ => 1,
+        };
+        let value = if reserve_instances(address, n as u64) {
+            value
+        } else {
+            Some(hcl::Value::Array(vec![]))
+        };
+        match value {
             Some(hcl::Value::Object(m)) => {
                 keyed = Some(false);
                 for (k, v) in m {
@@ -863,7 +1302,7 @@ fn eval_resource(
             // (the ARNs of keys made in the same plan): Terraform makes an
             // instance per key, and `each.value` is unknown where the value is.
             _ => match known_keys(&f.expr, ctx) {
-                Some(entries) => {
+                Some(entries) if reserve_instances(address, entries.len() as u64) => {
                     keyed = Some(false);
                     for (k, v) in entries {
                         let meta = match v {
@@ -873,10 +1312,11 @@ fn eval_resource(
                         keys.push((Some(json!(k)), meta));
                     }
                 }
-                None => keys.push((None, hcl::Value::Null)),
+                _ => keys.push((None, hcl::Value::Null)),
             },
         }
     } else {
+        reserve_instances(address, 1);
         keys.push((None, hcl::Value::Null));
     }
     let mut instances = vec![];
@@ -966,6 +1406,7 @@ fn read_module(
             dir.display()
         )));
     }
+    check()?;
     let blocks: Vec<Located> = files
         .iter()
         .flat_map(|f| {
@@ -1003,11 +1444,12 @@ fn read_module(
             .body
             .attributes()
             .find(|a| a.key.as_str() == "default");
+        set_place(format!("{}:{} (var.{name})", b.file.name, b.source().line));
         let value = match (given, default) {
             // A module input given but unknown stays unknown.
             (Some(v), _) if v.as_str() == Some(UNKNOWN_INPUT) => None,
             (Some(v), _) => Some(v),
-            (None, Some(d)) => d.expr.evaluate(&base).ok(),
+            (None, Some(d)) => ev(&d.expr, &base),
             (None, None) => None,
         };
         if let Some(v) = value {
@@ -1025,15 +1467,40 @@ fn read_module(
     // every resource with what the previous one decided of the others
     // (`aws_kms_key.k.policy` is known when its configuration decides it),
     // until nothing more is decided.
-    let local_attrs: Vec<&hcl::Attribute> = of("locals")
+    let local_attrs: Vec<(&hcl::Attribute, String)> = of("locals")
         .into_iter()
-        .flat_map(|b| b.block.body.attributes())
+        .flat_map(|b| {
+            let at = format!("{}:{}", b.file.name, b.source().line);
+            b.block.body.attributes().map(move |a| (a, at.clone()))
+        })
         .collect();
+    // Functions review does not evaluate: named, with their block.
+    for b in &blocks {
+        let mut names = vec![];
+        body_unsupported(&b.block.body, &mut names);
+        let what = std::iter::once(b.block.identifier.as_str())
+            .chain(b.block.labels.iter().map(label))
+            .collect::<Vec<_>>()
+            .join(".");
+        for f in names {
+            let note = format!(
+                "{}:{} ({prefix}{what}): function {f}() is not supported by review; what depends on it cannot be told",
+                b.file.name,
+                b.source().line,
+                prefix = call.prefix
+            );
+            with_spend(|s| {
+                if !s.unevaluated.contains(&note) && s.unevaluated.len() < 1000 {
+                    s.unevaluated.push(note);
+                }
+            });
+        }
+    }
     let mut scope = Scope {
         ctx: base,
         local_refs: HashMap::new(),
     };
-    for a in &local_attrs {
+    for (a, _) in &local_attrs {
         let mut r = vec![];
         references(&a.expr, &mut r);
         scope.local_refs.insert(a.key.to_string(), r);
@@ -1072,6 +1539,7 @@ fn read_module(
         .map(|(b, _)| block_roots(&b.block.body))
         .collect();
     for _pass in 0..MAX_PASSES {
+        check()?;
         let mut full = scope.ctx.clone();
         for (t, m) in &known {
             full.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
@@ -1100,7 +1568,14 @@ fn read_module(
                 for (t, m) in narrow {
                     ctx.declare_var(t, hcl::Value::Object(m));
                 }
-                eval_resource(b.block, *data, c, &scope, &mut ctx)
+                let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
+                let address = if *data {
+                    format!("{}data.{rtype}.{name}", call.prefix)
+                } else {
+                    format!("{}{rtype}.{name}", call.prefix)
+                };
+                set_place(format!("{}:{} ({address})", b.file.name, b.source().line));
+                eval_resource(b.block, *data, c, &scope, &mut ctx, &address)
             })
             .collect();
         let mut next: BTreeMap<String, hcl::Map<String, hcl::Value>> = BTreeMap::new();
@@ -1126,6 +1601,7 @@ fn read_module(
         }
         known = next;
     }
+    check()?;
     scope.ctx = {
         let mut ctx = scope.ctx.clone();
         for (t, m) in &known {
@@ -1144,7 +1620,7 @@ fn read_module(
             .body
             .attributes()
             .find(|a| a.key.as_str() == "alias")
-            .and_then(|a| a.expr.evaluate(&scope.ctx).ok())
+            .and_then(|a| ev(&a.expr, &scope.ctx))
             .and_then(|v| v.as_str().map(str::to_string));
         let local_key = match &alias {
             Some(a) => format!("{name}.{a}"),
@@ -1160,7 +1636,7 @@ fn read_module(
         // when the source decides it.
         for attr in ["region", "aws_region", "host", "deployment"] {
             if let Some(a) = b.block.body.attributes().find(|a| a.key.as_str() == attr) {
-                if let Ok(hcl::Value::String(s)) = a.expr.evaluate(&scope.ctx) {
+                if let Some(hcl::Value::String(s)) = ev(&a.expr, &scope.ctx) {
                     exprs.insert(attr.to_string(), json!({ "constant_value": s }));
                 }
             }
@@ -1269,8 +1745,10 @@ fn read_module(
             continue;
         };
         let attr = |k: &str| b.block.body.attributes().find(|a| a.key.as_str() == k);
+        let at = format!("{}:{}", b.file.name, b.source().line);
+        set_place(format!("{at} ({}module.{name})", call.prefix));
         let source = attr("source")
-            .and_then(|a| a.expr.evaluate(&scope.ctx).ok())
+            .and_then(|a| ev(&a.expr, &scope.ctx))
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         let mut exprs = Map::new();
@@ -1286,7 +1764,7 @@ fn read_module(
             }
             exprs.insert(k.to_string(), expression_json(&scope, &a.expr));
             set.push(k.to_string());
-            if let Ok(v) = a.expr.evaluate(&scope.ctx) {
+            if let Some(v) = ev(&a.expr, &scope.ctx) {
                 inputs.insert(k.to_string(), v);
             }
         }
@@ -1313,6 +1791,33 @@ fn read_module(
         let mut call_json = json!({ "source": source, "expressions": exprs });
         if source.starts_with("./") || source.starts_with("../") {
             let child_dir = dir.join(&source);
+            // Inside the reviewed tree only, and a budget of calls.
+            let (root, calls_budget, calls) = with_spend(|s| {
+                s.module_calls += 1;
+                (s.root.clone(), s.budget.module_calls, s.module_calls)
+            })
+            .unwrap_or((PathBuf::from("/"), u64::MAX, 0));
+            let inside = std::fs::canonicalize(&child_dir)
+                .map_err(|e| {
+                    err(format!(
+                        "{at}: module {name}: cannot read its source {}: {e}",
+                        crate::rules::findings::quote(&source)
+                    ))
+                })?
+                .starts_with(&root);
+            if !inside {
+                return Err(err(format!(
+                    "{at}: module {name}: source {} leaves the reviewed tree ({}); review reads only modules inside it: widen the tree with --root",
+                    crate::rules::findings::quote(&source),
+                    root.display()
+                )));
+            }
+            if calls > calls_budget {
+                return Err(err(format!(
+                    "the module call budget (--max-module-calls {calls_budget}) ran out at {at} ({}module.{name}): modules are read once per call; lower the calls or raise --max-module-calls",
+                    call.prefix
+                )));
+            }
             let child_files = tf_files(&child_dir)?
                 .iter()
                 .map(|p| parse_file(p))
@@ -1385,7 +1890,7 @@ fn expression_json(scope: &Scope, e: &Expression) -> Value {
 fn expression_json_in(scope: &Scope, e: &Expression, ctx: &Context) -> Value {
     let refs = scope.refs(e);
     if refs.is_empty() {
-        json!({ "constant_value": e.evaluate(ctx).ok().map(|v| to_json(&v)).unwrap_or(Value::Null) })
+        json!({ "constant_value": ev(e, ctx).map(|v| to_json(&v)).unwrap_or(Value::Null) })
     } else {
         json!({ "references": refs })
     }
@@ -1404,17 +1909,21 @@ fn var_value(text: &str) -> hcl::Value {
 
 fn read_tfvars(path: &Path, into: &mut hcl::Map<String, hcl::Value>) -> Result<(), HclError> {
     let name = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {name}: {e}")))?;
-    let body: Body = hcl::parse(&text).map_err(|e| err(format!("{name}: not valid HCL: {e}")))?;
+    let text = read_text(path)?;
+    let body: Body = hcl::edit::parser::parse_body(&text)
+        .map_err(|e| parse_error(&name, &e))?
+        .into();
     let ctx = Context::new();
     for a in body.attributes() {
+        set_place(format!("{name} (variable {})", a.key.as_str()));
         let v = a.expr.evaluate(&ctx).map_err(|e| {
             err(format!(
-                "{name}: variable {} is not a constant: {e}",
-                a.key.as_str()
+                "{name}: variable {} is not a constant: {}",
+                a.key.as_str(),
+                crate::text::escape(&e.to_string(), 200)
             ))
         })?;
+        let v = within_value_budget(v).ok_or_else(|| check().err().unwrap_or_else(|| err("")))?;
         into.insert(a.key.to_string(), v);
     }
     Ok(())
@@ -1465,6 +1974,52 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, HclError> {
     } else {
         dir
     };
+    let base = std::fs::canonicalize(&dir)
+        .map_err(|e| err(format!("cannot read directory {}: {e}", dir.display())))?;
+    let root = match &inputs.root {
+        Some(r) => {
+            std::fs::canonicalize(r).map_err(|e| err(format!("--root {}: {e}", r.display())))?
+        }
+        None => git_root(&base).unwrap_or_else(|| base.clone()),
+    };
+    if !base.starts_with(&root) {
+        return Err(err(format!(
+            "{} is outside --root {}; give a --root that holds the configuration",
+            dir.display(),
+            root.display()
+        )));
+    }
+    let budget = inputs.budget.clone().unwrap_or_default();
+    let max_input = inputs
+        .max_input_bytes
+        .unwrap_or(super::DEFAULT_MAX_INPUT_MIB * 1024 * 1024);
+    SPEND.with(|s| {
+        *s.borrow_mut() = Some(Spend {
+            root,
+            input_left: max_input,
+            input_mib: max_input / (1024 * 1024),
+            budget,
+            instances: HashMap::new(),
+            instances_total: 0,
+            module_calls: 0,
+            place: String::new(),
+            tripped: None,
+            unevaluated: vec![],
+        })
+    });
+    let loaded = load_in(inputs, &dir, &paths);
+    let spend = SPEND.with(|s| s.borrow_mut().take());
+    let mut loaded = match spend.as_ref().and_then(|s| s.tripped.clone()) {
+        Some(m) => return Err(err(m)),
+        None => loaded?,
+    };
+    loaded.unevaluated = spend.map(|s| s.unevaluated).unwrap_or_default();
+    Ok(loaded)
+}
+
+/// [`load`] once the reviewed tree and the budgets are set.
+fn load_in(inputs: &Inputs, dir: &Path, paths: &[PathBuf]) -> Result<Loaded, HclError> {
+    let dir = dir.to_path_buf();
     let files = paths
         .iter()
         .map(|p| parse_file(p))
@@ -1472,7 +2027,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, HclError> {
     // Variables, in Terraform's order of precedence.
     let mut vars = hcl::Map::new();
     let tfvars = dir.join("terraform.tfvars");
-    if tfvars.is_file() {
+    if std::fs::symlink_metadata(&tfvars).is_ok() {
         read_tfvars(&tfvars, &mut vars)?;
     }
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -1517,6 +2072,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, HclError> {
         plan,
         locations: out.locations,
         ignores: out.ignores,
+        unevaluated: vec![],
     })
 }
 

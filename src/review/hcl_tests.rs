@@ -421,9 +421,11 @@ fn expired_suppression_fails_like_the_finding_and_says_it_expired() {
         done.out
     );
     assert!(done.out.contains(&format!("error {rule}")), "{}", done.out);
-    // A file's suppression that has not expired yet holds.
+    // A file's suppression that has not expired yet holds (within the
+    // default --max-suppression-days of 90).
+    let soon = time::OffsetDateTime::now_utc().date() + time::Duration::days(30);
     let file = format!(
-        r#"{{"suppressions": [{{"rule": "{rule}", "address": "aws_kms_key.*", "reason": "accepted until the key is rotated", "expires": "9999-12-31"}}]}}"#
+        r#"{{"suppressions": [{{"rule": "{rule}", "address": "aws_kms_key.*", "reason": "accepted until the key is rotated", "expires": "{soon}"}}]}}"#
     );
     let d = broken_copy(Some((".cmk-review.json", &file)), "");
     let done = run_args(&[d.path().to_str().unwrap()]).unwrap();
@@ -776,6 +778,14 @@ fn review_help_exits_0_and_lists_every_flag() {
         "-var-file",
         "--require",
         "--max-input-mib",
+        "--no-inline-suppressions",
+        "--max-suppression-days",
+        "cannot-tell",
+        "--root",
+        "--max-instances",
+        "--max-module-calls",
+        "--max-value-mib",
+        "--max-seconds",
         "--live",
         "--profile",
         "--workspace-host-template",
@@ -979,4 +989,56 @@ resource "databricks_mws_customer_managed_keys" "ms" {
             r.address
         );
     }
+}
+
+#[test]
+fn comments_come_from_tokens_not_from_strings_or_heredocs() {
+    let src = "a = \"# no\" # yes1\nb = <<EOT\n# no\n  EOT\n// yes2\nc = \"${ \"x\" } # no\" /* # no */\nd = \"$${x} # no\"\ne = <<-X\n  // no ${ \"}\" }\n  X\n# yes3\n";
+    let found: Vec<&str> = hcl_input::comments(src)
+        .into_iter()
+        .map(|(_, t)| t.trim())
+        .collect();
+    assert_eq!(found, vec!["yes1", "yes2", "yes3"]);
+}
+
+#[test]
+fn the_owners_flags_are_read() {
+    let o = parse_args(&s(&[
+        "dir",
+        "--no-inline-suppressions",
+        "--max-suppression-days",
+        "30",
+        "--fail-on",
+        "cannot-tell",
+        "--root",
+        "/repo",
+        "--max-instances=50",
+        "--max-module-calls",
+        "7",
+        "--max-value-mib",
+        "2",
+        "--max-seconds",
+        "9",
+    ]))
+    .unwrap();
+    assert!(o.no_inline_suppressions && o.require_expiry);
+    assert_eq!(o.max_suppression_days, 30);
+    assert_eq!(o.fail_on, FailOn::CannotTell);
+    assert_eq!(o.root.as_deref(), Some("/repo"));
+    assert_eq!(
+        (
+            o.budget.instances,
+            o.budget.module_calls,
+            o.budget.value_bytes,
+            o.budget.seconds
+        ),
+        (50, 7, 2 * 1024 * 1024, 9)
+    );
+    assert!(matches!(
+        parse_args(&s(&["dir", "--max-instances", "0"])),
+        Err(UsageError::BadNumber(..))
+    ));
+    let d = parse_args(&s(&["dir"])).unwrap();
+    assert!(!d.no_inline_suppressions && !d.require_expiry);
+    assert_eq!(d.max_suppression_days, 90);
 }

@@ -10,6 +10,7 @@
 
 pub mod analyze;
 pub mod hcl_input;
+pub mod limits;
 pub mod live;
 pub mod output;
 pub mod plan;
@@ -53,8 +54,22 @@ pub struct Options {
     pub suppressions: Option<String>,
     pub format: Format,
     pub required: Requirements,
-    /// Input larger than this is refused (`--max-input-mib`).
+    /// Input larger than this is refused (`--max-input-mib`): the plan, or
+    /// all the files HCL mode reads together.
     pub max_input_mib: u64,
+    /// The other budgets of HCL mode's evaluation.
+    pub budget: limits::Budget,
+    /// `--root DIR`: what HCL mode may read (else the enclosing git work
+    /// tree of the configuration, else its directory).
+    pub root: Option<String>,
+    /// `--no-inline-suppressions`: `# cmk:ignore` comments accept nothing.
+    pub no_inline_suppressions: bool,
+    /// `--max-suppression-days N`: a suppression must expire within N days
+    /// of today.
+    pub max_suppression_days: u32,
+    /// `--max-suppression-days` was given: a suppression without an
+    /// expiry date is refused.
+    pub require_expiry: bool,
     /// Read what the plan cannot hold from Databricks (`--live`).
     pub live: bool,
     /// `--profile`: the `~/.databrickscfg` profile for `--live`.
@@ -69,6 +84,9 @@ pub struct Options {
 /// Default input size limit, MiB. A plan of 10,000 resources is about 15 MiB.
 pub const DEFAULT_MAX_INPUT_MIB: u64 = 256;
 
+/// Default of `--max-suppression-days`.
+pub const DEFAULT_MAX_SUPPRESSION_DAYS: u32 = 90;
+
 /// Why the command line is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
@@ -76,7 +94,7 @@ pub enum UsageError {
     MissingPlan,
     #[error("unknown format {0:?}; use text, json, sarif, junit or github")]
     BadFormat(String),
-    #[error("unknown --fail-on {0:?}; use error, warning or never")]
+    #[error("unknown --fail-on {0:?}; use error, warning, cannot-tell or never")]
     BadFailOn(String),
     #[error("-var takes NAME=VALUE, not {0:?}")]
     BadVar(String),
@@ -93,9 +111,11 @@ pub enum UsageError {
     BadLimit(String),
     #[error("unknown --deployment {0:?}; use commercial, govcloud-civilian or govcloud-dod")]
     BadDeployment(String),
+    #[error("{0} takes a whole number from {1} to {2}, not {3:?}")]
+    BadNumber(String, u64, u64, String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|never] [--suppressions FILE] [-var NAME=VALUE...] [-var-file FILE...] [--require DATA_TYPE...] [--max-input-mib N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
   DIR, FILE.tf     HCL mode: a configuration's .tf source (with terraform.tfvars, *.auto.tfvars,\n\
                    local modules); no plan and no credentials; what only a plan knows\n\
@@ -103,11 +123,21 @@ pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE
   -var, -var-file  HCL mode: variable values, as terraform plan takes them\n\
   --format         text (default), json (see docs/review.md), sarif (SARIF 2.1.0),\n\
                    junit (JUnit XML) or github (GitHub Actions annotations)\n\
-  --fail-on        exit 1 on error findings (default), on warnings too, or never\n\
+  --fail-on        exit 1 on error findings (default), on warnings too, on errors and\n\
+                   every \"cannot tell yet\" or expression not evaluated (cannot-tell), or never\n\
   --suppressions   a suppressions file (default: .cmk-review.json in the configuration's\n\
                    directory or the current one); inline: # cmk:ignore CMK021 reason\n\
+  --no-inline-suppressions  # cmk:ignore comments accept nothing (for pull requests:\n\
+                   only the file the owner names decides)\n\
+  --max-suppression-days  a suppression must expire within N days of today (default 90;\n\
+                   one without an expiry date is refused)\n\
+  --root           HCL mode reads nothing outside DIR (default: the enclosing git work\n\
+                   tree, else the configuration's directory); symlinks leaving it are refused\n\
   --require        data types that must be protected, e.g. --require secrets dbfs_root\n\
-  --max-input-mib  refuse input larger than this (default 256)\n\
+  --max-input-mib  refuse input larger than this (default 256; HCL mode: all files read)\n\
+  --max-instances, --max-module-calls, --max-value-mib, --max-seconds  HCL mode's budgets:\n\
+                   resource instances (default 10000), module calls (default 500), one\n\
+                   value (default 16 MiB), wall time (default 120 s); crossing one is exit 2\n\
   --deployment     the Databricks deployment whose principal key policies must name:\n\
                    commercial, govcloud-civilian or govcloud-dod (default: the one the\n\
                    Databricks or cmk provider block's host names)\n\
@@ -143,6 +173,11 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
     let mut format = Format::Text;
     let mut required = Requirements::default();
     let mut max_input_mib = DEFAULT_MAX_INPUT_MIB;
+    let mut budget = limits::Budget::default();
+    let mut root = None;
+    let mut no_inline_suppressions = false;
+    let mut max_suppression_days = DEFAULT_MAX_SUPPRESSION_DAYS;
+    let mut require_expiry = false;
     let mut live = false;
     let mut profile = None;
     let mut workspace_host_template = None;
@@ -175,6 +210,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
                 "error" => FailOn::Error,
                 "warning" => FailOn::Warning,
                 "never" => FailOn::Never,
+                "cannot-tell" => FailOn::CannotTell,
                 _ => return Err(UsageError::BadFailOn(v)),
             };
             in_require = false;
@@ -182,6 +218,32 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
             let v = v?;
             deployment =
                 Some(crate::rules::Deployment::parse(&v).ok_or(UsageError::BadDeployment(v))?);
+            in_require = false;
+        } else if a == "--no-inline-suppressions" {
+            no_inline_suppressions = true;
+            in_require = false;
+        } else if let Some(v) = valued(&["--root"], &mut i) {
+            let v = v?;
+            if v.is_empty() {
+                return Err(UsageError::MissingValue("--root".into()));
+            }
+            root = Some(v);
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-suppression-days"], &mut i) {
+            max_suppression_days = number("--max-suppression-days", &v?, 0, 3650)? as u32;
+            require_expiry = true;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-instances"], &mut i) {
+            budget.instances = number("--max-instances", &v?, 1, 10_000_000)?;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-module-calls"], &mut i) {
+            budget.module_calls = number("--max-module-calls", &v?, 1, 1_000_000)?;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-value-mib"], &mut i) {
+            budget.value_bytes = number("--max-value-mib", &v?, 1, 4096)? * 1024 * 1024;
+            in_require = false;
+        } else if let Some(v) = valued(&["--max-seconds"], &mut i) {
+            budget.seconds = number("--max-seconds", &v?, 1, 86_400)?;
             in_require = false;
         } else if let Some(v) = valued(&["--suppressions"], &mut i) {
             suppressions = Some(v?);
@@ -280,11 +342,24 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
         format,
         required,
         max_input_mib,
+        budget,
+        root,
+        no_inline_suppressions,
+        max_suppression_days,
+        require_expiry,
         live,
         profile,
         workspace_host_template,
         deployment,
     })
+}
+
+/// A whole number flag's value in `lo..=hi`.
+fn number(flag: &str, v: &str, lo: u64, hi: u64) -> Result<u64, UsageError> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(|| UsageError::BadNumber(flag.into(), lo, hi, v.into()))
 }
 
 fn parse_format(v: &str) -> Result<Format, UsageError> {
@@ -370,13 +445,21 @@ pub fn render_with(
     source: &str,
     fail_on: FailOn,
 ) -> String {
-    match format {
+    let out = match format {
         Format::Text => output::text_with(a, notes),
         Format::Json => output::json_with(a, notes, source),
         Format::Sarif => output::sarif_with(a, notes, source),
         Format::Junit => output::junit(a, notes, source, fail_on),
         Format::Github => output::github(a, notes, source, fail_on),
-    }
+    };
+    // Every line: no CI command, but the annotations `--format github`
+    // writes itself (their properties and data escaped).
+    crate::text::no_commands(&out, |line| {
+        format == Format::Github
+            && ["::error ", "::warning ", "::notice "]
+                .iter()
+                .any(|c| line.starts_with(c))
+    })
 }
 
 /// Exit code for an analysis: 1 when any error-level finding exists.
@@ -391,7 +474,8 @@ pub fn exit_code_with(a: &Analysis, notes: &[suppress::Note], fail_on: FailOn) -
         let suppressed = notes.get(i).is_some_and(|n| n.suppressed());
         !suppressed && fail_on.fails(&l.outcome)
     });
-    i32::from(fails)
+    let unevaluated = fail_on == FailOn::CannotTell && !a.unevaluated.is_empty();
+    i32::from(fails || unevaluated)
 }
 
 /// Reads a configuration's source (HCL mode) into the plan the rules read.
@@ -402,6 +486,9 @@ pub fn load_hcl(opts: &Options) -> Result<(Plan, hcl_input::Loaded), String> {
         paths,
         var_files: opts.var_files.clone(),
         vars: opts.vars.clone(),
+        root: opts.root.as_ref().map(std::path::PathBuf::from),
+        max_input_bytes: Some(opts.max_input_mib.saturating_mul(1024 * 1024)),
+        budget: Some(opts.budget.clone()),
     })
     .map_err(|e| e.0)?;
     let plan = Plan::from_value(std::mem::take(&mut loaded.plan))
@@ -416,7 +503,14 @@ pub fn load_suppressions(
     opts: &Options,
     inline: &[hcl_input::InlineIgnore],
 ) -> Result<Vec<suppress::Suppression>, String> {
-    let mut out = suppress::from_inline(inline)?;
+    let policy = suppress::Policy::new(today(), opts.max_suppression_days, opts.require_expiry);
+    // `--no-inline-suppressions`: the comments of the reviewed source (a
+    // pull request's) accept nothing; only the file decides.
+    let mut out = if opts.no_inline_suppressions {
+        vec![]
+    } else {
+        suppress::from_inline(inline, &policy)?
+    };
     let file = match &opts.suppressions {
         Some(f) => Some(std::path::PathBuf::from(f)),
         None => {
@@ -435,10 +529,53 @@ pub fn load_suppressions(
     };
     if let Some(f) = file {
         let name = f.display().to_string();
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("cannot read {name}: {e}"))?;
-        out.extend(suppress::parse_file(&name, &text)?);
+        let text = read_suppressions(&f, opts.suppressions.is_none())?;
+        out.extend(suppress::parse_file(&name, &text, &policy)?);
     }
     Ok(out)
+}
+
+/// Longest suppressions file read.
+const SUPPRESSIONS_MAX_BYTES: u64 = 1024 * 1024;
+
+/// A suppressions file: a regular file of at most 1 MiB; one found by
+/// itself (not named on the command line) must not be a symlink that
+/// leaves its directory.
+fn read_suppressions(f: &std::path::Path, found: bool) -> Result<String, String> {
+    let name = f.display().to_string();
+    let cannot = |e: std::io::Error| format!("cannot read {name}: {e}");
+    if found
+        && std::fs::symlink_metadata(f)
+            .map_err(cannot)?
+            .file_type()
+            .is_symlink()
+    {
+        let dir = f
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let inside = std::fs::canonicalize(f)
+            .ok()
+            .zip(std::fs::canonicalize(dir).ok())
+            .is_some_and(|(t, d)| t.starts_with(d));
+        if !inside {
+            return Err(format!(
+                "{name} is a symbolic link that leaves its directory; review reads only a regular suppressions file there (or name one with --suppressions)"
+            ));
+        }
+    }
+    let file = std::fs::File::open(f).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(format!("{name} is not a regular file"));
+    }
+    match read_limited(file, SUPPRESSIONS_MAX_BYTES) {
+        Ok(t) => Ok(t),
+        Err(ReadError::Io(e)) => Err(cannot(e)),
+        Err(ReadError::Plan(PlanError::TooLarge { .. })) => Err(format!(
+            "{name} is larger than 1 MiB; a suppressions file lists a few accepted findings"
+        )),
+        Err(ReadError::Plan(_)) => Err(format!("{name} is not UTF-8 text")),
+    }
 }
 
 /// Today's date (UTC), for suppressions' expiry.
@@ -482,14 +619,32 @@ fn read_plan(opts: &Options) -> Result<Plan, String> {
 /// error (exit code 2), with the message.
 pub fn run(opts: &Options) -> Result<Done, String> {
     let hcl = !opts.more.is_empty() || (opts.plan != "-" && hcl_input::is_hcl_input(&opts.plan));
-    let (plan, locations, ignores, source) = if hcl {
+    // HCL mode's guards: the wall time and the memory held (exit 2, naming
+    // the budget and what was being evaluated).
+    let _watchdog = hcl.then(|| limits::Watchdog::start(opts.budget.seconds));
+    if hcl {
+        limits::guard_memory(opts.budget.memory_bytes);
+    }
+    let done = run_guarded(opts, hcl);
+    limits::release_memory();
+    done
+}
+
+fn run_guarded(opts: &Options, hcl: bool) -> Result<Done, String> {
+    let (plan, locations, ignores, source, unevaluated) = if hcl {
         let (plan, loaded) = load_hcl(opts)?;
         let mut source = opts.plan.clone();
         for m in &opts.more {
             source.push(' ');
             source.push_str(m);
         }
-        (plan, loaded.locations, loaded.ignores, source)
+        (
+            plan,
+            loaded.locations,
+            loaded.ignores,
+            source,
+            loaded.unevaluated,
+        )
     } else {
         if !opts.vars.is_empty() || !opts.var_files.is_empty() {
             return Err("-var and -var-file are for a configuration's source (a directory or .tf files); a plan holds its variables' values already".into());
@@ -499,6 +654,7 @@ pub fn run(opts: &Options) -> Result<Done, String> {
             std::collections::HashMap::new(),
             vec![],
             opts.plan.clone(),
+            vec![],
         )
     };
     let mut plan = plan;
@@ -519,6 +675,8 @@ pub fn run(opts: &Options) -> Result<Done, String> {
         (analyze(&plan, &opts.required), vec![])
     };
     drop(plan);
+    let mut analysis = analysis;
+    analysis.unevaluated = unevaluated;
     let notes = suppress::notes(&analysis, &suppressions, &locations, today());
     let out = render_with(&analysis, &notes, opts.format, &source, opts.fail_on);
     // Asked to look and could not: the review is incomplete.
@@ -543,14 +701,14 @@ pub fn main(args: &[String]) -> i32 {
             return 0;
         }
         Err(e) => {
-            eprintln!("review: {e}\n{USAGE}");
+            eprintln!("review: {}\n{USAGE}", stderr_text(&e.to_string()));
             return 2;
         }
     };
     let done = match run(&opts) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("review: {e}");
+            eprintln!("review: {}", stderr_text(&e));
             return 2;
         }
     };
@@ -563,10 +721,19 @@ pub fn main(args: &[String]) -> i32 {
         return 2;
     }
     for e in &done.live_errors {
-        eprintln!("review: --live: {e}");
+        eprintln!("review: --live: {}", stderr_text(e));
     }
     done.code
 }
+
+/// A message for standard error: one line (new lines become spaces),
+/// hidden characters escaped ([`crate::text::printable`]), cut.
+fn stderr_text(e: &str) -> String {
+    crate::text::printable(e, STDERR_MAX_BYTES)
+}
+
+/// The longest message review writes on standard error.
+const STDERR_MAX_BYTES: usize = 4000;
 
 #[cfg(test)]
 mod govcloud_tests;

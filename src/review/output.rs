@@ -1,5 +1,11 @@
 //! The review's output formats: text, JSON, SARIF, JUnit XML and GitHub
 //! workflow commands.
+//!
+//! Everything that came from the input or from a service (file names,
+//! addresses, attributes, messages, suppression reasons and origins, live
+//! errors) goes through [`esc`] ([`crate::text::escape`]) in every format,
+//! and [`super::render_with`] passes the whole output through
+//! [`crate::text::no_commands`]: no output line can be a CI command.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -12,6 +18,14 @@ use super::suppress::Note;
 
 /// Version of the JSON output's shape (docs/review.md).
 pub const JSON_VERSION: u32 = 1;
+
+/// Longest text of the input a field of the output holds, in bytes.
+pub const FIELD_MAX_BYTES: usize = 1000;
+
+/// Text from the input or a service, escaped for any format.
+pub(crate) fn esc(s: &str) -> String {
+    crate::text::escape(s, FIELD_MAX_BYTES)
+}
 
 static NO_NOTE: Note = Note {
     source: None,
@@ -63,7 +77,7 @@ fn counts(a: &Analysis, notes: &[Note]) -> Counts {
 fn place(n: &Note) -> String {
     n.source
         .as_ref()
-        .map(|s| format!("{}:{}: ", s.file, s.line))
+        .map(|s| format!("{}:{}: ", esc(&s.file), s.line))
         .unwrap_or_default()
 }
 
@@ -71,10 +85,22 @@ fn place(n: &Note) -> String {
 fn expired_text(n: &Note) -> String {
     match &n.suppression {
         Some(s) => match s.expired {
-            Some(d) => format!(" [suppression expired on {d} ({}): {}]", s.origin, s.reason),
+            Some(d) => format!(
+                " [suppression expired on {d} ({}): {}]",
+                esc(&s.origin),
+                esc(&s.reason)
+            ),
             None => String::new(),
         },
         None => String::new(),
+    }
+}
+
+/// `, N not evaluated` for the summary line when something was not.
+fn unevaluated_note(a: &Analysis) -> String {
+    match a.unevaluated.len() {
+        0 => String::new(),
+        n => format!(", {n} not evaluated (see \"could not evaluate\")"),
     }
 }
 
@@ -102,9 +128,9 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
             place(n),
             o.severity,
             o.rule,
-            readable(&l.address),
-            l.attribute,
-            o.message,
+            esc(&readable(&l.address)),
+            esc(&l.attribute),
+            esc(&o.message),
             expired_text(n),
             o.remediation(),
             o.docs()
@@ -119,11 +145,11 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
                 place(n),
                 o.severity,
                 o.rule,
-                readable(&l.address),
-                l.attribute,
-                o.message,
-                s.origin,
-                s.reason
+                esc(&readable(&l.address)),
+                esc(&l.attribute),
+                esc(&o.message),
+                esc(&s.origin),
+                esc(&s.reason)
             ));
         }
     }
@@ -137,15 +163,18 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
             "{}cannot tell yet {} {} ({}): {}{}\n",
             place(note(notes, i)),
             o.rule,
-            readable(&l.address),
-            l.attribute,
-            o.message,
+            esc(&readable(&l.address)),
+            esc(&l.attribute),
+            esc(&o.message),
             if l.live_decides {
                 " [review --live decides this]"
             } else {
                 ""
             }
         ));
+    }
+    for u in &a.unevaluated {
+        out.push_str(&format!("could not evaluate: {}\n", esc(u)));
     }
     let c = counts(a, notes);
     match &a.live {
@@ -154,7 +183,7 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
         }
         Some(errors) => {
             for e in errors {
-                out.push_str(&format!("live: could not read: {e}\n"));
+                out.push_str(&format!("live: could not read: {}\n", esc(e)));
             }
         }
         None => {
@@ -167,7 +196,7 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
         }
     }
     out.push_str(&format!(
-        "{} error(s), {} warning(s), {} cannot tell yet, {} passed{}\n",
+        "{} error(s), {} warning(s), {} cannot tell yet, {} passed{}{}\n",
         c.errors,
         c.warnings,
         c.cannot_tell,
@@ -176,7 +205,8 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
             format!(", {} suppressed", c.suppressed)
         } else {
             String::new()
-        }
+        },
+        unevaluated_note(a)
     ));
     out
 }
@@ -185,19 +215,21 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
 struct JsonReport<'a> {
     format: &'static str,
     version: u32,
-    plan: &'a str,
+    plan: String,
     summary: JsonSummary,
-    findings: Vec<JsonFinding<'a>>,
+    findings: Vec<JsonFinding>,
     coverage: Vec<JsonCoverage<'a>>,
-    live: JsonLive<'a>,
+    live: JsonLive,
+    /// What the review could not evaluate in the source (HCL mode).
+    unevaluated: Vec<String>,
 }
 
 #[derive(Serialize)]
-struct JsonLive<'a> {
+struct JsonLive {
     /// Facts were read from Databricks (`--live`).
     read: bool,
     /// Reads that failed.
-    errors: &'a [String],
+    errors: Vec<String>,
     /// Offline: how many `cannot_tell` outcomes `--live` would decide.
     would_decide: usize,
 }
@@ -212,29 +244,29 @@ struct JsonSummary {
 }
 
 #[derive(Serialize)]
-struct JsonFinding<'a> {
-    address: &'a str,
-    resource_type: &'a str,
-    attribute: &'a str,
+struct JsonFinding {
+    address: String,
+    resource_type: String,
+    attribute: String,
     rule: &'static str,
     title: &'static str,
     verdict: &'static str,
     severity: &'static str,
     subject: String,
-    message: &'a str,
+    message: String,
     remediation: &'static str,
     docs: String,
     live_decides: bool,
     /// File and line of the resource block (HCL mode), else null.
-    file: Option<&'a str>,
+    file: Option<String>,
     line: Option<usize>,
-    suppression: Option<JsonSuppression<'a>>,
+    suppression: Option<JsonSuppression>,
 }
 
 #[derive(Serialize)]
-struct JsonSuppression<'a> {
-    reason: &'a str,
-    origin: &'a str,
+struct JsonSuppression {
+    reason: String,
+    origin: String,
     kind: &'static str,
     /// The expiry date when it has passed (the finding then counts).
     expired: Option<String>,
@@ -242,10 +274,10 @@ struct JsonSuppression<'a> {
 
 #[derive(Serialize)]
 struct JsonCoverage<'a> {
-    address: &'a str,
+    address: String,
     data_type: &'static str,
     protection: &'a crate::rules::Protection,
-    reason: &'a str,
+    reason: String,
     rule: &'static str,
 }
 
@@ -261,7 +293,7 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
     let doc = JsonReport {
         format: "terraform-provider-cmk-review",
         version: JSON_VERSION,
-        plan: source,
+        plan: esc(source),
         summary: JsonSummary {
             errors: c.errors,
             warnings: c.warnings,
@@ -275,9 +307,9 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                 let o = &l.outcome;
                 let r = o.rule.rule();
                 JsonFinding {
-                    address: &l.address,
-                    resource_type: &l.resource_type,
-                    attribute: &l.attribute,
+                    address: esc(&l.address),
+                    resource_type: esc(&l.resource_type),
+                    attribute: esc(&l.attribute),
                     rule: r.id,
                     title: r.title,
                     verdict: match o.verdict {
@@ -287,15 +319,15 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                     },
                     severity: o.severity.as_str(),
                     subject: o.subject.name(),
-                    message: &o.message,
+                    message: esc(&o.message),
                     remediation: r.remediation,
                     docs: r.docs_path(),
                     live_decides: l.live_decides,
-                    file: n.source.as_ref().map(|s| s.file.as_str()),
+                    file: n.source.as_ref().map(|s| esc(&s.file)),
                     line: n.source.as_ref().map(|s| s.line),
                     suppression: n.suppression.as_ref().map(|s| JsonSuppression {
-                        reason: &s.reason,
-                        origin: &s.origin,
+                        reason: esc(&s.reason),
+                        origin: esc(&s.origin),
                         kind: if s.in_source { "inline" } else { "file" },
                         expired: s.expired.map(|d| d.to_string()),
                     }),
@@ -307,17 +339,24 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
             .iter()
             .flat_map(|w| {
                 w.coverage.iter().map(move |c| JsonCoverage {
-                    address: &w.address,
+                    address: esc(&w.address),
                     data_type: c.data_type.name(),
                     protection: &c.protection,
-                    reason: &c.reason,
+                    reason: esc(&c.reason),
                     rule: c.rule.code(),
                 })
             })
             .collect(),
+        unevaluated: a.unevaluated.iter().map(|u| esc(u)).collect(),
         live: JsonLive {
             read: a.live.is_some(),
-            errors: a.live.as_deref().unwrap_or_default(),
+            errors: a
+                .live
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|e| esc(e))
+                .collect(),
             would_decide: a.outcomes.iter().filter(|l| l.live_decides).count(),
         },
     };
@@ -359,25 +398,25 @@ pub fn sarif_with(a: &Analysis, notes: &[Note], source: &str) -> String {
             };
             let physical = match &n.source {
                 Some(s) => json!({
-                    "artifactLocation": { "uri": s.file },
+                    "artifactLocation": { "uri": crate::text::uri_path(&s.file) },
                     "region": { "startLine": s.line },
                 }),
-                None => json!({ "artifactLocation": { "uri": source } }),
+                None => json!({ "artifactLocation": { "uri": crate::text::uri_path(source) } }),
             };
             let mut r = json!({
                 "ruleId": o.rule.code(),
                 "ruleIndex": index,
                 "kind": kind,
                 "level": level,
-                "message": { "text": o.message },
+                "message": { "text": esc(&o.message) },
                 "locations": [{
                     "physicalLocation": physical,
                     "logicalLocations": [{
-                        "name": l.attribute,
-                        "fullyQualifiedName": format!("{}.{}", l.address, l.attribute),
+                        "name": esc(&l.attribute),
+                        "fullyQualifiedName": esc(&format!("{}.{}", l.address, l.attribute)),
                         "kind": "member",
                     }, {
-                        "fullyQualifiedName": l.address,
+                        "fullyQualifiedName": esc(&l.address),
                         "kind": "resource",
                     }],
                 }],
@@ -389,13 +428,13 @@ pub fn sarif_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                         r["suppressions"] = json!([{
                             "kind": if s.in_source { "inSource" } else { "external" },
                             "status": "accepted",
-                            "justification": s.reason,
-                            "location": { "physicalLocation": { "artifactLocation": { "uri": s.origin } } },
+                            "justification": esc(&s.reason),
+                            "location": { "physicalLocation": { "artifactLocation": { "uri": crate::text::uri_path(&s.origin) } } },
                         }]);
                     }
                     Some(d) => {
                         r["properties"]["suppression_expired"] = json!(d.to_string());
-                        r["message"]["text"] = json!(format!("{}{}", o.message, expired_text(n)));
+                        r["message"]["text"] = json!(format!("{}{}", esc(&o.message), expired_text(n)));
                     }
                 }
             }
@@ -412,6 +451,7 @@ pub fn sarif_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                 "rules": rules,
             }},
             "results": results,
+            "properties": { "unevaluated": a.unevaluated.iter().map(|u| esc(u)).collect::<Vec<_>>() },
         }],
     });
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -425,6 +465,9 @@ pub enum FailOn {
     Error,
     Warning,
     Never,
+    /// Errors, and every "cannot tell yet" and every expression the review
+    /// could not evaluate: a strict gate.
+    CannotTell,
 }
 
 impl FailOn {
@@ -434,6 +477,7 @@ impl FailOn {
             FailOn::Error => o.is_error(),
             FailOn::Warning => o.is_failure(),
             FailOn::Never => false,
+            FailOn::CannotTell => o.is_error() || o.verdict == Verdict::CannotTell,
         }
     }
 }
@@ -444,7 +488,8 @@ fn fails_at(l: &Located, n: &Note, fail_on: FailOn) -> bool {
 }
 
 /// XML character data and attribute values: `&`, `<`, `>`, quotes, and
-/// the control characters XML 1.0 cannot hold dropped.
+/// the characters XML 1.0 cannot hold (controls, U+FFFE, U+FFFF) dropped.
+/// Input text reaches it escaped ([`esc`]); this is the last guard.
 fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -457,7 +502,7 @@ fn xml(s: &str) -> String {
             '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
             '\t' => out.push_str("&#9;"),
-            c if (c as u32) < 0x20 => {}
+            c if (c as u32) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}') => {}
             c => out.push(c),
         }
     }
@@ -477,18 +522,23 @@ pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> Str
         let n = note(notes, i);
         let o = &l.outcome;
         let classname = match &n.source {
-            Some(s) => format!("{}:{}", s.file, s.line),
-            None => source.to_string(),
+            Some(s) => format!("{}:{}", esc(&s.file), s.line),
+            None => esc(source),
         };
         cases.push_str(&format!(
             "    <testcase name=\"{}\" classname=\"{}\" time=\"0\"",
-            xml(&format!("{} {} ({})", o.rule, l.address, l.attribute)),
+            xml(&format!(
+                "{} {} ({})",
+                o.rule,
+                esc(&l.address),
+                esc(&l.attribute)
+            )),
             xml(&classname)
         ));
         let detail = format!(
             "{}: {}{}\nremediation: {}\ndocs: {}",
-            readable(&l.address),
-            o.message,
+            esc(&readable(&l.address)),
+            esc(&o.message),
             expired_text(n),
             o.remediation(),
             o.docs()
@@ -497,7 +547,7 @@ pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> Str
             failures += 1;
             cases.push_str(&format!(
                 ">\n      <failure message=\"{}\" type=\"{} {}\">{}</failure>\n    </testcase>\n",
-                xml(&format!("{}{}", o.message, expired_text(n))),
+                xml(&format!("{}{}", esc(&o.message), expired_text(n))),
                 o.rule,
                 o.severity,
                 xml(&detail)
@@ -506,13 +556,17 @@ pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> Str
             skipped += 1;
             cases.push_str(&format!(
                 ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                xml(&format!("suppressed by {}: {}", s.origin, s.reason))
+                xml(&format!(
+                    "suppressed by {}: {}",
+                    esc(&s.origin),
+                    esc(&s.reason)
+                ))
             ));
         } else if o.verdict == Verdict::CannotTell {
             skipped += 1;
             cases.push_str(&format!(
                 ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                xml(&format!("cannot tell yet: {}", o.message))
+                xml(&format!("cannot tell yet: {}", esc(&o.message)))
             ));
         } else if o.is_failure() {
             cases.push_str(&format!(
@@ -523,10 +577,30 @@ pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> Str
             cases.push_str("/>\n");
         }
     }
-    let tests = a.outcomes.len();
+    for u in &a.unevaluated {
+        cases.push_str(&format!(
+            "    <testcase name=\"{}\" classname=\"{}\" time=\"0\">\n",
+            xml(&format!("could not evaluate: {}", esc(u))),
+            xml(&esc(source))
+        ));
+        if fail_on == FailOn::CannotTell {
+            failures += 1;
+            cases.push_str(&format!(
+                "      <failure message=\"{}\" type=\"unevaluated\"/>\n    </testcase>\n",
+                xml(&format!("could not evaluate: {}", esc(u)))
+            ));
+        } else {
+            skipped += 1;
+            cases.push_str(&format!(
+                "      <skipped message=\"{}\"/>\n    </testcase>\n",
+                xml(&format!("could not evaluate: {}", esc(u)))
+            ));
+        }
+    }
+    let tests = a.outcomes.len() + a.unevaluated.len();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"terraform-provider-cmk review\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"0\">\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\">\n{cases}  </testsuite>\n</testsuites>\n",
-        xml(source)
+        xml(&esc(source))
     )
 }
 
@@ -564,10 +638,10 @@ pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> St
         let mut props = vec![];
         match &n.source {
             Some(s) => {
-                props.push(format!("file={}", gh_property(&s.file)));
+                props.push(format!("file={}", gh_property(&esc(&s.file))));
                 props.push(format!("line={}", s.line));
             }
-            None if source != "-" => props.push(format!("file={}", gh_property(source))),
+            None if source != "-" => props.push(format!("file={}", gh_property(&esc(source)))),
             None => {}
         }
         let title = if o.verdict == Verdict::CannotTell {
@@ -578,9 +652,9 @@ pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> St
         props.push(format!("title={}", gh_property(&title)));
         let message = format!(
             "{} ({}): {}{}\nremediation: {}\ndocs: {}",
-            readable(&l.address),
-            l.attribute,
-            o.message,
+            esc(&readable(&l.address)),
+            esc(&l.attribute),
+            esc(&o.message),
             expired_text(n),
             o.remediation(),
             o.docs()
@@ -591,10 +665,32 @@ pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> St
             gh_data(&message)
         ));
     }
+    for u in &a.unevaluated {
+        let command = if fail_on == FailOn::CannotTell {
+            "error"
+        } else {
+            "warning"
+        };
+        let mut props = vec![];
+        if source != "-" {
+            props.push(format!("file={}", gh_property(&esc(source))));
+        }
+        props.push(format!("title={}", gh_property("could not evaluate")));
+        out.push_str(&format!(
+            "::{command} {}::{}\n",
+            props.join(","),
+            gh_data(&esc(u))
+        ));
+    }
     let c = counts(a, notes);
     out.push_str(&format!(
-        "review: {} error(s), {} warning(s), {} cannot tell yet, {} passed, {} suppressed\n",
-        c.errors, c.warnings, c.cannot_tell, c.passed, c.suppressed
+        "review: {} error(s), {} warning(s), {} cannot tell yet, {} passed, {} suppressed{}\n",
+        c.errors,
+        c.warnings,
+        c.cannot_tell,
+        c.passed,
+        c.suppressed,
+        unevaluated_note(a)
     ));
     out
 }

@@ -12,7 +12,9 @@
 //! fail the review; after its expiry date (the day itself still counts) it
 //! fails like any finding and says the suppression expired. A suppression
 //! without a reason, with an unknown rule or a date that is not a date is
-//! refused.
+//! refused, and so is one that expires later than the owner allows
+//! ([`Policy`]: `--max-suppression-days`, default 90 days from today; with
+//! the flag given, a suppression without an expiry date is refused too).
 
 use serde::Deserialize;
 use time::Date;
@@ -22,6 +24,57 @@ use crate::rules::findings::{quote, RULES};
 use super::analyze::Analysis;
 use super::hcl_input::{InlineIgnore, Source};
 use super::plan::strip_index;
+
+/// What the repository's owner allows of suppressions (command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The latest expiry date accepted.
+    pub latest: Date,
+    /// `--max-suppression-days`: the days after today that makes `latest`.
+    pub days: u32,
+    /// A suppression must have an expiry date.
+    pub require_expiry: bool,
+}
+
+impl Policy {
+    /// `days` after `today`.
+    pub fn new(today: Date, days: u32, require_expiry: bool) -> Policy {
+        let latest = today
+            .checked_add(time::Duration::days(i64::from(days)))
+            .unwrap_or(Date::MAX);
+        Policy {
+            latest,
+            days,
+            require_expiry,
+        }
+    }
+
+    /// A suppression's expiry, checked: `Err` names where it is written.
+    fn check(&self, expires: Option<Date>, origin: &str) -> Result<(), String> {
+        match expires {
+            None if self.require_expiry => Err(format!(
+                "{origin}: the suppression has no expiry date; --max-suppression-days {} needs one on or before {} (\"expires\": \"YYYY-MM-DD\" in a file, exp:YYYY-MM-DD inline)",
+                self.days, self.latest
+            )),
+            Some(d) if d > self.latest => Err(format!(
+                "{origin}: the suppression expires on {d}, later than --max-suppression-days {} allows ({}); choose an earlier date",
+                self.days, self.latest
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Default for Policy {
+    /// No limit (for callers that do not set one).
+    fn default() -> Policy {
+        Policy {
+            latest: Date::MAX,
+            days: u32::MAX,
+            require_expiry: false,
+        }
+    }
+}
 
 /// The suppressions file looked for when none is named.
 pub const DEFAULT_FILE: &str = ".cmk-review.json";
@@ -114,7 +167,7 @@ fn check_rule(rule: &str, origin: &str) -> Result<(), String> {
 
 /// Reads a suppressions file; any entry that cannot be used is an error
 /// naming it.
-pub fn parse_file(name: &str, text: &str) -> Result<Vec<Suppression>, String> {
+pub fn parse_file(name: &str, text: &str, policy: &Policy) -> Result<Vec<Suppression>, String> {
     let doc: FileDoc = serde_json::from_str(text).map_err(|e| {
         format!(
             "{name}: not a suppressions file ({e}); expected {{\"suppressions\": [{{\"rule\": \"CMK021\", \"address\": \"...\", \"reason\": \"...\", \"expires\": \"YYYY-MM-DD\"}}]}}"
@@ -140,6 +193,7 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Suppression>, String> {
                 )
             })?),
         };
+        policy.check(expires, &origin)?;
         out.push(Suppression {
             rule: e.rule,
             address: e.address,
@@ -154,7 +208,7 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Suppression>, String> {
 
 /// Inline `# cmk:ignore RULE [exp:YYYY-MM-DD] reason` comments as
 /// suppressions of their resource (every instance of it).
-pub fn from_inline(ignores: &[InlineIgnore]) -> Result<Vec<Suppression>, String> {
+pub fn from_inline(ignores: &[InlineIgnore], policy: &Policy) -> Result<Vec<Suppression>, String> {
     let mut out = vec![];
     for i in ignores {
         let origin = format!("{}:{}", i.at.file, i.at.line);
@@ -169,10 +223,14 @@ pub fn from_inline(ignores: &[InlineIgnore]) -> Result<Vec<Suppression>, String>
         if let Some(rest) = reason.strip_prefix("exp:") {
             let (d, why) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             expires = Some(parse_date(d).ok_or_else(|| {
-                format!("{origin}: exp:{d} is not a date (write exp:YYYY-MM-DD)")
+                format!(
+                    "{origin}: exp:{} is not a date (write exp:YYYY-MM-DD)",
+                    crate::text::escape(d, 40)
+                )
             })?);
             reason = why.trim();
         }
+        policy.check(expires, &origin)?;
         if reason.is_empty() {
             return Err(format!(
                 "{origin}: cmk:ignore {} has no reason; write why after the rule id",

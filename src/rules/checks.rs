@@ -970,9 +970,15 @@ fn dashboard_rule(
             let mut bad_time = vec![];
             for d in ds {
                 match created_on_or_before_cutoff(&d.create_time) {
-                    Ok(true) => old.push(format!("{:?} ({})", d.name, d.id)),
+                    // Ids, not names: a name is the workspace's content, and
+                    // the configuration may name a workspace its author cannot see.
+                    Ok(true) => old.push(crate::text::escape(&d.id, 100)),
                     Ok(false) => {}
-                    Err(_) => bad_time.push(format!("{:?} ({}, create_time {:?})", d.name, d.id, d.create_time)),
+                    Err(_) => bad_time.push(format!(
+                        "{} (create_time {})",
+                        crate::text::escape(&d.id, 100),
+                        crate::rules::findings::quote(&d.create_time)
+                    )),
                 }
             }
             if !old.is_empty() {

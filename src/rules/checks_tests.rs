@@ -371,7 +371,7 @@ fn binding_rules_table() {
             dashboards: Fact::Known(old()),
             ..ws()
         },
-        says: &["\"Sales\" (01ef)", "2024-11-01"],
+        says: &["key: 01ef", "2024-11-01"],
         ..case("old dashboard", RuleId::LegacyDashboards, Fail)
     });
     cases.push(BindingCase {

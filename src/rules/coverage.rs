@@ -142,7 +142,7 @@ pub fn coverage_of(d: DataType, ws: &WorkspaceFacts, keys: &PlannedKeys) -> Cove
                     let old: Vec<String> = ds
                         .iter()
                         .filter(|x| created_on_or_before_cutoff(&x.create_time).unwrap_or(true))
-                        .map(|x| format!("{:?} ({})", x.name, x.id))
+                        .map(|x| crate::text::escape(&x.id, 100))
                         .collect();
                     if old.is_empty() {
                         entry(d, Protection::Protected, format!("protected by the MANAGED_SERVICES key; no dashboard predates {DASHBOARD_CUTOFF}"), RuleId::LegacyDashboards)
@@ -434,7 +434,7 @@ mod tests {
             (d.protection, d.rule),
             (PartlyProtected, RuleId::LegacyDashboards)
         );
-        assert!(d.reason.contains("\"Sales\" (d1)"));
+        assert!(d.reason.ends_with("key: d1") && !d.reason.contains("Sales"));
         let unknown = WorkspaceFacts {
             dashboards: Fact::Unknown,
             ..hybrid.clone()

@@ -290,7 +290,7 @@ pub static RULES: [Rule; 22] = [
         "AI/BI dashboards created before the cutoff",
         "No AI/BI dashboard of a workspace that gets a managed-services key was created on or before 2024-11-01. A warning; an error when `ai_bi_dashboards` coverage is required.",
         "Databricks notes that only AI/BI dashboards created after November 1, 2024 are encrypted with, and compatible with, customer-managed keys.",
-        "2 AI/BI dashboards were created on or before 2024-11-01 and are not encrypted with the key: \"Sales\" (01ef...), \"Ops\" (01f0...)",
+        "2 AI/BI dashboards were created on or before 2024-11-01 and are not encrypted with the key: 01ef..., 01f0...",
         "Re-create (clone) the listed dashboards, then delete the old ones.",
         "Warning: the key is bound and works; only the listed dashboards stay encrypted with Databricks-managed keys. It becomes an error when ai_bi_dashboards coverage is required, because then the requirement is not met."),
     rule("CMK012", RuleId::UnprotectableDataType, E,
@@ -410,18 +410,21 @@ fn cut(run: &str, out: &mut String) -> Option<String> {
     Some(format!(" ({n} characters)"))
 }
 
-/// A message made readable: control characters escaped, every quoted
+/// A message made readable: control and invisible characters
+/// ([`crate::text::is_hidden`]) escaped, every quoted
 /// value and every long unbroken run (an id, an ARN, a pasted blob) cut to
 /// [`QUOTE_MAX_CHARS`], the whole cut to [`MESSAGE_MAX_CHARS`]. Applied to
 /// every outcome's message, so values from a plan or an API answer never
 /// flood a terminal or a log.
 pub fn readable(message: &str) -> String {
-    let escaped: std::borrow::Cow<str> = if message.chars().any(char::is_control) {
+    let escaped: std::borrow::Cow<str> = if message.chars().any(crate::text::is_hidden) {
         message
             .chars()
             .flat_map(|c| {
                 let esc: Vec<char> = if c.is_control() {
                     c.escape_default().collect()
+                } else if crate::text::is_hidden(c) {
+                    format!("\\u{{{:x}}}", c as u32).chars().collect()
                 } else {
                     vec![c]
                 };
@@ -594,6 +597,9 @@ mod readable_tests {
     fn control_characters_are_escaped_and_the_whole_is_bounded() {
         let m = readable("a\u{1b}[31mred\nnext");
         assert_eq!(m, "a\\u{1b}[31mred\\nnext");
+        // Bidirectional overrides and noncharacters too (a dashboard's name).
+        let m = readable("dashboard \"ab\u{202e}cd\u{ffff}\"");
+        assert_eq!(m, "dashboard \"ab\\u{202e}cd\\u{ffff}\"");
         let many = "word ".repeat(2000);
         let m = readable(&many);
         assert!(m.ends_with("(message cut, 10000 characters)"), "{m}");
