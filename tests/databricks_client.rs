@@ -815,10 +815,16 @@ async fn faults_reset_with_one_delete_and_can_target_a_path() {
     )
     .await;
     assert_eq!(c.list_workspaces(&cancel).await.unwrap().len(), 4);
-    let e = c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel).await.unwrap_err();
+    let e = c
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("500"), "{e}");
     admin(&h, "DELETE", "/_sandbox/faults", Value::Null).await;
-    assert!(c.list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel).await.is_ok());
+    assert!(c
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .is_ok());
     h.shutdown().await;
 }
 

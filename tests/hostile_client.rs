@@ -118,7 +118,10 @@ async fn a_trickling_body_ends_at_the_operation_deadline() {
     // The real time the call ran, and the call: the workspace GET.
     let m = e.to_string();
     assert!(m.contains("stopped after 3."), "{m}");
-    assert!(m.starts_with(&format!("GET {}/api/2.0/accounts/", h.url)), "{m}");
+    assert!(
+        m.starts_with(&format!("GET {}/api/2.0/accounts/", h.url)),
+        "{m}"
+    );
 }
 
 /// The same trickle from the OAuth token endpoint: the error names the

@@ -22,7 +22,8 @@ use serde::Deserialize;
 use super::error::DatabricksError;
 use super::http::{
     check_header_value, error_text, printable, read_capped, read_prefix, redirect_error,
-    retry_after, timed_out_after_connecting, too_large_message, unreachable_reason, Answer, BodyError, MESSAGE_MAX_BYTES,
+    retry_after, timed_out_after_connecting, too_large_message, unreachable_reason, Answer,
+    BodyError, MESSAGE_MAX_BYTES,
 };
 use super::settings::{AuthKind, Secret};
 

@@ -308,7 +308,10 @@ impl AccountClient {
         // reqwest is built without a crypto provider of its own: it uses the
         // process default, which this installs (aws-lc-rs) if nobody did.
         crate::tfplugin::install_crypto_provider();
-        let http = build_client(cfg.http_timeout, user_agent(cfg.terraform_version.as_deref()))
+        let http = build_client(
+            cfg.http_timeout,
+            user_agent(cfg.terraform_version.as_deref()),
+        )
         .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
         let rng = match cfg.jitter_seed {
             Some(s) => fastrand::Rng::with_seed(s),
@@ -1083,10 +1086,7 @@ impl AccountClient {
                 let api_call = format!("{} {} ({})", call.method, call.url, call.what);
                 let e = DatabricksError::Deadline {
                     what: if seen.getting_token {
-                        format!(
-                            "{}, before {api_call}",
-                            self.token_request(&call.audience)
-                        )
+                        format!("{}, before {api_call}", self.token_request(&call.audience))
                     } else {
                         api_call
                     },
