@@ -13,8 +13,14 @@ BIN_DIR := target/release
 
 all: build
 
+# One build for demo, test and install: the same cargo invocation (profile,
+# targets, features). Examples pull in the dev-dependencies, whose features
+# (tonic's `channel`, hyper-util's `tokio`) unify into shared dependencies;
+# a build without them (`--bins` alone) compiled every one of those again.
+CARGO_BUILD := $(CARGO) build --release --bins --examples
+
 build:
-	$(CARGO) build --release --bins --examples
+	$(CARGO_BUILD)
 
 # Python tools the tests use (moto's KMS server, Databricks' official SDK),
 # installed into the project's own venv.
@@ -79,8 +85,7 @@ release:
 # ($(PLUGIN_DIR), one of Terraform's implied local mirror directories).
 PREFIX ?= $(HOME)/.local
 PLUGIN_DIR ?= $(HOME)/.terraform.d/plugins
-install:
-	$(CARGO) build --release --bins
+install: build
 	tools/install.sh $(BIN_DIR) $(PREFIX) $(PLUGIN_DIR)
 
 clean:

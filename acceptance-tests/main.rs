@@ -27,4 +27,5 @@ mod real_services;
 mod reference_shapes;
 mod release;
 mod schema;
+mod undecided_rules;
 mod unknowns;

@@ -478,7 +478,7 @@ fn ebs_keys_are_rejected_for_serverless_at_plan_at_apply_and_in_review() {
         assert!(
             detail.contains("reuse_key_for_cluster_volumes = true")
                 && detail.contains("SERVERLESS")
-                && detail.contains("reuse_key_for_cluster_volumes = false")
+                && detail.contains("Remove the storage key binding")
                 && detail.contains("docs/rules/CMK007.md"),
             "{what}: {detail}"
         );

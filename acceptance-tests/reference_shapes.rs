@@ -563,3 +563,27 @@ fn reference_shapes_reviewed_in_hcl_mode_without_credentials() {
     );
     assert_eq!(sb.creates_committed(), 0);
 }
+
+/// A binary plan file (`terraform plan -out`, a zip) given to review is
+/// not JSON: the error says how to get the JSON review reads.
+#[test]
+fn review_of_a_binary_plan_file_says_to_run_terraform_show_json() {
+    if !enabled("review_of_a_binary_plan_file_says_to_run_terraform_show_json") {
+        return;
+    }
+    // A configuration with no provider: terraform writes a real plan file.
+    let w = Workdir::new("output \"x\" {\n  value = 1\n}\n");
+    w.run(&["plan", "-input=false", "-no-color", "-out=tfplan"])
+        .ok();
+    let o = std::process::Command::new(crate::harness::provider_bin())
+        .arg("review")
+        .arg(w.path().join("tfplan"))
+        .output()
+        .expect("run review");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not UTF-8 text") && err.contains("terraform show -json PLANFILE > plan.json"),
+        "{err}"
+    );
+}

@@ -27,8 +27,8 @@ Usage:
                                          output, or to a configuration's .tf source (no plan,
                                          no credentials); `review --help` says more
   terraform-provider-cmk docs [--out DIR]  write the registry-layout docs (default: docs)
-  terraform-provider-cmk --version
-  terraform-provider-cmk --help
+  terraform-provider-cmk --version | -V
+  terraform-provider-cmk --help | -h
 ";
 
 /// Logs go to stderr only (stdout carries the handshake). Run by Terraform,
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
-            "--version" | "-v" => {
+            "--version" | "-V" | "-v" => {
                 println!("terraform-provider-cmk {}", cmk::VERSION);
                 return ExitCode::SUCCESS;
             }

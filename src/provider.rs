@@ -120,7 +120,11 @@ pub struct ProviderConfig {
     /// operation stops with an error naming the call that was retrying, and
     /// nothing is changed. During apply each call has this budget; waiting for a
     /// workspace to take a key has `workspace_update_timeout_seconds`, and KMS
-    /// writes the `kms_*_timeout_seconds` settings.
+    /// writes the `kms_*_timeout_seconds` settings. Besides this budget, every
+    /// request to a Databricks host (Account API, token endpoints, a workspace's
+    /// own API) has 10 s to connect and 30 s to receive each next part of its
+    /// answer: a host that accepts the connection and stays silent ends the call
+    /// after 30 s with an error naming the host and the call, not retried.
     #[schemars(extend("x-tf" = ["optional"]))]
     pub retry_timeout_seconds: Val<f64>,
 

@@ -117,14 +117,14 @@ fn review_help_exits_0_and_explains_each_flag() {
 
 #[test]
 fn provider_version_is_the_package_version() {
-    succeeds_with(
-        PROVIDER,
-        &["--version"],
-        &[&format!(
-            "terraform-provider-cmk {}",
-            env!("CARGO_PKG_VERSION")
-        )],
-    );
+    let wanted = format!("terraform-provider-cmk {}\n", env!("CARGO_PKG_VERSION"));
+    let long = succeeds_with(PROVIDER, &["--version"], &[&wanted]);
+    assert_eq!(long, wanted);
+    // -V is the same, on both binaries (cmk-sandbox has had it from clap).
+    assert_eq!(succeeds_with(PROVIDER, &["-V"], &[]), long);
+    let sandbox = succeeds_with(SANDBOX, &["--version"], &[]);
+    assert_eq!(succeeds_with(SANDBOX, &["-V"], &[]), sandbox);
+    succeeds_with(PROVIDER, &["--help"], &["--version | -V"]);
 }
 
 #[test]

@@ -775,6 +775,59 @@ async fn random_503s_are_retried() {
     h.shutdown().await;
 }
 
+/// Fault settings: `PUT` changes only the fields it names (so `PUT {}`
+/// leaves a 100% error rate on), `DELETE /_sandbox/faults` turns every
+/// fault off in one call, and `path_prefix` confines faults to the calls
+/// under it (a workspace's own API, not the Account API).
+#[tokio::test]
+async fn faults_reset_with_one_delete_and_can_target_a_path() {
+    let h = start().await;
+    let c = client_from(settings(&h));
+    let cancel = CancellationToken::new();
+    admin(
+        &h,
+        "PUT",
+        "/_sandbox/faults",
+        json!({"error_rate": 1.0, "error_status": 500, "latency_ms": 5}),
+    )
+    .await;
+    // The token request is the first API call to meet the fault.
+    let e = c.list_workspaces(&cancel).await.unwrap_err();
+    assert!(e.to_string().contains("(500)"), "{e}");
+    let merged = admin(&h, "PUT", "/_sandbox/faults", json!({})).await;
+    assert_eq!(merged["error_rate"], json!(1.0), "PUT merges: {merged}");
+    assert!(c.list_workspaces(&cancel).await.is_err());
+
+    let reset = admin(&h, "DELETE", "/_sandbox/faults", Value::Null).await;
+    let defaults = serde_json::to_value(cmk::sandbox::Faults::default()).unwrap();
+    assert_eq!(reset, defaults);
+    assert_eq!(
+        admin(&h, "GET", "/_sandbox/faults", Value::Null).await,
+        defaults
+    );
+    assert_eq!(c.list_workspaces(&cancel).await.unwrap().len(), 4);
+
+    admin(
+        &h,
+        "PUT",
+        "/_sandbox/faults",
+        json!({"error_rate": 1.0, "error_status": 500, "path_prefix": "/_ws/"}),
+    )
+    .await;
+    assert_eq!(c.list_workspaces(&cancel).await.unwrap().len(), 4);
+    let e = c
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("500"), "{e}");
+    admin(&h, "DELETE", "/_sandbox/faults", Value::Null).await;
+    assert!(c
+        .list_dashboards(&format!("dep-{WS_PLAIN}"), &cancel)
+        .await
+        .is_ok());
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn lost_create_answer_never_makes_two_configurations() {
     let h = start_with(|c| c.faults.drop_after_commit = 1).await;

@@ -115,7 +115,50 @@ async fn a_trickling_body_ends_at_the_operation_deadline() {
         "took {took:?}: {e}"
     );
     assert!(matches!(e, DatabricksError::Deadline { .. }), "{e}");
-    assert!(e.to_string().contains("within 3s"), "{e}");
+    // The real time the call ran, and the call: the workspace GET.
+    let m = e.to_string();
+    assert!(m.contains("stopped after 3."), "{m}");
+    assert!(
+        m.starts_with(&format!("GET {}/api/2.0/accounts/", h.url)),
+        "{m}"
+    );
+}
+
+/// The same trickle from the OAuth token endpoint: the error names the
+/// token request that ran out, not the workspace GET it was for, and the
+/// real time it ran.
+#[tokio::test]
+async fn a_trickling_token_answer_is_named_as_the_call_that_ran_out() {
+    let h = Hostile::spawn(
+        None,
+        rule(|r| {
+            r.path
+                .ends_with("/v1/token")
+                .then(|| trickle(200, "{\"access_token\": ", Duration::from_secs(40)))
+        }),
+    )
+    .await;
+    let c = client(DatabricksSettings {
+        token: None,
+        client_id: Some("sp-hostile".into()),
+        client_secret: Some(Secret::new("hostile-secret")),
+        ..settings(&h)
+    });
+    let e = c
+        .get_workspace(WorkspaceId::new(WS).unwrap(), &CancellationToken::new())
+        .await
+        .unwrap_err();
+    let m = e.to_string();
+    assert!(matches!(e, DatabricksError::Deadline { .. }), "{m}");
+    assert!(
+        m.starts_with(&format!(
+            "POST {}/oidc/accounts/{ACCT}/v1/token (an OAuth token), before GET",
+            h.url
+        )),
+        "{m}"
+    );
+    assert!(m.contains("stopped after 3."), "{m}");
+    assert!(!m.contains("hostile-secret"), "{m}");
 }
 
 /// A dashboards list that answers a page token it answered before is

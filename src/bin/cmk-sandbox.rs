@@ -112,6 +112,7 @@ async fn main() {
             drop_after_commit: args.drop_after_commit,
             drop_rate: args.drop_rate,
             seed: None,
+            path_prefix: None,
         },
         fault_seed: args.fault_seed,
         relaxed_auth: args.relaxed_auth,

@@ -11,7 +11,7 @@ use crate::cloud::databricks::{AccountClient, Workspace, WorkspaceKeyUpdate};
 use crate::rules::facts::{
     BindingChange, KeyConfigFacts, RequestedKey, Requirements, WorkspaceFacts,
 };
-use crate::rules::{self, DataType, Fact, Severity, Subject};
+use crate::rules::{self, DataType, Fact, Severity, Subject, Verdict};
 use crate::support::{
     api_error, databricks, key_config_id, report, report_deferred, workspace_id, Clients,
 };
@@ -372,60 +372,37 @@ async fn check_live(
     at_plan: bool,
     diags: &mut Diagnostics,
 ) -> bool {
+    let before = diags.errors().count();
     let mut facts = w.facts();
     // Keys change only while no classic compute runs (CMK010): the Account
-    // API does not say, the workspace's own APIs do.
+    // API does not say, the workspace's own APIs do. A read that fails, for
+    // any reason (a redirect, 4xx, 5xx, an answer that is not the JSON
+    // expected, a list cut short, a host unreachable or silent), leaves the
+    // rule that needed it undecided: never a pass.
     let classic = facts.compute_mode != Fact::Known(crate::rules::facts::ComputeMode::Serverless);
     let running = w.workspace_status == Some(crate::rules::facts::WorkspaceStatus::Running);
+    let mut compute_failed = None;
     if read_compute && classic && running {
         if let Some(dep) = &w.deployment_name {
             match client.running_classic_compute(dep, &ctx.cancel).await {
                 Ok(c) => facts.running_classic_compute = Fact::Known(c),
-                // A list cut short by its bounds, or a host that cannot be
-                // reached: the rule cannot tell, and must not pass.
-                Err(e) if e.is_incomplete_list() || e.is_unreachable() => diags.error_at(
-                    AttributePath::new(["workspace_id"]),
-                    format!(
-                        "{} cannot tell: running classic compute not read",
-                        rules::RuleId::ClassicComputeRunning.code()
-                    ),
-                    format!("Databricks refuses a key change while classic compute runs, and the plan cannot tell whether it does: {e}"),
-                ),
-                Err(e) => diags.warning_at(
-                    AttributePath::new(["workspace_id"]),
-                    "Running classic compute not checked",
-                    format!("Listing the workspace's clusters, instance pools and SQL warehouses failed, so the plan cannot tell whether classic compute runs (Databricks refuses a key change while it does): {e}"),
-                ),
+                Err(e) => compute_failed = Some(format!("listing the clusters, instance pools and SQL warehouses of workspace {dep} at {} failed: {e}", shown_host(client, dep))),
             }
         }
     }
+    let mut dashboards_failed = None;
     if read_dashboards {
         if let Some(dep) = &w.deployment_name {
             match client.list_dashboards(dep, &ctx.cancel).await {
                 Ok(ds) => {
                     facts.dashboards = Fact::Known(ds.into_iter().map(|d| d.fact()).collect())
                 }
-                Err(e) if e.is_unreachable() => diags.error_at(
-                    AttributePath::new([Slot::ManagedServices.arg(config)]),
-                    format!(
-                        "{} cannot tell: AI/BI dashboards not read",
-                        rules::RuleId::LegacyDashboards.code()
-                    ),
-                    format!("The workspace API cannot be reached, so dashboards created before the managed-services key cannot be named: {e}"),
-                ),
-                Err(e) if e.is_incomplete_list() => diags.warning_at(
-                    AttributePath::new([Slot::ManagedServices.arg(config)]),
-                    format!(
-                        "{} cannot tell: AI/BI dashboards not read",
-                        rules::RuleId::LegacyDashboards.code()
-                    ),
-                    format!("The dashboards list did not end within its bounds, so dashboards created before the managed-services key cannot be named: {e}"),
-                ),
-                Err(e) => diags.warning_at(
-                    AttributePath::new([Slot::ManagedServices.arg(config)]),
-                    "AI/BI dashboards not checked",
-                    format!("Listing the workspace's AI/BI dashboards failed, so dashboards created before the managed-services key are not named: {e}"),
-                ),
+                Err(e) => {
+                    dashboards_failed = Some(format!(
+                        "listing the AI/BI dashboards of workspace {dep} at {} failed: {e}",
+                        shown_host(client, dep)
+                    ))
+                }
             }
         }
     }
@@ -437,7 +414,6 @@ async fn check_live(
         ),
         storage: requested(Slot::Storage, planned, Some(Slot::Storage.live(w))),
     };
-    let before = diags.errors().count();
     let ms = key_facts(
         ctx,
         client,
@@ -456,18 +432,73 @@ async fn check_live(
         &requirements(planned),
     );
     report_binding(&outcomes, config, diags);
-    // Said only when a key changes (otherwise apply sends and checks
-    // nothing), and CMK011 only when the dashboards matter (the
-    // managed-services key changes; they are read then).
+    // CMK011 matters only when the managed-services key changes (the
+    // dashboards are read then); apply sends and checks nothing when no
+    // key changes.
+    let undecided: Vec<&rules::Outcome> = outcomes
+        .iter()
+        .filter(|o| o.verdict == Verdict::CannotTell)
+        .filter(|o| read_dashboards || o.rule != rules::RuleId::LegacyDashboards)
+        .collect();
+    let mut waiting = vec![];
+    for o in undecided {
+        let failed = match o.rule {
+            rules::RuleId::ClassicComputeRunning => compute_failed.as_deref(),
+            rules::RuleId::LegacyDashboards => dashboards_failed.as_deref(),
+            _ => None,
+        };
+        let at = path_of(config)(o.subject).unwrap_or_else(|| AttributePath::new(["workspace_id"]));
+        let code = o.rule.code();
+        let rule = o.rule.rule();
+        match (o.severity, failed) {
+            (Severity::Error, Some(failed)) => diags.error_at(
+                at,
+                format!("{code} cannot tell: {}", read_of(o.rule)),
+                format!(
+                    "{code} ({}) must hold before the keys change, and it cannot be decided: {failed}\n\nNothing was changed: apply stops before any change while an error-severity rule is undecided. Fix what the error names and run again.\nSee {}",
+                    rule.title,
+                    rule.docs_path()
+                ),
+            ),
+            (Severity::Error, None) if !at_plan => diags.error_at(
+                at,
+                format!("{code} not decided at apply"),
+                format!(
+                    "{code} ({}) must hold before the keys change, and apply cannot decide it: {}\n\nNothing was changed: apply stops before any change while an error-severity rule is undecided.\nSee {}",
+                    rule.title,
+                    o.message,
+                    rule.docs_path()
+                ),
+            ),
+            (Severity::Warning, Some(failed)) => diags.warning_at(
+                at,
+                format!("{code} cannot tell: {}", read_of(o.rule)),
+                format!("{failed}. {}", o.message),
+            ),
+            _ => waiting.push(o.clone()),
+        }
+    }
+    // At plan: the rules still waiting for values known at apply.
     if at_plan && read_compute {
-        let waiting: Vec<_> = outcomes
-            .iter()
-            .filter(|o| read_dashboards || o.rule != rules::RuleId::LegacyDashboards)
-            .cloned()
-            .collect();
         report_deferred_binding(&waiting, config, diags);
     }
     diags.errors().count() == before
+}
+
+/// A workspace's API host, for messages.
+fn shown_host(client: &AccountClient, deployment_name: &str) -> String {
+    client
+        .workspace_host(deployment_name)
+        .unwrap_or_else(|_| "its workspace host".to_string())
+}
+
+/// The read a rule needs from the workspace's own API, for messages.
+fn read_of(rule: rules::RuleId) -> &'static str {
+    match rule {
+        rules::RuleId::ClassicComputeRunning => "running classic compute not read",
+        rules::RuleId::LegacyDashboards => "AI/BI dashboards not read",
+        _ => "a read it needs failed",
+    }
 }
 
 impl WorkspaceBindingModel {

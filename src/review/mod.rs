@@ -426,7 +426,7 @@ pub fn read_limited(r: impl Read, limit: u64) -> Result<String, ReadError> {
     }
     String::from_utf8(buf).map_err(|e| {
         ReadError::Plan(PlanError::NotJson(format!(
-            "not UTF-8 text (invalid byte at offset {})",
+            "not UTF-8 text (invalid byte at offset {}); if it is a binary plan file (terraform plan -out), review its JSON: terraform show -json PLANFILE > plan.json",
             e.utf8_error().valid_up_to()
         )))
     })

@@ -91,7 +91,10 @@ pub(crate) fn router(state: Arc<Shared>) -> Router {
             get(workspace_oauth_metadata),
         );
     let admin = Router::new()
-        .route("/_sandbox/faults", get(get_faults).put(put_faults))
+        .route(
+            "/_sandbox/faults",
+            get(get_faults).put(put_faults).delete(reset_faults),
+        )
         .route("/_sandbox/state", get(dump_state))
         .route("/_sandbox/stats", get(get_stats))
         .route(
@@ -150,6 +153,13 @@ async fn faults_layer(State(s): S, req: Request, next: Next) -> Response {
         let mut st = lock(&s.stats);
         st.api_requests += 1;
         *st.user_agents.entry(ua).or_default() += 1;
+    }
+    let elsewhere = lock(&s.faults)
+        .path_prefix
+        .as_deref()
+        .is_some_and(|p| !req.uri().path().starts_with(p));
+    if elsewhere {
+        return next.run(req).await;
     }
     let (f, fail_now) = {
         let mut g = lock(&s.faults);
@@ -1021,6 +1031,18 @@ async fn put_faults(State(s): S, headers: HeaderMap, Json(patch): Json<Value>) -
         }
         Err(e) => bad(format!("invalid faults: {e}")),
     }
+}
+
+/// `DELETE /_sandbox/faults`: every fault off (the settings of a sandbox
+/// started without fault flags), in one call; `PUT` changes only the
+/// fields it names. The fault randomness keeps its state.
+async fn reset_faults(State(s): S, headers: HeaderMap) -> Response {
+    if let Err(r) = s.admin(&headers) {
+        return r;
+    }
+    let mut f = lock(&s.faults);
+    *f = Faults::default();
+    Json(f.clone()).into_response()
 }
 
 async fn get_stats(State(s): S, headers: HeaderMap) -> Response {

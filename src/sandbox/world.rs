@@ -246,6 +246,11 @@ pub struct Faults {
     /// Reseeds the fault randomness when set through the admin call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// When set, faults touch only API calls whose path starts with this
+    /// (e.g. `/_ws/analytics-prod/api/` for one workspace's own API); every
+    /// other call is answered as without faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
 }
 
 impl Default for Faults {
@@ -262,6 +267,7 @@ impl Default for Faults {
             drop_after_commit: 0,
             drop_rate: 0.0,
             seed: None,
+            path_prefix: None,
         }
     }
 }

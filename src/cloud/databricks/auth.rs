@@ -22,7 +22,8 @@ use serde::Deserialize;
 use super::error::DatabricksError;
 use super::http::{
     check_header_value, error_text, printable, read_capped, read_prefix, redirect_error,
-    retry_after, too_large_message, unreachable_reason, Answer, BodyError, MESSAGE_MAX_BYTES,
+    retry_after, timed_out_after_connecting, too_large_message, unreachable_reason, Answer,
+    BodyError, MESSAGE_MAX_BYTES,
 };
 use super::settings::{AuthKind, Secret};
 
@@ -119,6 +120,9 @@ pub(crate) struct AuthFailure {
     pub retry_after: Option<Duration>,
     /// Nothing reached the token endpoint (why, for a person).
     pub unreachable: Option<&'static str>,
+    /// The token endpoint accepted the connection and then went silent
+    /// past the read timeout: how long the request waited.
+    pub silent_after: Option<Duration>,
 }
 
 impl AuthFailure {
@@ -128,6 +132,7 @@ impl AuthFailure {
             retryable: false,
             retry_after: None,
             unreachable: None,
+            silent_after: None,
         }
     }
 }
@@ -234,6 +239,8 @@ async fn client_credentials(
 ) -> Result<(Secret, Duration), AuthFailure> {
     let token_url = audience.oauth_token_url();
     tracing::debug!(client_id = %client_id, token_url, "requesting OAuth token (client credentials)");
+    let sent_at = Instant::now();
+    let silent = |e: &reqwest::Error| timed_out_after_connecting(e).then(|| sent_at.elapsed());
     let resp = http
         .post(&token_url)
         .basic_auth(client_id, Some(client_secret.expose()))
@@ -245,6 +252,7 @@ async fn client_credentials(
             retryable: !e.is_builder() && (e.is_connect() || e.is_timeout()),
             retry_after: None,
             unreachable: unreachable_reason(&e),
+            silent_after: silent(&e),
             error: DatabricksError::Transport {
                 url: token_url.clone(),
                 message: format!("OAuth token request for client {client_id}: {e}"),
@@ -264,6 +272,7 @@ async fn client_credentials(
         retryable: true,
         retry_after: None,
         unreachable: None,
+        silent_after: silent(&e),
         error: DatabricksError::Transport {
             url: token_url.clone(),
             message: format!("reading OAuth token answer: {e}"),
@@ -308,6 +317,7 @@ async fn client_credentials(
             retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
             retry_after,
             unreachable: None,
+            silent_after: None,
             error: DatabricksError::OAuth {
                 client_id: client_id.to_string(),
                 status: status.as_u16(),

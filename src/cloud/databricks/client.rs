@@ -12,8 +12,8 @@ use super::auth::{Audience, Authenticator};
 use super::error::{Budget, DatabricksError};
 use super::http::{
     build_client, error_text, origin, printable, read_capped, read_prefix, redirect_error,
-    retry_after, too_large_message, unreachable_reason, Answer, BodyError, MAX_LIST_BYTES,
-    MAX_LIST_PAGES, MESSAGE_MAX_BYTES,
+    retry_after, timed_out_after_connecting, too_large_message, unreachable_reason, Answer,
+    BodyError, CONNECT_TIMEOUT, MAX_LIST_BYTES, MAX_LIST_PAGES, MESSAGE_MAX_BYTES, READ_TIMEOUT,
 };
 use super::models::{
     CreateCustomerManagedKey, CustomerManagedKey, Dashboard, DashboardPage, Workspace,
@@ -163,6 +163,9 @@ struct Seen {
     attempts: u32,
     /// The last HTTP status answered (none after transport errors only).
     status: Option<u16>,
+    /// The attempt is getting a token (not yet calling the API): a
+    /// deadline then names the token request, not the API call.
+    getting_token: bool,
 }
 
 /// Waits at least this long are logged at info (progress a user sees with
@@ -307,7 +310,6 @@ impl AccountClient {
         crate::tfplugin::install_crypto_provider();
         let http = build_client(
             cfg.http_timeout,
-            cfg.http_timeout.min(Duration::from_secs(10)),
             user_agent(cfg.terraform_version.as_deref()),
         )
         .map_err(|e| DatabricksError::Config(format!("cannot build the HTTP client: {e}")))?;
@@ -1081,9 +1083,14 @@ impl AccountClient {
             let attempt =
                 tokio::time::timeout_at(deadline.into(), self.attempt(call, cancel, seen)).await;
             let Ok(attempt) = attempt else {
+                let api_call = format!("{} {} ({})", call.method, call.url, call.what);
                 let e = DatabricksError::Deadline {
-                    what: format!("{} {} ({})", call.method, call.url, call.what),
-                    secs: deadline.saturating_duration_since(start).as_secs(),
+                    what: if seen.getting_token {
+                        format!("{}, before {api_call}", self.token_request(&call.audience))
+                    } else {
+                        api_call
+                    },
+                    elapsed_secs: start.elapsed().as_secs_f64(),
                     budget,
                     attempts,
                     last: last.unwrap_or_else(|| {
@@ -1193,14 +1200,27 @@ impl AccountClient {
             .acquire(cancel)
             .await
             .map_err(Failure::Fatal)?;
+        seen.getting_token = true;
         let bearer = tokio::select! {
             _ = cancel.cancelled() => {
                 return Err(Failure::Fatal(DatabricksError::Cancelled { during: format!("getting a token for {}", call.what) }))
             }
             t = inner.auth.bearer(&inner.http, &call.audience) => t,
         };
+        seen.getting_token = false;
         let token = match bearer {
             Ok(t) => t,
+            // A token endpoint that went silent: no retry (each would wait
+            // the read timeout again); the error names the token request.
+            Err(f) if f.silent_after.is_some() => {
+                let url = call.audience.oauth_token_url();
+                return Err(Failure::Fatal(self.no_answer(
+                    &url,
+                    self.token_request(&call.audience),
+                    f.silent_after.unwrap_or_default(),
+                    &call.audience,
+                )));
+            }
             Err(f) if f.retryable => {
                 return Err(Failure::Retry {
                     error: f.error,
@@ -1228,6 +1248,7 @@ impl AccountClient {
                 during: format!("about to call {} {}", call.method, call.url),
             }));
         }
+        let sent_at = Instant::now();
         let sent = async {
             let resp = req.send().await?;
             let status = resp.status();
@@ -1277,6 +1298,17 @@ impl AccountClient {
                     inner.auth.describe(),
                     error_chain(&e)
                 ))));
+            }
+            Err(e) if call.idempotent && timed_out_after_connecting(&e) => {
+                // Connected, then silent past the read timeout: a read is
+                // not retried (each try would wait as long again), so a
+                // silent host costs one read timeout.
+                return Err(Failure::Fatal(self.no_answer(
+                    &call.url,
+                    format!("{} {} ({})", call.method, url_path(&call.url), call.what),
+                    sent_at.elapsed(),
+                    &call.audience,
+                )));
             }
             Err(e) => {
                 // Not connected: nothing was sent. Anything else (timeout, a
@@ -1383,6 +1415,46 @@ enum Got {
 }
 
 impl AccountClient {
+    /// The token request a call to `audience` makes, for messages.
+    fn token_request(&self, audience: &Audience) -> String {
+        match self.inner.auth.kind() {
+            super::settings::AuthKind::DatabricksCli { .. } => {
+                "the Databricks CLI's `databricks auth token`".to_string()
+            }
+            _ => format!("POST {} (an OAuth token)", audience.oauth_token_url()),
+        }
+    }
+
+    /// A call whose host accepted the connection and then went silent.
+    fn no_answer(
+        &self,
+        url: &str,
+        call: String,
+        waited: Duration,
+        audience: &Audience,
+    ) -> DatabricksError {
+        let whole = self.inner.cfg.http_timeout;
+        let reason = if waited + Duration::from_secs(1) < whole {
+            format!(
+                "the host accepted the connection but sent nothing for {}s, the read timeout of every Databricks call (connect timeout {}s)",
+                READ_TIMEOUT.min(whole).as_secs(),
+                CONNECT_TIMEOUT.min(whole).as_secs()
+            )
+        } else {
+            format!(
+                "the answer did not complete within {}s, the timeout of one request (DATABRICKS_HTTP_TIMEOUT_SECONDS)",
+                whole.as_secs()
+            )
+        };
+        DatabricksError::NoAnswer {
+            host: origin(url),
+            call,
+            waited_secs: waited.as_secs_f64(),
+            reason,
+            hint: self.host_hint(audience),
+        }
+    }
+
     /// Where a host came from, for "cannot reach" messages.
     fn host_hint(&self, audience: &Audience) -> String {
         match audience {

@@ -102,6 +102,19 @@ pub enum DatabricksError {
         /// Where the host came from, when that helps (", built from ...").
         hint: String,
     },
+    /// The host accepted the connection, then sent nothing (or stopped
+    /// sending) for longer than a request waits: not retried, so a silent
+    /// host costs one read timeout, not the operation's whole time.
+    #[error("no answer from {host} after {waited_secs:.1}s: {call}; {reason}{hint}")]
+    NoAnswer {
+        host: String,
+        /// The request that waited (`POST .../oidc/v1/token (a token for ...)`).
+        call: String,
+        waited_secs: f64,
+        reason: String,
+        /// Where the host came from, when that helps.
+        hint: String,
+    },
     /// The answer is about another object than the one asked for; nothing
     /// of it is used.
     #[error("the answer for {what} is about another {field}: asked for {asked}, answered {answered}; the answer was not used")]
@@ -113,10 +126,13 @@ pub enum DatabricksError {
     },
     /// The operation's overall deadline (retries and slow bodies included)
     /// passed.
-    #[error("{what}: no complete answer within {secs}s, {budget}, after {attempts} attempt(s); last: {last}")]
+    #[error("{what}: stopped after {elapsed_secs:.1}s without a complete answer, {budget}, after {attempts} attempt(s); last: {last}")]
     Deadline {
+        /// The call that ran out: the token request when the time ran out
+        /// while getting a token, else the API call.
         what: String,
-        secs: u64,
+        /// Real time this call ran.
+        elapsed_secs: f64,
         budget: Budget,
         attempts: u32,
         last: String,
@@ -183,7 +199,7 @@ impl DatabricksError {
     /// True when the host could not be reached at all.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            DatabricksError::Unreachable { .. } => true,
+            DatabricksError::Unreachable { .. } | DatabricksError::NoAnswer { .. } => true,
             DatabricksError::RetriesExhausted { last, .. } => last.is_unreachable(),
             _ => false,
         }

@@ -131,17 +131,28 @@ pub(crate) fn too_large_message(cap: usize, kind: Answer) -> String {
     )
 }
 
+/// How long any Databricks call (Account API, token endpoints, a
+/// workspace's own API) waits for a connection to its host.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long any Databricks call waits for the next bytes of an answer (the
+/// first ones included) before it stops: a host that accepts the connection
+/// and never answers ends the call after this, whatever time the operation
+/// has left.
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The reqwest client every Databricks call goes through: no redirects
 /// (Databricks' APIs do not redirect API calls, and a redirect would carry
-/// the request, or hand back a token, from another origin).
+/// the request, or hand back a token, from another origin); a connect
+/// timeout and a read timeout of each request's own ([`CONNECT_TIMEOUT`],
+/// [`READ_TIMEOUT`], never more than `timeout`, the whole request's).
 pub(crate) fn build_client(
     timeout: Duration,
-    connect_timeout: Duration,
     user_agent: String,
 ) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .timeout(timeout)
-        .connect_timeout(connect_timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .read_timeout(READ_TIMEOUT.min(timeout))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(user_agent)
         .build()
@@ -188,6 +199,13 @@ pub(crate) fn unreachable_reason(e: &reqwest::Error) -> Option<&'static str> {
             "no connection could be made"
         },
     )
+}
+
+/// True when a request stopped because its host went silent: connected,
+/// then no bytes for the read timeout (or the whole request's timeout
+/// passed). Not a connection failure: that is [`unreachable_reason`].
+pub(crate) fn timed_out_after_connecting(e: &reqwest::Error) -> bool {
+    e.is_timeout() && !e.is_connect()
 }
 
 /// The host (`scheme://host:port`) of a URL, for messages.
