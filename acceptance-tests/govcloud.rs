@@ -302,3 +302,56 @@ data "cmk_kms_key_policy" "p" {{
         "{out}"
     );
 }
+
+/// cmk-sandbox seeded as GovCloud civilian answers as that deployment: with
+/// a provider that cannot tell the deployment (a host that names none, no
+/// `deployment`), the plan has nothing to refuse, and the sandbox refuses
+/// the key configuration of a commercial key at apply, as Databricks'
+/// GovCloud account would; nothing is left in state.
+#[test]
+fn the_govcloud_sandbox_refuses_a_commercial_key() {
+    if !enabled("the_govcloud_sandbox_refuses_a_commercial_key") {
+        return;
+    }
+    let sandbox = Sandbox::start_with(SEED);
+    let mut w = Workdir::new(&format!(
+        r#"{CMK_HEADER}
+provider "cmk" {{
+  host       = "{}"
+  account_id = "5c2e8b41-7a9d-4f3e-b6c1-0d4a2e9f7b35"
+}}
+
+resource "cmk_key_configuration" "commercial_key" {{
+  use_cases = ["MANAGED_SERVICES"]
+  aws_key_info = {{
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }}
+}}
+"#,
+        sandbox.url
+    ));
+    w.env = vec![
+        (
+            "DATABRICKS_CLIENT_ID".into(),
+            "6d2e1f0a-sp-terraform-gov".into(),
+        ),
+        (
+            "DATABRICKS_CLIENT_SECRET".into(),
+            "sandbox-gov-oauth-secret".into(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ];
+    let r = w.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_ne!(r.code, 0, "{out}");
+    assert!(
+        out.contains("INVALID_PARAMETER_VALUE") && out.contains("GovCloud civilian"),
+        "{out}"
+    );
+    let state = w.run(&["state", "list"]);
+    assert!(
+        !state.stdout.contains("cmk_key_configuration"),
+        "nothing in state: {}",
+        state.stdout
+    );
+}

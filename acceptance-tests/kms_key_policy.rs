@@ -16,10 +16,18 @@ data "cmk_kms_key_policy" "both" {{
   cross_account_role_arn = "arn:aws:iam::123456789012:role/databricks-cross-account"
 }}
 
+# GovCloud DoD, named by its host: the shard's own principal (never the
+# commercial account in the aws-us-gov partition).
+provider "cmk" {{
+  alias = "dod"
+  host  = "https://accounts-dod.cloud.databricks.mil"
+}}
+
 data "cmk_kms_key_policy" "gov" {{
-  use_cases                     = ["MANAGED_SERVICES"]
-  aws_account_id                = "123456789012"
-  partition                     = "aws-us-gov"
+  provider       = cmk.dod
+  use_cases      = ["MANAGED_SERVICES"]
+  aws_account_id = "123456789012"
+  partition      = "aws-us-gov"
 }}
 
 output "both" {{ value = jsondecode(data.cmk_kms_key_policy.both.json) }}
@@ -57,7 +65,7 @@ output "gov_principal" {{ value = data.cmk_kms_key_policy.gov.databricks_princip
     );
     assert_eq!(
         out["gov_principal"]["value"],
-        "arn:aws-us-gov:iam::414351767826:root"
+        "arn:aws-us-gov:iam::170661010020:root"
     );
 
     // Same input, byte-identical output: a second plan is empty.

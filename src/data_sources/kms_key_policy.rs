@@ -216,6 +216,27 @@ impl DataSource for KmsKeyPolicy {
                 return None;
             }
         };
+        // The role's partition against the key's, now that an unset
+        // partition is the deployment's.
+        if let Some(role) = input
+            .cross_account_role_arn
+            .as_deref()
+            .and_then(|r| ids::parse_role_arn(r).ok())
+        {
+            if role.partition != input.partition {
+                diags.error_at(
+                    path("cross_account_role_arn"),
+                    "Partition mismatch",
+                    format!(
+                        "The role is in partition {}, the key in {} (the partition of {}). Use a role of the key's partition, or set partition.",
+                        role.partition,
+                        input.partition,
+                        deployment.source
+                    ),
+                );
+                return None;
+            }
+        }
         let doc = match kms_policy::generate(&input) {
             Ok(d) => d,
             Err(why) => {
