@@ -208,15 +208,15 @@ fn read_text(path: &Path) -> Result<String, HclError> {
             "{name} is not a regular file (a directory, device or pipe); review reads only regular files"
         )));
     }
-    let text = match super::read_limited(f, left) {
+    let text = match super::plan::read_limited(f, left) {
         Ok(t) => t,
-        Err(super::ReadError::Io(e)) => return Err(err(format!("cannot read {name}: {e}"))),
-        Err(super::ReadError::Plan(super::PlanError::TooLarge { .. })) => {
+        Err(super::plan::ReadError::Io(e)) => return Err(err(format!("cannot read {name}: {e}"))),
+        Err(super::plan::ReadError::Plan(super::plan::PlanError::TooLarge { .. })) => {
             return Err(err(format!(
                 "the input budget (--max-input-mib {mib}) ran out reading {name}: the configuration's files (modules read once per call) are larger together; raise --max-input-mib"
             )))
         }
-        Err(super::ReadError::Plan(_)) => {
+        Err(super::plan::ReadError::Plan(_)) => {
             return Err(err(format!("{name} is not UTF-8 text")));
         }
     };
@@ -1992,7 +1992,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, HclError> {
     let budget = inputs.budget.clone().unwrap_or_default();
     let max_input = inputs
         .max_input_bytes
-        .unwrap_or(super::DEFAULT_MAX_INPUT_MIB * 1024 * 1024);
+        .unwrap_or(super::plan::DEFAULT_MAX_INPUT_MIB * 1024 * 1024);
     SPEND.with(|s| {
         *s.borrow_mut() = Some(Spend {
             root,

@@ -18,13 +18,13 @@ pub mod plan;
 mod plan_fuzz;
 pub mod suppress;
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use crate::rules::facts::Requirements;
 use crate::rules::DataType;
 
 pub use analyze::{analyze, Analysis, Located};
-pub use plan::{Plan, PlanError};
+pub use plan::{read_limited, Plan, PlanError, ReadError, DEFAULT_MAX_INPUT_MIB};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +80,6 @@ pub struct Options {
     /// civilian or DoD), over what the provider blocks' hosts say.
     pub deployment: Option<crate::rules::Deployment>,
 }
-
-/// Default input size limit, MiB. A plan of 10,000 resources is about 15 MiB.
-pub const DEFAULT_MAX_INPUT_MIB: u64 = 256;
 
 /// Default of `--max-suppression-days`.
 pub const DEFAULT_MAX_SUPPRESSION_DAYS: u32 = 90;
@@ -403,33 +400,6 @@ pub fn review_live(
     let mut a = analyze::analyze_live(plan, required, &facts);
     a.live = Some(facts.errors.clone());
     Ok((a, facts.errors))
-}
-
-/// Why the input could not be read.
-#[derive(Debug)]
-pub enum ReadError {
-    Io(std::io::Error),
-    Plan(PlanError),
-}
-
-/// Reads at most `limit` bytes of UTF-8 text; more is `TooLarge` (never
-/// read into memory), bytes that are not UTF-8 are `NotJson`.
-pub fn read_limited(r: impl Read, limit: u64) -> Result<String, ReadError> {
-    let mut buf = Vec::new();
-    r.take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(ReadError::Io)?;
-    if buf.len() as u64 > limit {
-        return Err(ReadError::Plan(PlanError::TooLarge {
-            limit_mib: limit / (1024 * 1024),
-        }));
-    }
-    String::from_utf8(buf).map_err(|e| {
-        ReadError::Plan(PlanError::NotJson(format!(
-            "not UTF-8 text (invalid byte at offset {}); if it is a binary plan file (terraform plan -out), review its JSON: terraform show -json PLANFILE > plan.json",
-            e.utf8_error().valid_up_to()
-        )))
-    })
 }
 
 /// Renders an analysis in a format.

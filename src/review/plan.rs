@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::io::Read;
+
 use serde_json::{Map, Value};
 
 use crate::rules::{Deployment, Fact};
@@ -987,4 +989,34 @@ impl Plan {
             .get(&res.config_address)
             .is_some_and(|m| m.contains_key(path))
     }
+}
+
+/// Default input size limit, MiB. A plan of 10,000 resources is about 15 MiB.
+pub const DEFAULT_MAX_INPUT_MIB: u64 = 256;
+
+/// Why the input could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(std::io::Error),
+    Plan(PlanError),
+}
+
+/// Reads at most `limit` bytes of UTF-8 text; more is `TooLarge` (never
+/// read into memory), bytes that are not UTF-8 are `NotJson`.
+pub fn read_limited(r: impl Read, limit: u64) -> Result<String, ReadError> {
+    let mut buf = Vec::new();
+    r.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(ReadError::Io)?;
+    if buf.len() as u64 > limit {
+        return Err(ReadError::Plan(PlanError::TooLarge {
+            limit_mib: limit / (1024 * 1024),
+        }));
+    }
+    String::from_utf8(buf).map_err(|e| {
+        ReadError::Plan(PlanError::NotJson(format!(
+            "not UTF-8 text (invalid byte at offset {}); if it is a binary plan file (terraform plan -out), review its JSON: terraform show -json PLANFILE > plan.json",
+            e.utf8_error().valid_up_to()
+        )))
+    })
 }
