@@ -624,6 +624,45 @@ fn label(l: &BlockLabel) -> &str {
 }
 
 /// A top-level block with where it is.
+/// Terraform refuses a module whose files declare the same resource, data
+/// source, module call, variable, local or output twice (`terraform
+/// validate`: "Duplicate ... configuration"); so does review, naming both
+/// places, rather than letting the last one win.
+fn duplicate_declarations(blocks: &[Located]) -> Result<(), HclError> {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut declare = |what: String, at: String| -> Result<(), HclError> {
+        match seen.get(&what) {
+            Some(first) => Err(err(format!(
+                "{at}: duplicate {what}: already declared at {first}; Terraform refuses a configuration that declares it twice"
+            ))),
+            None => {
+                seen.insert(what, at);
+                Ok(())
+            }
+        }
+    };
+    for b in blocks {
+        let at = |line: usize| format!("{}:{line}", b.file.name);
+        let labels: Vec<&str> = b.block.labels.iter().map(label).collect();
+        match (b.block.identifier.as_str(), labels.as_slice()) {
+            ("resource", [t, n]) => {
+                declare(format!("resource \"{t}\" \"{n}\""), at(b.source().line))?
+            }
+            ("data", [t, n]) => declare(format!("data \"{t}\" \"{n}\""), at(b.source().line))?,
+            (kind @ ("module" | "variable" | "output"), [n]) => {
+                declare(format!("{kind} \"{n}\""), at(b.source().line))?
+            }
+            ("locals", _) => {
+                for a in b.block.body.attributes() {
+                    declare(format!("local.{}", a.key.as_str()), at(b.source().line))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 struct Located<'a> {
     block: &'a Block,
     file: &'a File,
@@ -1426,6 +1465,7 @@ fn read_module(
             .filter(|b| b.block.identifier.as_str() == kind)
             .collect()
     };
+    duplicate_declarations(&blocks)?;
     let mut base = Context::new();
     functions(&mut base);
     // Variables: the root's from -var/-var-file/tfvars, a module's from its call.

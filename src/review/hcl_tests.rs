@@ -256,6 +256,44 @@ fn hcl_mode_reads_variables_from_tfvars_var_files_and_var() {
 }
 
 #[test]
+fn hcl_mode_refuses_duplicate_declarations_naming_both_places() {
+    let first = "resource \"aws_kms_key\" \"k\" {\n  description = \"a\"\n}\n";
+    for (kind, second) in [
+        (
+            "resource \"aws_kms_key\" \"k\"",
+            "\n\nresource \"aws_kms_key\" \"k\" {\n  description = \"b\"\n}\n",
+        ),
+        (
+            "data \"aws_caller_identity\" \"me\"",
+            "\n\ndata \"aws_caller_identity\" \"me\" {}\n",
+        ),
+        (
+            "module \"m\"",
+            "\n\nmodule \"m\" {\n  source = \"./m\"\n}\n",
+        ),
+        ("variable \"v\"", "\n\nvariable \"v\" {}\n"),
+        ("output \"o\"", "\n\noutput \"o\" {\n  value = 2\n}\n"),
+        ("local.l", "\n\nlocals {\n  l = 2\n}\n"),
+    ] {
+        let a = format!(
+            "{first}data \"aws_caller_identity\" \"me\" {{}}\nmodule \"m\" {{\n  source = \"./m\"\n}}\nvariable \"v\" {{}}\noutput \"o\" {{\n  value = 1\n}}\nlocals {{\n  l = 1\n}}\n"
+        );
+        // The first declarations in a.tf; the duplicate on line 3 of b.tf.
+        let d = config_dir(&[("a.tf", &a), ("b.tf", second), ("m/main.tf", "")]);
+        let e = run_args(&[d.path().to_str().unwrap()]).unwrap_err();
+        assert!(e.contains(&format!("duplicate {kind}")), "{kind}: {e}");
+        assert!(e.contains("b.tf:3"), "{kind}: {e}");
+        assert!(e.contains("a.tf:"), "{kind}: {e}");
+    }
+    // Same names of different kinds, or in different modules, are fine.
+    let d = config_dir(&[
+        ("a.tf", "variable \"k\" {\n  default = 1\n}\noutput \"k\" {\n  value = 1\n}\nlocals {\n  k = 1\n}\nmodule \"k\" {\n  source = \"./m\"\n}\n"),
+        ("m/main.tf", "variable \"k\" {\n  default = 1\n}\n"),
+    ]);
+    assert!(run_args(&[d.path().to_str().unwrap()]).is_ok());
+}
+
+#[test]
 fn hcl_mode_refuses_what_it_cannot_read_saying_what() {
     let d = config_dir(&[(
         "main.tf",

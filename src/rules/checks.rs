@@ -315,12 +315,32 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
         RuleId::PolicyClusterVolumes,
         RuleId::PolicyGuideStatements,
     );
+    // CMK016 (the EBS statement) and CMK021 (the storage and grants
+    // statements) concern STORAGE keys only: a key whose use cases are
+    // known not to include STORAGE passes both, whatever its policy.
+    let not_storage = match &needs.use_cases {
+        Fact::Known(u) => !u.contains(&KeyFeature::Storage),
+        Fact::Unknown => false,
+    };
+    let storage_only = |r: RuleId, or: Outcome| {
+        if not_storage {
+            Outcome::pass(r, s, NOT_A_STORAGE_KEY)
+        } else {
+            or
+        }
+    };
     let policy = match &key.policy {
         Fact::Unknown => {
             return vec![
                 Outcome::cannot_tell(r15, s, "the key policy is not known until apply"),
-                Outcome::cannot_tell(r16, s, "the key policy is not known until apply"),
-                Outcome::cannot_tell(r21, s, "the key policy is not known until apply"),
+                storage_only(
+                    r16,
+                    Outcome::cannot_tell(r16, s, "the key policy is not known until apply"),
+                ),
+                storage_only(
+                    r21,
+                    Outcome::cannot_tell(r21, s, "the key policy is not known until apply"),
+                ),
             ]
         }
         Fact::Known(None) => None,
@@ -344,7 +364,7 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
             key_partition(key).map(|p| p.as_str()).unwrap_or("unknown")
         );
         out.push(Outcome::cannot_tell(r15, s, why.clone()));
-        out.push(Outcome::cannot_tell(r21, s, why));
+        out.push(storage_only(r21, Outcome::cannot_tell(r21, s, why)));
     } else {
         let per: Vec<(&Candidate, [Outcome; 2])> = candidates
             .iter()
@@ -362,6 +382,7 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
     }
     // CMK016
     out.push(match (&needs.cluster_volumes, &policy, &needs.cross_account_role_arn) {
+        _ if not_storage => Outcome::pass(r16, s, NOT_A_STORAGE_KEY),
         (Fact::Known(false), _, _) => Outcome::pass(r16, s, "the key does not encrypt cluster volumes"),
         (Fact::Unknown, _, _) => Outcome::cannot_tell(r16, s, "whether the key encrypts cluster volumes is not known until apply"),
         (_, _, Fact::Unknown) | (_, _, Fact::Known(None)) => Outcome::cannot_tell(
@@ -378,6 +399,11 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
     });
     out
 }
+
+/// The pass of CMK016 and CMK021 on a key known to serve no STORAGE
+/// configuration.
+pub const NOT_A_STORAGE_KEY: &str =
+    "not a STORAGE key: the key's use cases do not include STORAGE, so no EBS, storage or grants statement is needed";
 
 /// One Databricks principal a key policy may have to name, and the
 /// deployment it is for (`None`: an explicit principal).
@@ -474,11 +500,9 @@ fn principal_rules(
             s,
             "the use cases of the key configurations using this key are not known until apply",
         ),
-        (Fact::Known(u), _) if !u.contains(&KeyFeature::Storage) => Outcome::pass(
-            r21,
-            s,
-            "the guide adds nothing beyond Encrypt and Decrypt for MANAGED_SERVICES",
-        ),
+        (Fact::Known(u), _) if !u.contains(&KeyFeature::Storage) => {
+            Outcome::pass(r21, s, NOT_A_STORAGE_KEY)
+        }
         (Fact::Known(_), None) => Outcome::fail(
             r21,
             s,

@@ -1001,6 +1001,66 @@ fn kms_key_rules_table() {
 }
 
 #[test]
+fn storage_statements_do_not_apply_to_keys_without_storage() {
+    use KeyFeature::{ManagedServices as MS, Storage as ST};
+    use Verdict::*;
+    let of = |outs: &[Outcome], r: RuleId| -> Outcome {
+        outs.iter().find(|o| o.rule == r).cloned().unwrap()
+    };
+    // A MANAGED_SERVICES key: CMK016 and CMK021 pass whether the policy is
+    // unknown, absent (default policy) or lacks every storage statement, and
+    // when no deployment of the key's partition is known.
+    let mut unknown_partition = kms(Some(generated(&[MS], None, true)));
+    unknown_partition.arn = Fact::Known(
+        "arn:aws-cn:kms:cn-north-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+    );
+    unknown_partition.region = Fact::Known("cn-north-1".into());
+    let keys = [
+        (
+            "policy unknown",
+            KmsKeyFacts {
+                policy: Fact::Unknown,
+                ..kms(None)
+            },
+        ),
+        ("default policy", kms(None)),
+        ("MS policy", kms(Some(generated(&[MS], None, true)))),
+        ("no deployment for the partition", unknown_partition),
+    ];
+    for (name, k) in &keys {
+        for uc in [vec![MS], vec![]] {
+            let outs = check_kms_key(k, &needs(&uc, false, None));
+            for r in [RuleId::PolicyClusterVolumes, RuleId::PolicyGuideStatements] {
+                let o = of(&outs, r);
+                assert_eq!(o.verdict, Pass, "{name} {uc:?}: {o:?}");
+                assert!(o.message.contains("not a STORAGE key"), "{name}: {o:?}");
+            }
+        }
+        // Use cases unknown: still cannot tell (or a failure), never a pass
+        // for a reason it cannot know.
+        let unknown = PolicyNeeds {
+            use_cases: Fact::Unknown,
+            cluster_volumes: Fact::Unknown,
+            ..needs(&[], false, None)
+        };
+        for o in check_kms_key(k, &unknown) {
+            if [RuleId::PolicyClusterVolumes, RuleId::PolicyGuideStatements].contains(&o.rule) {
+                assert_ne!(o.verdict, Pass, "{name} unknown use cases: {o:?}");
+                assert!(!o.message.contains("not a STORAGE key"), "{name}: {o:?}");
+            }
+        }
+    }
+    // A STORAGE key with an unknown policy still cannot tell.
+    let k = KmsKeyFacts {
+        policy: Fact::Unknown,
+        ..kms(None)
+    };
+    let outs = check_kms_key(&k, &needs(&[ST], true, Some(ROLE)));
+    assert_eq!(of(&outs, RuleId::PolicyClusterVolumes).verdict, CannotTell);
+    assert_eq!(of(&outs, RuleId::PolicyGuideStatements).verdict, CannotTell);
+}
+
+#[test]
 fn cmk020_running_and_failed_workspaces_accept_key_updates() {
     use Verdict::*;
     let with_status = |st: Option<WorkspaceStatus>| WorkspaceFacts {
