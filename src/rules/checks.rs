@@ -455,7 +455,7 @@ fn principal_rules(
         (Fact::Known(u), Some(p)) => {
             let reqs = databricks_requests_for(
                 u,
-                &principal,
+                principal,
                 needs.databricks_account_id.known().map(String::as_str),
                 arn,
                 PolicyPart::Required,
@@ -487,7 +487,7 @@ fn principal_rules(
         (Fact::Known(u), Some(p)) => {
             let reqs = databricks_requests_for(
                 u,
-                &principal,
+                principal,
                 needs.databricks_account_id.known().map(String::as_str),
                 arn,
                 PolicyPart::GuideAdds,
