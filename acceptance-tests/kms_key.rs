@@ -86,6 +86,20 @@ fn key_body(alias: &str, extra: &str) -> String {
     )
 }
 
+/// `(id, key_id)` of `cmk_kms_key.k` in the state (`terraform show -json`).
+fn key_ids_in_state(w: &Workdir, m: &MotoServer) -> (String, String) {
+    let shown = tf(w, m, &["show", "-json"]);
+    let v: serde_json::Value = serde_json::from_str(&shown.ok().stdout).unwrap();
+    let r = v["values"]["root_module"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["address"] == "cmk_kms_key.k")
+        .unwrap_or_else(|| panic!("cmk_kms_key.k not in the state: {v}"));
+    let s = |k: &str| r["values"][k].as_str().unwrap_or_default().to_string();
+    (s("id"), s("key_id"))
+}
+
 fn boto(m: &MotoServer, code: &str) -> String {
     m.boto3("us-east-1", code)
 }
@@ -294,10 +308,24 @@ fn kms_key_import_and_drift() {
     let a = Workdir::new(&config(&m, &body));
     apply(&a, &m);
     let arn = output(&a, &m, "arn");
+    let key_id = arn.rsplit('/').next().unwrap().to_string();
+    // The resource's id is the key id (as aws_kms_key's), known after apply
+    // and shown when Terraform refreshes.
+    let ids = key_ids_in_state(&a, &m);
+    assert_eq!(
+        ids,
+        (key_id.clone(), key_id.clone()),
+        "id, key_id after apply"
+    );
+    let (code, out) = plan_code(&a, &m);
+    assert_eq!(code, 0, "re-plan after apply is empty:\n{out}");
+    assert!(
+        out.contains(&format!("cmk_kms_key.k: Refreshing state... [id={key_id}]")),
+        "{out}"
+    );
 
     // Import by alias, by ARN and by key id into fresh directories: each
-    // re-plans empty.
-    let key_id = arn.rsplit('/').next().unwrap().to_string();
+    // sets id to the key id and re-plans empty.
     for id in ["alias/imported", arn.as_str(), key_id.as_str()] {
         let b = Workdir::new(&config(&m, &body));
         tf(
@@ -306,6 +334,12 @@ fn kms_key_import_and_drift() {
             &["import", "-input=false", "-no-color", "cmk_kms_key.k", id],
         )
         .ok();
+        let ids = key_ids_in_state(&b, &m);
+        assert_eq!(
+            ids,
+            (key_id.clone(), key_id.clone()),
+            "id, key_id after import of {id}"
+        );
         let (code, out) = plan_code(&b, &m);
         assert_eq!(code, 0, "re-plan after import of {id} is empty:\n{out}");
     }

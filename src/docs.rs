@@ -104,6 +104,72 @@ fn example(root: &Path, rel: &str) -> String {
     }
 }
 
+/// How a resource is imported, for the `## Import` section of its page.
+/// Each resource keeps its own next to its model, written from its import
+/// code.
+pub struct ImportDoc {
+    /// The address label used in the examples (`cmk_kms_key.<label>`).
+    pub label: &'static str,
+    /// The ids import takes: `(example id, what it is)`, the first one used
+    /// in the `import` block and the command.
+    pub ids: &'static [(&'static str, &'static str)],
+    /// What import reads into the state, and what it leaves to the
+    /// configuration.
+    pub reads: &'static str,
+}
+
+/// The import description of the resource `name`.
+fn import_doc(name: &str) -> Option<&'static ImportDoc> {
+    use crate::resources::{key_configuration, kms_key, workspace_binding};
+    match name {
+        "cmk_kms_key" => Some(&kms_key::IMPORT),
+        "cmk_key_configuration" => Some(&key_configuration::IMPORT),
+        "cmk_workspace_binding" => Some(&workspace_binding::IMPORT),
+        _ => None,
+    }
+}
+
+fn import_section(name: &str, d: &ImportDoc) -> String {
+    let mut out = String::from(
+        "## Import
+
+Import takes any of these ids:
+
+",
+    );
+    for (id, what) in d.ids {
+        out.push_str(&format!(
+            "- {what}, e.g. `{id}`
+"
+        ));
+    }
+    let (first, _) = d.ids[0];
+    out.push_str(&format!(
+        "
+With an `import` block (Terraform 1.5 and later):
+
+```terraform
+import {{
+  to = {name}.{label}
+  id = \"{first}\"
+}}
+```
+
+With the `terraform import` command:
+
+```shell
+terraform import {name}.{label} {first}
+```
+
+{reads}
+
+",
+        label = d.label,
+        reads = d.reads
+    ));
+    out
+}
+
 fn object_page(root: &Path, kind: &str, name: &str, schema: &Schema, example_rel: &str) -> String {
     let short = name.strip_prefix("cmk_").unwrap_or(name);
     let mut out = format!(
@@ -114,6 +180,11 @@ fn object_page(root: &Path, kind: &str, name: &str, schema: &Schema, example_rel
     out.push_str(&example(root, example_rel));
     out.push_str("## Schema\n\n");
     block_doc(&schema.block, &mut out);
+    if kind == "Resource" {
+        if let Some(d) = import_doc(name) {
+            out.push_str(&import_section(name, d));
+        }
+    }
     let _ = short;
     out
 }
@@ -234,6 +305,36 @@ mod tests {
         assert!(
             stale.is_empty(),
             "docs out of date: {stale:?}; run `make docs` and commit the result"
+        );
+    }
+
+    /// Every resource page says how to import it: the ids, both forms
+    /// (`import {}` block and `terraform import`), and what is read.
+    #[test]
+    fn every_resource_page_has_an_import_section() {
+        let server = ProviderServer::new(CmkProvider);
+        let p = pages(Path::new(env!("CARGO_MANIFEST_DIR")));
+        let mut seen = 0;
+        for (name, _) in server.resource_schemas() {
+            seen += 1;
+            let short = name.strip_prefix("cmk_").unwrap_or(name);
+            let page = &p[&format!("resources/{short}.md")];
+            let Some(at) = page.find("\n## Import\n") else {
+                panic!("resources/{short}.md has no Import section");
+            };
+            let section = &page[at..];
+            assert!(section.contains("import {\n  to = "), "{name}: {section}");
+            assert!(
+                section.contains(&format!("terraform import {name}.")),
+                "{name}: {section}"
+            );
+            assert!(section.contains("- "), "{name}: no ids listed");
+        }
+        assert_eq!(seen, 3, "a resource was added: give it an ImportDoc");
+        let key = &p["resources/kms_key.md"];
+        assert!(
+            key.contains("alias/") && key.contains("arn:aws:kms:"),
+            "{key}"
         );
     }
 

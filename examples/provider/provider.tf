@@ -1,6 +1,6 @@
 terraform {
   required_providers {
-    cmk = { source = "databricks-cmk/cmk" }
+    cmk = { source = "databricks-cmk/cmk", version = ">= 0.1.0" }
   }
 }
 

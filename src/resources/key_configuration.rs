@@ -68,6 +68,29 @@ pub struct KeyConfigurationModel {
 
 pub struct KeyConfiguration;
 
+/// How `cmk_key_configuration` is imported (the `## Import` section of its
+/// page), as [`KeyConfiguration`]'s `import` does it.
+pub const IMPORT: crate::docs::ImportDoc = crate::docs::ImportDoc {
+    label: "workspace",
+    ids: &[
+        (
+            "0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+            "the bare key configuration id (`customer_managed_key_id`)",
+        ),
+        (
+            "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/0b6f1c3e-8a2d-4f57-9e14-6c3d2a1b0f98",
+            "the composite `<account_id>/<customer_managed_key_id>`, as the official \
+             `databricks_mws_customer_managed_keys` uses; the account must be the provider's \
+             `account_id`",
+        ),
+    ],
+    reads: "Import reads the key configuration from the Databricks Account API of the \
+            provider's account: `use_cases`, `aws_key_info` (`key_arn`, `key_alias`, \
+            `key_region`, or the ARN's region, and `reuse_key_for_cluster_volumes`), \
+            `customer_managed_key_id`, `account_id` and `creation_time`. The state's `id` is \
+            the bare id, whichever form was imported.",
+};
+
 fn path(names: &[&str]) -> AttributePath {
     AttributePath::new(names.iter().copied())
 }

@@ -138,6 +138,12 @@ pub struct KmsKeyModel {
     #[schemars(extend("x-tf" = ["computed"]))]
     pub key_id: Val<String>,
 
+    /// The resource's id: the key's id (as `key_id`; `aws_kms_key.id` of the
+    /// hashicorp/aws provider is the same), which Terraform shows in
+    /// `Refreshing state... [id=...]`.
+    #[schemars(extend("x-tf" = ["computed"]))]
+    pub id: Val<String>,
+
     /// The key's region: the provider's `aws_region` (or the AWS default
     /// chain's) when the key is created, so it is known at plan.
     #[schemars(extend("x-tf" = ["computed"]))]
@@ -149,6 +155,31 @@ pub struct KmsKeyModel {
 }
 
 pub struct KmsKey;
+
+/// How `cmk_kms_key` is imported (the `## Import` section of its page),
+/// as [`KmsKey`]'s `import` does it: KMS `DescribeKey` on the id given.
+pub const IMPORT: crate::docs::ImportDoc = crate::docs::ImportDoc {
+    label: "workspace",
+    ids: &[
+        ("1234abcd-12ab-34cd-56ef-1234567890ab", "the key id"),
+        (
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "the key ARN",
+        ),
+        (
+            "alias/databricks-cmk",
+            "an alias name (`alias/...`) of the key",
+        ),
+    ],
+    reads: "Import reads the key from KMS in the provider's region: `arn`, `key_id` (and `id`), \
+            `region`, `aws_account_id` (from the ARN), `key_state`, `enabled`, `multi_region`, \
+            `description`, `tags`, `enable_key_rotation` and `policy`. From the policy's \
+            statements it infers `use_cases`, `databricks_account_id` and \
+            `cross_account_role_arn`. `alias` is the alias imported by, else the key's alias \
+            when it has exactly one. `deletion_protection`, `deletion_window_in_days` and \
+            `reuse_key_for_cluster_volumes` are not kept by KMS: they take their defaults \
+            (`true`, `30`, `true`), so set them in the configuration if yours differ.",
+};
 
 fn path(name: &str) -> AttributePath {
     AttributePath::new([name])
@@ -214,6 +245,7 @@ impl KmsKeyModel {
     fn apply_info(&mut self, k: &KeyInfo) {
         self.arn = Val::Known(k.arn.clone());
         self.key_id = Val::Known(k.key_id.clone());
+        self.id = Val::Known(k.key_id.clone());
         self.region = Val::Known(k.region.clone());
         self.key_state = Val::Known(k.state.clone());
         self.enabled = Val::Known(k.state == "Enabled");
@@ -801,6 +833,7 @@ impl Resource for KmsKey {
                 None => Val::unknown(),
             };
             p.key_id = Val::unknown();
+            p.id = Val::unknown();
             p.key_state = Val::unknown();
             if c.description.is_null() {
                 p.description = Val::Known(String::new());
@@ -1468,6 +1501,7 @@ impl Resource for KmsKey {
             enabled: default_true(),
             arn: Val::Known(info.arn.clone()),
             key_id: Val::Null,
+            id: Val::Null,
             region: Val::Null,
             key_state: Val::Null,
         };
@@ -1598,6 +1632,31 @@ mod tests {
         assert_eq!(got.cross_account_role_arn, input.cross_account_role_arn);
     }
 
+    /// What KMS says about a key sets the resource's `id` to the key id, as
+    /// `key_id` (create, read and import all go through `apply_info`).
+    #[test]
+    fn the_resource_id_is_the_key_id() {
+        let mut m = storage_key(Value::Bool(true));
+        assert!(m.id.is_null());
+        m.apply_info(&KeyInfo {
+            arn: "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                .into(),
+            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            region: "us-east-1".into(),
+            state: "Enabled".into(),
+            spec: SYMMETRIC_DEFAULT.into(),
+            usage: ENCRYPT_DECRYPT.into(),
+            description: String::new(),
+            multi_region: false,
+            deletion_date: None,
+        });
+        assert_eq!(
+            m.id.known().map(String::as_str),
+            Some("1234abcd-12ab-34cd-56ef-1234567890ab")
+        );
+        assert_eq!(m.id, m.key_id);
+    }
+
     /// A STORAGE key with a user-given policy that is complete except for
     /// the EBS statement (which needs the workspace's cross-account role).
     fn storage_key(reuse: Value) -> KmsKeyModel {
@@ -1629,6 +1688,7 @@ mod tests {
             "enabled",
             "arn",
             "key_id",
+            "id",
             "region",
             "key_state",
         ]

@@ -145,6 +145,25 @@ pub struct WorkspaceBindingModel {
 
 pub struct WorkspaceBinding;
 
+/// How `cmk_workspace_binding` is imported (the `## Import` section of its
+/// page), as [`WorkspaceBinding`]'s `import` does it.
+pub const IMPORT: crate::docs::ImportDoc = crate::docs::ImportDoc {
+    label: "analytics",
+    ids: &[
+        ("1234567890123456", "the workspace id"),
+        (
+            "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13/1234567890123456",
+            "`<account_id>/<workspace_id>`, the official `databricks_mws_workspaces` import id; \
+             the account must be the provider's `account_id`",
+        ),
+    ],
+    reads: "Import reads the workspace from the Databricks Account API of the provider's \
+            account: `workspace_id` (and `id`), `managed_services_key_id`, `storage_key_id`, \
+            `workspace_name`, `aws_region` and `workspace_status`. `managed_services_key`, \
+            `storage_key` and `required_coverage` are not read: they come from the \
+            configuration at the next plan.",
+};
+
 /// One key slot of the workspace, with the argument names that set it.
 #[derive(Clone, Copy)]
 enum Slot {

@@ -5,7 +5,7 @@
 terraform {
   required_version = ">= 1.11"
   required_providers {
-    cmk = { source = "databricks-cmk/cmk" }
+    cmk = { source = "databricks-cmk/cmk", version = ">= 0.1.0" }
   }
 }
 
