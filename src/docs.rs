@@ -104,19 +104,7 @@ fn example(root: &Path, rel: &str) -> String {
     }
 }
 
-/// How a resource is imported, for the `## Import` section of its page.
-/// Each resource keeps its own next to its model, written from its import
-/// code.
-pub struct ImportDoc {
-    /// The address label used in the examples (`cmk_kms_key.<label>`).
-    pub label: &'static str,
-    /// The ids import takes: `(example id, what it is)`, the first one used
-    /// in the `import` block and the command.
-    pub ids: &'static [(&'static str, &'static str)],
-    /// What import reads into the state, and what it leaves to the
-    /// configuration.
-    pub reads: &'static str,
-}
+pub use crate::support::ImportDoc;
 
 /// The import description of the resource `name`.
 fn import_doc(name: &str) -> Option<&'static ImportDoc> {

@@ -70,7 +70,7 @@ pub struct KeyConfiguration;
 
 /// How `cmk_key_configuration` is imported (the `## Import` section of its
 /// page), as [`KeyConfiguration`]'s `import` does it.
-pub const IMPORT: crate::docs::ImportDoc = crate::docs::ImportDoc {
+pub const IMPORT: crate::support::ImportDoc = crate::support::ImportDoc {
     label: "workspace",
     ids: &[
         (

@@ -158,7 +158,7 @@ pub struct KmsKey;
 
 /// How `cmk_kms_key` is imported (the `## Import` section of its page),
 /// as [`KmsKey`]'s `import` does it: KMS `DescribeKey` on the id given.
-pub const IMPORT: crate::docs::ImportDoc = crate::docs::ImportDoc {
+pub const IMPORT: crate::support::ImportDoc = crate::support::ImportDoc {
     label: "workspace",
     ids: &[
         ("1234abcd-12ab-34cd-56ef-1234567890ab", "the key id"),

@@ -147,7 +147,7 @@ pub struct WorkspaceBinding;
 
 /// How `cmk_workspace_binding` is imported (the `## Import` section of its
 /// page), as [`WorkspaceBinding`]'s `import` does it.
-pub const IMPORT: crate::docs::ImportDoc = crate::docs::ImportDoc {
+pub const IMPORT: crate::support::ImportDoc = crate::support::ImportDoc {
     label: "analytics",
     ids: &[
         ("1234567890123456", "the workspace id"),
