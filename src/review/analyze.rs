@@ -171,19 +171,6 @@ fn generated_policy(
     region: &Fact<String>,
     deployment: Option<Deployment>,
 ) -> Fact<String> {
-    // The deployment the key's provider serves; while no setting names it,
-    // the only one of the key's partition (GovCloud has two shards).
-    let deployment = deployment.or_else(|| {
-        match crate::rules::deployment::candidates(
-            region.known().map(|r| Partition::of_region(r)),
-            None,
-        )
-        .as_slice()
-        {
-            [d] => Some(*d),
-            _ => None,
-        }
-    });
     use crate::rules::kms_policy::{generate, to_canonical_json, PolicyInput};
     let input = || -> Option<PolicyInput> {
         let use_cases = match k.get_strings("use_cases") {
@@ -203,7 +190,9 @@ fn generated_policy(
                 .unwrap_or(true),
             partition: Partition::of_region(region.known()?),
             databricks_principal: None,
-            deployment: Some(deployment?),
+            // Not named: the generator takes the only deployment of the
+            // key's partition, and refuses GovCloud's two (unknown here).
+            deployment,
         })
     };
     match input().map(|i| generate(&i)) {

@@ -127,7 +127,26 @@ fn the_sra_govcloud_shape_passes_with_its_shard_given() {
             RuleId::PolicyDatabricksGrants,
         );
         assert!(!m.contains(COMMERCIAL), "{m}");
-        let _ = principal;
+        // Named as the other shard, CMK015 fails naming the other shard's
+        // principal, not this one's: the pass above checked this shard's.
+        let (other, other_principal) = if shard == "civilian" {
+            ("govcloud-dod", DOD)
+        } else {
+            ("govcloud-civilian", CIVILIAN)
+        };
+        let wrong = hcl(&[
+            "-var",
+            &format!("databricks_gov_shard={shard}"),
+            "--deployment",
+            other,
+        ]);
+        let (v, m) = of(
+            &wrong,
+            "aws_kms_key.managed_services",
+            RuleId::PolicyDatabricksGrants,
+        );
+        assert_eq!(v, Verdict::Fail, "{shard} as {other}: {m}");
+        assert!(m.contains(other_principal) && !m.contains(principal), "{m}");
     }
 }
 
