@@ -175,7 +175,9 @@ struct Registry {
 
 impl Registry {
     fn release(&self, namespace: &str, kind: &str) -> Option<&PathBuf> {
-        (kind == "cmk").then(|| self.releases.get(namespace)).flatten()
+        (kind == "cmk")
+            .then(|| self.releases.get(namespace))
+            .flatten()
     }
 }
 
@@ -416,8 +418,9 @@ fn flat(s: &str) -> String {
 
 #[test]
 fn a_signed_release_installs_through_the_registry_protocol_and_a_tampered_one_is_refused() {
-    if !enabled("a_signed_release_installs_through_the_registry_protocol_and_a_tampered_one_is_refused")
-    {
+    if !enabled(
+        "a_signed_release_installs_through_the_registry_protocol_and_a_tampered_one_is_refused",
+    ) {
         return;
     }
     let t0 = std::time::Instant::now();
@@ -430,16 +433,16 @@ fn a_signed_release_installs_through_the_registry_protocol_and_a_tampered_one_is
     // What `make release` runs, on the binary this test run built, signed
     // with the throwaway key.
     let dist = tmp.path().join("dist");
-    let packaged = run(Command::new(
-        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
-    )
-    .arg(repo().join("tools/package_release.py"))
-    .arg(&dist)
-    .arg("--binary")
-    .arg(format!("{}={}", platform(), provider_bin().display()))
-    .arg("--gpg-key")
-    .arg(&keyring.key_id)
-    .env("GNUPGHOME", &keyring.home));
+    let packaged = run(
+        Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .arg(repo().join("tools/package_release.py"))
+            .arg(&dist)
+            .arg("--binary")
+            .arg(format!("{}={}", platform(), provider_bin().display()))
+            .arg("--gpg-key")
+            .arg(&keyring.key_id)
+            .env("GNUPGHOME", &keyring.home),
+    );
     assert!(
         packaged.contains(&format!("signed by GPG key {}", keyring.key_id)),
         "{packaged}"
@@ -455,8 +458,8 @@ fn a_signed_release_installs_through_the_registry_protocol_and_a_tampered_one_is
         sig[0] & 0x80 != 0 && !sig.starts_with(b"-----"),
         "SHA256SUMS.sig is not a binary OpenPGP packet"
     );
-    let armor = std::fs::read_to_string(dist.join(format!("{NAME}_{VERSION}_signing-key.asc")))
-        .unwrap();
+    let armor =
+        std::fs::read_to_string(dist.join(format!("{NAME}_{VERSION}_signing-key.asc"))).unwrap();
     assert!(
         armor.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
         "{armor}"
@@ -566,16 +569,18 @@ fn a_signed_release_installs_through_the_registry_protocol_and_a_tampered_one_is
     // signature no longer verifies, refused.
     let w = workdir(port, "tampered-sums", &ca_pem);
     let o = init(&w);
-    assert_ne!(o.code, 0, "a release with altered sums was installed:\n{}", o.all());
+    assert_ne!(
+        o.code,
+        0,
+        "a release with altered sums was installed:\n{}",
+        o.all()
+    );
     let text = flat(&o.all());
     assert!(
         text.contains("error checking signature: openpgp: invalid signature"),
         "{text}"
     );
     assert!(!w.path().join(".terraform.lock.hcl").exists());
-    assert!(
-        !text.contains("Installed localhost"),
-        "{text}"
-    );
+    assert!(!text.contains("Installed localhost"), "{text}");
     eprintln!("signed release test took {:?}", t0.elapsed());
 }
