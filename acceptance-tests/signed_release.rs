@@ -355,6 +355,56 @@ impl Drop for RegistryServer {
     }
 }
 
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// `make release` with no key builds nothing and says how to give one; a
+/// binary packaged under another platform's name is refused (a release
+/// names no platform it does not hold).
+#[test]
+fn make_release_asks_for_a_key_and_refuses_a_mislabelled_binary() {
+    let o = Command::new("make")
+        .args(["-s", "release", "GPG_KEY_ID=", "DIST_DIR=/nonexistent/dist"])
+        .current_dir(repo())
+        .output()
+        .expect("make is needed for make release");
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{text}");
+    for needle in [
+        "make release GPG_KEY_ID=<key id>",
+        "GNUPGHOME=/path/to/keyring",
+        "gpg --list-secret-keys --keyid-format long",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+
+    let out = tempfile::tempdir().unwrap();
+    let wrong = match platform().as_str() {
+        "linux_arm64" => "linux_amd64",
+        _ => "linux_arm64",
+    };
+    let o = Command::new(python())
+        .arg(repo().join("tools/package_release.py"))
+        .arg(out.path())
+        .arg("--binary")
+        .arg(format!("{wrong}={}", provider_bin().display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_ne!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("is a binary for {}, not {wrong}", platform())),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "files were written"
+    );
+}
+
 fn sha256_hex(path: &Path) -> String {
     let out = run(Command::new("sha256sum").arg(path));
     out.split_whitespace().next().unwrap().to_string()
@@ -433,16 +483,14 @@ fn a_signed_release_installs_through_the_registry_protocol_and_a_tampered_one_is
     // What `make release` runs, on the binary this test run built, signed
     // with the throwaway key.
     let dist = tmp.path().join("dist");
-    let packaged = run(
-        Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
-            .arg(repo().join("tools/package_release.py"))
-            .arg(&dist)
-            .arg("--binary")
-            .arg(format!("{}={}", platform(), provider_bin().display()))
-            .arg("--gpg-key")
-            .arg(&keyring.key_id)
-            .env("GNUPGHOME", &keyring.home),
-    );
+    let packaged = run(Command::new(python())
+        .arg(repo().join("tools/package_release.py"))
+        .arg(&dist)
+        .arg("--binary")
+        .arg(format!("{}={}", platform(), provider_bin().display()))
+        .arg("--gpg-key")
+        .arg(&keyring.key_id)
+        .env("GNUPGHOME", &keyring.home));
     assert!(
         packaged.contains(&format!("signed by GPG key {}", keyring.key_id)),
         "{packaged}"

@@ -24,7 +24,8 @@ The binaries: `BINARY` (this machine's platform), `--binary PLATFORM=PATH`
 `--build PLATFORM` (cargo builds it here with the `dist` profile, for the
 target and linker the table gives).
 
-The version is Cargo.toml's; every binary that runs here must report it
+The version is Cargo.toml's; every binary that runs here (natively, or under
+the platform's `emulator` when that is installed) must report it
 (`--version`). The zips are reproducible: fixed timestamps and permissions,
 so the same binary gives the same bytes and the same `zh:` hash.
 
@@ -120,8 +121,8 @@ def cargo_version():
         return tomllib.load(f)["package"]["version"]
 
 
-def check_binary_version(binary, version):
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+def check_binary_version(binary, version, emulator=()):
+    out = subprocess.run([*emulator, binary, "--version"], capture_output=True, text=True, check=False)
     if out.returncode != 0 or out.stdout.strip() != f"{NAME} {version}":
         fail(
             f"{binary} --version answered {out.stdout.strip()!r} {out.stderr.strip()!r}, "
@@ -268,6 +269,13 @@ def main():
             fail(f"{path} is a binary for {found or 'no known platform'}, not {plat}")
         if plat == host_platform():
             check_binary_version(path, version)
+        else:
+            emulator = table[plat].get("emulator")
+            if emulator and shutil.which(emulator[0]):
+                check_binary_version(path, version, emulator)
+                print(f"{plat}: {path} --version checked under {emulator[0]}", file=sys.stderr)
+            else:
+                print(f"{plat}: {path} not run here (header checked only)", file=sys.stderr)
 
     os.makedirs(out_dir, exist_ok=True)
     mirror = os.path.join(out_dir, "mirror", a.source_host, a.namespace, TYPE)
