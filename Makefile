@@ -9,7 +9,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 BIN_DIR := target/release
 
-.PHONY: all build demo test unit acceptance lint venv bench fuzz docs release install clean
+.PHONY: all build demo test unit acceptance lint venv bench fuzz docs release release-unsigned install clean
 
 all: build
 
@@ -71,14 +71,37 @@ fuzz:
 docs:
 	$(CARGO) run --quiet -- docs --out docs
 
-# The release archive, its SHA256SUMS and manifest, and the mirror layout
-# (filesystem_mirror / network mirror) under $(DIST_DIR)/mirror. The binary
-# comes from the `dist` profile: the release build without debug info.
+# A signed release in the registry layout (docs/releasing.md): per platform a
+# zip, the SHA256SUMS and its detached GPG signature, the public key, the
+# manifest, and the mirror layout under $(DIST_DIR)/mirror. The binaries come
+# from the `dist` profile (the release build without debug info), one per
+# platform of RELEASE_PLATFORMS (tools/release-platforms.toml says which
+# Rust target and linker each needs; linux_arm64 needs
+# `rustup target add aarch64-unknown-linux-gnu` and Debian's gcc-aarch64-linux-gnu).
+# The signing key: GPG_KEY_ID (a key id or fingerprint), from the keyring
+# GNUPGHOME names (~/.gnupg when unset).
 DIST_DIR := dist
+RELEASE_PLATFORMS ?= linux_amd64 linux_arm64
+GPG_KEY_ID ?=
 release:
-	$(CARGO) build --profile dist --bin terraform-provider-cmk
+	@if [ -z "$(GPG_KEY_ID)" ]; then \
+	  echo "make release signs the SHA256SUMS with a GPG key; give its id or fingerprint:"; \
+	  echo "  make release GPG_KEY_ID=<key id>                  (key in ~/.gnupg)"; \
+	  echo "  GNUPGHOME=/path/to/keyring make release GPG_KEY_ID=<key id>"; \
+	  echo "List secret keys: gpg --list-secret-keys --keyid-format long"; \
+	  echo "Create one:       gpg --quick-gen-key 'Your Name <you@example.com>' rsa4096 sign 2y"; \
+	  echo "The registry needs the public key: gpg --armor --export <key id> (also written to $(DIST_DIR)/)."; \
+	  echo "Unsigned archives for a mirror only: make release-unsigned"; \
+	  exit 2; \
+	fi
 	rm -rf $(DIST_DIR)
-	$(PYTHON) tools/package_release.py target/dist/terraform-provider-cmk $(DIST_DIR)
+	$(PYTHON) tools/package_release.py $(DIST_DIR) $(addprefix --build ,$(RELEASE_PLATFORMS)) --gpg-key "$(GPG_KEY_ID)"
+
+# This machine's platform only, unsigned: what a filesystem or network mirror
+# serves (Terraform then reports the install as unauthenticated).
+release-unsigned:
+	rm -rf $(DIST_DIR)
+	$(PYTHON) tools/package_release.py $(DIST_DIR) --build linux_amd64
 
 # terraform-provider-cmk and cmk-sandbox on PATH ($(PREFIX)/bin), and the
 # provider where `terraform init` finds it with no CLI configuration
