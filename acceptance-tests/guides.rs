@@ -770,3 +770,10 @@ fn review_guide_runs_as_written() {
         run_document("docs/guides/review-in-ci.md");
     }
 }
+
+#[test]
+fn govcloud_guide_runs_as_written() {
+    if enabled("govcloud_guide_runs_as_written") {
+        run_document("docs/guides/govcloud.md");
+    }
+}

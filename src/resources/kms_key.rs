@@ -1743,7 +1743,13 @@ mod tests {
             d.0[0].detail.contains("Set cross_account_role_arn"),
             "{d:?}"
         );
-        assert!(d.0[0].detail.contains("docs/rules/CMK016.md"), "{d:?}");
+        assert!(
+            d.0[0]
+                .detail
+                .contains(&crate::rules::findings::docs_url("rules/CMK016")),
+            "{d:?}"
+        );
+        assert!(d.0[0].detail.contains("https://"), "{d:?}");
         // The role given (or coming from another resource): the generated
         // policy holds its EBS statement.
         m.cross_account_role_arn = Val::Known("arn:aws:iam::123456789012:role/ws".into());
