@@ -598,7 +598,7 @@ mod tests {
     /// Users do not have the repository: every rule links an absolute URL.
     #[test]
     fn every_rule_links_an_absolute_page() {
-        for r in RULES {
+        for r in RULES.iter() {
             let u = r.docs_path();
             let parsed = reqwest::Url::parse(&u).unwrap_or_else(|e| panic!("{u}: {e}"));
             assert!(matches!(parsed.scheme(), "https" | "http"), "{u}");
