@@ -14,10 +14,6 @@ use super::findings::{Outcome, RuleId, Severity, Subject};
 use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
 
-fn short(id: &str) -> String {
-    id.to_string()
-}
-
 fn list(v: &[String]) -> String {
     format!("[{}]", v.join(", "))
 }
