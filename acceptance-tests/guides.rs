@@ -1,9 +1,10 @@
 //! Every guide works as written, because this test runs it.
 //!
 //! The fenced blocks of README.md and docs/guides/*.md are extracted and run
-//! with the real `terraform` CLI, the built provider (installed as `make
-//! install` does it) and cmk-sandbox (and moto's KMS server for keys), so a
-//! guide cannot drift from the binaries unseen.
+//! with the real `terraform` CLI and the built provider (installed as `make
+//! install` does it), so a guide cannot drift from the binaries unseen.
+//! A guide that needs cmk-sandbox or moto's KMS server starts them in its
+//! own blocks, as the reader does.
 //!
 //! Each fenced block carries a marker, an HTML comment right before its
 //! fence (invisible once rendered). A block without one fails
@@ -20,12 +21,6 @@
 //!                            not run); later blocks append to the file
 //! replace: FROM => TO        a substitution the text tells the reader to make
 //!                            (each must match); `\n` is a new line
-//! env: databricks | aws | NAME=VALUE
-//!                            what the reader's shell holds: `databricks` the
-//!                            README's credentials (DATABRICKS_HOST,
-//!                            DATABRICKS_ACCOUNT_ID, DATABRICKS_CLIENT_ID and
-//!                            DATABRICKS_CLIENT_SECRET) for the sandbox, `aws`
-//!                            credentials and AWS_ENDPOINT_URL_KMS for moto
 //! expect: N                  a shell block's exit code (default 0)
 //! contains: TEXT             its output holds TEXT
 //! lacks: TEXT                its output does not hold TEXT
@@ -34,20 +29,37 @@
 //! -->
 //! ```
 //!
-//! In `TO` and `VALUE`, `${SANDBOX}` is the sandbox's URL, `${MOTO}` moto's,
-//! `${PORT}` a free loopback port (one per document), `${BIN_DIR}` where
-//! cargo built the binaries (`target/release`), `${REPO}` this repository
-//! and `${DIST}` what `make release` writes (made from the binary under test
-//! by tools/package_release.py, only when named).
+//! In `TO`, `${PORT}` and `${PORT2}` are free loopback ports (the same
+//! two for a whole document), `${BIN_DIR}` where cargo built the binaries
+//! (`target/release`), `${REPO}` this repository, `${SANDBOX}` the URL of a
+//! cmk-sandbox the harness starts (seeded from examples/sandbox/seed.json;
+//! only when named), `${MOTO}` that of a moto server it starts (only when
+//! named), and `${DIST}` what `make release` writes (made from the binary
+//! under test by tools/package_release.py, only when named).
+//!
+//! **A clean shell.** Nothing of the harness's or the developer's
+//! environment reaches a block: each runs in `bash` started with
+//! `env_clear()` and `set -euo pipefail` (so a variable the guide never set
+//! fails the block where it is read), with only:
+//! - `HOME`: the group's own home, where tools/install.sh (what `make
+//!   install` runs) put `terraform-provider-cmk` and `cmk-sandbox` in
+//!   `~/.local/bin` and the provider in `~/.terraform.d/plugins`;
+//! - `PATH`: that `~/.local/bin` (the README tells the reader to put it on
+//!   `PATH`), the directory of `terraform`, `/usr/local/bin:/usr/bin:/bin`;
+//! - `CHECKPOINT_DISABLE=1` and `TF_IN_AUTOMATION=1`: no call home and no
+//!   "run terraform apply next" hints, no effect on what a block decides;
+//! - `TF_CLI_ARGS=-no-color`: plain text for `contains:`;
+//! - and what earlier blocks of the same group exported: the environment a
+//!   block ends with (after `export`s, `unset`s) is the next block's, as
+//!   in the reader's terminal. (Background blocks pass nothing on.)
+//!
+//! So a credential, an endpoint or a setting a guide does not show fails
+//! the test ([`a_block_sees_nothing_the_guide_does_not_set`]).
 //!
 //! Blocks of one group run in their order in the document, in one working
-//! directory, with a home of its own where tools/install.sh (what `make
-//! install` runs) has put `terraform-provider-cmk` and `cmk-sandbox` on
-//! `PATH` and the provider where `terraform init` finds it (`TF_CLI_ARGS` is
-//! `-no-color`, so that output is plain text). A group must end with a shell
-//! block, so every configuration it writes is run. The groups of one
-//! document share one cmk-sandbox (seeded from examples/sandbox/seed.json)
-//! and one moto server; a document without runnable blocks starts neither.
+//! directory (each starts there, whatever an earlier one `cd`ed to). A
+//! group must end with a shell block, so every configuration it writes is
+//! run.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -58,7 +70,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{enabled, terraform};
 use crate::moto_server::MotoServer;
-use crate::sandbox::{Sandbox, ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET};
+use crate::sandbox::Sandbox;
 
 /// The documents this test runs; a guide not listed fails
 /// [`every_guide_has_a_runner`].
@@ -92,7 +104,6 @@ struct Runnable {
     group: String,
     file: Option<String>,
     replace: Vec<(String, String)>,
-    env: Vec<String>,
     expect: i32,
     contains: Vec<String>,
     lacks: Vec<String>,
@@ -164,7 +175,6 @@ fn parse_marker(comment: &str) -> Result<Marker, String> {
                 r.replace
                     .push((from.replace("\\n", "\n"), to.replace("\\n", "\n")));
             }
-            "env" => r.env.push(value),
             "expect" => {
                 r.expect = value
                     .parse()
@@ -343,10 +353,11 @@ struct Group {
 /// The machine the reader runs the guides on.
 struct Machine<'a> {
     root: &'a Path,
-    /// A free loopback port, for blocks that name one.
-    port: u16,
-    sandbox: &'a Sandbox,
-    moto: &'a MotoServer,
+    /// Two free loopback ports, for blocks that name them.
+    ports: [u16; 2],
+    /// Started when a marker names `${SANDBOX}` / `${MOTO}`.
+    sandbox: Option<Sandbox>,
+    moto: Option<MotoServer>,
     dist: Option<PathBuf>,
 }
 
@@ -367,12 +378,23 @@ impl Machine<'_> {
             );
             self.dist = Some(dist);
         }
+        if text.contains("${SANDBOX}") && self.sandbox.is_none() {
+            self.sandbox = Some(Sandbox::start());
+        }
+        if text.contains("${MOTO}") && self.moto.is_none() {
+            self.moto = Some(MotoServer::start());
+        }
         let mut out = text
-            .replace("${SANDBOX}", &self.sandbox.url)
-            .replace("${MOTO}", &self.moto.endpoint)
             .replace("${REPO}", &repo().display().to_string())
-            .replace("${PORT}", &self.port.to_string())
+            .replace("${PORT2}", &self.ports[1].to_string())
+            .replace("${PORT}", &self.ports[0].to_string())
             .replace("${BIN_DIR}", &bin_dir().display().to_string());
+        if let Some(s) = &self.sandbox {
+            out = out.replace("${SANDBOX}", &s.url);
+        }
+        if let Some(m) = &self.moto {
+            out = out.replace("${MOTO}", &m.endpoint);
+        }
         if let Some(d) = &self.dist {
             out = out.replace("${DIST}", &d.display().to_string());
         }
@@ -428,39 +450,6 @@ impl Machine<'_> {
             background: vec![],
         }
     }
-
-    fn add_env(&mut self, g: &mut Group, spec: &str) {
-        match spec {
-            "databricks" => {
-                for (k, v) in [
-                    ("DATABRICKS_HOST", self.sandbox.url.clone()),
-                    ("DATABRICKS_ACCOUNT_ID", ACCOUNT_ID.to_string()),
-                    ("DATABRICKS_CLIENT_ID", CLIENT_ID.to_string()),
-                    ("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET.to_string()),
-                ] {
-                    g.env.insert(k.into(), v);
-                }
-            }
-            "aws" => {
-                for (k, v) in self.moto.env() {
-                    g.env.insert(k.into(), v);
-                }
-                g.env
-                    .insert("AWS_ENDPOINT_URL_KMS".into(), self.moto.endpoint.clone());
-                g.env
-                    .insert("AWS_ENDPOINT_URL_STS".into(), self.moto.endpoint.clone());
-                g.env
-                    .insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
-            }
-            other => {
-                let (k, v) = other
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("env: {other:?} is neither a preset nor NAME=VALUE"));
-                let v = self.vars(v);
-                g.env.insert(k.trim().into(), v.trim().into());
-            }
-        }
-    }
 }
 
 /// `terraform`'s full path (the harness may give a bare name).
@@ -476,10 +465,23 @@ fn which(p: &Path) -> PathBuf {
         .unwrap_or_else(|| panic!("{} is not on PATH", p.display()))
 }
 
-fn shell(g: &Group, script: &str) -> Command {
+/// Where a block leaves the environment it ends with.
+fn env_file(g: &Group) -> PathBuf {
+    g.home.join(".block-env")
+}
+
+fn shell(g: &Group, script: &str, pass_env_on: bool) -> Command {
     let mut c = Command::new("bash");
+    let keep = if pass_env_on {
+        format!(
+            "trap '/usr/bin/env -0 > \"{}\"' EXIT\n",
+            env_file(g).display()
+        )
+    } else {
+        String::new()
+    };
     c.arg("-c")
-        .arg(format!("set -eo pipefail\n{script}"))
+        .arg(format!("{keep}set -euo pipefail\n{script}"))
         .current_dir(&g.work)
         .env_clear()
         .envs(&g.env)
@@ -495,12 +497,31 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// What a block exported, for the blocks after it: the environment it ended
+/// with, less what bash sets by itself.
+fn keep_exports(g: &mut Group) {
+    let Ok(raw) = std::fs::read(env_file(g)) else {
+        return;
+    };
+    let mut env = BTreeMap::new();
+    for entry in raw.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        let entry = String::from_utf8_lossy(entry);
+        if let Some((k, v)) = entry.split_once('=') {
+            if !["PWD", "OLDPWD", "SHLVL", "_"].contains(&k) {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    g.env = env;
+}
+
 /// Runs a shell block to its end (hang guard [`BLOCK_LIMIT`]): exit code and
 /// both streams.
 fn run_to_end(g: &Group, script: &str) -> (i32, String) {
     let log = g.work.join(".block-output");
     let file = std::fs::File::create(&log).unwrap();
-    let mut child = shell(g, script)
+    let _ = std::fs::remove_file(env_file(g));
+    let mut child = shell(g, script, true)
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()
@@ -528,7 +549,7 @@ fn run_in_background(g: &mut Group, script: &str, ready: &str) -> Result<(), Str
         .home
         .join(format!("background-{}.log", g.background.len()));
     let file = std::fs::File::create(&log).unwrap();
-    let mut child = shell(g, script)
+    let mut child = shell(g, script, false)
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()
@@ -554,34 +575,49 @@ fn run_in_background(g: &mut Group, script: &str, ready: &str) -> Result<(), Str
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// Runs every runnable block of `doc`; panics with every failure.
 fn run_document(doc: &str) {
     let text = std::fs::read_to_string(repo().join(doc)).unwrap();
-    let problems = marker_problems(doc, &text);
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-    let all = blocks(&text);
+    if let Err(e) = run_text(doc, &text) {
+        panic!("{e}");
+    }
+}
+
+/// Runs every runnable block of a guide's text: every failure, or nothing.
+fn run_text(doc: &str, text: &str) -> Result<(), String> {
+    let problems = marker_problems(doc, text);
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    let all = blocks(text);
     if !all
         .iter()
         .any(|b| matches!(b.marker, Ok(Marker::Runnable(_))))
     {
         // Every block says why it cannot run here (checked above).
-        return;
+        return Ok(());
     }
     let root = tempfile::Builder::new()
         .prefix("cmk-guide-")
         .tempdir()
         .unwrap();
-    let sandbox = Sandbox::start();
-    let moto = MotoServer::start();
+    let (p1, mut p2) = (free_port(), free_port());
+    while p2 == p1 {
+        p2 = free_port();
+    }
     let mut m = Machine {
         root: root.path(),
-        sandbox: &sandbox,
-        moto: &moto,
+        sandbox: None,
+        moto: None,
         dist: None,
-        port: std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port(),
+        ports: [p1, p2],
     };
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let mut failures = vec![];
@@ -595,9 +631,6 @@ fn run_document(doc: &str) {
         if g.failed {
             groups.insert(r.group.clone(), g);
             continue;
-        }
-        for e in &r.env {
-            m.add_env(&mut g, e);
         }
         let mut body = b.body.clone();
         let mut stale = vec![];
@@ -618,6 +651,7 @@ fn run_document(doc: &str) {
                 Some(ready) => run_in_background(&mut g, &body, ready),
                 None => {
                     let (code, out) = run_to_end(&g, &body);
+                    keep_exports(&mut g);
                     let mut wrong = vec![];
                     if code != r.expect {
                         wrong.push(format!("exit code {code}, expected {}", r.expect));
@@ -661,14 +695,45 @@ fn run_document(doc: &str) {
             kill_group(c);
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    if !failures.is_empty() {
+        return Err(failures.join("\n\n"));
+    }
     let expected_runs = all
         .iter()
         .filter(
             |b| matches!(&b.marker, Ok(Marker::Runnable(r)) if b.is_shell() && r.file.is_none()),
         )
         .count();
-    assert_eq!(ran, expected_runs, "every runnable shell block ran");
+    if ran != expected_runs {
+        return Err(format!(
+            "{ran} of {expected_runs} runnable shell blocks ran"
+        ));
+    }
+    Ok(())
+}
+
+/// The harness itself: a block sees only what the guide set. A variable of
+/// the harness's own environment (`TF_ACC`, which this test needs) or one
+/// no block exported fails the block reading it, in the shell and in a
+/// program; one an earlier block of the group exported reaches it.
+#[test]
+fn a_block_sees_nothing_the_guide_does_not_set() {
+    if !enabled("a_block_sees_nothing_the_guide_does_not_set") {
+        return;
+    }
+    assert!(std::env::var_os("TF_ACC").is_some());
+    let in_the_shell = "<!-- runnable: g -->\n```sh\necho \"host: $DATABRICKS_HOST\"\n```\n";
+    let e = run_text("shell.md", in_the_shell).unwrap_err();
+    assert!(e.contains("DATABRICKS_HOST: unbound variable"), "{e}");
+    let from_the_harness = "<!-- runnable: g -->\n```sh\nprintenv TF_ACC\n```\n";
+    let e = run_text("harness.md", from_the_harness).unwrap_err();
+    assert!(e.contains("exit code 1, expected 0"), "{e}");
+    let exported =
+        "<!-- runnable: g -->\n```sh\nexport GUIDE_SETTING=shown\nexport GONE=x\n```\n\n\
+        <!-- runnable: g -->\n```sh\nunset GONE\n```\n\n\
+        <!-- runnable: g\ncontains: setting=shown\nlacks: TF_ACC\n-->\n```sh\n\
+        echo \"setting=$(printenv GUIDE_SETTING)\"\nenv\ntest -z \"${GONE:-}\"\n```\n";
+    run_text("exported.md", exported).unwrap();
 }
 
 #[test]
@@ -703,5 +768,12 @@ fn moving_guide_runs_as_written() {
 fn review_guide_runs_as_written() {
     if enabled("review_guide_runs_as_written") {
         run_document("docs/guides/review-in-ci.md");
+    }
+}
+
+#[test]
+fn govcloud_guide_runs_as_written() {
+    if enabled("govcloud_guide_runs_as_written") {
+        run_document("docs/guides/govcloud.md");
     }
 }

@@ -484,3 +484,74 @@ fn kms_key_plan_time_findings() {
     assert!(r.all().contains("deletion_window_in_days"), "{}", r.all());
     assert!(r.all().contains("7 to 30"), "{}", r.all());
 }
+
+/// A configured `aws_account_id` names the new key's account: the plan
+/// promises the key's ARN prefix (partition, region, account) with no STS
+/// call, so `startswith` on it is decided at plan. A loopback listener
+/// stands in for STS and records any connection; none comes. Without
+/// `aws_account_id`, the same plan asks it (the listener sees the call and
+/// closes it unanswered: the prefix is then not known at plan).
+#[test]
+fn a_configured_account_plans_the_key_arn_without_sts() {
+    if !enabled("a_configured_account_plans_the_key_arn_without_sts") {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let m = MotoServer::start();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let sts = format!("http://{}", l.local_addr().unwrap());
+    let (count, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (c, st) = (count.clone(), stop.clone());
+    let listener = std::thread::spawn(move || {
+        while !st.load(Ordering::SeqCst) {
+            match l.accept() {
+                // Counted, then closed unanswered: the call fails at once.
+                Ok(_) => {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    });
+    let plan = |account: &str| {
+        let w = Workdir::new(&config(
+            &m,
+            &format!(
+                "resource \"cmk_kms_key\" \"k\" {{\n  use_cases = [\"MANAGED_SERVICES\"]\n  {account}\n}}\n\noutput \"in_account\" {{\n  value = startswith(cmk_kms_key.k.arn, \"arn:aws:kms:us-east-1:123456789012:key/\")\n}}\n"
+            ),
+        ));
+        let o = w
+            .command(&["plan", "-input=false", "-no-color"])
+            .envs(m.env())
+            .env("AWS_ENDPOINT_URL_STS", &sts)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run terraform");
+        let all = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), all)
+    };
+    let (code, out) = plan("aws_account_id = \"123456789012\"");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("+ in_account = true"), "{out}");
+    assert_eq!(count.load(Ordering::SeqCst), 0, "STS was called:\n{out}");
+    // The check can fail: without the account, the plan asks STS.
+    let (code, out) = plan("");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        count.load(Ordering::SeqCst) > 0,
+        "STS was not called:\n{out}"
+    );
+    assert!(!out.contains("+ in_account = true"), "{out}");
+    stop.store(true, Ordering::SeqCst);
+    listener.join().unwrap();
+}

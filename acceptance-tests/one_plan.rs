@@ -479,7 +479,8 @@ fn ebs_keys_are_rejected_for_serverless_at_plan_at_apply_and_in_review() {
             detail.contains("reuse_key_for_cluster_volumes = true")
                 && detail.contains("SERVERLESS")
                 && detail.contains("Remove the storage key binding")
-                && detail.contains("docs/rules/CMK007.md"),
+                && detail.contains("https://")
+                && detail.contains("/rules/CMK007"),
             "{what}: {detail}"
         );
         assert_eq!(

@@ -103,6 +103,9 @@ fn review_help_exits_0_and_explains_each_flag() {
         "--profile",
         "--workspace-host-template",
         "-var-file",
+        // where --live's account id and hosts come from, in order
+        "from a flag, the environment (DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST, the",
+        "then the cmk and databricks provider blocks",
     ];
     let long = succeeds_with(PROVIDER, &["review", "--help"], &wanted);
     let short = succeeds_with(PROVIDER, &["review", "-h"], &wanted);

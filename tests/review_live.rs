@@ -424,6 +424,135 @@ async fn live_against_an_unreachable_workspace_host_ends_in_seconds_naming_it() 
     h.shutdown().await;
 }
 
+/// The fixture as a plan of a configuration whose provider blocks name the
+/// sandbox: the databricks block's `host` (a literal) and `account_id` (a
+/// variable the plan holds), the cmk block's `workspace_host_template`.
+fn plan_naming_the_sandbox(h: &SandboxHandle, dir: &tempfile::TempDir) -> String {
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(fixture()).unwrap()).unwrap();
+    v["variables"]["databricks_account_id"] = json!({ "value": ACCT });
+    let pc = &mut v["configuration"]["provider_config"];
+    pc["databricks"]["expressions"]["host"] = json!({ "constant_value": h.url() });
+    pc["cmk"] = json!({
+        "name": "cmk",
+        "full_name": "registry.terraform.io/databricks-cmk/cmk",
+        "expressions": {
+            "workspace_host_template": { "constant_value": h.workspace_host_template() }
+        }
+    });
+    let p = dir.path().join("plan.json");
+    std::fs::write(&p, v.to_string()).unwrap();
+    p.display().to_string()
+}
+
+/// A loopback listener standing in for AWS (STS and every other service):
+/// counts the connections it gets.
+fn aws_stand_in() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (c, st) = (count.clone(), stop.clone());
+    std::thread::spawn(move || {
+        while !st.load(Ordering::SeqCst) {
+            match l.accept() {
+                Ok(_) => {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (url, count, stop)
+}
+
+/// `--live` takes the account id, the account host and the workspace host
+/// template from the plan's provider blocks when neither a flag nor the
+/// environment sets them, says so on standard error, and asks AWS nothing
+/// (no STS call for an account: a listener standing in for AWS gets no
+/// connection). The workspace has stopped its compute: nothing is left
+/// "cannot tell yet", exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_takes_account_and_hosts_from_the_plans_provider_blocks() {
+    let h = start(json!({"clusters": [], "dashboards": []})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_naming_the_sandbox(&h, &dir);
+    let (aws, connections, stop) = aws_stand_in();
+    let env = vec![
+        ("DATABRICKS_CLIENT_ID", CLIENT_ID.to_string()),
+        ("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET.to_string()),
+        ("AWS_ENDPOINT_URL", aws.clone()),
+        ("AWS_ENDPOINT_URL_STS", aws.clone()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+    ];
+    let out = review(
+        vec![
+            plan.clone(),
+            "--live".into(),
+            "--format".into(),
+            "json".into(),
+        ],
+        env.clone(),
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json_of(&out);
+    assert_eq!(v["live"]["read"], true, "{v:#}");
+    assert_eq!(v["live"]["errors"], json!([]), "{v:#}");
+    assert_eq!(v["summary"]["cannot_tell"], 0, "{v:#}");
+    assert!(
+        err.contains("account_id from provider \"databricks\" account_id")
+            && err.contains("host from provider \"databricks\" host")
+            && err
+                .contains("workspace_host_template from provider \"cmk\" workspace_host_template"),
+        "{err}"
+    );
+    // The environment comes before the configuration: another account id
+    // there is the one used, and the sandbox does not know it.
+    let other = "99999999-2222-4333-8444-555555555555";
+    let mut with_env = env.clone();
+    with_env.push(("DATABRICKS_ACCOUNT_ID", other.to_string()));
+    let out = review(vec![plan.clone(), "--live".into()], with_env).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // (the sandbox's OAuth endpoint of that account knows no such client)
+    assert!(err.contains("(401)"), "{err}");
+    assert!(!err.contains("account_id from provider"), "{err}");
+    // A flag comes before both: a workspace host template nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = review(
+        vec![
+            plan,
+            "--live".into(),
+            format!("--workspace-host-template=http://127.0.0.1:{port}/{{deployment_name}}"),
+        ],
+        env,
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "review --live connected to the AWS stand-in"
+    );
+    h.shutdown().await;
+}
+
 #[test]
 fn the_fixture_is_in_the_shape_terraform_writes() {
     let p = PathBuf::from(fixture());

@@ -820,8 +820,14 @@ impl Resource for KmsKey {
             // The new key's ARN starts with what is known now (partition,
             // region, account): a key configuration or binding given this
             // `arn` in the same plan reads its region and kind at plan.
-            // (The key is made in the caller's account and the client's region.)
-            let caller = ctx.client.caller_account_id().await.ok();
+            // (The key is made in the caller's account and the client's
+            // region: the configured `aws_account_id` names it, or STS does,
+            // asked only when nothing else says it; apply checks the new
+            // ARN's account against a configured one.)
+            let caller = match p.aws_account_id.known() {
+                Some(a) => Some(a.clone()),
+                None => ctx.client.caller_account_id().await.ok(),
+            };
             p.arn = match region
                 .zip(caller)
                 .and_then(|(r, a)| ids::new_key_arn_prefix(&r, &a))
@@ -949,6 +955,22 @@ impl Resource for KmsKey {
             m.aws_account_id = ids::parse_key_arn(&arn)
                 .map(|a| Val::Known(a.account_id))
                 .unwrap_or(Val::Null);
+        }
+        // A configured `aws_account_id` named the new ARN's account at
+        // plan (no STS call): a key made in another account is refused here,
+        // with both accounts, before Terraform finds the ARN inconsistent.
+        if let (Some(want), Ok(got)) = (m.aws_account_id.known(), ids::parse_key_arn(&arn)) {
+            if *want != got.account_id {
+                failed(
+                    diags,
+                    "checking its account",
+                    KmsError::Config(format!(
+                        "aws_account_id is {want}, but the credentials made the key in AWS account {}: set aws_account_id to the account of the credentials, or leave it unset",
+                        got.account_id
+                    )),
+                );
+                return Some(m);
+            }
         }
         // KMS is eventually consistent: a new key can be unknown to reads
         // (and to the calls below) for a while.
@@ -1721,7 +1743,13 @@ mod tests {
             d.0[0].detail.contains("Set cross_account_role_arn"),
             "{d:?}"
         );
-        assert!(d.0[0].detail.contains("docs/rules/CMK016.md"), "{d:?}");
+        assert!(
+            d.0[0]
+                .detail
+                .contains(&crate::rules::findings::docs_url("rules/CMK016")),
+            "{d:?}"
+        );
+        assert!(d.0[0].detail.contains("https://"), "{d:?}");
         // The role given (or coming from another resource): the generated
         // policy holds its EBS statement.
         m.cross_account_role_arn = Val::Known("arn:aws:iam::123456789012:role/ws".into());

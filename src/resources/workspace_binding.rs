@@ -325,6 +325,13 @@ fn requested(slot: Slot, m: &WorkspaceBindingModel, live: Option<&Option<String>
     };
     if !object.is_null() && req.id.is_unknown() {
         req.bare_source = Some(format!("{}.customer_managed_key_id", slot.object_arg()));
+        // Terraform does not tell a provider the address of another
+        // resource: the argument names it (and the diagnostic is attached
+        // to that argument, so Terraform shows its line).
+        req.config_name = Some(format!(
+            "the key configuration named by {}.customer_managed_key_id, created in this plan",
+            slot.object_arg()
+        ));
     }
     req
 }
@@ -944,4 +951,33 @@ async fn settle(
         }
     }
     Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key configuration passed whole whose id is not known until apply
+    /// is named by the argument that names it (Terraform gives a provider no
+    /// other resource's address), never by a placeholder.
+    #[test]
+    fn a_key_configuration_of_this_plan_is_named_by_its_argument() {
+        let m = WorkspaceBindingModel {
+            id: Val::Null,
+            workspace_id: Val::Known(1234567890123456),
+            managed_services_key: Val::Null,
+            managed_services_key_id: Val::Null,
+            storage_key: Val::unknown(),
+            storage_key_id: Val::Null,
+            required_coverage: Val::Null,
+            workspace_name: Val::Null,
+            aws_region: Val::Null,
+            workspace_status: Val::Null,
+        };
+        let req = requested(Slot::Storage, &m, None);
+        assert_eq!(
+            req.config_phrase(),
+            "the key configuration named by storage_key.customer_managed_key_id, created in this plan"
+        );
+    }
 }

@@ -88,6 +88,16 @@ pub fn attribute_for(rtype: &str, subject: Subject) -> String {
     s.to_string()
 }
 
+/// A key configuration of the plan, named by its address for a message
+/// (its id may not be known until apply).
+fn address_phrase(r: &Res) -> String {
+    if r.creates() {
+        format!("key configuration {}, created in this plan", r.address)
+    } else {
+        format!("key configuration {}", r.address)
+    }
+}
+
 fn str_known(f: Fact<Option<String>>) -> Option<String> {
     f.known().cloned().flatten()
 }
@@ -431,6 +441,7 @@ fn slot<'a>(
             continue;
         }
         req.created_in_plan = r.creates();
+        req.config_name = Some(address_phrase(r));
         config = Some(r);
         // The instance with the workspace's own count/for_each key comes first.
         break;
@@ -445,6 +456,7 @@ fn slot<'a>(
             .find(|r| KEY_CONFIG_TYPES.contains(&r.rtype.as_str()))
         {
             req.created_in_plan = r.creates();
+            req.config_name = Some(address_phrase(r));
             config = Some(r);
         }
     }
@@ -460,6 +472,7 @@ fn slot<'a>(
             if KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
                 req.bare_source = Some(format!("{}.customer_managed_key_id", r.config_address));
                 req.created_in_plan = r.creates();
+                req.config_name = Some(address_phrase(r));
                 if req.id.is_unknown() {
                     req.id = r.get_str("customer_managed_key_id");
                 }

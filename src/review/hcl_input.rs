@@ -1672,9 +1672,16 @@ fn read_module(
             format!("{}:{local_key}", prefix.trim_end_matches('.'))
         };
         let (_, _, mut exprs) = eval_body(&b.block.body, &scope, &scope.ctx, true);
-        // The region (and a Databricks host or deployment) as a constant
-        // when the source decides it.
-        for attr in ["region", "aws_region", "host", "deployment"] {
+        // The region (and a Databricks host, deployment, account id or
+        // workspace host template) as a constant when the source decides it.
+        for attr in [
+            "region",
+            "aws_region",
+            "host",
+            "deployment",
+            "account_id",
+            "workspace_host_template",
+        ] {
             if let Some(a) = b.block.body.attributes().find(|a| a.key.as_str() == attr) {
                 if let Some(hcl::Value::String(s)) = ev(&a.expr, &scope.ctx) {
                     exprs.insert(attr.to_string(), json!({ "constant_value": s }));

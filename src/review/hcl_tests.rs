@@ -1080,3 +1080,88 @@ fn the_owners_flags_are_read() {
     assert!(!d.no_inline_suppressions && !d.require_expiry);
     assert_eq!(d.max_suppression_days, 90);
 }
+
+/// `--live`'s settings from HCL provider blocks: literals and variables
+/// given with `-var`, and the order flag > environment > configuration
+/// (`live::resolve_settings`).
+#[test]
+fn live_settings_come_from_provider_blocks_under_flags_and_environment() {
+    use crate::cloud::databricks::StaticEnvironment;
+    use crate::review::live::{resolve_settings, LiveFlags};
+    let d = config_dir(&[(
+        "main.tf",
+        r#"
+variable "acct" {
+  type = string
+}
+
+provider "cmk" {
+  account_id              = var.acct
+  workspace_host_template = "http://127.0.0.1:8181/_ws/{deployment_name}"
+}
+
+provider "databricks" {
+  host       = "http://127.0.0.1:8181"
+  account_id = var.acct
+}
+"#,
+    )]);
+    let acct = "7f3c9a52-1d4e-4b8a-9c61-2e5f8d0a4b13";
+    let dir = d.path().to_str().unwrap();
+    let opts = parse_args(&s(&[dir, "-var", &format!("acct={acct}")])).unwrap();
+    let plan = load_hcl(&opts).unwrap().0;
+    let none = StaticEnvironment::default();
+    let r = resolve_settings(&LiveFlags::default(), &none, &plan).unwrap();
+    assert_eq!(r.settings.account_id.as_deref(), Some(acct));
+    assert_eq!(r.settings.host.as_deref(), Some("http://127.0.0.1:8181"));
+    assert_eq!(
+        r.settings.workspace_host_template.as_deref(),
+        Some("http://127.0.0.1:8181/_ws/{deployment_name}")
+    );
+    assert!(
+        r.from_configuration
+            .contains(&"account_id from provider \"cmk\" account_id".to_string()),
+        "{:?}",
+        r.from_configuration
+    );
+    // The environment wins over the blocks (the client then reads it).
+    let env = StaticEnvironment::default()
+        .with_var(
+            "DATABRICKS_ACCOUNT_ID",
+            "11111111-2222-4333-8444-555555555555",
+        )
+        .with_var("DATABRICKS_HOST", "https://accounts.cloud.databricks.com");
+    let r = resolve_settings(&LiveFlags::default(), &env, &plan).unwrap();
+    assert_eq!((r.settings.account_id, r.settings.host), (None, None));
+    // A flag wins over both; a named profile over the blocks.
+    let flags = LiveFlags {
+        profile: Some("ci".into()),
+        workspace_host_template: Some("https://{deployment_name}.example.com".into()),
+    };
+    let r = resolve_settings(&flags, &none, &plan).unwrap();
+    assert_eq!(
+        r.settings.workspace_host_template.as_deref(),
+        Some("https://{deployment_name}.example.com")
+    );
+    assert_eq!((r.settings.account_id, r.settings.host), (None, None));
+    assert!(
+        r.from_configuration.is_empty(),
+        "{:?}",
+        r.from_configuration
+    );
+    // Blocks that disagree, with nothing overriding: an error naming both.
+    let other = "22222222-2222-4333-8444-555555555555";
+    let d2 = config_dir(&[(
+        "main.tf",
+        &format!(
+            "provider \"cmk\" {{\n  account_id = \"{acct}\"\n}}\n\nprovider \"databricks\" {{\n  account_id = \"{other}\"\n}}\n"
+        ),
+    )]);
+    let opts = parse_args(&s(&[d2.path().to_str().unwrap()])).unwrap();
+    let plan = load_hcl(&opts).unwrap().0;
+    let e = resolve_settings(&LiveFlags::default(), &none, &plan).unwrap_err();
+    assert!(
+        e.contains("disagree on account_id") && e.contains(acct) && e.contains(other),
+        "{e}"
+    );
+}

@@ -9,13 +9,92 @@
 //!
 //! Credentials are the provider's (`DATABRICKS_*` variables, a
 //! `~/.databrickscfg` profile): see `src/cloud/databricks/settings.rs`.
+//! The account id, the account host and the workspace host template also
+//! come from the configuration the plan records (or HCL mode reads): see
+//! [`resolve_settings`].
 
 use std::collections::{BTreeSet, HashMap};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::databricks::{AccountClient, DatabricksError};
+use crate::cloud::databricks::{AccountClient, DatabricksError, DatabricksSettings, Environment};
+use crate::review::plan::Plan;
 use crate::rules::facts::{KeyConfigFacts, WorkspaceFacts};
+
+/// What the command line says about `--live`'s Databricks settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveFlags {
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--workspace-host-template`.
+    pub workspace_host_template: Option<String>,
+}
+
+/// The settings `--live` reads with, and where each came from (for the
+/// one line review prints on standard error; never a secret).
+#[derive(Debug, Clone, Default)]
+pub struct LiveSettings {
+    pub settings: DatabricksSettings,
+    /// `setting: where it came from`, for what the configuration set.
+    pub from_configuration: Vec<String>,
+}
+
+/// Resolves `--live`'s account id, account host and workspace host
+/// template: a flag first (`--workspace-host-template`; `--profile` names
+/// the profile whose values come before the configuration's), then the
+/// environment (`DATABRICKS_ACCOUNT_ID`, `DATABRICKS_HOST`, a profile named
+/// by `DATABRICKS_CONFIG_PROFILE`), then what the `cmk` and
+/// `databricks/databricks` provider blocks set (`account_id`, `host`,
+/// cmk's `workspace_host_template`; literal values or variables the plan,
+/// or HCL mode's `-var`, gives). Provider blocks that disagree on a setting
+/// nothing overrides are an error naming them. Credentials are never read
+/// from the configuration: the provider's environment and profiles give
+/// them.
+pub fn resolve_settings(
+    flags: &LiveFlags,
+    env: &dyn Environment,
+    plan: &Plan,
+) -> Result<LiveSettings, String> {
+    let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
+    let profile_named = flags.profile.is_some() || var("DATABRICKS_CONFIG_PROFILE").is_some();
+    let mut out = LiveSettings {
+        settings: DatabricksSettings {
+            profile: flags.profile.clone(),
+            workspace_host_template: flags.workspace_host_template.clone(),
+            // The deployment chooses the default workspace host.
+            deployment: plan.deployment(),
+            ..Default::default()
+        },
+        from_configuration: vec![],
+    };
+    let mut take = |arg: &str| -> Result<Option<String>, String> {
+        Ok(plan.provider_setting(arg)?.map(|(v, src)| {
+            out.from_configuration.push(format!("{arg} from {src}"));
+            v
+        }))
+    };
+    let account_id = if var("DATABRICKS_ACCOUNT_ID").is_some() || profile_named {
+        None
+    } else {
+        take("account_id")?
+    };
+    let host = if var("DATABRICKS_HOST").is_some() || profile_named {
+        None
+    } else {
+        take("host")?
+    };
+    let template = if flags.workspace_host_template.is_some() {
+        None
+    } else {
+        take("workspace_host_template")?
+    };
+    out.settings.account_id = account_id;
+    out.settings.host = host;
+    if template.is_some() {
+        out.settings.workspace_host_template = template;
+    }
+    Ok(out)
+}
 
 /// What `--live` needs to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -140,11 +140,15 @@ pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE
                    Databricks or cmk provider block's host names)\n\
   --live           read the current keys, tier, compute and dashboards of the existing\n\
                    workspaces the plan touches from Databricks (read-only calls; credentials\n\
-                   as the provider takes them: DATABRICKS_* variables or a ~/.databrickscfg profile)\n\
+                   as the provider takes them: DATABRICKS_* variables or a ~/.databrickscfg profile).\n\
+                   The account id, account host and workspace host template come, first to last,\n\
+                   from a flag, the environment (DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST, the\n\
+                   profile), then the cmk and databricks provider blocks (account_id, host,\n\
+                   workspace_host_template) of the plan or configuration\n\
   --profile        the ~/.databrickscfg profile for --live (else DATABRICKS_CONFIG_PROFILE, DEFAULT)\n\
   --workspace-host-template  workspace API host for --live, {deployment_name} replaced\n\
-                   (default: the deployment's, https://{deployment_name}.cloud.databricks.com\n\
-                   for commercial)";
+                   (default: the cmk provider block's, else the deployment's,\n\
+                   https://{deployment_name}.cloud.databricks.com for commercial)";
 
 fn push_required(req: &mut Requirements, v: &str) -> Result<(), UsageError> {
     for name in v.split(',').filter(|s| !s.is_empty()) {
@@ -633,14 +637,20 @@ fn run_guarded(opts: &Options, hcl: bool) -> Result<Done, String> {
     }
     let suppressions = load_suppressions(opts, &ignores)?;
     let (analysis, live_errors) = if opts.live {
-        let settings = crate::cloud::databricks::DatabricksSettings {
+        let flags = live::LiveFlags {
             profile: opts.profile.clone(),
             workspace_host_template: opts.workspace_host_template.clone(),
-            // The deployment chooses the default workspace host.
-            deployment: plan.deployment(),
-            ..Default::default()
         };
-        review_live(&plan, &opts.required, &settings)?
+        let resolved =
+            live::resolve_settings(&flags, &crate::cloud::databricks::ProcessEnvironment, &plan)
+                .map_err(|e| format!("--live: {e}"))?;
+        if !resolved.from_configuration.is_empty() {
+            eprintln!(
+                "review: --live: {} (a flag or the environment overrides them)",
+                resolved.from_configuration.join(", ")
+            );
+        }
+        review_live(&plan, &opts.required, &resolved.settings)?
     } else {
         (analyze(&plan, &opts.required), vec![])
     };

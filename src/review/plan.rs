@@ -152,9 +152,17 @@ struct ConfigFacts {
     deployments: Vec<(Deployment, String)>,
     /// `--deployment`: wins over the provider blocks.
     deployment_override: Option<Deployment>,
+    /// What the `cmk` and `databricks` provider blocks set for `--live`
+    /// (`account_id`, `host`, `workspace_host_template`): argument -> the
+    /// known values, each with the block that set it.
+    provider_settings: BTreeMap<&'static str, Vec<(String, String)>>,
     /// The shard the plan's key policies name, worked out once.
     policy_deployment: std::sync::OnceLock<Option<Deployment>>,
 }
+
+/// The provider arguments `review --live` takes from the `cmk` and
+/// `databricks` provider blocks.
+pub const PROVIDER_SETTINGS: [&str; 3] = ["account_id", "host", "workspace_host_template"];
 
 /// How deep references are followed through module variables and outputs.
 const MAX_REFERENCE_HOPS: usize = 16;
@@ -435,6 +443,17 @@ impl Plan {
                                 .and_then(|e| e.get(attr))
                                 .map(|e| expression_value(e, vars))
                         };
+                        for attr in PROVIDER_SETTINGS {
+                            if let Some(Fact::Known(v)) = expr(attr) {
+                                if !v.trim().is_empty() {
+                                    plan.config
+                                        .provider_settings
+                                        .entry(attr)
+                                        .or_default()
+                                        .push((v, format!("provider \"{key}\" {attr}")));
+                                }
+                            }
+                        }
                         let named = match expr("deployment") {
                             Some(Fact::Known(d)) => Deployment::parse(&d).map(|d| {
                                 (
@@ -731,6 +750,27 @@ impl Plan {
                 all.iter().map(|(d, s)| format!("{s}: {d}")).collect::<Vec<_>>().join(", ")
             ),
         }
+    }
+
+    /// What the `cmk` and `databricks/databricks` provider blocks set for
+    /// `arg` (one of [`PROVIDER_SETTINGS`]): `Ok(Some((value, which
+    /// block)))` when they agree on one, `Ok(None)` when none sets it, `Err`
+    /// naming every block when they disagree.
+    pub fn provider_setting(&self, arg: &str) -> Result<Option<(String, String)>, String> {
+        let Some(all) = self.config.provider_settings.get(arg) else {
+            return Ok(None);
+        };
+        let first = &all[0];
+        if all.iter().all(|(v, _)| v == &first.0) {
+            return Ok(Some(first.clone()));
+        }
+        Err(format!(
+            "the provider blocks disagree on {arg} ({})",
+            all.iter()
+                .map(|(v, src)| format!("{src} = {}", crate::rules::ids::quoted(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     }
 
     /// Sets `--deployment`.

@@ -158,9 +158,10 @@ fn check_rule(rule: &str, origin: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{origin}: no rule {} (rule ids are CMK001 to CMK{:03}; see docs/rules/README.md)",
+            "{origin}: no rule {} (rule ids are CMK001 to CMK{:03}; see {})",
             quote(rule),
-            RULES.len()
+            RULES.len(),
+            crate::rules::findings::docs_url("rules/README")
         ))
     }
 }

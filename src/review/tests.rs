@@ -175,7 +175,11 @@ fn text_output_names_address_rule_message_and_remediation() {
     let t = render(&a, Format::Text, "plan.json");
     assert!(t.contains("error CMK014 databricks_mws_workspaces.this (storage_customer_managed_key_id): the storage key id comes from databricks_mws_customer_managed_keys.storage.id"), "{t}");
     assert!(t.contains("remediation: Reference `customer_managed_key_id` instead of `id`."));
-    assert!(t.contains("docs: docs/rules/CMK014.md"));
+    // An absolute URL: users do not have the repository.
+    let url = crate::rules::findings::docs_url("rules/CMK014");
+    assert!(url.starts_with("https://"), "{url}");
+    assert!(t.contains(&format!("docs: {url}")), "{t}");
+    assert!(!t.contains("docs: docs/"), "{t}");
     assert!(t.contains("cannot tell yet CMK010"));
     assert!(t.lines().last().unwrap().contains("error(s)"));
 }
@@ -256,7 +260,14 @@ fn sarif_output_has_the_2_1_0_shape() {
         assert_eq!(rules.len(), crate::rules::RULES.len());
         for r in rules {
             assert!(r["id"].as_str().unwrap().starts_with("CMK"));
-            assert!(r["helpUri"].as_str().unwrap().ends_with(".md"));
+            // SARIF's helpUri: a valid absolute URI, the rule's page.
+            let uri = r["helpUri"].as_str().unwrap();
+            let parsed = reqwest::Url::parse(uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
+            assert_eq!(parsed.scheme(), "https", "{uri}");
+            assert!(
+                uri.contains(&format!("/rules/{}", r["id"].as_str().unwrap())),
+                "{uri}"
+            );
             assert!(["error", "warning"]
                 .contains(&r["defaultConfiguration"]["level"].as_str().unwrap()));
             assert!(r["shortDescription"]["text"].is_string());
@@ -1113,6 +1124,21 @@ fn corpus_of_public_shapes_and_their_broken_neighbours() {
     let o = outcome(&a, serverless, RuleId::StorageKeyOnServerless);
     assert_eq!(o.outcome.verdict, Verdict::Fail, "{o:?}");
     assert_eq!(o.outcome.severity, crate::rules::Severity::Warning);
+    // The key configuration this plan creates is named by its address,
+    // never by a placeholder or the attribute its id will come from.
+    for rule in [RuleId::StorageKeyOnServerless, RuleId::EbsKeyOnServerless] {
+        let m = &outcome(&a, serverless, rule).outcome.message;
+        assert!(
+            m.contains(
+                "key configuration cmk_key_configuration.serverless_storage, created in this plan"
+            ),
+            "{m}"
+        );
+        assert!(
+            !m.contains("known after apply") && !m.contains("customer_managed_key_id has"),
+            "{m}"
+        );
+    }
     let broken: [(&str, &str, &str, &str); 9] = [
         // EBS keys are rejected for serverless: reuse_key_for_cluster_volumes
         // = true, and the official configuration (no such field, so

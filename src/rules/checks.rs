@@ -14,10 +14,6 @@ use super::findings::{Outcome, RuleId, Severity, Subject};
 use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
 
-fn short(id: &str) -> String {
-    id.to_string()
-}
-
 fn list(v: &[String]) -> String {
     format!("[{}]", v.join(", "))
 }
@@ -759,11 +755,11 @@ pub fn check_binding(
                 .map(KeyConfigFacts::covers_cluster_volumes)
                 .unwrap_or(Fact::Unknown);
             out.push(match ebs {
-                Fact::Known(true) => Outcome::fail(r7, s, format!("key configuration {st_name} has reuse_key_for_cluster_volumes = {} but {label} is SERVERLESS: customer-managed keys for EBS storage do not apply to serverless compute, so the cluster-volume encryption it asks for never happens", reuse_shown(storage))),
-                Fact::Known(false) => Outcome::pass(r7, s, format!("key configuration {st_name} does not encrypt cluster volumes")),
-                Fact::Unknown => Outcome::cannot_tell(r7, s, format!("whether key configuration {st_name} encrypts cluster volumes is not known")),
+                Fact::Known(true) => Outcome::fail(r7, s, format!("{st_name} has reuse_key_for_cluster_volumes = {} but {label} is SERVERLESS: customer-managed keys for EBS storage do not apply to serverless compute, so the cluster-volume encryption it asks for never happens", reuse_shown(storage))),
+                Fact::Known(false) => Outcome::pass(r7, s, format!("{st_name} does not encrypt cluster volumes")),
+                Fact::Unknown => Outcome::cannot_tell(r7, s, format!("whether {st_name} encrypts cluster volumes is not known")),
             });
-            out.push(Outcome::fail(r8, s, format!("{label} is SERVERLESS: only the managed-services key applies, storage key configuration {st_name} is not needed")));
+            out.push(Outcome::fail(r8, s, format!("{label} is SERVERLESS: only the managed-services key applies, the storage key ({st_name}) is not needed")));
         }
         _ => {
             out.push(Outcome::cannot_tell(
@@ -785,7 +781,7 @@ pub fn check_binding(
         (Fact::Known(Some(cur)), Fact::Known(Some(new))) if cur == new => Outcome::pass(r, s, "the storage key is unchanged"),
         (Fact::Known(Some(cur)), Fact::Known(Some(new))) => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot replace it with {new}")),
         (Fact::Known(Some(cur)), Fact::Known(None)) => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot remove or replace it")),
-        (Fact::Known(Some(cur)), Fact::Unknown) if change.storage.created_in_plan => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot replace it with {st_name}, a key configuration this plan creates")),
+        (Fact::Known(Some(cur)), Fact::Unknown) if change.storage.created_in_plan => Outcome::fail(r, s, format!("{label} already has storage key configuration {cur}; Databricks cannot replace it with {}", if st_name.contains("created in this plan") { st_name.clone() } else { format!("{st_name}, which this plan creates") })),
         (Fact::Known(Some(cur)), Fact::Unknown) => Outcome::cannot_tell(r, s, format!("{label} has storage key configuration {cur}; the requested one is not known until apply, and if it differs Databricks cannot replace it")),
         (Fact::Unknown, _) => Outcome::cannot_tell(r, s, "the workspace's current storage key is not known"),
     });
@@ -817,7 +813,7 @@ pub fn check_binding(
     let s = Subject::StorageBinding;
     out.push(match (slot_changes(&ws.storage_key_id, &change.storage), &ws.status) {
         (Fact::Known(false), _) => Outcome::pass(r, s, "the storage key does not change"),
-        (_, Fact::Known(Some(WorkspaceStatus::Running))) => Outcome::fail(r, s, format!("storage key configuration {st_name} is being set on running {label}: check afterwards that storage_customer_managed_key_id took")),
+        (_, Fact::Known(Some(WorkspaceStatus::Running))) => Outcome::fail(r, s, format!("the storage key ({st_name}) is being set on running {label}: check afterwards that storage_customer_managed_key_id took")),
         (_, Fact::Known(_)) => Outcome::pass(r, s, format!("{label} is not running")),
         _ => Outcome::cannot_tell(r, s, "the workspace status is not known"),
     });
@@ -878,15 +874,10 @@ pub fn check_workspace_updatable(
     }
 }
 
+/// The storage slot's key configuration, named for a message (its id, its
+/// address in a review, or the argument that names it).
 fn storage_label(req: &RequestedKey) -> String {
-    match (&req.id, &req.composite_source) {
-        (Fact::Known(Some(id)), _) => short(id),
-        (_, Some(src)) => src.clone(),
-        _ => match &req.bare_source {
-            Some(src) => src.clone(),
-            None => "(known after apply)".to_string(),
-        },
-    }
+    req.config_phrase()
 }
 
 fn check_slot(
@@ -930,12 +921,10 @@ fn check_slot(
         out.push(Outcome::cannot_tell(RuleId::KeyRegion, subject, format!("the {slot} key configuration is not part of the plan, so its key region is not known")));
         return out;
     };
-    let name = cfg
-        .id
-        .known()
-        .cloned()
-        .or_else(|| req.id.known().cloned().flatten())
-        .unwrap_or_else(|| "(known after apply)".into());
+    let name = match cfg.id.known() {
+        Some(id) => format!("key configuration {id}"),
+        None => req.config_phrase(),
+    };
     // CMK005
     let r = RuleId::SlotUseCase;
     out.push(match cfg.has(feature) {
@@ -943,7 +932,7 @@ fn check_slot(
         Fact::Known(false) => Outcome::fail(
             r,
             subject,
-            format!("{slot} slot of {label} is bound to key configuration {name} whose use_cases are {}; it needs {feature}", list(cfg.use_cases.known().map(Vec::as_slice).unwrap_or(&[]))),
+            format!("{slot} slot of {label} is bound to {name} whose use_cases are {}; it needs {feature}", list(cfg.use_cases.known().map(Vec::as_slice).unwrap_or(&[]))),
         ),
         Fact::Unknown => Outcome::cannot_tell(r, subject, format!("the use cases of the {slot} key configuration are not known until apply")),
     });
@@ -958,10 +947,10 @@ fn check_slot(
         (Fact::Known(k), Fact::Known(w)) => Outcome::fail(
             r,
             subject,
-            format!(
-                "{slot} key {} is in {k} but {label} is in {w}",
-                cfg.key_arn.known().cloned().unwrap_or_else(|| name.clone())
-            ),
+            match cfg.key_arn.known() {
+                Some(arn) => format!("{slot} key {arn} is in {k} but {label} is in {w}"),
+                None => format!("the {slot} key of {name} is in {k} but {label} is in {w}"),
+            },
         ),
         _ => Outcome::cannot_tell(
             r,

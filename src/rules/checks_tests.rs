@@ -558,7 +558,7 @@ fn binding_rules_table() {
                 ..RequestedKey::unknown()
             },
         },
-        says: &["this plan creates"],
+        says: &["created in this plan"],
         ..case(
             "replaced by a config the plan creates",
             RuleId::StorageKeyReplacement,

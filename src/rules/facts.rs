@@ -355,6 +355,12 @@ pub struct RequestedKey {
     /// How an id not known yet will start (Terraform's string-prefix
     /// refinement, e.g. `"<account_id>/"` from `"${a}/${b}"`).
     pub id_prefix: Option<String>,
+    /// How messages name the key configuration while its id is not known:
+    /// review gives its address (`key configuration
+    /// cmk_key_configuration.storage, created in this plan`), the provider
+    /// the argument that names it (Terraform does not tell a provider the
+    /// address of another resource).
+    pub config_name: Option<String>,
 }
 
 impl RequestedKey {
@@ -381,6 +387,7 @@ impl RequestedKey {
             bare_source: None,
             created_in_plan: false,
             id_prefix: None,
+            config_name: None,
         }
     }
 
@@ -392,6 +399,25 @@ impl RequestedKey {
             created_in_plan: true,
             id_prefix: id_prefix.filter(|p| !p.is_empty()),
             ..RequestedKey::unknown()
+        }
+    }
+
+    /// The key configuration, named for a message: `key configuration
+    /// <id>` when the id is known, else [`Self::config_name`], else the
+    /// attribute the id comes from.
+    pub fn config_phrase(&self) -> String {
+        if let Fact::Known(Some(id)) = &self.id {
+            return format!("key configuration {id}");
+        }
+        if let Some(n) = &self.config_name {
+            return n.clone();
+        }
+        match (&self.composite_source, &self.bare_source) {
+            (Some(src), _) | (None, Some(src)) => format!("the key configuration {src} names"),
+            (None, None) if self.created_in_plan => {
+                "a key configuration created in this plan".to_string()
+            }
+            (None, None) => "a key configuration not known until apply".to_string(),
         }
     }
 

@@ -182,10 +182,36 @@ pub struct Rule {
     pub source: &'static str,
 }
 
+/// Where this provider's documentation is published, fixed at build time
+/// by `CMK_DOCS_BASE_URL` (no trailing slash); by default the Terraform
+/// Registry's documentation of `databricks-cmk/cmk`. Users do not have the
+/// repository, so every message links here, never to `docs/...`.
+pub const DOCS_BASE_URL: &str = match option_env!("CMK_DOCS_BASE_URL") {
+    Some(u) => u,
+    None => "https://registry.terraform.io/providers/databricks-cmk/cmk/latest/docs",
+};
+
+/// What follows a page's name in [`DOCS_BASE_URL`]'s pages, fixed at build
+/// time by `CMK_DOCS_PAGE_SUFFIX`: empty for the registry (`.../rules/CMK008`),
+/// `.md` for a base that is a repository's `docs/` directory on a forge.
+pub const DOCS_PAGE_SUFFIX: &str = match option_env!("CMK_DOCS_PAGE_SUFFIX") {
+    Some(s) => s,
+    None => "",
+};
+
+/// The absolute URL of a documentation page (`rules/CMK008`).
+pub fn docs_url(page: &str) -> String {
+    format!(
+        "{}/{page}{DOCS_PAGE_SUFFIX}",
+        DOCS_BASE_URL.trim_end_matches('/')
+    )
+}
+
 impl Rule {
-    /// `docs/rules/CMKxxx.md`, relative to the repository root.
+    /// The rule's page: an absolute URL (see [`DOCS_BASE_URL`]); the
+    /// generated `docs/rules/CMKxxx.md` is its source.
     pub fn docs_path(&self) -> String {
-        format!("docs/rules/{}.md", self.id)
+        docs_url(&format!("rules/{}", self.id))
     }
 }
 
@@ -288,7 +314,7 @@ pub static RULES: [Rule; 22] = [
         "Storage key on a serverless workspace",
         "A storage key configuration is bound to a workspace with `compute_mode = SERVERLESS`.",
         "Databricks documents that serverless workspaces need only the managed-services key, which also covers their default storage; a storage key adds nothing there.",
-        "workspace \"analytics\" is SERVERLESS: only the managed-services key applies, storage key configuration 9f3c... is not needed",
+        "workspace \"analytics\" is SERVERLESS: only the managed-services key applies, the storage key (key configuration 9f3c...) is not needed",
         "Remove the storage key binding (storage_key or storage_key_id) from the serverless workspace and bind a managed-services key, the only key a serverless workspace needs.",
         "Warning: the binding is accepted and harmless; it only adds a key that serverless workspaces do not need."),
     rule("CMK009", RuleId::StorageKeyReplacement, E, CONFIGURE,
@@ -365,7 +391,7 @@ pub static RULES: [Rule; 22] = [
         "Check that a storage key change took",
         "A storage key is being set on an existing, RUNNING workspace.",
         "Databricks' guide says a storage-key update can take minutes and, if it fails, the workspace may silently revert; the change must be checked afterwards.",
-        "storage key configuration 2222... is being added to running workspace \"analytics\": check afterwards that storage_customer_managed_key_id took",
+        "the storage key (key configuration 2222...) is being set on running workspace \"analytics\": check afterwards that storage_customer_managed_key_id took",
         "After apply, read the workspace back (terraform refresh or the Account API) and check its storage_customer_managed_key_id and workspace_status.",
         "Warning: nothing is refused; a storage-key change may revert silently, so the advice is to check it took (the provider's binding checks it itself)."),
     rule("CMK020", RuleId::WorkspaceUpdatable, E, UPDATE_WORKSPACE,
@@ -568,6 +594,20 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Users do not have the repository: every rule links an absolute URL.
+    #[test]
+    fn every_rule_links_an_absolute_page() {
+        for r in RULES.iter() {
+            let u = r.docs_path();
+            let parsed = reqwest::Url::parse(&u).unwrap_or_else(|e| panic!("{u}: {e}"));
+            assert!(matches!(parsed.scheme(), "https" | "http"), "{u}");
+            assert!(
+                u.ends_with(&format!("/rules/{}{DOCS_PAGE_SUFFIX}", r.id)),
+                "{u}"
+            );
+        }
+    }
 
     #[test]
     fn registry_ids_are_sequential_and_unique() {
