@@ -343,10 +343,23 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
             .into_iter()
             .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
     };
-    by_ref.or_else(dynamic).or_else(via_alias).or_else(|| {
-        let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
-        by_arn.get(&arn).copied()
-    })
+    // The key whose `arn` the value is (HCL mode: through module outputs,
+    // splats, `concat(...)[0]`, `element`, `one`, `try`).
+    let by_origin = || {
+        let marker = c.origin("aws_key_info.key_arn")?;
+        let origin = crate::rules::unknown::exact(&marker)?.origin;
+        let address = origin.strip_suffix(".arn")?;
+        plan.get(address)
+            .filter(|k| KMS_KEY_TYPES.contains(&k.rtype.as_str()))
+    };
+    by_ref
+        .or_else(dynamic)
+        .or_else(via_alias)
+        .or_else(by_origin)
+        .or_else(|| {
+            let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
+            by_arn.get(&arn).copied()
+        })
 }
 
 /// Where a key configuration's `key_arn`, not known until apply, comes
@@ -397,7 +410,12 @@ fn cross_account_role(
             str_known(w.get_str("credentials_id")).and_then(|id| creds_by_id.get(&id).copied())
         });
     match creds {
-        Some(c) => c.get_str("role_arn"),
+        // Not known until apply, but one reference (HCL mode): the same
+        // value as every other use of that reference.
+        Some(c) => match (c.get_str("role_arn"), c.origin("role_arn")) {
+            (Fact::Unknown, Some(marker)) => Fact::Known(Some(marker)),
+            (f, _) => f,
+        },
         None => Fact::Unknown,
     }
 }

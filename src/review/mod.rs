@@ -14,6 +14,7 @@ pub mod limits;
 pub mod live;
 pub mod output;
 pub mod plan;
+pub mod policy_document;
 #[cfg(test)]
 mod plan_fuzz;
 pub mod suppress;

@@ -21,6 +21,9 @@ pub struct Res {
     pub after_unknown: Value,
     pub before: Value,
     pub actions: Vec<String>,
+    /// HCL mode: attribute path -> the value not known until apply that
+    /// it is, with its origin ([`crate::rules::unknown`]).
+    pub origins: BTreeMap<String, String>,
 }
 
 impl Res {
@@ -51,6 +54,12 @@ impl Res {
             Value::Null => Fact::Known(None),
             other => Fact::Known(Some(other.clone())),
         }
+    }
+
+    /// The value not known until apply at a path, as its marker, when the
+    /// configuration gives its origin (HCL mode).
+    pub fn origin(&self, path: &str) -> Option<String> {
+        self.origins.get(path).cloned()
     }
 
     pub fn get_str(&self, path: &str) -> Fact<Option<String>> {
@@ -392,6 +401,19 @@ impl Plan {
                     ))
                 }
             };
+            // Only markers of this process count ([`crate::rules::unknown`]).
+            let origins = match change.remove("after_origins") {
+                Some(Value::Object(m)) => m
+                    .into_iter()
+                    .filter_map(|(k, v)| match v {
+                        Value::String(s) if crate::rules::unknown::exact(&s).is_some() => {
+                            Some((k, s))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
             let res = Res {
                 config_address: strip_index(&address),
                 address,
@@ -401,6 +423,7 @@ impl Plan {
                 after_unknown,
                 before: take_object_or_null(change, &cpath, "before")?,
                 actions,
+                origins,
             };
             plan.add(res);
         }
@@ -871,6 +894,7 @@ fn collect_module(
             after: values,
             after_unknown: Value::Null,
             actions: vec!["no-op".to_string()],
+            origins: BTreeMap::new(),
         });
     }
     for (i, c) in opt_array(m, path, "child_modules")?.iter().enumerate() {

@@ -404,9 +404,16 @@ fn match_unknown_principal(entry: &str, caller: &str, outside_owner: bool) -> M 
             .collect::<Vec<_>>()
             .join(", ");
         M::Maybe(format!(
-            "the principal {} is not known until apply ({names})",
-            unknown::readable(entry)
+            "whether the principal {} names {} is not known until apply ({names})",
+            unknown::readable(entry),
+            unknown::readable(caller)
         ))
+    };
+    // Databricks' own AWS accounts: never the configuration's.
+    let databricks_account = |acct: &str| {
+        super::deployment::DEPLOYMENTS
+            .iter()
+            .any(|d| d.databricks_aws_account == acct)
     };
     let own_account = |acct: &str| unknown::exact(acct).is_some_and(|u| u.kind == Kind::OwnAccountId);
     // The entry as an account root: `ACCOUNT` or `arn:P:iam::ACCOUNT:root`.
@@ -426,6 +433,10 @@ fn match_unknown_principal(entry: &str, caller: &str, outside_owner: bool) -> M 
             || entry_root_account.is_some_and(own_account)
         {
             return M::ViaRoot;
+        }
+        let entry_account = entry_root_account.or_else(|| arn_parts(entry).map(|(_, a, _)| a));
+        if entry_account.is_some_and(databricks_account) {
+            return M::No;
         }
         return maybe();
     }
@@ -1247,6 +1258,60 @@ mod tests {
             .map(|(_, r)| r.action)
             .collect();
         assert_eq!(actions.len(), 10, "{actions:?}");
+    }
+
+    #[test]
+    fn statements_with_unknowns_decide_what_every_value_gives() {
+        use crate::rules::unknown::{marker, Kind};
+        let role = marker("aws_iam_role.cross_account_role[0].arn", Kind::OwnRoleArn);
+        let acct = marker("data.aws_caller_identity.current.account_id", Kind::OwnAccountId);
+        let var = marker("var.extra_principal", Kind::Any);
+        let owner = json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{acct}:root")},
+                           "Action": "kms:*", "Resource": "*"});
+        let ebs = json!({"Effect": "Allow", "Principal": {"AWS": role.clone()},
+                         "Action": ["kms:Decrypt", "kms:CreateGrant"], "Resource": "*"});
+        let p = policy(json!([owner, ebs, allow(json!({"AWS": DBX}), json!(["kms:Encrypt", "kms:Decrypt"]))]));
+        // The same reference is the same value: the EBS statement names the role.
+        let r = Request::new(&role, "kms:Decrypt");
+        assert_eq!(p.evaluate(&r), Decision::Allow { via_account_root: false });
+        // A role of the owner's account reaches the rest through the owner's root.
+        assert_eq!(
+            p.evaluate(&Request::new(&role, "kms:Encrypt")),
+            Decision::Allow { via_account_root: true }
+        );
+        // Databricks' principal is never the owner's account nor its role.
+        let mut d = Request::new(DBX, "kms:Decrypt");
+        d.outside_owner = true;
+        assert_eq!(p.evaluate(&d), Decision::Allow { via_account_root: false });
+        let mut d = Request::new(DBX, "kms:CreateGrant");
+        d.outside_owner = true;
+        assert_eq!(p.evaluate(&d), Decision::ImplicitDeny);
+        // An Allow with an unknown principal takes nothing away from what
+        // known statements grant, and grants nothing for sure.
+        let p = policy(json!([
+            allow(json!({"AWS": DBX}), json!("kms:Decrypt")),
+            allow(json!({"AWS": var.clone()}), json!("kms:*"))
+        ]));
+        assert!(p.evaluate(&dbx("kms:Decrypt")).is_allow());
+        match p.evaluate(&dbx("kms:Encrypt")) {
+            Decision::CannotTell(why) => assert!(why.contains("var.extra_principal"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // An unknown in a Deny leaves "cannot tell", naming its origin.
+        let p = policy(json!([
+            allow(json!({"AWS": DBX}), json!("kms:*")),
+            {"Effect": "Deny", "Principal": {"AWS": var}, "Action": "kms:Decrypt", "Resource": "*"}
+        ]));
+        match p.evaluate(&dbx("kms:Decrypt")) {
+            Decision::CannotTell(why) => assert!(why.contains("var.extra_principal"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(p.evaluate(&dbx("kms:Encrypt")).is_allow());
+        // A condition comparing with an unknown decides nothing for sure.
+        let tag = marker("var.databricks_account_id", Kind::Any);
+        let p = policy(json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:*", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": [tag]}}}]));
+        assert!(matches!(p.evaluate(&dbx("kms:Decrypt")), Decision::CannotTell(_)));
     }
 }
 
