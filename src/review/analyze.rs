@@ -346,16 +346,14 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
     // The key whose `arn` the value is (HCL mode: through module outputs,
     // splats, `concat(...)[0]`, `element`, `one`, `try`).
     let by_origin = || {
-        let marker = c.origin("aws_key_info.key_arn")?;
-        let origin = crate::rules::unknown::exact(&marker)?.origin;
-        let address = origin.strip_suffix(".arn")?;
-        plan.get(address)
-            .filter(|k| KMS_KEY_TYPES.contains(&k.rtype.as_str()))
+        let origin = key_arn_origin(plan, c)?;
+        plan.get(origin.strip_suffix(".arn")?)
     };
-    by_ref
+    // The origin first: it names the one instance the value is.
+    by_origin()
+        .or(by_ref)
         .or_else(dynamic)
         .or_else(via_alias)
-        .or_else(by_origin)
         .or_else(|| {
             let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
             by_arn.get(&arn).copied()
@@ -368,6 +366,21 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
 /// that attribute and the resource holding it (as `terraform show -json`
 /// records `aws_kms_key.k.arn`: `aws_kms_key.k.arn`, `aws_kms_key.k`).
 fn key_arn_source(plan: &Plan, c: &Res) -> Option<String> {
+    key_arn_source_by_refs(plan, c).or_else(|| key_arn_origin(plan, c))
+}
+
+/// HCL mode: the KMS key resource whose `arn` the value is, by its origin
+/// (through module outputs, splats and the functions that pass it on).
+fn key_arn_origin(plan: &Plan, c: &Res) -> Option<String> {
+    let marker = c.origin("aws_key_info.key_arn")?;
+    let origin = crate::rules::unknown::exact(&marker)?.origin;
+    let key = plan.get(origin.strip_suffix(".arn")?)?;
+    KMS_KEY_TYPES
+        .contains(&key.rtype.as_str())
+        .then_some(origin)
+}
+
+fn key_arn_source_by_refs(plan: &Plan, c: &Res) -> Option<String> {
     let (r, attr) = plan
         .resolve(c, "aws_key_info.key_arn")
         .into_iter()

@@ -1891,7 +1891,14 @@ fn read_module(
     // Functions review does not evaluate: named, with their block.
     for b in &blocks {
         let mut names = vec![];
-        body_unsupported(&b.block.body, &mut names);
+        if b.block.identifier.as_str() == "variable" {
+            // `type = map(object({...}))` is a type constraint, not a call.
+            for a in b.block.body.attributes().filter(|a| a.key.as_str() == "default") {
+                unsupported_calls(&a.expr, &mut names);
+            }
+        } else {
+            body_unsupported(&b.block.body, &mut names);
+        }
         let what = std::iter::once(b.block.identifier.as_str())
             .chain(b.block.labels.iter().map(label))
             .collect::<Vec<_>>()

@@ -709,6 +709,8 @@ const STDERR_MAX_BYTES: usize = 4000;
 #[cfg(test)]
 mod govcloud_tests;
 #[cfg(test)]
+mod eval_tests;
+#[cfg(test)]
 mod hcl_tests;
 #[cfg(test)]
 mod tests;

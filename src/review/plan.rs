@@ -595,6 +595,11 @@ impl Plan {
             if let Some(key) = instance_key(&from.address) {
                 v.sort_by_key(|r| instance_key(&r.address) != Some(key));
             }
+            // In the same module instance (`module.m["k"].`) as `from` first.
+            let own = module_instance_prefix(&from.address);
+            if !own.is_empty() {
+                v.sort_by_key(|r| module_instance_prefix(&r.address) != own);
+            }
         }
         v
     }
@@ -798,6 +803,38 @@ fn top_level_dots(r: &str) -> Vec<usize> {
 }
 
 /// `[...]` at the end of an address: the `count`/`for_each` key.
+/// The module instance an address is in, with its keys:
+/// `module.m["k"].module.n[0].` for `module.m["k"].module.n[0].aws_kms_key.x`.
+fn module_instance_prefix(address: &str) -> String {
+    // Top-level segments (dots inside keys do not count).
+    let mut segments: Vec<String> = vec![];
+    let mut cur = String::new();
+    let (mut depth, mut in_str, mut prev) = (0usize, false, '\0');
+    for c in address.chars() {
+        match c {
+            '"' if depth > 0 && prev != '\\' => in_str = !in_str,
+            '[' if !in_str => depth += 1,
+            ']' if !in_str => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                segments.push(std::mem::take(&mut cur));
+                prev = c;
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+        prev = c;
+    }
+    segments.push(cur);
+    let mut out = String::new();
+    let mut i = 0;
+    while i + 2 < segments.len() && segments[i] == "module" {
+        out.push_str(&format!("module.{}.", segments[i + 1]));
+        i += 2;
+    }
+    out
+}
+
 fn instance_key(address: &str) -> Option<&str> {
     if !address.ends_with(']') {
         return None;
