@@ -588,8 +588,14 @@ const MAX_LOCAL_HOPS: usize = 16;
 /// This provider's own resources answer from their schemas.
 const COMPUTED: &[(&str, &[&str])] = &[
     ("aws_kms_key", &["arn", "id", "key_id", "tags_all"]),
-    ("aws_iam_role", &["arn", "id", "unique_id", "create_date", "tags_all"]),
-    ("aws_caller_identity", &["account_id", "arn", "id", "user_id"]),
+    (
+        "aws_iam_role",
+        &["arn", "id", "unique_id", "create_date", "tags_all"],
+    ),
+    (
+        "aws_caller_identity",
+        &["account_id", "arn", "id", "user_id"],
+    ),
     (
         "aws_partition",
         &["partition", "id", "dns_suffix", "reverse_dns_prefix"],
@@ -965,13 +971,19 @@ fn functions(ctx: &mut Context) {
     // that fails fails the call (unknown), never a fallback taken for a
     // value that is only not known yet.
     fn try_first(a: FuncArgs) -> Result<hcl::Value, String> {
-        a.iter().next().cloned().ok_or_else(|| "try: no argument".into())
+        a.iter()
+            .next()
+            .cloned()
+            .ok_or_else(|| "try: no argument".into())
     }
     let any = || ParamType::Any;
     ctx.declare_func("element", FuncDef::new(element, [any(), any()]));
     ctx.declare_func("one", FuncDef::new(one, [any()]));
     ctx.declare_func("flatten", FuncDef::new(flatten, [any()]));
-    ctx.declare_func("try", FuncDef::builder().variadic_param(any()).build(try_first));
+    ctx.declare_func(
+        "try",
+        FuncDef::builder().variadic_param(any()).build(try_first),
+    );
     ctx.declare_func("jsonencode", FuncDef::new(jsonencode, [any()]));
     ctx.declare_func("jsondecode", FuncDef::new(jsondecode, [ParamType::String]));
     ctx.declare_func("lower", FuncDef::new(lower, [ParamType::String]));
@@ -1551,6 +1563,7 @@ fn eval_locals_sym(
 /// Evaluates a resource or data block: its instances (`count` and
 /// `for_each` when their keys are known, else one instance without a key)
 /// with the values the source decides and the computed attributes unknown.
+#[allow(clippy::too_many_arguments)]
 fn eval_resource(
     block: &Block,
     data: bool,
@@ -1637,7 +1650,8 @@ fn eval_resource(
                         for (key, value) in fields {
                             if let Some(k) = object_key(key, ctx) {
                                 if let Some(v) = ev_sym(value, ctx, sctx) {
-                                    sym_each.insert(k.clone(), hcl::value!({ key = (k), value = (v) }));
+                                    sym_each
+                                        .insert(k.clone(), hcl::value!({ key = (k), value = (v) }));
                                 }
                             }
                         }
@@ -1686,8 +1700,7 @@ fn eval_resource(
             let mut computed_here: Vec<(&str, Value, bool)> = vec![];
             match rtype {
                 "aws_iam_policy_document" if complete => {
-                    if let Some(doc) =
-                        super::policy_document::document(&Value::Object(sym.clone()))
+                    if let Some(doc) = super::policy_document::document(&Value::Object(sym.clone()))
                     {
                         let known = !crate::rules::unknown::contains(&doc);
                         computed_here.push(("json", json!(doc), known));
@@ -1893,7 +1906,12 @@ fn read_module(
         let mut names = vec![];
         if b.block.identifier.as_str() == "variable" {
             // `type = map(object({...}))` is a type constraint, not a call.
-            for a in b.block.body.attributes().filter(|a| a.key.as_str() == "default") {
+            for a in b
+                .block
+                .body
+                .attributes()
+                .filter(|a| a.key.as_str() == "default")
+            {
                 unsupported_calls(&a.expr, &mut names);
             }
         } else {
@@ -2174,7 +2192,8 @@ fn read_module(
         );
     }
     let mut resources_cfg = vec![];
-    for (((b, data), r), provider_local) in resource_blocks.iter().zip(results).zip(&provider_locals)
+    for (((b, data), r), provider_local) in
+        resource_blocks.iter().zip(results).zip(&provider_locals)
     {
         let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
         let data = *data;
@@ -2263,7 +2282,11 @@ fn read_module(
             .attributes()
             .find(|a| a.key.as_str() == "value")
         {
-            set_place(format!("{}:{} ({prefix}output.{name})", b.file.name, b.source().line));
+            set_place(format!(
+                "{}:{} ({prefix}output.{name})",
+                b.file.name,
+                b.source().line
+            ));
             outputs.insert(
                 name.to_string(),
                 json!({ "expression": expression_json(&scope, &v.expr) }),
@@ -2272,10 +2295,7 @@ fn read_module(
                 out.outputs.insert(name.to_string(), x);
             }
             let sx = ev_sym(&v.expr, &scope.ctx, &scope.sctx).unwrap_or_else(|| {
-                unknown_value(
-                    &format!("{prefix}{name}"),
-                    crate::rules::unknown::Kind::Any,
-                )
+                unknown_value(&format!("{prefix}{name}"), crate::rules::unknown::Kind::Any)
             });
             out.soutputs.insert(name.to_string(), sx);
         }
@@ -2302,7 +2322,12 @@ const KEY_TYPES_WITH_POLICY: &[&str] = &["aws_kms_key", "aws_kms_replica_key", "
 /// The origins of the values not known until apply that are one reference
 /// (`role_arn = aws_iam_role.r.arn`), by attribute path (`role_arn`,
 /// `aws_key_info.key_arn`), as a plan's `after_origins`.
-fn collect_origins(sym: &Map<String, Value>, unknown: &Map<String, Value>, path: &str, out: &mut Map<String, Value>) {
+fn collect_origins(
+    sym: &Map<String, Value>,
+    unknown: &Map<String, Value>,
+    path: &str,
+    out: &mut Map<String, Value>,
+) {
     for (k, v) in sym {
         let p = if path.is_empty() {
             k.clone()
@@ -2310,13 +2335,15 @@ fn collect_origins(sym: &Map<String, Value>, unknown: &Map<String, Value>, path:
             format!("{path}.{k}")
         };
         match (v, unknown.get(k)) {
-            (Value::String(s), Some(Value::Bool(true))) => {
-                if crate::rules::unknown::exact(s).is_some() {
-                    out.insert(p, v.clone());
-                }
+            (Value::String(s), Some(Value::Bool(true)))
+                if crate::rules::unknown::exact(s).is_some() =>
+            {
+                out.insert(p, v.clone());
             }
             (Value::Array(blocks), Some(Value::Array(us))) => {
-                if let (Some(Value::Object(b)), Some(Value::Object(u))) = (blocks.first(), us.first()) {
+                if let (Some(Value::Object(b)), Some(Value::Object(u))) =
+                    (blocks.first(), us.first())
+                {
                     collect_origins(b, u, &p, out);
                 }
             }
@@ -2345,6 +2372,10 @@ fn provider_block_key(b: &Located, name: &str, call: &Call, depth: usize, ctx: &
         format!("{}:{local_key}", call.prefix.trim_end_matches('.'))
     }
 }
+
+/// `count` or `each` of one module instance: the name, its value, and
+/// its value with unknowns as markers.
+type Repeat = (&'static str, hcl::Value, hcl::Value);
 
 /// A module's calls, read.
 #[derive(Default)]
@@ -2390,7 +2421,7 @@ fn eval_calls(
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         // Instances: (key, count/each, each with markers).
-        let mut instances: Vec<(Option<Value>, Option<(&str, hcl::Value, hcl::Value)>)> = vec![];
+        let mut instances: Vec<(Option<Value>, Option<Repeat>)> = vec![];
         let mut keyed = None;
         let mut repetition = None;
         if let Some(c) = attr("count") {
@@ -2576,8 +2607,10 @@ fn eval_calls(
             call_json["expressions"] = json!({});
         }
         out.json.insert(name.to_string(), call_json);
-        out.values.insert(name.to_string(), keyed_value(keyed, items));
-        out.svalues.insert(name.to_string(), keyed_value(keyed, sitems));
+        out.values
+            .insert(name.to_string(), keyed_value(keyed, items));
+        out.svalues
+            .insert(name.to_string(), keyed_value(keyed, sitems));
     }
     Ok(out)
 }
@@ -2593,7 +2626,10 @@ fn module_files(call_prefix: &str, dir: &Path) -> Result<std::rc::Rc<Vec<File>>,
             .map(|p| parse_file(p))
             .collect::<Result<Vec<_>, _>>()?,
     );
-    PARSED.with(|p| p.borrow_mut().insert(call_prefix.to_string(), files.clone()));
+    PARSED.with(|p| {
+        p.borrow_mut()
+            .insert(call_prefix.to_string(), files.clone())
+    });
     Ok(files)
 }
 

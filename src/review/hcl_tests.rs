@@ -96,10 +96,30 @@ const PLAN_ONLY: &[(&str, &str, &str, &str)] = &[];
 /// Findings HCL mode decides and plan mode cannot tell: (case, address,
 /// rule, why). Never the other way round, never two different decisions.
 const HCL_DECIDES: &[(&str, &str, &str, &str)] = &[
-    ("for_each_workspaces", "databricks_mws_customer_managed_keys.ws[\"dev\"]", "CMK018", ARN_BY_EACH_KEY),
-    ("for_each_workspaces", "databricks_mws_customer_managed_keys.ws[\"prod\"]", "CMK018", ARN_BY_EACH_KEY),
-    ("for_each_workspaces_prod_premium", "databricks_mws_customer_managed_keys.ws[\"dev\"]", "CMK018", ARN_BY_EACH_KEY),
-    ("for_each_workspaces_prod_premium", "databricks_mws_customer_managed_keys.ws[\"prod\"]", "CMK018", ARN_BY_EACH_KEY),
+    (
+        "for_each_workspaces",
+        "databricks_mws_customer_managed_keys.ws[\"dev\"]",
+        "CMK018",
+        ARN_BY_EACH_KEY,
+    ),
+    (
+        "for_each_workspaces",
+        "databricks_mws_customer_managed_keys.ws[\"prod\"]",
+        "CMK018",
+        ARN_BY_EACH_KEY,
+    ),
+    (
+        "for_each_workspaces_prod_premium",
+        "databricks_mws_customer_managed_keys.ws[\"dev\"]",
+        "CMK018",
+        ARN_BY_EACH_KEY,
+    ),
+    (
+        "for_each_workspaces_prod_premium",
+        "databricks_mws_customer_managed_keys.ws[\"prod\"]",
+        "CMK018",
+        ARN_BY_EACH_KEY,
+    ),
 ];
 
 const ARN_BY_EACH_KEY: &str = "a plan records `aws_kms_key.ws[each.key].arn` as the references `aws_kms_key.ws` and `each.key`, without the attribute; HCL mode evaluates it to that instance's `arn`, a key ARN";
@@ -150,7 +170,11 @@ fn corpus_hcl_mode_matches_plan_mode_finding_by_finding() {
         assert!(u, "PLAN_ONLY entry {:?} no longer differs", PLAN_ONLY[i]);
     }
     for (i, u) in used_hcl.iter().enumerate() {
-        assert!(u, "HCL_DECIDES entry {:?} no longer differs", HCL_DECIDES[i]);
+        assert!(
+            u,
+            "HCL_DECIDES entry {:?} no longer differs",
+            HCL_DECIDES[i]
+        );
     }
 }
 

@@ -14,9 +14,9 @@ pub mod limits;
 pub mod live;
 pub mod output;
 pub mod plan;
-pub mod policy_document;
 #[cfg(test)]
 mod plan_fuzz;
+pub mod policy_document;
 pub mod suppress;
 
 use std::io::Write;
@@ -707,9 +707,9 @@ fn stderr_text(e: &str) -> String {
 const STDERR_MAX_BYTES: usize = 4000;
 
 #[cfg(test)]
-mod govcloud_tests;
-#[cfg(test)]
 mod eval_tests;
+#[cfg(test)]
+mod govcloud_tests;
 #[cfg(test)]
 mod hcl_tests;
 #[cfg(test)]

@@ -87,7 +87,10 @@ fn statement(s: &Value) -> Option<Value> {
             out.insert(key.into(), v);
         }
     }
-    for (arg, key) in [("principals", "Principal"), ("not_principals", "NotPrincipal")] {
+    for (arg, key) in [
+        ("principals", "Principal"),
+        ("not_principals", "NotPrincipal"),
+    ] {
         if let Some(b) = s.get(arg) {
             if let Some(p) = principals(b) {
                 out.insert(key.into(), p);
@@ -114,7 +117,9 @@ fn statement(s: &Value) -> Option<Value> {
 }
 
 fn sid_of(s: &Value) -> Option<&str> {
-    s.get("Sid").and_then(Value::as_str).filter(|s| !s.is_empty())
+    s.get("Sid")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Statements of `later` replace those of `into` with the same non-blank
@@ -196,11 +201,18 @@ mod tests {
         let doc: Value = serde_json::from_str(&document(&args).unwrap()).unwrap();
         assert_eq!(doc["Version"], "2012-10-17");
         assert_eq!(doc["Id"], "key-policy");
-        assert_eq!(doc["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::123456789012:root");
-        assert_eq!(doc["Statement"][0]["Action"], "kms:*");
-        assert_eq!(doc["Statement"][1]["Action"], json!(["kms:Decrypt", "kms:Encrypt"]));
         assert_eq!(
-            doc["Statement"][1]["Condition"]["StringEquals"]["aws:PrincipalTag/DatabricksAccountId"],
+            doc["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:root"
+        );
+        assert_eq!(doc["Statement"][0]["Action"], "kms:*");
+        assert_eq!(
+            doc["Statement"][1]["Action"],
+            json!(["kms:Decrypt", "kms:Encrypt"])
+        );
+        assert_eq!(
+            doc["Statement"][1]["Condition"]["StringEquals"]
+                ["aws:PrincipalTag/DatabricksAccountId"],
             "acct"
         );
     }
@@ -226,10 +238,16 @@ mod tests {
         let doc: Value = serde_json::from_str(&document(&args).unwrap()).unwrap();
         let st = doc["Statement"].as_array().unwrap();
         assert_eq!(st.len(), 3);
-        assert_eq!(st[0]["Action"], "kms:*", "the document's own A replaces the source's");
+        assert_eq!(
+            st[0]["Action"], "kms:*",
+            "the document's own A replaces the source's"
+        );
         assert_eq!(st[0]["Principal"], "*");
         assert_eq!(st[1]["Effect"], "Deny", "the override's B replaces B");
-        assert_eq!(st[2]["Action"], "kms:List*", "a statement without sid is appended");
+        assert_eq!(
+            st[2]["Action"], "kms:List*",
+            "a statement without sid is appended"
+        );
     }
 
     #[test]

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::catalog::KeyFeature;
-use super::unknown::{self, Kind};
 use super::kms_policy::{
     CLUSTER_VOLUME_ACTIONS, MANAGED_SERVICES_ACTIONS, MANAGED_SERVICES_REQUIRED, STORAGE_ACTIONS,
     STORAGE_GRANT_ACTIONS, STORAGE_REQUIRED,
 };
+use super::unknown::{self, Kind};
 
 /// Why a policy document cannot be evaluated at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -415,7 +415,8 @@ fn match_unknown_principal(entry: &str, caller: &str, outside_owner: bool) -> M 
             .iter()
             .any(|d| d.databricks_aws_account == acct)
     };
-    let own_account = |acct: &str| unknown::exact(acct).is_some_and(|u| u.kind == Kind::OwnAccountId);
+    let own_account =
+        |acct: &str| unknown::exact(acct).is_some_and(|u| u.kind == Kind::OwnAccountId);
     // The entry as an account root: `ACCOUNT` or `arn:P:iam::ACCOUNT:root`.
     let entry_root_account = match arn_parts(entry) {
         Some((_, acct, "root")) => Some(acct),
@@ -444,13 +445,13 @@ fn match_unknown_principal(entry: &str, caller: &str, outside_owner: bool) -> M 
         return maybe();
     }
     // The caller is known; the entry is not.
-    if outside_owner {
-        if unknown::exact(entry).is_some_and(|e| matches!(e.kind, Kind::OwnRoleArn | Kind::OwnAccountId))
+    if outside_owner
+        && (unknown::exact(entry)
+            .is_some_and(|e| matches!(e.kind, Kind::OwnRoleArn | Kind::OwnAccountId))
             || entry_root_account.is_some_and(own_account)
-            || arn_parts(entry).is_some_and(|(_, acct, _)| own_account(acct))
-        {
-            return M::No;
-        }
+            || arn_parts(entry).is_some_and(|(_, acct, _)| own_account(acct)))
+    {
+        return M::No;
     }
     let Some((c_part, c_acct, _)) = arn_parts(caller) else {
         return if unknown::could_equal(entry, caller) {
@@ -1264,25 +1265,44 @@ mod tests {
     fn statements_with_unknowns_decide_what_every_value_gives() {
         use crate::rules::unknown::{marker, Kind};
         let role = marker("aws_iam_role.cross_account_role[0].arn", Kind::OwnRoleArn);
-        let acct = marker("data.aws_caller_identity.current.account_id", Kind::OwnAccountId);
+        let acct = marker(
+            "data.aws_caller_identity.current.account_id",
+            Kind::OwnAccountId,
+        );
         let var = marker("var.extra_principal", Kind::Any);
         let owner = json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{acct}:root")},
                            "Action": "kms:*", "Resource": "*"});
         let ebs = json!({"Effect": "Allow", "Principal": {"AWS": role.clone()},
                          "Action": ["kms:Decrypt", "kms:CreateGrant"], "Resource": "*"});
-        let p = policy(json!([owner, ebs, allow(json!({"AWS": DBX}), json!(["kms:Encrypt", "kms:Decrypt"]))]));
+        let p = policy(json!([
+            owner,
+            ebs,
+            allow(json!({"AWS": DBX}), json!(["kms:Encrypt", "kms:Decrypt"]))
+        ]));
         // The same reference is the same value: the EBS statement names the role.
         let r = Request::new(&role, "kms:Decrypt");
-        assert_eq!(p.evaluate(&r), Decision::Allow { via_account_root: false });
+        assert_eq!(
+            p.evaluate(&r),
+            Decision::Allow {
+                via_account_root: false
+            }
+        );
         // A role of the owner's account reaches the rest through the owner's root.
         assert_eq!(
             p.evaluate(&Request::new(&role, "kms:Encrypt")),
-            Decision::Allow { via_account_root: true }
+            Decision::Allow {
+                via_account_root: true
+            }
         );
         // Databricks' principal is never the owner's account nor its role.
         let mut d = Request::new(DBX, "kms:Decrypt");
         d.outside_owner = true;
-        assert_eq!(p.evaluate(&d), Decision::Allow { via_account_root: false });
+        assert_eq!(
+            p.evaluate(&d),
+            Decision::Allow {
+                via_account_root: false
+            }
+        );
         let mut d = Request::new(DBX, "kms:CreateGrant");
         d.outside_owner = true;
         assert_eq!(p.evaluate(&d), Decision::ImplicitDeny);
@@ -1309,9 +1329,14 @@ mod tests {
         assert!(p.evaluate(&dbx("kms:Encrypt")).is_allow());
         // A condition comparing with an unknown decides nothing for sure.
         let tag = marker("var.databricks_account_id", Kind::Any);
-        let p = policy(json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:*", "Resource": "*",
-            "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": [tag]}}}]));
-        assert!(matches!(p.evaluate(&dbx("kms:Decrypt")), Decision::CannotTell(_)));
+        let p = policy(
+            json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:*", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": [tag]}}}]),
+        );
+        assert!(matches!(
+            p.evaluate(&dbx("kms:Decrypt")),
+            Decision::CannotTell(_)
+        ));
     }
 }
 

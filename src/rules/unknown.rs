@@ -107,7 +107,10 @@ pub fn parts(s: &str) -> Vec<Part> {
     let mut rest = s;
     while let Some(start) = rest.find(MARK) {
         let after = &rest[start + MARK.len_utf8()..];
-        match after.find(MARK).and_then(|end| Some((end, decode(&after[..end])?))) {
+        match after
+            .find(MARK)
+            .and_then(|end| Some((end, decode(&after[..end])?)))
+        {
             Some((end, u)) => {
                 text.push_str(&rest[..start]);
                 if !text.is_empty() {
@@ -187,7 +190,9 @@ pub fn could_equal(pattern: &str, text: &str) -> bool {
     fn go(parts: &[Part], text: &str) -> bool {
         match parts.split_first() {
             None => text.is_empty(),
-            Some((Part::Text(t), rest)) => text.strip_prefix(t.as_str()).is_some_and(|r| go(rest, r)),
+            Some((Part::Text(t), rest)) => {
+                text.strip_prefix(t.as_str()).is_some_and(|r| go(rest, r))
+            }
             Some((Part::Unknown(u), rest)) => (0..=text.len())
                 .filter(|i| text.is_char_boundary(*i))
                 .any(|i| fits(u.kind, &text[..i]) && go(rest, &text[i..])),
@@ -237,7 +242,10 @@ mod tests {
 
     #[test]
     fn could_equal_respects_kinds() {
-        let acct = marker("data.aws_caller_identity.current.account_id", Kind::OwnAccountId);
+        let acct = marker(
+            "data.aws_caller_identity.current.account_id",
+            Kind::OwnAccountId,
+        );
         let root = format!("arn:aws:iam::{acct}:root");
         assert!(could_equal(&root, "arn:aws:iam::123456789012:root"));
         assert!(!could_equal(&root, "arn:aws:iam::123456789012:role/x"));
