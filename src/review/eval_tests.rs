@@ -156,3 +156,44 @@ fn sra_shape_without_variables_names_what_it_waits_for() {
         ebs.outcome
     );
 }
+
+/// A policy that is wholly one unknown (`var.policy`), or whose `Effect`
+/// is unknown, is "cannot tell yet", never a policy that does not parse.
+#[test]
+fn a_policy_unknown_in_its_structure_is_cannot_tell_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        r#"
+variable "policy" { type = string }
+variable "effect" { type = string }
+provider "aws" { region = "us-east-1" }
+resource "aws_kms_key" "a" { policy = var.policy }
+resource "aws_kms_key" "b" {
+  policy = jsonencode({ Version = "2012-10-17", Statement = [{ Effect = var.effect, Principal = { AWS = "arn:aws:iam::414351767826:root" }, Action = "kms:*", Resource = "*" }] })
+}
+resource "databricks_mws_customer_managed_keys" "a" {
+  account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  use_cases  = ["MANAGED_SERVICES"]
+  aws_key_info { key_arn = aws_kms_key.a.arn }
+}
+resource "databricks_mws_customer_managed_keys" "b" {
+  account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  use_cases  = ["MANAGED_SERVICES"]
+  aws_key_info { key_arn = aws_kms_key.b.arn }
+}
+"#,
+    )
+    .unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let opts = parse_args(&[root.clone(), "--root".into(), root]).unwrap();
+    let (plan, _) = load_hcl(&opts).unwrap();
+    let got = verdicts(&analyze(&plan, &Requirements::default()));
+    for k in ["aws_kms_key.a CMK015 policy", "aws_kms_key.b CMK015 policy"] {
+        assert_eq!(
+            got.get(k).map(String::as_str),
+            Some("cannot tell"),
+            "{k}: {got:#?}"
+        );
+    }
+}

@@ -2238,9 +2238,14 @@ fn read_module(
             // A key policy with values not known until apply: the known
             // statements and the unknowns' origins, for the policy rules.
             if !data && KEY_TYPES_WITH_POLICY.contains(&rtype) && !after.contains_key("policy") {
+                // Only a document the evaluator reads whatever the unknowns
+                // are (an unknown `Effect`, or a whole policy from `var.x`,
+                // stays unknown rather than a policy that does not parse).
                 if let Some(Value::String(p)) = inst.sym.get("policy") {
-                    after.insert("policy".into(), json!(p));
-                    unknown.remove("policy");
+                    if crate::rules::iam::Policy::parse(p).is_ok() {
+                        after.insert("policy".into(), json!(p));
+                        unknown.remove("policy");
+                    }
                 }
             }
             let mut origins = Map::new();
