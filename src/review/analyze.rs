@@ -353,10 +353,21 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
             .into_iter()
             .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
     };
-    by_ref.or_else(dynamic).or_else(via_alias).or_else(|| {
-        let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
-        by_arn.get(&arn).copied()
-    })
+    // The key whose `arn` the value is (HCL mode: through module outputs,
+    // splats, `concat(...)[0]`, `element`, `one`, `try`).
+    let by_origin = || {
+        let origin = key_arn_origin(plan, c)?;
+        plan.get(origin.strip_suffix(".arn")?)
+    };
+    // The origin first: it names the one instance the value is.
+    by_origin()
+        .or(by_ref)
+        .or_else(dynamic)
+        .or_else(via_alias)
+        .or_else(|| {
+            let arn = str_known(c.get_str("aws_key_info.key_arn"))?;
+            by_arn.get(&arn).copied()
+        })
 }
 
 /// Where a key configuration's `key_arn`, not known until apply, comes
@@ -365,6 +376,21 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
 /// that attribute and the resource holding it (as `terraform show -json`
 /// records `aws_kms_key.k.arn`: `aws_kms_key.k.arn`, `aws_kms_key.k`).
 fn key_arn_source(plan: &Plan, c: &Res) -> Option<String> {
+    key_arn_source_by_refs(plan, c).or_else(|| key_arn_origin(plan, c))
+}
+
+/// HCL mode: the KMS key resource whose `arn` the value is, by its origin
+/// (through module outputs, splats and the functions that pass it on).
+fn key_arn_origin(plan: &Plan, c: &Res) -> Option<String> {
+    let marker = c.origin("aws_key_info.key_arn")?;
+    let origin = crate::rules::unknown::exact(&marker)?.origin;
+    let key = plan.get(origin.strip_suffix(".arn")?)?;
+    KMS_KEY_TYPES
+        .contains(&key.rtype.as_str())
+        .then_some(origin)
+}
+
+fn key_arn_source_by_refs(plan: &Plan, c: &Res) -> Option<String> {
     let (r, attr) = plan
         .resolve(c, "aws_key_info.key_arn")
         .into_iter()
@@ -407,7 +433,12 @@ fn cross_account_role(
             str_known(w.get_str("credentials_id")).and_then(|id| creds_by_id.get(&id).copied())
         });
     match creds {
-        Some(c) => c.get_str("role_arn"),
+        // Not known until apply, but one reference (HCL mode): the same
+        // value as every other use of that reference.
+        Some(c) => match (c.get_str("role_arn"), c.origin("role_arn")) {
+            (Fact::Unknown, Some(marker)) => Fact::Known(Some(marker)),
+            (f, _) => f,
+        },
         None => Fact::Unknown,
     }
 }

@@ -95,6 +95,10 @@ struct Spend {
     /// The first budget crossed: the load fails with it.
     tripped: Option<String>,
     unevaluated: Vec<String>,
+    /// Provider configuration key -> the region it sets.
+    regions: HashMap<String, String>,
+    /// Module calls counted against the budget (by instance prefix).
+    counted_calls: HashSet<String>,
 }
 
 thread_local! {
@@ -132,6 +136,104 @@ fn ev(e: &Expression, ctx: &Context) -> Option<hcl::Value> {
     }
     let v = e.evaluate(ctx).ok()?;
     within_value_budget(v)
+}
+
+/// Evaluates an expression that may hold values not known until apply:
+/// wholly known in `ctx` (unknowns absent), else in `sctx` (unknowns as
+/// markers with their origin, [`crate::rules::unknown`]) when the unknowns
+/// only pass through ([`transparent`]): placed in lists, objects, strings
+/// and `jsonencode`, never compared, tested or computed with, so that the
+/// value with markers is the value for every value of the unknowns.
+fn ev_sym(e: &Expression, ctx: &Context, sctx: &Context) -> Option<hcl::Value> {
+    if let Some(v) = ev(e, ctx) {
+        return Some(v);
+    }
+    if !transparent(e, ctx) {
+        return None;
+    }
+    ev(e, sctx)
+}
+
+/// Whether the unknowns of an expression only pass through it: each part
+/// that decides something (a condition, an index, an operand, a function
+/// that reads its argument) is known in `ctx`.
+fn transparent(e: &Expression, ctx: &Context) -> bool {
+    let known = |x: &Expression| ev(x, ctx).is_some();
+    match e {
+        Expression::Null
+        | Expression::Bool(_)
+        | Expression::Number(_)
+        | Expression::String(_)
+        | Expression::Variable(_) => true,
+        Expression::Array(a) => a.iter().all(|x| transparent(x, ctx)),
+        Expression::Object(o) => o.iter().all(|(k, v)| {
+            let key_known = match k {
+                ObjectKey::Expression(k) => known(k),
+                _ => true,
+            };
+            key_known && transparent(v, ctx)
+        }),
+        Expression::Parenthesis(p) => transparent(p, ctx),
+        Expression::Traversal(t) => {
+            let base = match &t.expr {
+                Expression::Variable(_) => true,
+                other => transparent(other, ctx),
+            };
+            base && t.operators.iter().all(|op| match op {
+                TraversalOperator::Index(i) => known(i),
+                _ => true,
+            })
+        }
+        Expression::TemplateExpr(t) => match Template::from_expr(t) {
+            Ok(t) => t.elements().iter().all(|el| match el {
+                Element::Literal(_) => true,
+                Element::Interpolation(i) => transparent(&i.expr, ctx),
+                Element::Directive(_) => false,
+            }),
+            Err(_) => false,
+        },
+        Expression::Conditional(c) => match ev(&c.cond_expr, ctx) {
+            Some(hcl::Value::Bool(true)) => transparent(&c.true_expr, ctx),
+            Some(hcl::Value::Bool(false)) => transparent(&c.false_expr, ctx),
+            _ => false,
+        },
+        Expression::FuncCall(f) if f.name.namespace.is_empty() => {
+            let args: Vec<&Expression> = f.args.iter().collect();
+            // Which arguments must be known: the others pass through.
+            let decides = |i: usize| -> bool {
+                match f.name.name.as_str() {
+                    "jsonencode" | "tolist" | "toset" | "tomap" | "concat" | "flatten" | "one"
+                    | "merge" | "tostring" | "sensitive" | "nonsensitive" | "try" => false,
+                    "element" => i == 1,
+                    "lookup" => i == 1,
+                    "format" | "join" => i == 0,
+                    _ => true,
+                }
+            };
+            args.iter().enumerate().all(|(i, a)| {
+                if decides(i) {
+                    known(a)
+                } else {
+                    transparent(a, ctx)
+                }
+            })
+        }
+        _ => known(e),
+    }
+}
+
+/// What is known of an attribute not known until apply.
+fn unknown_kind(rtype: &str, attr: &str) -> crate::rules::unknown::Kind {
+    use crate::rules::unknown::Kind;
+    match (rtype, attr) {
+        ("aws_iam_role", "arn") => Kind::OwnRoleArn,
+        ("aws_caller_identity", "account_id") => Kind::OwnAccountId,
+        _ => Kind::Any,
+    }
+}
+
+fn unknown_value(origin: &str, kind: crate::rules::unknown::Kind) -> hcl::Value {
+    hcl::Value::String(crate::rules::unknown::marker(origin, kind))
 }
 
 fn within_value_budget(v: hcl::Value) -> Option<hcl::Value> {
@@ -251,6 +353,10 @@ const SUPPORTED_FUNCTIONS: &[&str] = &[
     "join",
     "format",
     "coalesce",
+    "element",
+    "one",
+    "flatten",
+    "try",
 ];
 
 /// Calls of functions review does not evaluate, in an expression.
@@ -482,6 +588,20 @@ const MAX_LOCAL_HOPS: usize = 16;
 /// This provider's own resources answer from their schemas.
 const COMPUTED: &[(&str, &[&str])] = &[
     ("aws_kms_key", &["arn", "id", "key_id", "tags_all"]),
+    (
+        "aws_iam_role",
+        &["arn", "id", "unique_id", "create_date", "tags_all"],
+    ),
+    (
+        "aws_caller_identity",
+        &["account_id", "arn", "id", "user_id"],
+    ),
+    (
+        "aws_partition",
+        &["partition", "id", "dns_suffix", "reverse_dns_prefix"],
+    ),
+    ("aws_region", &["name", "region", "id"]),
+    ("aws_iam_policy_document", &["json", "minified_json", "id"]),
     ("aws_kms_replica_key", &["arn", "id", "key_id", "tags_all"]),
     ("aws_kms_alias", &["arn", "id", "target_key_arn"]),
     (
@@ -820,7 +940,50 @@ fn functions(ctx: &mut Context) {
         }
         Ok(hcl::Value::Array(out))
     }
+    fn element(a: FuncArgs) -> Result<hcl::Value, String> {
+        let list = a[0].as_array().ok_or("element takes a list")?;
+        let i = a[1].as_u64().ok_or("element takes an index")? as usize;
+        if list.is_empty() {
+            return Err("element of an empty list".into());
+        }
+        Ok(list[i % list.len()].clone())
+    }
+    fn one(a: FuncArgs) -> Result<hcl::Value, String> {
+        match &a[0] {
+            hcl::Value::Null => Ok(hcl::Value::Null),
+            hcl::Value::Array(x) if x.is_empty() => Ok(hcl::Value::Null),
+            hcl::Value::Array(x) if x.len() == 1 => Ok(x[0].clone()),
+            _ => Err("one takes a list of at most one element".into()),
+        }
+    }
+    fn flatten(a: FuncArgs) -> Result<hcl::Value, String> {
+        fn go(v: &hcl::Value, out: &mut Vec<hcl::Value>) {
+            match v {
+                hcl::Value::Array(x) => x.iter().for_each(|y| go(y, out)),
+                other => out.push(other.clone()),
+            }
+        }
+        let mut out = vec![];
+        go(&a[0], &mut out);
+        Ok(hcl::Value::Array(out))
+    }
+    // `try(a, ...)`: the arguments are evaluated before the call, so one
+    // that fails fails the call (unknown), never a fallback taken for a
+    // value that is only not known yet.
+    fn try_first(a: FuncArgs) -> Result<hcl::Value, String> {
+        a.iter()
+            .next()
+            .cloned()
+            .ok_or_else(|| "try: no argument".into())
+    }
     let any = || ParamType::Any;
+    ctx.declare_func("element", FuncDef::new(element, [any(), any()]));
+    ctx.declare_func("one", FuncDef::new(one, [any()]));
+    ctx.declare_func("flatten", FuncDef::new(flatten, [any()]));
+    ctx.declare_func(
+        "try",
+        FuncDef::builder().variadic_param(any()).build(try_first),
+    );
     ctx.declare_func("jsonencode", FuncDef::new(jsonencode, [any()]));
     ctx.declare_func("jsondecode", FuncDef::new(jsondecode, [ParamType::String]));
     ctx.declare_func("lower", FuncDef::new(lower, [ParamType::String]));
@@ -1022,6 +1185,8 @@ fn to_json(v: &hcl::Value) -> Value {
 /// A module's evaluation scope.
 struct Scope<'a> {
     ctx: Context<'a>,
+    /// `ctx` with the values not known until apply as markers ([`ev_sym`]).
+    sctx: Context<'a>,
     /// local name -> references of its expression (to follow `local.x`).
     local_refs: HashMap<String, Vec<String>>,
 }
@@ -1114,14 +1279,27 @@ fn object_key(key: &ObjectKey, ctx: &Context) -> Option<String> {
     }
 }
 
-/// A body's values: (after, after_unknown, expressions).
-fn eval_body(
-    body: &Body,
-    scope: &Scope,
-    ctx: &Context,
-    top: bool,
-) -> (Map<String, Value>, Map<String, Value>, Map<String, Value>) {
-    let (mut after, mut unknown, mut exprs) = (Map::new(), Map::new(), Map::new());
+/// A body's values.
+#[derive(Default)]
+struct BodyValues {
+    /// What the source decides (a plan's `after`).
+    after: Map<String, Value>,
+    /// `true` for each value not known (a plan's `after_unknown`).
+    unknown: Map<String, Value>,
+    /// The configuration's expressions.
+    exprs: Map<String, Value>,
+    /// `after` with the values not known until apply as markers, where
+    /// their origin is known ([`ev_sym`]).
+    sym: Map<String, Value>,
+    /// Every attribute is in `sym` (no block is `dynamic`).
+    complete: bool,
+}
+
+fn eval_body(body: &Body, scope: &Scope, ctx: &Context, sctx: &Context, top: bool) -> BodyValues {
+    let mut out = BodyValues {
+        complete: true,
+        ..Default::default()
+    };
     for s in body.iter() {
         match s {
             Structure::Attribute(a) => {
@@ -1133,16 +1311,24 @@ fn eval_body(
                 let value = scope.eval(&a.expr, ctx);
                 match &value {
                     Some(v) => {
-                        after.insert(k.to_string(), to_json(v));
+                        out.after.insert(k.to_string(), to_json(v));
+                        out.sym.insert(k.to_string(), to_json(v));
                     }
                     None => {
                         // An object written out (`aws_key_info = { ... }`)
                         // keeps what it decides, as a plan does.
                         let (known, u) = eval_partial(&a.expr, ctx);
                         if let Some(known) = known {
-                            after.insert(k.to_string(), known);
+                            out.after.insert(k.to_string(), known);
                         }
-                        unknown.insert(k.to_string(), u.unwrap_or(Value::Bool(true)));
+                        out.unknown
+                            .insert(k.to_string(), u.unwrap_or(Value::Bool(true)));
+                        match ev_sym(&a.expr, ctx, sctx) {
+                            Some(v) => {
+                                out.sym.insert(k.to_string(), to_json(&v));
+                            }
+                            None => out.complete = false,
+                        }
                     }
                 }
                 let e = if refs.is_empty() {
@@ -1150,18 +1336,27 @@ fn eval_body(
                 } else {
                     json!({ "references": refs })
                 };
-                exprs.insert(k.to_string(), e);
+                out.exprs.insert(k.to_string(), e);
             }
             Structure::Block(b) => {
                 let k = b.identifier.as_str();
+                if k == "dynamic" {
+                    out.complete = false;
+                }
                 if matches!(
                     k,
                     "lifecycle" | "provisioner" | "connection" | "dynamic" | "precondition"
                 ) {
                     continue;
                 }
-                let (a, u, e) = eval_body(&b.body, scope, ctx, false);
-                for (m, v) in [(&mut after, a), (&mut unknown, u), (&mut exprs, e)] {
+                let inner = eval_body(&b.body, scope, ctx, sctx, false);
+                out.complete &= inner.complete;
+                for (m, v) in [
+                    (&mut out.after, inner.after),
+                    (&mut out.unknown, inner.unknown),
+                    (&mut out.exprs, inner.exprs),
+                    (&mut out.sym, inner.sym),
+                ] {
                     if let Value::Array(list) = m
                         .entry(k.to_string())
                         .or_insert_with(|| Value::Array(vec![]))
@@ -1172,7 +1367,7 @@ fn eval_body(
             }
         }
     }
-    (after, unknown, exprs)
+    out
 }
 
 /// Everything read of one module (and its children).
@@ -1183,12 +1378,17 @@ struct Out {
     ignores: Vec<InlineIgnore>,
     /// Root only: provider config key -> its configuration.
     providers: Map<String, Value>,
+    /// The module's outputs: known values, and with unknowns as markers.
+    outputs: hcl::Map<String, hcl::Value>,
+    soutputs: hcl::Map<String, hcl::Value>,
 }
 
 /// A module call's inputs: known values and references.
 struct Call<'a> {
     prefix: String,
     inputs: hcl::Map<String, hcl::Value>,
+    /// Inputs not known until apply, as markers where their origin is known.
+    sinputs: hcl::Map<String, hcl::Value>,
     /// provider local name in the module -> provider config key of the root.
     providers: HashMap<String, String>,
     parent: Option<&'a Call<'a>>,
@@ -1204,6 +1404,8 @@ struct Instance {
     key: Option<Value>,
     after: Map<String, Value>,
     unknown: Map<String, Value>,
+    /// `after` with unknowns as markers where their origin is known.
+    sym: Map<String, Value>,
 }
 
 /// A resource block, evaluated.
@@ -1216,30 +1418,84 @@ struct Evaluated {
     keyed: Option<bool>,
 }
 
+/// Instances as `type.name` evaluates: one object, a list (`count`) or a
+/// map (`for_each`).
+fn keyed_value(keyed: Option<bool>, items: Vec<(Option<Value>, hcl::Value)>) -> hcl::Value {
+    match keyed {
+        None => items
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or(hcl::Value::Null),
+        Some(true) => hcl::Value::Array(items.into_iter().map(|(_, v)| v).collect()),
+        Some(false) => hcl::Value::Object(
+            items
+                .into_iter()
+                .map(|(k, v)| {
+                    let k = match k {
+                        Some(Value::String(s)) => s,
+                        Some(v) => v.to_string(),
+                        None => String::new(),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+    }
+}
+
 impl Evaluated {
     /// What `type.name` evaluates to for others: the known values only
     /// (an unknown attribute is absent, so reading it stays unknown).
     fn value(&self) -> hcl::Value {
-        let one = |i: &Instance| {
-            hcl::to_value(Value::Object(i.after.clone())).unwrap_or(hcl::Value::Null)
-        };
-        match self.keyed {
-            None => self.instances.first().map(one).unwrap_or(hcl::Value::Null),
-            Some(true) => hcl::Value::Array(self.instances.iter().map(one).collect()),
-            Some(false) => hcl::Value::Object(
-                self.instances
+        let items = self
+            .instances
+            .iter()
+            .map(|i| {
+                (
+                    i.key.clone(),
+                    hcl::to_value(Value::Object(i.after.clone())).unwrap_or(hcl::Value::Null),
+                )
+            })
+            .collect();
+        keyed_value(self.keyed, items)
+    }
+
+    /// The same with the values not known until apply as markers: those
+    /// [`ev_sym`] gave, and each other unknown attribute (`computed`, or
+    /// unknown at the top level) as its own reference,
+    /// `aws_iam_role.r[0].arn`.
+    fn sym_value(&self, address: &str, rtype: &str, computed: &[String]) -> hcl::Value {
+        let items = self
+            .instances
+            .iter()
+            .map(|i| {
+                let index = i.key.as_ref().map(|k| format!("[{k}]")).unwrap_or_default();
+                let mut m = i.sym.clone();
+                let unknown_top = i
+                    .unknown
                     .iter()
-                    .map(|i| {
-                        let k = match &i.key {
-                            Some(Value::String(s)) => s.clone(),
-                            Some(v) => v.to_string(),
-                            None => String::new(),
-                        };
-                        (k, one(i))
-                    })
-                    .collect(),
-            ),
-        }
+                    .filter(|(_, u)| **u == Value::Bool(true))
+                    .map(|(k, _)| k.clone());
+                for attr in computed.iter().cloned().chain(unknown_top) {
+                    if !m.contains_key(&attr) {
+                        let origin = format!("{address}{index}.{attr}");
+                        m.insert(
+                            attr.clone(),
+                            Value::String(crate::rules::unknown::marker(
+                                &origin,
+                                unknown_kind(rtype, &attr),
+                            )),
+                        );
+                    }
+                }
+                (
+                    i.key.clone(),
+                    hcl::to_value(Value::Object(m)).unwrap_or(hcl::Value::Null),
+                )
+            })
+            .collect();
+        keyed_value(self.keyed, items)
     }
 }
 
@@ -1269,20 +1525,59 @@ fn eval_locals(attrs: &[(&hcl::Attribute, String)], ctx: &Context) -> hcl::Map<S
     locals
 }
 
+/// The locals with the values not known until apply as markers
+/// ([`ev_sym`]): `locals` (what `ctx` decides) and, for the others, what
+/// `sctx` gives where the unknowns only pass through.
+fn eval_locals_sym(
+    attrs: &[(&hcl::Attribute, String)],
+    locals: &hcl::Map<String, hcl::Value>,
+    ctx: &Context,
+    sctx: &Context,
+) -> hcl::Map<String, hcl::Value> {
+    let mut out = locals.clone();
+    let mut ctx = ctx.clone();
+    ctx.declare_var("local", hcl::Value::Object(locals.clone()));
+    let mut sctx = sctx.clone();
+    for _ in 0..=attrs.len().min(64) {
+        if tripped() {
+            break;
+        }
+        let before = out.len();
+        sctx.declare_var("local", hcl::Value::Object(out.clone()));
+        for (a, at) in attrs {
+            if out.contains_key(a.key.as_str()) {
+                continue;
+            }
+            set_place(format!("{at} (local.{})", a.key.as_str()));
+            if let Some(v) = ev_sym(&a.expr, &ctx, &sctx) {
+                out.insert(a.key.to_string(), v);
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}
+
 /// Evaluates a resource or data block: its instances (`count` and
 /// `for_each` when their keys are known, else one instance without a key)
 /// with the values the source decides and the computed attributes unknown.
+#[allow(clippy::too_many_arguments)]
 fn eval_resource(
     block: &Block,
     data: bool,
     computed: &[String],
     scope: &Scope,
     ctx: &mut Context,
+    sctx: &mut Context,
     address: &str,
+    region: Option<&str>,
 ) -> Evaluated {
     let attr = |k: &str| block.body.attributes().find(|a| a.key.as_str() == k);
     let rtype = block.labels.first().map(label).unwrap_or_default();
     let mut keys: Vec<(Option<Value>, hcl::Value)> = vec![];
+    let mut sym_each: HashMap<String, hcl::Value> = HashMap::new();
     let mut repetition = None;
     let mut keyed = None;
     if let Some(c) = attr("count") {
@@ -1350,6 +1645,17 @@ fn eval_resource(
                         };
                         keys.push((Some(json!(k)), meta));
                     }
+                    // `each.value` with its unknowns as markers.
+                    if let Expression::Object(fields) = &f.expr {
+                        for (key, value) in fields {
+                            if let Some(k) = object_key(key, ctx) {
+                                if let Some(v) = ev_sym(value, ctx, sctx) {
+                                    sym_each
+                                        .insert(k.clone(), hcl::value!({ key = (k), value = (v) }));
+                                }
+                            }
+                        }
+                    }
                 }
                 _ => keys.push((None, hcl::Value::Null)),
             },
@@ -1361,17 +1667,77 @@ fn eval_resource(
     let mut instances = vec![];
     let mut exprs_once = None;
     for (key, meta) in keys {
+        let smeta = key
+            .as_ref()
+            .and_then(|k| k.as_str())
+            .and_then(|k| sym_each.get(k).cloned())
+            .unwrap_or_else(|| meta.clone());
         match (&repetition, &meta) {
             (Some(("count_expression", _)), hcl::Value::Object(_)) => {
-                ctx.declare_var("count", meta)
+                ctx.declare_var("count", meta.clone());
+                sctx.declare_var("count", meta);
             }
-            (Some(_), hcl::Value::Object(_)) => ctx.declare_var("each", meta),
+            (Some(_), hcl::Value::Object(_)) => {
+                ctx.declare_var("each", meta);
+                sctx.declare_var("each", smeta);
+            }
             _ => {}
         }
-        let (after, mut unknown, exprs) = eval_body(&block.body, scope, ctx, true);
+        let BodyValues {
+            mut after,
+            mut unknown,
+            exprs,
+            mut sym,
+            complete,
+        } = eval_body(&block.body, scope, ctx, sctx, true);
         for c in computed {
             if !after.contains_key(c) && !unknown.contains_key(c) {
                 unknown.insert(c.clone(), Value::Bool(true));
+            }
+        }
+        if data {
+            // Data sources Terraform computes without the cloud.
+            let mut computed_here: Vec<(&str, Value, bool)> = vec![];
+            match rtype {
+                "aws_iam_policy_document" if complete => {
+                    if let Some(doc) = super::policy_document::document(&Value::Object(sym.clone()))
+                    {
+                        let known = !crate::rules::unknown::contains(&doc);
+                        computed_here.push(("json", json!(doc), known));
+                        computed_here.push(("minified_json", json!(doc), known));
+                    }
+                }
+                "aws_partition" => {
+                    if let Some(r) = region {
+                        let p = crate::rules::ids::Partition::of_region(r);
+                        let (dns, rev) = match p.as_str() {
+                            "aws-cn" => ("amazonaws.com.cn", "cn.com.amazonaws"),
+                            _ => ("amazonaws.com", "com.amazonaws"),
+                        };
+                        computed_here.push(("partition", json!(p.as_str()), true));
+                        computed_here.push(("id", json!(p.as_str()), true));
+                        computed_here.push(("dns_suffix", json!(dns), true));
+                        computed_here.push(("reverse_dns_prefix", json!(rev), true));
+                    }
+                }
+                "aws_region" => {
+                    let given = ["region", "name"]
+                        .iter()
+                        .find_map(|k| after.get(*k).and_then(Value::as_str).map(str::to_string));
+                    if let Some(r) = given.or_else(|| region.map(str::to_string)) {
+                        for k in ["name", "region", "id"] {
+                            computed_here.push((k, json!(r), true));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for (k, v, known) in computed_here {
+                sym.insert(k.to_string(), v.clone());
+                if known {
+                    after.insert(k.to_string(), v);
+                    unknown.remove(k);
+                }
             }
         }
         if !data {
@@ -1393,6 +1759,7 @@ fn eval_resource(
             key,
             after,
             unknown,
+            sym,
         });
         exprs_once.get_or_insert(exprs);
     }
@@ -1470,6 +1837,7 @@ fn read_module(
     functions(&mut base);
     // Variables: the root's from -var/-var-file/tfvars, a module's from its call.
     let mut vars = hcl::Map::new();
+    let mut svars = hcl::Map::new();
     for b in of("variable") {
         let Some(name) = b.block.labels.first().map(label) else {
             continue;
@@ -1492,8 +1860,25 @@ fn read_module(
             (None, Some(d)) => ev(&d.expr, &base),
             (None, None) => None,
         };
-        if let Some(v) = value {
-            vars.insert(name.to_string(), v);
+        match value {
+            Some(v) => {
+                vars.insert(name.to_string(), v.clone());
+                svars.insert(name.to_string(), v);
+            }
+            None => {
+                // Not known: what the call gives with its unknowns as
+                // markers, else the variable itself.
+                let sv = (depth > 0)
+                    .then(|| call.sinputs.get(name).cloned())
+                    .flatten()
+                    .unwrap_or_else(|| {
+                        unknown_value(
+                            &format!("{}var.{name}", call.prefix),
+                            crate::rules::unknown::Kind::Any,
+                        )
+                    });
+                svars.insert(name.to_string(), sv);
+            }
         }
     }
     base.declare_var("var", hcl::Value::Object(vars));
@@ -1503,6 +1888,8 @@ fn read_module(
         hcl::value!({ module = (dir_s.clone()), root = (root_dir.display().to_string()), cwd = "." }),
     );
     base.declare_var("terraform", hcl::value!({ workspace = "default" }));
+    let mut sbase = base.clone();
+    sbase.declare_var("var", hcl::Value::Object(svars));
     // Locals and resources, in passes: each pass evaluates the locals and
     // every resource with what the previous one decided of the others
     // (`aws_kms_key.k.policy` is known when its configuration decides it),
@@ -1517,7 +1904,19 @@ fn read_module(
     // Functions review does not evaluate: named, with their block.
     for b in &blocks {
         let mut names = vec![];
-        body_unsupported(&b.block.body, &mut names);
+        if b.block.identifier.as_str() == "variable" {
+            // `type = map(object({...}))` is a type constraint, not a call.
+            for a in b
+                .block
+                .body
+                .attributes()
+                .filter(|a| a.key.as_str() == "default")
+            {
+                unsupported_calls(&a.expr, &mut names);
+            }
+        } else {
+            body_unsupported(&b.block.body, &mut names);
+        }
         let what = std::iter::once(b.block.identifier.as_str())
             .chain(b.block.labels.iter().map(label))
             .collect::<Vec<_>>()
@@ -1538,6 +1937,7 @@ fn read_module(
     }
     let mut scope = Scope {
         ctx: base,
+        sctx: sbase,
         local_refs: HashMap::new(),
     };
     for (a, _) in &local_attrs {
@@ -1552,7 +1952,27 @@ fn read_module(
         locations: HashMap::new(),
         ignores: vec![],
         providers: Map::new(),
+        outputs: hcl::Map::new(),
+        soutputs: hcl::Map::new(),
     };
+    // The region of each provider configuration of this module, before
+    // the resources: `data "aws_partition"` and `data "aws_region"` read it.
+    for b in of("provider") {
+        let Some(name) = b.block.labels.first().map(label) else {
+            continue;
+        };
+        let key = provider_block_key(b, name, call, depth, &scope.ctx);
+        let region = b
+            .block
+            .body
+            .attributes()
+            .find(|a| a.key.as_str() == "region")
+            .and_then(|a| ev(&a.expr, &scope.ctx))
+            .and_then(|v| v.as_str().map(str::to_string));
+        if let Some(r) = region {
+            with_spend(|s| s.regions.insert(key, r));
+        }
+    }
     let resource_blocks: Vec<(&Located, bool)> = of("resource")
         .into_iter()
         .map(|b| (b, false))
@@ -1569,8 +1989,34 @@ fn read_module(
             }
         })
         .collect();
-    // Resource values known so far: type (or `data`) -> name -> value.
-    let mut known: BTreeMap<String, hcl::Map<String, hcl::Value>> = BTreeMap::new();
+    let provider_locals: Vec<String> = resource_blocks
+        .iter()
+        .map(|(b, _)| {
+            let rtype = label(&b.block.labels[0]);
+            b.block
+                .body
+                .attributes()
+                .find(|a| a.key.as_str() == "provider")
+                .map(|a| {
+                    let mut r = vec![];
+                    references(&a.expr, &mut r);
+                    r.first().cloned().unwrap_or_default()
+                })
+                .unwrap_or_else(|| rtype.split('_').next().unwrap_or_default().to_string())
+        })
+        .collect();
+    let regions: Vec<Option<String>> = provider_locals
+        .iter()
+        .map(|l| {
+            let key = provider_key(call, l, depth);
+            with_spend(|s| s.regions.get(&key).cloned()).flatten()
+        })
+        .collect();
+    // Values known so far: type (or `data`, `module`) -> name -> value;
+    // and the same with the unknowns as markers.
+    type Known = BTreeMap<String, hcl::Map<String, hcl::Value>>;
+    let mut known: Known = BTreeMap::new();
+    let mut sknown: Known = BTreeMap::new();
     let mut results: Vec<Evaluated> = vec![];
     // The objects each block refers to (`type`, `name`): a block is
     // evaluated with those only, so the time stays linear in the resources.
@@ -1578,78 +2024,145 @@ fn read_module(
         .iter()
         .map(|(b, _)| block_roots(&b.block.body))
         .collect();
-    for _pass in 0..MAX_PASSES {
-        check()?;
+    // The contexts with the values known so far and the locals they decide.
+    let contexts = |known: &Known, sknown: &Known| {
         let mut full = scope.ctx.clone();
-        for (t, m) in &known {
+        for (t, m) in known {
             full.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
         }
-        let mut base = scope.ctx.clone();
-        base.declare_var(
-            "local",
-            hcl::Value::Object(eval_locals(&local_attrs, &full)),
-        );
-        drop(full);
-        results = resource_blocks
-            .iter()
-            .zip(&computed)
-            .zip(&roots)
-            .map(|(((b, data), c), r)| {
-                let mut ctx = base.clone();
-                let mut narrow: BTreeMap<&str, hcl::Map<String, hcl::Value>> = BTreeMap::new();
-                for (root, name) in r {
-                    if let Some(v) = known.get(root).and_then(|m| m.get(name)) {
-                        narrow
-                            .entry(root.as_str())
-                            .or_default()
-                            .insert(name.clone(), v.clone());
+        let mut sfull = scope.sctx.clone();
+        for (t, m) in sknown {
+            sfull.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
+        }
+        let locals = eval_locals(&local_attrs, &full);
+        let slocals = eval_locals_sym(&local_attrs, &locals, &full, &sfull);
+        full.declare_var("local", hcl::Value::Object(locals.clone()));
+        sfull.declare_var("local", hcl::Value::Object(slocals.clone()));
+        (full, sfull, locals, slocals)
+    };
+    let module_blocks = of("module");
+    let mut calls_out: Option<Calls> = None;
+    // Module calls are evaluated with what the resources decided, and the
+    // resources again with the modules' outputs, until nothing changes.
+    for round in 0..MODULE_ROUNDS {
+        for _pass in 0..MAX_PASSES {
+            check()?;
+            let (_, _, locals, slocals) = contexts(&known, &sknown);
+            let mut base = scope.ctx.clone();
+            base.declare_var("local", hcl::Value::Object(locals));
+            let mut sbase = scope.sctx.clone();
+            sbase.declare_var("local", hcl::Value::Object(slocals));
+            results = resource_blocks
+                .iter()
+                .zip(&computed)
+                .zip(&roots)
+                .zip(&regions)
+                .map(|((((b, data), c), r), region)| {
+                    let mut ctx = base.clone();
+                    let mut sctx = sbase.clone();
+                    for (known, ctx) in [(&known, &mut ctx), (&sknown, &mut sctx)] {
+                        let mut narrow: BTreeMap<&str, hcl::Map<String, hcl::Value>> =
+                            BTreeMap::new();
+                        for (root, name) in r {
+                            if let Some(v) = known.get(root).and_then(|m| m.get(name)) {
+                                narrow
+                                    .entry(root.as_str())
+                                    .or_default()
+                                    .insert(name.clone(), v.clone());
+                            }
+                        }
+                        for (t, m) in narrow {
+                            ctx.declare_var(t, hcl::Value::Object(m));
+                        }
                     }
-                }
-                for (t, m) in narrow {
-                    ctx.declare_var(t, hcl::Value::Object(m));
-                }
+                    let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
+                    let address = if *data {
+                        format!("{}data.{rtype}.{name}", call.prefix)
+                    } else {
+                        format!("{}{rtype}.{name}", call.prefix)
+                    };
+                    set_place(format!("{}:{} ({address})", b.file.name, b.source().line));
+                    eval_resource(
+                        b.block,
+                        *data,
+                        c,
+                        &scope,
+                        &mut ctx,
+                        &mut sctx,
+                        &address,
+                        region.as_deref(),
+                    )
+                })
+                .collect();
+            let mut next: Known = BTreeMap::new();
+            let mut snext: Known = BTreeMap::new();
+            for (((b, data), r), c) in resource_blocks.iter().zip(&results).zip(&computed) {
                 let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
                 let address = if *data {
                     format!("{}data.{rtype}.{name}", call.prefix)
                 } else {
                     format!("{}{rtype}.{name}", call.prefix)
                 };
-                set_place(format!("{}:{} ({address})", b.file.name, b.source().line));
-                eval_resource(b.block, *data, c, &scope, &mut ctx, &address)
-            })
-            .collect();
-        let mut next: BTreeMap<String, hcl::Map<String, hcl::Value>> = BTreeMap::new();
-        for ((b, data), r) in resource_blocks.iter().zip(&results) {
-            let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
-            let value = r.value();
-            if *data {
-                let d = next.entry("data".into()).or_default();
-                if let hcl::Value::Object(m) = d
-                    .entry(rtype.to_string())
-                    .or_insert_with(|| hcl::Value::Object(hcl::Map::new()))
-                {
-                    m.insert(name.to_string(), value);
+                for (m, value) in [
+                    (&mut next, r.value()),
+                    (&mut snext, r.sym_value(&address, rtype, c)),
+                ] {
+                    if *data {
+                        let d = m.entry("data".into()).or_default();
+                        if let hcl::Value::Object(m) = d
+                            .entry(rtype.to_string())
+                            .or_insert_with(|| hcl::Value::Object(hcl::Map::new()))
+                        {
+                            m.insert(name.to_string(), value);
+                        }
+                    } else {
+                        m.entry(rtype.to_string())
+                            .or_default()
+                            .insert(name.to_string(), value);
+                    }
                 }
-            } else {
-                next.entry(rtype.to_string())
-                    .or_default()
-                    .insert(name.to_string(), value);
             }
+            for (m, from) in [(&mut next, &known), (&mut snext, &sknown)] {
+                if let Some(v) = from.get("module") {
+                    m.insert("module".into(), v.clone());
+                }
+            }
+            if next == known && snext == sknown {
+                break;
+            }
+            known = next;
+            sknown = snext;
         }
-        if next == known {
+        check()?;
+        if module_blocks.is_empty() {
             break;
         }
-        known = next;
+        let (full, sfull, _, _) = contexts(&known, &sknown);
+        let calls = eval_calls(
+            &module_blocks,
+            &scope,
+            &full,
+            &sfull,
+            dir,
+            root_dir,
+            call,
+            root_vars,
+            depth,
+            round == 0,
+        )?;
+        let same = known.get("module") == Some(&calls.values)
+            && sknown.get("module") == Some(&calls.svalues);
+        known.insert("module".into(), calls.values.clone());
+        sknown.insert("module".into(), calls.svalues.clone());
+        calls_out = Some(calls);
+        if same {
+            break;
+        }
     }
     check()?;
-    scope.ctx = {
-        let mut ctx = scope.ctx.clone();
-        for (t, m) in &known {
-            ctx.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
-        }
-        ctx.declare_var("local", hcl::Value::Object(eval_locals(&local_attrs, &ctx)));
-        ctx
-    };
+    let (full, sfull, _, _) = contexts(&known, &sknown);
+    scope.ctx = full;
+    scope.sctx = sfull;
     // Providers declared in this module (the root's are the usual case).
     for b in of("provider") {
         let Some(name) = b.block.labels.first().map(label) else {
@@ -1662,16 +2175,8 @@ fn read_module(
             .find(|a| a.key.as_str() == "alias")
             .and_then(|a| ev(&a.expr, &scope.ctx))
             .and_then(|v| v.as_str().map(str::to_string));
-        let local_key = match &alias {
-            Some(a) => format!("{name}.{a}"),
-            None => name.to_string(),
-        };
-        let key = if depth == 0 {
-            local_key
-        } else {
-            format!("{}:{local_key}", prefix.trim_end_matches('.'))
-        };
-        let (_, _, mut exprs) = eval_body(&b.block.body, &scope, &scope.ctx, true);
+        let key = provider_block_key(b, name, call, depth, &scope.ctx);
+        let mut exprs = eval_body(&b.block.body, &scope, &scope.ctx, &scope.sctx, true).exprs;
         // The region (and a Databricks host, deployment, account id or
         // workspace host template) as a constant when the source decides it.
         for attr in [
@@ -1694,7 +2199,9 @@ fn read_module(
         );
     }
     let mut resources_cfg = vec![];
-    for ((b, data), r) in resource_blocks.iter().zip(results) {
+    for (((b, data), r), provider_local) in
+        resource_blocks.iter().zip(results).zip(&provider_locals)
+    {
         let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
         let data = *data;
         let local_address = if data {
@@ -1715,23 +2222,12 @@ fn read_module(
                 },
             });
         }
-        let provider_local = b
-            .block
-            .body
-            .attributes()
-            .find(|a| a.key.as_str() == "provider")
-            .map(|a| {
-                let mut r = vec![];
-                references(&a.expr, &mut r);
-                r.first().cloned().unwrap_or_default()
-            })
-            .unwrap_or_else(|| rtype.split('_').next().unwrap_or_default().to_string());
         let mut config = json!({
             "address": local_address,
             "mode": if data { "data" } else { "managed" },
             "type": rtype,
             "name": name,
-            "provider_config_key": provider_key(call, &provider_local, depth),
+            "provider_config_key": provider_key(call, provider_local, depth),
             "expressions": r.exprs,
         });
         if let Some((k, e)) = r.repetition {
@@ -1745,6 +2241,22 @@ fn read_module(
                 .as_ref()
                 .map(|k| format!("[{k}]"))
                 .unwrap_or_default();
+            let (mut after, mut unknown) = (inst.after, inst.unknown);
+            // A key policy with values not known until apply: the known
+            // statements and the unknowns' origins, for the policy rules.
+            if !data && KEY_TYPES_WITH_POLICY.contains(&rtype) && !after.contains_key("policy") {
+                // Only a document the evaluator reads whatever the unknowns
+                // are (an unknown `Effect`, or a whole policy from `var.x`,
+                // stays unknown rather than a policy that does not parse).
+                if let Some(Value::String(p)) = inst.sym.get("policy") {
+                    if crate::rules::iam::Policy::parse(p).is_ok() {
+                        after.insert("policy".into(), json!(p));
+                        unknown.remove("policy");
+                    }
+                }
+            }
+            let mut origins = Map::new();
+            collect_origins(&inst.sym, &unknown, "", &mut origins);
             let mut rc = json!({
                 "address": format!("{prefix}{local_address}{index}"),
                 "mode": if data { "data" } else { "managed" },
@@ -1754,10 +2266,13 @@ fn read_module(
                     "actions": [if data { "read" } else { "create" }],
                     "before": null,
                     // An official data source's results come from the cloud.
-                    "after": if official_data { json!({}) } else { Value::Object(inst.after) },
-                    "after_unknown": if official_data { Value::Bool(true) } else { Value::Object(inst.unknown) },
+                    "after": if official_data { json!({}) } else { Value::Object(after) },
+                    "after_unknown": if official_data { Value::Bool(true) } else { Value::Object(unknown) },
                 },
             });
+            if !origins.is_empty() && !official_data {
+                rc["change"]["after_origins"] = Value::Object(origins);
+            }
             if let Some(k) = inst.key {
                 rc["index"] = k;
             }
@@ -1767,7 +2282,7 @@ fn read_module(
             out.changes.push(rc);
         }
     }
-    // Outputs: their references.
+    // Outputs: their references, and their values for the caller.
     let mut outputs = Map::new();
     for b in of("output") {
         let Some(name) = b.block.labels.first().map(label) else {
@@ -1779,68 +2294,271 @@ fn read_module(
             .attributes()
             .find(|a| a.key.as_str() == "value")
         {
+            set_place(format!(
+                "{}:{} ({prefix}output.{name})",
+                b.file.name,
+                b.source().line
+            ));
             outputs.insert(
                 name.to_string(),
                 json!({ "expression": expression_json(&scope, &v.expr) }),
             );
+            if let Some(x) = ev(&v.expr, &scope.ctx) {
+                out.outputs.insert(name.to_string(), x);
+            }
+            let sx = ev_sym(&v.expr, &scope.ctx, &scope.sctx).unwrap_or_else(|| {
+                unknown_value(&format!("{prefix}{name}"), crate::rules::unknown::Kind::Any)
+            });
+            out.soutputs.insert(name.to_string(), sx);
         }
     }
-    // Module calls with a local source.
-    let mut calls = Map::new();
-    for b in of("module") {
+    let calls = calls_out.unwrap_or_default();
+    out.changes.extend(calls.changes);
+    out.locations.extend(calls.locations);
+    out.ignores.extend(calls.ignores);
+    out.providers.extend(calls.providers);
+    out.config = json!({
+        "resources": resources_cfg,
+        "outputs": outputs,
+        "module_calls": calls.json,
+    });
+    Ok(out)
+}
+
+/// Rounds of module calls and resources (see [`read_module`]).
+const MODULE_ROUNDS: usize = 3;
+
+/// The KMS key types whose `policy` the key policy rules read.
+const KEY_TYPES_WITH_POLICY: &[&str] = &["aws_kms_key", "aws_kms_replica_key", "cmk_kms_key"];
+
+/// The origins of the values not known until apply that are one reference
+/// (`role_arn = aws_iam_role.r.arn`), by attribute path (`role_arn`,
+/// `aws_key_info.key_arn`), as a plan's `after_origins`.
+fn collect_origins(
+    sym: &Map<String, Value>,
+    unknown: &Map<String, Value>,
+    path: &str,
+    out: &mut Map<String, Value>,
+) {
+    for (k, v) in sym {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        match (v, unknown.get(k)) {
+            (Value::String(s), Some(Value::Bool(true)))
+                if crate::rules::unknown::exact(s).is_some() =>
+            {
+                out.insert(p, v.clone());
+            }
+            (Value::Array(blocks), Some(Value::Array(us))) => {
+                if let (Some(Value::Object(b)), Some(Value::Object(u))) =
+                    (blocks.first(), us.first())
+                {
+                    collect_origins(b, u, &p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A provider block's configuration key (`aws`, `aws.west`, in a module
+/// `module.m:aws`).
+fn provider_block_key(b: &Located, name: &str, call: &Call, depth: usize, ctx: &Context) -> String {
+    let alias = b
+        .block
+        .body
+        .attributes()
+        .find(|a| a.key.as_str() == "alias")
+        .and_then(|a| ev(&a.expr, ctx))
+        .and_then(|v| v.as_str().map(str::to_string));
+    let local_key = match &alias {
+        Some(a) => format!("{name}.{a}"),
+        None => name.to_string(),
+    };
+    if depth == 0 {
+        local_key
+    } else {
+        format!("{}:{local_key}", call.prefix.trim_end_matches('.'))
+    }
+}
+
+/// `count` or `each` of one module instance: the name, its value, and
+/// its value with unknowns as markers.
+type Repeat = (&'static str, hcl::Value, hcl::Value);
+
+/// A module's calls, read.
+#[derive(Default)]
+struct Calls {
+    changes: Vec<Value>,
+    locations: HashMap<String, Source>,
+    ignores: Vec<InlineIgnore>,
+    providers: Map<String, Value>,
+    /// `module_calls` of the configuration.
+    json: Map<String, Value>,
+    /// `module.NAME` as others read it: the outputs, known and with markers.
+    values: hcl::Map<String, hcl::Value>,
+    svalues: hcl::Map<String, hcl::Value>,
+}
+
+/// Reads the module calls of a module with a local source: each instance
+/// (`count`, `for_each`: `module.x[0]`, `module.x["k"]`) with its inputs.
+/// `first`: the first round, which counts the calls against the budget.
+#[allow(clippy::too_many_arguments)]
+fn eval_calls(
+    blocks: &[&Located],
+    scope: &Scope,
+    full: &Context,
+    sfull: &Context,
+    dir: &Path,
+    root_dir: &Path,
+    call: &Call,
+    root_vars: &hcl::Map<String, hcl::Value>,
+    depth: usize,
+    first: bool,
+) -> Result<Calls, HclError> {
+    let prefix = &call.prefix;
+    let mut out = Calls::default();
+    for b in blocks {
         let Some(name) = b.block.labels.first().map(label) else {
             continue;
         };
         let attr = |k: &str| b.block.body.attributes().find(|a| a.key.as_str() == k);
         let at = format!("{}:{}", b.file.name, b.source().line);
-        set_place(format!("{at} ({}module.{name})", call.prefix));
+        set_place(format!("{at} ({prefix}module.{name})"));
         let source = attr("source")
-            .and_then(|a| ev(&a.expr, &scope.ctx))
+            .and_then(|a| ev(&a.expr, full))
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        let mut exprs = Map::new();
-        let mut inputs = hcl::Map::new();
-        let mut set = vec![];
-        for a in b.block.body.attributes() {
-            let k = a.key.as_str();
-            if matches!(
-                k,
-                "source" | "version" | "providers" | "count" | "for_each" | "depends_on"
-            ) {
-                continue;
-            }
-            exprs.insert(k.to_string(), expression_json(&scope, &a.expr));
-            set.push(k.to_string());
-            if let Some(v) = ev(&a.expr, &scope.ctx) {
-                inputs.insert(k.to_string(), v);
-            }
-        }
-        // `providers = { aws = aws.west }`
-        let mut providers = HashMap::new();
-        if let Some(Expression::Object(o)) = attr("providers").map(|a| &a.expr) {
-            for (k, v) in o {
-                let key = match k {
-                    ObjectKey::Identifier(i) => i.to_string(),
-                    ObjectKey::Expression(e) => {
-                        let mut r = vec![];
-                        references(e, &mut r);
-                        r.first().cloned().unwrap_or_default()
+        // Instances: (key, count/each, each with markers).
+        let mut instances: Vec<(Option<Value>, Option<Repeat>)> = vec![];
+        let mut keyed = None;
+        let mut repetition = None;
+        if let Some(c) = attr("count") {
+            repetition = Some(("count_expression", expression_json_in(scope, &c.expr, full)));
+            match ev(&c.expr, full).and_then(|v| v.as_u64()) {
+                Some(n) => {
+                    keyed = Some(true);
+                    for i in 0..n.min(limits::Budget::default().instances) {
+                        let meta = hcl::value!({ index = (i) });
+                        instances.push((Some(json!(i)), Some(("count", meta.clone(), meta))));
                     }
-                    _ => continue,
-                };
-                let mut r = vec![];
-                references(v, &mut r);
-                if let Some(target) = r.first() {
-                    providers.insert(key, provider_key(call, target, depth));
+                }
+                None => instances.push((None, None)),
+            }
+        } else if let Some(f) = attr("for_each") {
+            repetition = Some((
+                "for_each_expression",
+                expression_json_in(scope, &f.expr, full),
+            ));
+            let sv = ev_sym(&f.expr, full, sfull);
+            match ev(&f.expr, full) {
+                Some(hcl::Value::Object(m)) => {
+                    keyed = Some(false);
+                    for (k, v) in m {
+                        let meta = hcl::value!({ key = (k.clone()), value = (v) });
+                        instances.push((Some(json!(k)), Some(("each", meta.clone(), meta))));
+                    }
+                }
+                Some(hcl::Value::Array(a)) => {
+                    keyed = Some(false);
+                    for v in a {
+                        let k = v.as_str().map(str::to_string).unwrap_or(v.to_string());
+                        let meta = hcl::value!({ key = (k.clone()), value = (k.clone()) });
+                        instances.push((Some(json!(k)), Some(("each", meta.clone(), meta))));
+                    }
+                }
+                _ => match (known_keys(&f.expr, full), sv) {
+                    // Keys known, some values not: each.value with markers.
+                    (Some(entries), Some(hcl::Value::Object(sm))) => {
+                        keyed = Some(false);
+                        for (k, v) in entries {
+                            let meta = match v {
+                                Some(v) => hcl::value!({ key = (k.clone()), value = (v) }),
+                                None => hcl::value!({ key = (k.clone()) }),
+                            };
+                            let smeta = match sm.get(&k) {
+                                Some(v) => hcl::value!({ key = (k.clone()), value = (v.clone()) }),
+                                None => meta.clone(),
+                            };
+                            instances.push((Some(json!(k)), Some(("each", meta, smeta))));
+                        }
+                    }
+                    _ => instances.push((None, None)),
+                },
+            }
+        } else {
+            instances.push((None, None));
+        }
+        let mut call_json = json!({ "source": source });
+        if let Some((k, e)) = &repetition {
+            call_json[*k] = e.clone();
+        }
+        let mut items = vec![];
+        let mut sitems = vec![];
+        for (key, meta) in instances {
+            let (mut ctx, mut sctx) = (full.clone(), sfull.clone());
+            if let Some((var, m, sm)) = meta {
+                ctx.declare_var(var, m);
+                sctx.declare_var(var, sm);
+            }
+            let mut exprs = Map::new();
+            let mut inputs = hcl::Map::new();
+            let mut sinputs = hcl::Map::new();
+            let mut set = vec![];
+            for a in b.block.body.attributes() {
+                let k = a.key.as_str();
+                if matches!(
+                    k,
+                    "source" | "version" | "providers" | "count" | "for_each" | "depends_on"
+                ) {
+                    continue;
+                }
+                exprs.insert(k.to_string(), expression_json_in(scope, &a.expr, &ctx));
+                set.push(k.to_string());
+                if let Some(v) = ev(&a.expr, &ctx) {
+                    inputs.insert(k.to_string(), v);
+                } else if let Some(v) = ev_sym(&a.expr, &ctx, &sctx) {
+                    sinputs.insert(k.to_string(), v);
                 }
             }
-        }
-        let mut call_json = json!({ "source": source, "expressions": exprs });
-        if source.starts_with("./") || source.starts_with("../") {
+            // `providers = { aws = aws.west }`
+            let mut providers = HashMap::new();
+            if let Some(Expression::Object(o)) = attr("providers").map(|a| &a.expr) {
+                for (k, v) in o {
+                    let key = match k {
+                        ObjectKey::Identifier(i) => i.to_string(),
+                        ObjectKey::Expression(e) => {
+                            let mut r = vec![];
+                            references(e, &mut r);
+                            r.first().cloned().unwrap_or_default()
+                        }
+                        _ => continue,
+                    };
+                    let mut r = vec![];
+                    references(v, &mut r);
+                    if let Some(target) = r.first() {
+                        providers.insert(key, provider_key(call, target, depth));
+                    }
+                }
+            }
+            if call_json.get("expressions").is_none() {
+                call_json["expressions"] = Value::Object(exprs);
+            }
+            let index = key.as_ref().map(|k| format!("[{k}]")).unwrap_or_default();
+            if !(source.starts_with("./") || source.starts_with("../")) {
+                continue;
+            }
             let child_dir = dir.join(&source);
-            // Inside the reviewed tree only, and a budget of calls.
+            let child_prefix = format!("{prefix}module.{name}{index}.");
+            // Inside the reviewed tree only, and a budget of calls (each
+            // call counted once, whatever the rounds).
             let (root, calls_budget, calls) = with_spend(|s| {
-                s.module_calls += 1;
+                if first && s.counted_calls.insert(child_prefix.clone()) {
+                    s.module_calls += 1;
+                }
                 (s.root.clone(), s.budget.module_calls, s.module_calls)
             })
             .unwrap_or((PathBuf::from("/"), u64::MAX, 0));
@@ -1861,21 +2579,17 @@ fn read_module(
             }
             if calls > calls_budget {
                 return Err(err(format!(
-                    "the module call budget (--max-module-calls {calls_budget}) ran out at {at} ({}module.{name}): modules are read once per call; lower the calls or raise --max-module-calls",
-                    call.prefix
+                    "the module call budget (--max-module-calls {calls_budget}) ran out at {at} ({prefix}module.{name}): modules are read once per call; lower the calls or raise --max-module-calls"
                 )));
             }
-            let child_files = tf_files(&child_dir)?
-                .iter()
-                .map(|p| parse_file(p))
-                .collect::<Result<Vec<_>, _>>()?;
-            let child_call = Call {
-                prefix: format!("{prefix}module.{name}."),
+            let child_files = module_files(&child_prefix, &child_dir)?;
+            let mut child_call = Call {
+                prefix: child_prefix,
                 inputs,
+                sinputs,
                 providers,
                 parent: Some(call),
             };
-            let mut child_call = child_call;
             // Inputs set to something unknown stay unknown (not defaulted).
             for k in set {
                 child_call
@@ -1895,16 +2609,45 @@ fn read_module(
             out.locations.extend(child.locations);
             out.ignores.extend(child.ignores);
             out.providers.extend(child.providers);
-            call_json["module"] = child.config;
+            if call_json.get("module").is_none() {
+                call_json["module"] = child.config;
+            }
+            items.push((key.clone(), hcl::Value::Object(child.outputs)));
+            sitems.push((key, hcl::Value::Object(child.soutputs)));
         }
-        calls.insert(name.to_string(), call_json);
+        if call_json.get("expressions").is_none() {
+            call_json["expressions"] = json!({});
+        }
+        out.json.insert(name.to_string(), call_json);
+        out.values
+            .insert(name.to_string(), keyed_value(keyed, items));
+        out.svalues
+            .insert(name.to_string(), keyed_value(keyed, sitems));
     }
-    out.config = json!({
-        "resources": resources_cfg,
-        "outputs": outputs,
-        "module_calls": calls,
-    });
     Ok(out)
+}
+
+/// A module call's files, parsed once per call (whatever the rounds).
+fn module_files(call_prefix: &str, dir: &Path) -> Result<std::rc::Rc<Vec<File>>, HclError> {
+    if let Some(f) = PARSED.with(|p| p.borrow().get(call_prefix).cloned()) {
+        return Ok(f);
+    }
+    let files = std::rc::Rc::new(
+        tf_files(dir)?
+            .iter()
+            .map(|p| parse_file(p))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    PARSED.with(|p| {
+        p.borrow_mut()
+            .insert(call_prefix.to_string(), files.clone())
+    });
+    Ok(files)
+}
+
+thread_local! {
+    /// Module files parsed, by call (see [`module_files`]); emptied by [`load`].
+    static PARSED: RefCell<HashMap<String, std::rc::Rc<Vec<File>>>> = RefCell::new(HashMap::new());
 }
 
 /// Marks a module input that is set, to an unknown value: the module's
@@ -2052,9 +2795,13 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, HclError> {
             place: String::new(),
             tripped: None,
             unevaluated: vec![],
+            regions: HashMap::new(),
+            counted_calls: HashSet::new(),
         })
     });
+    PARSED.with(|p| p.borrow_mut().clear());
     let loaded = load_in(inputs, &dir, &paths);
+    PARSED.with(|p| p.borrow_mut().clear());
     let spend = SPEND.with(|s| s.borrow_mut().take());
     let mut loaded = match spend.as_ref().and_then(|s| s.tripped.clone()) {
         Some(m) => return Err(err(m)),
@@ -2096,6 +2843,7 @@ fn load_in(inputs: &Inputs, dir: &Path, paths: &[PathBuf]) -> Result<Loaded, Hcl
     let root = Call {
         prefix: String::new(),
         inputs: hcl::Map::new(),
+        sinputs: hcl::Map::new(),
         providers: HashMap::new(),
         parent: None,
     };

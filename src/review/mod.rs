@@ -16,6 +16,7 @@ pub mod output;
 pub mod plan;
 #[cfg(test)]
 mod plan_fuzz;
+pub mod policy_document;
 pub mod suppress;
 
 use std::io::Write;
@@ -715,6 +716,8 @@ fn stderr_text(e: &str) -> String {
 /// The longest message review writes on standard error.
 const STDERR_MAX_BYTES: usize = 4000;
 
+#[cfg(test)]
+mod eval_tests;
 #[cfg(test)]
 mod govcloud_tests;
 #[cfg(test)]

@@ -21,6 +21,9 @@ pub struct Res {
     pub after_unknown: Value,
     pub before: Value,
     pub actions: Vec<String>,
+    /// HCL mode: attribute path -> the value not known until apply that
+    /// it is, with its origin ([`crate::rules::unknown`]).
+    pub origins: BTreeMap<String, String>,
 }
 
 impl Res {
@@ -51,6 +54,12 @@ impl Res {
             Value::Null => Fact::Known(None),
             other => Fact::Known(Some(other.clone())),
         }
+    }
+
+    /// The value not known until apply at a path, as its marker, when the
+    /// configuration gives its origin (HCL mode).
+    pub fn origin(&self, path: &str) -> Option<String> {
+        self.origins.get(path).cloned()
     }
 
     pub fn get_str(&self, path: &str) -> Fact<Option<String>> {
@@ -400,6 +409,19 @@ impl Plan {
                     ))
                 }
             };
+            // Only markers of this process count ([`crate::rules::unknown`]).
+            let origins = match change.remove("after_origins") {
+                Some(Value::Object(m)) => m
+                    .into_iter()
+                    .filter_map(|(k, v)| match v {
+                        Value::String(s) if crate::rules::unknown::exact(&s).is_some() => {
+                            Some((k, s))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
             let res = Res {
                 config_address: strip_index(&address),
                 address,
@@ -409,6 +431,7 @@ impl Plan {
                 after_unknown,
                 before: take_object_or_null(change, &cpath, "before")?,
                 actions,
+                origins,
             };
             plan.add(res);
         }
@@ -590,6 +613,11 @@ impl Plan {
         if v.len() > 1 {
             if let Some(key) = instance_key(&from.address) {
                 v.sort_by_key(|r| instance_key(&r.address) != Some(key));
+            }
+            // In the same module instance (`module.m["k"].`) as `from` first.
+            let own = module_instance_prefix(&from.address);
+            if !own.is_empty() {
+                v.sort_by_key(|r| module_instance_prefix(&r.address) != own);
             }
         }
         v
@@ -815,6 +843,38 @@ fn top_level_dots(r: &str) -> Vec<usize> {
 }
 
 /// `[...]` at the end of an address: the `count`/`for_each` key.
+/// The module instance an address is in, with its keys:
+/// `module.m["k"].module.n[0].` for `module.m["k"].module.n[0].aws_kms_key.x`.
+fn module_instance_prefix(address: &str) -> String {
+    // Top-level segments (dots inside keys do not count).
+    let mut segments: Vec<String> = vec![];
+    let mut cur = String::new();
+    let (mut depth, mut in_str, mut prev) = (0usize, false, '\0');
+    for c in address.chars() {
+        match c {
+            '"' if depth > 0 && prev != '\\' => in_str = !in_str,
+            '[' if !in_str => depth += 1,
+            ']' if !in_str => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                segments.push(std::mem::take(&mut cur));
+                prev = c;
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+        prev = c;
+    }
+    segments.push(cur);
+    let mut out = String::new();
+    let mut i = 0;
+    while i + 2 < segments.len() && segments[i] == "module" {
+        out.push_str(&format!("module.{}.", segments[i + 1]));
+        i += 2;
+    }
+    out
+}
+
 fn instance_key(address: &str) -> Option<&str> {
     if !address.ends_with(']') {
         return None;
@@ -911,6 +971,7 @@ fn collect_module(
             after: values,
             after_unknown: Value::Null,
             actions: vec!["no-op".to_string()],
+            origins: BTreeMap::new(),
         });
     }
     for (i, c) in opt_array(m, path, "child_modules")?.iter().enumerate() {

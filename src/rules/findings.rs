@@ -462,6 +462,8 @@ fn cut(run: &str, out: &mut String) -> Option<String> {
 /// every outcome's message, so values from a plan or an API answer never
 /// flood a terminal or a log.
 pub fn readable(message: &str) -> String {
+    // Values not known until apply read as `${origin}`.
+    let message = &super::unknown::readable(message);
     let escaped: std::borrow::Cow<str> = if message.chars().any(crate::text::is_hidden) {
         message
             .chars()

@@ -14,6 +14,7 @@ use super::kms_policy::{
     CLUSTER_VOLUME_ACTIONS, MANAGED_SERVICES_ACTIONS, MANAGED_SERVICES_REQUIRED, STORAGE_ACTIONS,
     STORAGE_GRANT_ACTIONS, STORAGE_REQUIRED,
 };
+use super::unknown::{self, Kind};
 
 /// Why a policy document cannot be evaluated at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +49,11 @@ pub struct Request {
     pub resource: Option<String>,
     /// Condition keys, lowercase. Keys not listed are unknown.
     pub context: BTreeMap<String, CtxValue>,
+    /// The caller is known not to be of the key owner's AWS account
+    /// (Databricks' principal): an unknown of the owner's account
+    /// ([`unknown::Kind::OwnAccountId`], [`unknown::Kind::OwnRoleArn`])
+    /// never names it.
+    pub outside_owner: bool,
 }
 
 impl Request {
@@ -57,6 +63,7 @@ impl Request {
             action: action.to_string(),
             resource: None,
             context: BTreeMap::new(),
+            outside_owner: false,
         }
     }
 
@@ -297,7 +304,7 @@ impl Policy {
         let mut maybe_allow: Option<String> = None;
         let mut maybe_deny: Option<String> = None;
         for s in &self.statements {
-            let m = match_principal(&s.principal, &req.principal)
+            let m = match_principal(&s.principal, req)
                 .and(match_action(&s.action, &req.action))
                 .and(match_resource(&s.resource, req.resource.as_deref()))
                 .and(match_conditions(s.condition.as_ref(), req));
@@ -352,13 +359,16 @@ fn arn_parts(arn: &str) -> Option<(&str, &str, &str)> {
     (p.len() == 6 && p[0] == "arn" && p[2] == "iam").then(|| (p[1], p[4], p[5]))
 }
 
-fn match_one_principal(entry: &str, caller: &str) -> M {
-    if entry == "*" {
+fn match_one_principal(entry: &str, caller: &str, outside_owner: bool) -> M {
+    if entry == "*" || entry == caller {
         return M::Yes;
+    }
+    if unknown::contains(entry) || unknown::contains(caller) {
+        return match_unknown_principal(entry, caller, outside_owner);
     }
     let (c_part, c_acct, c_res) = match arn_parts(caller) {
         Some(x) => x,
-        None => return M::from_bool(entry == caller),
+        None => return M::No,
     };
     let (e_part, e_acct, e_res) = if entry.len() == 12 && entry.bytes().all(|b| b.is_ascii_digit())
     {
@@ -380,7 +390,89 @@ fn match_one_principal(entry: &str, caller: &str) -> M {
     }
 }
 
-fn match_principal(p: &(bool, Value), caller: &str) -> M {
+/// A principal entry or a caller with values not known until apply
+/// ([`unknown`]): `No` when no value of them makes the entry name the
+/// caller (an unknown of the owner's account never names Databricks'
+/// principal), `ViaRoot` for a role of the owner's account under the
+/// owner's account root, else `Maybe` naming the unknown's origin.
+fn match_unknown_principal(entry: &str, caller: &str, outside_owner: bool) -> M {
+    let maybe = || {
+        let names = [entry, caller]
+            .iter()
+            .map(|s| unknown::origins(s))
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        M::Maybe(format!(
+            "whether the principal {} names {} is not known until apply ({names})",
+            unknown::readable(entry),
+            unknown::readable(caller)
+        ))
+    };
+    // Databricks' own AWS accounts: never the configuration's.
+    let databricks_account = |acct: &str| {
+        super::deployment::DEPLOYMENTS
+            .iter()
+            .any(|d| d.databricks_aws_account == acct)
+    };
+    let own_account =
+        |acct: &str| unknown::exact(acct).is_some_and(|u| u.kind == Kind::OwnAccountId);
+    // The entry as an account root: `ACCOUNT` or `arn:P:iam::ACCOUNT:root`.
+    let entry_root_account = match arn_parts(entry) {
+        Some((_, acct, "root")) => Some(acct),
+        Some(_) => None,
+        None => (unknown::exact(entry).is_some_and(|u| u.kind == Kind::OwnAccountId)
+            || (entry.len() == 12 && entry.bytes().all(|b| b.is_ascii_digit())))
+        .then_some(entry),
+    };
+    if let Some(u) = unknown::exact(caller) {
+        // A caller not known until apply: a role of the owner's account.
+        if u.kind != Kind::OwnRoleArn {
+            return maybe();
+        }
+        if unknown::exact(entry).is_some_and(|e| e.kind == Kind::OwnAccountId)
+            || entry_root_account.is_some_and(own_account)
+        {
+            return M::ViaRoot;
+        }
+        let entry_account = entry_root_account.or_else(|| arn_parts(entry).map(|(_, a, _)| a));
+        if entry_account.is_some_and(databricks_account) {
+            return M::No;
+        }
+        return maybe();
+    }
+    if unknown::contains(caller) {
+        return maybe();
+    }
+    // The caller is known; the entry is not.
+    if outside_owner
+        && (unknown::exact(entry)
+            .is_some_and(|e| matches!(e.kind, Kind::OwnRoleArn | Kind::OwnAccountId))
+            || entry_root_account.is_some_and(own_account)
+            || arn_parts(entry).is_some_and(|(_, acct, _)| own_account(acct)))
+    {
+        return M::No;
+    }
+    let Some((c_part, c_acct, _)) = arn_parts(caller) else {
+        return if unknown::could_equal(entry, caller) {
+            maybe()
+        } else {
+            M::No
+        };
+    };
+    let as_root = format!("arn:{c_part}:iam::{c_acct}:root");
+    if unknown::could_equal(entry, caller)
+        || unknown::could_equal(entry, &as_root)
+        || unknown::could_equal(entry, c_acct)
+    {
+        maybe()
+    } else {
+        M::No
+    }
+}
+
+fn match_principal(p: &(bool, Value), req: &Request) -> M {
+    let caller = req.principal.as_str();
     let (negated, v) = p;
     let m = match v {
         Value::String(s) if s == "*" => M::Yes,
@@ -394,9 +486,10 @@ fn match_principal(p: &(bool, Value), caller: &str) -> M {
                     return M::Maybe("a Principal's AWS entry is not a string or list".into());
                 };
                 for e in list {
-                    best = match (best, match_one_principal(&e, caller)) {
+                    best = match (best, match_one_principal(&e, caller, req.outside_owner)) {
                         (M::Yes, _) | (_, M::Yes) => M::Yes,
                         (M::ViaRoot, _) | (_, M::ViaRoot) => M::ViaRoot,
+                        (M::Maybe(r), _) | (_, M::Maybe(r)) => M::Maybe(r),
                         _ => M::No,
                     };
                 }
@@ -411,13 +504,43 @@ fn match_principal(p: &(bool, Value), caller: &str) -> M {
     match m {
         M::No => M::Yes,
         M::Yes => M::No,
+        M::Maybe(r) => M::Maybe(r),
         _ => M::Maybe("NotPrincipal naming an account root is not evaluated".into()),
     }
 }
 
+/// Whether a list of patterns (some with values not known until apply)
+/// names a value: `Some(true)` when a known pattern does, `None` when only
+/// an unknown one could.
+fn any_pattern(list: &[String], value: &str, ci: bool) -> Option<bool> {
+    if list
+        .iter()
+        .any(|p| !unknown::contains(p) && wildcard_match(p, value, ci))
+    {
+        return Some(true);
+    }
+    if list.iter().any(|p| unknown::contains(p)) {
+        return None;
+    }
+    Some(false)
+}
+
+fn unknown_patterns(list: &[String]) -> String {
+    list.iter()
+        .filter(|p| unknown::contains(p))
+        .map(|p| unknown::origins(p))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn match_action((negated, list): &(bool, Vec<String>), action: &str) -> M {
-    let any = list.iter().any(|p| wildcard_match(p, action, true));
-    M::from_bool(any != *negated)
+    match any_pattern(list, action, true) {
+        Some(any) => M::from_bool(any != *negated),
+        None => M::Maybe(format!(
+            "an action is not known until apply ({})",
+            unknown_patterns(list)
+        )),
+    }
 }
 
 fn match_resource(r: &Option<(bool, Vec<String>)>, resource: Option<&str>) -> M {
@@ -428,7 +551,13 @@ fn match_resource(r: &Option<(bool, Vec<String>)>, resource: Option<&str>) -> M 
         return M::from_bool(!*negated);
     }
     match resource {
-        Some(res) => M::from_bool(list.iter().any(|p| wildcard_match(p, res, false)) != *negated),
+        Some(res) => match any_pattern(list, res, false) {
+            Some(any) => M::from_bool(any != *negated),
+            None => M::Maybe(format!(
+                "a resource is not known until apply ({})",
+                unknown_patterns(list)
+            )),
+        },
         None => M::Maybe(
             "the statement names specific resources and the key ARN is not known yet".into(),
         ),
@@ -528,23 +657,83 @@ fn match_condition(op: &str, key: &str, want: &Value, req: &Request) -> M {
         }
         CtxValue::Values(v) => v,
     };
-    let matches_one = |v: &String| {
-        wanted.iter().any(|w| match base {
-            Base::StringEquals => w == v,
-            Base::StringEqualsIgnoreCase | Base::Bool => w.eq_ignore_ascii_case(v),
-            Base::StringLike => wildcard_match(w, v, false),
-        })
+    // Whether a context value matches one of the policy's values: `None`
+    // when only a value not known until apply ([`unknown`]) could.
+    let matches_one = |v: &String| -> Option<bool> {
+        let mut could = false;
+        for w in &wanted {
+            if w == v {
+                return Some(true);
+            }
+            let (wu, vu) = (unknown::contains(w), unknown::contains(v));
+            if !wu && !vu {
+                let m = match base {
+                    Base::StringEquals => w == v,
+                    Base::StringEqualsIgnoreCase | Base::Bool => w.eq_ignore_ascii_case(v),
+                    Base::StringLike => wildcard_match(w, v, false),
+                };
+                if m {
+                    return Some(true);
+                }
+                continue;
+            }
+            could |= match (base, wu, vu) {
+                (Base::StringEquals, true, false) => unknown::could_equal(w, v),
+                (Base::StringEquals, false, true) => unknown::could_equal(v, w),
+                (Base::StringLike, false, true) if w == "*" => return Some(true),
+                _ => true,
+            };
+        }
+        if could {
+            None
+        } else {
+            Some(false)
+        }
     };
     // Each context value "satisfies" the operator when it matches (or, for a
     // negated operator, matches none of the policy's values).
-    let sat = |v: &String| matches_one(v) != negated;
-    let r = match set_op {
-        Some(false) => values.iter().all(sat),
-        Some(true) => values.iter().any(sat),
-        None if negated => values.iter().all(sat),
-        None => values.iter().any(sat),
+    let sat = |v: &String| matches_one(v).map(|m| m != negated);
+    let all = || {
+        let s: Vec<Option<bool>> = values.iter().map(sat).collect();
+        if s.contains(&Some(false)) {
+            Some(false)
+        } else if s.contains(&None) {
+            None
+        } else {
+            Some(true)
+        }
     };
-    M::from_bool(r)
+    let any = || {
+        let s: Vec<Option<bool>> = values.iter().map(sat).collect();
+        if s.contains(&Some(true)) {
+            Some(true)
+        } else if s.contains(&None) {
+            None
+        } else {
+            Some(false)
+        }
+    };
+    let r = match set_op {
+        Some(false) => all(),
+        Some(true) => any(),
+        None if negated => all(),
+        None => any(),
+    };
+    match r {
+        Some(r) => M::from_bool(r),
+        None => {
+            let names: Vec<String> = wanted
+                .iter()
+                .chain(values.iter())
+                .filter(|x| unknown::contains(x))
+                .map(|x| unknown::origins(x))
+                .collect();
+            M::Maybe(format!(
+                "condition {op} on {key} compares with a value not known until apply ({})",
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 /// The concrete KMS actions a pattern such as `kms:GenerateDataKey*` stands
@@ -628,7 +817,9 @@ pub fn databricks_requests_for(
                 if out.iter().any(|(_, r)| r.action == a) || !wanted(f, a) {
                     continue;
                 }
-                let mut r = Request::new(principal, a)
+                let mut r = Request::new(principal, a);
+                r.outside_owner = true;
+                let mut r = r
                     .with(
                         "aws:PrincipalTag/DatabricksAccountId",
                         match databricks_account_id {
@@ -1068,6 +1259,84 @@ mod tests {
             .map(|(_, r)| r.action)
             .collect();
         assert_eq!(actions.len(), 10, "{actions:?}");
+    }
+
+    #[test]
+    fn statements_with_unknowns_decide_what_every_value_gives() {
+        use crate::rules::unknown::{marker, Kind};
+        let role = marker("aws_iam_role.cross_account_role[0].arn", Kind::OwnRoleArn);
+        let acct = marker(
+            "data.aws_caller_identity.current.account_id",
+            Kind::OwnAccountId,
+        );
+        let var = marker("var.extra_principal", Kind::Any);
+        let owner = json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{acct}:root")},
+                           "Action": "kms:*", "Resource": "*"});
+        let ebs = json!({"Effect": "Allow", "Principal": {"AWS": role.clone()},
+                         "Action": ["kms:Decrypt", "kms:CreateGrant"], "Resource": "*"});
+        let p = policy(json!([
+            owner,
+            ebs,
+            allow(json!({"AWS": DBX}), json!(["kms:Encrypt", "kms:Decrypt"]))
+        ]));
+        // The same reference is the same value: the EBS statement names the role.
+        let r = Request::new(&role, "kms:Decrypt");
+        assert_eq!(
+            p.evaluate(&r),
+            Decision::Allow {
+                via_account_root: false
+            }
+        );
+        // A role of the owner's account reaches the rest through the owner's root.
+        assert_eq!(
+            p.evaluate(&Request::new(&role, "kms:Encrypt")),
+            Decision::Allow {
+                via_account_root: true
+            }
+        );
+        // Databricks' principal is never the owner's account nor its role.
+        let mut d = Request::new(DBX, "kms:Decrypt");
+        d.outside_owner = true;
+        assert_eq!(
+            p.evaluate(&d),
+            Decision::Allow {
+                via_account_root: false
+            }
+        );
+        let mut d = Request::new(DBX, "kms:CreateGrant");
+        d.outside_owner = true;
+        assert_eq!(p.evaluate(&d), Decision::ImplicitDeny);
+        // An Allow with an unknown principal takes nothing away from what
+        // known statements grant, and grants nothing for sure.
+        let p = policy(json!([
+            allow(json!({"AWS": DBX}), json!("kms:Decrypt")),
+            allow(json!({"AWS": var.clone()}), json!("kms:*"))
+        ]));
+        assert!(p.evaluate(&dbx("kms:Decrypt")).is_allow());
+        match p.evaluate(&dbx("kms:Encrypt")) {
+            Decision::CannotTell(why) => assert!(why.contains("var.extra_principal"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // An unknown in a Deny leaves "cannot tell", naming its origin.
+        let p = policy(json!([
+            allow(json!({"AWS": DBX}), json!("kms:*")),
+            {"Effect": "Deny", "Principal": {"AWS": var}, "Action": "kms:Decrypt", "Resource": "*"}
+        ]));
+        match p.evaluate(&dbx("kms:Decrypt")) {
+            Decision::CannotTell(why) => assert!(why.contains("var.extra_principal"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(p.evaluate(&dbx("kms:Encrypt")).is_allow());
+        // A condition comparing with an unknown decides nothing for sure.
+        let tag = marker("var.databricks_account_id", Kind::Any);
+        let p = policy(
+            json!([{"Effect": "Allow", "Principal": {"AWS": DBX}, "Action": "kms:*", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalTag/DatabricksAccountId": [tag]}}}]),
+        );
+        assert!(matches!(
+            p.evaluate(&dbx("kms:Decrypt")),
+            Decision::CannotTell(_)
+        ));
     }
 }
 

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::iam::{wildcard_match, CtxValue, Decision, Policy, Request};
+use super::unknown::{self, Kind};
 
 fn cases() -> u32 {
     crate::test_settings::fuzz_cases(256)
@@ -228,8 +229,68 @@ fn kind(d: &Decision) -> String {
     }
 }
 
+/// The values an unknown may take in [`fuzz_unknowns_decide_only_what_every_value_gives`].
+const VALUES: &[&str] = &[
+    "*",
+    "arn:aws:iam::123456789012:root",
+    "arn:aws:iam::414351767826:root",
+    "arn:aws:iam::123456789012:role/databricks/cross-account",
+    "123456789012",
+    "kms:Decrypt",
+    "kms:*",
+    "kms:GenerateDataKey*",
+    "ec2.us-east-1.amazonaws.com",
+    "ec2.*.amazonaws.com",
+    "true",
+    "x",
+    "",
+    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+];
+
+/// Every string leaf equal to `from` replaced by `to`.
+fn replace_leaves(v: &Value, from: &str, to: &str) -> Value {
+    match v {
+        Value::String(s) if s == from => Value::String(to.to_string()),
+        Value::Array(a) => Value::Array(a.iter().map(|x| replace_leaves(x, from, to)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), replace_leaves(x, from, to)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// A policy with a value not known until apply decides a request only
+    /// when every value it may take gives that decision.
+    #[test]
+    fn fuzz_unknowns_decide_only_what_every_value_gives(
+        stmts in prop::collection::vec(statement(), 1..5),
+        req in request(),
+        which in 0..VALUES.len(),
+    ) {
+        let doc = json!({"Version": "2012-10-17", "Statement": stmts});
+        let chosen = VALUES[which];
+        let marker = unknown::marker("var.fuzzed", Kind::Any);
+        let with_unknown = replace_leaves(&doc, chosen, &marker);
+        let Ok(p) = Policy::from_value(&with_unknown) else { return Ok(()); };
+        let d = p.evaluate(&req);
+        if matches!(d, Decision::CannotTell(_)) {
+            return Ok(());
+        }
+        for v in VALUES {
+            let concrete = replace_leaves(&with_unknown, &marker, v);
+            let Ok(c) = Policy::from_value(&concrete) else { continue; };
+            let dc = c.evaluate(&req);
+            if matches!(dc, Decision::CannotTell(_)) {
+                continue;
+            }
+            prop_assert_eq!(kind(&dc), kind(&d), "unknown = {:?}", v);
+        }
+    }
 
     #[test]
     fn fuzz_policy_text_never_panics(text in prop_oneof![

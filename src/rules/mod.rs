@@ -40,6 +40,7 @@ pub mod findings;
 pub mod iam;
 pub mod ids;
 pub mod kms_policy;
+pub mod unknown;
 
 #[cfg(test)]
 mod iam_fuzz;
