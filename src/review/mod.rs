@@ -91,7 +91,7 @@ pub enum UsageError {
     MissingPlan,
     #[error("unknown format {0:?}; use text, json, sarif, junit or github")]
     BadFormat(String),
-    #[error("unknown --fail-on {0:?}; use error, warning, cannot-tell or never")]
+    #[error("unknown --fail-on {0:?}; use error, warning, needs-state, cannot-tell or never")]
     BadFailOn(String),
     #[error("-var takes NAME=VALUE, not {0:?}")]
     BadVar(String),
@@ -112,16 +112,21 @@ pub enum UsageError {
     BadNumber(String, u64, u64, String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|needs-state|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
   DIR, FILE.tf     HCL mode: a configuration's .tf source (with terraform.tfvars, *.auto.tfvars,\n\
                    local modules); no plan and no credentials; what only a plan knows\n\
-                   (computed ids, live workspace facts) is \"cannot tell yet\"\n\
+                   (computed ids, live workspace facts) is \"cannot tell yet\"; what compares\n\
+                   with a workspace that may exist already (its current keys, status, compute,\n\
+                   dashboards: CMK009, CMK010, CMK011, CMK019, CMK020, ...) is \"needs state\",\n\
+                   never a pass: a plan's prior state or --live decides it\n\
   -var, -var-file  HCL mode: variable values, as terraform plan takes them\n\
   --format         text (default), json (see docs/review.md), sarif (SARIF 2.1.0),\n\
                    junit (JUnit XML) or github (GitHub Actions annotations)\n\
-  --fail-on        exit 1 on error findings (default), on warnings too, on errors and\n\
-                   every \"cannot tell yet\" or expression not evaluated (cannot-tell), or never\n\
+  --fail-on        exit 1 on error findings (default: \"needs state\" alone does not fail), on\n\
+                   warnings too, on errors and every \"needs state\" (needs-state), on errors,\n\
+                   every \"cannot tell yet\", \"needs state\" or expression not evaluated\n\
+                   (cannot-tell), or never\n\
   --suppressions   a suppressions file (default: .cmk-review.json in the configuration's\n\
                    directory or the current one); inline: # cmk:ignore CMK021 reason\n\
   --no-inline-suppressions  # cmk:ignore comments accept nothing (for pull requests:\n\
@@ -140,7 +145,9 @@ pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE
                    Databricks or cmk provider block's host names)\n\
   --live           read the current keys, tier, compute and dashboards of the existing\n\
                    workspaces the plan touches from Databricks (read-only calls; credentials\n\
-                   as the provider takes them: DATABRICKS_* variables or a ~/.databrickscfg profile)\n\
+                   as the provider takes them: DATABRICKS_* variables or a ~/.databrickscfg profile);\n\
+                   HCL mode finds a configuration's workspace by workspace_name or deployment_name\n\
+                   (not in the account: reviewed as a new workspace)\n\
   --profile        the ~/.databrickscfg profile for --live (else DATABRICKS_CONFIG_PROFILE, DEFAULT)\n\
   --workspace-host-template  workspace API host for --live, {deployment_name} replaced\n\
                    (default: the deployment's, https://{deployment_name}.cloud.databricks.com\n\
@@ -208,6 +215,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
                 "warning" => FailOn::Warning,
                 "never" => FailOn::Never,
                 "cannot-tell" => FailOn::CannotTell,
+                "needs-state" => FailOn::NeedsState,
                 _ => return Err(UsageError::BadFailOn(v)),
             };
             in_require = false;
@@ -463,6 +471,9 @@ pub fn load_hcl(opts: &Options) -> Result<(Plan, hcl_input::Loaded), String> {
     .map_err(|e| e.0)?;
     let plan = Plan::from_value(std::mem::take(&mut loaded.plan))
         .map_err(|e| format!("internal: the configuration's plan could not be read: {e}"))?;
+    let mut plan = plan;
+    // A configuration's source says nothing of what exists.
+    plan.without_state = true;
     Ok((plan, loaded))
 }
 

@@ -7,10 +7,10 @@ use super::coverage::{coverage, Coverage, PlannedKeys, Protection};
 use super::deployment::{self, Deployment};
 use super::facts::{
     created_on_or_before_cutoff, BindingChange, ComputeMode, Fact, KeyConfigFacts, KeyState,
-    KmsKeyFacts, PricingTier, RequestedKey, Requirements, WorkspaceFacts, WorkspaceStatus,
-    DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
+    KmsKeyFacts, PricingTier, RequestedKey, Requirements, StateRead, WorkspaceFacts,
+    WorkspaceStatus, DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
 };
-use super::findings::{Outcome, RuleId, Severity, Subject};
+use super::findings::{state_read_by, Outcome, RuleId, Severity, Subject, Verdict, NEEDS_STATE};
 use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
 
@@ -679,7 +679,66 @@ fn slot_changes(current: &Fact<Option<String>>, req: &RequestedKey) -> Fact<bool
 /// CMK005, CMK007, CMK008, CMK009, CMK010, CMK011, CMK012, CMK013, CMK014,
 /// CMK019. `managed_services` / `storage`: the facts of the configurations
 /// the requested ids name, when the caller could resolve them.
+///
+/// For a workspace whose current state was not read (a configuration's
+/// source reviewed without `--live`: [`StateRead::NotRead`]), what only that
+/// state would decide is "needs state" ([`Verdict::NeedsState`]), never a
+/// pass; for one that `--live` could not tell apart from another
+/// ([`StateRead::Ambiguous`]), "cannot tell yet", saying why.
 pub fn check_binding(
+    ws: &WorkspaceFacts,
+    change: &BindingChange,
+    managed_services: Option<&KeyConfigFacts>,
+    storage: Option<&KeyConfigFacts>,
+    required: &Requirements,
+) -> Vec<Outcome> {
+    let mut out = binding_outcomes(ws, change, managed_services, storage, required);
+    if ws.state != StateRead::Read {
+        let probe = binding_outcomes(
+            &ws.with_state_placeholder(),
+            change,
+            managed_services,
+            storage,
+            required,
+        );
+        mark_needs_state(ws, &mut out, &probe);
+    }
+    out
+}
+
+/// The outcomes that cannot tell yet, but that the workspace's current
+/// state decides (`probe`: the same rules on [`WorkspaceFacts::with_state_placeholder`]),
+/// become "needs state" (or, for an ambiguous live match, say why they
+/// cannot tell).
+pub fn mark_needs_state(ws: &WorkspaceFacts, out: &mut [Outcome], probe: &[Outcome]) {
+    for o in out.iter_mut() {
+        let decided = probe.iter().any(|p| {
+            p.rule == o.rule && p.subject == o.subject && p.verdict != Verdict::CannotTell
+        });
+        if o.verdict != Verdict::CannotTell || !decided {
+            continue;
+        }
+        let what = state_read_by(o.rule).unwrap_or("the workspace's current state");
+        let severity = o.severity;
+        *o = match &ws.state {
+            StateRead::Read => continue,
+            StateRead::NotRead { .. } => Outcome::needs_state(
+                o.rule,
+                o.subject,
+                format!(
+                    "{} may exist already, and this rule reads {what}; review a plan of it, or pass --live",
+                    ws.label()
+                ),
+            ),
+            StateRead::Ambiguous(why) => {
+                Outcome::cannot_tell(o.rule, o.subject, format!("{why}; this rule reads {what}"))
+            }
+        }
+        .with_severity(severity);
+    }
+}
+
+fn binding_outcomes(
     ws: &WorkspaceFacts,
     change: &BindingChange,
     managed_services: Option<&KeyConfigFacts>,
@@ -1074,6 +1133,11 @@ fn requirement_rules(
             Protection::CannotTellYet => {
                 Outcome::cannot_tell(r, s, format!("{d} is required: {}", c.reason))
             }
+            Protection::NeedsState => Outcome::needs_state(
+                r,
+                s,
+                format!("{d} is required: {}", c.reason.trim_start_matches(NEEDS_STATE).trim_start_matches(": ")),
+            ),
             Protection::NotProtected => Outcome::fail(
                 r,
                 s,

@@ -399,6 +399,54 @@ pub enum Verdict {
     Fail,
     /// A fact the rule needs is unknown until apply.
     CannotTell,
+    /// The rule compares with what exists (a workspace's current keys,
+    /// status, compute or dashboards), and the review was given neither a
+    /// plan (whose prior state says it) nor `--live` (which reads it): not
+    /// checked, never counted as passed.
+    NeedsState,
+}
+
+impl Verdict {
+    /// The spelling of JSON, SARIF properties and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::CannotTell => "cannot_tell",
+            Verdict::NeedsState => "needs_state",
+        }
+    }
+}
+
+/// How a "needs state" outcome reads, before what the rule would need.
+pub const NEEDS_STATE: &str = "needs state: not checked without a plan or --live";
+
+/// The rules that compare with what exists, and what of it each reads: a
+/// configuration reviewed without a plan or `--live` leaves them "needs
+/// state" for a workspace that may exist. The last five read only what a
+/// workspace resource of the configuration does not set itself (a binding's
+/// workspace, not in the configuration).
+pub const STATE_RULES: [(RuleId, &str); 11] = [
+    (RuleId::StorageKeyReplacement, "the workspace's current storage key"),
+    (RuleId::ClassicComputeRunning, "the workspace's status, current keys and running classic compute"),
+    (RuleId::LegacyDashboards, "the workspace's AI/BI dashboards and their creation times"),
+    (RuleId::StorageKeyVerify, "the workspace's status and current storage key"),
+    (RuleId::WorkspaceUpdatable, "the workspace's status and current keys"),
+    (RuleId::RequiredCoverage, "the workspace's current keys (a slot left as it is keeps them) and dashboards"),
+    (RuleId::EnterpriseTier, "an existing workspace's pricing tier, when no workspace resource of the configuration sets it"),
+    (RuleId::KeyRegion, "an existing workspace's region, when no workspace resource of the configuration sets it"),
+    (RuleId::EbsKeyOnServerless, "an existing workspace's compute mode, when no workspace resource of the configuration sets it"),
+    (RuleId::StorageKeyOnServerless, "an existing workspace's compute mode, when no workspace resource of the configuration sets it"),
+    (RuleId::UnprotectableDataType, "an existing workspace's compute mode, when no workspace resource of the configuration sets it"),
+];
+
+/// What of an existing workspace a rule reads, when it compares with what
+/// exists ([`STATE_RULES`]).
+pub fn state_read_by(rule: RuleId) -> Option<&'static str> {
+    STATE_RULES
+        .iter()
+        .find(|(r, _)| *r == rule)
+        .map(|(_, what)| *what)
 }
 
 /// Longest value quoted whole in a message; longer ones keep their head and
@@ -540,6 +588,18 @@ impl Outcome {
             verdict: Verdict::CannotTell,
             severity: rule.rule().severity,
             message: readable(&message.into()),
+        }
+    }
+
+    /// A rule that compares with what exists, not checked: `why` says what
+    /// it would read.
+    pub fn needs_state(rule: RuleId, subject: Subject, why: impl Into<String>) -> Outcome {
+        Outcome {
+            rule,
+            subject,
+            verdict: Verdict::NeedsState,
+            severity: rule.rule().severity,
+            message: readable(&format!("{NEEDS_STATE}: {}", why.into())),
         }
     }
 
