@@ -1095,3 +1095,125 @@ fn the_owners_flags_are_read() {
     assert!(!d.no_inline_suppressions && !d.require_expiry);
     assert_eq!(d.max_suppression_days, 90);
 }
+
+/// The source of an existing workspace's storage key change, and its plan.
+fn state_fixture(name: &str) -> String {
+    root()
+        .join("acceptance-tests/fixtures/review/state")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn needs_state_has_its_own_value_in_every_format() {
+    let dir = state_fixture("storage_key_change");
+    let out = |format: &str, fail_on: &str| {
+        run_args(&[&dir, "--format", format, "--fail-on", fail_on]).unwrap()
+    };
+    // Text: its own lines and its own count, apart from "cannot tell yet".
+    let t = out("text", "error");
+    assert_eq!(t.code, 0, "{}", t.out);
+    let line = t
+        .out
+        .lines()
+        .find(|l| l.contains("needs state CMK009 databricks_mws_workspaces.this"))
+        .unwrap_or_else(|| panic!("{}", t.out));
+    assert!(line.contains("main.tf:20: "), "{line}");
+    assert!(!t.out.contains("cannot tell yet CMK009"), "{}", t.out);
+    assert!(t.out.contains(", 5 needs state, "), "{}", t.out);
+    assert!(
+        t.out.contains("5 finding(s) need state: not checked without a plan or --live"),
+        "{}",
+        t.out
+    );
+    // JSON: the verdict and the summary.
+    let j: serde_json::Value = serde_json::from_str(&out("json", "error").out).unwrap();
+    assert_eq!(j["summary"]["needs_state"], 5, "{j:#}");
+    let f = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "CMK009")
+        .unwrap();
+    assert_eq!(f["verdict"], "needs_state");
+    // SARIF: a note with the property, never a pass.
+    let sarif: serde_json::Value = serde_json::from_str(&out("sarif", "error").out).unwrap();
+    let r = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == "CMK009")
+        .unwrap();
+    assert_eq!(r["level"], "note", "{r:#}");
+    assert_eq!(r["kind"], "review", "{r:#}");
+    assert_eq!(r["properties"]["needs_state"], true, "{r:#}");
+    assert_eq!(r["properties"]["verdict"], "needs_state", "{r:#}");
+    // JUnit: skipped with the message.
+    let x = out("junit", "error").out;
+    assert!(
+        x.contains("<skipped message=\"needs state: not checked without a plan or --live: workspace &quot;prod&quot; may exist already, and this rule reads the workspace&apos;s current storage key"),
+        "{x}"
+    );
+    // GitHub: a notice titled "needs state"; an error at --fail-on needs-state.
+    let g = out("github", "error").out;
+    assert!(
+        g.lines().any(|l| l.starts_with("::notice ") && l.contains("title=CMK009 needs state%3A ")),
+        "{g}"
+    );
+    assert!(g.contains(", 5 needs state, "), "{g}");
+    let g = out("github", "needs-state");
+    assert_eq!(g.code, 1);
+    assert!(
+        g.out.lines().any(|l| l.starts_with("::error ") && l.contains("title=CMK009 needs state%3A ")),
+        "{}",
+        g.out
+    );
+    // --fail-on: the default and warning do not fail on it; needs-state
+    // and cannot-tell do.
+    for (fail_on, code) in [("error", 0), ("warning", 0), ("needs-state", 1), ("cannot-tell", 1), ("never", 0)] {
+        assert_eq!(out("text", fail_on).code, code, "--fail-on {fail_on}");
+    }
+}
+
+#[test]
+fn the_plan_of_the_same_change_decides_from_its_prior_state() {
+    let plan = state_fixture("storage_key_change.json");
+    let done = run_args(&[&plan, "--format", "json"]).unwrap();
+    assert_eq!(done.code, 1, "{}", done.out);
+    let j: serde_json::Value = serde_json::from_str(&done.out).unwrap();
+    assert_eq!(j["summary"]["needs_state"], 0, "{j:#}");
+    let f = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "CMK009")
+        .unwrap();
+    assert_eq!(f["verdict"], "fail", "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has storage key configuration aaaaaaaa-0000-4000-8000-0000000000c1"),
+        "{f}"
+    );
+    // HCL mode never passes or fails what the plan decided from its state.
+    let hcl = hcl_analysis(Path::new(&state_fixture("storage_key_change")));
+    let plan = review_text(&std::fs::read_to_string(&plan).unwrap(), &Requirements::default()).unwrap();
+    let mut state_rules = 0;
+    for l in &plan.outcomes {
+        if crate::rules::findings::state_read_by(l.outcome.rule).is_none() {
+            continue;
+        }
+        let h = hcl
+            .outcomes
+            .iter()
+            .find(|h| h.address == l.address && h.outcome.rule == l.outcome.rule && h.outcome.subject == l.outcome.subject)
+            .unwrap_or_else(|| panic!("{} {} missing in HCL mode", l.address, l.outcome.rule));
+        if matches!(l.outcome.rule.code(), "CMK009" | "CMK010" | "CMK011" | "CMK019" | "CMK020") {
+            state_rules += 1;
+            assert_eq!(h.outcome.verdict, Verdict::NeedsState, "{}: {}", l.outcome.rule, h.outcome.message);
+        }
+    }
+    assert_eq!(state_rules, 5);
+}
