@@ -260,7 +260,8 @@ fn hcl_mode_reads_variables_from_tfvars_var_files_and_var() {
     assert!(plan
         .get("databricks_mws_customer_managed_keys.ms[1]")
         .is_some());
-    let main_tf = d.path().join("main.tf").display().to_string();
+    // Relative to the reviewed directory, as tflint and checkov show it.
+    let main_tf = "main.tf".to_string();
     assert_eq!(
         loaded.locations["databricks_mws_workspaces.this"],
         hcl_input::Source {
@@ -1216,4 +1217,78 @@ fn the_plan_of_the_same_change_decides_from_its_prior_state() {
         }
     }
     assert_eq!(state_rules, 5);
+}
+
+#[test]
+fn shown_paths_are_relative_to_the_reviewed_directory_and_normalized() {
+    for (dir, file, want) in [
+        ("env", "env/./modules/x/main.tf", "modules/x/main.tf"),
+        ("env", "env/../shared/y/main.tf", "../shared/y/main.tf"),
+        (".", "./main.tf", "main.tf"),
+        ("./env/", "./env/./a/../main.tf", "main.tf"),
+        ("/r/env", "/r/env/./modules/x/main.tf", "modules/x/main.tf"),
+        ("/r/env", "/r/env/../../o/main.tf", "../../o/main.tf"),
+        ("", "main.tf", "main.tf"),
+    ] {
+        assert_eq!(super::shown_path(dir, file), want, "{dir} {file}");
+    }
+}
+
+/// A root module with a module under it and one beside it, inside the
+/// reviewed tree (`--root`): every format shows the files as tflint and
+/// checkov do.
+#[test]
+fn findings_name_files_relative_to_the_root_module_in_every_format() {
+    let ws = |name: &str| {
+        format!(
+            r#"resource "databricks_mws_workspaces" "{name}" {{
+  account_id     = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  workspace_name = "{name}"
+  aws_region     = "us-east-1"
+  pricing_tier   = "PREMIUM"
+  managed_services_customer_managed_key_id = "11111111-1111-4111-8111-111111111111"
+}}
+"#
+        )
+    };
+    let d = config_dir(&[
+        (
+            "env/main.tf",
+            "module \"x\" {\n  source = \"./modules/x\"\n}\nmodule \"y\" {\n  source = \"../shared/y\"\n}\n",
+        ),
+        ("env/modules/x/main.tf", &ws("x")),
+        ("shared/y/main.tf", &ws("y")),
+    ]);
+    let root = d.path().to_str().unwrap().to_string();
+    let env = d.path().join("env").join(".").display().to_string();
+    let out = |format: &str| {
+        let done = run_args(&[&env, "--root", &root, "--format", format]).unwrap();
+        assert_eq!(done.code, 1, "{}", done.out);
+        done.out
+    };
+    let t = out("text");
+    assert!(t.contains("\nmodules/x/main.tf:1: error CMK001 module.x.") || t.starts_with("modules/x/main.tf:1: error CMK001"), "{t}");
+    assert!(t.contains("../shared/y/main.tf:1: error CMK001 module.y."), "{t}");
+    let j: serde_json::Value = serde_json::from_str(&out("json")).unwrap();
+    let files: std::collections::BTreeSet<String> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        ["../shared/y/main.tf", "modules/x/main.tf"].iter().map(|s| s.to_string()).collect(),
+    );
+    let sarif = out("sarif");
+    assert!(sarif.contains("\"uri\": \"modules/x/main.tf\""), "{sarif}");
+    assert!(sarif.contains("\"uri\": \"../shared/y/main.tf\""), "{sarif}");
+    let g = out("github");
+    assert!(g.contains("::error file=modules/x/main.tf,line=1,title=CMK001"), "{g}");
+    assert!(g.contains("::error file=../shared/y/main.tf,line=1,title=CMK001"), "{g}");
+    let x = out("junit");
+    assert!(x.contains("classname=\"modules/x/main.tf:1\""), "{x}");
+    for s in [&t, &sarif, &g, &x] {
+        assert!(!s.contains("/./") && !s.contains("env/modules"), "{s}");
+    }
 }

@@ -474,7 +474,90 @@ pub fn load_hcl(opts: &Options) -> Result<(Plan, hcl_input::Loaded), String> {
     let mut plan = plan;
     // A configuration's source says nothing of what exists.
     plan.without_state = true;
+    shorten_paths(&mut loaded, &reviewed_dir(opts));
     Ok((plan, loaded))
+}
+
+/// The reviewed root module's directory: the directory given, or the
+/// directory of the `.tf` files given (as typed, for lexical paths).
+fn reviewed_dir(opts: &Options) -> String {
+    let p = std::path::Path::new(&opts.plan);
+    if p.is_dir() {
+        return opts.plan.clone();
+    }
+    p.parent()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `a/./b/../c` as `a/c`: `.` dropped, `x/..` folded, leading `..` kept
+/// (lexical: what a symbolic link points at is not asked).
+fn normalize(path: &str) -> Vec<String> {
+    use std::path::Component;
+    let mut out: Vec<String> = vec![];
+    for c in std::path::Path::new(path).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.last().is_some_and(|l| l != ".." && l != "/") {
+                    out.pop();
+                } else if out.last().map(String::as_str) != Some("/") {
+                    out.push("..".into());
+                }
+            }
+            Component::RootDir => out.push("/".into()),
+            Component::Prefix(p) => out.push(p.as_os_str().to_string_lossy().into_owned()),
+            Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+        }
+    }
+    out
+}
+
+/// A file of the configuration as findings show it: relative to the
+/// reviewed root module's directory `dir` and normalized, as tflint and
+/// checkov print them (`modules/x/main.tf`, `../shared/y/main.tf`).
+pub fn shown_path(dir: &str, file: &str) -> String {
+    let (d, f) = (normalize(dir), normalize(file));
+    let common = d.iter().zip(&f).take_while(|(a, b)| a == b).count();
+    // A directory above which the file lies can only be climbed out of by
+    // names it has (not by `..` it starts with): else the path as it is.
+    if d[common..].iter().any(|c| c == ".." || c == "/") {
+        return f.join("/").replacen("//", "/", 1);
+    }
+    let mut parts: Vec<&str> = d[common..].iter().map(|_| "..").collect();
+    parts.extend(f[common..].iter().map(String::as_str));
+    parts.join("/")
+}
+
+/// Every place HCL mode read, shown relative to the reviewed directory:
+/// the resources' blocks, the inline suppressions, and the places named in
+/// what could not be evaluated.
+fn shorten_paths(loaded: &mut hcl_input::Loaded, dir: &str) {
+    let mut raw: Vec<(String, String)> = vec![];
+    let mut shorten = |file: &mut String| {
+        let shown = shown_path(dir, file);
+        if shown != *file {
+            raw.push((file.clone(), shown.clone()));
+            *file = shown;
+        }
+    };
+    for s in loaded.locations.values_mut() {
+        shorten(&mut s.file);
+    }
+    for i in &mut loaded.ignores {
+        shorten(&mut i.at.file);
+    }
+    // Longest first: `d/./modules/x/main.tf` before `d/./main.tf`.
+    raw.sort_by_key(|(r, _)| std::cmp::Reverse(r.len()));
+    raw.dedup();
+    for u in &mut loaded.unevaluated {
+        for (r, shown) in &raw {
+            if u.starts_with(r.as_str()) {
+                *u = format!("{shown}{}", &u[r.len()..]);
+                break;
+            }
+        }
+    }
 }
 
 /// The suppressions that apply: the named file, else `.cmk-review.json`
