@@ -518,7 +518,10 @@ async fn a_storage_key_change_needs_state_offline_and_fails_cmk009_with_live() {
         assert_eq!(f["verdict"], "needs_state", "{f}");
         assert_eq!(f["live_decides"], true, "{f}");
         let m = f["message"].as_str().unwrap();
-        assert!(m.starts_with("needs state: not checked without a plan or --live"), "{m}");
+        assert!(
+            m.starts_with("needs state: not checked without a plan or --live"),
+            "{m}"
+        );
     }
     assert_eq!(v["summary"]["needs_state"], 5, "{v:#}");
     // Never counted as passed: the coverage claims nothing of dashboards.
@@ -546,20 +549,29 @@ async fn a_storage_key_change_needs_state_offline_and_fails_cmk009_with_live() {
     assert!(m.contains(OLD_ST) && m.contains(NEW_ST), "{m}");
     assert_eq!(v["summary"]["needs_state"], 0, "{v:#}");
     let notes = v["live"]["notes"].to_string();
-    assert!(notes.contains(&format!("is workspace {WS} of the account")), "{notes}");
+    assert!(
+        notes.contains(&format!("is workspace {WS} of the account")),
+        "{notes}"
+    );
     // The same by text: no "needs state" line.
     let mut text_args = live_args(&h, &storage_key_change());
     text_args.drain(1..3);
     let out = review(text_args, creds(&h)).await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("error CMK009 databricks_mws_workspaces.this"), "{text}");
+    assert!(
+        text.contains("error CMK009 databricks_mws_workspaces.this"),
+        "{text}"
+    );
     assert!(text.contains(", 0 needs state,"), "{text}");
     h.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_reviews_a_workspace_not_in_the_account_as_new_and_says_so() {
-    let other = state_workspace(WS, json!({"workspace_name": "other", "deployment_name": "other-dep"}));
+    let other = state_workspace(
+        WS,
+        json!({"workspace_name": "other", "deployment_name": "other-dep"}),
+    );
     let h = start_with_workspaces(json!([other])).await;
     let out = review(live_args(&h, &storage_key_change()), creds(&h)).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -574,7 +586,11 @@ async fn live_reviews_a_workspace_not_in_the_account_as_new_and_says_so() {
     // CMK009 passes: a new workspace has no storage key yet (passes are
     // not listed in the findings).
     assert!(
-        v["findings"].as_array().unwrap().iter().all(|f| f["rule"] != "CMK009"),
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["rule"] != "CMK009"),
         "{v:#}"
     );
     h.shutdown().await;
@@ -584,7 +600,10 @@ async fn live_reviews_a_workspace_not_in_the_account_as_new_and_says_so() {
 async fn live_cannot_tell_between_two_workspaces_of_the_same_name() {
     let h = start_with_workspaces(json!([
         state_workspace(WS, json!({"deployment_name": "prod-a"})),
-        state_workspace(WS + 1, json!({"deployment_name": "prod-b", "storage_customer_managed_key_id": null}))
+        state_workspace(
+            WS + 1,
+            json!({"deployment_name": "prod-b", "storage_customer_managed_key_id": null})
+        )
     ]))
     .await;
     // The fixture's source without its deployment_name: the name alone.

@@ -138,7 +138,51 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
         usage,
         region,
         policy,
+        grants: grants_on(plan, k),
     }
+}
+
+/// The `aws_kms_grant`s of the plan on a key: those whose `key_id` refers
+/// to it (its `key_id`, `arn` or `id`) or names its known id or ARN, and
+/// those whose `key_id` is not known (they may be on it).
+fn grants_on(plan: &Plan, k: &Res) -> Vec<crate::rules::facts::GrantFacts> {
+    let mut out = vec![];
+    let own = [str_known(k.get_str("arn")), str_known(k.get_str("key_id"))];
+    for g in plan
+        .by_type(&["aws_kms_grant"])
+        .filter(|g| g.mode == "managed" && !g.deletes_only())
+    {
+        let by_ref = plan
+            .resolve(g, "key_id")
+            .into_iter()
+            .find(|(r, attr)| {
+                KMS_KEY_TYPES.contains(&r.rtype.as_str())
+                    && matches!(attr.as_str(), "key_id" | "arn" | "id")
+            })
+            .map(|(r, _)| r.address == k.address)
+            .or_else(|| {
+                plan.resolve_whole(g, "key_id")
+                    .into_iter()
+                    .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
+                    .map(|r| r.address == k.address)
+            });
+        let key_not_known = match (by_ref, g.get_str("key_id")) {
+            (Some(true), _) => false,
+            (Some(false), _) => continue,
+            (None, Fact::Known(Some(id))) if own.iter().flatten().any(|o| *o == id) => false,
+            (None, Fact::Known(_)) => continue,
+            (None, Fact::Unknown) => true,
+        };
+        out.push(crate::rules::facts::GrantFacts {
+            name: g.address.clone(),
+            grantee: g
+                .get_str("grantee_principal")
+                .and_then(|o| o.map(Fact::Known).unwrap_or(Fact::Unknown)),
+            operations: g.get_strings("operations").map(Option::unwrap_or_default),
+            key_not_known,
+        });
+    }
+    out
 }
 
 /// A KMS key's region: its ARN's; for a key created in this plan, its own

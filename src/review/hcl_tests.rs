@@ -1124,7 +1124,8 @@ fn needs_state_has_its_own_value_in_every_format() {
     assert!(!t.out.contains("cannot tell yet CMK009"), "{}", t.out);
     assert!(t.out.contains(", 5 needs state, "), "{}", t.out);
     assert!(
-        t.out.contains("5 finding(s) need state: not checked without a plan or --live"),
+        t.out
+            .contains("5 finding(s) need state: not checked without a plan or --live"),
         "{}",
         t.out
     );
@@ -1159,20 +1160,29 @@ fn needs_state_has_its_own_value_in_every_format() {
     // GitHub: a notice titled "needs state"; an error at --fail-on needs-state.
     let g = out("github", "error").out;
     assert!(
-        g.lines().any(|l| l.starts_with("::notice ") && l.contains("title=CMK009 needs state%3A ")),
+        g.lines()
+            .any(|l| l.starts_with("::notice ") && l.contains("title=CMK009 needs state%3A ")),
         "{g}"
     );
     assert!(g.contains(", 5 needs state, "), "{g}");
     let g = out("github", "needs-state");
     assert_eq!(g.code, 1);
     assert!(
-        g.out.lines().any(|l| l.starts_with("::error ") && l.contains("title=CMK009 needs state%3A ")),
+        g.out
+            .lines()
+            .any(|l| l.starts_with("::error ") && l.contains("title=CMK009 needs state%3A ")),
         "{}",
         g.out
     );
     // --fail-on: the default and warning do not fail on it; needs-state
     // and cannot-tell do.
-    for (fail_on, code) in [("error", 0), ("warning", 0), ("needs-state", 1), ("cannot-tell", 1), ("never", 0)] {
+    for (fail_on, code) in [
+        ("error", 0),
+        ("warning", 0),
+        ("needs-state", 1),
+        ("cannot-tell", 1),
+        ("never", 0),
+    ] {
         assert_eq!(out("text", fail_on).code, code, "--fail-on {fail_on}");
     }
 }
@@ -1200,7 +1210,11 @@ fn the_plan_of_the_same_change_decides_from_its_prior_state() {
     );
     // HCL mode never passes or fails what the plan decided from its state.
     let hcl = hcl_analysis(Path::new(&state_fixture("storage_key_change")));
-    let plan = review_text(&std::fs::read_to_string(&plan).unwrap(), &Requirements::default()).unwrap();
+    let plan = review_text(
+        &std::fs::read_to_string(&plan).unwrap(),
+        &Requirements::default(),
+    )
+    .unwrap();
     let mut state_rules = 0;
     for l in &plan.outcomes {
         if crate::rules::findings::state_read_by(l.outcome.rule).is_none() {
@@ -1209,11 +1223,24 @@ fn the_plan_of_the_same_change_decides_from_its_prior_state() {
         let h = hcl
             .outcomes
             .iter()
-            .find(|h| h.address == l.address && h.outcome.rule == l.outcome.rule && h.outcome.subject == l.outcome.subject)
+            .find(|h| {
+                h.address == l.address
+                    && h.outcome.rule == l.outcome.rule
+                    && h.outcome.subject == l.outcome.subject
+            })
             .unwrap_or_else(|| panic!("{} {} missing in HCL mode", l.address, l.outcome.rule));
-        if matches!(l.outcome.rule.code(), "CMK009" | "CMK010" | "CMK011" | "CMK019" | "CMK020") {
+        if matches!(
+            l.outcome.rule.code(),
+            "CMK009" | "CMK010" | "CMK011" | "CMK019" | "CMK020"
+        ) {
             state_rules += 1;
-            assert_eq!(h.outcome.verdict, Verdict::NeedsState, "{}: {}", l.outcome.rule, h.outcome.message);
+            assert_eq!(
+                h.outcome.verdict,
+                Verdict::NeedsState,
+                "{}: {}",
+                l.outcome.rule,
+                h.outcome.message
+            );
         }
     }
     assert_eq!(state_rules, 5);
@@ -1267,8 +1294,15 @@ fn findings_name_files_relative_to_the_root_module_in_every_format() {
         done.out
     };
     let t = out("text");
-    assert!(t.contains("\nmodules/x/main.tf:1: error CMK001 module.x.") || t.starts_with("modules/x/main.tf:1: error CMK001"), "{t}");
-    assert!(t.contains("../shared/y/main.tf:1: error CMK001 module.y."), "{t}");
+    assert!(
+        t.contains("\nmodules/x/main.tf:1: error CMK001 module.x.")
+            || t.starts_with("modules/x/main.tf:1: error CMK001"),
+        "{t}"
+    );
+    assert!(
+        t.contains("../shared/y/main.tf:1: error CMK001 module.y."),
+        "{t}"
+    );
     let j: serde_json::Value = serde_json::from_str(&out("json")).unwrap();
     let files: std::collections::BTreeSet<String> = j["findings"]
         .as_array()
@@ -1278,17 +1312,113 @@ fn findings_name_files_relative_to_the_root_module_in_every_format() {
         .collect();
     assert_eq!(
         files,
-        ["../shared/y/main.tf", "modules/x/main.tf"].iter().map(|s| s.to_string()).collect(),
+        ["../shared/y/main.tf", "modules/x/main.tf"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     );
     let sarif = out("sarif");
     assert!(sarif.contains("\"uri\": \"modules/x/main.tf\""), "{sarif}");
-    assert!(sarif.contains("\"uri\": \"../shared/y/main.tf\""), "{sarif}");
+    assert!(
+        sarif.contains("\"uri\": \"../shared/y/main.tf\""),
+        "{sarif}"
+    );
     let g = out("github");
-    assert!(g.contains("::error file=modules/x/main.tf,line=1,title=CMK001"), "{g}");
-    assert!(g.contains("::error file=../shared/y/main.tf,line=1,title=CMK001"), "{g}");
+    assert!(
+        g.contains("::error file=modules/x/main.tf,line=1,title=CMK001"),
+        "{g}"
+    );
+    assert!(
+        g.contains("::error file=../shared/y/main.tf,line=1,title=CMK001"),
+        "{g}"
+    );
     let x = out("junit");
     assert!(x.contains("classname=\"modules/x/main.tf:1\""), "{x}");
     for s in [&t, &sarif, &g, &x] {
         assert!(!s.contains("/./") && !s.contains("env/modules"), "{s}");
     }
+}
+
+/// (verdict, message) of a rule on an address.
+fn outcome_of(a: &Analysis, address: &str, rule: &str) -> (Verdict, String) {
+    a.outcomes
+        .iter()
+        .find(|l| l.address == address && l.outcome.rule.code() == rule)
+        .map(|l| (l.outcome.verdict, l.outcome.message.clone()))
+        .unwrap_or_else(|| panic!("no {rule} on {address}"))
+}
+
+#[test]
+fn aws_kms_grants_count_in_cmk015_and_cmk021() {
+    let dir = root().join("acceptance-tests/fixtures/review/state/grant_key");
+    let a = hcl_analysis(&dir);
+    // The default policy plus a grant of Encrypt and Decrypt to Databricks'
+    // principal: enough for MANAGED_SERVICES.
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::Pass, "{m}");
+    assert!(m.contains("grants"), "{m}");
+    assert_eq!(outcome_of(&a, "aws_kms_key.ms", "CMK021").0, Verdict::Pass);
+    // A grant of Decrypt alone on a storage key: what is missing is named.
+    let (v, m) = outcome_of(&a, "aws_kms_key.st", "CMK015");
+    assert_eq!(v, Verdict::Fail, "{m}");
+    assert!(
+        m.contains("kms:Encrypt (needed for STORAGE)") && !m.contains("kms:Decrypt"),
+        "{m}"
+    );
+    assert!(
+        m.contains("nor does any grant (aws_kms_grant.databricks_st)"),
+        "{m}"
+    );
+    let (v, m) = outcome_of(&a, "aws_kms_key.st", "CMK021");
+    assert_eq!(v, Verdict::Fail, "{m}");
+    assert!(m.contains("kms:CreateGrant"), "{m}");
+    // Without the grant, the managed-services key fails: the grant decided.
+    let text = std::fs::read_to_string(dir.join("main.tf")).unwrap();
+    let without = text
+        .replace(
+            "resource \"aws_kms_grant\" \"databricks_ms\"",
+            "resource \"aws_kms_grant\" \"unrelated\"",
+        )
+        .replace(
+            "  key_id            = aws_kms_key.ms.key_id\n",
+            "  key_id            = \"1234abcd-12ab-34cd-56ef-1234567890ab\"\n",
+        );
+    let d = config_dir(&[("main.tf", &without)]);
+    let a = hcl_analysis(d.path());
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::Fail, "{m}");
+    // A grant whose grantee is not known: cannot tell, naming it.
+    let unknown = format!(
+        "variable \"grantee\" {{\n  type = string\n}}\n{}",
+        text.replace(
+            "  grantee_principal = \"arn:aws:iam::414351767826:root\"\n  operations        = [\"Encrypt\", \"Decrypt\"]",
+            "  grantee_principal = var.grantee\n  operations        = [\"Encrypt\", \"Decrypt\"]",
+        )
+    );
+    let d = config_dir(&[("main.tf", &unknown)]);
+    let a = hcl_analysis(d.path());
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::CannotTell, "{m}");
+    assert!(
+        m.contains(
+            "grant aws_kms_grant.databricks_ms (its grantee_principal is not known until apply)"
+        ),
+        "{m}"
+    );
+    // A grant whose key is not known may be on any key: cannot tell.
+    let unknown_key = format!(
+        "variable \"key\" {{\n  type = string\n}}\n{}",
+        text.replace(
+            "  key_id            = aws_kms_key.ms.key_id\n",
+            "  key_id            = var.key\n"
+        )
+    );
+    let d = config_dir(&[("main.tf", &unknown_key)]);
+    let a = hcl_analysis(d.path());
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::CannotTell, "{m}");
+    assert!(
+        m.contains("grant aws_kms_grant.databricks_ms (its key_id is not known until apply)"),
+        "{m}"
+    );
 }

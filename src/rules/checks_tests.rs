@@ -792,6 +792,7 @@ fn kms(policy: Option<String>) -> KmsKeyFacts {
         usage: Fact::Known("ENCRYPT_DECRYPT".into()),
         region: Fact::Known("us-east-1".into()),
         policy: Fact::Known(policy),
+        grants: vec![],
     }
 }
 
@@ -1243,7 +1244,10 @@ fn storage_change() -> BindingChange {
 }
 
 fn verdict_of(out: &[Outcome], rule: RuleId) -> Vec<Verdict> {
-    out.iter().filter(|o| o.rule == rule).map(|o| o.verdict).collect()
+    out.iter()
+        .filter(|o| o.rule == rule)
+        .map(|o| o.verdict)
+        .collect()
 }
 
 #[test]
@@ -1259,7 +1263,13 @@ fn state_rules_need_state_when_it_was_not_read_and_never_pass() {
             .collect(),
         not_known: 0,
     };
-    let out = check_binding(&source_ws(false), &storage_change(), Some(&ms), Some(&st), &req);
+    let out = check_binding(
+        &source_ws(false),
+        &storage_change(),
+        Some(&ms),
+        Some(&st),
+        &req,
+    );
     for rule in [
         RuleId::StorageKeyReplacement,
         RuleId::ClassicComputeRunning,
@@ -1274,7 +1284,10 @@ fn state_rules_need_state_when_it_was_not_read_and_never_pass() {
             "{}",
             o.message
         );
-        assert!(crate::rules::findings::state_read_by(rule).is_some(), "{rule} is listed");
+        assert!(
+            crate::rules::findings::state_read_by(rule).is_some(),
+            "{rule} is listed"
+        );
     }
     // The AI/BI dashboards requirement depends on the dashboards: not
     // claimed; notebooks depend on the configuration's keys only.
@@ -1283,11 +1296,27 @@ fn state_rules_need_state_when_it_was_not_read_and_never_pass() {
         .filter(|o| o.rule == RuleId::RequiredCoverage)
         .map(|o| (o.subject, o.verdict))
         .collect();
-    assert!(cmk013.contains(&(Subject::RequiredCoverage(DataType::AiBiDashboards), NeedsState)), "{cmk013:?}");
-    assert!(cmk013.contains(&(Subject::RequiredCoverage(DataType::Notebooks), Pass)), "{cmk013:?}");
+    assert!(
+        cmk013.contains(&(
+            Subject::RequiredCoverage(DataType::AiBiDashboards),
+            NeedsState
+        )),
+        "{cmk013:?}"
+    );
+    assert!(
+        cmk013.contains(&(Subject::RequiredCoverage(DataType::Notebooks), Pass)),
+        "{cmk013:?}"
+    );
     // What the configuration decides alone still does: tier, region, use cases.
-    for rule in [RuleId::EnterpriseTier, RuleId::KeyRegion, RuleId::SlotUseCase] {
-        assert!(verdict_of(&out, rule).iter().all(|v| *v == Pass), "{rule}: {out:#?}");
+    for rule in [
+        RuleId::EnterpriseTier,
+        RuleId::KeyRegion,
+        RuleId::SlotUseCase,
+    ] {
+        assert!(
+            verdict_of(&out, rule).iter().all(|v| *v == Pass),
+            "{rule}: {out:#?}"
+        );
     }
     // The same configuration with the state read: CMK009 fails on a
     // workspace that has another storage key, passes on one without.
@@ -1308,12 +1337,27 @@ fn a_binding_to_an_undeclared_workspace_needs_its_tier_region_and_compute_mode()
         managed_services: RequestedKey::id(MS_ID),
         storage: RequestedKey::none(),
     };
-    let out = check_binding(&source_ws(true), &change, Some(&ms), None, &Requirements::default());
+    let out = check_binding(
+        &source_ws(true),
+        &change,
+        Some(&ms),
+        None,
+        &Requirements::default(),
+    );
     assert_eq!(verdict_of(&out, RuleId::EnterpriseTier), vec![NeedsState]);
-    assert!(verdict_of(&out, RuleId::KeyRegion).contains(&NeedsState), "{out:#?}");
+    assert!(
+        verdict_of(&out, RuleId::KeyRegion).contains(&NeedsState),
+        "{out:#?}"
+    );
     assert!(out.iter().all(|o| o.verdict != CannotTell), "{out:#?}");
     // A workspace declared by the configuration: its own tier decides.
-    let out = check_binding(&source_ws(false), &change, Some(&ms), None, &Requirements::default());
+    let out = check_binding(
+        &source_ws(false),
+        &change,
+        Some(&ms),
+        None,
+        &Requirements::default(),
+    );
     assert_eq!(verdict_of(&out, RuleId::EnterpriseTier), vec![Pass]);
 }
 
@@ -1321,10 +1365,25 @@ fn a_binding_to_an_undeclared_workspace_needs_its_tier_region_and_compute_mode()
 fn an_ambiguous_live_match_cannot_tell_and_says_why() {
     let mut w = source_ws(false);
     w.state = StateRead::Ambiguous("workspace \"analytics\" could be any of 2 workspaces".into());
-    let out = check_binding(&w, &storage_change(), Some(&cfg(&["MANAGED_SERVICES"])), None, &Requirements::default());
-    let o = out.iter().find(|o| o.rule == RuleId::StorageKeyReplacement).unwrap();
+    let out = check_binding(
+        &w,
+        &storage_change(),
+        Some(&cfg(&["MANAGED_SERVICES"])),
+        None,
+        &Requirements::default(),
+    );
+    let o = out
+        .iter()
+        .find(|o| o.rule == RuleId::StorageKeyReplacement)
+        .unwrap();
     assert_eq!(o.verdict, CannotTell);
-    assert!(o.message.contains("could be any of 2 workspaces; this rule reads the workspace's current storage key"), "{}", o.message);
+    assert!(
+        o.message.contains(
+            "could be any of 2 workspaces; this rule reads the workspace's current storage key"
+        ),
+        "{}",
+        o.message
+    );
     assert!(out.iter().all(|o| o.verdict != NeedsState));
 }
 
@@ -1333,13 +1392,32 @@ fn coverage_claims_nothing_about_dashboards_it_never_read() {
     use crate::rules::coverage::{coverage, PlannedKeys, Protection};
     let keys = PlannedKeys::from_binding(&storage_change(), None);
     let rows = coverage(&source_ws(false), &keys);
-    let dash = rows.iter().find(|c| c.data_type == DataType::AiBiDashboards).unwrap();
+    let dash = rows
+        .iter()
+        .find(|c| c.data_type == DataType::AiBiDashboards)
+        .unwrap();
     assert_eq!(dash.protection, Protection::NeedsState, "{dash:?}");
-    assert!(!dash.reason.contains("no dashboard predates"), "{}", dash.reason);
-    assert!(dash.reason.starts_with("needs state: not checked without a plan or --live"), "{}", dash.reason);
+    assert!(
+        !dash.reason.contains("no dashboard predates"),
+        "{}",
+        dash.reason
+    );
+    assert!(
+        dash.reason
+            .starts_with("needs state: not checked without a plan or --live"),
+        "{}",
+        dash.reason
+    );
     // With the state read, the claim is made.
     let rows = coverage(&ws(), &keys);
-    let dash = rows.iter().find(|c| c.data_type == DataType::AiBiDashboards).unwrap();
+    let dash = rows
+        .iter()
+        .find(|c| c.data_type == DataType::AiBiDashboards)
+        .unwrap();
     assert_eq!(dash.protection, Protection::Protected);
-    assert!(dash.reason.contains("no dashboard predates"), "{}", dash.reason);
+    assert!(
+        dash.reason.contains("no dashboard predates"),
+        "{}",
+        dash.reason
+    );
 }

@@ -373,6 +373,22 @@ pub struct KmsKeyFacts {
     /// The key policy document (JSON text); `None` when the key has the
     /// default policy.
     pub policy: Fact<Option<String>>,
+    /// The `aws_kms_grant`s on the key (and those whose key is not known,
+    /// which may be on it).
+    pub grants: Vec<GrantFacts>,
+}
+
+/// An AWS KMS grant (`aws_kms_grant`): whom it lets do what with a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFacts {
+    /// Where it comes from, for messages (`aws_kms_grant.databricks`).
+    pub name: String,
+    /// `grantee_principal`.
+    pub grantee: Fact<String>,
+    /// `operations`, as KMS spells them (`Encrypt`, `Decrypt`, ...).
+    pub operations: Fact<Vec<String>>,
+    /// Its `key_id` is not known: it may be on this key, or not.
+    pub key_not_known: bool,
 }
 
 impl KmsKeyFacts {
@@ -384,6 +400,7 @@ impl KmsKeyFacts {
             usage: Fact::Unknown,
             region: Fact::Unknown,
             policy: Fact::Unknown,
+            grants: vec![],
         }
     }
 }
