@@ -126,6 +126,10 @@ pub fn report(
             Verdict::CannotTell => {
                 tracing::debug!(rule = o.rule.code(), "cannot tell yet: {}", o.message)
             }
+            // The provider reads the workspace itself: never "needs state".
+            Verdict::NeedsState => {
+                tracing::debug!(rule = o.rule.code(), "{}", o.message)
+            }
             Verdict::Fail => {
                 let rule = o.rule.rule();
                 let summary = format!("{}: {}", rule.id, rule.title);

@@ -587,7 +587,7 @@ fn an_unsupported_function_is_named_and_fails_the_strict_gate() {
     assert_eq!(run.code, 0, "{}", run.show());
     assert!(
         run.stdout
-            .contains("could not evaluate: ./main.tf:13 (resource.databricks_mws_workspaces.w): function trimspace() is not supported"),
+            .contains("could not evaluate: main.tf:13 (resource.databricks_mws_workspaces.w): function trimspace() is not supported"),
         "{}",
         run.show()
     );

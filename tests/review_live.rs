@@ -329,12 +329,13 @@ async fn live_decides_what_hcl_mode_cannot_tell() {
     let h = start(json!({})).await;
     let dir = hcl_config();
     // Without --live: the running compute and the dashboards are unknown.
+    // A source says nothing of what exists: they need state.
     let out = review(json_args(&dir, &[]), vec![]).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let v = json_of(&out);
     for rule in ["CMK010", "CMK011"] {
         let f = finding(&v, rule);
-        assert_eq!(f["verdict"], "cannot_tell", "{f}");
+        assert_eq!(f["verdict"], "needs_state", "{f}");
         assert_eq!(f["live_decides"], true, "{f}");
     }
     // With --live: read from the sandbox, the running cluster fails the
@@ -565,4 +566,196 @@ fn the_fixture_is_in_the_shape_terraform_writes() {
         v["resource_changes"][0]["change"]["after"]["managed_services_customer_managed_key_id"],
         NEW_KEY
     );
+}
+
+/// Storage key configurations of the state tests' account.
+const OLD_ST: &str = "aaaaaaaa-0000-4000-8000-0000000000c1";
+const NEW_ST: &str = "aaaaaaaa-0000-4000-8000-0000000000c2";
+
+/// The account of the state tests: the given workspaces, and the key
+/// configurations acceptance-tests/fixtures/review/state/ names.
+async fn start_with_workspaces(workspaces: Value) -> SandboxHandle {
+    cmk::tfplugin::install_crypto_provider();
+    let world: World = serde_json::from_value(json!({
+        "admin_token": "admin",
+        "accounts": [{
+            "account_id": ACCT,
+            "oauth_clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
+            "customer_managed_keys": [
+                {"customer_managed_key_id": OLD_KEY, "use_cases": ["MANAGED_SERVICES"], "aws_key_info": {"key_arn": ARN}},
+                {"customer_managed_key_id": OLD_ST, "use_cases": ["STORAGE"], "aws_key_info": {"key_arn": ARN}},
+                {"customer_managed_key_id": NEW_ST, "use_cases": ["STORAGE"], "aws_key_info": {"key_arn": ARN}}
+            ],
+            "workspaces": workspaces
+        }]
+    }))
+    .unwrap();
+    let mut c = SandboxConfig::new(world);
+    c.provisioning_delay = Duration::from_millis(100);
+    sandbox::start(c).await.unwrap()
+}
+
+/// A workspace of the sandbox: "prod" / "prod-dep" unless `extra` says
+/// otherwise, RUNNING, with the managed-services key and storage key ...c1.
+fn state_workspace(id: i64, extra: Value) -> Value {
+    let mut ws = json!({
+        "workspace_id": id, "workspace_name": "prod", "deployment_name": "prod-dep",
+        "aws_region": "us-east-1", "pricing_tier": "ENTERPRISE", "compute_mode": "HYBRID",
+        "workspace_status": "RUNNING",
+        "managed_services_customer_managed_key_id": OLD_KEY,
+        "storage_customer_managed_key_id": OLD_ST,
+        "clusters": [], "dashboards": []
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        ws[k] = v.clone();
+    }
+    ws
+}
+
+/// acceptance-tests/fixtures/review/state/storage_key_change: the source of
+/// a workspace "prod" (deployment "prod-dep") with storage key ...c2.
+fn storage_key_change() -> String {
+    format!(
+        "{}/acceptance-tests/fixtures/review/state/storage_key_change",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn live_args(h: &SandboxHandle, dir: &str) -> Vec<String> {
+    vec![
+        dir.to_string(),
+        "--format".into(),
+        "json".into(),
+        "--live".into(),
+        format!("--workspace-host-template={}", h.workspace_host_template()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_key_change_needs_state_offline_and_fails_cmk009_with_live() {
+    // Offline: nothing passes that needs state.
+    let args = |more: &[&str]| {
+        let mut a = vec![storage_key_change(), "--format".into(), "json".into()];
+        a.extend(more.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = review(args(&[]), vec![]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json_of(&out);
+    for rule in ["CMK009", "CMK010", "CMK011", "CMK019", "CMK020"] {
+        let f = finding(&v, rule);
+        assert_eq!(f["verdict"], "needs_state", "{f}");
+        assert_eq!(f["live_decides"], true, "{f}");
+        let m = f["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("needs state: not checked without a plan or --live"),
+            "{m}"
+        );
+    }
+    assert_eq!(v["summary"]["needs_state"], 5, "{v:#}");
+    // Never counted as passed: the coverage claims nothing of dashboards.
+    let dash = v["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["data_type"] == "ai_bi_dashboards")
+        .unwrap();
+    assert_eq!(dash["protection"], "needs_state", "{dash}");
+    // --fail-on needs-state fails on it; the default does not.
+    let out = review(args(&["--fail-on", "needs-state"]), vec![]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // --live: the workspace is found by its deployment_name and its
+    // current storage key decides CMK009.
+    let h = start_with_workspaces(json!([state_workspace(WS, json!({}))])).await;
+    let out = review(live_args(&h, &storage_key_change()), creds(&h)).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = json_of(&out);
+    assert_eq!(v["live"]["errors"], json!([]), "{v:#}");
+    let f = finding(&v, "CMK009");
+    assert_eq!(f["verdict"], "fail", "{f}");
+    let m = f["message"].as_str().unwrap();
+    assert!(m.contains(OLD_ST) && m.contains(NEW_ST), "{m}");
+    assert_eq!(v["summary"]["needs_state"], 0, "{v:#}");
+    let notes = v["live"]["notes"].to_string();
+    assert!(
+        notes.contains(&format!("is workspace {WS} of the account")),
+        "{notes}"
+    );
+    // The same by text: no "needs state" line.
+    let mut text_args = live_args(&h, &storage_key_change());
+    text_args.drain(1..3);
+    let out = review(text_args, creds(&h)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("error CMK009 databricks_mws_workspaces.this"),
+        "{text}"
+    );
+    assert!(text.contains(", 0 needs state,"), "{text}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_reviews_a_workspace_not_in_the_account_as_new_and_says_so() {
+    let other = state_workspace(
+        WS,
+        json!({"workspace_name": "other", "deployment_name": "other-dep"}),
+    );
+    let h = start_with_workspaces(json!([other])).await;
+    let out = review(live_args(&h, &storage_key_change()), creds(&h)).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json_of(&out);
+    assert_eq!(v["summary"]["needs_state"], 0, "{v:#}");
+    assert_eq!(v["summary"]["errors"], 0, "{v:#}");
+    let notes = v["live"]["notes"].to_string();
+    assert!(
+        notes.contains("deployment_name \\\"prod-dep\\\") of databricks_mws_workspaces.this is not a workspace of the account: reviewed as a new workspace"),
+        "{notes}"
+    );
+    // CMK009 passes: a new workspace has no storage key yet (passes are
+    // not listed in the findings).
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["rule"] != "CMK009"),
+        "{v:#}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_cannot_tell_between_two_workspaces_of_the_same_name() {
+    let h = start_with_workspaces(json!([
+        state_workspace(WS, json!({"deployment_name": "prod-a"})),
+        state_workspace(
+            WS + 1,
+            json!({"deployment_name": "prod-b", "storage_customer_managed_key_id": null})
+        )
+    ]))
+    .await;
+    // The fixture's source without its deployment_name: the name alone.
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(format!("{}/main.tf", storage_key_change())).unwrap();
+    let src: String = src
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("deployment_name"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("main.tf"), src).unwrap();
+    let out = review(live_args(&h, &dir.path().display().to_string()), creds(&h)).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json_of(&out);
+    let f = finding(&v, "CMK009");
+    assert_eq!(f["verdict"], "cannot_tell", "{f}");
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.contains("could be any of 2 workspaces of the account")
+            && m.contains(&WS.to_string())
+            && m.contains("set its deployment_name"),
+        "{m}"
+    );
+    assert_eq!(v["summary"]["needs_state"], 0, "{v:#}");
+    h.shutdown().await;
 }

@@ -62,6 +62,7 @@ fn protection_name(p: Protection) -> &'static str {
         Protection::PartlyProtected => "partly_protected",
         Protection::NotProtected => "not_protected",
         Protection::CannotTellYet => "cannot_tell_yet",
+        Protection::NeedsState => "needs_state",
     }
 }
 

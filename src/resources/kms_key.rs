@@ -584,6 +584,7 @@ fn verify_policy(
             Val::Known(p) => Fact::Known(Some(p.clone())),
             _ => Fact::Unknown,
         },
+        grants: vec![],
     };
     let outcomes: Vec<_> = check_kms_key(&facts, &needs)
         .into_iter()

@@ -8,7 +8,7 @@ use crate::rules::checks::{
 use crate::rules::coverage::{coverage, Coverage, PlannedKeys};
 use crate::rules::facts::{
     BindingChange, ComputeMode, KeyConfigFacts, KeyState, KmsKeyFacts, PricingTier, RequestedKey,
-    Requirements, WorkspaceFacts, WorkspaceStatus, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
+    Requirements, StateRead, WorkspaceFacts, WorkspaceStatus, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
 };
 use crate::rules::ids::Partition;
 use crate::rules::{
@@ -57,6 +57,9 @@ pub struct Analysis {
     /// "cannot tell yet" for that reason alone; `--fail-on cannot-tell`
     /// fails on it.
     pub unevaluated: Vec<String>,
+    /// What `--live` found out about the configuration's workspaces (a
+    /// workspace not in the account is reviewed as a new one).
+    pub live_notes: Vec<String>,
 }
 
 /// The attribute of a resource type that holds a subject's fact.
@@ -145,7 +148,51 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
         usage,
         region,
         policy,
+        grants: grants_on(plan, k),
     }
+}
+
+/// The `aws_kms_grant`s of the plan on a key: those whose `key_id` refers
+/// to it (its `key_id`, `arn` or `id`) or names its known id or ARN, and
+/// those whose `key_id` is not known (they may be on it).
+fn grants_on(plan: &Plan, k: &Res) -> Vec<crate::rules::facts::GrantFacts> {
+    let mut out = vec![];
+    let own = [str_known(k.get_str("arn")), str_known(k.get_str("key_id"))];
+    for g in plan
+        .by_type(&["aws_kms_grant"])
+        .filter(|g| g.mode == "managed" && !g.deletes_only())
+    {
+        let by_ref = plan
+            .resolve(g, "key_id")
+            .into_iter()
+            .find(|(r, attr)| {
+                KMS_KEY_TYPES.contains(&r.rtype.as_str())
+                    && matches!(attr.as_str(), "key_id" | "arn" | "id")
+            })
+            .map(|(r, _)| r.address == k.address)
+            .or_else(|| {
+                plan.resolve_whole(g, "key_id")
+                    .into_iter()
+                    .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
+                    .map(|r| r.address == k.address)
+            });
+        let key_not_known = match (by_ref, g.get_str("key_id")) {
+            (Some(true), _) => false,
+            (Some(false), _) => continue,
+            (None, Fact::Known(Some(id))) if own.iter().flatten().any(|o| *o == id) => false,
+            (None, Fact::Known(_)) => continue,
+            (None, Fact::Unknown) => true,
+        };
+        out.push(crate::rules::facts::GrantFacts {
+            name: g.address.clone(),
+            grantee: g
+                .get_str("grantee_principal")
+                .and_then(|o| o.map(Fact::Known).unwrap_or(Fact::Unknown)),
+            operations: g.get_strings("operations").map(Option::unwrap_or_default),
+            key_not_known,
+        });
+    }
+    out
 }
 
 /// A KMS key's region: its ARN's; for a key created in this plan, its own
@@ -519,7 +566,7 @@ fn slot<'a>(
     Slot { req, config }
 }
 
-fn workspace_facts(w: &Res) -> WorkspaceFacts {
+fn workspace_facts(plan: &Plan, w: &Res) -> WorkspaceFacts {
     // A cmk_workspace_binding binds keys to a workspace that exists already:
     // creating the binding says nothing about the workspace's keys, tier or
     // compute, which the plan does not carry (the resource itself reads them
@@ -542,7 +589,14 @@ fn workspace_facts(w: &Res) -> WorkspaceFacts {
             .and_then(|o| o.map(Fact::Known).unwrap_or(Fact::Unknown));
         return f;
     }
-    let mut f = if w.creates() && w.before.is_null() {
+    let mut f = if plan.without_state {
+        // A configuration's source: the workspace may exist already, and
+        // what it has now was not read (see `source_state`).
+        WorkspaceFacts {
+            state: StateRead::NotRead { settings: false },
+            ..WorkspaceFacts::unknown()
+        }
+    } else if w.creates() && w.before.is_null() {
         WorkspaceFacts::new_workspace()
     } else {
         let status = w
@@ -581,6 +635,117 @@ fn workspace_facts(w: &Res) -> WorkspaceFacts {
             .unwrap_or(Fact::Unknown),
     });
     f
+}
+
+/// How `--live` finds a workspace the configuration declares: its
+/// `workspace_name` and `deployment_name`, when known.
+fn workspace_name_of(plan: &Plan, w: &Res) -> Option<super::live::WorkspaceName> {
+    if w.rtype != "databricks_mws_workspaces" {
+        return None;
+    }
+    let workspace_name = str_known(w.get_str("workspace_name"))?;
+    let deployment_name = match w.get_str("deployment_name") {
+        Fact::Known(d) => d.filter(|d| !d.is_empty()),
+        // Not set: computed by Databricks, so the name alone finds it.
+        Fact::Unknown if !plan.configured(w, "deployment_name") => None,
+        Fact::Unknown => return None,
+    };
+    Some(super::live::WorkspaceName {
+        workspace_name,
+        deployment_name,
+    })
+}
+
+/// The current state of a workspace reviewed from a configuration's
+/// source (no plan, so no prior state). `declared`: the
+/// `databricks_mws_workspaces` of the configuration it is (the resource
+/// itself, or a binding's target). Without `--live` the state is not read
+/// (its rules say "needs state"); with `--live` the account's workspace of
+/// that name (or the binding's `workspace_id`) gives it, none is a new
+/// workspace (said in `notes`), several cannot be told apart.
+fn source_state(
+    plan: &Plan,
+    ws: &mut WorkspaceFacts,
+    w: &Res,
+    declared: Option<&Res>,
+    live: Option<&super::live::LiveFacts>,
+    notes: &mut Vec<String>,
+) {
+    use super::live::NameMatch;
+    let Some(live) = live else {
+        ws.state = StateRead::NotRead {
+            settings: declared.is_none(),
+        };
+        return;
+    };
+    let Some(d) = declared else {
+        // A binding to a workspace the configuration does not declare:
+        // read by its workspace_id (overlaid already), when known.
+        let read = existing_workspace_id(w).is_some_and(|id| live.workspaces.contains_key(&id));
+        if !read && existing_workspace_id(w).is_none() {
+            ws.state = StateRead::Ambiguous(format!(
+                "the workspace_id of {} is not known, so --live cannot read its workspace",
+                w.address
+            ));
+        }
+        return;
+    };
+    let Some(name) = workspace_name_of(plan, d) else {
+        ws.state = StateRead::Ambiguous(format!(
+            "the workspace_name or deployment_name of {} is not known, so --live cannot find it in the account",
+            d.address
+        ));
+        return;
+    };
+    match live.by_name.get(&name) {
+        Some(NameMatch::Found(id)) => {
+            if let Some(l) = live.workspaces.get(id) {
+                overlay_live(ws, l);
+                if w.address == d.address {
+                    notes.push(format!(
+                        "{} of {} is workspace {id} of the account: its current state was read",
+                        name.label(),
+                        d.address
+                    ));
+                }
+            }
+        }
+        Some(NameMatch::NotFound) => {
+            let new = WorkspaceFacts::new_workspace();
+            ws.id = new.id;
+            ws.status = new.status;
+            ws.managed_services_key_id = new.managed_services_key_id;
+            ws.storage_key_id = new.storage_key_id;
+            ws.running_classic_compute = new.running_classic_compute;
+            ws.dashboards = new.dashboards;
+            ws.state = StateRead::Read;
+            if w.address == d.address {
+                notes.push(format!(
+                    "{} of {} is not a workspace of the account: reviewed as a new workspace",
+                    name.label(),
+                    d.address
+                ));
+            }
+        }
+        Some(NameMatch::Ambiguous(ids)) => {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            ws.state = StateRead::Ambiguous(format!(
+                "{} of {} could be any of {} workspaces of the account ({}); set its deployment_name to tell them apart",
+                name.label(),
+                d.address,
+                ids.len(),
+                ids.join(", ")
+            ));
+        }
+        // Listing failed (reported as a live error).
+        None => {
+            ws.state = StateRead::Ambiguous(format!(
+                "the account's workspaces could not be listed, so --live could not find {} of {}",
+                name.label(),
+                d.address
+            ));
+        }
+    }
 }
 
 /// The key slots of a workspace resource, as its type names them.
@@ -672,6 +837,11 @@ pub fn live_targets(plan: &Plan) -> super::live::Targets {
         if let Some(id) = existing_workspace_id(w) {
             t.workspace_ids.insert(id);
         }
+        if plan.without_state {
+            if let Some(n) = workspace_name_of(plan, w) {
+                t.workspace_names.insert(n);
+            }
+        }
         for attr in key_slots(w) {
             let s = slot(plan, w, attr, &configs_by_id);
             if let (None, Fact::Known(Some(id))) = (s.config, &s.req.id) {
@@ -721,6 +891,7 @@ fn overlay_live(ws: &mut WorkspaceFacts, live: &WorkspaceFacts) {
         &mut ws.all_results_in_customer_account,
         &live.all_results_in_customer_account,
     );
+    ws.state = StateRead::Read;
 }
 
 /// Applies the rules to every relevant object of the plan, offline. The
@@ -738,12 +909,19 @@ pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
     let decided: std::collections::HashSet<(&str, crate::rules::RuleId, Subject)> = probe
         .outcomes
         .iter()
-        .filter(|l| l.outcome.verdict != crate::rules::Verdict::CannotTell)
+        .filter(|l| {
+            !matches!(
+                l.outcome.verdict,
+                crate::rules::Verdict::CannotTell | crate::rules::Verdict::NeedsState
+            )
+        })
         .map(|l| (l.address.as_str(), l.outcome.rule, l.outcome.subject))
         .collect();
     for l in &mut a.outcomes {
-        if l.outcome.verdict == crate::rules::Verdict::CannotTell
-            && decided.contains(&(l.address.as_str(), l.outcome.rule, l.outcome.subject))
+        if matches!(
+            l.outcome.verdict,
+            crate::rules::Verdict::CannotTell | crate::rules::Verdict::NeedsState
+        ) && decided.contains(&(l.address.as_str(), l.outcome.rule, l.outcome.subject))
         {
             l.live_decides = true;
         }
@@ -778,6 +956,24 @@ fn placeholder_live(t: &super::live::Targets) -> super::live::LiveFacts {
             ..WorkspaceFacts::unknown()
         };
         live.workspaces.insert(id, f);
+    }
+    // Each named workspace found, as a workspace of its own.
+    for (i, n) in t.workspace_names.iter().enumerate() {
+        let id = (1_i64 << 60) + i as i64;
+        live.by_name
+            .insert(n.clone(), super::live::NameMatch::Found(id));
+        live.workspaces.insert(
+            id,
+            WorkspaceFacts {
+                id: Fact::Known(Some(id.to_string())),
+                status: Fact::Known(Some(WorkspaceStatus::Running)),
+                managed_services_key_id: Fact::Known(None),
+                storage_key_id: Fact::Known(None),
+                running_classic_compute: Fact::Known(vec![]),
+                dashboards: Fact::Known(vec![]),
+                ..WorkspaceFacts::unknown()
+            },
+        );
     }
     for id in &t.key_config_ids {
         live.key_configs.insert(
@@ -906,7 +1102,7 @@ fn analyze_with(
         let (mut ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
             role = cross_account_role(plan, w, &creds_by_id);
             (
-                workspace_facts(w),
+                workspace_facts(plan, w),
                 slot(
                     plan,
                     w,
@@ -927,8 +1123,8 @@ fn analyze_with(
             // The binding's own planned facts (region, name, status and keys
             // so far) when the plan does not hold the workspace resource.
             let mut ws = target
-                .map(workspace_facts)
-                .unwrap_or_else(|| workspace_facts(w));
+                .map(|t| workspace_facts(plan, t))
+                .unwrap_or_else(|| workspace_facts(plan, w));
             if let Fact::Known(Some(id)) = w
                 .get("workspace_id")
                 .map(|o| o.map(|v| v.to_string().trim_matches('"').to_string()))
@@ -954,6 +1150,17 @@ fn analyze_with(
         };
         if let Some(l) = existing_workspace_id(w).and_then(|id| live?.workspaces.get(&id)) {
             overlay_live(&mut ws, l);
+        }
+        if plan.without_state {
+            let declared = if w.rtype == "databricks_mws_workspaces" {
+                Some(w)
+            } else {
+                plan.resolve(w, "workspace_id")
+                    .into_iter()
+                    .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
+                    .map(|(r, _)| r)
+            };
+            source_state(plan, &mut ws, w, declared, live, &mut a.live_notes);
         }
         for c in [ms.config, st.config].into_iter().flatten() {
             regions

@@ -45,6 +45,7 @@ fn verdicts(a: &Analysis) -> BTreeMap<(String, String, String), String> {
             let v = match l.outcome.verdict {
                 Verdict::Fail => format!("fail {}", l.outcome.severity),
                 Verdict::CannotTell => "cannot tell".to_string(),
+                Verdict::NeedsState => "needs state".to_string(),
                 Verdict::Pass => "pass".to_string(),
             };
             (
@@ -129,6 +130,7 @@ fn corpus_hcl_mode_matches_plan_mode_finding_by_finding() {
     let mut used = vec![false; PLAN_ONLY.len()];
     let mut used_hcl = vec![false; HCL_DECIDES.len()];
     let mut report = vec![];
+    let mut needs_state = 0;
     for name in corpus() {
         let name = name.as_str();
         let plan = verdicts(&plan_analysis(name));
@@ -138,6 +140,17 @@ fn corpus_hcl_mode_matches_plan_mode_finding_by_finding() {
         for key in keys {
             let (p, h) = (plan.get(key), hcl.get(key));
             if p == h {
+                continue;
+            }
+            // What compares with what exists: a plan's prior state decides
+            // it (these plans create their workspaces), the source cannot.
+            if h.map(String::as_str) == Some("needs state")
+                && p.is_some()
+                && crate::rules::findings::STATE_RULES
+                    .iter()
+                    .any(|(r, _)| r.code() == key.1)
+            {
+                needs_state += 1;
                 continue;
             }
             let allowed = PLAN_ONLY
@@ -176,6 +189,8 @@ fn corpus_hcl_mode_matches_plan_mode_finding_by_finding() {
             HCL_DECIDES[i]
         );
     }
+    // Every corpus configuration declares a workspace that may exist.
+    assert!(needs_state >= corpus().len(), "{needs_state} needs state");
 }
 
 #[test]
@@ -293,7 +308,8 @@ fn hcl_mode_reads_variables_from_tfvars_var_files_and_var() {
     assert!(plan
         .get("databricks_mws_customer_managed_keys.ms[1]")
         .is_some());
-    let main_tf = d.path().join("main.tf").display().to_string();
+    // Relative to the reviewed directory, as tflint and checkov show it.
+    let main_tf = "main.tf".to_string();
     assert_eq!(
         loaded.locations["databricks_mws_workspaces.this"],
         hcl_input::Source {
@@ -1211,5 +1227,328 @@ provider "databricks" {
     assert!(
         e.contains("disagree on account_id") && e.contains(acct) && e.contains(other),
         "{e}"
+/// The source of an existing workspace's storage key change, and its plan.
+fn state_fixture(name: &str) -> String {
+    root()
+        .join("acceptance-tests/fixtures/review/state")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn needs_state_has_its_own_value_in_every_format() {
+    let dir = state_fixture("storage_key_change");
+    let out = |format: &str, fail_on: &str| {
+        run_args(&[&dir, "--format", format, "--fail-on", fail_on]).unwrap()
+    };
+    // Text: its own lines and its own count, apart from "cannot tell yet".
+    let t = out("text", "error");
+    assert_eq!(t.code, 0, "{}", t.out);
+    let line = t
+        .out
+        .lines()
+        .find(|l| l.contains("needs state CMK009 databricks_mws_workspaces.this"))
+        .unwrap_or_else(|| panic!("{}", t.out));
+    assert!(line.contains("main.tf:20: "), "{line}");
+    assert!(!t.out.contains("cannot tell yet CMK009"), "{}", t.out);
+    assert!(t.out.contains(", 5 needs state, "), "{}", t.out);
+    assert!(
+        t.out
+            .contains("5 finding(s) need state: not checked without a plan or --live"),
+        "{}",
+        t.out
+    );
+    // JSON: the verdict and the summary.
+    let j: serde_json::Value = serde_json::from_str(&out("json", "error").out).unwrap();
+    assert_eq!(j["summary"]["needs_state"], 5, "{j:#}");
+    let f = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "CMK009")
+        .unwrap();
+    assert_eq!(f["verdict"], "needs_state");
+    // SARIF: a note with the property, never a pass.
+    let sarif: serde_json::Value = serde_json::from_str(&out("sarif", "error").out).unwrap();
+    let r = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == "CMK009")
+        .unwrap();
+    assert_eq!(r["level"], "note", "{r:#}");
+    assert_eq!(r["kind"], "review", "{r:#}");
+    assert_eq!(r["properties"]["needs_state"], true, "{r:#}");
+    assert_eq!(r["properties"]["verdict"], "needs_state", "{r:#}");
+    // JUnit: skipped with the message.
+    let x = out("junit", "error").out;
+    assert!(
+        x.contains("<skipped message=\"needs state: not checked without a plan or --live: workspace &quot;prod&quot; may exist already, and this rule reads the workspace&apos;s current storage key"),
+        "{x}"
+    );
+    // GitHub: a notice titled "needs state"; an error at --fail-on needs-state.
+    let g = out("github", "error").out;
+    assert!(
+        g.lines()
+            .any(|l| l.starts_with("::notice ") && l.contains("title=CMK009 needs state%3A ")),
+        "{g}"
+    );
+    assert!(g.contains(", 5 needs state, "), "{g}");
+    let g = out("github", "needs-state");
+    assert_eq!(g.code, 1);
+    assert!(
+        g.out
+            .lines()
+            .any(|l| l.starts_with("::error ") && l.contains("title=CMK009 needs state%3A ")),
+        "{}",
+        g.out
+    );
+    // --fail-on: the default and warning do not fail on it; needs-state
+    // and cannot-tell do.
+    for (fail_on, code) in [
+        ("error", 0),
+        ("warning", 0),
+        ("needs-state", 1),
+        ("cannot-tell", 1),
+        ("never", 0),
+    ] {
+        assert_eq!(out("text", fail_on).code, code, "--fail-on {fail_on}");
+    }
+}
+
+#[test]
+fn the_plan_of_the_same_change_decides_from_its_prior_state() {
+    let plan = state_fixture("storage_key_change.json");
+    let done = run_args(&[&plan, "--format", "json"]).unwrap();
+    assert_eq!(done.code, 1, "{}", done.out);
+    let j: serde_json::Value = serde_json::from_str(&done.out).unwrap();
+    assert_eq!(j["summary"]["needs_state"], 0, "{j:#}");
+    let f = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "CMK009")
+        .unwrap();
+    assert_eq!(f["verdict"], "fail", "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has storage key configuration aaaaaaaa-0000-4000-8000-0000000000c1"),
+        "{f}"
+    );
+    // HCL mode never passes or fails what the plan decided from its state.
+    let hcl = hcl_analysis(Path::new(&state_fixture("storage_key_change")));
+    let plan = review_text(
+        &std::fs::read_to_string(&plan).unwrap(),
+        &Requirements::default(),
+    )
+    .unwrap();
+    let mut state_rules = 0;
+    for l in &plan.outcomes {
+        if crate::rules::findings::state_read_by(l.outcome.rule).is_none() {
+            continue;
+        }
+        let h = hcl
+            .outcomes
+            .iter()
+            .find(|h| {
+                h.address == l.address
+                    && h.outcome.rule == l.outcome.rule
+                    && h.outcome.subject == l.outcome.subject
+            })
+            .unwrap_or_else(|| panic!("{} {} missing in HCL mode", l.address, l.outcome.rule));
+        if matches!(
+            l.outcome.rule.code(),
+            "CMK009" | "CMK010" | "CMK011" | "CMK019" | "CMK020"
+        ) {
+            state_rules += 1;
+            assert_eq!(
+                h.outcome.verdict,
+                Verdict::NeedsState,
+                "{}: {}",
+                l.outcome.rule,
+                h.outcome.message
+            );
+        }
+    }
+    assert_eq!(state_rules, 5);
+}
+
+#[test]
+fn shown_paths_are_relative_to_the_reviewed_directory_and_normalized() {
+    for (dir, file, want) in [
+        ("env", "env/./modules/x/main.tf", "modules/x/main.tf"),
+        ("env", "env/../shared/y/main.tf", "../shared/y/main.tf"),
+        (".", "./main.tf", "main.tf"),
+        ("./env/", "./env/./a/../main.tf", "main.tf"),
+        ("/r/env", "/r/env/./modules/x/main.tf", "modules/x/main.tf"),
+        ("/r/env", "/r/env/../../o/main.tf", "../../o/main.tf"),
+        ("", "main.tf", "main.tf"),
+    ] {
+        assert_eq!(super::shown_path(dir, file), want, "{dir} {file}");
+    }
+}
+
+/// A root module with a module under it and one beside it, inside the
+/// reviewed tree (`--root`): every format shows the files as tflint and
+/// checkov do.
+#[test]
+fn findings_name_files_relative_to_the_root_module_in_every_format() {
+    let ws = |name: &str| {
+        format!(
+            r#"resource "databricks_mws_workspaces" "{name}" {{
+  account_id     = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  workspace_name = "{name}"
+  aws_region     = "us-east-1"
+  pricing_tier   = "PREMIUM"
+  managed_services_customer_managed_key_id = "11111111-1111-4111-8111-111111111111"
+}}
+"#
+        )
+    };
+    let d = config_dir(&[
+        (
+            "env/main.tf",
+            "module \"x\" {\n  source = \"./modules/x\"\n}\nmodule \"y\" {\n  source = \"../shared/y\"\n}\n",
+        ),
+        ("env/modules/x/main.tf", &ws("x")),
+        ("shared/y/main.tf", &ws("y")),
+    ]);
+    let root = d.path().to_str().unwrap().to_string();
+    let env = d.path().join("env").join(".").display().to_string();
+    let out = |format: &str| {
+        let done = run_args(&[&env, "--root", &root, "--format", format]).unwrap();
+        assert_eq!(done.code, 1, "{}", done.out);
+        done.out
+    };
+    let t = out("text");
+    assert!(
+        t.contains("\nmodules/x/main.tf:1: error CMK001 module.x.")
+            || t.starts_with("modules/x/main.tf:1: error CMK001"),
+        "{t}"
+    );
+    assert!(
+        t.contains("../shared/y/main.tf:1: error CMK001 module.y."),
+        "{t}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&out("json")).unwrap();
+    let files: std::collections::BTreeSet<String> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        ["../shared/y/main.tf", "modules/x/main.tf"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    let sarif = out("sarif");
+    assert!(sarif.contains("\"uri\": \"modules/x/main.tf\""), "{sarif}");
+    assert!(
+        sarif.contains("\"uri\": \"../shared/y/main.tf\""),
+        "{sarif}"
+    );
+    let g = out("github");
+    assert!(
+        g.contains("::error file=modules/x/main.tf,line=1,title=CMK001"),
+        "{g}"
+    );
+    assert!(
+        g.contains("::error file=../shared/y/main.tf,line=1,title=CMK001"),
+        "{g}"
+    );
+    let x = out("junit");
+    assert!(x.contains("classname=\"modules/x/main.tf:1\""), "{x}");
+    for s in [&t, &sarif, &g, &x] {
+        assert!(!s.contains("/./") && !s.contains("env/modules"), "{s}");
+    }
+}
+
+/// (verdict, message) of a rule on an address.
+fn outcome_of(a: &Analysis, address: &str, rule: &str) -> (Verdict, String) {
+    a.outcomes
+        .iter()
+        .find(|l| l.address == address && l.outcome.rule.code() == rule)
+        .map(|l| (l.outcome.verdict, l.outcome.message.clone()))
+        .unwrap_or_else(|| panic!("no {rule} on {address}"))
+}
+
+#[test]
+fn aws_kms_grants_count_in_cmk015_and_cmk021() {
+    let dir = root().join("acceptance-tests/fixtures/review/state/grant_key");
+    let a = hcl_analysis(&dir);
+    // The default policy plus a grant of Encrypt and Decrypt to Databricks'
+    // principal: enough for MANAGED_SERVICES.
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::Pass, "{m}");
+    assert!(m.contains("grants"), "{m}");
+    assert_eq!(outcome_of(&a, "aws_kms_key.ms", "CMK021").0, Verdict::Pass);
+    // A grant of Decrypt alone on a storage key: what is missing is named.
+    let (v, m) = outcome_of(&a, "aws_kms_key.st", "CMK015");
+    assert_eq!(v, Verdict::Fail, "{m}");
+    assert!(
+        m.contains("kms:Encrypt (needed for STORAGE)") && !m.contains("kms:Decrypt"),
+        "{m}"
+    );
+    assert!(
+        m.contains("nor does any grant (aws_kms_grant.databricks_st)"),
+        "{m}"
+    );
+    let (v, m) = outcome_of(&a, "aws_kms_key.st", "CMK021");
+    assert_eq!(v, Verdict::Fail, "{m}");
+    assert!(m.contains("kms:CreateGrant"), "{m}");
+    // Without the grant, the managed-services key fails: the grant decided.
+    let text = std::fs::read_to_string(dir.join("main.tf")).unwrap();
+    let without = text
+        .replace(
+            "resource \"aws_kms_grant\" \"databricks_ms\"",
+            "resource \"aws_kms_grant\" \"unrelated\"",
+        )
+        .replace(
+            "  key_id            = aws_kms_key.ms.key_id\n",
+            "  key_id            = \"1234abcd-12ab-34cd-56ef-1234567890ab\"\n",
+        );
+    let d = config_dir(&[("main.tf", &without)]);
+    let a = hcl_analysis(d.path());
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::Fail, "{m}");
+    // A grant whose grantee is not known: cannot tell, naming it.
+    let unknown = format!(
+        "variable \"grantee\" {{\n  type = string\n}}\n{}",
+        text.replace(
+            "  grantee_principal = \"arn:aws:iam::414351767826:root\"\n  operations        = [\"Encrypt\", \"Decrypt\"]",
+            "  grantee_principal = var.grantee\n  operations        = [\"Encrypt\", \"Decrypt\"]",
+        )
+    );
+    let d = config_dir(&[("main.tf", &unknown)]);
+    let a = hcl_analysis(d.path());
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::CannotTell, "{m}");
+    assert!(
+        m.contains(
+            "grant aws_kms_grant.databricks_ms (its grantee_principal is not known until apply)"
+        ),
+        "{m}"
+    );
+    // A grant whose key is not known may be on any key: cannot tell.
+    let unknown_key = format!(
+        "variable \"key\" {{\n  type = string\n}}\n{}",
+        text.replace(
+            "  key_id            = aws_kms_key.ms.key_id\n",
+            "  key_id            = var.key\n"
+        )
+    );
+    let d = config_dir(&[("main.tf", &unknown_key)]);
+    let a = hcl_analysis(d.path());
+    let (v, m) = outcome_of(&a, "aws_kms_key.ms", "CMK015");
+    assert_eq!(v, Verdict::CannotTell, "{m}");
+    assert!(
+        m.contains("grant aws_kms_grant.databricks_ms (its key_id is not known until apply)"),
+        "{m}"
     );
 }

@@ -5,7 +5,11 @@
 //! status (`GET /workspaces/{id}`), the classic compute running in it and
 //! its AI/BI dashboards (the workspace's own API). For each key
 //! configuration id the plan names but does not create: its use cases,
-//! ARN and region (`GET /customer-managed-keys`, once).
+//! ARN and region (`GET /customer-managed-keys`, once). For a workspace of
+//! a configuration's source (HCL mode, no prior state): the account's
+//! workspace with its `deployment_name`, else its `workspace_name`
+//! (`GET /workspaces`, once), read as above; none is a new workspace,
+//! several cannot be told apart.
 //!
 //! Credentials are the provider's (`DATABRICKS_*` variables, a
 //! `~/.databrickscfg` profile): see `src/cloud/databricks/settings.rs`.
@@ -101,11 +105,73 @@ pub fn resolve_settings(
 pub struct Targets {
     pub workspace_ids: BTreeSet<i64>,
     pub key_config_ids: BTreeSet<String>,
+    /// Workspaces of a configuration's source, to find in the account.
+    pub workspace_names: BTreeSet<WorkspaceName>,
 }
 
 impl Targets {
     pub fn is_empty(&self) -> bool {
-        self.workspace_ids.is_empty() && self.key_config_ids.is_empty()
+        self.workspace_ids.is_empty()
+            && self.key_config_ids.is_empty()
+            && self.workspace_names.is_empty()
+    }
+}
+
+/// How a configuration names a workspace it declares: its
+/// `workspace_name`, and its `deployment_name` when set (unique in the
+/// account, so it decides when given).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkspaceName {
+    pub workspace_name: String,
+    pub deployment_name: Option<String>,
+}
+
+impl WorkspaceName {
+    /// `workspace "x"` or `workspace "x" (deployment_name "y")`, for messages.
+    pub fn label(&self) -> String {
+        use crate::rules::findings::quote;
+        match &self.deployment_name {
+            Some(d) => format!(
+                "workspace {} (deployment_name {})",
+                quote(&self.workspace_name),
+                quote(d)
+            ),
+            None => format!("workspace {}", quote(&self.workspace_name)),
+        }
+    }
+}
+
+/// What the account's workspace list says of a configuration's workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameMatch {
+    /// Exactly one workspace: its id (read as the plan's workspaces are).
+    Found(i64),
+    /// None: the configuration creates it.
+    NotFound,
+    /// Several workspaces have that name (and no deployment_name tells
+    /// them apart): their ids.
+    Ambiguous(Vec<i64>),
+}
+
+/// The workspaces of `all` that `n` names: by `deployment_name` when the
+/// configuration sets one (unique in an account), else by `workspace_name`.
+pub fn match_name(n: &WorkspaceName, all: &[(i64, String, Option<String>)]) -> NameMatch {
+    let ids: Vec<i64> = match &n.deployment_name {
+        Some(d) => all
+            .iter()
+            .filter(|(_, _, dep)| dep.as_deref() == Some(d.as_str()))
+            .map(|(id, _, _)| *id)
+            .collect(),
+        None => all
+            .iter()
+            .filter(|(_, name, _)| *name == n.workspace_name)
+            .map(|(id, _, _)| *id)
+            .collect(),
+    };
+    match ids.as_slice() {
+        [] => NameMatch::NotFound,
+        [one] => NameMatch::Found(*one),
+        _ => NameMatch::Ambiguous(ids),
     }
 }
 
@@ -114,6 +180,8 @@ impl Targets {
 pub struct LiveFacts {
     pub workspaces: HashMap<i64, WorkspaceFacts>,
     pub key_configs: HashMap<String, KeyConfigFacts>,
+    /// The configuration's workspaces, as found in the account.
+    pub by_name: HashMap<WorkspaceName, NameMatch>,
     /// Reads that failed: what, and why. Their facts stay unknown.
     pub errors: Vec<String>,
 }
@@ -130,7 +198,26 @@ pub async fn read(
     let note = |live: &mut LiveFacts, what: String, e: DatabricksError| {
         live.errors.push(format!("{what}: {e}"));
     };
-    for &id in &targets.workspace_ids {
+    let mut workspace_ids = targets.workspace_ids.clone();
+    if !targets.workspace_names.is_empty() {
+        match client.list_workspaces(cancel).await {
+            Ok(all) => {
+                let all: Vec<(i64, String, Option<String>)> = all
+                    .into_iter()
+                    .map(|w| (w.workspace_id, w.workspace_name, w.deployment_name))
+                    .collect();
+                for n in &targets.workspace_names {
+                    let m = match_name(n, &all);
+                    if let NameMatch::Found(id) = m {
+                        workspace_ids.insert(id);
+                    }
+                    live.by_name.insert(n.clone(), m);
+                }
+            }
+            Err(e) => note(&mut live, "listing the account's workspaces".into(), e),
+        }
+    }
+    for &id in &workspace_ids {
         // Typed before it reaches a URL: a plan value that is no workspace id
         // is reported, never requested.
         let typed = match crate::rules::ids::WorkspaceId::new(id) {

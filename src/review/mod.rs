@@ -92,7 +92,7 @@ pub enum UsageError {
     MissingPlan,
     #[error("unknown format {0:?}; use text, json, sarif, junit or github")]
     BadFormat(String),
-    #[error("unknown --fail-on {0:?}; use error, warning, cannot-tell or never")]
+    #[error("unknown --fail-on {0:?}; use error, warning, needs-state, cannot-tell or never")]
     BadFailOn(String),
     #[error("-var takes NAME=VALUE, not {0:?}")]
     BadVar(String),
@@ -113,16 +113,21 @@ pub enum UsageError {
     BadNumber(String, u64, u64, String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|needs-state|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
   DIR, FILE.tf     HCL mode: a configuration's .tf source (with terraform.tfvars, *.auto.tfvars,\n\
                    local modules); no plan and no credentials; what only a plan knows\n\
-                   (computed ids, live workspace facts) is \"cannot tell yet\"\n\
+                   (computed ids, live workspace facts) is \"cannot tell yet\"; what compares\n\
+                   with a workspace that may exist already (its current keys, status, compute,\n\
+                   dashboards: CMK009, CMK010, CMK011, CMK019, CMK020, ...) is \"needs state\",\n\
+                   never a pass: a plan's prior state or --live decides it\n\
   -var, -var-file  HCL mode: variable values, as terraform plan takes them\n\
   --format         text (default), json (see docs/review.md), sarif (SARIF 2.1.0),\n\
                    junit (JUnit XML) or github (GitHub Actions annotations)\n\
-  --fail-on        exit 1 on error findings (default), on warnings too, on errors and\n\
-                   every \"cannot tell yet\" or expression not evaluated (cannot-tell), or never\n\
+  --fail-on        exit 1 on error findings (default: \"needs state\" alone does not fail), on\n\
+                   warnings too, on errors and every \"needs state\" (needs-state), on errors,\n\
+                   every \"cannot tell yet\", \"needs state\" or expression not evaluated\n\
+                   (cannot-tell), or never\n\
   --suppressions   a suppressions file (default: .cmk-review.json in the configuration's\n\
                    directory or the current one); inline: # cmk:ignore CMK021 reason\n\
   --no-inline-suppressions  # cmk:ignore comments accept nothing (for pull requests:\n\
@@ -145,7 +150,9 @@ pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE
                    The account id, account host and workspace host template come, first to last,\n\
                    from a flag, the environment (DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST, the\n\
                    profile), then the cmk and databricks provider blocks (account_id, host,\n\
-                   workspace_host_template) of the plan or configuration\n\
+                   workspace_host_template) of the plan or configuration. HCL mode finds a\n\
+                   configuration's workspace by deployment_name or workspace_name (not in the\n\
+                   account: reviewed as a new workspace)\n\
   --profile        the ~/.databrickscfg profile for --live (else DATABRICKS_CONFIG_PROFILE, DEFAULT)\n\
   --workspace-host-template  workspace API host for --live, {deployment_name} replaced\n\
                    (default: the cmk provider block's, else the deployment's,\n\
@@ -213,6 +220,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
                 "warning" => FailOn::Warning,
                 "never" => FailOn::Never,
                 "cannot-tell" => FailOn::CannotTell,
+                "needs-state" => FailOn::NeedsState,
                 _ => return Err(UsageError::BadFailOn(v)),
             };
             in_require = false;
@@ -468,7 +476,93 @@ pub fn load_hcl(opts: &Options) -> Result<(Plan, hcl_input::Loaded), String> {
     .map_err(|e| e.0)?;
     let plan = Plan::from_value(std::mem::take(&mut loaded.plan))
         .map_err(|e| format!("internal: the configuration's plan could not be read: {e}"))?;
+    let mut plan = plan;
+    // A configuration's source says nothing of what exists.
+    plan.without_state = true;
+    shorten_paths(&mut loaded, &reviewed_dir(opts));
     Ok((plan, loaded))
+}
+
+/// The reviewed root module's directory: the directory given, or the
+/// directory of the `.tf` files given (as typed, for lexical paths).
+fn reviewed_dir(opts: &Options) -> String {
+    let p = std::path::Path::new(&opts.plan);
+    if p.is_dir() {
+        return opts.plan.clone();
+    }
+    p.parent()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `a/./b/../c` as `a/c`: `.` dropped, `x/..` folded, leading `..` kept
+/// (lexical: what a symbolic link points at is not asked).
+fn normalize(path: &str) -> Vec<String> {
+    use std::path::Component;
+    let mut out: Vec<String> = vec![];
+    for c in std::path::Path::new(path).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.last().is_some_and(|l| l != ".." && l != "/") {
+                    out.pop();
+                } else if out.last().map(String::as_str) != Some("/") {
+                    out.push("..".into());
+                }
+            }
+            Component::RootDir => out.push("/".into()),
+            Component::Prefix(p) => out.push(p.as_os_str().to_string_lossy().into_owned()),
+            Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+        }
+    }
+    out
+}
+
+/// A file of the configuration as findings show it: relative to the
+/// reviewed root module's directory `dir` and normalized, as tflint and
+/// checkov print them (`modules/x/main.tf`, `../shared/y/main.tf`).
+pub fn shown_path(dir: &str, file: &str) -> String {
+    let (d, f) = (normalize(dir), normalize(file));
+    let common = d.iter().zip(&f).take_while(|(a, b)| a == b).count();
+    // A directory above which the file lies can only be climbed out of by
+    // names it has (not by `..` it starts with): else the path as it is.
+    if d[common..].iter().any(|c| c == ".." || c == "/") {
+        return f.join("/").replacen("//", "/", 1);
+    }
+    let mut parts: Vec<&str> = d[common..].iter().map(|_| "..").collect();
+    parts.extend(f[common..].iter().map(String::as_str));
+    parts.join("/")
+}
+
+/// Every place HCL mode read, shown relative to the reviewed directory:
+/// the resources' blocks, the inline suppressions, and the places named in
+/// what could not be evaluated.
+fn shorten_paths(loaded: &mut hcl_input::Loaded, dir: &str) {
+    let mut raw: Vec<(String, String)> = vec![];
+    let mut shorten = |file: &mut String| {
+        let shown = shown_path(dir, file);
+        if shown != *file {
+            raw.push((file.clone(), shown.clone()));
+            *file = shown;
+        }
+    };
+    for s in loaded.locations.values_mut() {
+        shorten(&mut s.file);
+    }
+    for i in &mut loaded.ignores {
+        shorten(&mut i.at.file);
+    }
+    // Longest first: `d/./modules/x/main.tf` before `d/./main.tf`.
+    raw.sort_by_key(|(r, _)| std::cmp::Reverse(r.len()));
+    raw.dedup();
+    for u in &mut loaded.unevaluated {
+        for (r, shown) in &raw {
+            if u.starts_with(r.as_str()) {
+                *u = format!("{shown}{}", &u[r.len()..]);
+                break;
+            }
+        }
+    }
 }
 
 /// The suppressions that apply: the named file, else `.cmk-review.json`

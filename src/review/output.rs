@@ -48,6 +48,7 @@ struct Counts {
     errors: usize,
     warnings: usize,
     cannot_tell: usize,
+    needs_state: usize,
     passed: usize,
     suppressed: usize,
 }
@@ -66,6 +67,7 @@ fn counts(a: &Analysis, notes: &[Note]) -> Counts {
             .filter(|x| x.is_failure() && x.severity == Severity::Warning)
             .count(),
         cannot_tell: o().filter(|x| x.verdict == Verdict::CannotTell).count(),
+        needs_state: o().filter(|x| x.verdict == Verdict::NeedsState).count(),
         passed: o().filter(|x| x.verdict == Verdict::Pass).count(),
         suppressed: (0..a.outcomes.len())
             .filter(|i| note(notes, *i).suppressed())
@@ -173,8 +175,35 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
             }
         ));
     }
+    for (i, l) in
+        a.outcomes.iter().enumerate().filter(|(i, l)| {
+            l.outcome.verdict == Verdict::NeedsState && !note(notes, *i).suppressed()
+        })
+    {
+        let o = &l.outcome;
+        out.push_str(&format!(
+            "{}needs state {} {} ({}): {}{}\n",
+            place(note(notes, i)),
+            o.rule,
+            esc(&readable(&l.address)),
+            esc(&l.attribute),
+            // The line says "needs state" already.
+            esc(o
+                .message
+                .strip_prefix(crate::rules::findings::NEEDS_STATE)
+                .map_or(o.message.as_str(), |m| m.trim_start_matches(": "))),
+            if l.live_decides {
+                " [review --live decides this]"
+            } else {
+                ""
+            }
+        ));
+    }
     for u in &a.unevaluated {
         out.push_str(&format!("could not evaluate: {}\n", esc(u)));
+    }
+    for n in &a.live_notes {
+        out.push_str(&format!("live: {}\n", esc(n)));
     }
     let c = counts(a, notes);
     match &a.live {
@@ -190,16 +219,23 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
             let n = a.outcomes.iter().filter(|l| l.live_decides).count();
             if n > 0 {
                 out.push_str(&format!(
-                    "{n} of the \"cannot tell yet\" outcomes need facts only Databricks has (current keys, tier, running classic compute, dashboards): run `review --live` to decide them\n"
+                    "{n} of the \"cannot tell yet\" and \"needs state\" outcomes need facts only Databricks has (current keys, tier, running classic compute, dashboards): run `review --live` to decide them\n"
                 ));
             }
         }
     }
+    if c.needs_state > 0 {
+        out.push_str(&format!(
+            "{} finding(s) need state: not checked without a plan or --live (a workspace of the configuration may exist already; review a plan of it, or pass --live); never counted as passed\n",
+            c.needs_state
+        ));
+    }
     out.push_str(&format!(
-        "{} error(s), {} warning(s), {} cannot tell yet, {} passed{}{}\n",
+        "{} error(s), {} warning(s), {} cannot tell yet, {} needs state, {} passed{}{}\n",
         c.errors,
         c.warnings,
         c.cannot_tell,
+        c.needs_state,
         c.passed,
         if c.suppressed > 0 {
             format!(", {} suppressed", c.suppressed)
@@ -230,8 +266,12 @@ struct JsonLive {
     read: bool,
     /// Reads that failed.
     errors: Vec<String>,
-    /// Offline: how many `cannot_tell` outcomes `--live` would decide.
+    /// Offline: how many `cannot_tell` and `needs_state` outcomes `--live`
+    /// would decide.
     would_decide: usize,
+    /// What `--live` found out about the configuration's workspaces (a
+    /// workspace not in the account is reviewed as a new one).
+    notes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -239,6 +279,8 @@ struct JsonSummary {
     errors: usize,
     warnings: usize,
     cannot_tell: usize,
+    /// Not checked without a plan or `--live`; never counted as passed.
+    needs_state: usize,
     passed: usize,
     suppressed: usize,
 }
@@ -298,6 +340,7 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
             errors: c.errors,
             warnings: c.warnings,
             cannot_tell: c.cannot_tell,
+            needs_state: c.needs_state,
             passed: c.passed,
             suppressed: c.suppressed,
         },
@@ -312,11 +355,7 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                     attribute: esc(&l.attribute),
                     rule: r.id,
                     title: r.title,
-                    verdict: match o.verdict {
-                        Verdict::Fail => "fail",
-                        Verdict::CannotTell => "cannot_tell",
-                        Verdict::Pass => "pass",
-                    },
+                    verdict: o.verdict.as_str(),
                     severity: o.severity.as_str(),
                     subject: o.subject.name(),
                     message: esc(&o.message),
@@ -358,6 +397,7 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                 .map(|e| esc(e))
                 .collect(),
             would_decide: a.outcomes.iter().filter(|l| l.live_decides).count(),
+            notes: a.live_notes.iter().map(|n| esc(n)).collect(),
         },
     };
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -394,6 +434,8 @@ pub fn sarif_with(a: &Analysis, notes: &[Note], source: &str) -> String {
             let index = RULES.iter().position(|r| r.key == o.rule).unwrap_or(0);
             let (kind, level) = match o.verdict {
                 Verdict::CannotTell => ("review", "none"),
+                // Not checked: a note, never a pass.
+                Verdict::NeedsState => ("review", "note"),
                 _ => ("fail", o.severity.as_str()),
             };
             let physical = match &n.source {
@@ -420,7 +462,7 @@ pub fn sarif_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                         "kind": "resource",
                     }],
                 }],
-                "properties": { "subject": o.subject.name(), "remediation": o.remediation(), "live_decides": l.live_decides },
+                "properties": { "subject": o.subject.name(), "remediation": o.remediation(), "live_decides": l.live_decides, "verdict": o.verdict.as_str(), "needs_state": o.verdict == Verdict::NeedsState },
             });
             if let Some(s) = &n.suppression {
                 match s.expired {
@@ -465,9 +507,13 @@ pub enum FailOn {
     Error,
     Warning,
     Never,
-    /// Errors, and every "cannot tell yet" and every expression the review
-    /// could not evaluate: a strict gate.
+    /// Errors, and every "cannot tell yet", every "needs state" and every
+    /// expression the review could not evaluate: a strict gate.
     CannotTell,
+    /// Errors, and every "needs state": a configuration's source reviewed
+    /// without `--live` fails while a rule that compares with what exists
+    /// is not checked.
+    NeedsState,
 }
 
 impl FailOn {
@@ -477,7 +523,10 @@ impl FailOn {
             FailOn::Error => o.is_error(),
             FailOn::Warning => o.is_failure(),
             FailOn::Never => false,
-            FailOn::CannotTell => o.is_error() || o.verdict == Verdict::CannotTell,
+            FailOn::CannotTell => {
+                o.is_error() || matches!(o.verdict, Verdict::CannotTell | Verdict::NeedsState)
+            }
+            FailOn::NeedsState => o.is_error() || o.verdict == Verdict::NeedsState,
         }
     }
 }
@@ -568,6 +617,13 @@ pub fn junit(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> Str
                 ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
                 xml(&format!("cannot tell yet: {}", esc(&o.message)))
             ));
+        } else if o.verdict == Verdict::NeedsState {
+            // The message starts with "needs state: ...".
+            skipped += 1;
+            cases.push_str(&format!(
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                xml(&esc(&o.message))
+            ));
         } else if o.is_failure() {
             cases.push_str(&format!(
                 ">\n      <system-out>{}</system-out>\n    </testcase>\n",
@@ -646,6 +702,8 @@ pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> St
         }
         let title = if o.verdict == Verdict::CannotTell {
             format!("{} cannot tell yet: {}", o.rule, o.rule.rule().title)
+        } else if o.verdict == Verdict::NeedsState {
+            format!("{} needs state: {}", o.rule, o.rule.rule().title)
         } else {
             format!("{} {}", o.rule, o.rule.rule().title)
         };
@@ -684,10 +742,11 @@ pub fn github(a: &Analysis, notes: &[Note], source: &str, fail_on: FailOn) -> St
     }
     let c = counts(a, notes);
     out.push_str(&format!(
-        "review: {} error(s), {} warning(s), {} cannot tell yet, {} passed, {} suppressed{}\n",
+        "review: {} error(s), {} warning(s), {} cannot tell yet, {} needs state, {} passed, {} suppressed{}\n",
         c.errors,
         c.warnings,
         c.cannot_tell,
+        c.needs_state,
         c.passed,
         c.suppressed,
         unevaluated_note(a)

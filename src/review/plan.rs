@@ -140,6 +140,10 @@ pub struct Plan {
     /// The configuration as `terraform show -json` records it, for following
     /// references across modules and to provider configurations.
     config: ConfigFacts,
+    /// Made from a configuration's source (HCL mode), not a plan: every
+    /// resource is planned as created, but any of them may exist already,
+    /// and what exists was not read.
+    pub without_state: bool,
 }
 
 /// What the plan's `configuration` and `variables` say beyond references.

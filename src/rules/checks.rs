@@ -6,11 +6,11 @@ use super::catalog::{DataType, KeyFeature};
 use super::coverage::{coverage, Coverage, PlannedKeys, Protection};
 use super::deployment::{self, Deployment};
 use super::facts::{
-    created_on_or_before_cutoff, BindingChange, ComputeMode, Fact, KeyConfigFacts, KeyState,
-    KmsKeyFacts, PricingTier, RequestedKey, Requirements, WorkspaceFacts, WorkspaceStatus,
-    DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
+    created_on_or_before_cutoff, BindingChange, ComputeMode, Fact, GrantFacts, KeyConfigFacts,
+    KeyState, KmsKeyFacts, PricingTier, RequestedKey, Requirements, StateRead, WorkspaceFacts,
+    WorkspaceStatus, DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
 };
-use super::findings::{Outcome, RuleId, Severity, Subject};
+use super::findings::{state_read_by, Outcome, RuleId, Severity, Subject, Verdict, NEEDS_STATE};
 use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
 
@@ -367,7 +367,7 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
             .map(|c| {
                 (
                     c,
-                    principal_rules(needs, policy.as_ref(), arn, &c.principal),
+                    principal_rules(needs, policy.as_ref(), arn, &c.principal, &key.grants),
                 )
             })
             .collect();
@@ -389,7 +389,7 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
         (_, None, Fact::Known(Some(role))) => Outcome::fail(r16, s, format!("the key has the default key policy, which has no EBS statement for {role}")),
         (_, Some(p), Fact::Known(Some(role))) => {
             let reqs = cluster_volume_requests(role, needs.workspace_region.known().map(String::as_str), arn);
-            let o = verdict_for(r16, p, reqs.iter().map(|r| ("cluster volumes".to_string(), r)));
+            let o = verdict_for(r16, p, reqs.iter().map(|r| ("cluster volumes".to_string(), r)), &[]);
             o
         }
     });
@@ -451,7 +451,14 @@ fn principal_rules(
     policy: Option<&Policy>,
     arn: Option<&str>,
     principal: &str,
+    grants: &[GrantFacts],
 ) -> [Outcome; 2] {
+    // The default key policy (the key owner's account root only) with
+    // grants: the grants decide what Databricks' principal may do.
+    let default_policy = (policy.is_none() && !grants.is_empty())
+        .then(|| Policy::parse(DEFAULT_POLICY).ok())
+        .flatten();
+    let policy = policy.or(default_policy.as_ref());
     let s = Subject::KeyPolicy;
     let (r15, r21) = (
         RuleId::PolicyDatabricksGrants,
@@ -486,6 +493,7 @@ fn principal_rules(
                 r15,
                 p,
                 reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
+                grants,
             )
         }
     };
@@ -516,6 +524,7 @@ fn principal_rules(
                 r21,
                 p,
                 reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
+                grants,
             );
             if o.verdict == super::findings::Verdict::Fail {
                 let grants = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
@@ -582,10 +591,49 @@ fn combine_candidates(each: &[(&Candidate, &Outcome)]) -> Outcome {
     o
 }
 
+/// A key's default policy (what KMS gives a key created without one): the
+/// owner's account root may do everything, nobody else anything. The
+/// owner's account stands as a placeholder: no Databricks principal is in it.
+const DEFAULT_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"}]}"#;
+
+/// What the grants on a key say of a request the key policy does not allow:
+/// `Ok(Some(grant))` a grant allows it, `Ok(None)` none does, `Err(why)` a
+/// grant whose key, grantee or operations are not known might.
+fn grant_allows(grants: &[GrantFacts], r: &super::iam::Request) -> Result<Option<String>, String> {
+    let op = r.action.strip_prefix("kms:").unwrap_or(&r.action);
+    let mut unsure = vec![];
+    for g in grants {
+        let covers = match (&g.grantee, &g.operations) {
+            (Fact::Known(p), _) if *p != r.principal => continue,
+            (_, Fact::Known(ops)) if !ops.iter().any(|o| o == op) => continue,
+            (Fact::Known(_), Fact::Known(_)) => true,
+            _ => false,
+        };
+        if covers && !g.key_not_known {
+            return Ok(Some(g.name.clone()));
+        }
+        let what = match (&g.grantee, &g.operations, g.key_not_known) {
+            (Fact::Unknown, _, _) => "grantee_principal",
+            (_, Fact::Unknown, _) => "operations",
+            _ => "key_id",
+        };
+        unsure.push(format!(
+            "grant {} (its {what} is not known until apply)",
+            g.name
+        ));
+    }
+    if unsure.is_empty() {
+        Ok(None)
+    } else {
+        Err(unsure.join(", "))
+    }
+}
+
 fn verdict_for<'a>(
     rule: RuleId,
     p: &Policy,
     reqs: impl Iterator<Item = (String, &'a super::iam::Request)>,
+    grants: &[GrantFacts],
 ) -> Outcome {
     let s = Subject::KeyPolicy;
     let mut denied = vec![];
@@ -613,15 +661,38 @@ fn verdict_for<'a>(
                 "{what}: denied by statement {}",
                 sid.unwrap_or_else(|| "without Sid".into())
             )),
-            Decision::ImplicitDeny => denied.push(what),
+            // A grant allows what the key policy does not (an explicit
+            // deny still wins).
+            Decision::ImplicitDeny => match grant_allows(grants, r) {
+                Ok(Some(_)) => {}
+                Ok(None) => denied.push(what),
+                Err(why) => unsure.push(format!(
+                    "{what}: the key policy does not allow it, and {why} may"
+                )),
+            },
             Decision::CannotTell(why) => unsure.push(format!("{what}: {why}")),
         }
     }
     if !denied.is_empty() {
+        let grants_named = if grants.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", nor does any grant ({})",
+                grants
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         return Outcome::fail(
             rule,
             s,
-            format!("the key policy does not allow {}", denied.join("; ")),
+            format!(
+                "the key policy does not allow {}{grants_named}",
+                denied.join("; ")
+            ),
         );
     }
     if !unsure.is_empty() {
@@ -648,7 +719,11 @@ fn verdict_for<'a>(
     Outcome::pass(
         rule,
         s,
-        "the key policy allows every action the use cases need",
+        if grants.is_empty() {
+            "the key policy allows every action the use cases need"
+        } else {
+            "the key policy and its grants allow every action the use cases need"
+        },
     )
 }
 
@@ -675,7 +750,66 @@ fn slot_changes(current: &Fact<Option<String>>, req: &RequestedKey) -> Fact<bool
 /// CMK005, CMK007, CMK008, CMK009, CMK010, CMK011, CMK012, CMK013, CMK014,
 /// CMK019. `managed_services` / `storage`: the facts of the configurations
 /// the requested ids name, when the caller could resolve them.
+///
+/// For a workspace whose current state was not read (a configuration's
+/// source reviewed without `--live`: [`StateRead::NotRead`]), what only that
+/// state would decide is "needs state" ([`Verdict::NeedsState`]), never a
+/// pass; for one that `--live` could not tell apart from another
+/// ([`StateRead::Ambiguous`]), "cannot tell yet", saying why.
 pub fn check_binding(
+    ws: &WorkspaceFacts,
+    change: &BindingChange,
+    managed_services: Option<&KeyConfigFacts>,
+    storage: Option<&KeyConfigFacts>,
+    required: &Requirements,
+) -> Vec<Outcome> {
+    let mut out = binding_outcomes(ws, change, managed_services, storage, required);
+    if ws.state != StateRead::Read {
+        let probe = binding_outcomes(
+            &ws.with_state_placeholder(),
+            change,
+            managed_services,
+            storage,
+            required,
+        );
+        mark_needs_state(ws, &mut out, &probe);
+    }
+    out
+}
+
+/// The outcomes that cannot tell yet, but that the workspace's current
+/// state decides (`probe`: the same rules on [`WorkspaceFacts::with_state_placeholder`]),
+/// become "needs state" (or, for an ambiguous live match, say why they
+/// cannot tell).
+pub fn mark_needs_state(ws: &WorkspaceFacts, out: &mut [Outcome], probe: &[Outcome]) {
+    for o in out.iter_mut() {
+        let decided = probe.iter().any(|p| {
+            p.rule == o.rule && p.subject == o.subject && p.verdict != Verdict::CannotTell
+        });
+        if o.verdict != Verdict::CannotTell || !decided {
+            continue;
+        }
+        let what = state_read_by(o.rule).unwrap_or("the workspace's current state");
+        let severity = o.severity;
+        *o = match &ws.state {
+            StateRead::Read => continue,
+            StateRead::NotRead { .. } => Outcome::needs_state(
+                o.rule,
+                o.subject,
+                format!(
+                    "{} may exist already, and this rule reads {what}; review a plan of it, or pass --live",
+                    ws.label()
+                ),
+            ),
+            StateRead::Ambiguous(why) => {
+                Outcome::cannot_tell(o.rule, o.subject, format!("{why}; this rule reads {what}"))
+            }
+        }
+        .with_severity(severity);
+    }
+}
+
+fn binding_outcomes(
     ws: &WorkspaceFacts,
     change: &BindingChange,
     managed_services: Option<&KeyConfigFacts>,
@@ -1063,6 +1197,16 @@ fn requirement_rules(
             Protection::CannotTellYet => {
                 Outcome::cannot_tell(r, s, format!("{d} is required: {}", c.reason))
             }
+            Protection::NeedsState => Outcome::needs_state(
+                r,
+                s,
+                format!(
+                    "{d} is required: {}",
+                    c.reason
+                        .trim_start_matches(NEEDS_STATE)
+                        .trim_start_matches(": ")
+                ),
+            ),
             Protection::NotProtected => Outcome::fail(
                 r,
                 s,

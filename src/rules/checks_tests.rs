@@ -26,6 +26,7 @@ fn ws() -> WorkspaceFacts {
         running_classic_compute: Fact::Known(vec![]),
         dashboards: Fact::Known(vec![]),
         all_results_in_customer_account: Fact::Known(false),
+        state: StateRead::Read,
     }
 }
 
@@ -598,6 +599,7 @@ fn binding_rules_table() {
             Pass => "pass",
             Fail => "fail",
             CannotTell => "cannot",
+            NeedsState => "needs state",
         });
     }
     for (rule, kinds) in seen {
@@ -790,6 +792,7 @@ fn kms(policy: Option<String>) -> KmsKeyFacts {
         usage: Fact::Known("ENCRYPT_DECRYPT".into()),
         region: Fact::Known("us-east-1".into()),
         policy: Fact::Known(policy),
+        grants: vec![],
     }
 }
 
@@ -1207,4 +1210,214 @@ fn a_promised_key_arn_decides_its_kind_and_region_at_plan() {
         .iter()
         .filter(|o| matches!(o.rule, RuleId::KeyArnWellFormed | RuleId::KeyRegion))
         .all(|o| o.verdict == Verdict::CannotTell));
+}
+
+use Verdict::{CannotTell, Fail, NeedsState, Pass};
+
+/// A workspace of a configuration's source, whose current state was not
+/// read: what the configuration itself says (name, region, tier, compute
+/// mode), nothing of what exists.
+fn source_ws(settings: bool) -> WorkspaceFacts {
+    let mut w = ws();
+    w.id = Fact::Unknown;
+    w.status = Fact::Unknown;
+    w.managed_services_key_id = Fact::Unknown;
+    w.storage_key_id = Fact::Unknown;
+    w.running_classic_compute = Fact::Unknown;
+    w.dashboards = Fact::Unknown;
+    w.storage_mode = Fact::Unknown;
+    w.all_results_in_customer_account = Fact::Unknown;
+    if settings {
+        w.pricing_tier = Fact::Unknown;
+        w.compute_mode = Fact::Unknown;
+        w.region = Fact::Unknown;
+    }
+    w.state = StateRead::NotRead { settings };
+    w
+}
+
+fn storage_change() -> BindingChange {
+    BindingChange {
+        managed_services: RequestedKey::id(MS_ID),
+        storage: RequestedKey::id(ST_ID),
+    }
+}
+
+fn verdict_of(out: &[Outcome], rule: RuleId) -> Vec<Verdict> {
+    out.iter()
+        .filter(|o| o.rule == rule)
+        .map(|o| o.verdict)
+        .collect()
+}
+
+#[test]
+fn state_rules_need_state_when_it_was_not_read_and_never_pass() {
+    let ms = cfg(&["MANAGED_SERVICES"]);
+    let st = KeyConfigFacts {
+        id: Fact::Known(ST_ID.into()),
+        ..cfg(&["STORAGE"])
+    };
+    let req = Requirements {
+        data_types: [DataType::AiBiDashboards, DataType::Notebooks]
+            .into_iter()
+            .collect(),
+        not_known: 0,
+    };
+    let out = check_binding(
+        &source_ws(false),
+        &storage_change(),
+        Some(&ms),
+        Some(&st),
+        &req,
+    );
+    for rule in [
+        RuleId::StorageKeyReplacement,
+        RuleId::ClassicComputeRunning,
+        RuleId::LegacyDashboards,
+        RuleId::StorageKeyVerify,
+        RuleId::WorkspaceUpdatable,
+    ] {
+        assert_eq!(verdict_of(&out, rule), vec![NeedsState], "{rule}: {out:#?}");
+        let o = out.iter().find(|o| o.rule == rule).unwrap();
+        assert!(
+            o.message.starts_with("needs state: not checked without a plan or --live: workspace \"analytics\" may exist already"),
+            "{}",
+            o.message
+        );
+        assert!(
+            crate::rules::findings::state_read_by(rule).is_some(),
+            "{rule} is listed"
+        );
+    }
+    // The AI/BI dashboards requirement depends on the dashboards: not
+    // claimed; notebooks depend on the configuration's keys only.
+    let cmk013: Vec<(Subject, Verdict)> = out
+        .iter()
+        .filter(|o| o.rule == RuleId::RequiredCoverage)
+        .map(|o| (o.subject, o.verdict))
+        .collect();
+    assert!(
+        cmk013.contains(&(
+            Subject::RequiredCoverage(DataType::AiBiDashboards),
+            NeedsState
+        )),
+        "{cmk013:?}"
+    );
+    assert!(
+        cmk013.contains(&(Subject::RequiredCoverage(DataType::Notebooks), Pass)),
+        "{cmk013:?}"
+    );
+    // What the configuration decides alone still does: tier, region, use cases.
+    for rule in [
+        RuleId::EnterpriseTier,
+        RuleId::KeyRegion,
+        RuleId::SlotUseCase,
+    ] {
+        assert!(
+            verdict_of(&out, rule).iter().all(|v| *v == Pass),
+            "{rule}: {out:#?}"
+        );
+    }
+    // The same configuration with the state read: CMK009 fails on a
+    // workspace that has another storage key, passes on one without.
+    let existing = WorkspaceFacts {
+        storage_key_id: Fact::Known(Some("33333333-3333-3333-3333-333333333333".into())),
+        ..ws()
+    };
+    let out = check_binding(&existing, &storage_change(), Some(&ms), Some(&st), &req);
+    assert_eq!(verdict_of(&out, RuleId::StorageKeyReplacement), vec![Fail]);
+    let out = check_binding(&ws(), &storage_change(), Some(&ms), Some(&st), &req);
+    assert_eq!(verdict_of(&out, RuleId::StorageKeyReplacement), vec![Pass]);
+}
+
+#[test]
+fn a_binding_to_an_undeclared_workspace_needs_its_tier_region_and_compute_mode() {
+    let ms = cfg(&["MANAGED_SERVICES"]);
+    let change = BindingChange {
+        managed_services: RequestedKey::id(MS_ID),
+        storage: RequestedKey::none(),
+    };
+    let out = check_binding(
+        &source_ws(true),
+        &change,
+        Some(&ms),
+        None,
+        &Requirements::default(),
+    );
+    assert_eq!(verdict_of(&out, RuleId::EnterpriseTier), vec![NeedsState]);
+    assert!(
+        verdict_of(&out, RuleId::KeyRegion).contains(&NeedsState),
+        "{out:#?}"
+    );
+    assert!(out.iter().all(|o| o.verdict != CannotTell), "{out:#?}");
+    // A workspace declared by the configuration: its own tier decides.
+    let out = check_binding(
+        &source_ws(false),
+        &change,
+        Some(&ms),
+        None,
+        &Requirements::default(),
+    );
+    assert_eq!(verdict_of(&out, RuleId::EnterpriseTier), vec![Pass]);
+}
+
+#[test]
+fn an_ambiguous_live_match_cannot_tell_and_says_why() {
+    let mut w = source_ws(false);
+    w.state = StateRead::Ambiguous("workspace \"analytics\" could be any of 2 workspaces".into());
+    let out = check_binding(
+        &w,
+        &storage_change(),
+        Some(&cfg(&["MANAGED_SERVICES"])),
+        None,
+        &Requirements::default(),
+    );
+    let o = out
+        .iter()
+        .find(|o| o.rule == RuleId::StorageKeyReplacement)
+        .unwrap();
+    assert_eq!(o.verdict, CannotTell);
+    assert!(
+        o.message.contains(
+            "could be any of 2 workspaces; this rule reads the workspace's current storage key"
+        ),
+        "{}",
+        o.message
+    );
+    assert!(out.iter().all(|o| o.verdict != NeedsState));
+}
+
+#[test]
+fn coverage_claims_nothing_about_dashboards_it_never_read() {
+    use crate::rules::coverage::{coverage, PlannedKeys, Protection};
+    let keys = PlannedKeys::from_binding(&storage_change(), None);
+    let rows = coverage(&source_ws(false), &keys);
+    let dash = rows
+        .iter()
+        .find(|c| c.data_type == DataType::AiBiDashboards)
+        .unwrap();
+    assert_eq!(dash.protection, Protection::NeedsState, "{dash:?}");
+    assert!(
+        !dash.reason.contains("no dashboard predates"),
+        "{}",
+        dash.reason
+    );
+    assert!(
+        dash.reason
+            .starts_with("needs state: not checked without a plan or --live"),
+        "{}",
+        dash.reason
+    );
+    // With the state read, the claim is made.
+    let rows = coverage(&ws(), &keys);
+    let dash = rows
+        .iter()
+        .find(|c| c.data_type == DataType::AiBiDashboards)
+        .unwrap();
+    assert_eq!(dash.protection, Protection::Protected);
+    assert!(
+        dash.reason.contains("no dashboard predates"),
+        "{}",
+        dash.reason
+    );
 }

@@ -4,10 +4,10 @@ use serde::Serialize;
 
 use super::catalog::{DataType, KeyFeature, CATALOG};
 use super::facts::{
-    created_on_or_before_cutoff, BindingChange, ComputeMode, Fact, KeyConfigFacts, WorkspaceFacts,
-    DASHBOARD_CUTOFF,
+    created_on_or_before_cutoff, BindingChange, ComputeMode, Fact, KeyConfigFacts, StateRead,
+    WorkspaceFacts, DASHBOARD_CUTOFF,
 };
-use super::findings::RuleId;
+use super::findings::{state_read_by, RuleId, NEEDS_STATE};
 
 /// How well a data type is protected by customer-managed keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -17,6 +17,9 @@ pub enum Protection {
     PartlyProtected,
     NotProtected,
     CannotTellYet,
+    /// What protects it depends on the workspace's current state (its
+    /// keys, its dashboards), which was not read: nothing is claimed.
+    NeedsState,
 }
 
 /// One data type's protection, why, and the rule behind it.
@@ -94,12 +97,42 @@ fn by_key(d: DataType, key: &Fact<bool>, feature: KeyFeature, extra: &str) -> Co
     }
 }
 
-/// Every catalog data type's protection under the planned keys.
+/// Every catalog data type's protection under the planned keys. For a
+/// workspace whose current state was not read, what that state decides is
+/// [`Protection::NeedsState`]: no claim (for an ambiguous live match,
+/// "cannot tell yet", saying why).
 pub fn coverage(ws: &WorkspaceFacts, keys: &PlannedKeys) -> Vec<Coverage> {
-    CATALOG
+    let mut rows: Vec<Coverage> = CATALOG
         .iter()
         .map(|row| coverage_of(row.data_type, ws, keys))
-        .collect()
+        .collect();
+    if ws.state == StateRead::Read {
+        return rows;
+    }
+    let probe = ws.with_state_placeholder();
+    for c in rows
+        .iter_mut()
+        .filter(|c| c.protection == Protection::CannotTellYet)
+    {
+        if coverage_of(c.data_type, &probe, keys).protection == Protection::CannotTellYet {
+            continue;
+        }
+        let what = state_read_by(c.rule).unwrap_or("the workspace's current state");
+        match &ws.state {
+            StateRead::NotRead { .. } => {
+                c.protection = Protection::NeedsState;
+                c.reason = format!(
+                    "{NEEDS_STATE}: {} may exist already, and its protection depends on {what}",
+                    ws.label()
+                );
+            }
+            StateRead::Ambiguous(why) => {
+                c.reason = format!("{why}; its protection depends on {what}");
+            }
+            StateRead::Read => {}
+        }
+    }
+    rows
 }
 
 /// One data type's protection.

@@ -25,6 +25,25 @@ fn principals_section(rule: super::RuleId) -> String {
     )
 }
 
+/// The rules that compare with what exists say what "needs state" means
+/// for them.
+fn state_section(rule: super::RuleId) -> String {
+    let Some(what) = super::findings::state_read_by(rule) else {
+        return String::new();
+    };
+    format!(
+        "\n## Needs state\n\nThis rule compares with what exists: it reads {what}. \
+         `terraform-provider-cmk review` of a configuration's source (HCL mode) without `--live` \
+         reads no state, and any workspace it declares may exist already, so there the rule is \
+         \"needs state: not checked without a plan or --live\": a verdict of its own, never \
+         counted as passed, failing the review only under `--fail-on needs-state` or \
+         `--fail-on cannot-tell`. A plan's prior state decides it (a workspace the plan creates \
+         is new), and so does `--live`, which finds the workspace in the account by its \
+         `deployment_name` or `workspace_name`. At `terraform plan` this provider's resources \
+         read the workspace themselves. See [review](../review.md).\n"
+    )
+}
+
 /// `(file name, markdown)` for every rule page and `README.md`.
 pub fn rule_pages() -> Vec<(String, String)> {
     let mut pages = vec![];
@@ -51,7 +70,8 @@ pub fn rule_pages() -> Vec<(String, String)> {
              The rule does not guess. At `terraform plan`, the resource names it in a \
              \"Decided at apply\" warning on the argument whose value is not known yet, and checks \
              it again at apply, before anything changes: a failure then stops the apply. \
-             `terraform-provider-cmk review` reports it as \"cannot tell yet\".\n{principals}",
+             `terraform-provider-cmk review` reports it as \"cannot tell yet\".\n{state}{principals}",
+            state = state_section(r.key),
             principals = principals_section(r.key),
             id = r.id,
             title = r.title,

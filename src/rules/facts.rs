@@ -202,6 +202,27 @@ pub struct WorkspaceFacts {
     pub dashboards: Fact<Vec<Dashboard>>,
     /// Whether all interactive notebook results are stored in the customer's account.
     pub all_results_in_customer_account: Fact<bool>,
+    /// Whether these facts hold the workspace's current state.
+    pub state: StateRead,
+}
+
+/// Whether a workspace's current state (status, keys, running compute,
+/// dashboards) is in its facts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StateRead {
+    /// The facts hold what is known of it: a plan's prior state, a live
+    /// reading, or a workspace the plan creates (it has none).
+    #[default]
+    Read,
+    /// The workspace may exist, and its current state was not read (a
+    /// configuration's source reviewed without `--live`): the rules that
+    /// compare with it say "needs state". `settings`: its tier, compute
+    /// mode and region are the existing workspace's too (a binding whose
+    /// workspace the configuration does not hold).
+    NotRead { settings: bool },
+    /// `--live` found several workspaces the configuration's workspace
+    /// could be (the text says which): its state stays unknown.
+    Ambiguous(String),
 }
 
 impl WorkspaceFacts {
@@ -220,7 +241,37 @@ impl WorkspaceFacts {
             running_classic_compute: Fact::Unknown,
             dashboards: Fact::Unknown,
             all_results_in_customer_account: Fact::Unknown,
+            state: StateRead::Read,
         }
+    }
+
+    /// The same workspace as a reading of its current state would give it,
+    /// with placeholder values for what was not read (a RUNNING workspace
+    /// without keys, compute or dashboards): what these placeholders
+    /// decide, the state decides.
+    pub fn with_state_placeholder(&self) -> WorkspaceFacts {
+        fn fill<T>(f: &mut Fact<T>, v: T) {
+            if f.is_unknown() {
+                *f = Fact::Known(v);
+            }
+        }
+        let mut p = self.clone();
+        let settings = matches!(self.state, StateRead::NotRead { settings: true });
+        p.state = StateRead::Read;
+        fill(&mut p.id, Some("0".into()));
+        fill(&mut p.status, Some(WorkspaceStatus::Running));
+        fill(&mut p.managed_services_key_id, None);
+        fill(&mut p.storage_key_id, None);
+        fill(&mut p.running_classic_compute, vec![]);
+        fill(&mut p.dashboards, vec![]);
+        fill(&mut p.all_results_in_customer_account, false);
+        fill(&mut p.storage_mode, None);
+        if settings {
+            fill(&mut p.pricing_tier, PricingTier::Enterprise);
+            fill(&mut p.compute_mode, ComputeMode::Hybrid);
+            fill(&mut p.region, "placeholder-region-1".into());
+        }
+        p
     }
 
     /// A workspace that the plan creates: no keys, no compute, no dashboards.
@@ -322,6 +373,22 @@ pub struct KmsKeyFacts {
     /// The key policy document (JSON text); `None` when the key has the
     /// default policy.
     pub policy: Fact<Option<String>>,
+    /// The `aws_kms_grant`s on the key (and those whose key is not known,
+    /// which may be on it).
+    pub grants: Vec<GrantFacts>,
+}
+
+/// An AWS KMS grant (`aws_kms_grant`): whom it lets do what with a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFacts {
+    /// Where it comes from, for messages (`aws_kms_grant.databricks`).
+    pub name: String,
+    /// `grantee_principal`.
+    pub grantee: Fact<String>,
+    /// `operations`, as KMS spells them (`Encrypt`, `Decrypt`, ...).
+    pub operations: Fact<Vec<String>>,
+    /// Its `key_id` is not known: it may be on this key, or not.
+    pub key_not_known: bool,
 }
 
 impl KmsKeyFacts {
@@ -333,6 +400,7 @@ impl KmsKeyFacts {
             usage: Fact::Unknown,
             region: Fact::Unknown,
             policy: Fact::Unknown,
+            grants: vec![],
         }
     }
 }

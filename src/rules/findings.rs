@@ -361,7 +361,7 @@ pub static RULES: [Rule; 22] = [
         "Error: the Account API refuses the composite id (\"Invalid customerManagedKeyId: <acct>/<id>\")."),
     rule("CMK015", RuleId::PolicyDatabricksGrants, E, CONFIGURE,
         "Key policy grants Databricks what the use cases need",
-        "The key policy allows Databricks' principal (with its account tag) the actions its services cannot work without: Encrypt and Decrypt for MANAGED_SERVICES; Encrypt, Decrypt and GenerateDataKey for STORAGE. Evaluated as IAM does: wildcards, NotAction, Deny over Allow, conditions. The further statements of Databricks' guide are CMK021.",
+        "The key policy allows Databricks' principal (with its account tag) the actions its services cannot work without: Encrypt and Decrypt for MANAGED_SERVICES; Encrypt, Decrypt and GenerateDataKey for STORAGE. Evaluated as IAM does: wildcards, NotAction, Deny over Allow, conditions. An `aws_kms_grant` on the key to Databricks' principal counts for the operations it lists (a key with the default policy and such a grant passes; a grant whose key, grantee or operations are not known is \"cannot tell yet\", naming it); an explicit Deny of the policy still wins. The further statements of Databricks' guide are CMK021.",
         "Databricks' guide lists the key policy statements each use case needs; without them Databricks cannot use the key and the workspace fails.",
         "the key policy does not allow arn:aws:iam::414351767826:root kms:GenerateDataKey (needed for STORAGE)",
         "Use the cmk_kms_key_policy data source (or the statements in Databricks' guide) for the key policy.",
@@ -403,7 +403,7 @@ pub static RULES: [Rule; 22] = [
         "Error: the Account API refuses key updates on a workspace that is neither RUNNING nor FAILED, and a storage key on a FAILED workspace that once ran."),
     rule("CMK021", RuleId::PolicyGuideStatements, W, CONFIGURE,
         "Key policy has the statements Databricks' guide adds",
-        "For a STORAGE key, the key policy also allows Databricks' principal what Databricks' configuration guide adds beyond what the services need: ReEncrypt*, GenerateDataKeyWithoutPlaintext and DescribeKey in the storage statement, and the grants statement (CreateGrant, ListGrants and RevokeGrant under `Bool kms:GrantIsForAWSResource = true`). Evaluated as IAM does.",
+        "For a STORAGE key, the key policy also allows Databricks' principal what Databricks' configuration guide adds beyond what the services need: ReEncrypt*, GenerateDataKeyWithoutPlaintext and DescribeKey in the storage statement, and the grants statement (CreateGrant, ListGrants and RevokeGrant under `Bool kms:GrantIsForAWSResource = true`). Evaluated as IAM does. An `aws_kms_grant` to Databricks' principal counts for the operations it lists, as in CMK015.",
         "Databricks' guide to configuring customer-managed keys shows these statements; Databricks' security reference architecture for AWS omits the grants statement and runs without it.",
         "the key policy does not allow arn:aws:iam::414351767826:root kms:CreateGrant (needed for STORAGE); ...; Databricks' configuration guide adds the statement AllowDatabricksStorageGrants (kms:CreateGrant, kms:ListGrants, kms:RevokeGrant for arn:aws:iam::414351767826:root under Bool kms:GrantIsForAWSResource = true, ...)",
         "Add the grants statement from Databricks' guide (the cmk_kms_key_policy data source generates it), or keep the reference architecture's policy knowingly.",
@@ -425,6 +425,54 @@ pub enum Verdict {
     Fail,
     /// A fact the rule needs is unknown until apply.
     CannotTell,
+    /// The rule compares with what exists (a workspace's current keys,
+    /// status, compute or dashboards), and the review was given neither a
+    /// plan (whose prior state says it) nor `--live` (which reads it): not
+    /// checked, never counted as passed.
+    NeedsState,
+}
+
+impl Verdict {
+    /// The spelling of JSON, SARIF properties and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::CannotTell => "cannot_tell",
+            Verdict::NeedsState => "needs_state",
+        }
+    }
+}
+
+/// How a "needs state" outcome reads, before what the rule would need.
+pub const NEEDS_STATE: &str = "needs state: not checked without a plan or --live";
+
+/// The rules that compare with what exists, and what of it each reads: a
+/// configuration reviewed without a plan or `--live` leaves them "needs
+/// state" for a workspace that may exist. The last five read only what a
+/// workspace resource of the configuration does not set itself (a binding's
+/// workspace, not in the configuration).
+pub const STATE_RULES: [(RuleId, &str); 11] = [
+    (RuleId::StorageKeyReplacement, "the workspace's current storage key"),
+    (RuleId::ClassicComputeRunning, "the workspace's status, current keys and running classic compute"),
+    (RuleId::LegacyDashboards, "the workspace's AI/BI dashboards and their creation times"),
+    (RuleId::StorageKeyVerify, "the workspace's status and current storage key"),
+    (RuleId::WorkspaceUpdatable, "the workspace's status and current keys"),
+    (RuleId::RequiredCoverage, "the workspace's current keys (a slot left as it is keeps them) and dashboards"),
+    (RuleId::EnterpriseTier, "an existing workspace's pricing tier, when no workspace resource of the configuration sets it"),
+    (RuleId::KeyRegion, "an existing workspace's region, when no workspace resource of the configuration sets it"),
+    (RuleId::EbsKeyOnServerless, "an existing workspace's compute mode, when no workspace resource of the configuration sets it"),
+    (RuleId::StorageKeyOnServerless, "an existing workspace's compute mode, when no workspace resource of the configuration sets it"),
+    (RuleId::UnprotectableDataType, "an existing workspace's compute mode, when no workspace resource of the configuration sets it"),
+];
+
+/// What of an existing workspace a rule reads, when it compares with what
+/// exists ([`STATE_RULES`]).
+pub fn state_read_by(rule: RuleId) -> Option<&'static str> {
+    STATE_RULES
+        .iter()
+        .find(|(r, _)| *r == rule)
+        .map(|(_, what)| *what)
 }
 
 /// Longest value quoted whole in a message; longer ones keep their head and
@@ -568,6 +616,18 @@ impl Outcome {
             verdict: Verdict::CannotTell,
             severity: rule.rule().severity,
             message: readable(&message.into()),
+        }
+    }
+
+    /// A rule that compares with what exists, not checked: `why` says what
+    /// it would read.
+    pub fn needs_state(rule: RuleId, subject: Subject, why: impl Into<String>) -> Outcome {
+        Outcome {
+            rule,
+            subject,
+            verdict: Verdict::NeedsState,
+            severity: rule.rule().severity,
+            message: readable(&format!("{NEEDS_STATE}: {}", why.into())),
         }
     }
 

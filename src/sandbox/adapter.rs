@@ -87,6 +87,7 @@ pub(crate) fn workspace_facts(w: &SandboxWorkspace) -> WorkspaceFacts {
                 .collect(),
         ),
         all_results_in_customer_account: Fact::Unknown,
+        state: Default::default(),
     }
 }
 

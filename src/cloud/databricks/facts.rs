@@ -30,6 +30,7 @@ impl Workspace {
             running_classic_compute: Fact::Unknown,
             dashboards: Fact::Unknown,
             all_results_in_customer_account: Fact::Unknown,
+            state: Default::default(),
         }
     }
 }
