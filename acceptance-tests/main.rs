@@ -27,5 +27,6 @@ mod real_services;
 mod reference_shapes;
 mod release;
 mod schema;
+mod schema_versions;
 mod undecided_rules;
 mod unknowns;

@@ -165,17 +165,19 @@ impl Resource for Thing {
             password: Val::Null,
         })
     }
-    fn upgrade(
-        &self,
-        version: i64,
-        mut state: serde_json::Value,
-        _d: &mut Diagnostics,
-    ) -> Option<serde_json::Value> {
-        if version == 0 {
-            let title = state.as_object_mut()?.remove("title")?;
-            state["name"] = title;
-        }
-        Some(state)
+    fn upgraders(&self) -> Vec<super::Upgrader> {
+        vec![super::Upgrader {
+            from: 0,
+            change: "`title` renamed `name`",
+            step: |mut state| {
+                let title = state
+                    .as_object_mut()
+                    .and_then(|o| o.remove("title"))
+                    .ok_or("no title")?;
+                state["name"] = title;
+                Ok(state)
+            },
+        }]
     }
 }
 
@@ -610,6 +612,59 @@ async fn resource_lifecycle_over_grpc() {
     assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
     let up = value::from_msgpack(&r.upgraded_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(up.get("name"), Some(&s("old")));
+    assert_eq!(up.get("size"), Some(&Value::Number(value::Number::Int(2))));
+
+    // the current version passes through: an attribute the schema does not
+    // know is dropped, a missing one is null
+    let upgrade = |version: i64, json: &'static [u8]| {
+        let mut c = c.clone();
+        async move {
+            c.upgrade_resource_state(pb::upgrade_resource_state::Request {
+                type_name: "test_thing".into(),
+                version,
+                raw_state: Some(pb::RawState {
+                    json: json.to_vec(),
+                    flatmap: Default::default(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let r = upgrade(1, br#"{"name":"n","id":"id-n","gone":true}"#).await;
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let up = value::from_msgpack(&r.upgraded_state.unwrap().msgpack, ty).unwrap();
+    assert_eq!(up.get("name"), Some(&s("n")));
+    assert_eq!(up.get("size"), Some(&Value::Null));
+    assert!(up.get("gone").is_none());
+
+    // a newer version than the provider knows: refused, saying why
+    let r = upgrade(2, br#"{"name":"n"}"#).await;
+    assert!(r.upgraded_state.is_none());
+    assert_eq!(
+        r.diagnostics[0].summary,
+        "State written by a newer provider"
+    );
+    assert!(
+        r.diagnostics[0].detail.contains("schema version 2")
+            && r.diagnostics[0].detail.contains("Upgrade the provider"),
+        "{}",
+        r.diagnostics[0].detail
+    );
+
+    // a step that cannot upgrade what it got says which step failed
+    let r = upgrade(0, br#"{"name":"no title"}"#).await;
+    assert!(r.upgraded_state.is_none());
+    assert_eq!(r.diagnostics[0].summary, "State upgrade failed");
+    assert!(
+        r.diagnostics[0]
+            .detail
+            .contains("from schema version 0 to 1")
+            && r.diagnostics[0].detail.contains("`title` renamed `name`"),
+        "{}",
+        r.diagnostics[0].detail
+    );
 
     // move from another type: refused by default, with a diagnostic
     let r = c
