@@ -72,6 +72,7 @@ pub struct KeyConfigurationModel {
     /// such as `"30m"`, `"90s"` or `"1h30m"`. Each replaces the provider's
     /// `retry_timeout_seconds` for this configuration. Every argument replaces the
     /// configuration, so `update` bounds nothing here.
+    #[serde(default)]
     #[schemars(extend("x-tf" = ["block"]))]
     pub timeouts: Val<Timeouts>,
 }

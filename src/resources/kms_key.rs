@@ -161,6 +161,7 @@ pub struct KmsKeyModel {
     /// `"1h30m"`. Each replaces, for this key, the provider's
     /// `kms_create_timeout_seconds`, `kms_update_timeout_seconds`,
     /// `kms_delete_timeout_seconds` and (for `read`) `retry_timeout_seconds`.
+    #[serde(default)]
     #[schemars(extend("x-tf" = ["block"]))]
     pub timeouts: Val<Timeouts>,
 }

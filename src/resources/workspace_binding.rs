@@ -149,6 +149,7 @@ pub struct WorkspaceBindingModel {
     /// as durations such as `"30m"`, `"90s"` or `"1h30m"`. They replace the provider's
     /// `workspace_update_timeout_seconds` and `retry_timeout_seconds` for this
     /// workspace. Destroy only stops managing the keys, so `delete` bounds nothing here.
+    #[serde(default)]
     #[schemars(extend("x-tf" = ["block"]))]
     pub timeouts: Val<Timeouts>,
 }

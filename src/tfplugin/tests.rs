@@ -101,6 +101,10 @@ struct ThingModel {
     /// Write-only password.
     #[schemars(extend("x-tf" = ["optional", "write_only", "sensitive"]))]
     password: Val<String>,
+    /// Timeouts.
+    #[serde(default)]
+    #[schemars(extend("x-tf" = ["block"]))]
+    timeouts: Val<super::Timeouts>,
 }
 
 struct Thing;
@@ -131,10 +135,16 @@ impl Resource for Thing {
     }
     async fn create(
         &self,
-        _ctx: &Ctx<()>,
+        ctx: &Ctx<()>,
         mut m: ThingModel,
-        _d: &mut Diagnostics,
+        d: &mut Diagnostics,
     ) -> Option<ThingModel> {
+        if m.name.known().map(String::as_str) == Some("slow") {
+            // Waits until stopped, and says it was, as resources do.
+            ctx.cancel.cancelled().await;
+            d.error("Stopped", "the create was stopped before it began");
+            return None;
+        }
         m.id = Val::Known(format!("id-{}", m.name.known()?));
         Some(m)
     }
@@ -163,6 +173,7 @@ impl Resource for Thing {
             mode: default_mode(),
             id: Val::Known(id.into()),
             password: Val::Null,
+            timeouts: Val::Null,
         })
     }
     fn upgraders(&self) -> Vec<super::Upgrader> {
@@ -700,6 +711,80 @@ async fn resource_lifecycle_over_grpc() {
         value::from_msgpack(&r.new_state.unwrap().msgpack, ty).unwrap(),
         Value::Null
     );
+
+    // a create under `timeouts { create = "1s" }` that would wait forever:
+    // stopped a moment after its time, naming the setting
+    let ty_obj = |name: &str, create: &str| {
+        let mut v = state.clone();
+        *v.get_mut("name").unwrap() = s(name);
+        *v.get_mut("id").unwrap() = Value::Null;
+        *v.get_mut("timeouts").unwrap() = Value::Map(
+            [
+                ("create".to_string(), s(create)),
+                ("read".to_string(), Value::Null),
+                ("update".to_string(), Value::Null),
+                ("delete".to_string(), Value::Null),
+            ]
+            .into(),
+        );
+        v
+    };
+    let slow = ty_obj("slow", "1s");
+    let t0 = std::time::Instant::now();
+    let r = c
+        .apply_resource_change(pb::apply_resource_change::Request {
+            type_name: "test_thing".into(),
+            prior_state: dv(&Value::Null, ty),
+            planned_state: dv(&slow, ty),
+            config: dv(&slow, ty),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let ran_out = r
+        .diagnostics
+        .iter()
+        .find(|d| d.summary == "test_thing create ran out of time")
+        .unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    assert!(
+        ran_out
+            .detail
+            .contains("within 1s, the resource's `timeouts.create`"),
+        "{}",
+        ran_out.detail
+    );
+    assert!(
+        !r.diagnostics
+            .iter()
+            .any(|d| d.summary == "Operation cancelled"),
+        "not Terraform's stop: {:?}",
+        r.diagnostics
+    );
+
+    // a duration that is not one: refused at validate, on its argument
+    let r = c
+        .validate_resource_config(pb::validate_resource_config::Request {
+            type_name: "test_thing".into(),
+            config: dv(&ty_obj("x", "soon"), ty),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.diagnostics[0].summary, "Invalid duration for timeouts.create",
+        "{:?}",
+        r.diagnostics
+    );
+    assert!(r.diagnostics[0].detail.contains("\"1h30m\""));
+    let steps = &r.diagnostics[0].attribute.as_ref().unwrap().steps;
+    assert_eq!(steps.len(), 2, "{steps:?}");
 
     // metadata and unknown type names
     let m = c

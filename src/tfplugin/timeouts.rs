@@ -4,6 +4,7 @@
 //! `"1h30m"`). A resource adds the block to its model as
 //!
 //! ```ignore
+//! #[serde(default)] // decodes when absent, as null
 //! #[schemars(extend("x-tf" = ["block"]))]
 //! pub timeouts: Val<Timeouts>,
 //! ```
