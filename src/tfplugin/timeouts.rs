@@ -182,7 +182,7 @@ pub fn add_to_state(mut state: serde_json::Value) -> Result<serde_json::Value, S
 /// Says how long `d` is as users write it: `3s`, `1h30m`, `0.5s`.
 pub fn show(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{}s", d.as_secs_f64());
     }
     let s = d.as_secs();
