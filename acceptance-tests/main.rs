@@ -27,6 +27,7 @@ mod real_services;
 mod reference_shapes;
 mod release;
 mod schema;
+mod schema_versions;
 mod signed_release;
 mod undecided_rules;
 mod unknowns;

@@ -114,6 +114,19 @@ fn samples(kms_key_arn: &str) -> BTreeMap<&'static str, J> {
             "cmk_workspace_binding.required_coverage",
             json!(["dbfs_root", "job_results"]),
         ),
+        // the `timeouts` blocks
+        ("cmk_kms_key.timeouts.create", json!("30m")),
+        ("cmk_kms_key.timeouts.read", json!("5m")),
+        ("cmk_kms_key.timeouts.update", json!("1h30m")),
+        ("cmk_kms_key.timeouts.delete", json!("90s")),
+        ("cmk_key_configuration.timeouts.create", json!("30m")),
+        ("cmk_key_configuration.timeouts.read", json!("5m")),
+        ("cmk_key_configuration.timeouts.update", json!("1h30m")),
+        ("cmk_key_configuration.timeouts.delete", json!("90s")),
+        ("cmk_workspace_binding.timeouts.create", json!("30m")),
+        ("cmk_workspace_binding.timeouts.read", json!("5m")),
+        ("cmk_workspace_binding.timeouts.update", json!("1h30m")),
+        ("cmk_workspace_binding.timeouts.delete", json!("90s")),
         // data sources
         (
             "data.cmk_kms_key_policy.use_cases",
@@ -363,14 +376,6 @@ fn configuration(
             } else {
                 ty.clone()
             };
-            // Nested blocks would need places of their own: a schema that
-            // gains one fails here until the test covers it.
-            for b in s["block"]["block_types"].as_object().into_iter().flatten() {
-                missing.push(format!(
-                    "{prefix}.{} (a nested block: extend this test)",
-                    b.0
-                ));
-            }
             let attrs = s["block"]["attributes"]
                 .as_object()
                 .cloned()
@@ -379,9 +384,37 @@ fn configuration(
                 .iter()
                 .filter(|(_, a)| a["required"] == true)
                 .collect();
-            for (name, a) in attrs.iter().filter(|(_, a)| settable(a)) {
-                let Some(sample) = samples.get(format!("{prefix}.{name}").as_str()) else {
-                    missing.push(format!("{prefix}.{name}"));
+            // The places to write: each settable attribute (block None), and
+            // each settable attribute of a single nested block (`timeouts
+            // { create = ... }`). Other nested blocks would need places of
+            // their own: a schema that gains one fails here until the test
+            // covers it.
+            let mut settables: Vec<(Option<String>, String, J)> = attrs
+                .iter()
+                .filter(|(_, a)| settable(a))
+                .map(|(n, a)| (None, n.clone(), a.clone()))
+                .collect();
+            for (b, bs) in s["block"]["block_types"].as_object().into_iter().flatten() {
+                if bs["nesting_mode"] != "single" {
+                    missing.push(format!(
+                        "{prefix}.{b} (a {} nested block: extend this test)",
+                        bs["nesting_mode"]
+                    ));
+                    continue;
+                }
+                for (n, a) in bs["block"]["attributes"].as_object().into_iter().flatten() {
+                    if settable(a) {
+                        settables.push((Some(b.clone()), n.clone(), a.clone()));
+                    }
+                }
+            }
+            for (block, name, a) in &settables {
+                let full = match block {
+                    Some(b) => format!("{b}.{name}"),
+                    None => name.clone(),
+                };
+                let Some(sample) = samples.get(format!("{prefix}.{full}").as_str()) else {
+                    missing.push(format!("{prefix}.{full}"));
                     continue;
                 };
                 // A nested object's own settable attributes are places too.
@@ -400,7 +433,7 @@ fn configuration(
                             body.push_str("  provider = cmk.aws\n");
                         }
                         for (r, _) in &required {
-                            if *r != name {
+                            if block.is_some() || *r != name {
                                 let v = samples
                                     .get(format!("{prefix}.{r}").as_str())
                                     .cloned()
@@ -408,13 +441,17 @@ fn configuration(
                                 body.push_str(&format!("  {r} = {}\n", hcl(&v)));
                             }
                         }
-                        body.push_str(&format!("  {name} = {}\n", hcl_with(sample, &place, &expr)));
+                        let line = format!("{name} = {}", hcl_with(sample, &place, &expr));
+                        match block {
+                            Some(b) => body.push_str(&format!("  {b} {{\n    {line}\n  }}\n")),
+                            None => body.push_str(&format!("  {line}\n")),
+                        }
                         let text = format!("{decl}{kind} \"{ty}\" \"c{n}\" {{\n{body}}}\n");
                         push(
                             &mut main,
                             &mut cases,
                             format!(
-                                "{prefix}.{name}{} as {f:?}",
+                                "{prefix}.{full}{} as {f:?}",
                                 place.iter().map(|p| format!("[{p}]")).collect::<String>()
                             ),
                             text,

@@ -13,6 +13,27 @@ use std::time::Instant;
 
 tokio::task_local! {
     static DEADLINE: Instant;
+    static OVERRIDE: Override;
+}
+
+/// A deadline set by the user for one operation (a resource's `timeouts`
+/// block): it replaces the clients' own budgets (the provider-level
+/// settings) instead of only cutting them, and `setting` names it in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Override {
+    pub at: Instant,
+    pub setting: &'static str,
+}
+
+/// Runs `f` with `o` replacing the budgets of everything it calls (on this
+/// task); it is also the operation's deadline ([`current`]).
+pub async fn override_scope<F: Future>(o: Override, f: F) -> F::Output {
+    OVERRIDE.scope(o, DEADLINE.scope(o.at, f)).await
+}
+
+/// The user's deadline for the operation running on this task, if any.
+pub fn overridden() -> Option<Override> {
+    OVERRIDE.try_with(|o| *o).ok()
 }
 
 /// Runs `f` with `deadline` as the deadline of everything it calls (on
@@ -51,5 +72,23 @@ mod tests {
         })
         .await;
         assert_eq!(clamp(far), far);
+    }
+
+    #[tokio::test]
+    async fn an_override_is_also_the_operations_deadline() {
+        let now = Instant::now();
+        let at = now + Duration::from_secs(3);
+        assert_eq!(overridden(), None);
+        let o = Override {
+            at,
+            setting: "timeouts.create",
+        };
+        override_scope(o, async {
+            assert_eq!(overridden(), Some(o));
+            assert_eq!(current(), Some(at));
+            assert_eq!(clamp(now + Duration::from_secs(300)), at);
+        })
+        .await;
+        assert_eq!(overridden(), None);
     }
 }

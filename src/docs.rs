@@ -71,6 +71,22 @@ fn block_doc(block: &Block, out: &mut String) {
         }
         out.push('\n');
     }
+    if !block.blocks.is_empty() {
+        out.push_str("### Blocks\n\n");
+        for b in &block.blocks {
+            let required = if b.min_items > 0 {
+                "Required"
+            } else {
+                "Optional"
+            };
+            out.push_str(&format!(
+                "- `{}` (Block, {required}) {} (see below for nested schema)\n",
+                b.name,
+                b.block.description.replace('\n', " ")
+            ));
+        }
+        out.push('\n');
+    }
     for a in &block.attributes {
         if let AttrType::Nested { attributes, .. } = &a.ty {
             out.push_str(&format!("### Nested Schema for `{}`\n\n", a.name));
@@ -298,6 +314,29 @@ mod tests {
 
     /// Every resource page says how to import it: the ids, both forms
     /// (`import {}` block and `terraform import`), and what is read.
+    #[test]
+    fn every_resource_page_lists_its_timeouts_block() {
+        let server = ProviderServer::new(CmkProvider);
+        let p = pages(Path::new(env!("CARGO_MANIFEST_DIR")));
+        for (name, _) in server.resource_schemas() {
+            let short = name.strip_prefix("cmk_").unwrap_or(name);
+            let page = &p[&format!("resources/{short}.md")];
+            assert!(
+                page.contains("- `timeouts` (Block, Optional)"),
+                "{name}: no timeouts block listed"
+            );
+            let at = page
+                .find("### Nested Schema for `timeouts` (block)")
+                .unwrap_or_else(|| panic!("{name}: no nested schema for timeouts"));
+            for op in ["create", "read", "update", "delete"] {
+                assert!(
+                    page[at..].contains(&format!("- `{op}` (String)")),
+                    "{name}: {op}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_resource_page_has_an_import_section() {
         let server = ProviderServer::new(CmkProvider);

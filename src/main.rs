@@ -27,6 +27,8 @@ Usage:
                                          output, or to a configuration's .tf source (no plan,
                                          no credentials); `review --help` says more
   terraform-provider-cmk docs [--out DIR]  write the registry-layout docs (default: docs)
+  terraform-provider-cmk schema          print the schemas as `terraform providers schema -json`
+                                         shows them, normalized (tests/fixtures/schema/README.md)
   terraform-provider-cmk --version | -V
   terraform-provider-cmk --help | -h
 ";
@@ -78,6 +80,20 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("docs") => return docs(&args[1..]),
+        Some("schema") if args.len() == 1 => {
+            let server = cmk::tfplugin::server::ProviderServer::new(CmkProvider);
+            let j =
+                cmk::tfplugin::compat::normalize(&cmk::tfplugin::compat::provider_json(&server));
+            // Keys sorted by normalize: the output is stable.
+            match serde_json::to_string_pretty(&j) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("cannot render the schema: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
         Some("review") => {
             let code = cmk::review::main(&args[1..]);
             return ExitCode::from(u8::try_from(code).unwrap_or(2));

@@ -418,6 +418,7 @@ impl Provider for CmkProvider {
         Some(ReadBudget {
             limit: clients.read_budget(),
             hint: "Set retry_timeout_seconds in the provider block to allow more (default 300) when the Databricks or AWS APIs are slow or throttling, or try again later.".to_string(),
+            setting: None,
         })
     }
 
@@ -504,3 +505,7 @@ impl Provider for CmkProvider {
 #[cfg(test)]
 #[path = "provider_unknowns.rs"]
 mod unknowns;
+
+#[cfg(test)]
+#[path = "provider_schema_compat.rs"]
+mod schema_compat;

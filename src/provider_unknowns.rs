@@ -104,21 +104,31 @@ fn attribute_sample(a: &Attribute) -> Value {
     }
 }
 
-/// Every settable attribute set to its sample; the others null.
+/// Every settable attribute set to its sample, the others null; each
+/// nested block (`timeouts`) sampled the same way.
 fn block_sample(b: &Block) -> Value {
-    Value::Map(
-        b.attributes
-            .iter()
-            .map(|a| {
-                let v = if settable(a) {
-                    attribute_sample(a)
-                } else {
-                    Value::Null
-                };
-                (a.name.clone(), v)
-            })
-            .collect(),
-    )
+    let mut m: std::collections::BTreeMap<String, Value> = b
+        .attributes
+        .iter()
+        .map(|a| {
+            let v = if settable(a) {
+                attribute_sample(a)
+            } else {
+                Value::Null
+            };
+            (a.name.clone(), v)
+        })
+        .collect();
+    for nb in &b.blocks {
+        let inner = block_sample(&nb.block);
+        let v = match nb.nesting {
+            Nesting::Single => inner,
+            Nesting::List | Nesting::Set => Value::List(vec![inner]),
+            Nesting::Map => Value::object([("k", inner)]),
+        };
+        m.insert(nb.name.clone(), v);
+    }
+    Value::Map(m)
 }
 
 /// A place inside a value: map keys and list indexes from the top.
@@ -249,6 +259,24 @@ fn an_unknown_at_any_depth_of_any_settable_attribute_validates_and_survives_the_
                     if let Err(e) = check(&o, &config) {
                         failures.push(format!("{} at {}: {e}", o.name, full.join(".")));
                     }
+                }
+            }
+        }
+        // The settable attributes of single nested blocks (`timeouts`).
+        for b in o
+            .schema
+            .block
+            .blocks
+            .iter()
+            .filter(|b| b.nesting == Nesting::Single)
+        {
+            for a in b.block.attributes.iter().filter(|a| settable(a)) {
+                let mut config = base.clone();
+                let full = vec![b.name.clone(), a.name.clone()];
+                replace(&mut config, &full, Value::unknown());
+                checked += 1;
+                if let Err(e) = check(&o, &config) {
+                    failures.push(format!("{} at {}: {e}", o.name, full.join(".")));
                 }
             }
         }

@@ -122,7 +122,7 @@ pub enum KmsError {
         key: String,
         endpoint: String,
     },
-    #[error("{what} on {key} did not show in KMS's reads within {waited} s (KMS is eventually consistent; the bound is the provider's {setting}): {last}")]
+    #[error("{what} on {key} did not show in KMS's reads within {waited} s (KMS is eventually consistent; the bound is {setting}): {last}")]
     NotPropagated {
         what: String,
         key: String,
@@ -148,13 +148,29 @@ pub struct Deadline {
 
 impl Deadline {
     /// `d` from now, or the deadline of the operation this runs in (see
-    /// [`crate::budget`]) when that comes first.
+    /// [`crate::budget`]) when that comes first. A resource's `timeouts`
+    /// duration replaces `d` (and names itself as the setting).
     pub fn after(d: Duration, setting: &'static str) -> Deadline {
+        if let Some(o) = crate::budget::overridden() {
+            return Deadline {
+                at: o.at,
+                setting: o.setting,
+            };
+        }
         Deadline {
             at: Instant::now() + d,
             setting,
         }
         .clamped()
+    }
+
+    /// `d` from now whatever bounds the operation: for a step that must run
+    /// even when the operation's time ran out (putting back a mark).
+    pub fn own(d: Duration, setting: &'static str) -> Deadline {
+        Deadline {
+            at: Instant::now() + d,
+            setting,
+        }
     }
 
     /// This deadline, or the operation's when that comes first; it then

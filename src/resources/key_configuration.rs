@@ -15,7 +15,10 @@ use crate::support::{
     api_error, databricks, fact, fact_opt, key_config_id, report, report_deferred, Clients,
 };
 use crate::tfplugin::value::Refinements;
-use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValSet};
+use crate::tfplugin::{
+    timeouts, AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val,
+    ValSet,
+};
 
 /// The AWS KMS key of a key configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -64,6 +67,14 @@ pub struct KeyConfigurationModel {
     /// When Databricks created the configuration, in epoch milliseconds.
     #[schemars(extend("x-tf" = ["computed"]))]
     pub creation_time: Val<i64>,
+    /// How long creating (`create`), refreshing (`read`) and deleting (`delete`) the
+    /// configuration may take, every Account API call and retry in it, as durations
+    /// such as `"30m"`, `"90s"` or `"1h30m"`. Each replaces the provider's
+    /// `retry_timeout_seconds` for this configuration. Every argument replaces the
+    /// configuration, so `update` bounds nothing here.
+    #[serde(default)]
+    #[schemars(extend("x-tf" = ["block"]))]
+    pub timeouts: Val<Timeouts>,
 }
 
 pub struct KeyConfiguration;
@@ -204,6 +215,8 @@ impl KeyConfigurationModel {
             customer_managed_key_id: Val::Known(k.customer_managed_key_id.clone()),
             account_id: Val::Known(k.account_id.clone()),
             creation_time: Val::Known(k.creation_time),
+            // Not Databricks': the configuration's (or the state's) block.
+            timeouts: previous.map(|p| p.timeouts.clone()).unwrap_or_default(),
         }
     }
 }
@@ -276,6 +289,16 @@ impl Resource for KeyConfiguration {
     type Model = KeyConfigurationModel;
     type Client = Clients;
     const TYPE_NAME: &'static str = "cmk_key_configuration";
+    /// 1: the `timeouts` block.
+    const SCHEMA_VERSION: i64 = 1;
+
+    fn upgraders(&self) -> Vec<Upgrader> {
+        vec![Upgrader {
+            from: 0,
+            change: "the `timeouts` block (null in older state)",
+            step: timeouts::add_to_state,
+        }]
+    }
 
     fn validate(&self, c: &KeyConfigurationModel, diags: &mut Diagnostics) {
         report(&rules::check_key_configuration(&c.facts()), path_of, diags);
@@ -565,6 +588,7 @@ impl Resource for KeyConfiguration {
             customer_managed_key_id: Val::Known(id),
             account_id: str_of(&s["account_id"]).into(),
             creation_time: s["creation_time"].as_i64().into(),
+            timeouts: Val::Null,
         })
     }
 }
@@ -718,6 +742,7 @@ mod tests {
             customer_managed_key_id: Val::Known(ID.into()),
             account_id: Val::Known(ACCT.into()),
             creation_time: Val::Known(creation_time),
+            timeouts: Val::Null,
         };
         let injected = || async {
             admin("/_sandbox/stats", None).await["injected_errors"]

@@ -17,7 +17,10 @@ use crate::rules::{
 };
 use crate::support::{report_deferred, Clients};
 use crate::tfplugin::value::Refinements;
-use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValMap, ValSet};
+use crate::tfplugin::{
+    timeouts, AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val,
+    ValMap, ValSet,
+};
 
 fn default_true() -> Val<bool> {
     Val::Known(true)
@@ -152,6 +155,15 @@ pub struct KmsKeyModel {
     /// The key's state in KMS (`Enabled`, `Disabled`, `PendingDeletion`, ...).
     #[schemars(extend("x-tf" = ["computed"]))]
     pub key_state: Val<String>,
+
+    /// How long creating (`create`), refreshing (`read`), updating (`update`) and
+    /// destroying (`delete`) the key may take, as durations such as `"30m"`, `"90s"` or
+    /// `"1h30m"`. Each replaces, for this key, the provider's
+    /// `kms_create_timeout_seconds`, `kms_update_timeout_seconds`,
+    /// `kms_delete_timeout_seconds` and (for `read`) `retry_timeout_seconds`.
+    #[serde(default)]
+    #[schemars(extend("x-tf" = ["block"]))]
+    pub timeouts: Val<Timeouts>,
 }
 
 pub struct KmsKey;
@@ -665,6 +677,16 @@ impl Resource for KmsKey {
     type Model = KmsKeyModel;
     type Client = Clients;
     const TYPE_NAME: &'static str = "cmk_kms_key";
+    /// 1: the `timeouts` block.
+    const SCHEMA_VERSION: i64 = 1;
+
+    fn upgraders(&self) -> Vec<Upgrader> {
+        vec![Upgrader {
+            from: 0,
+            change: "the `timeouts` block (null in older state)",
+            step: timeouts::add_to_state,
+        }]
+    }
 
     fn validate(&self, c: &KmsKeyModel, diags: &mut Diagnostics) {
         if let Val::Known(d) = c.deletion_window_in_days {
@@ -1110,7 +1132,7 @@ impl Resource for KmsKey {
         if !ok {
             if token_off {
                 // Its own bound: the create's may be what ran out.
-                let d = Deadline::after(kms.timeouts().request, "kms_request_timeout_seconds");
+                let d = Deadline::own(kms.timeouts().request, "kms_request_timeout_seconds");
                 if let Err(e) = kms.restore_create_token(&arn, &token, d).await {
                     diags.error(
                         format!("KMS key {arn}: the mark of its unfinished create could not be put back"),
@@ -1527,6 +1549,7 @@ impl Resource for KmsKey {
             id: Val::Null,
             region: Val::Null,
             key_state: Val::Null,
+            timeouts: Val::Null,
         };
         m.apply_info(&info);
         let arn = info.arn.clone();
@@ -1714,6 +1737,7 @@ mod tests {
             "id",
             "region",
             "key_state",
+            "timeouts",
         ]
         .into_iter()
         .map(|k| (k.to_string(), V::Null))

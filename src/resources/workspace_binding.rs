@@ -15,7 +15,10 @@ use crate::rules::{self, DataType, Fact, Severity, Subject, Verdict};
 use crate::support::{
     api_error, databricks, key_config_id, report, report_deferred, workspace_id, Clients,
 };
-use crate::tfplugin::{AttributePath, Ctx, Diagnostics, PlanChange, Resource, Val, ValSet};
+use crate::tfplugin::{
+    timeouts, AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val,
+    ValSet,
+};
 
 /// The AWS KMS key of a key configuration passed as an object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -141,6 +144,14 @@ pub struct WorkspaceBindingModel {
     /// The workspace's status after the last apply or refresh.
     #[schemars(extend("x-tf" = ["computed"]))]
     pub workspace_status: Val<String>,
+    /// How long binding keys (`create`, `update`: the Account API calls, and the wait
+    /// for the workspace to run with its new keys) and refreshing (`read`) may take,
+    /// as durations such as `"30m"`, `"90s"` or `"1h30m"`. They replace the provider's
+    /// `workspace_update_timeout_seconds` and `retry_timeout_seconds` for this
+    /// workspace. Destroy only stops managing the keys, so `delete` bounds nothing here.
+    #[serde(default)]
+    #[schemars(extend("x-tf" = ["block"]))]
+    pub timeouts: Val<Timeouts>,
 }
 
 pub struct WorkspaceBinding;
@@ -544,6 +555,16 @@ impl Resource for WorkspaceBinding {
     type Model = WorkspaceBindingModel;
     type Client = Clients;
     const TYPE_NAME: &'static str = "cmk_workspace_binding";
+    /// 1: the `timeouts` block.
+    const SCHEMA_VERSION: i64 = 1;
+
+    fn upgraders(&self) -> Vec<Upgrader> {
+        vec![Upgrader {
+            from: 0,
+            change: "the `timeouts` block (null in older state)",
+            step: timeouts::add_to_state,
+        }]
+    }
 
     fn validate(&self, c: &WorkspaceBindingModel, diags: &mut Diagnostics) {
         if let Val::Known(req) = &c.required_coverage {
@@ -804,6 +825,7 @@ impl Resource for WorkspaceBinding {
             workspace_name: Val::Null,
             aws_region: Val::Null,
             workspace_status: Val::Null,
+            timeouts: Val::Null,
         };
         let client = databricks(ctx, diags).await?;
         if let Some(a) = account.filter(|a| *a != client.config().account_id) {

@@ -2,6 +2,7 @@
 //! about Databricks: a provider implements the traits of [`provider`] over
 //! model structs, and [`serve`] does the rest.
 
+pub mod compat;
 pub mod diagnostics;
 pub mod model;
 pub mod path;
@@ -9,6 +10,7 @@ pub mod provider;
 pub mod schema;
 pub mod serve;
 pub mod server;
+pub mod timeouts;
 pub mod tls;
 pub mod value;
 
@@ -33,8 +35,9 @@ pub use model::{Elements, Val, ValMap, ValSet};
 pub use path::AttributePath;
 pub use provider::{
     Ctx, DataSource, Function, FunctionDef, FunctionError, Param, PlanChange, Provider, ReadBudget,
-    Resource,
+    Resource, Upgrader,
 };
 pub use schema::Schema;
+pub use timeouts::Timeouts;
 pub use tls::install_crypto_provider;
 pub use value::{Type, Value};

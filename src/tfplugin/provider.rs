@@ -33,6 +33,9 @@ impl<C> Ctx<C> {
 pub struct ReadBudget {
     pub limit: std::time::Duration,
     pub hint: String,
+    /// The resource's own `timeouts.read`, when the budget is that: it then
+    /// replaces the clients' budgets (see [`crate::budget::override_scope`]).
+    pub setting: Option<&'static str>,
 }
 
 #[async_trait]
@@ -165,27 +168,13 @@ pub trait Resource: Send + Sync + 'static {
         None
     }
 
-    /// Upgrades a stored state (JSON in the schema of `version`) to the
-    /// current schema. The default accepts the current version only.
-    fn upgrade(
-        &self,
-        version: i64,
-        state: serde_json::Value,
-        diags: &mut Diagnostics,
-    ) -> Option<serde_json::Value> {
-        if version == Self::SCHEMA_VERSION {
-            Some(state)
-        } else {
-            diags.error(
-                "Unsupported state version",
-                format!(
-                    "{} state has schema version {version}; this provider knows version {}. Use a matching provider version.",
-                    Self::TYPE_NAME,
-                    Self::SCHEMA_VERSION
-                ),
-            );
-            None
-        }
+    /// The steps that bring a stored state from an earlier schema version to
+    /// [`Self::SCHEMA_VERSION`]: one [`Upgrader`] per earlier version, each
+    /// taking the JSON of its version `from` to `from + 1`. The layer runs
+    /// them in a chain (see [`upgrade_chain`]). The default has none: state
+    /// of another version than the current one is refused.
+    fn upgraders(&self) -> Vec<Upgrader> {
+        vec![]
     }
 
     /// `moved {}` from another resource type (possibly of another provider).
@@ -207,6 +196,80 @@ pub trait Resource: Send + Sync + 'static {
         );
         None
     }
+}
+
+/// One step of a state upgrade: stored state JSON of schema version `from`
+/// into the JSON of version `from + 1`.
+#[derive(Clone, Copy)]
+pub struct Upgrader {
+    pub from: i64,
+    /// What changed in `from + 1` (for messages and the upgrade notes).
+    pub change: &'static str,
+    pub step: fn(serde_json::Value) -> Result<serde_json::Value, String>,
+}
+
+/// The version `from` an upgrade chain can start at: every version from it
+/// up to `current` has its step.
+pub fn chain_complete(upgraders: &[Upgrader], from: i64, current: i64) -> bool {
+    (from..current).all(|v| upgraders.iter().any(|u| u.from == v))
+}
+
+/// Brings `state` (JSON of schema `version`) to `current` through the steps
+/// of `upgraders`; the state of the current version passes through. A state
+/// of a newer version was written by a newer provider: refused, saying so.
+pub fn upgrade_chain(
+    type_name: &str,
+    current: i64,
+    version: i64,
+    mut state: serde_json::Value,
+    upgraders: &[Upgrader],
+    diags: &mut Diagnostics,
+) -> Option<serde_json::Value> {
+    if version > current {
+        diags.error(
+            "State written by a newer provider",
+            format!(
+                "The state of this {type_name} has schema version {version}, written by a newer version of this provider; this version knows schema versions up to {current}. Upgrade the provider (its version constraint in required_providers) to the version that wrote the state or later, then run terraform init -upgrade."
+            ),
+        );
+        return None;
+    }
+    if version < 0 {
+        diags.error(
+            "Invalid state version",
+            format!(
+                "The state of this {type_name} has schema version {version}; versions start at 0."
+            ),
+        );
+        return None;
+    }
+    for v in version..current {
+        let Some(u) = upgraders.iter().find(|u| u.from == v) else {
+            diags.error(
+                "Unsupported state version",
+                format!(
+                    "The state of this {type_name} has schema version {version}, and this provider cannot upgrade state from version {v} to {} (it knows schema version {current}). Use a provider version between the one that wrote the state and this one first.",
+                    v + 1
+                ),
+            );
+            return None;
+        };
+        match (u.step)(state) {
+            Ok(next) => state = next,
+            Err(e) => {
+                diags.error(
+                    "State upgrade failed",
+                    format!(
+                        "Upgrading the state of this {type_name} from schema version {v} to {} ({}) failed: {e}",
+                        v + 1,
+                        u.change
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    Some(state)
 }
 
 /// A provider function: pure, synchronous.
@@ -289,12 +352,19 @@ pub trait DynResource<C>: Send + Sync {
     ) -> Option<Value>;
     async fn delete(&self, ctx: &Ctx<C>, prior: Value, diags: &mut Diagnostics);
     async fn import(&self, ctx: &Ctx<C>, id: &str, diags: &mut Diagnostics) -> Option<Value>;
+    /// Upgrades stored state JSON of schema `version` to the current
+    /// schema's value: the resource's upgraders in a chain, then attributes
+    /// the schema no longer has dropped and missing ones null.
     fn upgrade(
         &self,
         version: i64,
         state: serde_json::Value,
         diags: &mut Diagnostics,
     ) -> Option<Value>;
+    /// Whether state of schema `version` (at most the current one) upgrades.
+    fn upgrades_from(&self, version: i64) -> bool;
+    /// The steps of its state upgrades.
+    fn upgraders(&self) -> Vec<Upgrader>;
     fn move_from(
         &self,
         provider: &str,
@@ -438,6 +508,7 @@ impl<R: Resource> DynResource<R::Client> for ResourceAdapter<R> {
         &self.schema
     }
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        super::timeouts::validate(&self.schema, config, diags);
         if let Some(m) = checked_config::<R::Model>(&self.schema, R::TYPE_NAME, config, diags) {
             self.inner.validate(&m, diags);
         }
@@ -528,17 +599,38 @@ impl<R: Resource> DynResource<R::Client> for ResourceAdapter<R> {
         state: serde_json::Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let j = self.inner.upgrade(version, state, diags)?;
-        match super::value::from_json_value(&j, self.schema.value_type()) {
-            Ok(v) => Some(v),
+        let j = upgrade_chain(
+            R::TYPE_NAME,
+            R::SCHEMA_VERSION,
+            version,
+            state,
+            &self.inner.upgraders(),
+            diags,
+        )?;
+        let v = match super::value::from_json_value(&j, self.schema.value_type()) {
+            Ok(v) => v,
             Err(e) => {
                 diags.error(
                     "Stored state does not fit the schema",
-                    format!("{}: {e}", R::TYPE_NAME),
+                    format!(
+                        "{} (schema version {}): {e}",
+                        R::TYPE_NAME,
+                        R::SCHEMA_VERSION
+                    ),
                 );
-                None
+                return None;
             }
-        }
+        };
+        // What the operations will decode must decode.
+        decode::<R::Model>(R::TYPE_NAME, &v, diags)?;
+        Some(v)
+    }
+    fn upgrades_from(&self, version: i64) -> bool {
+        version <= R::SCHEMA_VERSION
+            && chain_complete(&self.inner.upgraders(), version, R::SCHEMA_VERSION)
+    }
+    fn upgraders(&self) -> Vec<Upgrader> {
+        self.inner.upgraders()
     }
     fn move_from(
         &self,
@@ -550,5 +642,68 @@ impl<R: Resource> DynResource<R::Client> for ResourceAdapter<R> {
     ) -> Option<Value> {
         let m = self.inner.move_from(provider, ty, version, state, diags)?;
         encode(&self.schema, &m, diags)
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn steps() -> Vec<Upgrader> {
+        vec![
+            Upgrader {
+                from: 0,
+                change: "adds b",
+                step: |mut s| {
+                    s["b"] = json!(1);
+                    Ok(s)
+                },
+            },
+            Upgrader {
+                from: 1,
+                change: "b doubled into c",
+                step: |mut s| {
+                    let b = s["b"].as_i64().ok_or("b is not a number")?;
+                    s["c"] = json!(b * 2);
+                    Ok(s)
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn steps_run_in_order_from_the_stored_version_and_the_current_passes() {
+        let mut d = Diagnostics::default();
+        let out = upgrade_chain("t", 2, 0, json!({"a": 0}), &steps(), &mut d);
+        assert_eq!(out, Some(json!({"a": 0, "b": 1, "c": 2})));
+        let out = upgrade_chain("t", 2, 1, json!({"b": 5}), &steps(), &mut d);
+        assert_eq!(out, Some(json!({"b": 5, "c": 10})));
+        let out = upgrade_chain("t", 2, 2, json!({"z": 1}), &steps(), &mut d);
+        assert_eq!(out, Some(json!({"z": 1})));
+        assert!(!d.has_errors());
+        assert!(chain_complete(&steps(), 0, 2));
+    }
+
+    #[test]
+    fn a_missing_step_or_a_newer_version_is_refused() {
+        let only_second = &steps()[1..];
+        assert!(!chain_complete(only_second, 0, 2));
+        assert!(chain_complete(only_second, 1, 2));
+        let mut d = Diagnostics::default();
+        assert_eq!(
+            upgrade_chain("t", 2, 0, json!({}), only_second, &mut d),
+            None
+        );
+        assert!(
+            d.0[0]
+                .detail
+                .contains("cannot upgrade state from version 0 to 1"),
+            "{}",
+            d.0[0].detail
+        );
+        let mut d = Diagnostics::default();
+        assert_eq!(upgrade_chain("t", 2, 3, json!({}), &steps(), &mut d), None);
+        assert_eq!(d.0[0].summary, "State written by a newer provider");
     }
 }

@@ -17,6 +17,7 @@ use super::provider::{
     decode, Ctx, DynDataSource, DynResource, Function, PlanChange, Provider, ReadBudget,
 };
 use super::schema::{AttrType, Schema};
+use super::timeouts;
 use super::value::{self, Type, Value};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -95,6 +96,19 @@ impl<P: Provider> ProviderServer<P> {
     }
     pub fn resource_schemas(&self) -> impl Iterator<Item = (&'static str, &Schema)> {
         self.resources.iter().map(|(k, d)| (*k, d.schema()))
+    }
+    /// Whether resource `name` upgrades state of schema `version`.
+    pub fn resource_upgrades_from(&self, name: &str, version: i64) -> bool {
+        self.resources
+            .get(name)
+            .is_some_and(|r| r.upgrades_from(version))
+    }
+    /// The state upgrade steps of resource `name`.
+    pub fn resource_upgraders(&self, name: &str) -> Vec<super::provider::Upgrader> {
+        self.resources
+            .get(name)
+            .map(|r| r.upgraders())
+            .unwrap_or_default()
     }
     pub fn function_list(&self) -> impl Iterator<Item = &dyn Function> {
         self.functions.values().map(|f| f.as_ref())
@@ -202,11 +216,53 @@ async fn read_only<T>(
         return cancellable(token, f).await.ok_or(Stopped::Cancelled);
     };
     let stop_at = deadline.checked_add(BUDGET_GRACE).unwrap_or(deadline);
+    let scoped = async {
+        match b.setting {
+            Some(setting) => {
+                let o = crate::budget::Override {
+                    at: deadline,
+                    setting,
+                };
+                crate::budget::override_scope(o, f).await
+            }
+            None => crate::budget::scope(deadline, f).await,
+        }
+    };
     tokio::select! {
-        r = crate::budget::scope(deadline, f) => Ok(r),
+        r = scoped => Ok(r),
         _ = token.cancelled() => Err(Stopped::Cancelled),
         _ = tokio::time::sleep_until(stop_at.into()) => Err(Stopped::OutOfTime(b)),
     }
+}
+
+/// Runs an apply step under the resource's `timeouts` duration: its clients
+/// take the deadline as their budget ([`crate::budget::override_scope`]),
+/// and a moment after it the operation's cancel token fires, so waits that
+/// do not watch the deadline stop where the resource stops on Ctrl-C
+/// (nothing left untracked). Returns whether the time ran out.
+async fn under_timeout<T>(
+    limit: std::time::Duration,
+    op: timeouts::Op,
+    cancel: &CancellationToken,
+    f: impl Future<Output = T>,
+) -> (T, bool) {
+    let start = std::time::Instant::now();
+    let Some(at) = start.checked_add(limit) else {
+        return (f.await, false);
+    };
+    let o = crate::budget::Override {
+        at,
+        setting: op.setting(),
+    };
+    let stop_at = at.checked_add(BUDGET_GRACE).unwrap_or(at);
+    let token = cancel.clone();
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep_until(stop_at.into()).await;
+        token.cancel();
+    });
+    let out = crate::budget::override_scope(o, f).await;
+    timer.abort();
+    (out, std::time::Instant::now() >= at)
 }
 
 /// The diagnostic of an operation stopped by `why`; `doing` says what it
@@ -216,11 +272,18 @@ fn stopped(diags: &mut Diagnostics, why: Stopped, doing: &str) {
         Stopped::Cancelled => cancelled(diags),
         Stopped::OutOfTime(b) => diags.error(
             "Operation took too long",
-            format!(
-                "{doing} did not finish within {} seconds, the time one refresh, plan, import or data source read may take in all (every call and retry in it); it was stopped and nothing was changed. {}",
-                b.limit.as_secs_f64(),
-                b.hint
-            ),
+            match b.setting {
+                Some(setting) => format!(
+                    "{doing} did not finish within {}, the resource's {setting} (every call and retry in it); it was stopped and nothing was changed. {}",
+                    super::timeouts::show(b.limit),
+                    b.hint
+                ),
+                None => format!(
+                    "{doing} did not finish within {} seconds, the time one refresh, plan, import or data source read may take in all (every call and retry in it); it was stopped and nothing was changed. {}",
+                    b.limit.as_secs_f64(),
+                    b.hint
+                ),
+            },
         ),
     }
 }
@@ -564,7 +627,14 @@ impl<P: Provider> ProviderServer<P> {
             {
                 let keep = state.clone();
                 let token = ctx.cancel.clone();
-                let budget = self.read_budget(&ctx);
+                let budget = match timeouts::of(res.schema(), &state, timeouts::Op::Read) {
+                    Some(limit) => Some(ReadBudget {
+                        limit,
+                        hint: "Raise `read` in the resource's timeouts block, or remove it to use the provider's retry_timeout_seconds.".into(),
+                        setting: Some(timeouts::Op::Read.setting()),
+                    }),
+                    None => self.read_budget(&ctx),
+                };
                 match read_only(&token, budget, res.read(&ctx, state, &mut diags)).await {
                     // gone: null removes it from state
                     Ok(out) => {
@@ -660,6 +730,7 @@ impl<P: Provider> ProviderServer<P> {
             schema
                 .block
                 .validate(&config_d, &AttributePath::root(), &mut diags);
+            timeouts::validate(schema, &config, &mut diags);
             if diags.has_errors() {
                 break 'plan;
             }
@@ -734,20 +805,51 @@ impl<P: Provider> ProviderServer<P> {
             // Apply is not raced against StopProvider: the resource watches
             // ctx.cancel itself, at points where nothing is left untracked.
             let planned_was_null = planned.is_null();
-            let out = if planned.is_null() {
-                res.delete(&ctx, prior.clone(), &mut diags).await;
-                if diags.has_errors() {
-                    Some(prior)
-                } else {
-                    Some(Value::Null)
-                }
+            let op = if planned_was_null {
+                timeouts::Op::Delete
             } else if prior.is_null() {
-                res.create(&ctx, planned, &mut diags).await
+                timeouts::Op::Create
             } else {
-                let out = res.update(&ctx, prior.clone(), planned, &mut diags).await;
-                out.or(Some(prior))
+                timeouts::Op::Update
             };
-            if ctx.is_cancelled()
+            let limit = timeouts::of(schema, if planned_was_null { &prior } else { &planned }, op);
+            let run = async {
+                if planned.is_null() {
+                    res.delete(&ctx, prior.clone(), &mut diags).await;
+                    if diags.has_errors() {
+                        Some(prior)
+                    } else {
+                        Some(Value::Null)
+                    }
+                } else if prior.is_null() {
+                    res.create(&ctx, planned, &mut diags).await
+                } else {
+                    let out = res.update(&ctx, prior.clone(), planned, &mut diags).await;
+                    out.or(Some(prior))
+                }
+            };
+            let (out, ran_out) = match limit {
+                None => (run.await, None),
+                Some(limit) => {
+                    let (out, ran_out) = under_timeout(limit, op, &ctx.cancel, run).await;
+                    (out, ran_out.then_some(limit))
+                }
+            };
+            if let Some(limit) = ran_out {
+                if diags.has_errors() || ctx.is_cancelled() {
+                    diags.error(
+                        format!("{} {} ran out of time", r.type_name, op.name()),
+                        format!(
+                            "The {} did not finish within {}, the resource's `{}`, which replaces the provider's timeout settings for it; it was stopped where nothing is left untracked. Raise `{}` in the resource's timeouts block (forms: {}), or remove it to use the provider's settings.",
+                            op.name(),
+                            timeouts::show(limit),
+                            op.setting(),
+                            op.name(),
+                            timeouts::FORMS
+                        ),
+                    );
+                }
+            } else if ctx.is_cancelled()
                 && !diags.has_errors()
                 && out.as_ref().is_none_or(|v| v.is_null())
                 && !planned_was_null
@@ -1166,6 +1268,7 @@ mod read_only_tests {
         Some(ReadBudget {
             limit: Duration::from_millis(ms),
             hint: "Set the budget higher.".into(),
+            setting: None,
         })
     }
 

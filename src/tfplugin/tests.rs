@@ -101,6 +101,10 @@ struct ThingModel {
     /// Write-only password.
     #[schemars(extend("x-tf" = ["optional", "write_only", "sensitive"]))]
     password: Val<String>,
+    /// Timeouts.
+    #[serde(default)]
+    #[schemars(extend("x-tf" = ["block"]))]
+    timeouts: Val<super::Timeouts>,
 }
 
 struct Thing;
@@ -131,10 +135,16 @@ impl Resource for Thing {
     }
     async fn create(
         &self,
-        _ctx: &Ctx<()>,
+        ctx: &Ctx<()>,
         mut m: ThingModel,
-        _d: &mut Diagnostics,
+        d: &mut Diagnostics,
     ) -> Option<ThingModel> {
+        if m.name.known().map(String::as_str) == Some("slow") {
+            // Waits until stopped, and says it was, as resources do.
+            ctx.cancel.cancelled().await;
+            d.error("Stopped", "the create was stopped before it began");
+            return None;
+        }
         m.id = Val::Known(format!("id-{}", m.name.known()?));
         Some(m)
     }
@@ -163,19 +173,22 @@ impl Resource for Thing {
             mode: default_mode(),
             id: Val::Known(id.into()),
             password: Val::Null,
+            timeouts: Val::Null,
         })
     }
-    fn upgrade(
-        &self,
-        version: i64,
-        mut state: serde_json::Value,
-        _d: &mut Diagnostics,
-    ) -> Option<serde_json::Value> {
-        if version == 0 {
-            let title = state.as_object_mut()?.remove("title")?;
-            state["name"] = title;
-        }
-        Some(state)
+    fn upgraders(&self) -> Vec<super::Upgrader> {
+        vec![super::Upgrader {
+            from: 0,
+            change: "`title` renamed `name`",
+            step: |mut state| {
+                let title = state
+                    .as_object_mut()
+                    .and_then(|o| o.remove("title"))
+                    .ok_or("no title")?;
+                state["name"] = title;
+                Ok(state)
+            },
+        }]
     }
 }
 
@@ -610,6 +623,59 @@ async fn resource_lifecycle_over_grpc() {
     assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
     let up = value::from_msgpack(&r.upgraded_state.unwrap().msgpack, ty).unwrap();
     assert_eq!(up.get("name"), Some(&s("old")));
+    assert_eq!(up.get("size"), Some(&Value::Number(value::Number::Int(2))));
+
+    // the current version passes through: an attribute the schema does not
+    // know is dropped, a missing one is null
+    let upgrade = |version: i64, json: &'static [u8]| {
+        let mut c = c.clone();
+        async move {
+            c.upgrade_resource_state(pb::upgrade_resource_state::Request {
+                type_name: "test_thing".into(),
+                version,
+                raw_state: Some(pb::RawState {
+                    json: json.to_vec(),
+                    flatmap: Default::default(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let r = upgrade(1, br#"{"name":"n","id":"id-n","gone":true}"#).await;
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let up = value::from_msgpack(&r.upgraded_state.unwrap().msgpack, ty).unwrap();
+    assert_eq!(up.get("name"), Some(&s("n")));
+    assert_eq!(up.get("size"), Some(&Value::Null));
+    assert!(up.get("gone").is_none());
+
+    // a newer version than the provider knows: refused, saying why
+    let r = upgrade(2, br#"{"name":"n"}"#).await;
+    assert!(r.upgraded_state.is_none());
+    assert_eq!(
+        r.diagnostics[0].summary,
+        "State written by a newer provider"
+    );
+    assert!(
+        r.diagnostics[0].detail.contains("schema version 2")
+            && r.diagnostics[0].detail.contains("Upgrade the provider"),
+        "{}",
+        r.diagnostics[0].detail
+    );
+
+    // a step that cannot upgrade what it got says which step failed
+    let r = upgrade(0, br#"{"name":"no title"}"#).await;
+    assert!(r.upgraded_state.is_none());
+    assert_eq!(r.diagnostics[0].summary, "State upgrade failed");
+    assert!(
+        r.diagnostics[0]
+            .detail
+            .contains("from schema version 0 to 1")
+            && r.diagnostics[0].detail.contains("`title` renamed `name`"),
+        "{}",
+        r.diagnostics[0].detail
+    );
 
     // move from another type: refused by default, with a diagnostic
     let r = c
@@ -645,6 +711,80 @@ async fn resource_lifecycle_over_grpc() {
         value::from_msgpack(&r.new_state.unwrap().msgpack, ty).unwrap(),
         Value::Null
     );
+
+    // a create under `timeouts { create = "1s" }` that would wait forever:
+    // stopped a moment after its time, naming the setting
+    let ty_obj = |name: &str, create: &str| {
+        let mut v = state.clone();
+        *v.get_mut("name").unwrap() = s(name);
+        *v.get_mut("id").unwrap() = Value::Null;
+        *v.get_mut("timeouts").unwrap() = Value::Map(
+            [
+                ("create".to_string(), s(create)),
+                ("read".to_string(), Value::Null),
+                ("update".to_string(), Value::Null),
+                ("delete".to_string(), Value::Null),
+            ]
+            .into(),
+        );
+        v
+    };
+    let slow = ty_obj("slow", "1s");
+    let t0 = std::time::Instant::now();
+    let r = c
+        .apply_resource_change(pb::apply_resource_change::Request {
+            type_name: "test_thing".into(),
+            prior_state: dv(&Value::Null, ty),
+            planned_state: dv(&slow, ty),
+            config: dv(&slow, ty),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let ran_out = r
+        .diagnostics
+        .iter()
+        .find(|d| d.summary == "test_thing create ran out of time")
+        .unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    assert!(
+        ran_out
+            .detail
+            .contains("within 1s, the resource's `timeouts.create`"),
+        "{}",
+        ran_out.detail
+    );
+    assert!(
+        !r.diagnostics
+            .iter()
+            .any(|d| d.summary == "Operation cancelled"),
+        "not Terraform's stop: {:?}",
+        r.diagnostics
+    );
+
+    // a duration that is not one: refused at validate, on its argument
+    let r = c
+        .validate_resource_config(pb::validate_resource_config::Request {
+            type_name: "test_thing".into(),
+            config: dv(&ty_obj("x", "soon"), ty),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.diagnostics[0].summary, "Invalid duration for timeouts.create",
+        "{:?}",
+        r.diagnostics
+    );
+    assert!(r.diagnostics[0].detail.contains("\"1h30m\""));
+    let steps = &r.diagnostics[0].attribute.as_ref().unwrap().steps;
+    assert_eq!(steps.len(), 2, "{steps:?}");
 
     // metadata and unknown type names
     let m = c

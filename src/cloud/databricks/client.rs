@@ -775,7 +775,7 @@ impl AccountClient {
     ) -> Result<Workspace, DatabricksError> {
         let workspace_id = ws_id.get();
         let start = Instant::now();
-        let limit = self.inner.cfg.workspace_wait_timeout;
+        let limit = self.wait_limit();
         // A FAILED workspace may still read FAILED just after the update.
         let stale_failed_grace = limit.min(Duration::from_secs(60));
         let mut left_failed = status_before != Some(WorkspaceStatus::Failed);
@@ -865,7 +865,7 @@ impl AccountClient {
         cancel: &CancellationToken,
     ) -> Result<Workspace, DatabricksError> {
         let start = Instant::now();
-        let limit = self.inner.cfg.workspace_wait_timeout;
+        let limit = self.wait_limit();
         loop {
             // Polled fresh: the read snapshot would serve the status it
             // listed (PROVISIONING) until it expires (found by the re-apply
@@ -961,11 +961,27 @@ impl AccountClient {
     /// The deadline of a call that starts now: the retry budget, or the
     /// deadline of the whole Terraform operation when that comes first.
     pub(super) fn deadline(&self) -> Instant {
-        crate::budget::clamp(Instant::now() + self.inner.cfg.retry_timeout)
+        match crate::budget::overridden() {
+            Some(o) => o.at,
+            None => crate::budget::clamp(Instant::now() + self.inner.cfg.retry_timeout),
+        }
+    }
+
+    /// How long a wait for a workspace may take: the resource's `timeouts`
+    /// duration left when one is set, else `workspace_update_timeout_seconds`.
+    fn wait_limit(&self) -> Duration {
+        match crate::budget::overridden() {
+            Some(o) => o.at.saturating_duration_since(Instant::now()),
+            None => self.inner.cfg.workspace_wait_timeout,
+        }
     }
 
     /// `own` cut to the operation's deadline, and whose budget it is then.
+    /// A resource's `timeouts` duration replaces `own`.
     fn budget_of(own: Instant) -> (Instant, Budget) {
+        if let Some(o) = crate::budget::overridden() {
+            return (o.at, Budget::Resource(o.setting));
+        }
         let d = crate::budget::clamp(own);
         (
             d,

@@ -8,14 +8,18 @@ pub enum Budget {
     /// The time of the whole Terraform operation (a refresh, a plan) the
     /// call was part of: earlier calls had used the rest.
     Operation,
+    /// The resource's own `timeouts` duration (the setting, `timeouts.create`),
+    /// which replaces the provider-level budgets for that operation.
+    Resource(&'static str),
 }
 
 impl std::fmt::Display for Budget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Budget::Call => "the time allowed for one call and its retries (the provider's retry_timeout_seconds)",
-            Budget::Operation => "when the time of the whole refresh or plan ran out (the provider's retry_timeout_seconds covers every call of one refresh or plan together)",
-        })
+        match self {
+            Budget::Call => f.write_str("the time allowed for one call and its retries (the provider's retry_timeout_seconds)"),
+            Budget::Operation => f.write_str("when the time of the whole refresh or plan ran out (the provider's retry_timeout_seconds covers every call of one refresh or plan together)"),
+            Budget::Resource(setting) => write!(f, "the time the resource's {setting} allows for the whole operation"),
+        }
     }
 }
 
