@@ -995,6 +995,7 @@ mod tests {
             workspace_name: Val::Null,
             aws_region: Val::Null,
             workspace_status: Val::Null,
+            timeouts: Val::Null,
         };
         let req = requested(Slot::Storage, &m, None);
         assert_eq!(

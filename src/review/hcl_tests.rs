@@ -1227,6 +1227,9 @@ provider "databricks" {
     assert!(
         e.contains("disagree on account_id") && e.contains(acct) && e.contains(other),
         "{e}"
+    );
+}
+
 /// The source of an existing workspace's storage key change, and its plan.
 fn state_fixture(name: &str) -> String {
     root()
