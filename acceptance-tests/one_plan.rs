@@ -480,7 +480,7 @@ fn ebs_keys_are_rejected_for_serverless_at_plan_at_apply_and_in_review() {
                 && detail.contains("SERVERLESS")
                 && detail.contains("Remove the storage key binding")
                 && detail.contains("https://")
-                && detail.contains("/rules/CMK007"),
+                && detail.contains("/guides/cmk007"),
             "{what}: {detail}"
         );
         assert_eq!(

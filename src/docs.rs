@@ -270,7 +270,7 @@ pub fn pages(root: &Path) -> BTreeMap<String, String> {
         pages.insert(format!("functions/{}.md", f.name()), out);
     }
     for (name, text) in crate::rules::docs::rule_pages() {
-        pages.insert(format!("rules/{name}"), text);
+        pages.insert(name, text);
     }
     pages
 }

@@ -1769,9 +1769,9 @@ mod tests {
             "{d:?}"
         );
         assert!(
-            d.0[0]
-                .detail
-                .contains(&crate::rules::findings::docs_url("rules/CMK016")),
+            d.0[0].detail.contains(&crate::rules::findings::docs_url(
+                &crate::rules::findings::rule_page("CMK016")
+            )),
             "{d:?}"
         );
         assert!(d.0[0].detail.contains("https://"), "{d:?}");

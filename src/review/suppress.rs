@@ -161,7 +161,7 @@ fn check_rule(rule: &str, origin: &str) -> Result<(), String> {
             "{origin}: no rule {} (rule ids are CMK001 to CMK{:03}; see {})",
             quote(rule),
             RULES.len(),
-            crate::rules::findings::docs_url("rules/README")
+            crate::rules::findings::docs_url(crate::rules::findings::RULES_INDEX_PAGE)
         ))
     }
 }

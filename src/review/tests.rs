@@ -176,7 +176,7 @@ fn text_output_names_address_rule_message_and_remediation() {
     assert!(t.contains("error CMK014 databricks_mws_workspaces.this (storage_customer_managed_key_id): the storage key id comes from databricks_mws_customer_managed_keys.storage.id"), "{t}");
     assert!(t.contains("remediation: Reference `customer_managed_key_id` instead of `id`."));
     // An absolute URL: users do not have the repository.
-    let url = crate::rules::findings::docs_url("rules/CMK014");
+    let url = crate::rules::findings::docs_url(&crate::rules::findings::rule_page("CMK014"));
     assert!(url.starts_with("https://"), "{url}");
     assert!(t.contains(&format!("docs: {url}")), "{t}");
     assert!(!t.contains("docs: docs/"), "{t}");
@@ -265,7 +265,10 @@ fn sarif_output_has_the_2_1_0_shape() {
             let parsed = reqwest::Url::parse(uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
             assert_eq!(parsed.scheme(), "https", "{uri}");
             assert!(
-                uri.contains(&format!("/rules/{}", r["id"].as_str().unwrap())),
+                uri.contains(&format!(
+                    "/guides/{}",
+                    r["id"].as_str().unwrap().to_ascii_lowercase()
+                )),
                 "{uri}"
             );
             assert!(["error", "warning"]

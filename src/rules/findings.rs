@@ -185,21 +185,33 @@ pub struct Rule {
 /// Where this provider's documentation is published, fixed at build time
 /// by `CMK_DOCS_BASE_URL` (no trailing slash); by default the Terraform
 /// Registry's documentation of `databricks-cmk/cmk`. Users do not have the
-/// repository, so every message links here, never to `docs/...`.
+/// repository, so every message links here, never to `docs/...`. The
+/// registry publishes only its own categories of `docs/` (index,
+/// resources, data sources, functions, guides), so the rule pages are
+/// guides (subcategory "Rules"): see [`rule_page`].
 pub const DOCS_BASE_URL: &str = match option_env!("CMK_DOCS_BASE_URL") {
     Some(u) => u,
     None => "https://registry.terraform.io/providers/databricks-cmk/cmk/latest/docs",
 };
 
 /// What follows a page's name in [`DOCS_BASE_URL`]'s pages, fixed at build
-/// time by `CMK_DOCS_PAGE_SUFFIX`: empty for the registry (`.../rules/CMK008`),
+/// time by `CMK_DOCS_PAGE_SUFFIX`: empty for the registry (`.../guides/cmk008`),
 /// `.md` for a base that is a repository's `docs/` directory on a forge.
 pub const DOCS_PAGE_SUFFIX: &str = match option_env!("CMK_DOCS_PAGE_SUFFIX") {
     Some(s) => s,
     None => "",
 };
 
-/// The absolute URL of a documentation page (`rules/CMK008`).
+/// The page of rule `id` under `docs/` without its `.md` (`guides/cmk008`):
+/// the generated file, and the registry's URL path, are both named here.
+pub fn rule_page(id: &str) -> String {
+    format!("guides/{}", id.to_ascii_lowercase())
+}
+
+/// The index of the rules under `docs/` without its `.md`.
+pub const RULES_INDEX_PAGE: &str = "guides/rules";
+
+/// The absolute URL of a documentation page (`guides/cmk008`).
 pub fn docs_url(page: &str) -> String {
     format!(
         "{}/{page}{DOCS_PAGE_SUFFIX}",
@@ -209,9 +221,9 @@ pub fn docs_url(page: &str) -> String {
 
 impl Rule {
     /// The rule's page: an absolute URL (see [`DOCS_BASE_URL`]); the
-    /// generated `docs/rules/CMKxxx.md` is its source.
+    /// generated `docs/guides/cmkxxx.md` is its source.
     pub fn docs_path(&self) -> String {
-        docs_url(&format!("rules/{}", self.id))
+        docs_url(&rule_page(self.id))
     }
 }
 
@@ -665,7 +677,10 @@ mod tests {
             let parsed = reqwest::Url::parse(&u).unwrap_or_else(|e| panic!("{u}: {e}"));
             assert!(matches!(parsed.scheme(), "https" | "http"), "{u}");
             assert!(
-                u.ends_with(&format!("/rules/{}{DOCS_PAGE_SUFFIX}", r.id)),
+                u.ends_with(&format!(
+                    "/guides/{}{DOCS_PAGE_SUFFIX}",
+                    r.id.to_ascii_lowercase()
+                )),
                 "{u}"
             );
         }

@@ -24,7 +24,7 @@
 //! - [`coverage::coverage`]`(&WorkspaceFacts, &PlannedKeys) -> Vec<Coverage>`:
 //!   every catalog data type as Protected / PartlyProtected / NotProtected /
 //!   CannotTellYet with the reason and the rule behind it.
-//! - [`docs::rule_pages`]`() -> Vec<(String, String)>`: the `docs/rules/` pages.
+//! - [`docs::rule_pages`]`() -> Vec<(String, String)>`: the rule pages (`docs/guides/cmkxxx.md`, `docs/guides/rules.md`).
 //!
 //! A finding's [`Subject`] names the fact it is about; each Terraform object
 //! maps it to its own attribute path.
