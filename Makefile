@@ -47,6 +47,7 @@ demo: build
 
 test: build venv
 	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not installed (need 1.11+): acceptance tests cannot run"; exit 1; }
+	@command -v gpg >/dev/null || { echo "gpg is not installed (Debian: apt-get install gnupg): the signed-release acceptance test needs it"; exit 1; }
 	TF_ACC=1 CMK_VENV=$(CURDIR)/$(VENV) $(CARGO) test --release --lib --bins --tests -- --test-threads=2
 
 lint:
