@@ -293,11 +293,7 @@ impl Resource for KeyConfiguration {
     const SCHEMA_VERSION: i64 = 1;
 
     fn upgraders(&self) -> Vec<Upgrader> {
-        vec![Upgrader {
-            from: 0,
-            change: "the `timeouts` block (null in older state)",
-            step: timeouts::add_to_state,
-        }]
+        vec![timeouts::upgrader_adding_block(0)]
     }
 
     fn validate(&self, c: &KeyConfigurationModel, diags: &mut Diagnostics) {
