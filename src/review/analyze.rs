@@ -1242,7 +1242,9 @@ fn analyze_with(
         let source = policy_source(plan, k);
         // The account of the key configurations using the key, else the
         // one a `cmk_kms_key`'s own policy is generated for (an AWS key has
-        // no such argument), else the policy data source's.
+        // no such argument), else the policy data source's, else the one
+        // the `cmk` and `databricks` provider blocks agree on (the account
+        // every key configuration of theirs is made in).
         let databricks_account_id = user_ids
             .iter()
             .find_map(|i| str_known(configs[*i].0.get_str("account_id")))
@@ -1251,6 +1253,12 @@ fn analyze_with(
                 source
                     .known()
                     .and_then(|d| str_known(d.get_str("databricks_account_id")))
+            })
+            .or_else(|| {
+                plan.provider_setting("account_id")
+                    .ok()
+                    .flatten()
+                    .map(|(v, _)| v)
             });
         // The workspace's own role (its credentials) first: that is the
         // role EC2 acts for; else the one the policy data source was given.

@@ -1555,3 +1555,77 @@ fn aws_kms_grants_count_in_cmk015_and_cmk021() {
         "{m}"
     );
 }
+
+/// A storage key whose DBFS statement hard-codes
+/// `aws:PrincipalTag/DatabricksAccountId` for another Databricks account (a
+/// shape a public module has): with the account known, from the key
+/// configuration or else the provider block, CMK015 fails; with it unknown,
+/// it cannot be told, never passed.
+#[test]
+fn a_dbfs_statement_for_another_databricks_account_fails_when_the_account_is_known() {
+    let main = |provider: &str, key_account: &str| {
+        format!(
+            r#"
+variable "databricks_account_id" {{
+  type = string
+}}
+{provider}
+data "aws_caller_identity" "current" {{}}
+resource "aws_kms_key" "storage" {{
+  policy = jsonencode({{
+    Version = "2012-10-17"
+    Statement = [
+      {{
+        Sid       = "Enable IAM User Permissions"
+        Effect    = "Allow"
+        Principal = {{ AWS = "arn:aws:iam::${{data.aws_caller_identity.current.account_id}}:root" }}
+        Action    = "kms:*"
+        Resource  = "*"
+      }},
+      {{
+        Sid       = "Allow Databricks to use KMS key for DBFS"
+        Effect    = "Allow"
+        Principal = {{ AWS = "arn:aws:iam::414351767826:root" }}
+        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+        Resource  = "*"
+        Condition = {{ StringEquals = {{ "aws:PrincipalTag/DatabricksAccountId" = ["11111111-2222-4333-8444-555555555555"] }} }}
+      }}
+    ]
+  }})
+}}
+resource "databricks_mws_customer_managed_keys" "storage" {{
+  account_id = {key_account}
+  aws_key_info {{
+    key_arn = aws_kms_key.storage.arn
+  }}
+  use_cases = ["STORAGE"]
+}}
+"#
+        )
+    };
+    let ours = "0d26daa6-5e44-4c97-a497-ef015f91254a";
+    let cases = [
+        // The key configuration names the account.
+        (String::new(), format!("\"{ours}\"")),
+        // Only the provider block does.
+        (
+            format!("provider \"databricks\" {{\n  account_id = \"{ours}\"\n}}\n"),
+            "var.databricks_account_id".to_string(),
+        ),
+    ];
+    for (provider, key_account) in &cases {
+        let d = config_dir(&[("main.tf", &main(provider, key_account))]);
+        let a = hcl_analysis(d.path());
+        let (v, m) = outcome_of(&a, "aws_kms_key.storage", "CMK015");
+        assert_eq!(v, Verdict::Fail, "{provider}{key_account}: {m}");
+        assert!(
+            m.contains("kms:Decrypt (needed for STORAGE)"),
+            "{provider}{key_account}: {m}"
+        );
+    }
+    // Nobody names the account: the tag condition could hold or not.
+    let d = config_dir(&[("main.tf", &main("", "var.databricks_account_id"))]);
+    let (v, m) = outcome_of(&hcl_analysis(d.path()), "aws_kms_key.storage", "CMK015");
+    assert_eq!(v, Verdict::CannotTell, "{m}");
+    assert!(m.contains("aws:PrincipalTag/DatabricksAccountId"), "{m}");
+}
