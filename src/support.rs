@@ -300,3 +300,14 @@ pub struct ImportDoc {
     /// configuration.
     pub reads: &'static str,
 }
+
+/// The state upgrade of a resource that gained the `timeouts` block in
+/// schema version `from + 1`: one definition for every resource that takes
+/// it (the step itself is the protocol layer's).
+pub const fn timeouts_upgrader(from: i64) -> crate::tfplugin::provider::Upgrader {
+    crate::tfplugin::provider::Upgrader {
+        from,
+        change: "the `timeouts` block (null in older state)",
+        step: crate::tfplugin::timeouts::add_to_state,
+    }
+}

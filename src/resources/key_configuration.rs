@@ -16,8 +16,7 @@ use crate::support::{
 };
 use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{
-    timeouts, AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val,
-    ValSet,
+    AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val, ValSet,
 };
 
 /// The AWS KMS key of a key configuration.
@@ -293,7 +292,7 @@ impl Resource for KeyConfiguration {
     const SCHEMA_VERSION: i64 = 1;
 
     fn upgraders(&self) -> Vec<Upgrader> {
-        vec![timeouts::upgrader_adding_block(0)]
+        vec![crate::support::timeouts_upgrader(0)]
     }
 
     fn validate(&self, c: &KeyConfigurationModel, diags: &mut Diagnostics) {

@@ -18,8 +18,7 @@ use crate::rules::{
 use crate::support::{report_deferred, Clients};
 use crate::tfplugin::value::Refinements;
 use crate::tfplugin::{
-    timeouts, AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val,
-    ValMap, ValSet,
+    AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val, ValMap, ValSet,
 };
 
 fn default_true() -> Val<bool> {
@@ -681,7 +680,7 @@ impl Resource for KmsKey {
     const SCHEMA_VERSION: i64 = 1;
 
     fn upgraders(&self) -> Vec<Upgrader> {
-        vec![timeouts::upgrader_adding_block(0)]
+        vec![crate::support::timeouts_upgrader(0)]
     }
 
     fn validate(&self, c: &KmsKeyModel, diags: &mut Diagnostics) {

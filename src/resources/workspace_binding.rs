@@ -16,8 +16,7 @@ use crate::support::{
     api_error, databricks, key_config_id, report, report_deferred, workspace_id, Clients,
 };
 use crate::tfplugin::{
-    timeouts, AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val,
-    ValSet,
+    AttributePath, Ctx, Diagnostics, PlanChange, Resource, Timeouts, Upgrader, Val, ValSet,
 };
 
 /// The AWS KMS key of a key configuration passed as an object.
@@ -559,7 +558,7 @@ impl Resource for WorkspaceBinding {
     const SCHEMA_VERSION: i64 = 1;
 
     fn upgraders(&self) -> Vec<Upgrader> {
-        vec![timeouts::upgrader_adding_block(0)]
+        vec![crate::support::timeouts_upgrader(0)]
     }
 
     fn validate(&self, c: &WorkspaceBindingModel, diags: &mut Diagnostics) {

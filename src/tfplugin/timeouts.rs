@@ -169,16 +169,6 @@ pub fn validate(schema: &Schema, config: &Value, diags: &mut Diagnostics) {
     }
 }
 
-/// The upgrade step of a resource that gains the block in schema version
-/// `from + 1`: one definition for every resource that takes it.
-pub const fn upgrader_adding_block(from: i64) -> super::provider::Upgrader {
-    super::provider::Upgrader {
-        from,
-        change: "the `timeouts` block (null in older state)",
-        step: add_to_state,
-    }
-}
-
 /// The state upgrade of a resource that gains the block: its stored state
 /// (JSON) gets `"timeouts": null`, as Terraform stores an absent block.
 pub fn add_to_state(mut state: serde_json::Value) -> Result<serde_json::Value, String> {
