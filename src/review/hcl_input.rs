@@ -70,6 +70,9 @@ pub struct Inputs {
     pub var_files: Vec<String>,
     /// `-var NAME=VALUE`, in order.
     pub vars: Vec<(String, String)>,
+    /// Values already evaluated (a plan's `variables`, for `--source`):
+    /// they win over every other source of a variable's value.
+    pub values: Vec<(String, serde_json::Value)>,
     /// What may be read (`--root`); else the enclosing git work tree of
     /// the configuration's directory, else that directory.
     pub root: Option<PathBuf>,
@@ -2839,6 +2842,12 @@ fn load_in(inputs: &Inputs, dir: &Path, paths: &[PathBuf]) -> Result<Loaded, Hcl
     }
     for (k, v) in &inputs.vars {
         vars.insert(k.clone(), var_value(v));
+    }
+    for (k, v) in &inputs.values {
+        vars.insert(
+            k.clone(),
+            hcl::to_value(v).unwrap_or_else(|_| hcl::Value::Null),
+        );
     }
     let root = Call {
         prefix: String::new(),

@@ -193,6 +193,85 @@ fn corpus_hcl_mode_matches_plan_mode_finding_by_finding() {
     assert!(needs_state >= corpus().len(), "{needs_state} needs state");
 }
 
+/// A plan reviewed with its source (`--source`): what the plan decides
+/// stands, what it leaves undecided the source decides as HCL mode does,
+/// and every HCL_DECIDES difference is gone.
+#[test]
+fn corpus_plan_with_its_source_decides_what_either_mode_decides() {
+    let mut gained = 0;
+    for name in corpus() {
+        let plan_file = corpus_dir().join(format!("{name}.json"));
+        let dir = corpus_dir().join(&name);
+        let opts = parse_args(&s(&[
+            plan_file.to_str().unwrap(),
+            "--source",
+            dir.to_str().unwrap(),
+        ]))
+        .unwrap();
+        let (with_source, _) = plan_with_source(&opts, dir.to_str().unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let both = verdicts(&analyze(&with_source, &Requirements::default()));
+        let plan = verdicts(&plan_analysis(&name));
+        let hcl = verdicts(&hcl_analysis(&dir));
+        assert_eq!(
+            both.keys().collect::<Vec<_>>(),
+            plan.keys().collect::<Vec<_>>(),
+            "{name}: the findings of the plan with its source are the plan's"
+        );
+        for (key, p) in &plan {
+            let b = &both[key];
+            let h = hcl.get(key).map(String::as_str);
+            let want = match (p.as_str(), h) {
+                ("cannot tell", Some(h)) if h != "needs state" => h,
+                (p, _) => p,
+            };
+            assert_eq!(b, want, "{name}: {key:?}: plan {p}, HCL {h:?}");
+            if p == "cannot tell" && b != "cannot tell" {
+                gained += 1;
+            }
+        }
+        for (c, addr, rule, _) in HCL_DECIDES.iter().filter(|e| e.0 == name) {
+            let decided = both
+                .iter()
+                .any(|((a, r, _), v)| a == addr && r == rule && v != "cannot tell");
+            assert!(
+                decided,
+                "{c}: {addr} {rule} still undecided with the source"
+            );
+        }
+    }
+    assert_eq!(gained, HCL_DECIDES.len(), "outcomes the source decided");
+}
+
+/// A source that is not the plan's configuration is refused, naming what
+/// differs, rather than mixing two configurations.
+#[test]
+fn a_plan_with_another_configurations_source_is_refused() {
+    let plan_file = corpus_dir().join("sra_classic.json");
+    let other = corpus_dir().join("for_each_workspaces");
+    let e = run_args(&[
+        plan_file.to_str().unwrap(),
+        "--source",
+        other.to_str().unwrap(),
+    ])
+    .expect_err("a foreign source is refused");
+    assert!(
+        e.contains("--source is not the configuration this plan was made from")
+            && e.contains("the source does not declare"),
+        "{e}"
+    );
+    let e = run_args(&[plan_file.to_str().unwrap(), "--source", "/nonexistent-dir"])
+        .expect_err("a missing directory is refused");
+    assert!(e.contains("not a directory"), "{e}");
+    let e = run_args(&[
+        corpus_dir().join("sra_classic").to_str().unwrap(),
+        "--source",
+        other.to_str().unwrap(),
+    ])
+    .expect_err("--source with a directory is refused");
+    assert!(e.contains("--source goes with a plan JSON"), "{e}");
+}
+
 #[test]
 fn corpus_broken_neighbours_fail_in_hcl_mode_with_exit_code_1() {
     for name in corpus() {

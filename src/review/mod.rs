@@ -17,6 +17,7 @@ pub mod plan;
 #[cfg(test)]
 mod plan_fuzz;
 pub mod policy_document;
+pub mod source_fill;
 pub mod suppress;
 
 use std::io::Write;
@@ -80,6 +81,9 @@ pub struct Options {
     /// `--deployment`: the Databricks deployment (commercial, GovCloud
     /// civilian or DoD), over what the provider blocks' hosts say.
     pub deployment: Option<crate::rules::Deployment>,
+    /// `--source DIR`: plan mode evaluates what the plan leaves unknown
+    /// from the configuration's source ([`source_fill`]).
+    pub source: Option<String>,
 }
 
 /// Default of `--max-suppression-days`.
@@ -113,7 +117,7 @@ pub enum UsageError {
     BadNumber(String, u64, u64, String),
 }
 
-pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|needs-state|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--live [--profile NAME] [--workspace-host-template URL]]\n\
+pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE.tf... [--format text|json|sarif|junit|github] [--fail-on error|warning|needs-state|cannot-tell|never] [--suppressions FILE] [--no-inline-suppressions] [--max-suppression-days N] [-var NAME=VALUE...] [-var-file FILE...] [--root DIR] [--require DATA_TYPE...] [--max-input-mib N] [--max-instances N] [--max-module-calls N] [--max-value-mib N] [--max-seconds N] [--deployment commercial|govcloud-civilian|govcloud-dod] [--source DIR] [--live [--profile NAME] [--workspace-host-template URL]]\n\
   PLAN_JSON        output of `terraform show -json PLANFILE`, or - for standard input\n\
   DIR, FILE.tf     HCL mode: a configuration's .tf source (with terraform.tfvars, *.auto.tfvars,\n\
                    local modules); no plan and no credentials; what only a plan knows\n\
@@ -122,6 +126,11 @@ pub const USAGE: &str = "usage: terraform-provider-cmk review PLAN_JSON|DIR|FILE
                    dashboards: CMK009, CMK010, CMK011, CMK019, CMK020, ...) is \"needs state\",\n\
                    never a pass: a plan's prior state or --live decides it\n\
   -var, -var-file  HCL mode: variable values, as terraform plan takes them\n\
+  --source DIR     with a plan: the configuration's source the plan was made from; what the\n\
+                   plan leaves unknown until apply (a jsonencode(...) policy naming a role of\n\
+                   the same plan) is evaluated from it with the plan's variables: known parts\n\
+                   decided, the rest unknown with its origin. A source that does not match\n\
+                   the plan (an instance or a known value they disagree on) is exit 2\n\
   --format         text (default), json (see docs/review.md), sarif (SARIF 2.1.0),\n\
                    junit (JUnit XML) or github (GitHub Actions annotations)\n\
   --fail-on        exit 1 on error findings (default: \"needs state\" alone does not fail), on\n\
@@ -191,6 +200,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
     let mut profile = None;
     let mut workspace_host_template = None;
     let mut deployment = None;
+    let mut source = None;
     let mut i = 0;
     let mut in_require = false;
     while i < args.len() {
@@ -231,6 +241,13 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
             in_require = false;
         } else if a == "--no-inline-suppressions" {
             no_inline_suppressions = true;
+            in_require = false;
+        } else if let Some(v) = valued(&["--source"], &mut i) {
+            let v = v?;
+            if v.is_empty() {
+                return Err(UsageError::MissingValue("--source".into()));
+            }
+            source = Some(v);
             in_require = false;
         } else if let Some(v) = valued(&["--root"], &mut i) {
             let v = v?;
@@ -361,6 +378,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, UsageError> {
         profile,
         workspace_host_template,
         deployment,
+        source,
     })
 }
 
@@ -469,6 +487,7 @@ pub fn load_hcl(opts: &Options) -> Result<(Plan, hcl_input::Loaded), String> {
         paths,
         var_files: opts.var_files.clone(),
         vars: opts.vars.clone(),
+        values: vec![],
         root: opts.root.as_ref().map(std::path::PathBuf::from),
         max_input_bytes: Some(opts.max_input_mib.saturating_mul(1024 * 1024)),
         budget: Some(opts.budget.clone()),
@@ -662,12 +681,53 @@ pub struct Done {
 }
 
 /// Reads a plan's JSON (a file, or standard input for `-`).
-fn read_plan(opts: &Options) -> Result<Plan, String> {
-    let name = if opts.plan == "-" {
+/// A plan whose unknown values are evaluated, where the source can, from
+/// the configuration in `dir` with the plan's own variable values
+/// ([`source_fill`]).
+fn plan_with_source(opts: &Options, dir: &str) -> Result<(Plan, hcl_input::Loaded), String> {
+    if opts.plan != "-" && !opts.more.is_empty() {
+        return Err("--source goes with a plan JSON, not with .tf files".into());
+    }
+    if !std::path::Path::new(dir).is_dir() {
+        return Err(format!(
+            "--source {}: not a directory (give the directory `terraform plan` ran in)",
+            crate::rules::findings::quote(dir)
+        ));
+    }
+    let name = plan_name(opts);
+    let mut value: serde_json::Value = serde_json::from_str(&read_plan_text(opts)?)
+        .map_err(|e| format!("{name}: the input is not JSON: {e}"))?;
+    let mut source_opts = opts.clone();
+    source_opts.plan = dir.to_string();
+    source_opts.more = vec![];
+    let mut loaded = hcl_input::load(&hcl_input::Inputs {
+        paths: vec![dir.to_string()],
+        var_files: vec![],
+        vars: vec![],
+        values: source_fill::plan_variables(&value),
+        root: opts.root.as_ref().map(std::path::PathBuf::from),
+        max_input_bytes: Some(opts.max_input_mib.saturating_mul(1024 * 1024)),
+        budget: Some(opts.budget.clone()),
+    })
+    .map_err(|e| format!("--source: {}", e.0))?;
+    source_fill::fill(&mut value, &loaded.plan).map_err(|e| e.to_string())?;
+    loaded.plan = serde_json::Value::Null;
+    shorten_paths(&mut loaded, &reviewed_dir(&source_opts));
+    let plan = Plan::from_value(value).map_err(|e| format!("{name}: {e}"))?;
+    Ok((plan, loaded))
+}
+
+fn plan_name(opts: &Options) -> String {
+    if opts.plan == "-" {
         "standard input".to_string()
     } else {
         crate::rules::findings::quote(&opts.plan)
-    };
+    }
+}
+
+/// The plan's text, read within `--max-input-mib`.
+fn read_plan_text(opts: &Options) -> Result<String, String> {
+    let name = plan_name(opts);
     let limit = opts.max_input_mib.saturating_mul(1024 * 1024);
     let read = if opts.plan == "-" {
         read_limited(std::io::stdin().lock(), limit)
@@ -675,12 +735,16 @@ fn read_plan(opts: &Options) -> Result<Plan, String> {
         let f = std::fs::File::open(&opts.plan).map_err(|e| format!("cannot read {name}: {e}"))?;
         read_limited(f, limit)
     };
-    let text = match read {
-        Ok(t) => t,
-        Err(ReadError::Io(e)) => return Err(format!("cannot read {name}: {e}")),
-        Err(ReadError::Plan(e)) => return Err(format!("{name}: {e}")),
-    };
-    Plan::parse(&text).map_err(|e| format!("{name}: {e}"))
+    match read {
+        Ok(t) => Ok(t),
+        Err(ReadError::Io(e)) => Err(format!("cannot read {name}: {e}")),
+        Err(ReadError::Plan(e)) => Err(format!("{name}: {e}")),
+    }
+}
+
+fn read_plan(opts: &Options) -> Result<Plan, String> {
+    let text = read_plan_text(opts)?;
+    Plan::parse(&text).map_err(|e| format!("{}: {e}", plan_name(opts)))
 }
 
 /// A review: plan JSON or a configuration's source, the rules (with live
@@ -688,10 +752,11 @@ fn read_plan(opts: &Options) -> Result<Plan, String> {
 /// error (exit code 2), with the message.
 pub fn run(opts: &Options) -> Result<Done, String> {
     let hcl = !opts.more.is_empty() || (opts.plan != "-" && hcl_input::is_hcl_input(&opts.plan));
-    // HCL mode's guards: the wall time and the memory held (exit 2, naming
-    // the budget and what was being evaluated).
-    let _watchdog = hcl.then(|| limits::Watchdog::start(opts.budget.seconds));
-    if hcl {
+    // HCL mode's guards (also for a plan's --source): the wall time and
+    // the memory held (exit 2, naming the budget and what was being evaluated).
+    let evaluates = hcl || opts.source.is_some();
+    let _watchdog = evaluates.then(|| limits::Watchdog::start(opts.budget.seconds));
+    if evaluates {
         limits::guard_memory(opts.budget.memory_bytes);
     }
     let done = run_guarded(opts, hcl);
@@ -701,6 +766,9 @@ pub fn run(opts: &Options) -> Result<Done, String> {
 
 fn run_guarded(opts: &Options, hcl: bool) -> Result<Done, String> {
     let (plan, locations, ignores, source, unevaluated) = if hcl {
+        if opts.source.is_some() {
+            return Err("--source goes with a plan JSON: a directory or .tf files are reviewed as the source already".into());
+        }
         let (plan, loaded) = load_hcl(opts)?;
         let mut source = opts.plan.clone();
         for m in &opts.more {
@@ -718,13 +786,25 @@ fn run_guarded(opts: &Options, hcl: bool) -> Result<Done, String> {
         if !opts.vars.is_empty() || !opts.var_files.is_empty() {
             return Err("-var and -var-file are for a configuration's source (a directory or .tf files); a plan holds its variables' values already".into());
         }
-        (
-            read_plan(opts)?,
-            std::collections::HashMap::new(),
-            vec![],
-            opts.plan.clone(),
-            vec![],
-        )
+        match &opts.source {
+            None => (
+                read_plan(opts)?,
+                std::collections::HashMap::new(),
+                vec![],
+                opts.plan.clone(),
+                vec![],
+            ),
+            Some(dir) => {
+                let (plan, loaded) = plan_with_source(opts, dir)?;
+                (
+                    plan,
+                    loaded.locations,
+                    loaded.ignores,
+                    opts.plan.clone(),
+                    loaded.unevaluated,
+                )
+            }
+        }
     };
     let mut plan = plan;
     if let Some(d) = opts.deployment {
