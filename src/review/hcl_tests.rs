@@ -243,6 +243,38 @@ fn corpus_plan_with_its_source_decides_what_either_mode_decides() {
     assert_eq!(gained, HCL_DECIDES.len(), "outcomes the source decided");
 }
 
+/// Without the source, a plan's "cannot tell yet" names what the plan's
+/// configuration records the unknown value as referring to, and the way
+/// to decide it; with the source it is decided.
+#[test]
+fn a_plans_unknown_names_its_references_and_the_source_decides_it() {
+    let plan_file = corpus_dir().join("for_each_workspaces.json");
+    let alone = run_args(&[plan_file.to_str().unwrap()]).unwrap().out;
+    let line = alone
+        .lines()
+        .find(|l| l.contains("CMK018 databricks_mws_customer_managed_keys.ws[\"dev\"]"))
+        .unwrap_or_else(|| panic!("{alone}"));
+    assert!(
+        line.starts_with("cannot tell yet")
+            && line.contains(
+                "in the plan its expression refers to \"aws_kms_key.ws\", \"each.key\" (--source DIR evaluates"
+            ),
+        "{line}"
+    );
+    let dir = corpus_dir().join("for_each_workspaces");
+    let both = run_args(&[
+        plan_file.to_str().unwrap(),
+        "--source",
+        dir.to_str().unwrap(),
+    ])
+    .unwrap()
+    .out;
+    assert!(
+        !both.contains("cannot tell yet CMK018") && !both.contains("--source DIR evaluates"),
+        "{both}"
+    );
+}
+
 /// A source that is not the plan's configuration is refused, naming what
 /// differs, rather than mixing two configurations.
 #[test]

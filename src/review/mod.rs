@@ -19,6 +19,7 @@ mod plan_fuzz;
 pub mod policy_document;
 pub mod source_fill;
 pub mod suppress;
+pub mod unknown_refs;
 
 use std::io::Write;
 
@@ -829,8 +830,11 @@ fn run_guarded(opts: &Options, hcl: bool) -> Result<Done, String> {
     } else {
         (analyze(&plan, &opts.required), vec![])
     };
-    drop(plan);
     let mut analysis = analysis;
+    if !hcl && opts.source.is_none() {
+        unknown_refs::name_references(&plan, &mut analysis);
+    }
+    drop(plan);
     analysis.unevaluated = unevaluated;
     let notes = suppress::notes(&analysis, &suppressions, &locations, today());
     let out = render_with(&analysis, &notes, opts.format, &source, opts.fail_on);
