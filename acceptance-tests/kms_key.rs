@@ -490,7 +490,8 @@ fn kms_key_plan_time_findings() {
 /// call, so `startswith` on it is decided at plan. A loopback listener
 /// stands in for STS and records any connection; none comes. Without
 /// `aws_account_id`, the same plan asks it (the listener sees the call and
-/// closes it unanswered: the prefix is then not known at plan).
+/// closes it unanswered: the prefix is then not known at plan, and a
+/// warning on `aws_account_id` says why and what to check).
 #[test]
 fn a_configured_account_plans_the_key_arn_without_sts() {
     if !enabled("a_configured_account_plans_the_key_arn_without_sts") {
@@ -552,6 +553,21 @@ fn a_configured_account_plans_the_key_arn_without_sts() {
         "STS was not called:\n{out}"
     );
     assert!(!out.contains("+ in_account = true"), "{out}");
+    // ...and says so on aws_account_id, naming STS and what to check.
+    assert!(
+        out.contains("Warning: The key's AWS account is not known at plan")
+            && out.contains("STS GetCallerIdentity did not answer")
+            && out.contains("aws_account_id to the account that will own the key"),
+        "{out}"
+    );
+    // The cause as a person reads it, never the SDK's debug form.
+    let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("the connection failed: Connection reset by peer")
+            && !out.contains("DispatchFailure")
+            && !out.contains("ConnectorError"),
+        "{out}"
+    );
     stop.store(true, Ordering::SeqCst);
     listener.join().unwrap();
 }

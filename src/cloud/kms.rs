@@ -250,13 +250,28 @@ where
             "timed out (connect within {} s, each attempt within {} s): {}",
             KmsTimeouts::CONNECT.as_secs(),
             KmsTimeouts::ATTEMPT.as_secs(),
-            DisplayErrorContext(e)
+            root_cause(e)
         ),
+        // The SDK's own rendering of a connection error nests the Rust
+        // debug form of its layers; a person needs the last cause
+        // ("Connection refused (os error 111)").
         SdkError::DispatchFailure(d) if d.is_io() => {
-            format!("the connection failed: {}", DisplayErrorContext(e))
+            format!("the connection failed: {}", root_cause(e))
         }
         _ => DisplayErrorContext(e).to_string(),
     }
+}
+
+/// The innermost cause of an error chain, as its own message.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    for _ in 0..32 {
+        match cur.source() {
+            Some(s) => cur = s,
+            None => break,
+        }
+    }
+    cur.to_string()
 }
 
 /// Whether a failed write may still have happened: no answer, or a 5xx.

@@ -793,12 +793,22 @@ impl Resource for KmsKey {
                 }
             }
         }
-        // The owner account: configuration, prior state, or the caller's.
+        // The owner account: configuration, prior state, or the caller's
+        // (asked once: a failed STS call is not repeated below).
+        let mut caller_unknown = false;
         if c.aws_account_id.is_null() && p.aws_account_id.known().is_none() {
             p.aws_account_id = match ctx.client.caller_account_id().await {
                 Ok(a) => Val::Known(a),
                 Err(e) => {
                     tracing::debug!(error = %e, "caller account unknown at plan");
+                    caller_unknown = true;
+                    diags.warning_at(
+                        path("aws_account_id"),
+                        "The key's AWS account is not known at plan",
+                        format!(
+                            "STS GetCallerIdentity did not answer ({e}), so the account that will own the key, its ARN and the account root of a generated policy are known only at apply, and the rules that read them wait until then. Apply creates the key with the same AWS credentials and region (the provider's aws_region, AWS_PROFILE or AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL): check that they reach AWS, or set aws_account_id to the account that will own the key."
+                        ),
+                    );
                     Val::unknown()
                 }
             };
@@ -844,6 +854,7 @@ impl Resource for KmsKey {
             // ARN's account against a configured one.)
             let caller = match p.aws_account_id.known() {
                 Some(a) => Some(a.clone()),
+                None if caller_unknown => None,
                 None => ctx.client.caller_account_id().await.ok(),
             };
             p.arn = match region
