@@ -91,6 +91,49 @@ pub fn attribute_for(rtype: &str, subject: Subject) -> String {
     s.to_string()
 }
 
+/// What one analysis asks of the plan, counted in tests: scans of all its
+/// resources ([`Plan::by_type`]) and walks along references
+/// ([`Plan::resolve`], [`Plan::resolve_whole`]).
+#[cfg(test)]
+pub(crate) mod visits {
+    use std::cell::Cell;
+    thread_local! {
+        static SCANS: Cell<usize> = const { Cell::new(0) };
+        static WALKS: Cell<usize> = const { Cell::new(0) };
+    }
+    pub fn scanned() {
+        SCANS.with(|c| c.set(c.get() + 1));
+    }
+    pub fn walked() {
+        WALKS.with(|c| c.set(c.get() + 1));
+    }
+    /// (scans, walks) since the last call, which starts a new count.
+    pub fn take() -> (usize, usize) {
+        (SCANS.with(|c| c.replace(0)), WALKS.with(|c| c.replace(0)))
+    }
+}
+
+/// The plan's resources of these types: one scan of all of them.
+fn scan<'a>(plan: &'a Plan, types: &'a [&'a str]) -> impl Iterator<Item = &'a Res> + 'a {
+    #[cfg(test)]
+    visits::scanned();
+    plan.by_type(types)
+}
+
+/// [`Plan::resolve`]: one walk along the references of an expression.
+fn walk<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<(&'a Res, String)> {
+    #[cfg(test)]
+    visits::walked();
+    plan.resolve(from, path)
+}
+
+/// [`Plan::resolve_whole`]: one walk along the references of an expression.
+fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<&'a Res> {
+    #[cfg(test)]
+    visits::walked();
+    plan.resolve_whole(from, path)
+}
+
 /// A key configuration of the plan, named by its address for a message
 /// (its id may not be known until apply).
 fn address_phrase(r: &Res) -> String {
@@ -158,12 +201,10 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
 fn grants_on(plan: &Plan, k: &Res) -> Vec<crate::rules::facts::GrantFacts> {
     let mut out = vec![];
     let own = [str_known(k.get_str("arn")), str_known(k.get_str("key_id"))];
-    for g in plan
-        .by_type(&["aws_kms_grant"])
+    for g in scan(plan, &["aws_kms_grant"])
         .filter(|g| g.mode == "managed" && !g.deletes_only())
     {
-        let by_ref = plan
-            .resolve(g, "key_id")
+        let by_ref = walk(plan, g, "key_id")
             .into_iter()
             .find(|(r, attr)| {
                 KMS_KEY_TYPES.contains(&r.rtype.as_str())
@@ -171,7 +212,7 @@ fn grants_on(plan: &Plan, k: &Res) -> Vec<crate::rules::facts::GrantFacts> {
             })
             .map(|(r, _)| r.address == k.address)
             .or_else(|| {
-                plan.resolve_whole(g, "key_id")
+                walk_whole(plan, g, "key_id")
                     .into_iter()
                     .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
                     .map(|r| r.address == k.address)
@@ -285,7 +326,7 @@ fn shard_decides_generated_policy(outcomes: &mut [Outcome], region: &Fact<String
 
 /// The `cmk_kms_key_policy` data source a key's policy comes from.
 fn policy_source<'a>(plan: &'a Plan, k: &Res) -> Fact<&'a Res> {
-    plan.resolve(k, "policy")
+    walk(plan, k, "policy")
         .into_iter()
         .find(|(r, attr)| r.rtype == POLICY_DATA_SOURCE && attr == "json")
         .map(|(r, _)| Fact::Known(r))
@@ -351,7 +392,7 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
 /// The plan's KMS keys by known ARN (the first of each).
 fn keys_by_arn(plan: &Plan) -> HashMap<String, &Res> {
     let mut m = HashMap::new();
-    for k in plan.by_type(&KMS_KEY_TYPES) {
+    for k in scan(plan, &KMS_KEY_TYPES) {
         if let Some(arn) = str_known(k.get_str("arn")) {
             m.entry(arn).or_insert(k);
         }
@@ -362,7 +403,7 @@ fn keys_by_arn(plan: &Plan) -> HashMap<String, &Res> {
 /// The KMS key an `aws_kms_alias` points at (`target_key_id` referencing
 /// the key's `key_id`, `arn` or `id`).
 fn alias_target<'a>(plan: &'a Plan, alias: &Res) -> Option<&'a Res> {
-    plan.resolve(alias, "target_key_id")
+    walk(plan, alias, "target_key_id")
         .into_iter()
         .find(|(r, attr)| {
             KMS_KEY_TYPES.contains(&r.rtype.as_str())
@@ -375,7 +416,7 @@ fn alias_target<'a>(plan: &'a Plan, alias: &Res) -> Option<&'a Res> {
 /// key's `arn`, through an `aws_kms_alias` (`key_arn` from its
 /// `target_key_arn`, or `key_alias` from its `name`), or by ARN.
 fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) -> Option<&'a Res> {
-    let arn_refs = plan.resolve(c, "aws_key_info.key_arn");
+    let arn_refs = walk(plan, c, "aws_key_info.key_arn");
     let by_ref = arn_refs
         .iter()
         .find(|(r, attr)| KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
@@ -386,7 +427,7 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
             .find(|(r, attr)| r.rtype == "aws_kms_alias" && attr == "target_key_arn")
             .map(|(r, _)| *r)
             .or_else(|| {
-                plan.resolve(c, "aws_key_info.key_alias")
+                walk(plan, c, "aws_key_info.key_alias")
                     .into_iter()
                     .find(|(r, attr)| r.rtype == "aws_kms_alias" && attr == "name")
                     .map(|(r, _)| r)
@@ -396,7 +437,7 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
     // `aws_kms_key.k[each.key].arn` is recorded as references to `k` and
     // `each.key`: the instance with the configuration's own key.
     let dynamic = || {
-        plan.resolve_whole(c, "aws_key_info.key_arn")
+        walk_whole(plan, c, "aws_key_info.key_arn")
             .into_iter()
             .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
     };
@@ -438,14 +479,13 @@ fn key_arn_origin(plan: &Plan, c: &Res) -> Option<String> {
 }
 
 fn key_arn_source_by_refs(plan: &Plan, c: &Res) -> Option<String> {
-    let (r, attr) = plan
-        .resolve(c, "aws_key_info.key_arn")
+    let (r, attr) = walk(plan, c, "aws_key_info.key_arn")
         .into_iter()
         .find(|(r, attr)| {
             (KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
                 || (r.rtype == "aws_kms_alias" && attr == "target_key_arn")
         })?;
-    let whole = plan.resolve_whole(c, "aws_key_info.key_arn");
+    let whole = walk_whole(plan, c, "aws_key_info.key_arn");
     if whole.iter().any(|w| w.config_address != r.config_address) {
         return None;
     }
@@ -471,8 +511,7 @@ fn cross_account_role(
     w: &Res,
     creds_by_id: &HashMap<String, &Res>,
 ) -> Fact<Option<String>> {
-    let creds = plan
-        .resolve(w, "credentials_id")
+    let creds = walk(plan, w, "credentials_id")
         .into_iter()
         .find(|(r, attr)| r.rtype == "databricks_mws_credentials" && attr == "credentials_id")
         .map(|(r, _)| r)
@@ -507,7 +546,7 @@ fn slot<'a>(
         ..RequestedKey::unknown()
     };
     let mut config = None;
-    for (r, a) in plan.resolve(w, attr) {
+    for (r, a) in walk(plan, w, attr) {
         if !KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
             continue;
         }
@@ -528,8 +567,7 @@ fn slot<'a>(
         // `c[each.key].customer_managed_key_id` is recorded as a reference
         // to `c` and `each.key` only: the instance matching the workspace's
         // key, attribute not known (so neither bare nor composite).
-        if let Some(r) = plan
-            .resolve_whole(w, attr)
+        if let Some(r) = walk_whole(plan, w, attr)
             .into_iter()
             .find(|r| KEY_CONFIG_TYPES.contains(&r.rtype.as_str()))
         {
@@ -546,7 +584,7 @@ fn slot<'a>(
         _ => None,
     };
     if let (true, Some(object_attr)) = (w.rtype == "cmk_workspace_binding", object_attr) {
-        for r in plan.resolve_whole(w, object_attr) {
+        for r in walk_whole(plan, w, object_attr) {
             if KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
                 req.bare_source = Some(format!("{}.customer_managed_key_id", r.config_address));
                 req.created_in_plan = r.creates();
@@ -819,7 +857,7 @@ pub fn existing_workspace_id(w: &Res) -> Option<i64> {
 }
 
 fn workspace_resources(plan: &Plan) -> impl Iterator<Item = &Res> {
-    plan.by_type(&WORKSPACE_TYPES)
+    scan(plan, &WORKSPACE_TYPES)
         .filter(|w| w.mode == "managed" && !w.deletes_only())
 }
 
@@ -828,7 +866,7 @@ fn workspace_resources(plan: &Plan) -> impl Iterator<Item = &Res> {
 pub fn live_targets(plan: &Plan) -> super::live::Targets {
     let mut t = super::live::Targets::default();
     let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
-    for c in plan.by_type(&KEY_CONFIG_TYPES) {
+    for c in scan(plan, &KEY_CONFIG_TYPES) {
         if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
             configs_by_id.entry(id).or_insert(c);
         }
@@ -1012,8 +1050,7 @@ fn analyze_with(
     };
     // Key configurations, each with the KMS key it uses (looked up once).
     let by_arn = keys_by_arn(plan);
-    let configs: Vec<(&Res, Option<&Res>, KeyConfigFacts)> = plan
-        .by_type(&KEY_CONFIG_TYPES)
+    let configs: Vec<(&Res, Option<&Res>, KeyConfigFacts)> = scan(plan, &KEY_CONFIG_TYPES)
         .filter(|c| c.mode == "managed" && !c.deletes_only())
         .map(|c| {
             let linked = linked_key(plan, c, &by_arn);
@@ -1075,7 +1112,7 @@ fn analyze_with(
             .map(|i| configs[*i].2.clone())
     };
     let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
-    for c in plan.by_type(&KEY_CONFIG_TYPES) {
+    for c in scan(plan, &KEY_CONFIG_TYPES) {
         if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
             configs_by_id.entry(id).or_insert(c);
         }
@@ -1092,7 +1129,7 @@ fn analyze_with(
     let mut regions: HashMap<String, Vec<Fact<String>>> = HashMap::new();
     let mut roles: HashMap<String, Vec<Fact<Option<String>>>> = HashMap::new();
     let mut creds_by_id: HashMap<String, &Res> = HashMap::new();
-    for c in plan.by_type(&["databricks_mws_credentials"]) {
+    for c in scan(plan, &["databricks_mws_credentials"]) {
         if let Some(id) = str_known(c.get_str("credentials_id")) {
             creds_by_id.entry(id).or_insert(c);
         }
@@ -1112,8 +1149,7 @@ fn analyze_with(
                 slot(plan, w, "storage_customer_managed_key_id", &configs_by_id),
             )
         } else {
-            let target = plan
-                .resolve(w, "workspace_id")
+            let target = walk(plan, w, "workspace_id")
                 .into_iter()
                 .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
                 .map(|(r, _)| r);
@@ -1155,7 +1191,7 @@ fn analyze_with(
             let declared = if w.rtype == "databricks_mws_workspaces" {
                 Some(w)
             } else {
-                plan.resolve(w, "workspace_id")
+                walk(plan, w, "workspace_id")
                     .into_iter()
                     .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
                     .map(|(r, _)| r)
@@ -1194,7 +1230,7 @@ fn analyze_with(
         });
     }
     // KMS keys used by the key configurations (or declaring use cases).
-    for k in plan.by_type(&KMS_KEY_TYPES).filter(|k| k.mode == "managed") {
+    for k in scan(plan, &KMS_KEY_TYPES).filter(|k| k.mode == "managed") {
         let user_ids: &[usize] = users_of
             .get(k.address.as_str())
             .map(Vec::as_slice)
@@ -1325,4 +1361,81 @@ fn analyze_with(
         push(&mut a, k, outcomes);
     }
     a
+}
+
+#[cfg(test)]
+mod visit_tests {
+    //! What one review asks of the plan, on every review fixture: plans
+    //! (`*.json`) and configurations reviewed from source (directories,
+    //! with the variables their `expected.json` gives).
+
+    use super::*;
+
+    pub(super) fn fixtures_root() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("acceptance-tests/fixtures/review")
+    }
+
+    /// Every review fixture as a plan, with its name: the plan files, and
+    /// the configuration directories read as `review DIR` reads them.
+    pub(super) fn fixture_plans() -> Vec<(String, Plan)> {
+        let mut out = vec![];
+        let mut dirs = vec![fixtures_root()];
+        while let Some(d) = dirs.pop() {
+            let mut entries: Vec<_> = std::fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            entries.sort();
+            let holds_tf = entries
+                .iter()
+                .any(|p| p.extension().is_some_and(|x| x == "tf"));
+            if holds_tf {
+                let mut args = vec![d.to_str().unwrap().to_string()];
+                if let Ok(t) = std::fs::read_to_string(d.join("expected.json")) {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    for (k, v) in v["vars"].as_object().into_iter().flatten() {
+                        args.push("-var".into());
+                        args.push(format!("{k}={}", v.as_str().unwrap()));
+                    }
+                }
+                let opts = crate::review::parse_args(&args).unwrap();
+                let (plan, _) = crate::review::load_hcl(&opts)
+                    .unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+                out.push((d.display().to_string(), plan));
+                continue;
+            }
+            for p in entries {
+                if p.is_dir() && !p.ends_with("modules") {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "json")
+                    && p.file_name().is_some_and(|n| n != "expected.json")
+                {
+                    let plan = Plan::parse(&std::fs::read_to_string(&p).unwrap())
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    out.push((p.display().to_string(), plan));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn visits_of_the_plan_per_review_on_every_fixture() {
+        let root = fixtures_root().display().to_string();
+        let mut rows = vec![];
+        for (name, plan) in fixture_plans() {
+            visits::take();
+            analyze(&plan, &Requirements::default());
+            let (scans, walks) = visits::take();
+            let name = name.trim_start_matches(&root).to_string();
+            rows.push(format!(
+                "{name:<60} {:>5} resources {scans:>4} scans {walks:>5} walks",
+                plan.resources.len()
+            ));
+            assert!(scans > 0, "{name}: the analysis scanned nothing");
+        }
+        assert!(rows.len() > 30, "{rows:?}");
+        println!("{}", rows.join("\n"));
+    }
 }
