@@ -122,18 +122,20 @@ fn scan(plan: &Plan) -> std::slice::Iter<'_, Res> {
     plan.resources.iter()
 }
 
-/// [`Plan::resolve`]: one walk along the references of an expression.
+/// [`Plan::resolve`] (as [`Plan::resolve_each`]): one walk along the
+/// references of an expression.
 fn walk<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<(&'a Res, String)> {
     #[cfg(test)]
     visits::walked();
-    plan.resolve(from, path)
+    plan.resolve_each(from, path)
 }
 
-/// [`Plan::resolve_whole`]: one walk along the references of an expression.
+/// [`Plan::resolve_whole`] (as [`Plan::resolve_whole_each`]): one walk
+/// along the references of an expression.
 fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<&'a Res> {
     #[cfg(test)]
     visits::walked();
-    plan.resolve_whole(from, path)
+    plan.resolve_whole_each(from, path)
 }
 
 /// A key configuration of the plan, named by its address for a message
@@ -1723,6 +1725,46 @@ mod equivalence_tests {
         assert!(outcomes > 300, "{outcomes} outcomes");
     }
 
+    #[test]
+    fn the_linear_walks_find_what_resolve_finds() {
+        // Plan::resolve_each and resolve_whole_each against Plan::resolve
+        // and resolve_whole: every configured path of every resource of
+        // every fixture, and of a plan of count instances.
+        let mut plans = fixture_plans();
+        plans.push(("40 copies".into(), copies(40)));
+        plans.push(("30 count instances".into(), count_instances(30)));
+        let mut compared = 0;
+        for (name, plan) in &plans {
+            for r in &plan.resources {
+                let paths: Vec<String> = plan
+                    .references
+                    .get(&r.config_address)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                for path in paths {
+                    let (now, before) = (plan.resolve_each(r, &path), plan.resolve(r, &path));
+                    let key = |v: &[(&Res, String)]| -> Vec<(String, String)> {
+                        v.iter()
+                            .map(|(x, a)| (x.address.clone(), a.clone()))
+                            .collect()
+                    };
+                    assert_eq!(key(&now), key(&before), "{name}: {} {path}", r.address);
+                    let addresses = |v: Vec<&Res>| -> Vec<String> {
+                        v.iter().map(|x| x.address.clone()).collect()
+                    };
+                    assert_eq!(
+                        addresses(plan.resolve_whole_each(r, &path)),
+                        addresses(plan.resolve_whole(r, &path)),
+                        "{name}: {} {path}",
+                        r.address
+                    );
+                    compared += usize::from(!before.is_empty());
+                }
+            }
+        }
+        assert!(compared > 100, "{compared} paths resolved to something");
+    }
+
     /// (scans, walks) of one `review` of a plan: the analysis with its live
     /// probe, as `review` runs it.
     fn visits_now(plan: &Plan) -> (usize, usize) {
@@ -1791,6 +1833,105 @@ mod equivalence_tests {
             );
         }
         Plan::from_value(g.plan()).unwrap()
+    }
+
+    /// The shape of `bench/review_bench.sh`'s instances: `n` each of
+    /// `aws_kms_key.k[i]`, a grant `g[i]` on it, a key configuration `c[i]`
+    /// using it and a workspace `w[i]` on `c[i]`, references recorded as
+    /// Terraform records `x[count.index]`.
+    fn count_instances(n: usize) -> Plan {
+        let mut changes = vec![];
+        let add =
+            |changes: &mut Vec<Value>, rtype: &str, name: &str, after: Value, unknown: Value| {
+                for i in 0..n {
+                    changes.push(json!({
+                    "address": format!("{rtype}.{name}[{i}]"), "mode": "managed",
+                    "type": rtype, "name": name, "index": i,
+                    "change": {"actions": ["create"], "before": null,
+                               "after": after, "after_unknown": unknown}}));
+                }
+            };
+        add(
+            &mut changes,
+            "aws_kms_key",
+            "k",
+            json!({"is_enabled": true, "region": "us-east-1", "policy": "{}"}),
+            json!({"arn": true, "key_id": true}),
+        );
+        add(
+            &mut changes,
+            "aws_kms_grant",
+            "g",
+            json!({"grantee_principal": DATABRICKS, "operations": ["Encrypt", "Decrypt"]}),
+            json!({"key_id": true}),
+        );
+        add(
+            &mut changes,
+            "databricks_mws_customer_managed_keys",
+            "c",
+            json!({"account_id": ACCOUNT, "use_cases": ["MANAGED_SERVICES", "STORAGE"],
+                   "aws_key_info": [{}]}),
+            json!({"customer_managed_key_id": true, "id": true,
+                   "aws_key_info": [{"key_arn": true, "key_region": true}]}),
+        );
+        add(
+            &mut changes,
+            "databricks_mws_workspaces",
+            "w",
+            json!({"account_id": ACCOUNT, "aws_region": "us-east-1",
+                   "pricing_tier": "ENTERPRISE", "workspace_name": "ws"}),
+            json!({"managed_services_customer_managed_key_id": true,
+                   "storage_customer_managed_key_id": true}),
+        );
+        let r = |a: &str| json!({"references": [a, "count.index"]});
+        let c = "databricks_mws_customer_managed_keys.c";
+        let config = json!([
+            {"address": "aws_kms_key.k", "mode": "managed", "type": "aws_kms_key", "name": "k",
+             "expressions": {}},
+            {"address": "aws_kms_grant.g", "mode": "managed", "type": "aws_kms_grant",
+             "name": "g", "expressions": {"key_id": r("aws_kms_key.k")}},
+            {"address": c, "mode": "managed", "type": "databricks_mws_customer_managed_keys",
+             "name": "c", "expressions": {"aws_key_info": [{"key_arn": r("aws_kms_key.k")}]}},
+            {"address": "databricks_mws_workspaces.w", "mode": "managed",
+             "type": "databricks_mws_workspaces", "name": "w",
+             "expressions": {"managed_services_customer_managed_key_id": r(c),
+                             "storage_customer_managed_key_id": r(c)}}]);
+        Plan::from_value(json!({"format_version": "1.2",
+            "planned_values": {"root_module": {}}, "resource_changes": changes,
+            "configuration": {"root_module": {"resources": config}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn count_instances_are_analyzed_as_before_each_with_its_own() {
+        let plan = count_instances(30);
+        same_analysis("30 count instances", &plan).unwrap_or_else(|e| panic!("{e}"));
+        // Each key has the grant of its own index, each configuration the
+        // key of its own, each workspace the configuration of its own.
+        let grants = keys_of(&plan);
+        assert_eq!(grants.len(), 30);
+        assert!(grants.iter().all(|(_, n)| *n == 1), "{grants:?}");
+        let index = Index::new(&plan);
+        for e in &index.configs {
+            let i = instance_key(&e.res.address);
+            assert_eq!(e.linked.map(|k| instance_key(&k.address)), Some(i));
+        }
+        for e in &index.workspaces {
+            let i = instance_key(&e.res.address);
+            for s in &e.slots {
+                assert_eq!(s.config.map(|c| instance_key(&c.address)), Some(i));
+            }
+        }
+        let (scans, walks) = visits_now(&plan);
+        assert_eq!(scans, 1);
+        println!(
+            "30 count instances: {walks} walks, before {:?}",
+            visits_before(&plan)
+        );
+    }
+
+    fn instance_key(address: &str) -> &str {
+        &address[address.rfind('[').unwrap_or(address.len())..]
     }
 
     #[test]
