@@ -118,19 +118,19 @@ pub(crate) mod visits {
 
 /// The plan's resources of these types: one scan of all of them.
 fn scan<'a>(plan: &'a Plan, types: &'a [&'a str]) -> impl Iterator<Item = &'a Res> + 'a {
-        visits::scanned();
+    visits::scanned();
     plan.by_type(types)
 }
 
 /// [`Plan::resolve`]: one walk along the references of an expression.
 fn walk<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<(&'a Res, String)> {
-        visits::walked();
+    visits::walked();
     plan.resolve(from, path)
 }
 
 /// [`Plan::resolve_whole`]: one walk along the references of an expression.
 fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<&'a Res> {
-        visits::walked();
+    visits::walked();
     plan.resolve_whole(from, path)
 }
 
