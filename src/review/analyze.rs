@@ -1,5 +1,6 @@
 //! From the plan's resources to facts, and the rules applied to them.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::rules::checks::{
@@ -91,6 +92,52 @@ pub fn attribute_for(rtype: &str, subject: Subject) -> String {
     s.to_string()
 }
 
+/// What one analysis asks of the plan, counted in tests: scans of all its
+/// resources and walks along references ([`Plan::resolve`],
+/// [`Plan::resolve_whole`]).
+#[cfg(test)]
+pub(crate) mod visits {
+    use std::cell::Cell;
+    thread_local! {
+        static SCANS: Cell<usize> = const { Cell::new(0) };
+        static WALKS: Cell<usize> = const { Cell::new(0) };
+    }
+    pub fn scanned() {
+        SCANS.with(|c| c.set(c.get() + 1));
+    }
+    pub fn walked() {
+        WALKS.with(|c| c.set(c.get() + 1));
+    }
+    /// (scans, walks) since the last call, which starts a new count.
+    pub fn take() -> (usize, usize) {
+        (SCANS.with(|c| c.replace(0)), WALKS.with(|c| c.replace(0)))
+    }
+}
+
+/// The plan's resources: one scan of all of them (one per analysis, in
+/// [`Index::new`]).
+fn scan(plan: &Plan) -> std::slice::Iter<'_, Res> {
+    #[cfg(test)]
+    visits::scanned();
+    plan.resources.iter()
+}
+
+/// [`Plan::resolve`] (as [`Plan::resolve_each`]): one walk along the
+/// references of an expression.
+fn walk<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<(&'a Res, String)> {
+    #[cfg(test)]
+    visits::walked();
+    plan.resolve_each(from, path)
+}
+
+/// [`Plan::resolve_whole`] (as [`Plan::resolve_whole_each`]): one walk
+/// along the references of an expression.
+fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<&'a Res> {
+    #[cfg(test)]
+    visits::walked();
+    plan.resolve_whole_each(from, path)
+}
+
 /// A key configuration of the plan, named by its address for a message
 /// (its id may not be known until apply).
 fn address_phrase(r: &Res) -> String {
@@ -105,7 +152,14 @@ fn str_known(f: Fact<Option<String>>) -> Option<String> {
     f.known().cloned().flatten()
 }
 
-fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
+/// A KMS key's facts, with the `cmk_kms_key_policy` its policy comes from
+/// (when it does) and the grants on it, both found by [`Keys`].
+fn kms_facts(
+    plan: &Plan,
+    k: &Res,
+    source: Option<&Res>,
+    grants: Vec<crate::rules::facts::GrantFacts>,
+) -> KmsKeyFacts {
     let arn = k.get_str("arn");
     let state = if k.deletes_only() {
         Fact::Known(KeyState::PendingDeletion)
@@ -136,9 +190,10 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
         match k.get_str("policy") {
             Fact::Known(Some(p)) if !p.is_empty() => Fact::Known(Some(p)),
             Fact::Known(_) if k.rtype == "aws_kms_key" => Fact::Known(None),
-            _ => policy_source(plan, k)
-                .and_then(|d| d.get_str("json"))
-                .map(|p| p.filter(|s| !s.is_empty())),
+            _ => match source {
+                Some(d) => d.get_str("json").map(|p| p.filter(|s| !s.is_empty())),
+                None => Fact::Unknown,
+            },
         }
     };
     KmsKeyFacts {
@@ -148,51 +203,39 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
         usage,
         region,
         policy,
-        grants: grants_on(plan, k),
+        grants,
     }
 }
 
-/// The `aws_kms_grant`s of the plan on a key: those whose `key_id` refers
-/// to it (its `key_id`, `arn` or `id`) or names its known id or ARN, and
-/// those whose `key_id` is not known (they may be on it).
-fn grants_on(plan: &Plan, k: &Res) -> Vec<crate::rules::facts::GrantFacts> {
-    let mut out = vec![];
-    let own = [str_known(k.get_str("arn")), str_known(k.get_str("key_id"))];
-    for g in plan
-        .by_type(&["aws_kms_grant"])
-        .filter(|g| g.mode == "managed" && !g.deletes_only())
-    {
-        let by_ref = plan
-            .resolve(g, "key_id")
-            .into_iter()
-            .find(|(r, attr)| {
-                KMS_KEY_TYPES.contains(&r.rtype.as_str())
-                    && matches!(attr.as_str(), "key_id" | "arn" | "id")
-            })
-            .map(|(r, _)| r.address == k.address)
-            .or_else(|| {
-                plan.resolve_whole(g, "key_id")
-                    .into_iter()
-                    .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
-                    .map(|r| r.address == k.address)
-            });
-        let key_not_known = match (by_ref, g.get_str("key_id")) {
-            (Some(true), _) => false,
-            (Some(false), _) => continue,
-            (None, Fact::Known(Some(id))) if own.iter().flatten().any(|o| *o == id) => false,
-            (None, Fact::Known(_)) => continue,
-            (None, Fact::Unknown) => true,
-        };
-        out.push(crate::rules::facts::GrantFacts {
-            name: g.address.clone(),
-            grantee: g
-                .get_str("grantee_principal")
-                .and_then(|o| o.map(Fact::Known).unwrap_or(Fact::Unknown)),
-            operations: g.get_strings("operations").map(Option::unwrap_or_default),
-            key_not_known,
-        });
+/// The KMS key an `aws_kms_grant`'s `key_id` refers to (its `key_id`,
+/// `arn` or `id`, or the key whole), by address.
+fn grant_target<'a>(plan: &'a Plan, g: &Res) -> Option<&'a str> {
+    walk(plan, g, "key_id")
+        .into_iter()
+        .find(|(r, attr)| {
+            KMS_KEY_TYPES.contains(&r.rtype.as_str())
+                && matches!(attr.as_str(), "key_id" | "arn" | "id")
+        })
+        .map(|(r, _)| r.address.as_str())
+        .or_else(|| {
+            walk_whole(plan, g, "key_id")
+                .into_iter()
+                .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
+                .map(|r| r.address.as_str())
+        })
+}
+
+/// A grant as the rules read it; `key_not_known`: its `key_id` is not
+/// known, so it may be on any key.
+fn grant_facts(g: &Res, key_not_known: bool) -> crate::rules::facts::GrantFacts {
+    crate::rules::facts::GrantFacts {
+        name: g.address.clone(),
+        grantee: g
+            .get_str("grantee_principal")
+            .and_then(|o| o.map(Fact::Known).unwrap_or(Fact::Unknown)),
+        operations: g.get_strings("operations").map(Option::unwrap_or_default),
+        key_not_known,
     }
-    out
 }
 
 /// A KMS key's region: its ARN's; for a key created in this plan, its own
@@ -284,15 +327,21 @@ fn shard_decides_generated_policy(outcomes: &mut [Outcome], region: &Fact<String
 }
 
 /// The `cmk_kms_key_policy` data source a key's policy comes from.
-fn policy_source<'a>(plan: &'a Plan, k: &Res) -> Fact<&'a Res> {
-    plan.resolve(k, "policy")
+fn policy_source<'a>(plan: &'a Plan, k: &Res) -> Option<&'a Res> {
+    walk(plan, k, "policy")
         .into_iter()
         .find(|(r, attr)| r.rtype == POLICY_DATA_SOURCE && attr == "json")
-        .map(|(r, _)| Fact::Known(r))
-        .unwrap_or(Fact::Unknown)
+        .map(|(r, _)| r)
 }
 
-fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFacts {
+/// A key configuration's facts; `arn_source`: its `key_arn` is a KMS key
+/// resource's ARN ([`key_arn_source`]); `key`: the facts of the key it uses.
+fn config_facts(
+    plan: &Plan,
+    c: &Res,
+    arn_source: bool,
+    key: Option<&KmsKeyFacts>,
+) -> KeyConfigFacts {
     let id = c
         .get_str("customer_managed_key_id")
         .map(|o| o.unwrap_or_default());
@@ -318,7 +367,7 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
     if c.rtype == "cmk_key_configuration"
         && key_arn.is_unknown()
         && key_region.is_unknown()
-        && key_arn_source(plan, c).is_some()
+        && arn_source
     {
         // This provider plans key_region from the ARN when it is not set;
         // with `aws_key_info` made of the key's ARN alone, an unknown
@@ -348,21 +397,10 @@ fn config_facts(plan: &Plan, c: &Res, key: Option<&KmsKeyFacts>) -> KeyConfigFac
     }
 }
 
-/// The plan's KMS keys by known ARN (the first of each).
-fn keys_by_arn(plan: &Plan) -> HashMap<String, &Res> {
-    let mut m = HashMap::new();
-    for k in plan.by_type(&KMS_KEY_TYPES) {
-        if let Some(arn) = str_known(k.get_str("arn")) {
-            m.entry(arn).or_insert(k);
-        }
-    }
-    m
-}
-
 /// The KMS key an `aws_kms_alias` points at (`target_key_id` referencing
 /// the key's `key_id`, `arn` or `id`).
 fn alias_target<'a>(plan: &'a Plan, alias: &Res) -> Option<&'a Res> {
-    plan.resolve(alias, "target_key_id")
+    walk(plan, alias, "target_key_id")
         .into_iter()
         .find(|(r, attr)| {
             KMS_KEY_TYPES.contains(&r.rtype.as_str())
@@ -374,8 +412,13 @@ fn alias_target<'a>(plan: &'a Plan, alias: &Res) -> Option<&'a Res> {
 /// The KMS key resource a key configuration uses: by reference to the
 /// key's `arn`, through an `aws_kms_alias` (`key_arn` from its
 /// `target_key_arn`, or `key_alias` from its `name`), or by ARN.
-fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) -> Option<&'a Res> {
-    let arn_refs = plan.resolve(c, "aws_key_info.key_arn");
+fn linked_key<'a>(
+    plan: &'a Plan,
+    c: &Res,
+    arn: &ArnRefs<'a>,
+    by_arn: &HashMap<String, &'a Res>,
+) -> Option<&'a Res> {
+    let arn_refs = &arn.refs;
     let by_ref = arn_refs
         .iter()
         .find(|(r, attr)| KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
@@ -386,7 +429,7 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
             .find(|(r, attr)| r.rtype == "aws_kms_alias" && attr == "target_key_arn")
             .map(|(r, _)| *r)
             .or_else(|| {
-                plan.resolve(c, "aws_key_info.key_alias")
+                walk(plan, c, "aws_key_info.key_alias")
                     .into_iter()
                     .find(|(r, attr)| r.rtype == "aws_kms_alias" && attr == "name")
                     .map(|(r, _)| r)
@@ -396,9 +439,10 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
     // `aws_kms_key.k[each.key].arn` is recorded as references to `k` and
     // `each.key`: the instance with the configuration's own key.
     let dynamic = || {
-        plan.resolve_whole(c, "aws_key_info.key_arn")
-            .into_iter()
+        arn.whole(plan, c)
+            .iter()
             .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
+            .copied()
     };
     // The key whose `arn` the value is (HCL mode: through module outputs,
     // splats, `concat(...)[0]`, `element`, `one`, `try`).
@@ -422,8 +466,30 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
 /// `target_key_arn`) and nothing else: the expression references only
 /// that attribute and the resource holding it (as `terraform show -json`
 /// records `aws_kms_key.k.arn`: `aws_kms_key.k.arn`, `aws_kms_key.k`).
-fn key_arn_source(plan: &Plan, c: &Res) -> Option<String> {
-    key_arn_source_by_refs(plan, c).or_else(|| key_arn_origin(plan, c))
+fn key_arn_source<'a>(plan: &'a Plan, c: &Res, arn: &ArnRefs<'a>) -> Option<String> {
+    key_arn_source_by_refs(plan, c, arn).or_else(|| key_arn_origin(plan, c))
+}
+
+/// A key configuration's `aws_key_info.key_arn`, followed once: the
+/// resources (with attributes) its references name, and those it names
+/// whole (followed when first asked).
+struct ArnRefs<'a> {
+    refs: Vec<(&'a Res, String)>,
+    whole: OnceCell<Vec<&'a Res>>,
+}
+
+impl<'a> ArnRefs<'a> {
+    fn of(plan: &'a Plan, c: &Res) -> Self {
+        ArnRefs {
+            refs: walk(plan, c, "aws_key_info.key_arn"),
+            whole: OnceCell::new(),
+        }
+    }
+
+    fn whole(&self, plan: &'a Plan, c: &Res) -> &[&'a Res] {
+        self.whole
+            .get_or_init(|| walk_whole(plan, c, "aws_key_info.key_arn"))
+    }
 }
 
 /// HCL mode: the KMS key resource whose `arn` the value is, by its origin
@@ -437,15 +503,12 @@ fn key_arn_origin(plan: &Plan, c: &Res) -> Option<String> {
         .then_some(origin)
 }
 
-fn key_arn_source_by_refs(plan: &Plan, c: &Res) -> Option<String> {
-    let (r, attr) = plan
-        .resolve(c, "aws_key_info.key_arn")
-        .into_iter()
-        .find(|(r, attr)| {
-            (KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
-                || (r.rtype == "aws_kms_alias" && attr == "target_key_arn")
-        })?;
-    let whole = plan.resolve_whole(c, "aws_key_info.key_arn");
+fn key_arn_source_by_refs<'a>(plan: &'a Plan, c: &Res, arn: &ArnRefs<'a>) -> Option<String> {
+    let (r, attr) = arn.refs.iter().find(|(r, attr)| {
+        (KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
+            || (r.rtype == "aws_kms_alias" && attr == "target_key_arn")
+    })?;
+    let whole = arn.whole(plan, c);
     if whole.iter().any(|w| w.config_address != r.config_address) {
         return None;
     }
@@ -471,8 +534,7 @@ fn cross_account_role(
     w: &Res,
     creds_by_id: &HashMap<String, &Res>,
 ) -> Fact<Option<String>> {
-    let creds = plan
-        .resolve(w, "credentials_id")
+    let creds = walk(plan, w, "credentials_id")
         .into_iter()
         .find(|(r, attr)| r.rtype == "databricks_mws_credentials" && attr == "credentials_id")
         .map(|(r, _)| r)
@@ -507,7 +569,7 @@ fn slot<'a>(
         ..RequestedKey::unknown()
     };
     let mut config = None;
-    for (r, a) in plan.resolve(w, attr) {
+    for (r, a) in walk(plan, w, attr) {
         if !KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
             continue;
         }
@@ -528,8 +590,7 @@ fn slot<'a>(
         // `c[each.key].customer_managed_key_id` is recorded as a reference
         // to `c` and `each.key` only: the instance matching the workspace's
         // key, attribute not known (so neither bare nor composite).
-        if let Some(r) = plan
-            .resolve_whole(w, attr)
+        if let Some(r) = walk_whole(plan, w, attr)
             .into_iter()
             .find(|r| KEY_CONFIG_TYPES.contains(&r.rtype.as_str()))
         {
@@ -546,7 +607,7 @@ fn slot<'a>(
         _ => None,
     };
     if let (true, Some(object_attr)) = (w.rtype == "cmk_workspace_binding", object_attr) {
-        for r in plan.resolve_whole(w, object_attr) {
+        for r in walk_whole(plan, w, object_attr) {
             if KEY_CONFIG_TYPES.contains(&r.rtype.as_str()) {
                 req.bare_source = Some(format!("{}.customer_managed_key_id", r.config_address));
                 req.created_in_plan = r.creates();
@@ -818,41 +879,251 @@ pub fn existing_workspace_id(w: &Res) -> Option<i64> {
     }
 }
 
-fn workspace_resources(plan: &Plan) -> impl Iterator<Item = &Res> {
-    plan.by_type(&WORKSPACE_TYPES)
-        .filter(|w| w.mode == "managed" && !w.deletes_only())
+/// The KMS keys of the plan (resources and data sources, in the plan's
+/// order), each with what is worked out about it once: its facts, the
+/// policy data source its policy comes from, the grants on it.
+struct Keys<'a> {
+    plan: &'a Plan,
+    all: Vec<&'a Res>,
+    at: HashMap<&'a str, usize>,
+    /// By known ARN (the first key of each).
+    by_arn: HashMap<String, &'a Res>,
+    /// The grants on each key (in the plan's order), taken out when its
+    /// facts are made.
+    grants: Vec<Vec<crate::rules::facts::GrantFacts>>,
+    sources: Vec<OnceCell<Option<&'a Res>>>,
+    facts: Vec<OnceCell<KmsKeyFacts>>,
+}
+
+impl<'a> Keys<'a> {
+    /// `grants`: the plan's managed `aws_kms_grant`s that are not deleted,
+    /// each followed once to its key: by reference, or by the id or ARN its
+    /// `key_id` names; one whose `key_id` is not known may be on any key.
+    fn new(plan: &'a Plan, all: Vec<&'a Res>, grants: &[&'a Res]) -> Self {
+        let at: HashMap<&str, usize> = all
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.address.as_str(), i))
+            .collect();
+        let mut by_arn = HashMap::new();
+        let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, k) in all.iter().enumerate() {
+            let arn = str_known(k.get_str("arn"));
+            if let Some(arn) = &arn {
+                by_arn.entry(arn.clone()).or_insert(*k);
+            }
+            for id in [arn, str_known(k.get_str("key_id"))].into_iter().flatten() {
+                let keys = by_id.entry(id).or_default();
+                if keys.last() != Some(&i) {
+                    keys.push(i);
+                }
+            }
+        }
+        let mut on = vec![Vec::new(); all.len()];
+        for g in grants {
+            match (grant_target(plan, g), g.get_str("key_id")) {
+                (Some(addr), _) => {
+                    if let Some(i) = at.get(addr) {
+                        on[*i].push(grant_facts(g, false));
+                    }
+                }
+                (None, Fact::Known(Some(id))) => {
+                    for i in by_id.get(&id).into_iter().flatten() {
+                        on[*i].push(grant_facts(g, false));
+                    }
+                }
+                (None, Fact::Known(None)) => {}
+                (None, Fact::Unknown) => {
+                    let f = grant_facts(g, true);
+                    for grants in &mut on {
+                        grants.push(f.clone());
+                    }
+                }
+            }
+        }
+        Keys {
+            plan,
+            sources: (0..all.len()).map(|_| OnceCell::new()).collect(),
+            facts: (0..all.len()).map(|_| OnceCell::new()).collect(),
+            all,
+            at,
+            by_arn,
+            grants: on,
+        }
+    }
+
+    fn source_at(&self, i: usize) -> Option<&'a Res> {
+        *self.sources[i].get_or_init(|| policy_source(self.plan, self.all[i]))
+    }
+
+    fn facts_at(&self, i: usize) -> &KmsKeyFacts {
+        self.facts[i].get_or_init(|| {
+            kms_facts(
+                self.plan,
+                self.all[i],
+                self.source_at(i),
+                self.grants[i].clone(),
+            )
+        })
+    }
+
+    /// The facts of a KMS key of the plan.
+    fn facts(&self, k: &Res) -> Option<&KmsKeyFacts> {
+        self.at.get(k.address.as_str()).map(|i| self.facts_at(*i))
+    }
+}
+
+/// A key configuration of the plan (managed, not deleted), with the KMS
+/// key it uses and its facts.
+struct ConfigEntry<'a> {
+    res: &'a Res,
+    linked: Option<&'a Res>,
+    /// [`key_arn_source`].
+    arn_source: Option<String>,
+    facts: KeyConfigFacts,
+}
+
+/// A workspace resource of the plan (managed, not deleted): an official
+/// workspace or a binding, with what its references say.
+struct WorkspaceEntry<'a> {
+    res: &'a Res,
+    /// The `databricks_mws_workspaces` of the plan it is: itself, or the
+    /// one a binding's `workspace_id` refers to.
+    declared: Option<&'a Res>,
+    /// The declared workspace's cross-account role ([`cross_account_role`]).
+    role: Fact<Option<String>>,
+    /// Its managed services and storage slots.
+    slots: [Slot<'a>; 2],
+}
+
+/// The plan read once for an analysis (and its live probe): one scan of
+/// its resources sorts out the KMS keys, key configurations, workspaces,
+/// credentials and grants; each reference is followed once, and each fact
+/// builder then reads from here, never from the whole plan again.
+struct Index<'a> {
+    plan: &'a Plan,
+    keys: Keys<'a>,
+    configs: Vec<ConfigEntry<'a>>,
+    workspaces: Vec<WorkspaceEntry<'a>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        let (mut keys, mut configs, mut workspaces, mut creds, mut grants) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let live = |r: &Res| r.mode == "managed" && !r.deletes_only();
+        for r in scan(plan) {
+            let t = r.rtype.as_str();
+            if KMS_KEY_TYPES.contains(&t) {
+                keys.push(r);
+            } else if KEY_CONFIG_TYPES.contains(&t) {
+                configs.push(r);
+            } else if WORKSPACE_TYPES.contains(&t) {
+                if live(r) {
+                    workspaces.push(r);
+                }
+            } else if t == "databricks_mws_credentials" {
+                creds.push(r);
+            } else if t == "aws_kms_grant" && live(r) {
+                grants.push(r);
+            }
+        }
+        let keys = Keys::new(plan, keys, &grants);
+        let configs_by_id = first_by(&configs, "customer_managed_key_id");
+        let creds_by_id = first_by(&creds, "credentials_id");
+        let configs = configs
+            .into_iter()
+            .filter(|c| live(c))
+            .map(|c| {
+                let arn = ArnRefs::of(plan, c);
+                let linked = linked_key(plan, c, &arn, &keys.by_arn);
+                let arn_source = key_arn_source(plan, c, &arn);
+                let key = linked.and_then(|k| keys.facts(k));
+                ConfigEntry {
+                    res: c,
+                    linked,
+                    facts: config_facts(plan, c, arn_source.is_some(), key),
+                    arn_source,
+                }
+            })
+            .collect();
+        let workspaces = workspaces
+            .into_iter()
+            .map(|w| {
+                let declared = if w.rtype == "databricks_mws_workspaces" {
+                    Some(w)
+                } else {
+                    walk(plan, w, "workspace_id")
+                        .into_iter()
+                        .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
+                        .map(|(r, _)| r)
+                };
+                let role = declared
+                    .map(|d| cross_account_role(plan, d, &creds_by_id))
+                    .unwrap_or(Fact::Unknown);
+                let [ms, st] = key_slots(w);
+                WorkspaceEntry {
+                    res: w,
+                    declared,
+                    role,
+                    slots: [
+                        slot(plan, w, ms, &configs_by_id),
+                        slot(plan, w, st, &configs_by_id),
+                    ],
+                }
+            })
+            .collect();
+        Index {
+            plan,
+            keys,
+            configs,
+            workspaces,
+        }
+    }
+
+    /// What `review --live` would read for this plan: the existing
+    /// workspaces it touches, and the key configuration ids it names
+    /// without creating them.
+    fn live_targets(&self) -> super::live::Targets {
+        let mut t = super::live::Targets::default();
+        for e in &self.workspaces {
+            let w = e.res;
+            if let Some(id) = existing_workspace_id(w) {
+                t.workspace_ids.insert(id);
+            }
+            if self.plan.without_state {
+                if let Some(n) = workspace_name_of(self.plan, w) {
+                    t.workspace_names.insert(n);
+                }
+            }
+            for s in &e.slots {
+                if let (None, Fact::Known(Some(id))) = (s.config, &s.req.id) {
+                    if crate::rules::ids::is_composite_key_id(id) {
+                        continue;
+                    }
+                    t.key_config_ids.insert(id.clone());
+                }
+            }
+        }
+        t
+    }
+}
+
+/// The resources by the known value of an attribute (the first of each).
+fn first_by<'a>(rs: &[&'a Res], attr: &str) -> HashMap<String, &'a Res> {
+    let mut m = HashMap::new();
+    for r in rs {
+        if let Some(id) = str_known(r.get_str(attr)) {
+            m.entry(id).or_insert(*r);
+        }
+    }
+    m
 }
 
 /// What `review --live` would read for this plan: the existing workspaces
 /// it touches, and the key configuration ids it names without creating them.
 pub fn live_targets(plan: &Plan) -> super::live::Targets {
-    let mut t = super::live::Targets::default();
-    let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
-    for c in plan.by_type(&KEY_CONFIG_TYPES) {
-        if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
-            configs_by_id.entry(id).or_insert(c);
-        }
-    }
-    for w in workspace_resources(plan) {
-        if let Some(id) = existing_workspace_id(w) {
-            t.workspace_ids.insert(id);
-        }
-        if plan.without_state {
-            if let Some(n) = workspace_name_of(plan, w) {
-                t.workspace_names.insert(n);
-            }
-        }
-        for attr in key_slots(w) {
-            let s = slot(plan, w, attr, &configs_by_id);
-            if let (None, Fact::Known(Some(id))) = (s.config, &s.req.id) {
-                if crate::rules::ids::is_composite_key_id(id) {
-                    continue;
-                }
-                t.key_config_ids.insert(id.clone());
-            }
-        }
-    }
-    t
+    Index::new(plan).live_targets()
 }
 
 /// Live facts over what the plan says of a workspace: the plan's planned
@@ -898,14 +1169,15 @@ fn overlay_live(ws: &mut WorkspaceFacts, live: &WorkspaceFacts) {
 /// outcomes that cannot tell yet but that facts read live would decide are
 /// marked `live_decides`.
 pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
-    let mut a = analyze_with(plan, required, None);
-    let targets = live_targets(plan);
+    let index = Index::new(plan);
+    let mut a = analyze_with(&index, required, None);
+    let targets = index.live_targets();
     if targets.is_empty() {
         return a;
     }
     // Probe: the same analysis with placeholder live facts for every
     // target. What it decides, --live decides (whatever the values).
-    let probe = analyze_with(plan, required, Some(&placeholder_live(&targets)));
+    let probe = analyze_with(&index, required, Some(&placeholder_live(&targets)));
     let decided: std::collections::HashSet<(&str, crate::rules::RuleId, Subject)> = probe
         .outcomes
         .iter()
@@ -935,7 +1207,7 @@ pub fn analyze_live(
     required: &Requirements,
     live: &super::live::LiveFacts,
 ) -> Analysis {
-    analyze_with(plan, required, Some(live))
+    analyze_with(&Index::new(plan), required, Some(live))
 }
 
 /// Facts of the shape a live reading gives, with placeholder values.
@@ -994,10 +1266,11 @@ fn placeholder_live(t: &super::live::Targets) -> super::live::LiveFacts {
 }
 
 fn analyze_with(
-    plan: &Plan,
+    index: &Index,
     required: &Requirements,
     live: Option<&super::live::LiveFacts>,
 ) -> Analysis {
+    let plan = index.plan;
     let mut a = Analysis::default();
     let push = |a: &mut Analysis, res: &Res, outs: Vec<Outcome>| {
         for o in outs {
@@ -1010,22 +1283,15 @@ fn analyze_with(
             });
         }
     };
-    // Key configurations, each with the KMS key it uses (looked up once).
-    let by_arn = keys_by_arn(plan);
-    let configs: Vec<(&Res, Option<&Res>, KeyConfigFacts)> = plan
-        .by_type(&KEY_CONFIG_TYPES)
-        .filter(|c| c.mode == "managed" && !c.deletes_only())
-        .map(|c| {
-            let linked = linked_key(plan, c, &by_arn);
-            let key = linked.map(|k| kms_facts(plan, k));
-            (c, linked, config_facts(plan, c, key.as_ref()))
-        })
-        .collect();
-    for (c, linked, _) in &configs {
+    // Key configurations, each with the KMS key it uses (looked up once,
+    // in the index).
+    let configs = &index.configs;
+    for e in configs {
+        let (c, linked) = (e.res, &e.linked);
         // The configuration on its own: key_region as written (an unset
         // one is not the region derived from the linked key).
-        let mut written = config_facts(plan, c, None);
-        if written.key_arn.is_unknown() && key_arn_source(plan, c).is_some() {
+        let mut written = config_facts(plan, c, e.arn_source.is_some(), None);
+        if written.key_arn.is_unknown() && e.arn_source.is_some() {
             // The ARN of a key made in this plan starts with what its
             // planned region and account already say (as the provider's
             // own plan of the ARN does).
@@ -1040,12 +1306,12 @@ fn analyze_with(
         }
         let mut outs = check_key_configuration(&written);
         if written.key_arn.is_unknown() {
-            if let Some(source) = key_arn_source(plan, c) {
+            if let Some(source) = &e.arn_source {
                 for o in outs
                     .iter_mut()
                     .filter(|o| o.rule == RuleId::KeyArnWellFormed)
                 {
-                    *o = key_arn_from_key_resource(&source);
+                    *o = key_arn_from_key_resource(source);
                 }
             }
         }
@@ -1067,23 +1333,17 @@ fn analyze_with(
     let config_index: HashMap<&str, usize> = configs
         .iter()
         .enumerate()
-        .map(|(i, (c, _, _))| (c.address.as_str(), i))
+        .map(|(i, e)| (e.res.address.as_str(), i))
         .collect();
     let facts_of = |r: &Res| {
         config_index
             .get(r.address.as_str())
-            .map(|i| configs[*i].2.clone())
+            .map(|i| configs[*i].facts.clone())
     };
-    let mut configs_by_id: HashMap<String, &Res> = HashMap::new();
-    for c in plan.by_type(&KEY_CONFIG_TYPES) {
-        if let Some(id) = str_known(c.get_str("customer_managed_key_id")) {
-            configs_by_id.entry(id).or_insert(c);
-        }
-    }
     // The key configurations using each KMS key.
     let mut users_of: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, (_, linked, _)) in configs.iter().enumerate() {
-        if let Some(k) = linked {
+    for (i, e) in configs.iter().enumerate() {
+        if let Some(k) = e.linked {
             users_of.entry(k.address.as_str()).or_default().push(i);
         }
     }
@@ -1091,40 +1351,13 @@ fn analyze_with(
     // workspaces each key configuration serves.
     let mut regions: HashMap<String, Vec<Fact<String>>> = HashMap::new();
     let mut roles: HashMap<String, Vec<Fact<Option<String>>>> = HashMap::new();
-    let mut creds_by_id: HashMap<String, &Res> = HashMap::new();
-    for c in plan.by_type(&["databricks_mws_credentials"]) {
-        if let Some(id) = str_known(c.get_str("credentials_id")) {
-            creds_by_id.entry(id).or_insert(c);
-        }
-    }
-    for w in workspace_resources(plan) {
-        let mut role = Fact::Unknown;
-        let (mut ws, ms, st) = if w.rtype == "databricks_mws_workspaces" {
-            role = cross_account_role(plan, w, &creds_by_id);
-            (
-                workspace_facts(plan, w),
-                slot(
-                    plan,
-                    w,
-                    "managed_services_customer_managed_key_id",
-                    &configs_by_id,
-                ),
-                slot(plan, w, "storage_customer_managed_key_id", &configs_by_id),
-            )
-        } else {
-            let target = plan
-                .resolve(w, "workspace_id")
-                .into_iter()
-                .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
-                .map(|(r, _)| r);
-            if let Some(t) = target {
-                role = cross_account_role(plan, t, &creds_by_id);
-            }
-            // The binding's own planned facts (region, name, status and keys
-            // so far) when the plan does not hold the workspace resource.
-            let mut ws = target
-                .map(|t| workspace_facts(plan, t))
-                .unwrap_or_else(|| workspace_facts(plan, w));
+    for e in &index.workspaces {
+        let (w, role) = (e.res, e.role.clone());
+        let [ms, st] = [&e.slots[0], &e.slots[1]];
+        // A binding's own planned facts (region, name, status and keys so
+        // far) when the plan does not hold the workspace resource.
+        let mut ws = workspace_facts(plan, e.declared.unwrap_or(w));
+        if w.rtype != "databricks_mws_workspaces" {
             if let Fact::Known(Some(id)) = w
                 .get("workspace_id")
                 .map(|o| o.map(|v| v.to_string().trim_matches('"').to_string()))
@@ -1134,7 +1367,7 @@ fn analyze_with(
             if w.creates() && w.before.is_null() {
                 // A new binding: the workspace's keys so far are those its own
                 // resource plans (when it is in the plan), else unknown.
-                if target.is_none() {
+                if e.declared.is_none() {
                     ws.managed_services_key_id = Fact::Unknown;
                     ws.storage_key_id = Fact::Unknown;
                 }
@@ -1142,25 +1375,12 @@ fn analyze_with(
                 ws.managed_services_key_id = Fact::Known(w.before_str("managed_services_key_id"));
                 ws.storage_key_id = Fact::Known(w.before_str("storage_key_id"));
             }
-            (
-                ws,
-                slot(plan, w, "managed_services_key_id", &configs_by_id),
-                slot(plan, w, "storage_key_id", &configs_by_id),
-            )
-        };
+        }
         if let Some(l) = existing_workspace_id(w).and_then(|id| live?.workspaces.get(&id)) {
             overlay_live(&mut ws, l);
         }
         if plan.without_state {
-            let declared = if w.rtype == "databricks_mws_workspaces" {
-                Some(w)
-            } else {
-                plan.resolve(w, "workspace_id")
-                    .into_iter()
-                    .find(|(r, _)| r.rtype == "databricks_mws_workspaces")
-                    .map(|(r, _)| r)
-            };
-            source_state(plan, &mut ws, w, declared, live, &mut a.live_notes);
+            source_state(plan, &mut ws, w, e.declared, live, &mut a.live_notes);
         }
         for c in [ms.config, st.config].into_iter().flatten() {
             regions
@@ -1177,11 +1397,11 @@ fn analyze_with(
             (Fact::Known(Some(id)), Some(l)) => l.key_configs.get(id).cloned(),
             _ => None,
         };
-        let ms_cfg = ms.config.and_then(facts_of).or_else(|| live_cfg(&ms));
-        let st_cfg = st.config.and_then(facts_of).or_else(|| live_cfg(&st));
+        let ms_cfg = ms.config.and_then(facts_of).or_else(|| live_cfg(ms));
+        let st_cfg = st.config.and_then(facts_of).or_else(|| live_cfg(st));
         let change = BindingChange {
-            managed_services: ms.req,
-            storage: st.req,
+            managed_services: ms.req.clone(),
+            storage: st.req.clone(),
         };
         let mut outs = check_binding(&ws, &change, ms_cfg.as_ref(), st_cfg.as_ref(), required);
         if keys_unchanged(w) {
@@ -1194,12 +1414,18 @@ fn analyze_with(
         });
     }
     // KMS keys used by the key configurations (or declaring use cases).
-    for k in plan.by_type(&KMS_KEY_TYPES).filter(|k| k.mode == "managed") {
+    let keys = &index.keys;
+    for (ki, k) in keys
+        .all
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.mode == "managed")
+    {
         let user_ids: &[usize] = users_of
             .get(k.address.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let users: Vec<&KeyConfigFacts> = user_ids.iter().map(|i| &configs[*i].2).collect();
+        let users: Vec<&KeyConfigFacts> = user_ids.iter().map(|i| &configs[*i].facts).collect();
         let own_use_cases = if k.rtype == "cmk_kms_key" {
             k.get_strings("use_cases")
         } else {
@@ -1208,7 +1434,7 @@ fn analyze_with(
         if users.is_empty() && !matches!(own_use_cases, Fact::Known(Some(_))) {
             continue;
         }
-        let kf = kms_facts(plan, k);
+        let kf = keys.facts_at(ki);
         let mut use_cases: Fact<BTreeSet<KeyFeature>> = Fact::Known(BTreeSet::new());
         let mut cluster_volumes = Fact::Known(false);
         for u in &users {
@@ -1239,7 +1465,7 @@ fn analyze_with(
                 };
             }
         }
-        let source = policy_source(plan, k);
+        let source = keys.source_at(ki).map(Fact::Known).unwrap_or(Fact::Unknown);
         // The account of the key configurations using the key, else the
         // one a `cmk_kms_key`'s own policy is generated for (an AWS key has
         // no such argument), else the policy data source's, else the one
@@ -1247,7 +1473,7 @@ fn analyze_with(
         // every key configuration of theirs is made in).
         let databricks_account_id = user_ids
             .iter()
-            .find_map(|i| str_known(configs[*i].0.get_str("account_id")))
+            .find_map(|i| str_known(configs[*i].res.get_str("account_id")))
             .or_else(|| str_known(k.get_str("databricks_account_id")))
             .or_else(|| {
                 source
@@ -1264,7 +1490,7 @@ fn analyze_with(
         // role EC2 acts for; else the one the policy data source was given.
         let workspace_role = user_ids
             .iter()
-            .filter_map(|i| roles.get(&configs[*i].0.address))
+            .filter_map(|i| roles.get(&configs[*i].res.address))
             .flatten()
             .find_map(|f| match f {
                 Fact::Known(Some(r)) => Some(r.clone()),
@@ -1293,7 +1519,7 @@ fn analyze_with(
             cross_account_role_arn: role,
             workspace_region: user_ids
                 .iter()
-                .filter_map(|i| regions.get(&configs[*i].0.address))
+                .filter_map(|i| regions.get(&configs[*i].res.address))
                 .flatten()
                 .find_map(|f| f.known().cloned())
                 .map(Fact::Known)
@@ -1303,7 +1529,7 @@ fn analyze_with(
                 .and_then(|d| str_known(d.get_str("databricks_principal"))),
             deployment: plan.deployment(),
         };
-        let mut outcomes = check_kms_key(&kf, &needs);
+        let mut outcomes = check_kms_key(kf, &needs);
         if generates_policy(plan, k) && kf.policy.is_unknown() && plan.deployment().is_none() {
             shard_decides_generated_policy(&mut outcomes, &kf.region);
         }
@@ -1325,4 +1551,926 @@ fn analyze_with(
         push(&mut a, k, outcomes);
     }
     a
+}
+
+/// The analysis before it read the plan in one pass, for
+/// [`equivalence_tests`] only.
+#[cfg(test)]
+#[path = "analyze_reference.rs"]
+mod reference;
+
+#[cfg(test)]
+mod equivalence_tests {
+    //! The one-pass analysis against the one before it (`reference`):
+    //! the same outcomes, coverage and notes, finding by finding, on every
+    //! review fixture (plans, `*.json`, and configurations reviewed from
+    //! source, directories with the variables their `expected.json` gives)
+    //! and on generated plans; and what each asks of the plan.
+
+    use super::*;
+    use crate::rules::catalog::DataType;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    fn fixtures_root() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("acceptance-tests/fixtures/review")
+    }
+
+    /// Every review fixture as a plan, with its name: the plan files, and
+    /// the configuration directories read as `review DIR` reads them.
+    fn fixture_plans() -> Vec<(String, Plan)> {
+        let mut out = vec![];
+        let mut dirs = vec![fixtures_root()];
+        while let Some(d) = dirs.pop() {
+            let mut entries: Vec<_> = std::fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            entries.sort();
+            let holds_tf = entries
+                .iter()
+                .any(|p| p.extension().is_some_and(|x| x == "tf"));
+            if holds_tf {
+                let mut args = vec![d.to_str().unwrap().to_string()];
+                if let Ok(t) = std::fs::read_to_string(d.join("expected.json")) {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    for (k, v) in v["vars"].as_object().into_iter().flatten() {
+                        args.push("-var".into());
+                        args.push(format!("{k}={}", v.as_str().unwrap()));
+                    }
+                }
+                let opts = crate::review::parse_args(&args).unwrap();
+                let (plan, _) = crate::review::load_hcl(&opts)
+                    .unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+                out.push((d.display().to_string(), plan));
+                continue;
+            }
+            for p in entries {
+                if p.is_dir() && !p.ends_with("modules") {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "json")
+                    && p.file_name().is_some_and(|n| n != "expected.json")
+                {
+                    let plan = Plan::parse(&std::fs::read_to_string(&p).unwrap())
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    out.push((p.display().to_string(), plan));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Everything an analysis says, comparable.
+    fn said(a: &Analysis) -> String {
+        let outcomes: Vec<_> = a
+            .outcomes
+            .iter()
+            .map(|l| {
+                (
+                    &l.address,
+                    &l.resource_type,
+                    &l.attribute,
+                    &l.outcome,
+                    l.live_decides,
+                )
+            })
+            .collect();
+        let coverage: Vec<_> = a
+            .coverage
+            .iter()
+            .map(|c| (&c.address, &c.coverage))
+            .collect();
+        format!(
+            "{outcomes:#?}\n{coverage:#?}\n{:?}\n{:?}\n{:?}",
+            a.live, a.unevaluated, a.live_notes
+        )
+    }
+
+    fn said_before(a: &reference::Analysis) -> String {
+        let outcomes: Vec<_> = a
+            .outcomes
+            .iter()
+            .map(|l| {
+                (
+                    &l.address,
+                    &l.resource_type,
+                    &l.attribute,
+                    &l.outcome,
+                    l.live_decides,
+                )
+            })
+            .collect();
+        let coverage: Vec<_> = a
+            .coverage
+            .iter()
+            .map(|c| (&c.address, &c.coverage))
+            .collect();
+        format!(
+            "{outcomes:#?}\n{coverage:#?}\n{:?}\n{:?}\n{:?}",
+            a.live, a.unevaluated, a.live_notes
+        )
+    }
+
+    fn requirements() -> [Requirements; 2] {
+        [
+            Requirements::default(),
+            Requirements {
+                data_types: DataType::all().collect(),
+                not_known: 1,
+            },
+        ]
+    }
+
+    /// The same verdicts, messages and coverage, offline and with (placeholder)
+    /// live facts, and the same live targets; `name` for the failure.
+    fn same_analysis(name: &str, plan: &Plan) -> Result<(), String> {
+        let targets = live_targets(plan);
+        let before_targets = reference::live_targets(plan);
+        if targets != before_targets {
+            return Err(format!(
+                "{name}: live targets {targets:?}, before {before_targets:?}"
+            ));
+        }
+        let live = placeholder_live(&targets);
+        for required in requirements() {
+            let (now, before) = (
+                said(&analyze(plan, &required)),
+                said_before(&reference::analyze(plan, &required)),
+            );
+            if now != before {
+                return Err(format!("{name}: offline\n{now}\nbefore\n{before}"));
+            }
+            let (now, before) = (
+                said(&analyze_live(plan, &required, &live)),
+                said_before(&reference::analyze_live(plan, &required, &live)),
+            );
+            if now != before {
+                return Err(format!("{name}: live\n{now}\nbefore\n{before}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_review_fixture_is_analyzed_as_before() {
+        let plans = fixture_plans();
+        assert!(plans.len() > 30, "{} fixtures", plans.len());
+        let mut outcomes = 0;
+        for (name, plan) in &plans {
+            same_analysis(name, plan).unwrap_or_else(|e| panic!("{e}"));
+            outcomes += analyze(plan, &Requirements::default()).outcomes.len();
+        }
+        // The fixtures do say something (the comparison is not of empty lists).
+        assert!(outcomes > 300, "{outcomes} outcomes");
+    }
+
+    #[test]
+    fn the_linear_walks_find_what_resolve_finds() {
+        // Plan::resolve_each and resolve_whole_each against Plan::resolve
+        // and resolve_whole: every configured path of every resource of
+        // every fixture, and of a plan of count instances.
+        let mut plans = fixture_plans();
+        plans.push(("40 copies".into(), copies(40)));
+        plans.push(("30 count instances".into(), count_instances(30)));
+        let mut compared = 0;
+        for (name, plan) in &plans {
+            for r in &plan.resources {
+                let paths: Vec<String> = plan
+                    .references
+                    .get(&r.config_address)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                for path in paths {
+                    let (now, before) = (plan.resolve_each(r, &path), plan.resolve(r, &path));
+                    let key = |v: &[(&Res, String)]| -> Vec<(String, String)> {
+                        v.iter()
+                            .map(|(x, a)| (x.address.clone(), a.clone()))
+                            .collect()
+                    };
+                    assert_eq!(key(&now), key(&before), "{name}: {} {path}", r.address);
+                    let addresses = |v: Vec<&Res>| -> Vec<String> {
+                        v.iter().map(|x| x.address.clone()).collect()
+                    };
+                    assert_eq!(
+                        addresses(plan.resolve_whole_each(r, &path)),
+                        addresses(plan.resolve_whole(r, &path)),
+                        "{name}: {} {path}",
+                        r.address
+                    );
+                    compared += usize::from(!before.is_empty());
+                }
+            }
+        }
+        assert!(compared > 100, "{compared} paths resolved to something");
+    }
+
+    /// (scans, walks) of one `review` of a plan: the analysis with its live
+    /// probe, as `review` runs it.
+    fn visits_now(plan: &Plan) -> (usize, usize) {
+        visits::take();
+        analyze(plan, &Requirements::default());
+        visits::take()
+    }
+
+    fn visits_before(plan: &Plan) -> (usize, usize) {
+        reference::visits::take();
+        reference::analyze(plan, &Requirements::default());
+        reference::visits::take()
+    }
+
+    #[test]
+    fn one_scan_of_the_plan_per_analysis_on_every_fixture() {
+        let root = fixtures_root().display().to_string();
+        let mut rows = vec![format!(
+            "{:<60} {:>9} {:>15} {:>15}",
+            "fixture", "resources", "scans bef/now", "walks bef/now"
+        )];
+        let (mut walks_before, mut walks_now) = (0, 0);
+        for (name, plan) in fixture_plans() {
+            let (sb, wb) = visits_before(&plan);
+            let (sn, wn) = visits_now(&plan);
+            assert_eq!(sn, 1, "{name}: {sn} scans of the plan's resources");
+            assert!(wn <= wb, "{name}: {wn} walks along references, before {wb}");
+            walks_before += wb;
+            walks_now += wn;
+            rows.push(format!(
+                "{:<60} {:>9} {:>7}/{:<7} {:>7}/{:<7}",
+                name.trim_start_matches(&root),
+                plan.resources.len(),
+                sb,
+                sn,
+                wb,
+                wn
+            ));
+        }
+        rows.push(format!(
+            "walks in all: before {walks_before}, now {walks_now}"
+        ));
+        println!("{}", rows.join("\n"));
+    }
+
+    /// A plan of `n` copies of a key with its policy data source, a grant
+    /// on it, a key configuration, credentials and a workspace.
+    fn copies(n: usize) -> Plan {
+        let mut g = Gen::default();
+        for i in 0..n {
+            g.policy_source(i);
+            g.key(i, "aws_kms_key", Arn::Unknown, Policy::Source(i), None);
+            g.grant(i, GrantKey::Ref(i));
+            g.config(
+                i,
+                "databricks_mws_customer_managed_keys",
+                KeyArn::Ref(i),
+                true,
+            );
+            g.creds(i);
+            g.workspace(
+                i,
+                "databricks_mws_workspaces",
+                [Slot_::Ref(i), Slot_::Ref(i)],
+                true,
+            );
+        }
+        Plan::from_value(g.plan()).unwrap()
+    }
+
+    /// The shape of `bench/review_bench.sh`'s instances: `n` each of
+    /// `aws_kms_key.k[i]`, a grant `g[i]` on it, a key configuration `c[i]`
+    /// using it and a workspace `w[i]` on `c[i]`, references recorded as
+    /// Terraform records `x[count.index]`.
+    fn count_instances(n: usize) -> Plan {
+        let mut changes = vec![];
+        let add =
+            |changes: &mut Vec<Value>, rtype: &str, name: &str, after: Value, unknown: Value| {
+                for i in 0..n {
+                    changes.push(json!({
+                    "address": format!("{rtype}.{name}[{i}]"), "mode": "managed",
+                    "type": rtype, "name": name, "index": i,
+                    "change": {"actions": ["create"], "before": null,
+                               "after": after, "after_unknown": unknown}}));
+                }
+            };
+        add(
+            &mut changes,
+            "aws_kms_key",
+            "k",
+            json!({"is_enabled": true, "region": "us-east-1", "policy": "{}"}),
+            json!({"arn": true, "key_id": true}),
+        );
+        add(
+            &mut changes,
+            "aws_kms_grant",
+            "g",
+            json!({"grantee_principal": DATABRICKS, "operations": ["Encrypt", "Decrypt"]}),
+            json!({"key_id": true}),
+        );
+        add(
+            &mut changes,
+            "databricks_mws_customer_managed_keys",
+            "c",
+            json!({"account_id": ACCOUNT, "use_cases": ["MANAGED_SERVICES", "STORAGE"],
+                   "aws_key_info": [{}]}),
+            json!({"customer_managed_key_id": true, "id": true,
+                   "aws_key_info": [{"key_arn": true, "key_region": true}]}),
+        );
+        add(
+            &mut changes,
+            "databricks_mws_workspaces",
+            "w",
+            json!({"account_id": ACCOUNT, "aws_region": "us-east-1",
+                   "pricing_tier": "ENTERPRISE", "workspace_name": "ws"}),
+            json!({"managed_services_customer_managed_key_id": true,
+                   "storage_customer_managed_key_id": true}),
+        );
+        let r = |a: &str| json!({"references": [a, "count.index"]});
+        let c = "databricks_mws_customer_managed_keys.c";
+        let config = json!([
+            {"address": "aws_kms_key.k", "mode": "managed", "type": "aws_kms_key", "name": "k",
+             "expressions": {}},
+            {"address": "aws_kms_grant.g", "mode": "managed", "type": "aws_kms_grant",
+             "name": "g", "expressions": {"key_id": r("aws_kms_key.k")}},
+            {"address": c, "mode": "managed", "type": "databricks_mws_customer_managed_keys",
+             "name": "c", "expressions": {"aws_key_info": [{"key_arn": r("aws_kms_key.k")}]}},
+            {"address": "databricks_mws_workspaces.w", "mode": "managed",
+             "type": "databricks_mws_workspaces", "name": "w",
+             "expressions": {"managed_services_customer_managed_key_id": r(c),
+                             "storage_customer_managed_key_id": r(c)}}]);
+        Plan::from_value(json!({"format_version": "1.2",
+            "planned_values": {"root_module": {}}, "resource_changes": changes,
+            "configuration": {"root_module": {"resources": config}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn count_instances_are_analyzed_as_before_each_with_its_own() {
+        let plan = count_instances(30);
+        same_analysis("30 count instances", &plan).unwrap_or_else(|e| panic!("{e}"));
+        // Each key has the grant of its own index, each configuration the
+        // key of its own, each workspace the configuration of its own.
+        let grants = keys_of(&plan);
+        assert_eq!(grants.len(), 30);
+        assert!(grants.iter().all(|(_, n)| *n == 1), "{grants:?}");
+        let index = Index::new(&plan);
+        for e in &index.configs {
+            let i = instance_key(&e.res.address);
+            assert_eq!(e.linked.map(|k| instance_key(&k.address)), Some(i));
+        }
+        for e in &index.workspaces {
+            let i = instance_key(&e.res.address);
+            for s in &e.slots {
+                assert_eq!(s.config.map(|c| instance_key(&c.address)), Some(i));
+            }
+        }
+        let (scans, walks) = visits_now(&plan);
+        assert_eq!(scans, 1);
+        println!(
+            "30 count instances: {walks} walks, before {:?}",
+            visits_before(&plan)
+        );
+    }
+
+    fn instance_key(address: &str) -> &str {
+        &address[address.rfind('[').unwrap_or(address.len())..]
+    }
+
+    #[test]
+    fn the_visits_of_the_plan_do_not_grow_with_each_item() {
+        let (one, forty) = (copies(1), copies(40));
+        let (s1, w1) = visits_now(&one);
+        let (s40, w40) = visits_now(&forty);
+        let (bs1, bw1) = visits_before(&one);
+        let (bs40, bw40) = visits_before(&forty);
+        println!(
+            "1 copy: before {bs1} scans {bw1} walks, now {s1} scans {w1} walks; \
+             40 copies: before {bs40} scans {bw40} walks, now {s40} scans {w40} walks"
+        );
+        // One scan of the resources whatever their number; each reference
+        // followed a fixed number of times per item.
+        assert_eq!((s1, s40), (1, 1));
+        assert_eq!(w40, 40 * w1, "walks grow with the items, one set each");
+        // Before: a scan per key (its grants), so more with more keys.
+        assert!(bs40 > bs1 + 39, "before: {bs1} and {bs40} scans");
+        same_analysis("40 copies", &forty).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // --- generated plans ------------------------------------------------
+
+    #[derive(Debug, Clone, Copy)]
+    enum Arn {
+        Known,
+        Unknown,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Policy {
+        /// A policy text naming Databricks' principal (or none).
+        Text(bool),
+        /// `data.cmk_kms_key_policy.p<i>.json`.
+        Source(usize),
+        Unknown,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum KeyArn {
+        /// `aws_kms_key.k<i>.arn` (or the `cmk_kms_key`'s).
+        Ref(usize),
+        /// The known ARN of key i, written as a value.
+        Value(usize),
+        /// `aws_kms_alias.a<i>.target_key_arn`.
+        Alias(usize),
+        Unknown,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum GrantKey {
+        Ref(usize),
+        Value(usize),
+        Unknown,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    #[allow(non_camel_case_types)]
+    enum Slot_ {
+        /// `<config i>.customer_managed_key_id`.
+        Ref(usize),
+        /// `<config i>.id` (the composite id).
+        Composite(usize),
+        /// The id of config i, written as a value.
+        Value(usize),
+        Unknown,
+        None,
+    }
+
+    const DATABRICKS: &str = "arn:aws:iam::414351767826:root";
+    const ACCOUNT: &str = "0d26daa6-5e44-4c97-a497-ef015f91254a";
+
+    fn key_arn(i: usize) -> String {
+        format!("arn:aws:kms:us-east-1:123456789012:key/{i:08}-0000-4000-8000-000000000000")
+    }
+
+    /// A plan built resource by resource, in the shape `terraform show
+    /// -json` writes (changes, planned values, configuration references).
+    #[derive(Default)]
+    struct Gen {
+        changes: Vec<Value>,
+        planned: Vec<Value>,
+        config: Vec<Value>,
+        key_types: Vec<&'static str>,
+        config_types: Vec<&'static str>,
+    }
+
+    impl Gen {
+        #[allow(clippy::too_many_arguments)]
+        fn add(
+            &mut self,
+            mode: &str,
+            rtype: &str,
+            name: &str,
+            action: &str,
+            after: Value,
+            unknown: Value,
+            exprs: Value,
+        ) {
+            let address = if mode == "data" {
+                format!("data.{rtype}.{name}")
+            } else {
+                format!("{rtype}.{name}")
+            };
+            let (actions, before) = match action {
+                "create" => (json!(["create"]), Value::Null),
+                "delete" => (json!(["delete"]), after.clone()),
+                "read" => (json!(["read"]), Value::Null),
+                _ => (json!(["no-op"]), after.clone()),
+            };
+            self.changes.push(json!({
+                "address": address, "mode": mode, "type": rtype, "name": name,
+                "change": {"actions": actions, "before": before, "after": after,
+                           "after_unknown": unknown}}));
+            self.planned
+                .push(json!({"address": address, "mode": mode, "type": rtype,
+                                     "name": name, "values": after}));
+            self.config
+                .push(json!({"address": address, "mode": mode, "type": rtype,
+                                    "name": name, "expressions": exprs}));
+        }
+
+        fn key_address(&self, i: usize) -> String {
+            let t = self.key_types.get(i).copied().unwrap_or("aws_kms_key");
+            format!("{t}.k{i}")
+        }
+
+        fn config_address(&self, i: usize) -> String {
+            let t = self
+                .config_types
+                .get(i)
+                .copied()
+                .unwrap_or("databricks_mws_customer_managed_keys");
+            format!("{t}.c{i}")
+        }
+
+        fn policy_source(&mut self, i: usize) {
+            let policy = json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": DATABRICKS},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*"}]});
+            self.add(
+                "data",
+                "cmk_kms_key_policy",
+                &format!("p{i}"),
+                "read",
+                json!({"json": policy.to_string(), "databricks_account_id": ACCOUNT,
+                       "use_cases": ["MANAGED_SERVICES"]}),
+                json!({}),
+                json!({}),
+            );
+        }
+
+        fn key(
+            &mut self,
+            i: usize,
+            rtype: &'static str,
+            arn: Arn,
+            policy: Policy,
+            uses: Option<&str>,
+        ) {
+            self.key_types.push(rtype);
+            let mut after = json!({"is_enabled": true, "region": "us-east-1"});
+            let mut unknown = json!({});
+            let mut exprs = json!({});
+            match arn {
+                Arn::Known => after["arn"] = json!(key_arn(i)),
+                Arn::Unknown => {
+                    unknown["arn"] = json!(true);
+                    unknown["key_id"] = json!(true);
+                }
+            }
+            match policy {
+                Policy::Text(databricks) => {
+                    let principal = if databricks {
+                        DATABRICKS
+                    } else {
+                        "arn:aws:iam::123456789012:root"
+                    };
+                    after["policy"] = json!(json!({"Version": "2012-10-17", "Statement": [{
+                        "Effect": "Allow", "Principal": {"AWS": principal},
+                        "Action": "kms:*", "Resource": "*"}]})
+                    .to_string());
+                }
+                Policy::Source(j) => {
+                    unknown["policy"] = json!(true);
+                    exprs["policy"] = json!({"references": [
+                        format!("data.cmk_kms_key_policy.p{j}.json"),
+                        format!("data.cmk_kms_key_policy.p{j}")]});
+                }
+                Policy::Unknown => unknown["policy"] = json!(true),
+            }
+            if let (Some(u), "cmk_kms_key") = (uses, rtype) {
+                after["use_cases"] = json!(u.split(',').collect::<Vec<_>>());
+                after["aws_account_id"] = json!("123456789012");
+                after["databricks_account_id"] = json!(ACCOUNT);
+                after["cross_account_role_arn"] = json!("arn:aws:iam::123456789012:role/x");
+            }
+            self.add(
+                "managed",
+                rtype,
+                &format!("k{i}"),
+                "create",
+                after,
+                unknown,
+                exprs,
+            );
+        }
+
+        fn alias(&mut self, i: usize, key: usize) {
+            let k = self.key_address(key);
+            self.add(
+                "managed",
+                "aws_kms_alias",
+                &format!("a{i}"),
+                "create",
+                json!({"name": format!("alias/a{i}")}),
+                json!({"target_key_arn": true}),
+                json!({"target_key_id": {"references": [format!("{k}.key_id"), k]}}),
+            );
+        }
+
+        fn grant(&mut self, i: usize, key: GrantKey) {
+            let mut after = json!({"grantee_principal": DATABRICKS,
+                                   "operations": ["Encrypt", "Decrypt"]});
+            let mut unknown = json!({});
+            let mut exprs = json!({});
+            match key {
+                GrantKey::Ref(k) => {
+                    let k = self.key_address(k);
+                    unknown["key_id"] = json!(true);
+                    exprs["key_id"] = json!({"references": [format!("{k}.key_id"), k]});
+                }
+                GrantKey::Value(k) => after["key_id"] = json!(key_arn(k)),
+                GrantKey::Unknown => unknown["key_id"] = json!(true),
+            }
+            self.add(
+                "managed",
+                "aws_kms_grant",
+                &format!("g{i}"),
+                "create",
+                after,
+                unknown,
+                exprs,
+            );
+        }
+
+        fn config(&mut self, i: usize, rtype: &'static str, arn: KeyArn, created: bool) {
+            self.config_types.push(rtype);
+            let mut info = json!({});
+            let mut info_unknown = json!({"key_region": true});
+            let mut exprs = json!({});
+            match arn {
+                KeyArn::Ref(k) => {
+                    let k = self.key_address(k);
+                    info_unknown["key_arn"] = json!(true);
+                    exprs = json!({"aws_key_info": [{"key_arn": {"references": [format!("{k}.arn"), k]}}]});
+                }
+                KeyArn::Value(k) => info["key_arn"] = json!(key_arn(k)),
+                KeyArn::Alias(a) => {
+                    info_unknown["key_arn"] = json!(true);
+                    exprs = json!({"aws_key_info": [{"key_arn": {"references": [
+                        format!("aws_kms_alias.a{a}.target_key_arn"), format!("aws_kms_alias.a{a}")]}}]});
+                }
+                KeyArn::Unknown => info_unknown["key_arn"] = json!(true),
+            }
+            let mut after = json!({"account_id": ACCOUNT,
+                                   "use_cases": ["MANAGED_SERVICES", "STORAGE"],
+                                   "aws_key_info": [info]});
+            let unknown = if created {
+                json!({"customer_managed_key_id": true, "id": true, "aws_key_info": [info_unknown]})
+            } else {
+                after["customer_managed_key_id"] = json!(format!("cfg-{i}"));
+                json!({"aws_key_info": [info_unknown]})
+            };
+            self.add(
+                "managed",
+                rtype,
+                &format!("c{i}"),
+                if created { "create" } else { "no-op" },
+                after,
+                unknown,
+                exprs,
+            );
+        }
+
+        fn creds(&mut self, i: usize) {
+            self.add(
+                "managed",
+                "databricks_mws_credentials",
+                &format!("r{i}"),
+                "create",
+                json!({"role_arn": format!("arn:aws:iam::123456789012:role/cross-{i}")}),
+                json!({"credentials_id": true}),
+                json!({}),
+            );
+        }
+
+        fn workspace(&mut self, i: usize, rtype: &str, slots: [Slot_; 2], created: bool) {
+            let binding = rtype == "cmk_workspace_binding";
+            let names = if binding {
+                ["managed_services_key_id", "storage_key_id"]
+            } else {
+                [
+                    "managed_services_customer_managed_key_id",
+                    "storage_customer_managed_key_id",
+                ]
+            };
+            let mut after = json!({"account_id": ACCOUNT, "aws_region": "us-east-1",
+                                   "workspace_name": format!("ws{i}"),
+                                   "pricing_tier": "ENTERPRISE"});
+            let mut unknown = json!({});
+            let mut exprs = json!({});
+            if binding {
+                after["workspace_id"] = json!(1000 + i);
+            } else {
+                unknown["credentials_id"] = json!(true);
+                let r = format!("databricks_mws_credentials.r{i}");
+                exprs["credentials_id"] = json!({"references": [format!("{r}.credentials_id"), r]});
+            }
+            for (slot, attr) in slots.iter().zip(names) {
+                match *slot {
+                    Slot_::Ref(c) | Slot_::Composite(c) => {
+                        let c_addr = self.config_address(c);
+                        let a = if matches!(slot, Slot_::Ref(_)) {
+                            "customer_managed_key_id"
+                        } else {
+                            "id"
+                        };
+                        unknown[attr] = json!(true);
+                        exprs[attr] = json!({"references": [format!("{c_addr}.{a}"), c_addr]});
+                    }
+                    Slot_::Value(c) => after[attr] = json!(format!("cfg-{c}")),
+                    Slot_::Unknown => unknown[attr] = json!(true),
+                    Slot_::None => {}
+                }
+            }
+            self.add(
+                "managed",
+                rtype,
+                &format!("w{i}"),
+                if created { "create" } else { "no-op" },
+                after,
+                unknown,
+                exprs,
+            );
+        }
+
+        fn plan(self) -> Value {
+            json!({"format_version": "1.2", "terraform_version": "1.11.4",
+                   "planned_values": {"root_module": {"resources": self.planned}},
+                   "resource_changes": self.changes,
+                   "configuration": {"root_module": {"resources": self.config}}})
+        }
+    }
+
+    /// A workspace: binding or official, its two slots (how, which
+    /// configuration), created or existing.
+    type WorkspaceShape = (bool, [(u8, usize); 2], bool);
+
+    #[derive(Debug, Clone)]
+    struct Shape {
+        sources: usize,
+        keys: Vec<(bool, bool, u8, u8, u8)>,
+        aliases: Vec<usize>,
+        grants: Vec<(u8, usize)>,
+        configs: Vec<(bool, u8, usize, bool)>,
+        creds: usize,
+        workspaces: Vec<WorkspaceShape>,
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        (
+            0..3usize,
+            proptest::collection::vec((any::<bool>(), any::<bool>(), 0..4u8, 0..4u8, 0..4u8), 0..5),
+            proptest::collection::vec(0..6usize, 0..3),
+            proptest::collection::vec((0..3u8, 0..6usize), 0..4),
+            proptest::collection::vec((any::<bool>(), 0..4u8, 0..6usize, any::<bool>()), 0..5),
+            0..3usize,
+            proptest::collection::vec(
+                (
+                    any::<bool>(),
+                    [(0..5u8, 0..6usize), (0..5u8, 0..6usize)],
+                    any::<bool>(),
+                ),
+                0..4,
+            ),
+        )
+            .prop_map(
+                |(sources, keys, aliases, grants, configs, creds, workspaces)| Shape {
+                    sources,
+                    keys,
+                    aliases,
+                    grants,
+                    configs,
+                    creds,
+                    workspaces,
+                },
+            )
+    }
+
+    /// The plan of a shape; references to what is not there stay (a plan
+    /// may name what it does not hold).
+    fn generated(s: &Shape) -> Value {
+        let mut g = Gen::default();
+        for i in 0..s.sources {
+            g.policy_source(i);
+        }
+        for (i, (cmk, known, policy, uses, src)) in s.keys.iter().enumerate() {
+            let rtype = if *cmk { "cmk_kms_key" } else { "aws_kms_key" };
+            let arn = if *known { Arn::Known } else { Arn::Unknown };
+            let policy = match policy {
+                0 => Policy::Text(true),
+                1 => Policy::Text(false),
+                2 => Policy::Source(*src as usize % 3),
+                _ => Policy::Unknown,
+            };
+            let uses = match uses {
+                0 => Some("MANAGED_SERVICES"),
+                1 => Some("STORAGE"),
+                2 => Some("MANAGED_SERVICES,STORAGE"),
+                _ => None,
+            };
+            g.key(i, rtype, arn, policy, uses);
+        }
+        for (i, k) in s.aliases.iter().enumerate() {
+            g.alias(i, *k);
+        }
+        for (i, (how, k)) in s.grants.iter().enumerate() {
+            let key = match how {
+                0 => GrantKey::Ref(*k),
+                1 => GrantKey::Value(*k),
+                _ => GrantKey::Unknown,
+            };
+            g.grant(i, key);
+        }
+        for (i, (cmk, how, k, created)) in s.configs.iter().enumerate() {
+            let rtype = if *cmk {
+                "cmk_key_configuration"
+            } else {
+                "databricks_mws_customer_managed_keys"
+            };
+            let arn = match how {
+                0 => KeyArn::Ref(*k),
+                1 => KeyArn::Value(*k),
+                2 => KeyArn::Alias(*k % 3),
+                _ => KeyArn::Unknown,
+            };
+            g.config(i, rtype, arn, *created);
+        }
+        for i in 0..s.creds {
+            g.creds(i);
+        }
+        for (i, (binding, slots, created)) in s.workspaces.iter().enumerate() {
+            let rtype = if *binding {
+                "cmk_workspace_binding"
+            } else {
+                "databricks_mws_workspaces"
+            };
+            let slots = slots.map(|(how, c)| match how {
+                0 => Slot_::Ref(c),
+                1 => Slot_::Composite(c),
+                2 => Slot_::Value(c),
+                3 => Slot_::Unknown,
+                _ => Slot_::None,
+            });
+            g.workspace(i, rtype, slots, *created);
+        }
+        g.plan()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn generated_plans_are_analyzed_as_before(s in shape()) {
+            let plan = Plan::from_value(generated(&s)).unwrap();
+            let r = same_analysis(&format!("{s:?}"), &plan);
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let (scans, _) = visits_now(&plan);
+            prop_assert_eq!(scans, 1);
+        }
+    }
+
+    #[test]
+    fn generated_plans_make_findings() {
+        // The generator's plans are reviewed, not refused or empty: keys,
+        // grants, configurations and workspaces all reach the rules.
+        let s = Shape {
+            sources: 1,
+            keys: vec![(false, true, 0, 3, 0), (true, false, 2, 2, 0)],
+            aliases: vec![0],
+            grants: vec![(0, 1), (1, 0), (2, 0)],
+            configs: vec![
+                (false, 0, 0, true),
+                (true, 2, 0, false),
+                (false, 1, 1, true),
+            ],
+            creds: 2,
+            workspaces: vec![
+                (false, [(0, 0), (1, 1)], true),
+                (true, [(2, 1), (3, 0)], false),
+            ],
+        };
+        let plan = Plan::from_value(generated(&s)).unwrap();
+        let a = analyze(&plan, &Requirements::default());
+        for address in [
+            "aws_kms_key.k0",
+            "cmk_kms_key.k1",
+            "databricks_mws_customer_managed_keys.c0",
+            "databricks_mws_workspaces.w0",
+            "cmk_workspace_binding.w1",
+        ] {
+            assert!(
+                a.outcomes.iter().any(|l| l.address == address),
+                "{address}: {}",
+                said(&a)
+            );
+        }
+        let k1 = keys_of(&plan);
+        assert_eq!(
+            k1,
+            vec![
+                ("aws_kms_key.k0".to_string(), 2),
+                ("cmk_kms_key.k1".to_string(), 2)
+            ]
+        );
+        same_analysis("hand-made shape", &plan).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Each key of the plan with the number of grants found on it.
+    fn keys_of(plan: &Plan) -> Vec<(String, usize)> {
+        let index = Index::new(plan);
+        index
+            .keys
+            .all
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.address.clone(), index.keys.facts_at(i).grants.len()))
+            .collect()
+    }
 }

@@ -1125,3 +1125,43 @@ pub fn read_limited(r: impl Read, limit: u64) -> Result<String, ReadError> {
         )))
     })
 }
+
+impl Plan {
+    /// [`Plan::resolve_whole`], with each resource kept once by a set of
+    /// addresses instead of a search of those kept so far: the same
+    /// resources in the same order, in time linear in the instances a
+    /// `count`/`for_each` reference names (review's analysis follows one
+    /// per workspace, grant and key configuration).
+    pub fn resolve_whole_each(&self, from: &Res, path: &str) -> Vec<&Res> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<&Res> = vec![];
+        for (prefix, r) in self.expand(from, path) {
+            for res in self.instances_of(&format!("{prefix}{r}"), from) {
+                if seen.insert(res.address.as_str()) {
+                    out.push(res);
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Plan::resolve`], with each (resource, attribute) kept once by a
+    /// set instead of a search of those kept so far (see
+    /// [`Plan::resolve_whole_each`]).
+    pub fn resolve_each(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<(&Res, String)> = vec![];
+        for (prefix, r) in self.expand(from, path) {
+            let full = format!("{prefix}{r}");
+            for cut in top_level_dots(&full) {
+                let (addr, attr) = (&full[..cut], strip_index(&full[cut + 1..]));
+                for res in self.instances_of(addr, from) {
+                    if seen.insert((res.address.as_str(), attr.clone())) {
+                        out.push((res, attr.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
