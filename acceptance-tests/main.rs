@@ -22,6 +22,7 @@ mod kms_consistency;
 mod kms_key;
 mod kms_key_policy;
 mod one_plan;
+mod real_plans;
 mod plugin_process;
 mod real_services;
 mod reference_shapes;
