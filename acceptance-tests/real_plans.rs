@@ -34,14 +34,11 @@ fn aws_provider() -> PathBuf {
         .join(AWS_VERSION)
         .join("linux_amd64");
     let found = std::fs::read_dir(&dir).ok().and_then(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("terraform-provider-aws"))
-            })
+        entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("terraform-provider-aws"))
+        })
     });
     found.unwrap_or_else(|| {
         panic!(
@@ -62,7 +59,11 @@ pub fn configurations() -> Vec<PathBuf> {
         .filter(|p| p.join("expected.json").exists())
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no eval configuration found in {}", eval_dir().display());
+    assert!(
+        !dirs.is_empty(),
+        "no eval configuration found in {}",
+        eval_dir().display()
+    );
     dirs
 }
 
@@ -190,16 +191,26 @@ impl RealPlanner {
         let name = config.file_name().unwrap();
         let work = self.root.path().join("work").join(name);
         copy_tf_tree(config, &work);
-        self.tf(&work, &["init", "-input=false", "-no-color", "-backend=false"]);
-        let mut args: Vec<String> = ["plan", "-input=false", "-no-color", "-lock=false", "-out=plan.bin"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        self.tf(
+            &work,
+            &["init", "-input=false", "-no-color", "-backend=false"],
+        );
+        let mut args: Vec<String> = [
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            "-out=plan.bin",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         args.extend(var_args(config));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.tf(&work, &args);
         let json = self.tf(&work, &["show", "-json", "-no-color", "plan.bin"]);
-        let plan: serde_json::Value = serde_json::from_str(&json).expect("terraform show -json is JSON");
+        let plan: serde_json::Value =
+            serde_json::from_str(&json).expect("terraform show -json is JSON");
         normalize(plan, &work)
     }
 }
@@ -247,10 +258,9 @@ fn committed_eval_plans_are_what_terraform_writes_today() {
         let plan: serde_json::Value = serde_json::from_str(&today).unwrap();
         assert_eq!(plan["terraform_version"], "1.11.4", "{}", path.display());
         assert!(
-            plan["resource_changes"]
-                .as_array()
-                .is_some_and(|rc| rc.iter().any(|c| c["provider_name"]
-                    == "registry.terraform.io/databricks/databricks")),
+            plan["resource_changes"].as_array().is_some_and(|rc| rc
+                .iter()
+                .any(|c| c["provider_name"] == "registry.terraform.io/databricks/databricks")),
             "{}: no databricks resource planned",
             path.display()
         );
