@@ -157,7 +157,21 @@ impl RealPlanner {
     }
 
     fn tf(&self, dir: &Path, args: &[&str]) -> String {
-        let out = Command::new(&self.terraform)
+        let out = self.run(dir, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "terraform {} in {} failed:\n--- stdout\n{stdout}\n--- stderr\n{}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Runs terraform in `dir` with both mirrors and moto, whatever its exit.
+    fn run(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(&self.terraform)
             .args(args)
             .current_dir(dir)
             .env("TF_CLI_CONFIG_FILE", self.root.path().join("cli.tfrc"))
@@ -173,16 +187,7 @@ impl RealPlanner {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null())
             .output()
-            .expect("run terraform");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "terraform {} in {} failed:\n--- stdout\n{stdout}\n--- stderr\n{}",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+            .expect("run terraform")
     }
 
     /// `terraform init`, `plan -out` with the configuration's vars, and
@@ -282,5 +287,92 @@ fn committed_eval_plans_are_what_terraform_writes_today() {
         stale.is_empty(),
         "{}\n\nRewrite them with: {REWRITE_ENV}=1 TF_ACC=1 CMK_VENV=$PWD/.venv cargo test --release --test acceptance real_plans",
         stale.join("\n\n")
+    );
+}
+
+/// The stand-in plans as a plugin-SDK provider does (unset computed
+/// attributes unknown, nested ones too; set ones as configured) and refuses
+/// to apply, saying what it is.
+#[test]
+fn the_databricks_stand_in_plans_unknowns_and_refuses_to_apply() {
+    if !enabled("the_databricks_stand_in_plans_unknowns_and_refuses_to_apply") {
+        return;
+    }
+    let planner = RealPlanner::new();
+    let work = planner.root.path().join("work").join("standin");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("main.tf"),
+        r#"terraform {
+  required_providers {
+    databricks = { source = "databricks/databricks" }
+  }
+}
+
+resource "databricks_mws_customer_managed_keys" "k" {
+  account_id = "0d26daa6-5e44-4c97-a497-ef015f91254a"
+  use_cases  = ["MANAGED_SERVICES"]
+  aws_key_info {
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  }
+}
+"#,
+    )
+    .unwrap();
+    planner.tf(
+        &work,
+        &["init", "-input=false", "-no-color", "-backend=false"],
+    );
+    planner.tf(
+        &work,
+        &[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            "-out=plan.bin",
+        ],
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&planner.tf(&work, &["show", "-json", "-no-color", "plan.bin"]))
+            .unwrap();
+    let change = &plan["resource_changes"][0]["change"];
+    assert_eq!(change["actions"], serde_json::json!(["create"]));
+    assert_eq!(
+        change["after"]["aws_key_info"][0]["key_arn"],
+        "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    );
+    assert_eq!(
+        change["after"]["aws_key_info"][0]["key_alias"],
+        serde_json::Value::Null
+    );
+    for unknown in ["customer_managed_key_id", "creation_time", "id"] {
+        assert_eq!(
+            change["after_unknown"][unknown], true,
+            "{unknown}: {change:#}"
+        );
+    }
+    assert_eq!(
+        change["after_unknown"]["aws_key_info"][0]["key_region"], true,
+        "{change:#}"
+    );
+    let out = planner.run(
+        &work,
+        &[
+            "apply",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            "plan.bin",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "apply through the stand-in succeeded"
+    );
+    assert!(
+        stderr.contains("Plan-only stand-in") && stderr.contains("cannot apply changes"),
+        "{stderr}"
     );
 }
