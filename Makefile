@@ -45,9 +45,15 @@ demo: build
 	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not installed (need 1.11+): see README"; exit 1; }
 	./examples/quickstart/run.sh $(BIN_DIR)
 
+# The real hashicorp/aws provider, unpacked in a filesystem mirror: the
+# real plans of the review eval corpus are made with it (no registry needed).
+AWS_MIRROR := /opt/tf-plugins
+AWS_MIRROR_VERSION := 5.100.0
+
 test: build venv
 	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not installed (need 1.11+): acceptance tests cannot run"; exit 1; }
 	@command -v gpg >/dev/null || { echo "gpg is not installed (Debian: apt-get install gnupg): the signed-release acceptance test needs it"; exit 1; }
+	@ls $(AWS_MIRROR)/registry.terraform.io/hashicorp/aws/$(AWS_MIRROR_VERSION)/linux_amd64/terraform-provider-aws* >/dev/null 2>&1 || { echo "the hashicorp/aws $(AWS_MIRROR_VERSION) provider is not in the filesystem mirror $(AWS_MIRROR): the real-plan acceptance test (acceptance-tests/real_plans.rs) needs it; see acceptance-tests/fixtures/review/eval/README.md"; exit 1; }
 	TF_ACC=1 CMK_VENV=$(CURDIR)/$(VENV) $(CARGO) test --release --lib --bins --tests -- --test-threads=2
 
 lint:

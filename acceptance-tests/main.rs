@@ -23,6 +23,7 @@ mod kms_key;
 mod kms_key_policy;
 mod one_plan;
 mod plugin_process;
+mod real_plans;
 mod real_services;
 mod reference_shapes;
 mod release;

@@ -14,12 +14,12 @@ use serde_json::Value;
 use super::*;
 use crate::rules::findings::Verdict;
 
-fn eval_dir() -> PathBuf {
+pub(super) fn eval_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("acceptance-tests/fixtures/review/eval")
 }
 
 /// "ADDRESS RULE ATTRIBUTE" -> "pass" | "fail error" | "fail warning" | "cannot tell".
-fn verdicts(a: &Analysis) -> BTreeMap<String, String> {
+pub(super) fn verdicts(a: &Analysis) -> BTreeMap<String, String> {
     a.outcomes
         .iter()
         .map(|l| {
@@ -37,7 +37,7 @@ fn verdicts(a: &Analysis) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn review_dir(dir: &std::path::Path, vars: &[(String, String)]) -> Analysis {
+pub(super) fn review_dir(dir: &std::path::Path, vars: &[(String, String)]) -> Analysis {
     let mut args = vec![dir.to_str().unwrap().to_string()];
     for (k, v) in vars {
         args.push("-var".into());

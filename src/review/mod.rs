@@ -901,4 +901,6 @@ mod govcloud_tests;
 #[cfg(test)]
 mod hcl_tests;
 #[cfg(test)]
+mod real_plan_tests;
+#[cfg(test)]
 mod tests;

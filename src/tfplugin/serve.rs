@@ -13,6 +13,7 @@ use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
 use super::proto::plugin as controller;
+use super::proto::tfplugin6::provider_server::Provider as GrpcProvider;
 use super::proto::tfplugin6::provider_server::ProviderServer as GrpcProviderServer;
 use super::provider::Provider;
 use super::server::{Guarded, ProviderServer};
@@ -210,6 +211,24 @@ pub async fn start<P: Provider>(
     client_cert_pem: Option<&str>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Started, ServeError> {
+    start_service(
+        Guarded(ProviderServer::new(provider)),
+        listener,
+        client_cert_pem,
+        stop,
+    )
+    .await
+}
+
+/// As [`start`], for any implementation of the generated tfplugin6 service
+/// (a provider written against the protocol directly rather than the
+/// [`Provider`] trait, e.g. a plan-only test double).
+pub async fn start_service<S: GrpcProvider>(
+    service: S,
+    listener: TcpListener,
+    client_cert_pem: Option<&str>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Started, ServeError> {
     let addr = listener.local_addr()?;
     let tls_config = match client_cert_pem {
         Some(pem) => {
@@ -274,7 +293,7 @@ pub async fn start<P: Provider>(
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
         .await;
     let shutdown = Arc::new(tokio::sync::Notify::new());
-    let provider_service = GrpcProviderServer::new(Guarded(ProviderServer::new(provider)))
+    let provider_service = GrpcProviderServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let controller_service =
@@ -335,6 +354,14 @@ fn ignore_interrupts() -> Result<(), ServeError> {
 
 /// Serves a provider until Terraform shuts it down (or, with --debug, until Ctrl-C).
 pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), ServeError> {
+    serve_service(Guarded(ProviderServer::new(provider)), opts).await
+}
+
+/// As [`serve`], for any implementation of the generated tfplugin6 service.
+pub async fn serve_service<S: GrpcProvider>(
+    service: S,
+    opts: ServeOptions,
+) -> Result<(), ServeError> {
     tls::install_crypto_provider();
     if !opts.debug {
         check_launch_env()?;
@@ -357,7 +384,7 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> Result<(), S
         ignore_interrupts()?;
         Box::pin(std::future::pending())
     };
-    let started = start(provider, listener, client_cert.as_deref(), interrupt).await?;
+    let started = start_service(service, listener, client_cert.as_deref(), interrupt).await?;
     let addr = started.addr;
     if opts.debug {
         let reattach = serde_json::json!({
