@@ -341,3 +341,64 @@ fn plan_mode_decides_as_expected_where_the_plan_can_decide() {
         "only {compared} expected verdicts decided in plan mode"
     );
 }
+
+/// The plan with its source (`review plan.json --source DIR`): one evaluated
+/// configuration. It agrees with HCL mode on every finding, with no list of
+/// exceptions, but where the plan's own create decides what HCL mode leaves
+/// to state; and it decides every verdict expected.json names as it says.
+#[test]
+fn the_plan_with_its_source_agrees_with_hcl_mode_on_every_finding() {
+    let mut differences = vec![];
+    let mut compared = 0;
+    let mut gained = 0;
+    for BothModes {
+        name,
+        expected,
+        plan_json,
+        hcl,
+        plan,
+    } in both_modes()
+    {
+        let dir = eval_dir().join(&name);
+        let plan_file = dir.join("plan.json");
+        let opts = parse_args(&[
+            plan_file.to_string_lossy().into_owned(),
+            "--source".into(),
+            dir.to_string_lossy().into_owned(),
+        ])
+        .unwrap();
+        let (filled, _) = plan_with_source(&opts, &dir.to_string_lossy())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let both = verdicts(&analyze(&filled, &Requirements::default()));
+        let keys: BTreeSet<&String> = hcl.keys().chain(both.keys()).collect();
+        for k in keys {
+            let h = hcl.get(k).map(String::as_str).unwrap_or("-");
+            let b = both.get(k).map(String::as_str).unwrap_or("-");
+            if h != b && !decided_by_the_plans_create(&plan_json, k, h, b) {
+                differences.push(format!("{name}: {k}: HCL {h}, plan with source {b}"));
+            }
+            if plan.get(k).map(String::as_str) != Some(b) && b != "cannot tell" {
+                gained += 1;
+            }
+        }
+        for (k, want) in expected["verdicts"].as_object().unwrap() {
+            compared += 1;
+            assert_eq!(
+                both.get(k).map(String::as_str),
+                want.as_str(),
+                "{name}: {k} in plan mode with the source"
+            );
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "the plan with its source differs from HCL mode:\n{}",
+        differences.join("\n")
+    );
+    // Every known difference of the plan alone is decided with the source.
+    assert!(
+        gained >= KNOWN_DIFFERENCES.len(),
+        "{gained} findings decided with the source that the plan alone does not"
+    );
+    assert!(compared >= 21, "{compared} expected verdicts compared");
+}

@@ -330,7 +330,7 @@ impl Walk<'_> {
                 // Both known: the same configuration gives the same value
                 // (JSON documents compared as documents).
                 if let Value::String(t) = src {
-                    if !unknown::contains(t) && !same_text(s, t) {
+                    if !holds_unknown(t) && !same_text(s, t) {
                         self.differences.push(format!(
                             "{}.{} is {} in the plan, {} from the source",
                             self.address,
@@ -394,19 +394,36 @@ fn short(s: &str) -> String {
     t
 }
 
+/// A JSON document (`jsonencode(...)`, a policy) as a value, when the text
+/// is one.
+fn document(s: &str) -> Option<Value> {
+    let t = s.trim_start();
+    (t.starts_with('{') || t.starts_with('['))
+        .then(|| serde_json::from_str::<Value>(s).ok())
+        .flatten()
+}
+
+/// Whether a string holds an unknown: in its text, or (escaped by
+/// `jsonencode`) in a string of the JSON document it is.
+fn holds_unknown(s: &str) -> bool {
+    fn any(v: &Value) -> bool {
+        match v {
+            Value::String(s) => unknown::contains(s),
+            Value::Array(a) => a.iter().any(any),
+            Value::Object(m) => m.values().any(any),
+            _ => false,
+        }
+    }
+    unknown::contains(s) || document(s).is_some_and(|d| any(&d))
+}
+
 /// Equal strings, or equal JSON documents however they are spaced and
 /// ordered (Terraform's `jsonencode` orders keys; a literal may not).
 fn same_text(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
-    let doc = |s: &str| {
-        let t = s.trim_start();
-        (t.starts_with('{') || t.starts_with('['))
-            .then(|| serde_json::from_str::<Value>(s).ok())
-            .flatten()
-    };
-    match (doc(a), doc(b)) {
+    match (document(a), document(b)) {
         (Some(x), Some(y)) => x == y,
         _ => false,
     }
@@ -435,6 +452,17 @@ fn resolve_known_origins(plan: &mut Value, filled: &mut Filled) {
 
 fn replace_markers(v: &mut Value, known: &BTreeMap<String, String>, filled: &mut Filled) {
     match v {
+        // A JSON document (a `jsonencode` policy) holds its markers escaped:
+        // they are replaced in its strings, and the document written again.
+        Value::String(s) if !unknown::contains(s) && holds_unknown(s) => {
+            if let Some(mut d) = document(s) {
+                let before = filled.resolved;
+                replace_markers(&mut d, known, filled);
+                if filled.resolved != before {
+                    *s = d.to_string();
+                }
+            }
+        }
         Value::String(s) if unknown::contains(s) => {
             let mut out = String::new();
             for p in unknown::parts(s) {
@@ -638,6 +666,56 @@ mod tests {
             .to_string();
         assert!(p.starts_with("arn:aws:iam::123456789012:root "), "{p}");
         assert_eq!(unknown::unknowns(&p)[0].origin, "aws_iam_role.r.arn");
+    }
+
+    #[test]
+    fn markers_escaped_inside_a_jsonencode_document_are_seen_and_resolved() {
+        let me = unknown::marker(
+            "data.aws_caller_identity.current.account_id",
+            unknown::Kind::OwnAccountId,
+        );
+        let role = unknown::marker("aws_iam_role.r.arn", unknown::Kind::OwnRoleArn);
+        // As jsonencode writes it: the marks escaped as \u0001.
+        let policy = json!({ "Statement": [
+            { "Principal": { "AWS": format!("arn:aws:iam::{me}:root") } },
+            { "Principal": { "AWS": role } } ] })
+        .to_string();
+        assert!(!unknown::contains(&policy) && holds_unknown(&policy));
+        // The plan knows the policy (no role in it there): not a difference.
+        let mut plan = plan_of(vec![rc(
+            "aws_kms_key.k",
+            json!({ "policy": "{\"Statement\":[]}" }),
+            json!({}),
+        )]);
+        let source = plan_of(vec![rc(
+            "aws_kms_key.k",
+            json!({ "policy": policy }),
+            json!({}),
+        )]);
+        fill(&mut plan, &source).unwrap();
+        // Unknown in the plan: filled, and the account the plan read resolved.
+        let mut plan = plan_of(vec![rc(
+            "aws_kms_key.k",
+            json!({}),
+            json!({ "policy": true }),
+        )]);
+        plan["prior_state"] = json!({ "values": { "root_module": { "resources": [
+            { "address": "data.aws_caller_identity.current",
+              "values": { "account_id": "123456789012" } } ] } } });
+        let filled = fill(&mut plan, &source).unwrap();
+        assert_eq!(filled.resolved, 1);
+        let p: Value = serde_json::from_str(
+            plan["resource_changes"][0]["change"]["after"]["policy"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            p["Statement"][0]["Principal"]["AWS"],
+            json!("arn:aws:iam::123456789012:root")
+        );
+        let r = p["Statement"][1]["Principal"]["AWS"].as_str().unwrap();
+        assert_eq!(unknown::exact(r).unwrap().origin, "aws_iam_role.r.arn");
     }
 
     #[test]

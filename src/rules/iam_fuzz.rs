@@ -268,9 +268,7 @@ fn replace_leaves(v: &Value, from: &str, to: &str) -> Value {
 fn an_unknown_resource_in_a_deny_leaves_the_request_denied() {
     let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let marker = unknown::marker("var.fuzzed", Kind::Any);
-    let doc = |resource: &str| {
-        json!({"Statement": [{"Effect": "Deny", "Principal": "*", "NotAction": "kms:Decrypt", "Resource": resource}]})
-    };
+    let doc = |resource: &str| json!({"Statement": [{"Effect": "Deny", "Principal": "*", "NotAction": "kms:Decrypt", "Resource": resource}]});
     let mut req = Request::new("*", "kms:Encrypt");
     req.resource = Some(key.to_string());
     let d = Policy::from_value(&doc(&marker)).unwrap().evaluate(&req);
