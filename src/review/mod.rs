@@ -815,6 +815,8 @@ mod eval_tests;
 #[cfg(test)]
 mod govcloud_tests;
 #[cfg(test)]
+mod hcl_func_tests;
+#[cfg(test)]
 mod hcl_tests;
 #[cfg(test)]
 mod tests;
