@@ -24,12 +24,12 @@ fn st(s: &str) -> hcl::Value {
     hcl::Value::String(s.to_string())
 }
 
+/// Root names and their values.
+type Roots = Vec<(&'static str, hcl::Value)>;
+
 /// `local` wholly known; `var.a` known; `var.x`, `var.k`, `var.m`,
 /// `var.obj`, `var.l` not known (markers where the unknowns are).
-fn scope() -> (
-    Vec<(&'static str, hcl::Value)>,
-    Vec<(&'static str, hcl::Value)>,
-) {
+fn scope() -> (Roots, Roots) {
     let local = hcl::value!({
         obj = { a = 1 }
         list = ["first", "second"]
@@ -328,6 +328,16 @@ fn string_functions_keep_each_unknown_whole() {
     let r = the_unknown(r#"replace("ab${var.x}", "a", "c")"#);
     assert_eq!(r.origin, r#"replace("ab${var.x}", "a", "c")"#);
     assert_eq!(known(r#"replace("a-b-c", "-", "/")"#), st("a/b/c"));
+    // A list holding an unknown, written out by format or join: an unknown,
+    // never text with the marker escaped into it.
+    for src in [
+        r#"format("%v", ["a", var.x])"#,
+        r#"join(",", [["a", var.x]])"#,
+        r#"tostring(["a", var.x])"#,
+    ] {
+        let u = the_unknown(src);
+        assert!(u.origin.contains("var.x"), "{src}: {u:?}");
+    }
     // Terraform: each of these is (known after apply) when its argument is.
     for src in [
         "lower(var.x)",
@@ -667,4 +677,59 @@ fn a_function_of_an_unknown_that_may_differ_is_never_taken_for_it() {
         m.contains("coalesce(var.override_role, module.base.aws_iam_role.cross_account_role.arn)"),
         "{m}"
     );
+}
+
+#[test]
+fn nested_calls_cost_their_depth() {
+    // Each call is decided once: 40 nested coalesce/try/lookup calls around
+    // an unknown would take 2^40 evaluations if each level evaluated the
+    // levels below it again.
+    for name in ["coalesce", "try"] {
+        let depth = 40;
+        let src = format!(
+            "{}var.x{}",
+            format!("{name}(").repeat(depth),
+            r#", "a")"#.repeat(depth)
+        );
+        let t = std::time::Instant::now();
+        let (k, s) = eval(&src);
+        assert_eq!(k, None, "{name}");
+        let Some(hcl::Value::String(s)) = s else {
+            panic!("{name}: {s:?}")
+        };
+        assert!(unknown::contains(&s), "{name}");
+        assert!(t.elapsed().as_secs() < 5, "{name}: {:?}", t.elapsed());
+    }
+    let src = format!(
+        "{}var.k{}",
+        "lookup(local.keys, ".repeat(20),
+        r#", "d")"#.repeat(20)
+    );
+    let t = std::time::Instant::now();
+    let (k, _) = eval(&src);
+    assert_eq!(k, None);
+    assert!(t.elapsed().as_secs() < 5, "lookup: {:?}", t.elapsed());
+}
+
+#[test]
+fn the_origin_of_a_call_on_a_long_unknown_stays_short() {
+    // coalesce(X, X) names X twice: through a chain of locals each
+    // doubling, the origin would double at each step if written whole.
+    let long = "module.a.".repeat(40) + "var.x";
+    let var = hcl::Value::Object(
+        [(
+            "big".to_string(),
+            hcl::Value::String(marker(&long, Kind::Any)),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let (k, s) = eval_for_test("coalesce(var.big, var.big)", &[], &[("var", var)]);
+    assert_eq!(k, None);
+    let Some(hcl::Value::String(s)) = s else {
+        panic!("{s:?}")
+    };
+    let u = exact(&s).unwrap();
+    assert!(u.origin.len() < 120, "{}", u.origin);
+    assert!(u.origin.starts_with("coalesce(<value "), "{}", u.origin);
 }

@@ -144,6 +144,16 @@ fn ev(e: &Expression, ctx: &Context) -> Option<hcl::Value> {
     within_value_budget(v)
 }
 
+/// [`ev`] of an expression whose lazy calls are resolved already (an
+/// argument of [`resolve_lazy`]): a call it kept is not resolved again,
+/// so nested calls cost their depth, not two to its power.
+fn ev_resolved(e: &Expression, ctx: &Context) -> Option<hcl::Value> {
+    if tripped() {
+        return None;
+    }
+    within_value_budget(e.evaluate(ctx).ok()?)
+}
+
 /// Evaluates an expression that may hold values not known until apply:
 /// wholly known in `ctx` (unknowns absent), else in `sctx` (unknowns as
 /// markers with their origin, [`crate::rules::unknown`]) when the unknowns
@@ -882,6 +892,7 @@ fn functions(ctx: &mut Context) {
         Ok(match &a[0] {
             hcl::Value::String(s) => s.clone().into(),
             hcl::Value::Null => hcl::Value::Null,
+            other if holds_unknown(other) => derived_unknown("tostring", &a),
             other => other.to_string().into(),
         })
     }
@@ -955,6 +966,7 @@ fn functions(ctx: &mut Context) {
                 match v {
                     hcl::Value::String(s) => parts.push(s.clone()),
                     hcl::Value::Null => return Err("join: a null element".into()),
+                    other if holds_unknown(other) => return Ok(derived_unknown("join", &a)),
                     other => parts.push(other.to_string()),
                 }
             }
@@ -998,6 +1010,9 @@ fn functions(ctx: &mut Context) {
                 Some('%') => out.push('%'),
                 Some('s' | 'd' | 'v') => match args.next() {
                     Some(hcl::Value::String(s)) => out.push_str(s),
+                    // A list or object holding an unknown: written out, its
+                    // markers would be escaped into text.
+                    Some(v) if holds_unknown(v) => return Ok(derived_unknown("format", &a)),
                     Some(v) => out.push_str(&v.to_string()),
                     None => return Err("format: too few arguments".into()),
                 },
@@ -1187,15 +1202,14 @@ fn render_args(args: &[hcl::Value]) -> String {
     use std::hash::{Hash, Hasher};
     args.iter()
         .map(|v| {
+            // (Bounded: a call of two calls of two calls ... would double
+            // the origin at each level.)
             if let Some(u) = v.as_str().and_then(crate::rules::unknown::exact) {
-                return u.origin;
-            }
-            let text = match v {
-                hcl::Value::String(s) => {
-                    serde_json::to_string(&crate::rules::unknown::readable(s)).unwrap_or_default()
+                if u.origin.chars().count() <= MAX_ORIGIN_CHARS {
+                    return u.origin;
                 }
-                other => to_json(other).to_string(),
-            };
+            }
+            let text = template_json(v).to_string();
             if text.chars().count() <= 64 && !text.contains('\u{1}') {
                 text
             } else {
@@ -1207,6 +1221,34 @@ fn render_args(args: &[hcl::Value]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// A value as JSON with each string as Terraform writes a template: an
+/// unknown as `${origin}`, a known `${` as `$${` (so that no known text
+/// reads as an unknown).
+fn template_json(v: &hcl::Value) -> Value {
+    use crate::rules::unknown::{parts, Part};
+    let text = |s: &str| -> String {
+        parts(s)
+            .into_iter()
+            .map(|p| match p {
+                Part::Text(t) => t.replace("${", "$${"),
+                Part::Unknown(u) => format!("${{{}}}", u.origin),
+            })
+            .collect()
+    };
+    match v {
+        hcl::Value::String(s) => Value::String(text(s)),
+        hcl::Value::Array(a) => Value::Array(a.iter().map(template_json).collect()),
+        hcl::Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (text(k), template_json(v))).collect())
+        }
+        other => to_json(other),
+    }
+}
+
+/// The longest origin of an unknown written whole into the origin of a
+/// call on it (a longer one is written as its digest).
+const MAX_ORIGIN_CHARS: usize = 160;
 
 /// The unknown a call gives when an argument it reads is unknown: named
 /// after the call (`lookup(local.keys, var.name)`), so its origin names the
@@ -1324,14 +1366,14 @@ fn resolve_lazy(e: &Expression, ctx: &Context) -> Expression {
             match f.name.name.as_str() {
                 "try" if lazy => {
                     for a in &args {
-                        if ev(a, ctx).is_some() || !fails_for_sure(a, ctx) {
+                        if ev_resolved(a, ctx).is_some() || !fails_for_sure(a, ctx) {
                             return a.clone();
                         }
                     }
                 }
                 "coalesce" if lazy => {
                     for a in &args {
-                        match ev(a, ctx) {
+                        match ev_resolved(a, ctx) {
                             Some(hcl::Value::Null) => continue,
                             Some(hcl::Value::String(s)) if s.is_empty() => continue,
                             Some(v) if !holds_unknown(&v) => return a.clone(),
@@ -1340,8 +1382,8 @@ fn resolve_lazy(e: &Expression, ctx: &Context) -> Expression {
                     }
                 }
                 "lookup" if lazy && (2..=3).contains(&args.len()) => {
-                    let map = ev(&args[0], ctx).filter(|v| !unknown_map(v));
-                    let key = ev(&args[1], ctx).filter(|v| !holds_unknown(v));
+                    let map = ev_resolved(&args[0], ctx).filter(|v| !unknown_map(v));
+                    let key = ev_resolved(&args[1], ctx).filter(|v| !holds_unknown(v));
                     if let (Some(hcl::Value::Object(map)), Some(hcl::Value::String(key))) =
                         (map, key)
                     {
