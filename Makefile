@@ -60,10 +60,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# The six figures of BENCHMARKS.md, in one run (bench/bench.py); the two
-# scripts it builds on also run alone: bench/plan_bench.sh, bench/review_bench.sh.
+# The six figures of BENCHMARKS.md, in one run (bench/bench.py), with the
+# share of checks review decides on the evaluation corpus (with and without
+# variables; `bench/bench.py target/release --corpus-share` prints it alone);
+# the two scripts it builds on also run alone: bench/plan_bench.sh,
+# bench/review_bench.sh.
 bench: build venv
-	CMK_VENV=$(CURDIR)/$(VENV) $(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md
+	CMK_BENCH_COMMAND="make bench" CMK_VENV=$(CURDIR)/$(VENV) $(PYTHON) bench/bench.py $(BIN_DIR) --out BENCHMARKS.md
 
 # Bounded fuzzing on the stable toolchain: the proptest targets named
 # `fuzz` (msgpack and refinement decoder, JSON decoder, ARN and id parsing,

@@ -137,8 +137,24 @@ fn ev(e: &Expression, ctx: &Context) -> Option<hcl::Value> {
     if tripped() {
         return None;
     }
-    let v = e.evaluate(ctx).ok()?;
+    let v = match e.evaluate(ctx) {
+        Ok(v) => v,
+        // `try` passes over arguments that fail, `coalesce` and `lookup` need
+        // not every argument ([`resolve_lazy`]).
+        Err(_) if has_lazy(e) => resolve_lazy(e, ctx).evaluate(ctx).ok()?,
+        Err(_) => return None,
+    };
     within_value_budget(v)
+}
+
+/// [`ev`] of an expression whose lazy calls are resolved already (an
+/// argument of [`resolve_lazy`]): a call it kept is not resolved again,
+/// so nested calls cost their depth, not two to its power.
+fn ev_resolved(e: &Expression, ctx: &Context) -> Option<hcl::Value> {
+    if tripped() {
+        return None;
+    }
+    within_value_budget(e.evaluate(ctx).ok()?)
 }
 
 /// Evaluates an expression that may hold values not known until apply:
@@ -151,6 +167,15 @@ fn ev_sym(e: &Expression, ctx: &Context, sctx: &Context) -> Option<hcl::Value> {
     if let Some(v) = ev(e, ctx) {
         return Some(v);
     }
+    // `try` chooses its argument where the unknowns are markers: one that
+    // reads an unknown is chosen (whether it fails is not known).
+    let resolved;
+    let e = if has_lazy(e) {
+        resolved = resolve_lazy(e, sctx);
+        &resolved
+    } else {
+        e
+    };
     if !transparent(e, ctx) {
         return None;
     }
@@ -207,12 +232,21 @@ fn transparent(e: &Expression, ctx: &Context) -> bool {
                 match f.name.name.as_str() {
                     "jsonencode" | "tolist" | "toset" | "tomap" | "concat" | "flatten" | "one"
                     | "merge" | "tostring" | "sensitive" | "nonsensitive" | "try" => false,
+                    // Unknown arguments give an unknown named after the
+                    // call, or pass through whole (see [`functions`]).
+                    "lookup" | "coalesce" | "length" | "lower" | "upper" | "replace" => false,
                     "element" => i == 1,
-                    "lookup" => i == 1,
                     "format" | "join" => i == 0,
                     _ => true,
                 }
             };
+            // The length of a set holding unknowns is not known (one may
+            // equal another element).
+            if f.name.name.as_str() == "length"
+                && args.first().is_some_and(|a| calls_any(a, &["toset"]))
+            {
+                return args.iter().all(|a| known(a));
+            }
             args.iter().enumerate().all(|(i, a)| {
                 if decides(i) {
                     known(a)
@@ -360,6 +394,7 @@ const SUPPORTED_FUNCTIONS: &[&str] = &[
     "one",
     "flatten",
     "try",
+    "replace",
 ];
 
 /// Calls of functions review does not evaluate, in an expression.
@@ -841,15 +876,26 @@ fn functions(ctx: &mut Context) {
         hcl::to_value(v).map_err(|e| e.to_string())
     }
     fn lower(a: FuncArgs) -> Result<hcl::Value, String> {
-        Ok(a[0].as_str().unwrap_or_default().to_lowercase().into())
+        Ok(case_map(
+            a[0].as_str().unwrap_or_default(),
+            "lower",
+            str::to_lowercase,
+        )
+        .into())
     }
     fn upper(a: FuncArgs) -> Result<hcl::Value, String> {
-        Ok(a[0].as_str().unwrap_or_default().to_uppercase().into())
+        Ok(case_map(
+            a[0].as_str().unwrap_or_default(),
+            "upper",
+            str::to_uppercase,
+        )
+        .into())
     }
     fn tostring(a: FuncArgs) -> Result<hcl::Value, String> {
         Ok(match &a[0] {
             hcl::Value::String(s) => s.clone().into(),
             hcl::Value::Null => hcl::Value::Null,
+            other if holds_unknown(other) => derived_unknown("tostring", &a),
             other => other.to_string().into(),
         })
     }
@@ -878,6 +924,11 @@ fn functions(ctx: &mut Context) {
         Ok(hcl::Value::Object(out))
     }
     fn lookup(a: FuncArgs) -> Result<hcl::Value, String> {
+        // An unknown map, or an unknown key: which entry (or the default)
+        // is not known.
+        if unknown_map(&a[0]) || holds_unknown(&a[1]) {
+            return Ok(derived_unknown("lookup", &a));
+        }
         let key = a[1].as_str().unwrap_or_default();
         match (a[0].as_object().and_then(|m| m.get(key)), a.get(2)) {
             (Some(v), _) => Ok(v.clone()),
@@ -887,26 +938,68 @@ fn functions(ctx: &mut Context) {
     }
     fn length(a: FuncArgs) -> Result<hcl::Value, String> {
         Ok(match &a[0] {
+            // A list or map holding unknown elements has a known length.
             hcl::Value::Array(x) => x.len(),
             hcl::Value::Object(x) => x.len(),
+            // An unknown (a collection or a string not known until apply),
+            // or a string with an unknown part.
+            hcl::Value::String(s) if crate::rules::unknown::contains(s) => {
+                return Ok(derived_unknown("length", &a));
+            }
             hcl::Value::String(s) => s.chars().count(),
             _ => return Err("length of what?".into()),
         }
         .into())
     }
     fn join(a: FuncArgs) -> Result<hcl::Value, String> {
+        // An unknown separator, or a list that is itself unknown: the
+        // text is not known. Unknown elements stand in the result whole.
+        if holds_unknown(&a[0])
+            || a.iter()
+                .skip(1)
+                .any(|l| l.as_array().is_none() && holds_unknown(l))
+        {
+            return Ok(derived_unknown("join", &a));
+        }
         let sep = a[0].as_str().unwrap_or_default();
-        let parts: Vec<String> = a[1]
-            .as_array()
-            .map(|x| {
-                x.iter()
-                    .map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut parts: Vec<String> = vec![];
+        for list in a.iter().skip(1) {
+            let list = list.as_array().ok_or("join takes lists of strings")?;
+            for v in list {
+                match v {
+                    hcl::Value::String(s) => parts.push(s.clone()),
+                    hcl::Value::Null => return Err("join: a null element".into()),
+                    other if holds_unknown(other) => return Ok(derived_unknown("join", &a)),
+                    other => parts.push(other.to_string()),
+                }
+            }
+        }
         Ok(parts.join(sep).into())
     }
+    fn replace(a: FuncArgs) -> Result<hcl::Value, String> {
+        // Where the substring is, in a string with an unknown part, is not
+        // known (it may lie inside the unknown, or across its edge): the
+        // result is unknown as a whole, never a marker cut into.
+        if a.iter().any(holds_unknown) {
+            return Ok(derived_unknown("replace", &a));
+        }
+        let (s, from, to) = (
+            a[0].as_str().unwrap_or_default(),
+            a[1].as_str().unwrap_or_default(),
+            a[2].as_str().unwrap_or_default(),
+        );
+        if from.len() > 1 && from.starts_with('/') && from.ends_with('/') {
+            return Err("replace: regular expressions are not evaluated".into());
+        }
+        if from.is_empty() {
+            return Err("replace: the substring to replace is empty".into());
+        }
+        Ok(s.replace(from, to).into())
+    }
     fn format(a: FuncArgs) -> Result<hcl::Value, String> {
+        if holds_unknown(&a[0]) {
+            return Ok(derived_unknown("format", &a));
+        }
         let mut out = String::new();
         let fmt = a[0].as_str().unwrap_or_default();
         let mut args = a.iter().skip(1);
@@ -920,6 +1013,9 @@ fn functions(ctx: &mut Context) {
                 Some('%') => out.push('%'),
                 Some('s' | 'd' | 'v') => match args.next() {
                     Some(hcl::Value::String(s)) => out.push_str(s),
+                    // A list or object holding an unknown: written out, its
+                    // markers would be escaped into text.
+                    Some(v) if holds_unknown(v) => return Ok(derived_unknown("format", &a)),
                     Some(v) => out.push_str(&v.to_string()),
                     None => return Err("format: too few arguments".into()),
                 },
@@ -928,18 +1024,56 @@ fn functions(ctx: &mut Context) {
         }
         Ok(out.into())
     }
+    // `coalesce(a, ...)`: the first argument neither null nor "". An
+    // unknown met before it decides nothing: it may be null or "" (then a
+    // later one wins) or not; the result is unknown, named after the call
+    // (so never taken for the unknown itself). An unknown that cannot be
+    // empty (an IAM role's ARN, an account id), or a string with known
+    // text around an unknown, is the result.
     fn coalesce(a: FuncArgs) -> Result<hcl::Value, String> {
-        a.iter()
-            .find(|v| !v.is_null() && v.as_str() != Some(""))
-            .cloned()
-            .ok_or_else(|| "coalesce: no non-null argument".to_string())
+        use crate::rules::unknown::{parts, Kind, Part};
+        for v in a.iter() {
+            match v {
+                hcl::Value::Null => continue,
+                hcl::Value::String(s) if s.is_empty() => continue,
+                hcl::Value::String(s) => {
+                    let surely_filled = parts(s).iter().any(|p| match p {
+                        Part::Text(t) => !t.is_empty(),
+                        Part::Unknown(u) => u.kind != Kind::Any || never_empty(&u.origin),
+                    });
+                    return Ok(if surely_filled {
+                        v.clone()
+                    } else {
+                        derived_unknown("coalesce", &a)
+                    });
+                }
+                other => return Ok(other.clone()),
+            }
+        }
+        Err("coalesce: no non-null, non-empty argument".to_string())
     }
+    // `toset`: each value once (two unknowns with the same origin are the
+    // same value); known strings in Terraform's order (lexical). With
+    // unknowns, the known elements stay known; how many elements there
+    // are is not known (an unknown may equal another element): see
+    // `length` in [`transparent`].
     fn toset(a: FuncArgs) -> Result<hcl::Value, String> {
+        if let hcl::Value::String(s) = &a[0] {
+            if crate::rules::unknown::contains(s) {
+                return Ok(a[0].clone());
+            }
+        }
         let mut out: Vec<hcl::Value> = vec![];
-        for v in a[0].as_array().into_iter().flatten() {
+        for v in a[0].as_array().ok_or("toset takes a list")? {
             if !out.contains(v) {
                 out.push(v.clone());
             }
+        }
+        if out
+            .iter()
+            .all(|v| matches!(v, hcl::Value::String(s) if !crate::rules::unknown::contains(s)))
+        {
+            out.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
         }
         Ok(hcl::Value::Array(out))
     }
@@ -970,9 +1104,9 @@ fn functions(ctx: &mut Context) {
         go(&a[0], &mut out);
         Ok(hcl::Value::Array(out))
     }
-    // `try(a, ...)`: the arguments are evaluated before the call, so one
-    // that fails fails the call (unknown), never a fallback taken for a
-    // value that is only not known yet.
+    // `try(a, ...)`: hcl evaluates a call's arguments before the call, so
+    // here every argument evaluated; the first wins. An argument that fails
+    // is passed over before the call, by [`resolve_lazy`].
     fn try_first(a: FuncArgs) -> Result<hcl::Value, String> {
         a.iter()
             .next()
@@ -1012,7 +1146,20 @@ fn functions(ctx: &mut Context) {
             .build(lookup),
     );
     ctx.declare_func("length", FuncDef::new(length, [any()]));
-    ctx.declare_func("join", FuncDef::new(join, [ParamType::String, any()]));
+    ctx.declare_func(
+        "join",
+        FuncDef::builder()
+            .param(ParamType::String)
+            .variadic_param(any())
+            .build(join),
+    );
+    ctx.declare_func(
+        "replace",
+        FuncDef::new(
+            replace,
+            [ParamType::String, ParamType::String, ParamType::String],
+        ),
+    );
     ctx.declare_func(
         "format",
         FuncDef::builder()
@@ -1024,6 +1171,506 @@ fn functions(ctx: &mut Context) {
         "coalesce",
         FuncDef::builder().variadic_param(any()).build(coalesce),
     );
+}
+
+/// Whether a value holds an unknown anywhere (a marker in a string, a
+/// key or an element).
+fn holds_unknown(v: &hcl::Value) -> bool {
+    match v {
+        hcl::Value::String(s) => crate::rules::unknown::contains(s),
+        hcl::Value::Array(a) => a.iter().any(holds_unknown),
+        hcl::Value::Object(o) => o
+            .iter()
+            .any(|(k, v)| crate::rules::unknown::contains(k) || holds_unknown(v)),
+        _ => false,
+    }
+}
+
+/// Whether a map is not known as a map: an unknown (a marker), or with a
+/// key not known. (Unknown values leave it a map whose entries are known.)
+fn unknown_map(v: &hcl::Value) -> bool {
+    match v {
+        hcl::Value::String(s) => crate::rules::unknown::contains(s),
+        hcl::Value::Object(o) => o.keys().any(|k| crate::rules::unknown::contains(k)),
+        _ => false,
+    }
+}
+
+/// A call's arguments as Terraform writes them, for the origin of the
+/// unknown a call gives: an unknown by its origin (`var.x`), a string
+/// with unknown parts as a template (`"arn:${var.a}"`), a short known
+/// value as written, a long one by a digest of it (so that two calls on
+/// different values never read the same).
+fn render_args(args: &[hcl::Value]) -> String {
+    use std::hash::{Hash, Hasher};
+    args.iter()
+        .map(|v| {
+            // (Bounded: a call of two calls of two calls ... would double
+            // the origin at each level.)
+            if let Some(u) = v.as_str().and_then(crate::rules::unknown::exact) {
+                if u.origin.chars().count() <= MAX_ORIGIN_CHARS {
+                    return u.origin;
+                }
+            }
+            let text = template_json(v).to_string();
+            if text.chars().count() <= 64 && !text.contains('\u{1}') {
+                text
+            } else {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                to_json(v).to_string().hash(&mut h);
+                format!("<value {:016x}>", h.finish())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A value as JSON with each string as Terraform writes a template: an
+/// unknown as `${origin}`, a known `${` as `$${` (so that no known text
+/// reads as an unknown).
+fn template_json(v: &hcl::Value) -> Value {
+    use crate::rules::unknown::{parts, Part};
+    let text = |s: &str| -> String {
+        parts(s)
+            .into_iter()
+            .map(|p| match p {
+                Part::Text(t) => t.replace("${", "$${"),
+                Part::Unknown(u) => format!("${{{}}}", u.origin),
+            })
+            .collect()
+    };
+    match v {
+        hcl::Value::String(s) => Value::String(text(s)),
+        hcl::Value::Array(a) => Value::Array(a.iter().map(template_json).collect()),
+        hcl::Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (text(k), template_json(v))).collect())
+        }
+        other => to_json(other),
+    }
+}
+
+/// The longest origin of an unknown written whole into the origin of a
+/// call on it (a longer one is written as its digest).
+const MAX_ORIGIN_CHARS: usize = 160;
+
+/// The unknown a call gives when an argument it reads is unknown: named
+/// after the call (`lookup(local.keys, var.name)`), so its origin names the
+/// unknowns it comes from, and it is never taken for one of them (two
+/// unknowns with the same origin are equal; `lower(var.x)` is not `var.x`).
+fn derived_unknown(name: &str, args: &[hcl::Value]) -> hcl::Value {
+    unknown_value(
+        &format!("{name}({})", render_args(args)),
+        crate::rules::unknown::Kind::Any,
+    )
+}
+
+/// `lower`/`upper` of a string with unknown parts: the known text mapped,
+/// each unknown whole: an account id (digits) is its own lower and upper
+/// case; any other becomes the unknown `lower(ORIGIN)`. A marker is never
+/// mapped itself (that would corrupt it).
+fn case_map(s: &str, name: &str, f: fn(&str) -> String) -> String {
+    use crate::rules::unknown::{marker, parts, Kind, Part};
+    if !crate::rules::unknown::contains(s) {
+        return f(s);
+    }
+    parts(s)
+        .into_iter()
+        .map(|p| match p {
+            Part::Text(t) => f(&t),
+            Part::Unknown(u) if u.kind == Kind::OwnAccountId => marker(&u.origin, u.kind),
+            Part::Unknown(u) => marker(&format!("{name}({})", u.origin), Kind::Any),
+        })
+        .collect()
+}
+
+/// The functions whose arguments Terraform does not all need: `try`
+/// (the first that evaluates), `coalesce` (up to the first non-empty),
+/// `lookup` (the entry, else the default). [`resolve_lazy`] decides them
+/// before the call, whose arguments hcl evaluates all.
+const LAZY_FUNCTIONS: &[&str] = &["try", "coalesce", "lookup"];
+
+/// Whether an unknown is a resource's or data source's `arn` or `id`
+/// (`aws_kms_key.this[0].arn`, `module.keys.aws_kms_key.k.arn`): set by
+/// the provider, never null or "" once known.
+fn never_empty(origin: &str) -> bool {
+    let segs: Vec<&str> = origin.split('.').collect();
+    let mut i = 0;
+    while segs.get(i) == Some(&"module") {
+        i += 2;
+    }
+    let rest = segs.get(i..).unwrap_or_default();
+    let resource = match rest.first() {
+        Some(&"data") => rest.len() == 4,
+        Some(t) => t.contains('_') && rest.len() == 3,
+        None => false,
+    };
+    resource && matches!(rest.last(), Some(&"arn") | Some(&"id"))
+}
+
+/// Whether an expression calls one of [`LAZY_FUNCTIONS`] (outside
+/// templates, whose calls are not rewritten: there an argument that fails
+/// leaves the value unknown).
+fn has_lazy(e: &Expression) -> bool {
+    calls_any(e, LAZY_FUNCTIONS)
+}
+
+/// Whether an expression calls one of these functions (outside templates).
+fn calls_any(e: &Expression, names: &[&str]) -> bool {
+    let has = |x: &Expression| calls_any(x, names);
+    match e {
+        Expression::FuncCall(f) => {
+            (f.name.namespace.is_empty() && names.contains(&f.name.name.as_str()))
+                || f.args.iter().any(has)
+        }
+        Expression::Array(a) => a.iter().any(has),
+        Expression::Object(o) => o
+            .iter()
+            .any(|(k, v)| matches!(k, ObjectKey::Expression(k) if has(k)) || has(v)),
+        Expression::Parenthesis(p) => has(p),
+        Expression::Traversal(t) => {
+            has(&t.expr)
+                || t.operators
+                    .iter()
+                    .any(|op| matches!(op, TraversalOperator::Index(i) if has(i)))
+        }
+        Expression::Conditional(c) => has(&c.cond_expr) || has(&c.true_expr) || has(&c.false_expr),
+        Expression::Operation(op) => match op.as_ref() {
+            Operation::Unary(u) => has(&u.expr),
+            Operation::Binary(b) => has(&b.lhs_expr) || has(&b.rhs_expr),
+        },
+        Expression::ForExpr(f) => has(&f.collection_expr),
+        _ => false,
+    }
+}
+
+/// The calls of [`LAZY_FUNCTIONS`] decided as Terraform decides them,
+/// innermost first, each replaced by what it chose:
+///
+/// - `try(a, b, ...)`: the first argument that evaluates without an error
+///   wins; an argument that reads a value not known yet ends the search
+///   (whether it fails is not known, so the result is unknown: that
+///   argument stays, unknown in `ctx`, with its unknowns as markers in the
+///   context of [`ev_sym`]). A call none of whose arguments can succeed
+///   stays (and fails, as in Terraform).
+/// - `coalesce(a, ...)`: the first argument known to be neither null nor
+///   "", when every one before it is known to be one of those; else the
+///   call stays (the function decides on its markers).
+/// - `lookup(map, key, default)`: with the map and key known, the entry,
+///   else the default.
+///
+/// For-expression bodies are left as written (their arguments depend on
+/// the iteration).
+fn resolve_lazy(e: &Expression, ctx: &Context) -> Expression {
+    let r = |x: &Expression| resolve_lazy(x, ctx);
+    match e {
+        Expression::FuncCall(f) => {
+            let args: Vec<Expression> = f.args.iter().map(r).collect();
+            let lazy = f.name.namespace.is_empty() && !f.expand_final;
+            match f.name.name.as_str() {
+                "try" if lazy => {
+                    for a in &args {
+                        if ev_resolved(a, ctx).is_some() || !fails_for_sure(a, ctx) {
+                            return a.clone();
+                        }
+                    }
+                }
+                "coalesce" if lazy => {
+                    for a in &args {
+                        match ev_resolved(a, ctx) {
+                            Some(hcl::Value::Null) => continue,
+                            Some(hcl::Value::String(s)) if s.is_empty() => continue,
+                            Some(v) if !holds_unknown(&v) => return a.clone(),
+                            _ => break,
+                        }
+                    }
+                }
+                "lookup" if lazy && (2..=3).contains(&args.len()) => {
+                    let map = ev_resolved(&args[0], ctx).filter(|v| !unknown_map(v));
+                    let key = ev_resolved(&args[1], ctx).filter(|v| !holds_unknown(v));
+                    if let (Some(hcl::Value::Object(map)), Some(hcl::Value::String(key))) =
+                        (map, key)
+                    {
+                        match (map.get(&key), args.get(2)) {
+                            (Some(v), _) => return Expression::from(v.clone()),
+                            (None, Some(d)) => return d.clone(),
+                            (None, None) => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let mut f = f.as_ref().clone();
+            f.args = args;
+            Expression::FuncCall(Box::new(f))
+        }
+        Expression::Array(a) => Expression::Array(a.iter().map(r).collect()),
+        Expression::Object(o) => Expression::Object(
+            o.iter()
+                .map(|(k, v)| {
+                    let k = match k {
+                        ObjectKey::Expression(k) => ObjectKey::Expression(r(k)),
+                        other => other.clone(),
+                    };
+                    (k, r(v))
+                })
+                .collect(),
+        ),
+        Expression::Parenthesis(p) => Expression::Parenthesis(Box::new(r(p))),
+        Expression::Traversal(t) => {
+            let mut t = t.as_ref().clone();
+            t.expr = r(&t.expr);
+            for op in t.operators.iter_mut() {
+                if let TraversalOperator::Index(i) = op {
+                    *i = r(i);
+                }
+            }
+            Expression::Traversal(Box::new(t))
+        }
+        Expression::Conditional(c) => {
+            let mut c = c.as_ref().clone();
+            c.cond_expr = r(&c.cond_expr);
+            c.true_expr = r(&c.true_expr);
+            c.false_expr = r(&c.false_expr);
+            Expression::Conditional(Box::new(c))
+        }
+        Expression::Operation(op) => Expression::Operation(Box::new(match op.as_ref() {
+            Operation::Unary(u) => {
+                let mut u = u.clone();
+                u.expr = r(&u.expr);
+                Operation::Unary(u)
+            }
+            Operation::Binary(b) => {
+                let mut b = b.clone();
+                b.lhs_expr = r(&b.lhs_expr);
+                b.rhs_expr = r(&b.rhs_expr);
+                Operation::Binary(b)
+            }
+        })),
+        Expression::ForExpr(f) => {
+            let mut f = f.as_ref().clone();
+            f.collection_expr = r(&f.collection_expr);
+            Expression::ForExpr(Box::new(f))
+        }
+        other => other.clone(),
+    }
+}
+
+/// Whether an expression that did not evaluate fails whatever the values
+/// not known yet turn out to be: it calls only functions review evaluates,
+/// and each value it reads is known, or fails on a known value (an
+/// attribute missing from a known object, an index out of a known list).
+/// A read that reaches a value not known yet (absent from `ctx`, or a
+/// marker) may succeed once it is known: not a sure failure.
+fn fails_for_sure(e: &Expression, ctx: &Context) -> bool {
+    let mut reads = vec![];
+    if !free_reads(e, &mut vec![], &mut reads) {
+        return false;
+    }
+    reads
+        .iter()
+        .all(|(root, ops)| read_reach(root, ops, ctx) != Reach::NotKnown)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Reach {
+    Known,
+    NotKnown,
+    Fails,
+}
+
+/// The reads of an expression (a root name and its traversal), except of
+/// names a for-expression binds; false when it calls a function review
+/// does not evaluate, or has a template directive.
+fn free_reads(
+    e: &Expression,
+    bound: &mut Vec<String>,
+    out: &mut Vec<(String, Vec<TraversalOperator>)>,
+) -> bool {
+    let mut go = |x: &Expression, bound: &mut Vec<String>| free_reads(x, bound, out);
+    match e {
+        Expression::Variable(v) => {
+            if !bound.iter().any(|b| b == v.as_str()) {
+                out.push((v.as_str().to_string(), vec![]));
+            }
+            true
+        }
+        Expression::Traversal(t) => {
+            let mut ok = true;
+            for op in &t.operators {
+                if let TraversalOperator::Index(i) = op {
+                    ok &= free_reads(i, bound, out);
+                }
+            }
+            match &t.expr {
+                Expression::Variable(v) => {
+                    if !bound.iter().any(|b| b == v.as_str()) {
+                        out.push((v.as_str().to_string(), t.operators.clone()));
+                    }
+                    ok
+                }
+                other => ok && free_reads(other, bound, out),
+            }
+        }
+        Expression::FuncCall(f) => {
+            let name = f.name.name.as_str();
+            f.name.namespace.is_empty()
+                && SUPPORTED_FUNCTIONS.contains(&name)
+                && f.args.iter().all(|a| free_reads(a, bound, out))
+        }
+        Expression::Array(a) => a.iter().all(|x| go(x, bound)),
+        Expression::Object(o) => o.iter().all(|(k, v)| {
+            (match k {
+                ObjectKey::Expression(k) => free_reads(k, bound, out),
+                _ => true,
+            }) && free_reads(v, bound, out)
+        }),
+        Expression::Parenthesis(p) => go(p, bound),
+        Expression::Conditional(c) => {
+            free_reads(&c.cond_expr, bound, out)
+                && free_reads(&c.true_expr, bound, out)
+                && free_reads(&c.false_expr, bound, out)
+        }
+        Expression::Operation(op) => match op.as_ref() {
+            Operation::Unary(u) => go(&u.expr, bound),
+            Operation::Binary(b) => {
+                free_reads(&b.lhs_expr, bound, out) && free_reads(&b.rhs_expr, bound, out)
+            }
+        },
+        Expression::ForExpr(f) => {
+            if !free_reads(&f.collection_expr, bound, out) {
+                return false;
+            }
+            let n = bound.len();
+            bound.push(f.value_var.as_str().to_string());
+            if let Some(k) = &f.key_var {
+                bound.push(k.as_str().to_string());
+            }
+            let ok = f
+                .key_expr
+                .as_ref()
+                .is_none_or(|k| free_reads(k, bound, out))
+                && free_reads(&f.value_expr, bound, out)
+                && f.cond_expr
+                    .as_ref()
+                    .is_none_or(|c| free_reads(c, bound, out));
+            bound.truncate(n);
+            ok
+        }
+        Expression::TemplateExpr(t) => match Template::from_expr(t) {
+            Ok(t) => {
+                if t.elements()
+                    .iter()
+                    .any(|el| matches!(el, Element::Directive(_)))
+                {
+                    return false;
+                }
+                let mut parts = vec![];
+                template_exprs(&t, &mut parts);
+                parts.iter().all(|x| go(x, bound))
+            }
+            Err(_) => false,
+        },
+        _ => true,
+    }
+}
+
+/// How far a read gets: the root, then each step of its traversal. A
+/// step that fails on a known value fails for sure, except where a known
+/// value may lack what is not known yet: below the declaration (`var.x`,
+/// `local.x`, `module.m`, `data.t.n`, `type.name`) nothing is known when
+/// it is absent, and a resource's, data source's or module's object lacks
+/// the attributes not known until apply (only an index out of its known
+/// instances fails for sure).
+fn read_reach(root: &str, ops: &[TraversalOperator], ctx: &Context) -> Reach {
+    let depth = if root == "data" { 2 } else { 1 };
+    let object_like = !matches!(
+        root,
+        "var" | "local" | "each" | "count" | "path" | "terraform"
+    );
+    let at = |k: usize| -> Option<hcl::Value> {
+        let root = Expression::Variable(hcl::expr::Variable::unchecked(root));
+        if k == 0 {
+            return ev(&root, ctx);
+        }
+        let t = hcl::expr::Traversal::new(root, ops[..k].to_vec());
+        ev(&Expression::Traversal(Box::new(t)), ctx)
+    };
+    let Some(mut prev) = at(0) else {
+        return Reach::NotKnown;
+    };
+    for k in 1..=ops.len() {
+        match at(k) {
+            Some(v) => prev = v,
+            None => {
+                // Into an unknown (a marker), or at a declaration not
+                // evaluated (yet).
+                if matches!(&prev, hcl::Value::String(s) if crate::rules::unknown::contains(s))
+                    || k <= depth
+                {
+                    return Reach::NotKnown;
+                }
+                let index = matches!(
+                    ops[k - 1],
+                    TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)
+                );
+                let instance_index = k == depth + 1
+                    && index
+                    && matches!(prev, hcl::Value::Array(_) | hcl::Value::Object(_));
+                // A module's output not known is absent from `ctx`; what
+                // an output holds is whole (its unknowns are markers).
+                let output_name = root == "module"
+                    && !index
+                    && ops[depth..k - 1].iter().all(|op| {
+                        matches!(
+                            op,
+                            TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)
+                        )
+                    });
+                return if instance_index {
+                    Reach::Fails
+                } else if root == "module" {
+                    if output_name {
+                        Reach::NotKnown
+                    } else {
+                        Reach::Fails
+                    }
+                } else if object_like {
+                    Reach::NotKnown
+                } else {
+                    Reach::Fails
+                };
+            }
+        }
+    }
+    if holds_unknown(&prev) {
+        Reach::NotKnown
+    } else {
+        Reach::Known
+    }
+}
+
+/// An expression's value, wholly known and with the unknowns as markers
+/// (`var` given in `known`, and as `unknown` adds), for the tests of the
+/// functions on unknowns.
+#[cfg(test)]
+pub(super) fn eval_for_test(
+    src: &str,
+    known: &[(&str, hcl::Value)],
+    unknown: &[(&str, hcl::Value)],
+) -> (Option<hcl::Value>, Option<hcl::Value>) {
+    let body: Body = hcl::from_str(&format!("x = {src}\n")).expect(src);
+    let attr = body.attributes().next().expect(src);
+    let mut ctx = Context::new();
+    functions(&mut ctx);
+    let mut sctx = ctx.clone();
+    for (name, v) in known {
+        ctx.declare_var(*name, v.clone());
+        sctx.declare_var(*name, v.clone());
+    }
+    for (name, v) in unknown {
+        sctx.declare_var(*name, v.clone());
+    }
+    (ev(&attr.expr, &ctx), ev_sym(&attr.expr, &ctx, &sctx))
 }
 
 /// References of an expression, in the form `terraform show -json` writes

@@ -899,6 +899,8 @@ mod eval_tests;
 #[cfg(test)]
 mod govcloud_tests;
 #[cfg(test)]
+mod hcl_func_tests;
+#[cfg(test)]
 mod hcl_tests;
 #[cfg(test)]
 mod real_plan_tests;
