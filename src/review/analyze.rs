@@ -419,9 +419,12 @@ fn linked_key<'a>(
     by_arn: &HashMap<String, &'a Res>,
 ) -> Option<&'a Res> {
     let arn_refs = &arn.refs;
+    // References alone name the key only when nothing the caller gives
+    // can take its place (`coalesce(var.arn, aws_kms_key.k.arn)`).
+    let open = arn.reads_variable;
     let by_ref = arn_refs
         .iter()
-        .find(|(r, attr)| KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
+        .find(|(r, attr)| !open && KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
         .map(|(r, _)| *r);
     let via_alias = || {
         arn_refs
@@ -439,6 +442,9 @@ fn linked_key<'a>(
     // `aws_kms_key.k[each.key].arn` is recorded as references to `k` and
     // `each.key`: the instance with the configuration's own key.
     let dynamic = || {
+        if open {
+            return None;
+        }
         arn.whole(plan, c)
             .iter()
             .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
@@ -476,6 +482,8 @@ fn key_arn_source<'a>(plan: &'a Plan, c: &Res, arn: &ArnRefs<'a>) -> Option<Stri
 struct ArnRefs<'a> {
     refs: Vec<(&'a Res, String)>,
     whole: OnceCell<Vec<&'a Res>>,
+    /// The expression reads a root variable ([`Plan::reads_root_variable`]).
+    reads_variable: bool,
 }
 
 impl<'a> ArnRefs<'a> {
@@ -483,6 +491,7 @@ impl<'a> ArnRefs<'a> {
         ArnRefs {
             refs: walk(plan, c, "aws_key_info.key_arn"),
             whole: OnceCell::new(),
+            reads_variable: plan.reads_root_variable(c, "aws_key_info.key_arn"),
         }
     }
 
@@ -504,6 +513,9 @@ fn key_arn_origin(plan: &Plan, c: &Res) -> Option<String> {
 }
 
 fn key_arn_source_by_refs<'a>(plan: &'a Plan, c: &Res, arn: &ArnRefs<'a>) -> Option<String> {
+    if arn.reads_variable {
+        return None;
+    }
     let (r, attr) = arn.refs.iter().find(|(r, attr)| {
         (KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
             || (r.rtype == "aws_kms_alias" && attr == "target_key_arn")

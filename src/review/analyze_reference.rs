@@ -415,9 +415,11 @@ fn alias_target<'a>(plan: &'a Plan, alias: &Res) -> Option<&'a Res> {
 /// `target_key_arn`, or `key_alias` from its `name`), or by ARN.
 fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) -> Option<&'a Res> {
     let arn_refs = walk(plan, c, "aws_key_info.key_arn");
+    // (Mirrors the one-pass analysis: a root variable read by key_arn.)
+    let open = plan.reads_root_variable(c, "aws_key_info.key_arn");
     let by_ref = arn_refs
         .iter()
-        .find(|(r, attr)| KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
+        .find(|(r, attr)| !open && KMS_KEY_TYPES.contains(&r.rtype.as_str()) && attr == "arn")
         .map(|(r, _)| *r);
     let via_alias = || {
         arn_refs
@@ -435,6 +437,9 @@ fn linked_key<'a>(plan: &'a Plan, c: &Res, by_arn: &HashMap<String, &'a Res>) ->
     // `aws_kms_key.k[each.key].arn` is recorded as references to `k` and
     // `each.key`: the instance with the configuration's own key.
     let dynamic = || {
+        if open {
+            return None;
+        }
         walk_whole(plan, c, "aws_key_info.key_arn")
             .into_iter()
             .find(|r| KMS_KEY_TYPES.contains(&r.rtype.as_str()))
@@ -477,6 +482,9 @@ fn key_arn_origin(plan: &Plan, c: &Res) -> Option<String> {
 }
 
 fn key_arn_source_by_refs(plan: &Plan, c: &Res) -> Option<String> {
+    if plan.reads_root_variable(c, "aws_key_info.key_arn") {
+        return None;
+    }
     let (r, attr) = walk(plan, c, "aws_key_info.key_arn")
         .into_iter()
         .find(|(r, attr)| {

@@ -677,6 +677,23 @@ fn a_function_of_an_unknown_that_may_differ_is_never_taken_for_it() {
         m.contains("coalesce(var.override_role, module.base.aws_iam_role.cross_account_role.arn)"),
         "{m}"
     );
+    // The same for a key configuration's key_arn: the references name
+    // module.keys' key, but a set variable wins, so CMK018 cannot pass on
+    // the references alone.
+    let main = sra_with(
+        "module.base.roles.cross",
+        r#""arn:aws:iam::${module.base.account_id}:root""#,
+        "module.base.roles.cross",
+        "coalesce(var.override_arn, module.keys.arns.storage)",
+        "aws_kms_key.managed_services.arn",
+    ) + "variable \"override_arn\" {\n  type = string\n}\n";
+    let a = review_config(&main);
+    let (v, m) = verdict(
+        &a,
+        "databricks_mws_customer_managed_keys.workspace_storage",
+        "CMK018",
+    );
+    assert_eq!(v, Verdict::CannotTell, "{m}");
 }
 
 #[test]

@@ -681,6 +681,12 @@ impl Plan {
             if let Some(rest) = r.strip_prefix("var.") {
                 let name = rest.split(['.', '[']).next().unwrap_or_default();
                 let Some((parent, _)) = split_last_module(prefix) else {
+                    // A root module variable: whatever the caller gives.
+                    // Kept, so that a reader can tell the expression
+                    // reads one ([`Plan::reads_root_variable`]).
+                    if !out.iter().any(|(p, x)| p == prefix && x == r) {
+                        out.push((prefix.to_string(), r.clone()));
+                    }
                     continue;
                 };
                 if let Some(refs) = self
@@ -1163,5 +1169,18 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+impl Plan {
+    /// Whether the expression at `path` reads a root module variable,
+    /// directly or through module inputs and outputs. Its references then
+    /// do not say which resource the value is: `coalesce(var.arn,
+    /// module.keys.arn)` records `module.keys.arn`'s key, but the variable
+    /// wins when it is set.
+    pub fn reads_root_variable(&self, from: &Res, path: &str) -> bool {
+        self.expand(from, path)
+            .iter()
+            .any(|(prefix, r)| prefix.is_empty() && r.starts_with("var."))
     }
 }
