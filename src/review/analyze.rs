@@ -138,6 +138,15 @@ fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<&'a Res> {
     plan.resolve_whole_each(from, path)
 }
 
+/// A key the plan creates whose configuration sets no `policy` (the plan
+/// records the resource's expressions, and none for `policy`).
+fn default_policy_planned(plan: &Plan, k: &Res) -> bool {
+    k.creates()
+        && k.before.is_null()
+        && plan.references.contains_key(&k.config_address)
+        && !plan.configured(k, "policy")
+}
+
 /// A key configuration of the plan, named by its address for a message
 /// (its id may not be known until apply).
 fn address_phrase(r: &Res) -> String {
@@ -190,6 +199,12 @@ fn kms_facts(
         match k.get_str("policy") {
             Fact::Known(Some(p)) if !p.is_empty() => Fact::Known(Some(p)),
             Fact::Known(_) if k.rtype == "aws_kms_key" => Fact::Known(None),
+            // A key created without a `policy` argument gets KMS's default
+            // key policy; the AWS provider plans the attribute as unknown
+            // (computed), but the plan's configuration shows none is set.
+            Fact::Unknown if k.rtype == "aws_kms_key" && default_policy_planned(plan, k) => {
+                Fact::Known(None)
+            }
             _ => match source {
                 Some(d) => d.get_str("json").map(|p| p.filter(|s| !s.is_empty())),
                 None => Fact::Unknown,

@@ -179,6 +179,10 @@ fn kms_facts(plan: &Plan, k: &Res) -> KmsKeyFacts {
         match k.get_str("policy") {
             Fact::Known(Some(p)) if !p.is_empty() => Fact::Known(Some(p)),
             Fact::Known(_) if k.rtype == "aws_kms_key" => Fact::Known(None),
+            // (Mirrors the one-pass analysis: KMS's default key policy.)
+            Fact::Unknown if k.rtype == "aws_kms_key" && super::default_policy_planned(plan, k) => {
+                Fact::Known(None)
+            }
             _ => policy_source(plan, k)
                 .and_then(|d| d.get_str("json"))
                 .map(|p| p.filter(|s| !s.is_empty())),

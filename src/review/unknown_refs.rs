@@ -19,7 +19,9 @@ const SHOWN: usize = 3;
 /// references it comes from.
 pub fn name_references(plan: &Plan, analysis: &mut Analysis) {
     for l in &mut analysis.outcomes {
-        if l.outcome.verdict != Verdict::CannotTell || l.attribute.is_empty() {
+        // What only Databricks knows (dashboards, running compute) waits
+        // for --live, not for the expression.
+        if l.outcome.verdict != Verdict::CannotTell || l.attribute.is_empty() || l.live_decides {
             continue;
         }
         let Some(res) = plan.get(&l.address) else {
