@@ -122,20 +122,20 @@ fn scan(plan: &Plan) -> std::slice::Iter<'_, Res> {
     plan.resources.iter()
 }
 
-/// [`Plan::resolve`] (as [`Plan::resolve_each`]): one walk along the
+/// [`Plan::resolve`]: one walk along the
 /// references of an expression.
 fn walk<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<(&'a Res, String)> {
     #[cfg(test)]
     visits::walked();
-    plan.resolve_each(from, path)
+    plan.resolve(from, path)
 }
 
-/// [`Plan::resolve_whole`] (as [`Plan::resolve_whole_each`]): one walk
+/// [`Plan::resolve_whole`]: one walk
 /// along the references of an expression.
 fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<&'a Res> {
     #[cfg(test)]
     visits::walked();
-    plan.resolve_whole_each(from, path)
+    plan.resolve_whole(from, path)
 }
 
 /// A key the plan creates whose configuration sets no `policy` (the plan
@@ -1754,9 +1754,10 @@ mod equivalence_tests {
 
     #[test]
     fn the_linear_walks_find_what_resolve_finds() {
-        // Plan::resolve_each and resolve_whole_each against Plan::resolve
-        // and resolve_whole: every configured path of every resource of
-        // every fixture, and of a plan of count instances.
+        // Plan::resolve and resolve_whole keep each item once by a set;
+        // against keeping it once by a search of those kept so far (as
+        // they did before, quadratic): every configured path of every
+        // resource of every fixture, and of a plan of count instances.
         let mut plans = fixture_plans();
         plans.push(("40 copies".into(), copies(40)));
         plans.push(("30 count instances".into(), count_instances(30)));
@@ -1769,22 +1770,31 @@ mod equivalence_tests {
                     .map(|m| m.keys().cloned().collect())
                     .unwrap_or_default();
                 for path in paths {
-                    let (now, before) = (plan.resolve_each(r, &path), plan.resolve(r, &path));
                     let key = |v: &[(&Res, String)]| -> Vec<(String, String)> {
                         v.iter()
                             .map(|(x, a)| (x.address.clone(), a.clone()))
                             .collect()
                     };
-                    assert_eq!(key(&now), key(&before), "{name}: {} {path}", r.address);
-                    let addresses = |v: Vec<&Res>| -> Vec<String> {
-                        v.iter().map(|x| x.address.clone()).collect()
-                    };
-                    assert_eq!(
-                        addresses(plan.resolve_whole_each(r, &path)),
-                        addresses(plan.resolve_whole(r, &path)),
-                        "{name}: {} {path}",
-                        r.address
-                    );
+                    let mut before: Vec<(String, String)> = vec![];
+                    for k in key(&plan.resolve_all(r, &path)) {
+                        if !before.contains(&k) {
+                            before.push(k);
+                        }
+                    }
+                    let now = key(&plan.resolve(r, &path));
+                    assert_eq!(now, before, "{name}: {} {path}", r.address);
+                    let mut whole_before: Vec<String> = vec![];
+                    for x in plan.resolve_whole_all(r, &path) {
+                        if !whole_before.contains(&x.address) {
+                            whole_before.push(x.address.clone());
+                        }
+                    }
+                    let whole: Vec<String> = plan
+                        .resolve_whole(r, &path)
+                        .iter()
+                        .map(|x| x.address.clone())
+                        .collect();
+                    assert_eq!(whole, whole_before, "{name}: {} {path}", r.address);
                     compared += usize::from(!before.is_empty());
                 }
             }

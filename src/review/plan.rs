@@ -556,16 +556,25 @@ impl Plan {
     /// Resources referenced whole (`x = cmk_key_configuration.s`) by the
     /// expression at `path`, in the module of `from` (through module
     /// variables and outputs).
+    ///
+    /// Each resource is kept once, by a set of addresses (not a search of
+    /// those kept so far): time linear in the instances a `count`/`for_each`
+    /// reference names (review's analysis follows one per workspace, grant
+    /// and key configuration).
     pub fn resolve_whole(&self, from: &Res, path: &str) -> Vec<&Res> {
-        let mut out: Vec<&Res> = vec![];
-        for (prefix, r) in self.expand(from, path) {
-            for res in self.instances_of(&format!("{prefix}{r}"), from) {
-                if !out.iter().any(|x| x.address == res.address) {
-                    out.push(res);
-                }
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.resolve_whole_all(from, path)
+            .into_iter()
+            .filter(|r| seen.insert(r.address.as_str()))
+            .collect()
+    }
+
+    /// What [`Plan::resolve_whole`] keeps, in order, with repeats.
+    pub(crate) fn resolve_whole_all(&self, from: &Res, path: &str) -> Vec<&Res> {
+        self.expand(from, path)
+            .into_iter()
+            .flat_map(|(prefix, r)| self.instances_of(&format!("{prefix}{r}"), from))
+            .collect()
     }
 
     /// Resolves references to (resource, attribute) pairs among the plan's
@@ -574,7 +583,18 @@ impl Plan {
     /// `from`'s own `count`/`for_each` key first), not searched for;
     /// `var.x` inside a module is followed to the caller's expression, and
     /// `module.m.out` to the module's output.
+    /// Each (resource, attribute) is kept once, by a set (see
+    /// [`Plan::resolve_whole`]).
     pub fn resolve(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
+        let mut seen = std::collections::HashSet::new();
+        self.resolve_all(from, path)
+            .into_iter()
+            .filter(|(r, attr)| seen.insert((r.address.as_str(), attr.clone())))
+            .collect()
+    }
+
+    /// What [`Plan::resolve`] keeps, in order, with repeats.
+    pub(crate) fn resolve_all(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
         let mut out: Vec<(&Res, String)> = vec![];
         for (prefix, r) in self.expand(from, path) {
             let full = format!("{prefix}{r}");
@@ -582,12 +602,7 @@ impl Plan {
             for cut in top_level_dots(&full) {
                 let (addr, attr) = (&full[..cut], strip_index(&full[cut + 1..]));
                 for res in self.instances_of(addr, from) {
-                    if !out
-                        .iter()
-                        .any(|(x, at)| x.address == res.address && *at == attr)
-                    {
-                        out.push((res, attr.clone()));
-                    }
+                    out.push((res, attr.clone()));
                 }
             }
         }
@@ -1130,46 +1145,6 @@ pub fn read_limited(r: impl Read, limit: u64) -> Result<String, ReadError> {
             e.utf8_error().valid_up_to()
         )))
     })
-}
-
-impl Plan {
-    /// [`Plan::resolve_whole`], with each resource kept once by a set of
-    /// addresses instead of a search of those kept so far: the same
-    /// resources in the same order, in time linear in the instances a
-    /// `count`/`for_each` reference names (review's analysis follows one
-    /// per workspace, grant and key configuration).
-    pub fn resolve_whole_each(&self, from: &Res, path: &str) -> Vec<&Res> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out: Vec<&Res> = vec![];
-        for (prefix, r) in self.expand(from, path) {
-            for res in self.instances_of(&format!("{prefix}{r}"), from) {
-                if seen.insert(res.address.as_str()) {
-                    out.push(res);
-                }
-            }
-        }
-        out
-    }
-
-    /// [`Plan::resolve`], with each (resource, attribute) kept once by a
-    /// set instead of a search of those kept so far (see
-    /// [`Plan::resolve_whole_each`]).
-    pub fn resolve_each(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out: Vec<(&Res, String)> = vec![];
-        for (prefix, r) in self.expand(from, path) {
-            let full = format!("{prefix}{r}");
-            for cut in top_level_dots(&full) {
-                let (addr, attr) = (&full[..cut], strip_index(&full[cut + 1..]));
-                for res in self.instances_of(addr, from) {
-                    if seen.insert((res.address.as_str(), attr.clone())) {
-                        out.push((res, attr.clone()));
-                    }
-                }
-            }
-        }
-        out
-    }
 }
 
 impl Plan {

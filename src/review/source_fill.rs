@@ -297,11 +297,11 @@ impl Walk<'_> {
                                 self.address,
                                 dotted(path),
                                 a.iter()
-                                    .map(|x| crate::rules::findings::quote(&short(x)))
+                                    .map(|x| crate::rules::findings::quote(x))
                                     .collect::<Vec<_>>()
                                     .join(", "),
                                 b.iter()
-                                    .map(|x| crate::rules::findings::quote(&short(x)))
+                                    .map(|x| crate::rules::findings::quote(x))
                                     .collect::<Vec<_>>()
                                     .join(", "),
                             ));
@@ -335,8 +335,8 @@ impl Walk<'_> {
                             "{}.{} is {} in the plan, {} from the source",
                             self.address,
                             dotted(path),
-                            crate::rules::findings::quote(&short(s)),
-                            crate::rules::findings::quote(&short(t)),
+                            crate::rules::findings::quote(s),
+                            crate::rules::findings::quote(t),
                         ));
                     }
                 }
@@ -382,16 +382,6 @@ impl Walk<'_> {
 /// The elements of a list that holds only strings.
 fn strings(items: &[Value]) -> Option<Vec<&str>> {
     items.iter().map(Value::as_str).collect()
-}
-
-fn short(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(MAX).collect();
-    t.push('…');
-    t
 }
 
 /// A JSON document (`jsonencode(...)`, a policy) as a value, when the text
