@@ -17,6 +17,9 @@
 /// Whether a character is escaped: invisible, or able to change how the
 /// text around it is shown or parsed (see the module's documentation).
 pub fn is_hidden(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     let u = c as u32;
     c.is_control() || is_format(u) || is_noncharacter(u) || matches!(u, 0x2028 | 0x2029)
 }

@@ -1828,8 +1828,52 @@ fn template_references(t: &Template, out: &mut Vec<String>) {
     }
 }
 
+/// An HCL value as JSON (as serde converts it, without serializing).
 fn to_json(v: &hcl::Value) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    match v {
+        hcl::Value::Null => Value::Null,
+        hcl::Value::Bool(b) => Value::Bool(*b),
+        hcl::Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Null, Value::Number)
+            }
+        }
+        hcl::Value::String(s) => Value::String(s.clone()),
+        hcl::Value::Array(a) => Value::Array(a.iter().map(to_json).collect()),
+        hcl::Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+    }
+}
+
+/// A JSON value as HCL (as serde converts it, without serializing).
+fn to_hcl(v: Value) -> hcl::Value {
+    match v {
+        Value::Null => hcl::Value::Null,
+        Value::Bool(b) => hcl::Value::Bool(b),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                hcl::Value::from(u)
+            } else if let Some(i) = n.as_i64() {
+                hcl::Value::from(i)
+            } else {
+                n.as_f64()
+                    .and_then(hcl::Number::from_f64)
+                    .map_or(hcl::Value::Null, hcl::Value::Number)
+            }
+        }
+        Value::String(s) => hcl::Value::String(s),
+        Value::Array(a) => hcl::Value::Array(a.into_iter().map(to_hcl).collect()),
+        Value::Object(o) => {
+            hcl::Value::Object(o.into_iter().map(|(k, v)| (k, to_hcl(v))).collect())
+        }
+    }
 }
 
 /// A module's evaluation scope.
@@ -1961,8 +2005,9 @@ fn eval_body(body: &Body, scope: &Scope, ctx: &Context, sctx: &Context, top: boo
                 let value = scope.eval(&a.expr, ctx);
                 match &value {
                     Some(v) => {
-                        out.after.insert(k.to_string(), to_json(v));
-                        out.sym.insert(k.to_string(), to_json(v));
+                        let v = to_json(v);
+                        out.sym.insert(k.to_string(), v.clone());
+                        out.after.insert(k.to_string(), v);
                     }
                     None => {
                         // An object written out (`aws_key_info = { ... }`)
@@ -2048,6 +2093,135 @@ struct Call<'a> {
 /// previous one left unknown for want of another resource's value).
 const MAX_PASSES: usize = 8;
 
+/// The order in which a module's resource and data blocks are evaluated,
+/// and what each reads ([`read_module`]).
+struct EvalOrder {
+    /// Each block after the blocks it reads (a cycle, which Terraform
+    /// refuses, is cut where it closes).
+    order: Vec<usize>,
+    /// The blocks each block reads: those its references name, and those
+    /// any local names when it reads a local.
+    reads: Vec<Vec<usize>>,
+    reads_locals: Vec<bool>,
+    reads_modules: Vec<bool>,
+}
+
+impl EvalOrder {
+    fn new(
+        blocks: &[(&Located, bool)],
+        roots: &[Vec<(String, String)>],
+        locals: &[(&hcl::Attribute, String)],
+    ) -> EvalOrder {
+        let key = |(b, data): &(&Located, bool)| {
+            let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
+            if *data {
+                ("data".to_string(), rtype.to_string())
+            } else {
+                (rtype.to_string(), name.to_string())
+            }
+        };
+        let mut by_key: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, b) in blocks.iter().enumerate() {
+            by_key.entry(key(b)).or_default().push(i);
+        }
+        let mut local_refs = vec![];
+        for (a, _) in locals {
+            references(&a.expr, &mut local_refs);
+        }
+        let blocks_named = |refs: &[(String, String)]| -> Vec<usize> {
+            refs.iter()
+                .filter_map(|k| by_key.get(k))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        let local_reads = blocks_named(&root_pairs(&local_refs));
+        let mut reads = vec![];
+        let (mut reads_locals, mut reads_modules) = (vec![], vec![]);
+        for (i, r) in roots.iter().enumerate() {
+            let of_locals = r.iter().any(|(root, _)| root == "local");
+            let mut here = blocks_named(r);
+            if of_locals {
+                here.extend(&local_reads);
+            }
+            here.sort_unstable();
+            here.dedup();
+            here.retain(|&d| d != i);
+            reads.push(here);
+            reads_locals.push(of_locals);
+            reads_modules.push(r.iter().any(|(root, _)| root == "module"));
+        }
+        // Depth first, each block after what it reads.
+        let n = blocks.len();
+        let mut state = vec![0u8; n];
+        let mut order = Vec::with_capacity(n);
+        for start in 0..n {
+            if state[start] != 0 {
+                continue;
+            }
+            state[start] = 1;
+            let mut stack = vec![(start, 0usize)];
+            while let Some((v, next)) = stack.last_mut() {
+                let v = *v;
+                if let Some(&d) = reads[v].get(*next) {
+                    *next += 1;
+                    if state[d] == 0 {
+                        state[d] = 1;
+                        stack.push((d, 0));
+                    }
+                } else {
+                    state[v] = 2;
+                    order.push(v);
+                    stack.pop();
+                }
+            }
+        }
+        EvalOrder {
+            order,
+            reads,
+            reads_locals,
+            reads_modules,
+        }
+    }
+
+    /// Whether block `i` was never evaluated, or something it reads
+    /// changed after its last evaluation.
+    fn stale(&self, i: usize, clock: &Clock) -> bool {
+        let since = clock.evaluated[i];
+        since == 0
+            || self.reads[i].iter().any(|&d| clock.changed[d] > since)
+            || (self.reads_locals[i] && clock.locals > since)
+            || (self.reads_modules[i] && clock.modules > since)
+    }
+}
+
+/// When each block was last evaluated and last changed its value, and
+/// when the locals and the module outputs last changed ([`EvalOrder`]).
+struct Clock {
+    now: u64,
+    evaluated: Vec<u64>,
+    changed: Vec<u64>,
+    locals: u64,
+    modules: u64,
+}
+
+impl Clock {
+    fn new(blocks: usize) -> Clock {
+        Clock {
+            now: 0,
+            evaluated: vec![0; blocks],
+            changed: vec![0; blocks],
+            locals: 0,
+            modules: 0,
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.now += 1;
+        self.now
+    }
+}
+
 /// One instance of a resource, evaluated.
 struct Instance {
     /// The `count` index or `for_each` key.
@@ -2059,6 +2233,7 @@ struct Instance {
 }
 
 /// A resource block, evaluated.
+#[derive(Default)]
 struct Evaluated {
     instances: Vec<Instance>,
     exprs: Map<String, Value>,
@@ -2101,12 +2276,7 @@ impl Evaluated {
         let items = self
             .instances
             .iter()
-            .map(|i| {
-                (
-                    i.key.clone(),
-                    hcl::to_value(Value::Object(i.after.clone())).unwrap_or(hcl::Value::Null),
-                )
-            })
+            .map(|i| (i.key.clone(), to_hcl(Value::Object(i.after.clone()))))
             .collect();
         keyed_value(self.keyed, items)
     }
@@ -2139,10 +2309,7 @@ impl Evaluated {
                         );
                     }
                 }
-                (
-                    i.key.clone(),
-                    hcl::to_value(Value::Object(m)).unwrap_or(hcl::Value::Null),
-                )
+                (i.key.clone(), to_hcl(Value::Object(m)))
             })
             .collect();
         keyed_value(self.keyed, items)
@@ -2434,6 +2601,11 @@ fn block_roots(body: &Body) -> Vec<(String, String)> {
         }
     }
     walk(body, &mut refs);
+    root_pairs(&refs)
+}
+
+/// The (`type`, `name`) pairs of references, sorted, each once.
+fn root_pairs(refs: &[String]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = refs
         .iter()
         .filter_map(|r| {
@@ -2667,22 +2839,22 @@ fn read_module(
     type Known = BTreeMap<String, hcl::Map<String, hcl::Value>>;
     let mut known: Known = BTreeMap::new();
     let mut sknown: Known = BTreeMap::new();
-    let mut results: Vec<Evaluated> = vec![];
     // The objects each block refers to (`type`, `name`): a block is
     // evaluated with those only, so the time stays linear in the resources.
     let roots: Vec<Vec<(String, String)>> = resource_blocks
         .iter()
         .map(|(b, _)| block_roots(&b.block.body))
         .collect();
+    let plan = EvalOrder::new(&resource_blocks, &roots, &local_attrs);
     // The contexts with the values known so far and the locals they decide.
-    let contexts = |known: &Known, sknown: &Known| {
+    let contexts_of = |known: Known, sknown: Known| {
         let mut full = scope.ctx.clone();
         for (t, m) in known {
-            full.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
+            full.declare_var(t, hcl::Value::Object(m));
         }
         let mut sfull = scope.sctx.clone();
         for (t, m) in sknown {
-            sfull.declare_var(t.as_str(), hcl::Value::Object(m.clone()));
+            sfull.declare_var(t, hcl::Value::Object(m));
         }
         let locals = eval_locals(&local_attrs, &full);
         let slocals = eval_locals_sym(&local_attrs, &locals, &full, &sfull);
@@ -2690,98 +2862,109 @@ fn read_module(
         sfull.declare_var("local", hcl::Value::Object(slocals.clone()));
         (full, sfull, locals, slocals)
     };
+    let contexts = |known: &Known, sknown: &Known| contexts_of(known.clone(), sknown.clone());
     let module_blocks = of("module");
     let mut calls_out: Option<Calls> = None;
+    // Each block's last evaluation, and the clock of what changed since:
+    // a block is evaluated again only when a value it reads (a block it
+    // refers to, the locals, the module outputs) changed after its last
+    // evaluation. Blocks go in the order of their references, so that a
+    // chain (key, key configuration, workspace) is decided in one pass,
+    // and a pass that evaluates nothing ends the passes.
+    let mut results: Vec<Option<Evaluated>> = resource_blocks.iter().map(|_| None).collect();
+    let mut clock = Clock::new(resource_blocks.len());
+    let mut last_locals: Option<(hcl::Map<String, hcl::Value>, hcl::Map<String, hcl::Value>)> =
+        None;
     // Module calls are evaluated with what the resources decided, and the
     // resources again with the modules' outputs, until nothing changes.
     for round in 0..MODULE_ROUNDS {
         for _pass in 0..MAX_PASSES {
             check()?;
-            let (_, _, locals, slocals) = contexts(&known, &sknown);
+            let (locals, slocals) = if local_attrs.is_empty() {
+                (hcl::Map::new(), hcl::Map::new())
+            } else {
+                let (_, _, locals, slocals) = contexts(&known, &sknown);
+                (locals, slocals)
+            };
+            if last_locals.as_ref() != Some(&(locals.clone(), slocals.clone())) {
+                clock.locals = clock.tick();
+                last_locals = Some((locals.clone(), slocals.clone()));
+            }
             let mut base = scope.ctx.clone();
             base.declare_var("local", hcl::Value::Object(locals));
             let mut sbase = scope.sctx.clone();
             sbase.declare_var("local", hcl::Value::Object(slocals));
-            results = resource_blocks
-                .iter()
-                .zip(&computed)
-                .zip(&roots)
-                .zip(&regions)
-                .map(|((((b, data), c), r), region)| {
-                    let mut ctx = base.clone();
-                    let mut sctx = sbase.clone();
-                    for (known, ctx) in [(&known, &mut ctx), (&sknown, &mut sctx)] {
-                        let mut narrow: BTreeMap<&str, hcl::Map<String, hcl::Value>> =
-                            BTreeMap::new();
-                        for (root, name) in r {
-                            if let Some(v) = known.get(root).and_then(|m| m.get(name)) {
-                                narrow
-                                    .entry(root.as_str())
-                                    .or_default()
-                                    .insert(name.clone(), v.clone());
-                            }
-                        }
-                        for (t, m) in narrow {
-                            ctx.declare_var(t, hcl::Value::Object(m));
+            let mut evaluated = false;
+            for &i in &plan.order {
+                if !plan.stale(i, &clock) {
+                    continue;
+                }
+                evaluated = true;
+                clock.evaluated[i] = clock.tick();
+                let (b, data) = resource_blocks[i];
+                let mut ctx = base.clone();
+                let mut sctx = sbase.clone();
+                for (known, ctx) in [(&known, &mut ctx), (&sknown, &mut sctx)] {
+                    let mut narrow: BTreeMap<&str, hcl::Map<String, hcl::Value>> = BTreeMap::new();
+                    for (root, name) in &roots[i] {
+                        if let Some(v) = known.get(root).and_then(|m| m.get(name)) {
+                            narrow
+                                .entry(root.as_str())
+                                .or_default()
+                                .insert(name.clone(), v.clone());
                         }
                     }
-                    let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
-                    let address = if *data {
-                        format!("{}data.{rtype}.{name}", call.prefix)
-                    } else {
-                        format!("{}{rtype}.{name}", call.prefix)
-                    };
-                    set_place(format!("{}:{} ({address})", b.file.name, b.source().line));
-                    eval_resource(
-                        b.block,
-                        *data,
-                        c,
-                        &scope,
-                        &mut ctx,
-                        &mut sctx,
-                        &address,
-                        region.as_deref(),
-                    )
-                })
-                .collect();
-            let mut next: Known = BTreeMap::new();
-            let mut snext: Known = BTreeMap::new();
-            for (((b, data), r), c) in resource_blocks.iter().zip(&results).zip(&computed) {
+                    for (t, m) in narrow {
+                        ctx.declare_var(t, hcl::Value::Object(m));
+                    }
+                }
                 let (rtype, name) = (label(&b.block.labels[0]), label(&b.block.labels[1]));
-                let address = if *data {
+                let address = if data {
                     format!("{}data.{rtype}.{name}", call.prefix)
                 } else {
                     format!("{}{rtype}.{name}", call.prefix)
                 };
+                set_place(format!("{}:{} ({address})", b.file.name, b.source().line));
+                let r = eval_resource(
+                    b.block,
+                    data,
+                    &computed[i],
+                    &scope,
+                    &mut ctx,
+                    &mut sctx,
+                    &address,
+                    regions[i].as_deref(),
+                );
+                let mut changed = false;
                 for (m, value) in [
-                    (&mut next, r.value()),
-                    (&mut snext, r.sym_value(&address, rtype, c)),
+                    (&mut known, r.value()),
+                    (&mut sknown, r.sym_value(&address, rtype, &computed[i])),
                 ] {
-                    if *data {
+                    let slot: &mut hcl::Map<String, hcl::Value> = if data {
                         let d = m.entry("data".into()).or_default();
-                        if let hcl::Value::Object(m) = d
+                        let hcl::Value::Object(d) = d
                             .entry(rtype.to_string())
                             .or_insert_with(|| hcl::Value::Object(hcl::Map::new()))
-                        {
-                            m.insert(name.to_string(), value);
-                        }
+                        else {
+                            continue;
+                        };
+                        d
                     } else {
-                        m.entry(rtype.to_string())
-                            .or_default()
-                            .insert(name.to_string(), value);
+                        m.entry(rtype.to_string()).or_default()
+                    };
+                    if slot.get(name) != Some(&value) {
+                        slot.insert(name.to_string(), value);
+                        changed = true;
                     }
                 }
-            }
-            for (m, from) in [(&mut next, &known), (&mut snext, &sknown)] {
-                if let Some(v) = from.get("module") {
-                    m.insert("module".into(), v.clone());
+                if changed {
+                    clock.changed[i] = clock.tick();
                 }
+                results[i] = Some(r);
             }
-            if next == known && snext == sknown {
+            if !evaluated {
                 break;
             }
-            known = next;
-            sknown = snext;
         }
         check()?;
         if module_blocks.is_empty() {
@@ -2808,9 +2991,11 @@ fn read_module(
         if same {
             break;
         }
+        clock.modules = clock.tick();
     }
+    let results: Vec<Evaluated> = results.into_iter().map(Option::unwrap_or_default).collect();
     check()?;
-    let (full, sfull, _, _) = contexts(&known, &sknown);
+    let (full, sfull, _, _) = contexts_of(known, sknown);
     scope.ctx = full;
     scope.sctx = sfull;
     // Providers declared in this module (the root's are the usual case).
@@ -2878,8 +3063,9 @@ fn read_module(
             "type": rtype,
             "name": name,
             "provider_config_key": provider_key(call, provider_local, depth),
-            "expressions": r.exprs,
         });
+        // Large values are moved in (`json!` would copy them by serializing).
+        config["expressions"] = Value::Object(r.exprs);
         if let Some((k, e)) = r.repetition {
             config[k] = e;
         }
@@ -2915,11 +3101,19 @@ fn read_module(
                 "change": {
                     "actions": [if data { "read" } else { "create" }],
                     "before": null,
-                    // An official data source's results come from the cloud.
-                    "after": if official_data { json!({}) } else { Value::Object(after) },
-                    "after_unknown": if official_data { Value::Bool(true) } else { Value::Object(unknown) },
                 },
             });
+            // An official data source's results come from the cloud.
+            rc["change"]["after"] = if official_data {
+                json!({})
+            } else {
+                Value::Object(after)
+            };
+            rc["change"]["after_unknown"] = if official_data {
+                Value::Bool(true)
+            } else {
+                Value::Object(unknown)
+            };
             if !origins.is_empty() && !official_data {
                 rc["change"]["after_origins"] = Value::Object(origins);
             }
@@ -2967,11 +3161,11 @@ fn read_module(
     out.locations.extend(calls.locations);
     out.ignores.extend(calls.ignores);
     out.providers.extend(calls.providers);
-    out.config = json!({
-        "resources": resources_cfg,
-        "outputs": outputs,
-        "module_calls": calls.json,
-    });
+    let mut config = Map::new();
+    config.insert("resources".into(), Value::Array(resources_cfg));
+    config.insert("outputs".into(), Value::Object(outputs));
+    config.insert("module_calls".into(), Value::Object(calls.json));
+    out.config = Value::Object(config);
     Ok(out)
 }
 
@@ -3508,17 +3702,16 @@ fn load_in(inputs: &Inputs, dir: &Path, paths: &[PathBuf]) -> Result<Loaded, Hcl
         .iter()
         .map(|(k, v)| (k.clone(), json!({ "value": to_json(v) })))
         .collect();
-    let planned: Vec<Value> = vec![];
-    let plan = json!({
+    let mut plan = json!({
         "format_version": "1.2",
-        "variables": variables,
-        "planned_values": { "root_module": { "resources": planned } },
-        "resource_changes": out.changes,
-        "configuration": {
-            "provider_config": out.providers,
-            "root_module": out.config,
-        },
+        "planned_values": { "root_module": { "resources": [] } },
+        "configuration": {},
     });
+    // Moved in: `json!` would copy them by serializing.
+    plan["variables"] = Value::Object(variables);
+    plan["resource_changes"] = Value::Array(out.changes);
+    plan["configuration"]["provider_config"] = Value::Object(out.providers);
+    plan["configuration"]["root_module"] = out.config;
     Ok(Loaded {
         plan,
         locations: out.locations,

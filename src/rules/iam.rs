@@ -757,6 +757,28 @@ pub fn concrete_actions(pattern: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// [`concrete_actions`] of a pattern of Databricks' lists (the
+/// `*_ACTIONS` and `*_REQUIRED` constants), expanded once per process.
+fn listed_actions(pattern: &'static str) -> &'static [&'static str] {
+    static EXPANDED: std::sync::OnceLock<
+        std::collections::HashMap<&'static str, Vec<&'static str>>,
+    > = std::sync::OnceLock::new();
+    let table = EXPANDED.get_or_init(|| {
+        [
+            &MANAGED_SERVICES_ACTIONS[..],
+            &MANAGED_SERVICES_REQUIRED[..],
+            &STORAGE_ACTIONS[..],
+            &STORAGE_GRANT_ACTIONS[..],
+            &STORAGE_REQUIRED[..],
+        ]
+        .into_iter()
+        .flatten()
+        .map(|p| (*p, concrete_actions(p)))
+        .collect()
+    });
+    table.get(pattern).map_or(&[], Vec::as_slice)
+}
+
 fn grant_action(a: &str) -> bool {
     matches!(a, "kms:CreateGrant" | "kms:ListGrants" | "kms:RevokeGrant")
 }
@@ -800,7 +822,7 @@ pub fn databricks_requests_for(
     let required: Vec<&str> = MANAGED_SERVICES_REQUIRED
         .iter()
         .chain(STORAGE_REQUIRED.iter())
-        .flat_map(|p| concrete_actions(p))
+        .flat_map(|p| listed_actions(p).iter().copied())
         .collect();
     let wanted = |f: KeyFeature, a: &str| match part {
         PolicyPart::All => true,
@@ -811,9 +833,9 @@ pub fn databricks_requests_for(
         PolicyPart::GuideAdds => f == KeyFeature::Storage && !required.contains(&a),
     };
     let mut out: Vec<(KeyFeature, Request)> = vec![];
-    let mut push = |f: KeyFeature, patterns: &[&str]| {
+    let mut push = |f: KeyFeature, patterns: &[&'static str]| {
         for p in patterns {
-            for a in concrete_actions(p) {
+            for &a in listed_actions(p) {
                 if out.iter().any(|(_, r)| r.action == a) || !wanted(f, a) {
                     continue;
                 }

@@ -70,8 +70,18 @@ fn nonce() -> &'static str {
 
 /// The marker standing for an unknown value in a string.
 pub fn marker(origin: &str, kind: Kind) -> String {
-    let hex: String = origin.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("{MARK}{}{}{hex}{MARK}", nonce(), kind.code())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let nonce = nonce();
+    let mut out = String::with_capacity(nonce.len() + 2 * origin.len() + 8);
+    out.push(MARK);
+    out.push_str(nonce);
+    out.push(kind.code());
+    for b in origin.bytes() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out.push(MARK);
+    out
 }
 
 /// One marker's body (between the two marks), decoded.
