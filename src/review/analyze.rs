@@ -124,18 +124,22 @@ fn scan(plan: &Plan) -> std::slice::Iter<'_, Res> {
 
 /// [`Plan::resolve`]: one walk along the
 /// references of an expression.
-fn walk<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<(&'a Res, String)> {
+fn walk<'a>(
+    plan: &'a Plan,
+    from: &Res,
+    path: &str,
+) -> impl Iterator<Item = (&'a Res, String)> + 'a {
     #[cfg(test)]
     visits::walked();
-    plan.resolve(from, path)
+    plan.resolve_iter(from, path)
 }
 
 /// [`Plan::resolve_whole`]: one walk
 /// along the references of an expression.
-fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> Vec<&'a Res> {
+fn walk_whole<'a>(plan: &'a Plan, from: &Res, path: &str) -> impl Iterator<Item = &'a Res> + 'a {
     #[cfg(test)]
     visits::walked();
-    plan.resolve_whole(from, path)
+    plan.resolve_whole_iter(from, path)
 }
 
 /// A key the plan creates whose configuration sets no `policy` (the plan
@@ -504,7 +508,7 @@ struct ArnRefs<'a> {
 impl<'a> ArnRefs<'a> {
     fn of(plan: &'a Plan, c: &Res) -> Self {
         ArnRefs {
-            refs: walk(plan, c, "aws_key_info.key_arn"),
+            refs: walk(plan, c, "aws_key_info.key_arn").collect(),
             whole: OnceCell::new(),
             reads_variable: plan.reads_root_variable(c, "aws_key_info.key_arn"),
         }
@@ -512,7 +516,7 @@ impl<'a> ArnRefs<'a> {
 
     fn whole(&self, plan: &'a Plan, c: &Res) -> &[&'a Res] {
         self.whole
-            .get_or_init(|| walk_whole(plan, c, "aws_key_info.key_arn"))
+            .get_or_init(|| walk_whole(plan, c, "aws_key_info.key_arn").collect())
     }
 }
 

@@ -137,6 +137,9 @@ pub struct Plan {
     /// (every instance of a `count`/`for_each` resource shares one).
     by_address: HashMap<String, usize>,
     by_config: HashMap<String, Vec<usize>>,
+    /// Of each resource (as `resources`): its instance key and its module
+    /// instance prefix, read once ([`Plan::instances`] orders by them).
+    placement: Vec<(Option<String>, String)>,
     /// The configuration as `terraform show -json` records it, for following
     /// references across modules and to provider configurations.
     config: ConfigFacts,
@@ -522,6 +525,10 @@ impl Plan {
             .entry(r.config_address.clone())
             .or_default()
             .push(i);
+        self.placement.push((
+            instance_key(&r.address).map(str::to_string),
+            module_instance_prefix(&r.address),
+        ));
         self.resources.push(r);
     }
 
@@ -562,19 +569,42 @@ impl Plan {
     /// reference names (review's analysis follows one per workspace, grant
     /// and key configuration).
     pub fn resolve_whole(&self, from: &Res, path: &str) -> Vec<&Res> {
-        let mut seen = std::collections::HashSet::new();
-        self.resolve_whole_all(from, path)
+        self.resolve_whole_iter(from, path).collect()
+    }
+
+    /// [`Plan::resolve_whole`] as it is read: a caller that stops at the
+    /// first match stops the keeping-once too (a `count` reference names
+    /// every instance, the one with `from`'s key first).
+    pub fn resolve_whole_iter<'a>(
+        &'a self,
+        from: &Res,
+        path: &str,
+    ) -> impl Iterator<Item = &'a Res> + 'a {
+        let (found, sources) = self.whole_of(self.expand(from, path), from);
+        // One lookup names each instance once: only several can repeat.
+        let mut seen = (sources > 1).then(std::collections::HashSet::new);
+        found
             .into_iter()
-            .filter(|r| seen.insert(r.address.as_str()))
-            .collect()
+            .filter(move |r| seen.as_mut().is_none_or(|s| s.insert(r.address.as_str())))
     }
 
     /// What [`Plan::resolve_whole`] keeps, in order, with repeats.
+    #[cfg(test)]
     pub(crate) fn resolve_whole_all(&self, from: &Res, path: &str) -> Vec<&Res> {
-        self.expand(from, path)
-            .into_iter()
-            .flat_map(|(prefix, r)| self.instances_of(&format!("{prefix}{r}"), from))
-            .collect()
+        self.whole_of(self.expand(from, path), from).0
+    }
+
+    /// The instances references name, and how many of the references
+    /// found any.
+    fn whole_of(&self, expansions: Vec<(String, String)>, from: &Res) -> (Vec<&Res>, usize) {
+        let mut out = vec![];
+        let mut sources = 0;
+        for (prefix, r) in expansions {
+            let found = self.instances_of(&format!("{prefix}{r}"), from);
+            sources += usize::from(!found.is_empty());
+            out.extend(found);
+        }
+        (out, sources)
     }
 
     /// Resolves references to (resource, attribute) pairs among the plan's
@@ -586,27 +616,50 @@ impl Plan {
     /// Each (resource, attribute) is kept once, by a set (see
     /// [`Plan::resolve_whole`]).
     pub fn resolve(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
-        let mut seen = std::collections::HashSet::new();
-        self.resolve_all(from, path)
-            .into_iter()
-            .filter(|(r, attr)| seen.insert((r.address.as_str(), attr.clone())))
-            .collect()
+        self.resolve_iter(from, path).collect()
+    }
+
+    /// [`Plan::resolve`] as it is read (see [`Plan::resolve_whole_iter`]).
+    pub fn resolve_iter<'a>(
+        &'a self,
+        from: &Res,
+        path: &str,
+    ) -> impl Iterator<Item = (&'a Res, String)> + 'a {
+        let (found, sources) = self.attributes_of(self.expand(from, path), from);
+        // One lookup names each instance once: only several can repeat.
+        let mut seen = (sources > 1).then(std::collections::HashSet::new);
+        found.into_iter().filter(move |(r, attr)| {
+            seen.as_mut()
+                .is_none_or(|s| s.insert((r.address.as_str(), attr.clone())))
+        })
     }
 
     /// What [`Plan::resolve`] keeps, in order, with repeats.
+    #[cfg(test)]
     pub(crate) fn resolve_all(&self, from: &Res, path: &str) -> Vec<(&Res, String)> {
+        self.attributes_of(self.expand(from, path), from).0
+    }
+
+    /// The (instance, attribute) pairs references name, and how many
+    /// lookups (a reference cut into address and attribute) found any.
+    fn attributes_of(
+        &self,
+        expansions: Vec<(String, String)>,
+        from: &Res,
+    ) -> (Vec<(&Res, String)>, usize) {
         let mut out: Vec<(&Res, String)> = vec![];
-        for (prefix, r) in self.expand(from, path) {
+        let mut sources = 0;
+        for (prefix, r) in expansions {
             let full = format!("{prefix}{r}");
             // Every split "<address>.<attribute>" of the reference.
             for cut in top_level_dots(&full) {
                 let (addr, attr) = (&full[..cut], strip_index(&full[cut + 1..]));
-                for res in self.instances_of(addr, from) {
-                    out.push((res, attr.clone()));
-                }
+                let found = self.instances_of(addr, from);
+                sources += usize::from(!found.is_empty());
+                out.extend(found.into_iter().map(|res| (res, attr.clone())));
             }
         }
-        out
+        (out, sources)
     }
 
     /// The resources a referenced address names: the one instance when the
@@ -628,18 +681,26 @@ impl Plan {
         let Some(ids) = self.by_config.get(config_address) else {
             return vec![];
         };
-        let mut v: Vec<&Res> = ids.iter().map(|i| &self.resources[*i]).collect();
+        // Each instance's key and module were read once (`placement`): a
+        // walk costs a pass over the instances, not a sort that parses
+        // every address again.
+        let mut v: Vec<usize> = ids.clone();
         if v.len() > 1 {
+            let first = |v: Vec<usize>, keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
+                let (mut a, b): (Vec<usize>, Vec<usize>) = v.into_iter().partition(|&i| keep(i));
+                a.extend(b);
+                a
+            };
             if let Some(key) = instance_key(&from.address) {
-                v.sort_by_key(|r| instance_key(&r.address) != Some(key));
+                v = first(v, &|i| self.placement[i].0.as_deref() == Some(key));
             }
             // In the same module instance (`module.m["k"].`) as `from` first.
             let own = module_instance_prefix(&from.address);
             if !own.is_empty() {
-                v.sort_by_key(|r| module_instance_prefix(&r.address) != own);
+                v = first(v, &|i| self.placement[i].1 == own);
             }
         }
-        v
+        v.into_iter().map(|i| &self.resources[i]).collect()
     }
 
     /// The references of `from`'s expression at `path`, each with the

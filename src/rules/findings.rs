@@ -524,7 +524,12 @@ fn cut(run: &str, out: &mut String) -> Option<String> {
 pub fn readable(message: &str) -> String {
     // Values not known until apply read as `${origin}`.
     let message = &super::unknown::readable(message);
-    let escaped: std::borrow::Cow<str> = if message.chars().any(crate::text::is_hidden) {
+    let hidden = if message.is_ascii() {
+        message.bytes().any(|b| b.is_ascii_control())
+    } else {
+        message.chars().any(crate::text::is_hidden)
+    };
+    let escaped: std::borrow::Cow<str> = if hidden {
         message
             .chars()
             .flat_map(|c| {
