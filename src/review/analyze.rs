@@ -1584,19 +1584,17 @@ fn analyze_with(
     a
 }
 
-/// The analysis before it read the plan in one pass, for
-/// [`equivalence_tests`] only.
-#[cfg(test)]
-#[path = "analyze_reference.rs"]
-mod reference;
-
 #[cfg(test)]
 mod equivalence_tests {
-    //! The one-pass analysis against the one before it (`reference`):
-    //! the same outcomes, coverage and notes, finding by finding, on every
-    //! review fixture (plans, `*.json`, and configurations reviewed from
-    //! source, directories with the variables their `expected.json` gives)
-    //! and on generated plans; and what each asks of the plan.
+    //! What the analysis says of every review fixture (plans, `*.json`,
+    //! and configurations reviewed from source, directories with the
+    //! variables their `expected.json` gives), recorded in
+    //! `src/review/analysis_snapshot.txt`: outcome by outcome, coverage,
+    //! live targets, with placeholder live facts too, and what each
+    //! analysis asks of the plan. A change of behaviour shows there as a
+    //! difference to read and record (`CMK_REWRITE_ANALYSIS_SNAPSHOT=1`).
+    //! (Until the one-pass analysis settled, it was compared with the
+    //! analysis before it, kept as a second implementation for tests.)
 
     use super::*;
     use crate::rules::catalog::DataType;
@@ -1678,31 +1676,6 @@ mod equivalence_tests {
         )
     }
 
-    fn said_before(a: &reference::Analysis) -> String {
-        let outcomes: Vec<_> = a
-            .outcomes
-            .iter()
-            .map(|l| {
-                (
-                    &l.address,
-                    &l.resource_type,
-                    &l.attribute,
-                    &l.outcome,
-                    l.live_decides,
-                )
-            })
-            .collect();
-        let coverage: Vec<_> = a
-            .coverage
-            .iter()
-            .map(|c| (&c.address, &c.coverage))
-            .collect();
-        format!(
-            "{outcomes:#?}\n{coverage:#?}\n{:?}\n{:?}\n{:?}",
-            a.live, a.unevaluated, a.live_notes
-        )
-    }
-
     fn requirements() -> [Requirements; 2] {
         [
             Requirements::default(),
@@ -1713,47 +1686,139 @@ mod equivalence_tests {
         ]
     }
 
-    /// The same verdicts, messages and coverage, offline and with (placeholder)
-    /// live facts, and the same live targets; `name` for the failure.
-    fn same_analysis(name: &str, plan: &Plan) -> Result<(), String> {
-        let targets = live_targets(plan);
-        let before_targets = reference::live_targets(plan);
-        if targets != before_targets {
-            return Err(format!(
-                "{name}: live targets {targets:?}, before {before_targets:?}"
+    /// What the analysis of a plan says, offline and with (placeholder)
+    /// live facts, under both sets of requirements, and what it asks of
+    /// the plan (scans, walks): one line per outcome.
+    fn said_in_full(plan: &Plan) -> String {
+        fn lines(a: &Analysis) -> String {
+            let mut out = String::new();
+            for l in &a.outcomes {
+                let o = &l.outcome;
+                out.push_str(&format!(
+                    "  {} {} {} {:?} {:?} {:?} {:?}{} {}\n",
+                    l.address,
+                    l.resource_type,
+                    l.attribute,
+                    o.rule,
+                    o.subject,
+                    o.verdict,
+                    o.severity,
+                    if l.live_decides { " live-decides" } else { "" },
+                    o.message
+                ));
+            }
+            for c in &a.coverage {
+                out.push_str(&format!("  coverage {} {:?}\n", c.address, c.coverage));
+            }
+            out.push_str(&format!(
+                "  live {:?} unevaluated {:?} notes {:?}\n",
+                a.live, a.unevaluated, a.live_notes
             ));
+            out
         }
+        let targets = live_targets(plan);
         let live = placeholder_live(&targets);
-        for required in requirements() {
-            let (now, before) = (
-                said(&analyze(plan, &required)),
-                said_before(&reference::analyze(plan, &required)),
-            );
-            if now != before {
-                return Err(format!("{name}: offline\n{now}\nbefore\n{before}"));
-            }
-            let (now, before) = (
-                said(&analyze_live(plan, &required, &live)),
-                said_before(&reference::analyze_live(plan, &required, &live)),
-            );
-            if now != before {
-                return Err(format!("{name}: live\n{now}\nbefore\n{before}"));
-            }
+        let mut out = format!("live targets {targets:?}\n");
+        for (i, required) in requirements().iter().enumerate() {
+            out.push_str(&format!("requirements {i}, offline\n"));
+            out.push_str(&lines(&analyze(plan, required)));
+            out.push_str(&format!("requirements {i}, live placeholders\n"));
+            out.push_str(&lines(&analyze_live(plan, required, &live)));
         }
-        Ok(())
+        let (scans, walks) = visits_now(plan);
+        out.push_str(&format!("visits: {scans} scans, {walks} walks\n"));
+        out
     }
 
+    /// The record of a plan: each offline outcome (default requirements)
+    /// without its message, then a digest of everything
+    /// [`said_in_full`] says (messages, coverage, the other requirements,
+    /// live placeholders, visits), so that the record stays small.
+    fn recorded(plan: &Plan) -> (String, String) {
+        let mut out = String::new();
+        for l in &analyze(plan, &Requirements::default()).outcomes {
+            let o = &l.outcome;
+            out.push_str(&format!(
+                "  {} {} {:?} {:?} {:?} {:?}{}\n",
+                l.address,
+                l.attribute,
+                o.rule,
+                o.subject,
+                o.verdict,
+                o.severity,
+                if l.live_decides { " live-decides" } else { "" },
+            ));
+        }
+        let full = said_in_full(plan);
+        // FNV-1a, 64 bits: the same on every machine and toolchain.
+        let digest = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        out.push_str(&format!(
+            "  all it says: {} lines, digest {digest:016x}\n",
+            full.lines().count()
+        ));
+        (out, full)
+    }
+
+    const SNAPSHOT: &str = "src/review/analysis_snapshot.txt";
+
     #[test]
-    fn every_review_fixture_is_analyzed_as_before() {
+    fn every_review_fixture_is_analyzed_as_recorded() {
+        let root = fixtures_root().display().to_string();
         let plans = fixture_plans();
         assert!(plans.len() > 30, "{} fixtures", plans.len());
+        let mut now = String::new();
         let mut outcomes = 0;
+        // Everything said, per fixture, where a difference can be read.
+        let full_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/analysis-said");
+        std::fs::create_dir_all(&full_dir).unwrap();
         for (name, plan) in &plans {
-            same_analysis(name, plan).unwrap_or_else(|e| panic!("{e}"));
+            let name = name.trim_start_matches(&root);
+            let (record, full) = recorded(plan);
+            now.push_str(&format!("== {name}\n{record}"));
+            std::fs::write(
+                full_dir.join(name.trim_start_matches('/').replace('/', "__")),
+                full,
+            )
+            .unwrap();
             outcomes += analyze(plan, &Requirements::default()).outcomes.len();
         }
-        // The fixtures do say something (the comparison is not of empty lists).
+        // The fixtures do say something (the record is not of empty lists).
         assert!(outcomes > 300, "{outcomes} outcomes");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SNAPSHOT);
+        if std::env::var_os("CMK_REWRITE_ANALYSIS_SNAPSHOT").is_some() {
+            std::fs::write(&path, &now).unwrap();
+            return;
+        }
+        let before = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{SNAPSHOT}: {e} (CMK_REWRITE_ANALYSIS_SNAPSHOT=1 writes it)")
+        });
+        if let Some((i, (b, n))) = before
+            .lines()
+            .zip(now.lines())
+            .enumerate()
+            .find(|(_, (b, n))| b != n)
+        {
+            let fixture = now
+                .lines()
+                .take(i + 1)
+                .filter(|l| l.starts_with("== "))
+                .last()
+                .unwrap_or("");
+            panic!(
+                "the analysis says something else than {SNAPSHOT} records, at line {} ({fixture}):\n  recorded: {b}\n  now:      {n}\n\
+                 Everything it says now is in target/analysis-said/ (the same files from the commit before show what it said); \
+                 if the change is intended, rewrite the record with CMK_REWRITE_ANALYSIS_SNAPSHOT=1.",
+                i + 1
+            );
+        }
+        assert_eq!(
+            before.lines().count(),
+            now.lines().count(),
+            "{SNAPSHOT} has another number of lines than the analysis says (CMK_REWRITE_ANALYSIS_SNAPSHOT=1 rewrites it)"
+        );
     }
 
     #[test]
@@ -1814,40 +1879,27 @@ mod equivalence_tests {
         visits::take()
     }
 
-    fn visits_before(plan: &Plan) -> (usize, usize) {
-        reference::visits::take();
-        reference::analyze(plan, &Requirements::default());
-        reference::visits::take()
-    }
-
     #[test]
     fn one_scan_of_the_plan_per_analysis_on_every_fixture() {
         let root = fixtures_root().display().to_string();
         let mut rows = vec![format!(
-            "{:<60} {:>9} {:>15} {:>15}",
-            "fixture", "resources", "scans bef/now", "walks bef/now"
+            "{:<60} {:>9} {:>7} {:>7}",
+            "fixture", "resources", "scans", "walks"
         )];
-        let (mut walks_before, mut walks_now) = (0, 0);
+        let mut walks_now = 0;
         for (name, plan) in fixture_plans() {
-            let (sb, wb) = visits_before(&plan);
             let (sn, wn) = visits_now(&plan);
             assert_eq!(sn, 1, "{name}: {sn} scans of the plan's resources");
-            assert!(wn <= wb, "{name}: {wn} walks along references, before {wb}");
-            walks_before += wb;
             walks_now += wn;
             rows.push(format!(
-                "{:<60} {:>9} {:>7}/{:<7} {:>7}/{:<7}",
+                "{:<60} {:>9} {:>7} {:>7}",
                 name.trim_start_matches(&root),
                 plan.resources.len(),
-                sb,
                 sn,
-                wb,
                 wn
             ));
         }
-        rows.push(format!(
-            "walks in all: before {walks_before}, now {walks_now}"
-        ));
+        rows.push(format!("walks in all: {walks_now}"));
         println!("{}", rows.join("\n"));
     }
 
@@ -1944,9 +1996,8 @@ mod equivalence_tests {
     }
 
     #[test]
-    fn count_instances_are_analyzed_as_before_each_with_its_own() {
+    fn count_instances_are_analyzed_each_with_its_own() {
         let plan = count_instances(30);
-        same_analysis("30 count instances", &plan).unwrap_or_else(|e| panic!("{e}"));
         // Each key has the grant of its own index, each configuration the
         // key of its own, each workspace the configuration of its own.
         let grants = keys_of(&plan);
@@ -1965,10 +2016,7 @@ mod equivalence_tests {
         }
         let (scans, walks) = visits_now(&plan);
         assert_eq!(scans, 1);
-        println!(
-            "30 count instances: {walks} walks, before {:?}",
-            visits_before(&plan)
-        );
+        println!("30 count instances: {walks} walks");
     }
 
     fn instance_key(address: &str) -> &str {
@@ -1980,19 +2028,11 @@ mod equivalence_tests {
         let (one, forty) = (copies(1), copies(40));
         let (s1, w1) = visits_now(&one);
         let (s40, w40) = visits_now(&forty);
-        let (bs1, bw1) = visits_before(&one);
-        let (bs40, bw40) = visits_before(&forty);
-        println!(
-            "1 copy: before {bs1} scans {bw1} walks, now {s1} scans {w1} walks; \
-             40 copies: before {bs40} scans {bw40} walks, now {s40} scans {w40} walks"
-        );
+        println!("1 copy: {s1} scans {w1} walks; 40 copies: {s40} scans {w40} walks");
         // One scan of the resources whatever their number; each reference
         // followed a fixed number of times per item.
         assert_eq!((s1, s40), (1, 1));
         assert_eq!(w40, 40 * w1, "walks grow with the items, one set each");
-        // Before: a scan per key (its grants), so more with more keys.
-        assert!(bs40 > bs1 + 39, "before: {bs1} and {bs40} scans");
-        same_analysis("40 copies", &forty).unwrap_or_else(|e| panic!("{e}"));
     }
 
     // --- generated plans ------------------------------------------------
@@ -2448,12 +2488,21 @@ mod equivalence_tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn generated_plans_are_analyzed_as_before(s in shape()) {
+        fn generated_plans_are_analyzed_in_one_scan(s in shape()) {
             let plan = Plan::from_value(generated(&s)).unwrap();
-            let r = same_analysis(&format!("{s:?}"), &plan);
-            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
             let (scans, _) = visits_now(&plan);
             prop_assert_eq!(scans, 1);
+            // What the probe marks `live_decides` is a result --live leaves
+            // undecided today and decides with live facts.
+            let targets = live_targets(&plan);
+            let live = analyze_live(&plan, &Requirements::default(), &placeholder_live(&targets));
+            for l in analyze(&plan, &Requirements::default()).outcomes.iter().filter(|l| l.live_decides) {
+                prop_assert!(live.outcomes.iter().any(|x| x.address == l.address
+                    && x.outcome.rule == l.outcome.rule
+                    && x.outcome.subject == l.outcome.subject
+                    && !matches!(x.outcome.verdict, crate::rules::Verdict::CannotTell | crate::rules::Verdict::NeedsState)),
+                    "{} {:?} marked live_decides", l.address, l.outcome.rule);
+            }
         }
     }
 
@@ -2500,7 +2549,6 @@ mod equivalence_tests {
                 ("cmk_kms_key.k1".to_string(), 2)
             ]
         );
-        same_analysis("hand-made shape", &plan).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Each key of the plan with the number of grants found on it.
