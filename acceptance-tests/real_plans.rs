@@ -5,12 +5,16 @@
 //! provider pointed at moto. The test plans every configuration again and
 //! fails, showing the first difference, when a committed plan is no longer
 //! what Terraform writes today; with CMK_REWRITE_REAL_PLANS=1 it rewrites them.
+//! A configuration with a `prior.tfstate` is planned against that state (an
+//! object that exists already). A configuration Terraform refuses (its
+//! expected.json says `"terraform_refuses": true`) has no plan: the test here
+//! checks that Terraform and review both refuse it, naming the same places.
 //! How they are made and what the stand-in means: fixtures/review/eval/README.md.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::harness::{enabled, example_bin, terraform};
+use crate::harness::{enabled, example_bin, provider_bin, terraform};
 use crate::moto_server::{MotoServer, ACCESS_KEY, SECRET_KEY};
 
 /// The filesystem mirror holding the real hashicorp/aws provider.
@@ -50,8 +54,31 @@ fn aws_provider() -> PathBuf {
     })
 }
 
-/// The eval configurations: every directory with an expected.json.
-pub fn configurations() -> Vec<PathBuf> {
+/// The file a configuration's prior state is committed as; it is copied in
+/// as `terraform.tfstate` before `terraform plan`.
+pub const PRIOR_STATE: &str = "prior.tfstate";
+
+fn expected_of(dir: &Path) -> serde_json::Value {
+    let path = dir.join("expected.json");
+    serde_json::from_slice(&std::fs::read(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Whether expected.json marks the configuration as one Terraform refuses
+/// (`"terraform_refuses": true`): it has no plan.
+pub fn terraform_refuses(dir: &Path) -> bool {
+    match expected_of(dir).get("terraform_refuses") {
+        None => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(other) => panic!(
+            "{}/expected.json: terraform_refuses is {other}, not true or false",
+            dir.display()
+        ),
+    }
+}
+
+/// Every directory of the corpus with an expected.json.
+fn corpus() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(eval_dir())
         .expect("eval corpus directory")
         .filter_map(Result::ok)
@@ -59,12 +86,30 @@ pub fn configurations() -> Vec<PathBuf> {
         .filter(|p| p.join("expected.json").exists())
         .collect();
     dirs.sort();
+    dirs
+}
+
+/// The eval configurations Terraform plans: every directory with an
+/// expected.json but those it marks `"terraform_refuses": true`.
+pub fn configurations() -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = corpus()
+        .into_iter()
+        .filter(|d| !terraform_refuses(d))
+        .collect();
     assert!(
         !dirs.is_empty(),
         "no eval configuration found in {}",
         eval_dir().display()
     );
     dirs
+}
+
+/// The eval configurations Terraform refuses (no plan.json).
+pub fn refused_configurations() -> Vec<PathBuf> {
+    corpus()
+        .into_iter()
+        .filter(|d| terraform_refuses(d))
+        .collect()
 }
 
 /// Copies a configuration's .tf files (and its modules), nothing else.
@@ -193,9 +238,26 @@ impl RealPlanner {
     /// `terraform init`, `plan -out` with the configuration's vars, and
     /// `show -json`, normalized.
     pub fn plan(&self, config: &Path) -> String {
-        let name = config.file_name().unwrap();
+        self.plan_with(config, &[])
+    }
+
+    /// As [`RealPlanner::plan`], with `extra` arguments after the
+    /// configuration's `-var`s (a later `-var` wins), in a work directory of
+    /// its own.
+    pub fn plan_with(&self, config: &Path, extra: &[&str]) -> String {
+        let mut name = config.file_name().unwrap().to_os_string();
+        if !extra.is_empty() {
+            name.push(format!("-{}", extra.len()));
+        }
         let work = self.root.path().join("work").join(name);
         copy_tf_tree(config, &work);
+        // An object that exists already: Terraform reads the local backend's
+        // terraform.tfstate, and refreshes it through the provider (the
+        // stand-in's ReadResource returns the state as it is).
+        let prior = config.join(PRIOR_STATE);
+        if prior.exists() {
+            std::fs::copy(&prior, work.join("terraform.tfstate")).unwrap();
+        }
         self.tf(
             &work,
             &["init", "-input=false", "-no-color", "-backend=false"],
@@ -211,12 +273,181 @@ impl RealPlanner {
         .map(|s| s.to_string())
         .collect();
         args.extend(var_args(config));
+        args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.tf(&work, &args);
         let json = self.tf(&work, &["show", "-json", "-no-color", "plan.bin"]);
         let plan: serde_json::Value =
             serde_json::from_str(&json).expect("terraform show -json is JSON");
         normalize(plan, &work)
+    }
+}
+
+/// A plan made against a committed prior state read it: every object of
+/// that state is in the plan's prior_state, and none of them is planned as
+/// a create (an existing object is updated, replaced, kept or destroyed).
+fn planned_against_the_prior_state(config: &Path, plan: &serde_json::Value) {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config.join(PRIOR_STATE)).unwrap()).unwrap();
+    let in_prior: Vec<String> = plan["prior_state"]["values"]["root_module"]["resources"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r["address"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let resources = state["resources"].as_array().expect("state resources");
+    assert!(
+        !resources.is_empty(),
+        "{}: empty prior state",
+        config.display()
+    );
+    for r in resources {
+        let address = format!(
+            "{}.{}",
+            r["type"].as_str().unwrap(),
+            r["name"].as_str().unwrap()
+        );
+        assert!(
+            in_prior.contains(&address),
+            "{}: {address} of {PRIOR_STATE} is not in the plan's prior_state ({in_prior:?})",
+            config.display()
+        );
+        let change = plan["resource_changes"]
+            .as_array()
+            .and_then(|rc| rc.iter().find(|c| c["address"] == address.as_str()))
+            .unwrap_or_else(|| panic!("{}: {address} has no resource change", config.display()));
+        assert_ne!(
+            change["change"]["actions"],
+            serde_json::json!(["create"]),
+            "{}: {address} exists in {PRIOR_STATE} but is planned as new",
+            config.display()
+        );
+    }
+}
+
+/// The configurations Terraform refuses: `terraform validate` exits non-zero
+/// with Terraform's own "Duplicate ..." error naming both places, and
+/// `terraform-provider-cmk review DIR` exits 2 naming the same two places
+/// (expected.json "duplicate" and "declared_at").
+#[test]
+fn terraform_and_review_refuse_the_same_configurations() {
+    if !enabled("terraform_and_review_refuse_the_same_configurations") {
+        return;
+    }
+    let refused = refused_configurations();
+    assert!(
+        !refused.is_empty(),
+        "no eval configuration marked \"terraform_refuses\": true in {}",
+        eval_dir().display()
+    );
+    let planner = RealPlanner::new();
+    for config in refused {
+        let expected = expected_of(&config);
+        assert!(
+            !config.join("plan.json").exists(),
+            "{}: Terraform refuses this configuration, so it has no plan.json",
+            config.display()
+        );
+        let what = expected["duplicate"]
+            .as_str()
+            .expect("expected.json duplicate");
+        let places: Vec<&str> = expected["declared_at"]
+            .as_array()
+            .expect("expected.json declared_at")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(places.len(), 2, "{}: declared_at", config.display());
+        let work = planner
+            .root
+            .path()
+            .join("work")
+            .join(config.file_name().unwrap());
+        copy_tf_tree(&config, &work);
+        // Terraform: init reads the configuration already; either init or
+        // validate must refuse it.
+        let init = planner.run(
+            &work,
+            &["init", "-input=false", "-no-color", "-backend=false"],
+        );
+        let out = if init.status.success() {
+            planner.run(&work, &["validate", "-no-color"])
+        } else {
+            init
+        };
+        // Terraform wraps its messages: compared with whitespace collapsed.
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+        assert!(
+            !out.status.success(),
+            "{}: terraform accepted it:\n{said}",
+            config.display()
+        );
+        // "Duplicate resource \"aws_kms_key\" configuration", on the second
+        // place ("on main.tf line 17"), "already declared at keys.tf:3,...".
+        let mut kind_and_type = what.splitn(3, ' ');
+        let (kind, rtype) = (kind_and_type.next().unwrap(), kind_and_type.next().unwrap());
+        let summary = format!("Duplicate {kind} {rtype} configuration");
+        assert!(
+            said.contains(&summary),
+            "{}: no {summary:?} in:\n{said}",
+            config.display()
+        );
+        let (first_file, first_line) = places[0].split_once(':').unwrap();
+        let (second_file, second_line) = places[1].split_once(':').unwrap();
+        assert!(
+            said.contains(&format!("on {second_file} line {second_line}")),
+            "{}: terraform does not point at {}:\n{said}",
+            config.display(),
+            places[1]
+        );
+        assert!(
+            said.contains(&format!("already declared at {first_file}:{first_line},")),
+            "{}: terraform does not name {}:\n{said}",
+            config.display(),
+            places[0]
+        );
+        // review: exit 2, naming both places and what is declared twice.
+        let review = Command::new(provider_bin())
+            .arg("review")
+            .arg(&config)
+            .args(var_args(&config).iter().flat_map(|a| {
+                let (_, kv) = a.split_once('=').unwrap();
+                ["-var".to_string(), kv.to_string()]
+            }))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run terraform-provider-cmk review");
+        let review_said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&review.stdout),
+            String::from_utf8_lossy(&review.stderr)
+        );
+        assert_eq!(
+            review.status.code(),
+            Some(2),
+            "{}: review did not exit 2:\n{review_said}",
+            config.display()
+        );
+        for needle in [
+            format!("duplicate {what}"),
+            places[0].to_string(),
+            places[1].to_string(),
+        ] {
+            assert!(
+                review_said.contains(&needle),
+                "{}: review does not say {needle:?}:\n{review_said}",
+                config.display()
+            );
+        }
     }
 }
 
@@ -269,6 +500,9 @@ fn committed_eval_plans_are_what_terraform_writes_today() {
             "{}: no databricks resource planned",
             path.display()
         );
+        if config.join(PRIOR_STATE).exists() {
+            planned_against_the_prior_state(&config, &plan);
+        }
         if rewrite {
             std::fs::write(&path, &today).unwrap();
             continue;
@@ -374,5 +608,65 @@ resource "databricks_mws_customer_managed_keys" "k" {
     assert!(
         stderr.contains("Plan-only stand-in") && stderr.contains("cannot apply changes"),
         "{stderr}"
+    );
+}
+
+/// The stand-in plans a change of an existing object as the official
+/// provider's schema says: `storage_customer_managed_key_id` of
+/// `databricks_mws_workspaces` is updatable in place (the provider's
+/// `workspaceRunningUpdatesAllowed`), `aws_region` is ForceNew (a
+/// replacement); an unset argument with a default keeps it. Planned against
+/// existing_workspace_storage_key's prior state.
+#[test]
+fn the_databricks_stand_in_plans_updates_and_replacements_as_the_official_schema_says() {
+    if !enabled(
+        "the_databricks_stand_in_plans_updates_and_replacements_as_the_official_schema_says",
+    ) {
+        return;
+    }
+    let planner = RealPlanner::new();
+    let config = eval_dir().join("existing_workspace_storage_key");
+    let action = |plan: &serde_json::Value, address: &str| {
+        plan["resource_changes"]
+            .as_array()
+            .and_then(|rc| rc.iter().find(|c| c["address"] == address))
+            .map(|c| c["change"].clone())
+            .unwrap_or_else(|| panic!("{address} not in the plan"))
+    };
+    let update: serde_json::Value = serde_json::from_str(&planner.plan(&config)).unwrap();
+    let ws = action(&update, "databricks_mws_workspaces.this");
+    assert_eq!(ws["actions"], serde_json::json!(["update"]), "{ws:#}");
+    assert_eq!(
+        ws["before"]["storage_customer_managed_key_id"],
+        "c0ffee00-0000-4000-8000-0000000000a1"
+    );
+    assert_eq!(
+        ws["after_unknown"]["storage_customer_managed_key_id"], true,
+        "{ws:#}"
+    );
+    // Unset, with the SDK default true: kept, not planned as null.
+    assert_eq!(ws["after"]["is_no_public_ip_enabled"], true, "{ws:#}");
+    for kept in [
+        "databricks_mws_credentials.this",
+        "databricks_mws_customer_managed_keys.storage",
+    ] {
+        assert_eq!(
+            action(&update, kept)["actions"],
+            serde_json::json!(["no-op"]),
+            "{kept}"
+        );
+    }
+    let moved: serde_json::Value =
+        serde_json::from_str(&planner.plan_with(&config, &["-var=region=eu-west-1"])).unwrap();
+    let ws = action(&moved, "databricks_mws_workspaces.this");
+    assert_eq!(
+        ws["actions"],
+        serde_json::json!(["delete", "create"]),
+        "{ws:#}"
+    );
+    assert_eq!(
+        ws["replace_paths"],
+        serde_json::json!([["aws_region"]]),
+        "{ws:#}"
     );
 }

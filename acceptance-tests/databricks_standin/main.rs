@@ -7,9 +7,11 @@
 //! uses) over tfplugin6, validates nothing, and plans as a provider built on
 //! the plugin SDK does: a create is the proposed new state with every computed
 //! attribute the configuration leaves unset unknown (in nested blocks too) and
-//! unset arguments with a default set to it; an update or a destroy is the
-//! proposed new state as it is. Applying, importing and reading data sources
-//! are refused: it never creates anything.
+//! unset arguments with a default set to it; an update is the proposed new
+//! state with those defaults, and asks for replacement when an argument the
+//! official provider makes ForceNew (`x_force_new` in schema.json) changes; a
+//! destroy is the proposed new state as it is. Applying, importing and reading
+//! data sources are refused: it never creates anything.
 //!
 //! Build: `cargo build --release --example databricks_standin`. Terraform finds
 //! it as registry.terraform.io/databricks/databricks through a filesystem
@@ -43,6 +45,9 @@ struct Attr {
     deprecated: bool,
     /// The value the real provider plans when the argument is unset.
     default: Option<Value>,
+    /// The official provider's schema has ForceNew on it: a change replaces
+    /// the object (top-level arguments only, as the SDK's diff reports them).
+    force_new: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +56,7 @@ struct NestedBlock {
     block: Block,
     min_items: i64,
     max_items: i64,
+    force_new: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,6 +110,7 @@ impl Block {
                         sensitive: flag(a, "sensitive"),
                         deprecated: flag(a, "deprecated"),
                         default,
+                        force_new: flag(a, "x_force_new"),
                     },
                 );
             }
@@ -126,6 +133,7 @@ impl Block {
                         block: Block::from_json(field(b, "block", &at)?, &at)?,
                         min_items: b.get("min_items").and_then(J::as_i64).unwrap_or(0),
                         max_items: b.get("max_items").and_then(J::as_i64).unwrap_or(0),
+                        force_new: flag(b, "x_force_new"),
                     },
                 );
             }
@@ -201,6 +209,18 @@ impl Block {
     /// computed attribute the configuration leaves null becomes unknown and
     /// every unset argument with a default takes it, in nested blocks too.
     fn plan_create(&self, config: &Value, planned: &mut Value) {
+        self.plan_unset(config, planned, true)
+    }
+
+    /// An update's plan: every unset argument with a default takes it (the
+    /// SDK reads an unset argument as its default), in nested blocks too;
+    /// computed attributes keep what the proposed new state carries (the
+    /// prior state's).
+    fn plan_update(&self, config: &Value, planned: &mut Value) {
+        self.plan_unset(config, planned, false)
+    }
+
+    fn plan_unset(&self, config: &Value, planned: &mut Value, create: bool) {
         let Value::Map(out) = planned else { return };
         for (name, a) in &self.attributes {
             let unset = config.get(name).is_none_or(Value::is_null);
@@ -209,7 +229,7 @@ impl Block {
             }
             if let Some(d) = &a.default {
                 out.insert(name.clone(), d.clone());
-            } else if a.computed {
+            } else if a.computed && create {
                 out.insert(name.clone(), Value::unknown());
             }
         }
@@ -219,25 +239,51 @@ impl Block {
             };
             match (b.nesting, cfg, slot) {
                 (Nesting::Single, c @ Value::Map(_), p @ Value::Map(_)) => {
-                    b.block.plan_create(c, p)
+                    b.block.plan_unset(c, p, create)
                 }
                 (Nesting::List | Nesting::Set, Value::List(cs), Value::List(ps))
                     if cs.len() == ps.len() =>
                 {
                     for (c, p) in cs.iter().zip(ps.iter_mut()) {
-                        b.block.plan_create(c, p);
+                        b.block.plan_unset(c, p, create);
                     }
                 }
                 (Nesting::Map, Value::Map(cs), Value::Map(ps)) => {
                     for (k, p) in ps.iter_mut() {
                         if let Some(c) = cs.get(k) {
-                            b.block.plan_create(c, p);
+                            b.block.plan_unset(c, p, create);
                         }
                     }
                 }
                 _ => {}
             }
         }
+    }
+
+    /// The ForceNew arguments and blocks whose planned value differs from
+    /// the prior state's (an unknown planned value differs too, as in the
+    /// SDK): Terraform then plans a replacement.
+    fn requires_replace(&self, prior: &Value, planned: &Value) -> Vec<pb::AttributePath> {
+        let forced = self
+            .attributes
+            .iter()
+            .filter(|(_, a)| a.force_new)
+            .map(|(n, _)| n)
+            .chain(
+                self.blocks
+                    .iter()
+                    .filter(|(_, b)| b.force_new)
+                    .map(|(n, _)| n),
+            );
+        let null = Value::Null;
+        forced
+            .filter(|name| {
+                let before = prior.get(name.as_str()).unwrap_or(&null);
+                let after = planned.get(name.as_str()).unwrap_or(&null);
+                before != after
+            })
+            .map(|name| cmk::tfplugin::AttributePath::new([name.as_str()]).to_proto())
+            .collect()
     }
 }
 
@@ -473,12 +519,16 @@ impl pb::provider_server::Provider for StandIn {
         r: Request<pb::plan_resource_change::Request>,
     ) -> Reply<pb::plan_resource_change::Response> {
         let r = r.into_inner();
+        let mut requires_replace = vec![];
         let planned = self.resource(&r.type_name).and_then(|s| {
             let prior = decode(r.prior_state.as_ref(), &s.ty)?;
             let mut proposed = decode(r.proposed_new_state.as_ref(), &s.ty)?;
             let config = decode(r.config.as_ref(), &s.ty)?;
             if prior.is_null() && !proposed.is_null() {
                 s.block.plan_create(&config, &mut proposed);
+            } else if !prior.is_null() && !proposed.is_null() {
+                s.block.plan_update(&config, &mut proposed);
+                requires_replace = s.block.requires_replace(&prior, &proposed);
             }
             encode(&proposed, &s.ty)
         });
@@ -488,7 +538,7 @@ impl pb::provider_server::Provider for StandIn {
         };
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state,
-            requires_replace: vec![],
+            requires_replace,
             planned_private: r.prior_private,
             diagnostics,
             // As the official provider's plugin-SDK resources do: Terraform

@@ -5,6 +5,14 @@
 //! verdicts of chosen findings, every failure, and how many findings may
 //! still be "cannot tell yet" (0 for the SRA shape). Reviewed in HCL mode
 //! through the command line's own parsing.
+//!
+//! A configuration with a prior state (`prior.tfstate`: objects that exist
+//! already) has, beside, `with_prior_state`: the verdicts and failures plan
+//! mode gives with that state (real_plan_tests.rs), each on a finding HCL
+//! mode, without state, must leave "needs state". A configuration Terraform
+//! refuses (`"terraform_refuses": true`) has no verdicts: review refuses it
+//! too, naming both places of what it declares twice (`duplicate`,
+//! `declared_at`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,14 +46,62 @@ pub(super) fn verdicts(a: &Analysis) -> BTreeMap<String, String> {
 }
 
 pub(super) fn review_dir(dir: &std::path::Path, vars: &[(String, String)]) -> Analysis {
+    let (plan, _) = load_dir(dir, vars).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    analyze(&plan, &Requirements::default())
+}
+
+fn load_dir(
+    dir: &std::path::Path,
+    vars: &[(String, String)],
+) -> Result<(Plan, hcl_input::Loaded), String> {
     let mut args = vec![dir.to_str().unwrap().to_string()];
     for (k, v) in vars {
         args.push("-var".into());
         args.push(format!("{k}={v}"));
     }
     let opts = parse_args(&args).unwrap();
-    let (plan, _) = load_hcl(&opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    analyze(&plan, &Requirements::default())
+    load_hcl(&opts)
+}
+
+/// Whether expected.json marks a configuration Terraform refuses (no plan,
+/// no verdicts); anything but true or false there is a mistake.
+pub(super) fn terraform_refuses(name: &str, expected: &Value) -> bool {
+    match expected.get("terraform_refuses") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => panic!("{name}/expected.json: terraform_refuses is {other}"),
+    }
+}
+
+/// The verdicts plan mode is expected to give: expected.json's, but where
+/// `with_prior_state` says what the prior state decides.
+pub(super) fn plan_verdicts(expected: &Value) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = expected["verdicts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    if let Some(m) = expected["with_prior_state"]["verdicts"].as_object() {
+        for (k, v) in m {
+            out.insert(k.clone(), v.as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+/// The failures plan mode is expected to report: expected.json's and those
+/// its prior state decides (`with_prior_state.failures`).
+pub(super) fn plan_failures(expected: &Value) -> std::collections::BTreeSet<String> {
+    [
+        &expected["failures"],
+        &expected["with_prior_state"]["failures"],
+    ]
+    .into_iter()
+    .filter_map(Value::as_array)
+    .flatten()
+    .map(|v| v.as_str().unwrap().to_string())
+    .collect()
 }
 
 /// Each case's expected verdicts, and the share decided over the corpus.
@@ -59,7 +115,7 @@ fn eval_corpus_is_decided_as_expected() {
         .collect();
     names.sort();
     assert!(names.len() >= 4, "the corpus has {names:?}");
-    let (mut decided, mut total) = (0usize, 0usize);
+    let (mut decided, mut total, mut refused) = (0usize, 0usize, 0usize);
     for name in &names {
         let dir = eval_dir().join(name);
         let expected: Value = serde_json::from_str(
@@ -75,6 +131,27 @@ fn eval_corpus_is_decided_as_expected() {
                     .collect()
             })
             .unwrap_or_default();
+        if terraform_refuses(name, &expected) {
+            // As Terraform: refused, naming what is declared twice and both
+            // places (acceptance-tests/real_plans.rs checks Terraform says
+            // the same).
+            let e = match load_dir(&dir, &vars) {
+                Ok(_) => panic!("{name}: Terraform refuses this configuration; review accepted it"),
+                Err(e) => e,
+            };
+            let what = expected["duplicate"].as_str().unwrap();
+            assert!(e.contains(&format!("duplicate {what}")), "{name}: {e}");
+            let places = expected["declared_at"].as_array().unwrap();
+            assert_eq!(places.len(), 2, "{name}: declared_at");
+            for p in places {
+                assert!(
+                    e.contains(p.as_str().unwrap()),
+                    "{name}: {p} not named: {e}"
+                );
+            }
+            refused += 1;
+            continue;
+        }
         let got = verdicts(&review_dir(&dir, &vars));
         if std::env::var("CMK_EVAL_PRINT").is_ok() {
             eprintln!("{name}: {}", serde_json::to_string_pretty(&got).unwrap());
@@ -98,6 +175,21 @@ fn eval_corpus_is_decided_as_expected() {
             .map(|v| v.as_str().unwrap())
             .collect();
         assert_eq!(failures, want_failures, "{name}: every failure, exactly");
+        // What the prior state decides in plan mode, HCL mode (no state)
+        // leaves to state: never a pass, never a failure.
+        if let Some(m) = expected["with_prior_state"]["verdicts"].as_object() {
+            assert!(
+                dir.join("prior.tfstate").exists(),
+                "{name}: with_prior_state without a prior.tfstate"
+            );
+            for k in m.keys() {
+                assert_eq!(
+                    got.get(k).map(String::as_str),
+                    Some("needs state"),
+                    "{name}: {k} is decided by the prior state in plan mode; without state it needs state"
+                );
+            }
+        }
         let cannot: Vec<&String> = got
             .iter()
             .filter(|(_, v)| *v == "cannot tell")
@@ -115,6 +207,10 @@ fn eval_corpus_is_decided_as_expected() {
         decided += got.len() - cannot.len() - needs_state;
         total += got.len() - needs_state;
     }
+    assert!(
+        refused >= 1,
+        "no configuration of the corpus is one Terraform refuses"
+    );
     let share = decided as f64 * 100.0 / total as f64;
     eprintln!("eval corpus: {decided} of {total} checks decided ({share:.1}%)");
     assert!(share >= 95.0, "{decided} of {total} decided");
