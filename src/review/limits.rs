@@ -12,9 +12,7 @@
 //! code 2 and a message naming the budget and the place being evaluated
 //! ([`set_place`]); nothing is cut silently.
 
-use std::alloc::{GlobalAlloc, Layout};
-
-use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -134,8 +132,7 @@ const MEMORY_MESSAGE: &str = "review: the memory budget of the review (256 MiB) 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static LIMIT: AtomicUsize = AtomicUsize::new(0);
 
-/// The binary's allocator: mimalloc (review's evaluation allocates many
-/// small values; glibc's malloc took about half of its time), counting the bytes held, and
+/// The binary's allocator: the system's, counting the bytes held, and
 /// stopping the review (exit 2) when [`guard_memory`] set a limit that an
 /// allocation would cross.
 pub struct Counting;
@@ -150,12 +147,12 @@ impl Counting {
     }
 }
 
-// SAFETY: every call goes to `MiMalloc` with the same arguments; only the
+// SAFETY: every call goes to `System` with the same arguments; only the
 // counter is added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Self::check(layout.size());
-        let p = MiMalloc.alloc(layout);
+        let p = System.alloc(layout);
         if !p.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -164,7 +161,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         Self::check(layout.size());
-        let p = MiMalloc.alloc_zeroed(layout);
+        let p = System.alloc_zeroed(layout);
         if !p.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -172,7 +169,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        MiMalloc.dealloc(ptr, layout);
+        System.dealloc(ptr, layout);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
@@ -180,7 +177,7 @@ unsafe impl GlobalAlloc for Counting {
         if new_size > layout.size() {
             Self::check(new_size - layout.size());
         }
-        let p = MiMalloc.realloc(ptr, layout, new_size);
+        let p = System.realloc(ptr, layout, new_size);
         if !p.is_null() {
             LIVE.fetch_add(new_size, Ordering::Relaxed);
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
