@@ -1691,6 +1691,27 @@ mod equivalence_tests {
         ]
     }
 
+    /// One outcome on one line: where, rule, subject, verdict, severity,
+    /// whether --live decides it, and (`full`) the resource type and message.
+    fn outcome_line(l: &Located, full: bool) -> String {
+        let o = &l.outcome;
+        let (rtype, message) = if full {
+            (format!(" {}", l.resource_type), format!(" {}", o.message))
+        } else {
+            (String::new(), String::new())
+        };
+        format!(
+            "  {}{rtype} {} {:?} {:?} {:?} {:?}{}{message}\n",
+            l.address,
+            l.attribute,
+            o.rule,
+            o.subject,
+            o.verdict,
+            o.severity,
+            if l.live_decides { " live-decides" } else { "" },
+        )
+    }
+
     /// What the analysis of a plan says, offline and with (placeholder)
     /// live facts, under both sets of requirements, and what it asks of
     /// the plan (scans, walks): one line per outcome.
@@ -1698,19 +1719,7 @@ mod equivalence_tests {
         fn lines(a: &Analysis) -> String {
             let mut out = String::new();
             for l in &a.outcomes {
-                let o = &l.outcome;
-                out.push_str(&format!(
-                    "  {} {} {} {:?} {:?} {:?} {:?}{} {}\n",
-                    l.address,
-                    l.resource_type,
-                    l.attribute,
-                    o.rule,
-                    o.subject,
-                    o.verdict,
-                    o.severity,
-                    if l.live_decides { " live-decides" } else { "" },
-                    o.message
-                ));
+                out.push_str(&outcome_line(l, true));
             }
             for c in &a.coverage {
                 out.push_str(&format!("  coverage {} {:?}\n", c.address, c.coverage));
@@ -1742,17 +1751,7 @@ mod equivalence_tests {
     fn recorded(plan: &Plan) -> (String, String) {
         let mut out = String::new();
         for l in &analyze(plan, &Requirements::default()).outcomes {
-            let o = &l.outcome;
-            out.push_str(&format!(
-                "  {} {} {:?} {:?} {:?} {:?}{}\n",
-                l.address,
-                l.attribute,
-                o.rule,
-                o.subject,
-                o.verdict,
-                o.severity,
-                if l.live_decides { " live-decides" } else { "" },
-            ));
+            out.push_str(&outcome_line(l, false));
         }
         let full = said_in_full(plan);
         // FNV-1a, 64 bits: the same on every machine and toolchain.
