@@ -124,11 +124,18 @@ pub const EXCERPT_MAX_CHARS: usize = 40;
 /// commands) or `##[` / `##vso[` (older runners, Azure Pipelines) gets a
 /// `\` in front. `keep` says which lines are the caller's own commands,
 /// written with escaped properties and data (`review --format github`).
-pub fn no_commands(out: &str, keep: impl Fn(&str) -> bool) -> String {
-    let mut s = String::with_capacity(out.len());
-    for line in out.split_inclusive('\n') {
+pub fn no_commands(out: String, keep: impl Fn(&str) -> bool) -> String {
+    let taken = |line: &str| {
         let t = line.trim_start();
-        if (t.starts_with("::") || t.starts_with("##")) && !keep(line) {
+        (t.starts_with("::") || t.starts_with("##")) && !keep(line)
+    };
+    // Most outputs have no such line: kept as they are, not copied.
+    if !out.split_inclusive('\n').any(taken) {
+        return out;
+    }
+    let mut s = String::with_capacity(out.len() + 64);
+    for line in out.split_inclusive('\n') {
+        if taken(line) {
             s.push('\\');
         }
         s.push_str(line);
@@ -220,10 +227,13 @@ mod tests {
     #[test]
     fn no_line_is_a_workflow_command() {
         let out = "ok\n::add-mask::x\n  ::stop-commands::t\n##[set-env]\n::error file=a::b\n";
-        let s = no_commands(out, |l| l.starts_with("::error "));
+        let s = no_commands(out.to_string(), |l| l.starts_with("::error "));
         assert_eq!(
             s,
             "ok\n\\::add-mask::x\n\\  ::stop-commands::t\n\\##[set-env]\n::error file=a::b\n"
         );
+        // Nothing to escape: the output as it was.
+        let plain = "ok\n  # a comment\nx :: y\n".to_string();
+        assert_eq!(no_commands(plain.clone(), |_| false), plain);
     }
 }

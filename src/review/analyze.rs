@@ -1201,31 +1201,47 @@ fn overlay_live(ws: &mut WorkspaceFacts, live: &WorkspaceFacts) {
 /// marked `live_decides`.
 pub fn analyze(plan: &Plan, required: &Requirements) -> Analysis {
     let index = Index::new(plan);
-    let mut a = analyze_with(&index, required, None);
+    let mut needs = HashMap::new();
+    let mut a = analyze_with(&index, required, None, Pass::Record(&mut needs));
     let targets = index.live_targets();
-    if targets.is_empty() {
+    let open = |l: &Located| {
+        matches!(
+            l.outcome.verdict,
+            crate::rules::Verdict::CannotTell | crate::rules::Verdict::NeedsState
+        )
+    };
+    // Probe: the same analysis with placeholder live facts for every
+    // target, for the objects with an outcome still open (the others have
+    // nothing --live could decide), but the keys whose needs the live
+    // facts leave as they were. What it decides, --live decides (whatever
+    // the values).
+    let undecided: std::collections::HashSet<&str> = a
+        .outcomes
+        .iter()
+        .filter(|l| open(l))
+        .map(|l| l.address.as_str())
+        .collect();
+    if targets.is_empty() || undecided.is_empty() {
         return a;
     }
-    // Probe: the same analysis with placeholder live facts for every
-    // target. What it decides, --live decides (whatever the values).
-    let probe = analyze_with(&index, required, Some(&placeholder_live(&targets)));
+    let probe = analyze_with(
+        &index,
+        required,
+        Some(&placeholder_live(&targets)),
+        Pass::Probe {
+            undecided: &undecided,
+            needs: &needs,
+        },
+    );
     let decided: std::collections::HashSet<(&str, crate::rules::RuleId, Subject)> = probe
         .outcomes
         .iter()
-        .filter(|l| {
-            !matches!(
-                l.outcome.verdict,
-                crate::rules::Verdict::CannotTell | crate::rules::Verdict::NeedsState
-            )
-        })
+        .filter(|l| !open(l))
         .map(|l| (l.address.as_str(), l.outcome.rule, l.outcome.subject))
         .collect();
+    drop(undecided);
     for l in &mut a.outcomes {
-        if matches!(
-            l.outcome.verdict,
-            crate::rules::Verdict::CannotTell | crate::rules::Verdict::NeedsState
-        ) && decided.contains(&(l.address.as_str(), l.outcome.rule, l.outcome.subject))
-        {
+        if open(l) && decided.contains(&(l.address.as_str(), l.outcome.rule, l.outcome.subject)) {
             l.live_decides = true;
         }
     }
@@ -1238,7 +1254,7 @@ pub fn analyze_live(
     required: &Requirements,
     live: &super::live::LiveFacts,
 ) -> Analysis {
-    analyze_with(&Index::new(plan), required, Some(live))
+    analyze_with(&Index::new(plan), required, Some(live), Pass::All)
 }
 
 /// Facts of the shape a live reading gives, with placeholder values.
@@ -1296,12 +1312,35 @@ fn placeholder_live(t: &super::live::Targets) -> super::live::LiveFacts {
     live
 }
 
+/// Which objects an analysis looks at, and what it keeps for the next.
+enum Pass<'p, 's> {
+    /// Every object.
+    All,
+    /// Every object, keeping each KMS key's needs (by its place among the
+    /// keys) for a probe.
+    Record(&'p mut HashMap<usize, PolicyNeeds>),
+    /// The objects `undecided` names (the facts other objects lend them,
+    /// a workspace's region to its keys, still come from every object),
+    /// but the keys whose needs are those recorded: the same facts, the
+    /// same outcomes.
+    Probe {
+        undecided: &'p std::collections::HashSet<&'s str>,
+        needs: &'p HashMap<usize, PolicyNeeds>,
+    },
+}
+
 fn analyze_with(
     index: &Index,
     required: &Requirements,
     live: Option<&super::live::LiveFacts>,
+    mut pass: Pass,
 ) -> Analysis {
     let plan = index.plan;
+    let only = match &pass {
+        Pass::Probe { undecided, .. } => Some(*undecided),
+        _ => None,
+    };
+    let wanted = |r: &Res| only.is_none_or(|o| o.contains(r.address.as_str()));
     let mut a = Analysis::default();
     let push = |a: &mut Analysis, res: &Res, outs: Vec<Outcome>| {
         for o in outs {
@@ -1317,7 +1356,7 @@ fn analyze_with(
     // Key configurations, each with the KMS key it uses (looked up once,
     // in the index).
     let configs = &index.configs;
-    for e in configs {
+    for e in configs.iter().filter(|e| wanted(e.res)) {
         let (c, linked) = (e.res, &e.linked);
         // The configuration on its own: key_region as written (an unset
         // one is not the region derived from the linked key).
@@ -1423,6 +1462,9 @@ fn analyze_with(
                 .or_default()
                 .push(role.clone());
         }
+        if !wanted(w) {
+            continue;
+        }
         // A configuration the plan names but does not hold: as read live.
         let live_cfg = |slot: &Slot| match (&slot.req.id, live) {
             (Fact::Known(Some(id)), Some(l)) => l.key_configs.get(id).cloned(),
@@ -1450,7 +1492,7 @@ fn analyze_with(
         .all
         .iter()
         .enumerate()
-        .filter(|(_, k)| k.mode == "managed")
+        .filter(|(_, k)| k.mode == "managed" && wanted(k))
     {
         let user_ids: &[usize] = users_of
             .get(k.address.as_str())
@@ -1560,6 +1602,13 @@ fn analyze_with(
                 .and_then(|d| str_known(d.get_str("databricks_principal"))),
             deployment: plan.deployment(),
         };
+        match &mut pass {
+            Pass::Record(m) => {
+                m.insert(ki, needs.clone());
+            }
+            Pass::Probe { needs: first, .. } if first.get(&ki) == Some(&needs) => continue,
+            _ => {}
+        }
         let mut outcomes = check_kms_key(kf, &needs);
         if generates_policy(plan, k) && kf.policy.is_unknown() && plan.deployment().is_none() {
             shard_decides_generated_policy(&mut outcomes, &kf.region);

@@ -2886,7 +2886,10 @@ fn read_module(
                 let (_, _, locals, slocals) = contexts(&known, &sknown);
                 (locals, slocals)
             };
-            if last_locals.as_ref() != Some(&(locals.clone(), slocals.clone())) {
+            if last_locals
+                .as_ref()
+                .is_none_or(|(l, s)| *l != locals || *s != slocals)
+            {
                 clock.locals = clock.tick();
                 last_locals = Some((locals.clone(), slocals.clone()));
             }

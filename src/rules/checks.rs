@@ -389,7 +389,7 @@ fn check_key_policy(key: &KmsKeyFacts, needs: &PolicyNeeds) -> Vec<Outcome> {
         (_, None, Fact::Known(Some(role))) => Outcome::fail(r16, s, format!("the key has the default key policy, which has no EBS statement for {role}")),
         (_, Some(p), Fact::Known(Some(role))) => {
             let reqs = cluster_volume_requests(role, needs.workspace_region.known().map(String::as_str), arn);
-            let o = verdict_for(r16, p, reqs.iter().map(|r| ("cluster volumes".to_string(), r)), &[]);
+            let o = verdict_for(r16, p, reqs.iter().map(|r| ("cluster volumes", r)), &[]);
             o
         }
     });
@@ -489,12 +489,7 @@ fn principal_rules(
                 arn,
                 PolicyPart::Required,
             );
-            verdict_for(
-                r15,
-                p,
-                reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
-                grants,
-            )
+            verdict_for(r15, p, reqs.iter().map(|(f, r)| (f.as_str(), r)), grants)
         }
     };
     // CMK021: what Databricks' guide adds beyond what the services need.
@@ -523,7 +518,7 @@ fn principal_rules(
             let o = verdict_for(
                 r21,
                 p,
-                reqs.iter().map(|(f, r)| (f.as_str().to_string(), r)),
+                reqs.iter().map(|(f, r)| (f.as_str(), r)),
                 grants,
             );
             if o.verdict == super::findings::Verdict::Fail {
@@ -632,7 +627,7 @@ fn grant_allows(grants: &[GrantFacts], r: &super::iam::Request) -> Result<Option
 fn verdict_for<'a>(
     rule: RuleId,
     p: &Policy,
-    reqs: impl Iterator<Item = (String, &'a super::iam::Request)>,
+    reqs: impl Iterator<Item = (&'a str, &'a super::iam::Request)>,
     grants: &[GrantFacts],
 ) -> Outcome {
     let s = Subject::KeyPolicy;
@@ -640,37 +635,43 @@ fn verdict_for<'a>(
     let mut via_root = vec![];
     let mut unsure = vec![];
     for (why, r) in reqs {
-        let via = r
-            .context
-            .get("kms:viaservice")
-            .and_then(|v| match v {
-                super::iam::CtxValue::Values(v) => v.first().cloned(),
-                _ => None,
-            })
-            .map(|v| format!(" via {v}"))
-            .unwrap_or_default();
-        let what = format!("{} {}{via} (needed for {why})", r.principal, r.action);
+        // The request as a message names it (built only for one that is
+        // not simply allowed).
+        let what = || {
+            let via = r
+                .context
+                .get("kms:viaservice")
+                .and_then(|v| match v {
+                    super::iam::CtxValue::Values(v) => v.first(),
+                    _ => None,
+                })
+                .map(|v| format!(" via {v}"))
+                .unwrap_or_default();
+            format!("{} {}{via} (needed for {why})", r.principal, r.action)
+        };
         match p.evaluate(r) {
             Decision::Allow {
                 via_account_root: false,
             } => {}
             Decision::Allow {
                 via_account_root: true,
-            } => via_root.push(what),
+            } => via_root.push(what()),
             Decision::ExplicitDeny { sid } => denied.push(format!(
-                "{what}: denied by statement {}",
+                "{}: denied by statement {}",
+                what(),
                 sid.unwrap_or_else(|| "without Sid".into())
             )),
             // A grant allows what the key policy does not (an explicit
             // deny still wins).
             Decision::ImplicitDeny => match grant_allows(grants, r) {
                 Ok(Some(_)) => {}
-                Ok(None) => denied.push(what),
+                Ok(None) => denied.push(what()),
                 Err(why) => unsure.push(format!(
-                    "{what}: the key policy does not allow it, and {why} may"
+                    "{}: the key policy does not allow it, and {why} may",
+                    what()
                 )),
             },
-            Decision::CannotTell(why) => unsure.push(format!("{what}: {why}")),
+            Decision::CannotTell(why) => unsure.push(format!("{}: {why}", what())),
         }
     }
     if !denied.is_empty() {

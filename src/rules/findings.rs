@@ -523,7 +523,7 @@ fn cut(run: &str, out: &mut String) -> Option<String> {
 /// flood a terminal or a log.
 pub fn readable(message: &str) -> String {
     // Values not known until apply read as `${origin}`.
-    let message = &super::unknown::readable(message);
+    let message: &str = &super::unknown::readable_cow(message);
     let hidden = if message.is_ascii() {
         message.bytes().any(|b| b.is_ascii_control())
     } else {
@@ -593,6 +593,19 @@ pub fn readable(message: &str) -> String {
     out
 }
 
+/// [`readable`] of a message already owned: a short ASCII message without
+/// control characters (nothing to escape, cut or name) is kept as it is.
+fn readable_owned(message: String) -> String {
+    if message.len() <= QUOTE_MAX_CHARS
+        && message
+            .bytes()
+            .all(|b| b.is_ascii() && !b.is_ascii_control())
+    {
+        return message;
+    }
+    readable(&message)
+}
+
 /// The result of applying one rule to one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -612,7 +625,7 @@ impl Outcome {
             subject,
             verdict: Verdict::Pass,
             severity: rule.rule().severity,
-            message: readable(&message.into()),
+            message: readable_owned(message.into()),
         }
     }
 
@@ -622,7 +635,7 @@ impl Outcome {
             subject,
             verdict: Verdict::Fail,
             severity: rule.rule().severity,
-            message: readable(&message.into()),
+            message: readable_owned(message.into()),
         }
     }
 
@@ -632,7 +645,7 @@ impl Outcome {
             subject,
             verdict: Verdict::CannotTell,
             severity: rule.rule().severity,
-            message: readable(&message.into()),
+            message: readable_owned(message.into()),
         }
     }
 
@@ -644,7 +657,7 @@ impl Outcome {
             subject,
             verdict: Verdict::NeedsState,
             severity: rule.rule().severity,
-            message: readable(&format!("{NEEDS_STATE}: {}", why.into())),
+            message: readable_owned(format!("{NEEDS_STATE}: {}", why.into())),
         }
     }
 

@@ -225,9 +225,9 @@ impl Policy {
     }
 
     pub fn from_value(v: &Value) -> Result<Policy, PolicyError> {
-        let stmts = match v.get("Statement") {
-            Some(Value::Array(a)) => a.clone(),
-            Some(o @ Value::Object(_)) => vec![o.clone()],
+        let stmts: Vec<&Value> = match v.get("Statement") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(o @ Value::Object(_)) => vec![o],
             _ => return Err(PolicyError::NoStatements),
         };
         let mut statements = vec![];

@@ -181,8 +181,13 @@ pub fn origins(s: &str) -> String {
 /// A string for a person: each unknown as `${origin}`, as Terraform writes
 /// a reference in a string.
 pub fn readable(s: &str) -> String {
+    readable_cow(s).into_owned()
+}
+
+/// [`readable`], borrowing a text without unknowns.
+pub fn readable_cow(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains(MARK) {
-        return s.to_string();
+        return s.into();
     }
     parts(s)
         .into_iter()
@@ -190,7 +195,8 @@ pub fn readable(s: &str) -> String {
             Part::Text(t) => t,
             Part::Unknown(u) => format!("${{{}}}", u.origin),
         })
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 /// Whether a pattern text with unknowns (each any string, or what its kind
