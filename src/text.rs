@@ -70,6 +70,14 @@ pub fn escape(s: &str, max_bytes: usize) -> String {
     escape_with(s, max_bytes, false)
 }
 
+/// [`escape`], borrowing a text that needs nothing done.
+pub fn escape_cow(s: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max_bytes && !s.chars().any(is_hidden) {
+        return s.into();
+    }
+    escape_with(s, max_bytes, false).into()
+}
+
 fn escape_with(s: &str, max_bytes: usize, spaces: bool) -> String {
     if s.len() <= max_bytes && !s.chars().any(is_hidden) {
         return s.to_string();
@@ -129,8 +137,27 @@ pub fn no_commands(out: String, keep: impl Fn(&str) -> bool) -> String {
         let t = line.trim_start();
         (t.starts_with("::") || t.starts_with("##")) && !keep(line)
     };
-    // Most outputs have no such line: kept as they are, not copied.
-    if !out.split_inclusive('\n').any(taken) {
+    // Most outputs have no such line: kept as they are, not copied. A line
+    // is looked at closely only when its first byte after ASCII blanks
+    // could start one (':', '#', or a byte of a wider blank).
+    let b = out.as_bytes();
+    let mut start = 0;
+    let mut any = false;
+    while start < b.len() {
+        let end = out[start..].find('\n').map_or(b.len(), |p| start + p + 1);
+        // The ASCII characters `trim_start` takes for blanks.
+        let first = b[start..end]
+            .iter()
+            .find(|c| !matches!(c, b' ' | 0x09..=0x0d));
+        if matches!(first, Some(c) if *c == b':' || *c == b'#' || !c.is_ascii())
+            && taken(&out[start..end])
+        {
+            any = true;
+            break;
+        }
+        start = end;
+    }
+    if !any {
         return out;
     }
     let mut s = String::with_capacity(out.len() + 64);
@@ -235,5 +262,12 @@ mod tests {
         // Nothing to escape: the output as it was.
         let plain = "ok\n  # a comment\nx :: y\n".to_string();
         assert_eq!(no_commands(plain.clone(), |_| false), plain);
+        // Whatever `trim_start` takes for a blank (a vertical tab, an em
+        // space) does not hide a command.
+        let hidden = "ok\n\u{b}::add-mask::x\n\u{2003}##[set-env]\n".to_string();
+        assert_eq!(
+            no_commands(hidden, |_| false),
+            "ok\n\\\u{b}::add-mask::x\n\\\u{2003}##[set-env]\n"
+        );
     }
 }

@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 use crate::rules::findings::{readable, Verdict, RULES};
 use crate::rules::Severity;
@@ -25,6 +26,11 @@ pub const FIELD_MAX_BYTES: usize = 1000;
 /// Text from the input or a service, escaped for any format.
 pub(crate) fn esc(s: &str) -> String {
     crate::text::escape(s, FIELD_MAX_BYTES)
+}
+
+/// [`esc`], borrowing a text that needs nothing done.
+fn esc_cow(s: &str) -> Cow<'_, str> {
+    crate::text::escape_cow(s, FIELD_MAX_BYTES)
 }
 
 static NO_NOTE: Note = Note {
@@ -253,7 +259,7 @@ struct JsonReport<'a> {
     version: u32,
     plan: String,
     summary: JsonSummary,
-    findings: Vec<JsonFinding>,
+    findings: Vec<JsonFinding<'a>>,
     coverage: Vec<JsonCoverage<'a>>,
     live: JsonLive,
     /// What the review could not evaluate in the source (HCL mode).
@@ -286,16 +292,16 @@ struct JsonSummary {
 }
 
 #[derive(Serialize)]
-struct JsonFinding {
-    address: String,
-    resource_type: String,
-    attribute: String,
+struct JsonFinding<'a> {
+    address: Cow<'a, str>,
+    resource_type: Cow<'a, str>,
+    attribute: Cow<'a, str>,
     rule: &'static str,
     title: &'static str,
     verdict: &'static str,
     severity: &'static str,
     subject: String,
-    message: String,
+    message: Cow<'a, str>,
     remediation: &'static str,
     docs: String,
     live_decides: bool,
@@ -316,10 +322,10 @@ struct JsonSuppression {
 
 #[derive(Serialize)]
 struct JsonCoverage<'a> {
-    address: String,
+    address: Cow<'a, str>,
     data_type: &'static str,
     protection: &'a crate::rules::Protection,
-    reason: String,
+    reason: Cow<'a, str>,
     rule: &'static str,
 }
 
@@ -350,15 +356,15 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
                 let o = &l.outcome;
                 let r = o.rule.rule();
                 JsonFinding {
-                    address: esc(&l.address),
-                    resource_type: esc(&l.resource_type),
-                    attribute: esc(&l.attribute),
+                    address: esc_cow(&l.address),
+                    resource_type: esc_cow(&l.resource_type),
+                    attribute: esc_cow(&l.attribute),
                     rule: r.id,
                     title: r.title,
                     verdict: o.verdict.as_str(),
                     severity: o.severity.as_str(),
                     subject: o.subject.name(),
-                    message: esc(&o.message),
+                    message: esc_cow(&o.message),
                     remediation: r.remediation,
                     docs: r.docs_path(),
                     live_decides: l.live_decides,
@@ -378,10 +384,10 @@ pub fn json_with(a: &Analysis, notes: &[Note], source: &str) -> String {
             .iter()
             .flat_map(|w| {
                 w.coverage.iter().map(move |c| JsonCoverage {
-                    address: esc(&w.address),
+                    address: esc_cow(&w.address),
                     data_type: c.data_type.name(),
                     protection: &c.protection,
-                    reason: esc(&c.reason),
+                    reason: esc_cow(&c.reason),
                     rule: c.rule.code(),
                 })
             })

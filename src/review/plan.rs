@@ -112,7 +112,10 @@ fn path_value<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Strips instance keys: `a.b["x"]` and `module.m[0].a.b[1]` lose the `[...]`.
 pub fn strip_index(address: &str) -> String {
-    let mut out = String::new();
+    if !address.contains('[') {
+        return address.to_string();
+    }
+    let mut out = String::with_capacity(address.len());
     let mut depth = 0;
     let mut in_str = false;
     for c in address.chars() {
