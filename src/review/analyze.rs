@@ -1481,10 +1481,13 @@ fn analyze_with(
             settle_unchanged(&w.address, &mut outs);
         }
         push(&mut a, w, outs);
-        a.coverage.push(super::analyze::WorkspaceCoverage {
-            address: w.address.clone(),
-            coverage: coverage(&ws, &PlannedKeys::from_binding(&change, st_cfg.as_ref())),
-        });
+        // (A probe reads outcomes only.)
+        if only.is_none() {
+            a.coverage.push(super::analyze::WorkspaceCoverage {
+                address: w.address.clone(),
+                coverage: coverage(&ws, &PlannedKeys::from_binding(&change, st_cfg.as_ref())),
+            });
+        }
     }
     // KMS keys used by the key configurations (or declaring use cases).
     let keys = &index.keys;

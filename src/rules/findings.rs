@@ -548,8 +548,8 @@ pub fn readable(message: &str) -> String {
         message.into()
     };
     let m: &str = &escaped;
-    if m.len() <= QUOTE_MAX_CHARS {
-        // Nothing in it can be too long.
+    if fits(m) {
+        // Nothing in it is too long.
         return m.to_string();
     }
     let b = m.as_bytes();
@@ -593,13 +593,54 @@ pub fn readable(message: &str) -> String {
     out
 }
 
-/// [`readable`] of a message already owned: a short ASCII message without
-/// control characters (nothing to escape, cut or name) is kept as it is.
+/// Whether [`readable`] leaves a message without hidden characters as it
+/// is: short enough, and no quoted value or unbroken run (the pieces it
+/// cuts, found as it finds them) longer than [`QUOTE_MAX_CHARS`] bytes,
+/// so not longer in characters either.
+fn fits(m: &str) -> bool {
+    if m.len() <= QUOTE_MAX_CHARS {
+        return true;
+    }
+    if m.len() > MESSAGE_MAX_CHARS {
+        return false;
+    }
+    let b = m.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'"' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = j.min(b.len());
+            if end - (i + 1) > QUOTE_MAX_CHARS {
+                return false;
+            }
+            i = end + 1;
+        } else if b[i].is_ascii_whitespace() {
+            i += 1;
+        } else {
+            let mut j = i;
+            while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'"' {
+                j += 1;
+            }
+            if j - i > QUOTE_MAX_CHARS {
+                return false;
+            }
+            i = j;
+        }
+    }
+    true
+}
+
+/// [`readable`] of a message already owned: an ASCII message without
+/// control characters (so without unknowns' markers) that [`fits`] is
+/// kept as it is.
 fn readable_owned(message: String) -> String {
-    if message.len() <= QUOTE_MAX_CHARS
-        && message
-            .bytes()
-            .all(|b| b.is_ascii() && !b.is_ascii_control())
+    if message
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_control())
+        && fits(&message)
     {
         return message;
     }
@@ -760,5 +801,21 @@ mod readable_tests {
         // An unterminated quote and escaped quotes do not lose text.
         assert_eq!(readable("say \"hi \\\" there"), "say \"hi \\\" there");
         assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+    }
+
+    proptest::proptest! {
+        /// What [`fits`] keeps is what the full reading gives.
+        #[test]
+        fn a_message_that_fits_reads_as_it_is(
+            words in proptest::collection::vec("[a-z\"\\\\ ]{0,8}|[a-z]{100,140}|\"[a-z ]{100,140}\"", 0..40)
+        ) {
+            let m = words.join(" ");
+            if fits(&m) {
+                proptest::prop_assert_eq!(readable(&m), m.clone());
+                proptest::prop_assert_eq!(readable_owned(m.clone()), m);
+            } else {
+                proptest::prop_assert_eq!(readable_owned(m.clone()), readable(&m));
+            }
+        }
     }
 }

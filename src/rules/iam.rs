@@ -221,22 +221,31 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         let v: Value =
             serde_json::from_str(text).map_err(|e| PolicyError::NotJson(e.to_string()))?;
-        Policy::from_value(&v)
+        Policy::from_owned(v)
     }
 
     pub fn from_value(v: &Value) -> Result<Policy, PolicyError> {
-        let stmts: Vec<&Value> = match v.get("Statement") {
-            Some(Value::Array(a)) => a.iter().collect(),
-            Some(o @ Value::Object(_)) => vec![o],
+        Policy::from_owned(v.clone())
+    }
+
+    /// [`Policy::from_value`], taking the document's parts rather than
+    /// copying them.
+    fn from_owned(v: Value) -> Result<Policy, PolicyError> {
+        let stmts: Vec<Value> = match v {
+            Value::Object(mut o) => match o.remove("Statement") {
+                Some(Value::Array(a)) => a,
+                Some(s @ Value::Object(_)) => vec![s],
+                _ => return Err(PolicyError::NoStatements),
+            },
             _ => return Err(PolicyError::NoStatements),
         };
         let mut statements = vec![];
-        for (index, s) in stmts.iter().enumerate() {
+        for (index, s) in stmts.into_iter().enumerate() {
             let bad = |problem: &str| PolicyError::BadStatement {
                 index,
                 problem: problem.to_string(),
             };
-            let Some(o) = s.as_object() else {
+            let Value::Object(mut o) = s else {
                 return Err(bad("not a JSON object"));
             };
             let effect = match o.get("Effect").and_then(Value::as_str) {
@@ -244,9 +253,9 @@ impl Policy {
                 Some("Deny") => Effect::Deny,
                 _ => return Err(bad("Effect must be \"Allow\" or \"Deny\"")),
             };
-            let principal = match (o.get("Principal"), o.get("NotPrincipal")) {
-                (Some(p), None) => (false, p.clone()),
-                (None, Some(p)) => (true, p.clone()),
+            let principal = match (o.remove("Principal"), o.remove("NotPrincipal")) {
+                (Some(p), None) => (false, p),
+                (None, Some(p)) => (true, p),
                 _ => {
                     return Err(bad(
                         "a key policy statement needs exactly one of Principal or NotPrincipal",
@@ -280,9 +289,9 @@ impl Policy {
                 (None, None) => None,
                 _ => return Err(bad("has both Resource and NotResource")),
             };
-            let condition = match o.get("Condition") {
+            let condition = match o.remove("Condition") {
                 None => None,
-                Some(Value::Object(c)) => Some(c.clone()),
+                Some(Value::Object(c)) => Some(c),
                 Some(_) => return Err(bad("Condition must be an object")),
             };
             statements.push(Statement {
@@ -355,8 +364,10 @@ fn sid_text(sid: &Option<String>) -> String {
 
 fn arn_parts(arn: &str) -> Option<(&str, &str, &str)> {
     // arn:PARTITION:iam::ACCOUNT:RESOURCE
-    let p: Vec<&str> = arn.splitn(6, ':').collect();
-    (p.len() == 6 && p[0] == "arn" && p[2] == "iam").then(|| (p[1], p[4], p[5]))
+    let mut p = arn.splitn(6, ':');
+    let (arn_, partition, service) = (p.next()?, p.next()?, p.next()?);
+    let (_region, account, resource) = (p.next()?, p.next()?, p.next()?);
+    (arn_ == "arn" && service == "iam").then_some((partition, account, resource))
 }
 
 fn match_one_principal(entry: &str, caller: &str, outside_owner: bool) -> M {
