@@ -2319,6 +2319,9 @@ impl Evaluated {
 /// The locals a context decides, in as many rounds as they need.
 fn eval_locals(attrs: &[(&hcl::Attribute, String)], ctx: &Context) -> hcl::Map<String, hcl::Value> {
     let mut locals = hcl::Map::new();
+    if attrs.is_empty() {
+        return locals;
+    }
     let mut ctx = ctx.clone();
     for _ in 0..=attrs.len().min(64) {
         if tripped() {
@@ -2352,6 +2355,9 @@ fn eval_locals_sym(
     sctx: &Context,
 ) -> hcl::Map<String, hcl::Value> {
     let mut out = locals.clone();
+    if attrs.is_empty() {
+        return out;
+    }
     let mut ctx = ctx.clone();
     ctx.declare_var("local", hcl::Value::Object(locals.clone()));
     let mut sctx = sctx.clone();

@@ -558,12 +558,15 @@ pub fn shown_path(dir: &str, file: &str) -> String {
 /// the resources' blocks, the inline suppressions, and the places named in
 /// what could not be evaluated.
 fn shorten_paths(loaded: &mut hcl_input::Loaded, dir: &str) {
-    let mut raw: Vec<(String, String)> = vec![];
+    // Each file once (a configuration's blocks share a few files).
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut shorten = |file: &mut String| {
-        let shown = shown_path(dir, file);
-        if shown != *file {
-            raw.push((file.clone(), shown.clone()));
-            *file = shown;
+        if !seen.contains_key(file.as_str()) {
+            seen.insert(file.clone(), shown_path(dir, file));
+        }
+        let shown = &seen[file.as_str()];
+        if shown != file {
+            file.clone_from(shown);
         }
     };
     for s in loaded.locations.values_mut() {
@@ -572,9 +575,9 @@ fn shorten_paths(loaded: &mut hcl_input::Loaded, dir: &str) {
     for i in &mut loaded.ignores {
         shorten(&mut i.at.file);
     }
+    let mut raw: Vec<(String, String)> = seen.into_iter().filter(|(r, s)| r != s).collect();
     // Longest first: `d/./modules/x/main.tf` before `d/./main.tf`.
-    raw.sort_by_key(|(r, _)| std::cmp::Reverse(r.len()));
-    raw.dedup();
+    raw.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     for u in &mut loaded.unevaluated {
         for (r, shown) in &raw {
             if u.starts_with(r.as_str()) {
