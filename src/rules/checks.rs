@@ -957,8 +957,12 @@ fn binding_outcomes(
     // `check_workspace_updatable` directly).
     out.push(check_workspace_updatable(ws, change, Fact::Unknown));
     // Coverage-based rules: CMK011, CMK012, CMK013.
-    let keys = PlannedKeys::from_binding(change, storage);
-    let cov = coverage(ws, &keys);
+    // (The coverage table only for the data types required.)
+    let cov = if required.data_types.is_empty() {
+        vec![]
+    } else {
+        coverage(ws, &PlannedKeys::from_binding(change, storage))
+    };
     out.extend(dashboard_rule(ws, &ms_set, required));
     out.extend(requirement_rules(ws, &cov, required));
     out
