@@ -1315,6 +1315,52 @@ fn has_lazy(e: &Expression) -> bool {
 }
 
 /// Whether an expression calls one of these functions (outside templates).
+/// Whether evaluating an expression may call a function: it holds a call,
+/// or a template (whose interpolations hcl-rs reads only as it evaluates
+/// them), or an expression of a kind not listed here.
+fn may_call(e: &Expression) -> bool {
+    match e {
+        Expression::Null
+        | Expression::Bool(_)
+        | Expression::Number(_)
+        | Expression::String(_)
+        | Expression::Variable(_) => false,
+        Expression::Array(a) => a.iter().any(may_call),
+        Expression::Object(o) => o
+            .iter()
+            .any(|(k, v)| matches!(k, ObjectKey::Expression(k) if may_call(k)) || may_call(v)),
+        Expression::Parenthesis(p) => may_call(p),
+        Expression::Traversal(t) => {
+            may_call(&t.expr)
+                || t.operators
+                    .iter()
+                    .any(|op| matches!(op, TraversalOperator::Index(i) if may_call(i)))
+        }
+        Expression::Conditional(c) => {
+            may_call(&c.cond_expr) || may_call(&c.true_expr) || may_call(&c.false_expr)
+        }
+        Expression::Operation(op) => match op.as_ref() {
+            Operation::Unary(u) => may_call(&u.expr),
+            Operation::Binary(b) => may_call(&b.lhs_expr) || may_call(&b.rhs_expr),
+        },
+        Expression::ForExpr(f) => {
+            may_call(&f.collection_expr)
+                || f.key_expr.as_ref().is_some_and(may_call)
+                || may_call(&f.value_expr)
+                || f.cond_expr.as_ref().is_some_and(may_call)
+        }
+        _ => true,
+    }
+}
+
+/// [`may_call`] for every expression of a body, its nested blocks' too.
+fn body_may_call(body: &Body) -> bool {
+    body.iter().any(|s| match s {
+        Structure::Attribute(a) => may_call(&a.expr),
+        Structure::Block(b) => body_may_call(&b.body),
+    })
+}
+
 fn calls_any(e: &Expression, names: &[&str]) -> bool {
     let has = |x: &Expression| calls_any(x, names);
     match e {
@@ -1881,6 +1927,10 @@ struct Scope<'a> {
     ctx: Context<'a>,
     /// `ctx` with the values not known until apply as markers ([`ev_sym`]).
     sctx: Context<'a>,
+    /// `ctx` and `sctx` as the module's evaluation starts, without the
+    /// functions (for a block that calls none).
+    plain: Context<'a>,
+    splain: Context<'a>,
     /// local name -> references of its expression (to follow `local.x`).
     local_refs: HashMap<String, Vec<String>>,
 }
@@ -2709,15 +2759,23 @@ fn read_module(
             }
         }
     }
-    base.declare_var("var", hcl::Value::Object(vars));
     let dir_s = dir.display().to_string();
-    base.declare_var(
-        "path",
-        hcl::value!({ module = (dir_s.clone()), root = (root_dir.display().to_string()), cwd = "." }),
-    );
-    base.declare_var("terraform", hcl::value!({ workspace = "default" }));
+    // The same variables without the functions, for a block that calls
+    // none ([`may_call`]): cloning every function's definition for every
+    // block's evaluation was a twentieth of a large review.
+    let mut plain = Context::new();
+    for c in [&mut base, &mut plain] {
+        c.declare_var("var", hcl::Value::Object(vars.clone()));
+        c.declare_var(
+            "path",
+            hcl::value!({ module = (dir_s.clone()), root = (root_dir.display().to_string()), cwd = "." }),
+        );
+        c.declare_var("terraform", hcl::value!({ workspace = "default" }));
+    }
     let mut sbase = base.clone();
-    sbase.declare_var("var", hcl::Value::Object(svars));
+    sbase.declare_var("var", hcl::Value::Object(svars.clone()));
+    let mut splain = plain.clone();
+    splain.declare_var("var", hcl::Value::Object(svars));
     // Locals and resources, in passes: each pass evaluates the locals and
     // every resource with what the previous one decided of the others
     // (`aws_kms_key.k.policy` is known when its configuration decides it),
@@ -2766,6 +2824,8 @@ fn read_module(
     let mut scope = Scope {
         ctx: base,
         sctx: sbase,
+        plain,
+        splain,
         local_refs: HashMap::new(),
     };
     for (a, _) in &local_attrs {
@@ -2852,6 +2912,11 @@ fn read_module(
         .map(|(b, _)| block_roots(&b.block.body))
         .collect();
     let plan = EvalOrder::new(&resource_blocks, &roots, &local_attrs);
+    // Which blocks may call a function.
+    let calls: Vec<bool> = resource_blocks
+        .iter()
+        .map(|(b, _)| body_may_call(&b.block.body))
+        .collect();
     // The contexts with the values known so far and the locals they decide.
     let contexts_of = |known: Known, sknown: Known| {
         let mut full = scope.ctx.clone();
@@ -2900,9 +2965,13 @@ fn read_module(
                 last_locals = Some((locals.clone(), slocals.clone()));
             }
             let mut base = scope.ctx.clone();
-            base.declare_var("local", hcl::Value::Object(locals));
+            base.declare_var("local", hcl::Value::Object(locals.clone()));
             let mut sbase = scope.sctx.clone();
-            sbase.declare_var("local", hcl::Value::Object(slocals));
+            sbase.declare_var("local", hcl::Value::Object(slocals.clone()));
+            let mut pbase = scope.plain.clone();
+            pbase.declare_var("local", hcl::Value::Object(locals));
+            let mut psbase = scope.splain.clone();
+            psbase.declare_var("local", hcl::Value::Object(slocals));
             let mut evaluated = false;
             for &i in &plan.order {
                 if !plan.stale(i, &clock) {
@@ -2911,8 +2980,11 @@ fn read_module(
                 evaluated = true;
                 clock.evaluated[i] = clock.tick();
                 let (b, data) = resource_blocks[i];
-                let mut ctx = base.clone();
-                let mut sctx = sbase.clone();
+                let (mut ctx, mut sctx) = if calls[i] {
+                    (base.clone(), sbase.clone())
+                } else {
+                    (pbase.clone(), psbase.clone())
+                };
                 for (known, ctx) in [(&known, &mut ctx), (&sknown, &mut sctx)] {
                     let mut narrow: BTreeMap<&str, hcl::Map<String, hcl::Value>> = BTreeMap::new();
                     for (root, name) in &roots[i] {
