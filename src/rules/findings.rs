@@ -552,37 +552,22 @@ pub fn readable(message: &str) -> String {
         // Nothing in it is too long.
         return m.to_string();
     }
-    let b = m.as_bytes();
     let mut out = String::with_capacity(m.len().min(MESSAGE_MAX_CHARS + 64));
-    let mut i = 0;
-    while i < b.len() {
-        // Only ASCII bytes are compared: a UTF-8 continuation byte never
-        // equals '"', '\\' or ASCII whitespace, so every cut is on a boundary.
-        if b[i] == b'"' {
-            // A quoted value: up to the closing quote not escaped by a backslash.
-            let mut j = i + 1;
-            while j < b.len() && b[j] != b'"' {
-                j += if b[j] == b'\\' { 2 } else { 1 };
-            }
-            let end = j.min(b.len());
-            out.push('"');
-            let note = cut(&m[i + 1..end], &mut out);
-            if end < b.len() {
+    for p in pieces(m) {
+        match p {
+            Piece::Quoted { inner, closed } => {
                 out.push('"');
+                let note = cut(&m[inner], &mut out);
+                if closed {
+                    out.push('"');
+                }
+                out.extend(note);
             }
-            out.extend(note);
-            i = end + 1;
-        } else if b[i].is_ascii_whitespace() {
-            out.push(b[i] as char);
-            i += 1;
-        } else {
-            let mut j = i;
-            while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'"' {
-                j += 1;
+            Piece::Blank(c) => out.push(c),
+            Piece::Run(r) => {
+                let note = cut(&m[r], &mut out);
+                out.extend(note);
             }
-            let note = cut(&m[i..j], &mut out);
-            out.extend(note);
-            i = j;
         }
     }
     let n = out.chars().count();
@@ -601,36 +586,61 @@ fn fits(m: &str) -> bool {
     if m.len() <= QUOTE_MAX_CHARS {
         return true;
     }
-    if m.len() > MESSAGE_MAX_CHARS {
-        return false;
-    }
+    m.len() <= MESSAGE_MAX_CHARS
+        && pieces(m).all(|p| match p {
+            Piece::Quoted { inner: r, .. } | Piece::Run(r) => r.len() <= QUOTE_MAX_CHARS,
+            Piece::Blank(_) => true,
+        })
+}
+
+/// A piece of a message as [`readable`] reads it.
+enum Piece {
+    /// A quoted value: the byte range inside the quotes, and whether the
+    /// closing quote is there.
+    Quoted {
+        inner: std::ops::Range<usize>,
+        closed: bool,
+    },
+    /// One ASCII blank.
+    Blank(char),
+    /// An unbroken run: up to a blank or a quote.
+    Run(std::ops::Range<usize>),
+}
+
+/// The pieces of a message, in order. Only ASCII bytes are compared: a
+/// UTF-8 continuation byte never equals '"', '\\' or ASCII whitespace, so
+/// every range ends on a character boundary.
+fn pieces(m: &str) -> impl Iterator<Item = Piece> + '_ {
     let b = m.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'"' {
+    std::iter::from_fn(move || {
+        if i >= b.len() {
+            return None;
+        }
+        Some(if b[i] == b'"' {
+            // Up to the closing quote not escaped by a backslash.
             let mut j = i + 1;
             while j < b.len() && b[j] != b'"' {
                 j += if b[j] == b'\\' { 2 } else { 1 };
             }
             let end = j.min(b.len());
-            if end - (i + 1) > QUOTE_MAX_CHARS {
-                return false;
-            }
+            let p = Piece::Quoted {
+                inner: i + 1..end,
+                closed: end < b.len(),
+            };
             i = end + 1;
+            p
         } else if b[i].is_ascii_whitespace() {
             i += 1;
+            Piece::Blank(b[i - 1] as char)
         } else {
-            let mut j = i;
-            while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'"' {
-                j += 1;
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'"' {
+                i += 1;
             }
-            if j - i > QUOTE_MAX_CHARS {
-                return false;
-            }
-            i = j;
-        }
-    }
-    true
+            Piece::Run(start..i)
+        })
+    })
 }
 
 /// [`readable`] of a message already owned: an ASCII message without
