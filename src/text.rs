@@ -60,27 +60,24 @@ fn is_noncharacter(u: u32) -> bool {
 /// becomes a space), and text longer than `max_bytes` cut at a character
 /// boundary with a note of how many bytes were left out.
 pub fn printable(s: &str, max_bytes: usize) -> String {
-    escape_with(s, max_bytes, true)
+    escape_with(s, max_bytes, true).into_owned()
 }
 
 /// Text from reviewed input (a file name, an address, a key, a reason)
 /// for one line of output: every character of [`is_hidden`] escaped as
 /// `\u{..}`, new lines included, and cut to `max_bytes` with a note.
 pub fn escape(s: &str, max_bytes: usize) -> String {
-    escape_with(s, max_bytes, false)
+    escape_with(s, max_bytes, false).into_owned()
 }
 
 /// [`escape`], borrowing a text that needs nothing done.
 pub fn escape_cow(s: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
-    if s.len() <= max_bytes && !s.chars().any(is_hidden) {
-        return s.into();
-    }
-    escape_with(s, max_bytes, false).into()
+    escape_with(s, max_bytes, false)
 }
 
-fn escape_with(s: &str, max_bytes: usize, spaces: bool) -> String {
+fn escape_with(s: &str, max_bytes: usize, spaces: bool) -> std::borrow::Cow<'_, str> {
     if s.len() <= max_bytes && !s.chars().any(is_hidden) {
-        return s.to_string();
+        return s.into();
     }
     let mut out = String::new();
     let mut used = 0usize;
@@ -96,12 +93,12 @@ fn escape_with(s: &str, max_bytes: usize, spaces: bool) -> String {
         if used + piece.len() > max_bytes {
             let left = s.len() - i;
             out.push_str(&format!("... ({left} more bytes)"));
-            return out;
+            return out.into();
         }
         used += piece.len();
         out.push_str(&piece);
     }
-    out
+    out.into()
 }
 
 /// A short excerpt of one line of a file, around byte `column` (1-based),
@@ -142,7 +139,6 @@ pub fn no_commands(out: String, keep: impl Fn(&str) -> bool) -> String {
     // could start one (':', '#', or a byte of a wider blank).
     let b = out.as_bytes();
     let mut start = 0;
-    let mut any = false;
     while start < b.len() {
         let end = out[start..].find('\n').map_or(b.len(), |p| start + p + 1);
         // The ASCII characters `trim_start` takes for blanks.
@@ -152,16 +148,17 @@ pub fn no_commands(out: String, keep: impl Fn(&str) -> bool) -> String {
         if matches!(first, Some(c) if *c == b':' || *c == b'#' || !c.is_ascii())
             && taken(&out[start..end])
         {
-            any = true;
             break;
         }
         start = end;
     }
-    if !any {
+    if start == b.len() {
         return out;
     }
+    // From the first line taken on, line by line.
     let mut s = String::with_capacity(out.len() + 64);
-    for line in out.split_inclusive('\n') {
+    s.push_str(&out[..start]);
+    for line in out[start..].split_inclusive('\n') {
         if taken(line) {
             s.push('\\');
         }
