@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use cmk::provider::{CmkProvider, SOURCE_ADDRESS};
 use cmk::tfplugin::serve::{serve, ServeError, ServeOptions};
 
-/// The system allocator, counting what is held, so that `review` can bound
+/// The allocator (mimalloc), counting what is held, so that `review` can bound
 /// the memory a hostile configuration makes it use (src/review/limits.rs).
 #[global_allocator]
 static ALLOC: cmk::review::limits::Counting = cmk::review::limits::Counting;
