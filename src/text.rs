@@ -136,22 +136,24 @@ pub fn no_commands(out: String, keep: impl Fn(&str) -> bool) -> String {
     };
     // Most outputs have no such line: kept as they are, not copied. A line
     // is looked at closely only when its first byte after ASCII blanks
-    // could start one (':', '#', or a byte of a wider blank).
+    // could start one (':', '#', or a byte of a wider blank). Line starts
+    // come from one pass of `memchr` over the whole output.
     let b = out.as_bytes();
-    let mut start = 0;
-    while start < b.len() {
-        let end = out[start..].find('\n').map_or(b.len(), |p| start + p + 1);
-        // The ASCII characters `trim_start` takes for blanks.
-        let first = b[start..end]
-            .iter()
-            .find(|c| !matches!(c, b' ' | 0x09..=0x0d));
-        if matches!(first, Some(c) if *c == b':' || *c == b'#' || !c.is_ascii())
-            && taken(&out[start..end])
-        {
-            break;
-        }
-        start = end;
-    }
+    let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', b).map(|p| p + 1));
+    let start = starts
+        .filter(|&start| start < b.len())
+        .find(|&start| {
+            // The ASCII characters `trim_start` takes for blanks, but the
+            // line's own end (a blank line starts nothing).
+            let first = b[start..]
+                .iter()
+                .find(|c| !matches!(c, b' ' | b'\t' | 0x0b..=0x0d));
+            matches!(first, Some(c) if *c == b':' || *c == b'#' || !c.is_ascii()) && {
+                let end = memchr::memchr(b'\n', &b[start..]).map_or(b.len(), |p| start + p + 1);
+                taken(&out[start..end])
+            }
+        })
+        .unwrap_or(b.len());
     if start == b.len() {
         return out;
     }
@@ -266,5 +268,26 @@ mod tests {
             no_commands(hidden, |_| false),
             "ok\n\\\u{b}::add-mask::x\n\\\u{2003}##[set-env]\n"
         );
+    }
+
+    proptest::proptest! {
+        /// The scan for the first line to escape (line starts from one
+        /// `memchr` pass, blanks skipped within the line) gives what
+        /// escaping every line, one by one, gives.
+        #[test]
+        fn no_commands_is_the_line_by_line_escape(
+            out in "[ \t\n\r\u{b}\u{c}\u{2003}\u{85}:#ax]{0,60}"
+        ) {
+            let keep = |l: &str| l.starts_with("::a");
+            let mut plain = String::new();
+            for line in out.split_inclusive('\n') {
+                let t = line.trim_start();
+                if (t.starts_with("::") || t.starts_with("##")) && !keep(line) {
+                    plain.push('\\');
+                }
+                plain.push_str(line);
+            }
+            proptest::prop_assert_eq!(no_commands(out, keep), plain);
+        }
     }
 }
