@@ -232,7 +232,7 @@ pub fn text_with(a: &Analysis, notes: &[Note]) -> String {
     }
     if c.needs_state > 0 {
         out.push_str(&format!(
-            "{} finding(s) need state: not checked without a plan or --live (a workspace of the configuration may exist already; review a plan of it, or pass --live); never counted as passed\n",
+            "{} finding(s) need state: not checked without a plan or --live (a workspace of the configuration may exist already; review a plan of it, or pass --live, which also reads running classic compute and dashboards); never counted as passed\n",
             c.needs_state
         ));
     }

@@ -10,7 +10,9 @@ use super::facts::{
     KeyState, KmsKeyFacts, PricingTier, RequestedKey, Requirements, StateRead, WorkspaceFacts,
     WorkspaceStatus, DASHBOARD_CUTOFF, ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT,
 };
-use super::findings::{state_read_by, Outcome, RuleId, Severity, Subject, Verdict, NEEDS_STATE};
+use super::findings::{
+    live_only_read_by, state_read_by, Outcome, RuleId, Severity, Subject, Verdict, NEEDS_STATE,
+};
 use super::iam::{cluster_volume_requests, databricks_requests_for, Decision, Policy, PolicyPart};
 use super::ids::{self, Partition};
 
@@ -797,10 +799,16 @@ pub fn mark_needs_state(ws: &WorkspaceFacts, out: &mut [Outcome], probe: &[Outco
             StateRead::NotRead { .. } => Outcome::needs_state(
                 o.rule,
                 o.subject,
-                format!(
-                    "{} may exist already, and this rule reads {what}; review a plan of it, or pass --live",
-                    ws.label()
-                ),
+                match live_only_read_by(o.rule) {
+                    None => format!(
+                        "{} may exist already, and this rule reads {what}; review a plan of it, or pass --live",
+                        ws.label()
+                    ),
+                    Some(live) => format!(
+                        "{} may exist already, and this rule reads {what}; pass --live (a plan would tell whether it exists and how its keys change, but not {live})",
+                        ws.label()
+                    ),
+                },
             ),
             StateRead::Ambiguous(why) => {
                 Outcome::cannot_tell(o.rule, o.subject, format!("{why}; this rule reads {what}"))

@@ -1288,6 +1288,31 @@ fn state_rules_need_state_when_it_was_not_read_and_never_pass() {
             crate::rules::findings::state_read_by(rule).is_some(),
             "{rule} is listed"
         );
+        // The way to decide it: a plan, unless the rule reads what no plan
+        // holds (running compute, dashboards): then --live alone.
+        let live_only = matches!(
+            rule,
+            RuleId::ClassicComputeRunning | RuleId::LegacyDashboards
+        );
+        assert_eq!(
+            crate::rules::findings::live_only_read_by(rule).is_some(),
+            live_only,
+            "{rule}"
+        );
+        if live_only {
+            assert!(
+                o.message.contains("; pass --live (a plan would tell whether it exists and how its keys change, but not its ")
+                    && !o.message.contains("review a plan"),
+                "{}",
+                o.message
+            );
+        } else {
+            assert!(
+                o.message.ends_with("; review a plan of it, or pass --live"),
+                "{}",
+                o.message
+            );
+        }
     }
     // The AI/BI dashboards requirement depends on the dashboards: not
     // claimed; notebooks depend on the configuration's keys only.

@@ -33,15 +33,27 @@ fn state_section(rule: super::RuleId) -> String {
     let Some(what) = super::findings::state_read_by(rule) else {
         return String::new();
     };
+    let decided_by = match super::findings::live_only_read_by(rule) {
+        None => {
+            "A plan's prior state decides it (a workspace the plan creates is new), and so does \
+                 `--live`, which finds the workspace in the account by its `deployment_name` or \
+                 `workspace_name`."
+                .to_string()
+        }
+        Some(live) => format!(
+            "A plan's prior state decides it only where whether the workspace exists and how its \
+             keys change are enough (a workspace the plan creates is new): a plan does not hold \
+             {live}. `--live` reads that too, finding the workspace in the account by its \
+             `deployment_name` or `workspace_name`."
+        ),
+    };
     format!(
         "\n## Needs state\n\nThis rule compares with what exists: it reads {what}. \
          `terraform-provider-cmk review` of a configuration's source (HCL mode) without `--live` \
          reads no state, and any workspace it declares may exist already, so there the rule is \
          \"needs state: not checked without a plan or --live\": a verdict of its own, never \
          counted as passed, failing the review only under `--fail-on needs-state` or \
-         `--fail-on cannot-tell`. A plan's prior state decides it (a workspace the plan creates \
-         is new), and so does `--live`, which finds the workspace in the account by its \
-         `deployment_name` or `workspace_name`. At `terraform plan` this provider's resources \
+         `--fail-on cannot-tell`. {decided_by} At `terraform plan` this provider's resources \
          read the workspace themselves. See [review](../review.md).\n"
     )
 }

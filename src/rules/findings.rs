@@ -487,6 +487,29 @@ pub fn state_read_by(rule: RuleId) -> Option<&'static str> {
         .map(|(_, what)| *what)
 }
 
+/// Of the [`STATE_RULES`], those that read what a plan does not hold: a
+/// plan's prior state says whether the workspace exists and how its keys
+/// change, but only `--live` reads these (the workspace's own APIs). A plan
+/// decides such a rule only where that is enough (a workspace it creates,
+/// keys left as they are).
+pub const LIVE_ONLY_READS: [(RuleId, &str); 3] = [
+    (RuleId::ClassicComputeRunning, "its running classic compute"),
+    (RuleId::LegacyDashboards, "its dashboards"),
+    (
+        RuleId::RequiredCoverage,
+        "its dashboards, where a required data type depends on them",
+    ),
+];
+
+/// What of an existing workspace a rule reads that only `--live` reads
+/// ([`LIVE_ONLY_READS`]).
+pub fn live_only_read_by(rule: RuleId) -> Option<&'static str> {
+    LIVE_ONLY_READS
+        .iter()
+        .find(|(r, _)| *r == rule)
+        .map(|(_, what)| *what)
+}
+
 /// Longest value quoted whole in a message; longer ones keep their head and
 /// tail and say how long they were.
 pub const QUOTE_MAX_CHARS: usize = 120;
