@@ -709,7 +709,7 @@ struct File {
     name: String,
     text: String,
     /// Top-level structures, with the byte span of each block.
-    structures: Vec<(Structure, Option<std::ops::Range<usize>>)>,
+    structures: Structures,
     /// Byte offsets of the newlines.
     newlines: Vec<usize>,
 }
@@ -737,14 +737,7 @@ fn parse_error(name: &str, e: &hcl::edit::parser::Error) -> HclError {
 fn parse_file(path: &Path) -> Result<File, HclError> {
     let name = path.display().to_string();
     let text = read_text(path)?;
-    let body = hcl::edit::parser::parse_body(&text).map_err(|e| parse_error(&name, &e))?;
-    let structures = body
-        .into_iter()
-        .map(|s| {
-            let span = s.span();
-            (Structure::from(s), span)
-        })
-        .collect();
+    let structures = parse_structures(&text).map_err(|e| parse_error(&name, &e))?;
     let newlines = text
         .bytes()
         .enumerate()
@@ -757,6 +750,87 @@ fn parse_file(path: &Path) -> Result<File, HclError> {
         structures,
         newlines,
     })
+}
+
+/// A file's top-level structures with the byte span of each.
+type Structures = Vec<(Structure, Option<std::ops::Range<usize>>)>;
+
+/// Texts from this size on are parsed in two halves at once
+/// ([`parse_structures`]).
+const SPLIT_PARSE_MIN_BYTES: usize = 256 * 1024;
+
+/// The stack of the thread that parses a second half: the main thread's
+/// (hcl-edit refuses nesting deeper than 64 levels, so this is ample).
+const PARSE_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+/// The top-level structures of a file's text. A large text is split after
+/// a block's closing line ([`split_point`]) and its halves are parsed at
+/// once, on two threads. The result is the whole text's: a half that parses alone ends
+/// with every block, string, heredoc and comment of it closed, so the
+/// whole text parses to the same structures; the one check of the parser
+/// that spans the halves, a top-level attribute defined twice, is made
+/// here. If either half does not parse, or an attribute is in both, the
+/// whole text is parsed, and its error says where.
+fn parse_structures(text: &str) -> Result<Structures, hcl::edit::parser::Error> {
+    if let Some(at) = split_point(text) {
+        let (a, b) = text.split_at(at);
+        let (first, second) = std::thread::scope(|scope| {
+            let other = std::thread::Builder::new()
+                .name("parse".into())
+                .stack_size(PARSE_STACK_BYTES)
+                .spawn_scoped(scope, || parse_whole(b));
+            let first = parse_whole(a);
+            let second = match other {
+                Ok(h) => h.join().ok(),
+                // No thread to be had: the second half here, after the first.
+                Err(_) => Some(parse_whole(b)),
+            };
+            (first, second)
+        });
+        if let (Ok(mut first), Some(Ok(second))) = (first, second) {
+            let attributes = |s: &Structures| -> HashSet<String> {
+                s.iter()
+                    .filter_map(|(s, _)| s.as_attribute().map(|a| a.key.as_str().to_string()))
+                    .collect()
+            };
+            if attributes(&first).is_disjoint(&attributes(&second)) {
+                first.extend(
+                    second
+                        .into_iter()
+                        .map(|(s, span)| (s, span.map(|r| r.start + at..r.end + at))),
+                );
+                return Ok(first);
+            }
+        }
+    }
+    parse_whole(text)
+}
+
+/// [`parse_structures`] in one piece.
+fn parse_whole(text: &str) -> Result<Structures, hcl::edit::parser::Error> {
+    let body = hcl::edit::parser::parse_body(text)?;
+    Ok(body
+        .into_iter()
+        .map(|s| {
+            let span = s.span();
+            (Structure::from(s), span)
+        })
+        .collect())
+}
+
+/// Where [`parse_structures`] splits a text: the start of the first line
+/// from the middle on that follows a line that is `}` alone (where
+/// `terraform fmt` closes a top-level block); `None` for a small text or
+/// none found.
+fn split_point(text: &str) -> Option<usize> {
+    if text.len() < SPLIT_PARSE_MIN_BYTES {
+        return None;
+    }
+    let b = text.as_bytes();
+    let mid = b.len() / 2;
+    memchr::memmem::find(&b[mid..], b"\n}\n")
+        .map(|i| mid + i + 3)
+        .filter(|&at| at < b.len())
 }
 
 /// The `.tf` files of a directory, sorted (Terraform reads them all).
@@ -3811,4 +3885,88 @@ pub fn addresses(l: &Loaded) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod split_parse_tests {
+    use super::{parse_structures, parse_whole, split_point, SPLIT_PARSE_MIN_BYTES};
+
+    /// Blocks in `terraform fmt`'s shape, large enough to be split, with
+    /// `middle` starting at the middle of the text (where the split is
+    /// looked for from).
+    fn text_around(middle: &str) -> String {
+        let block = |i: usize| {
+            format!(
+                "resource \"aws_kms_key\" \"k{i}\" {{\n  description = \"key {i}\"\n  tags = {{\n    n = {i}\n  }}\n}}\n\n"
+            )
+        };
+        let blocks = |from: usize, bytes: usize| {
+            let mut t = String::new();
+            let mut i = from;
+            while t.len() + 200 < bytes {
+                t.push_str(&block(i));
+                i += 1;
+            }
+            // Blank lines to the exact size.
+            t.push_str(&"\n".repeat(bytes - t.len()));
+            t
+        };
+        let half = SPLIT_PARSE_MIN_BYTES;
+        let t = format!(
+            "{}{middle}{}",
+            blocks(0, half),
+            blocks(100_000, half - middle.len())
+        );
+        assert_eq!(t.len() / 2, half);
+        t
+    }
+
+    #[test]
+    fn a_split_text_parses_to_the_whole_texts_structures() {
+        let t = text_around("");
+        let at = split_point(&t).unwrap();
+        // Both halves parse alone: the halves' structures are the result.
+        assert!(parse_whole(&t[..at]).is_ok() && parse_whole(&t[at..]).is_ok());
+        let (split, whole) = (parse_structures(&t).unwrap(), parse_whole(&t).unwrap());
+        assert!(split.len() > 1000, "{} structures", split.len());
+        // The same structures at the same byte spans of the whole text.
+        assert_eq!(split, whole);
+    }
+
+    #[test]
+    fn a_split_inside_a_heredoc_or_comment_gives_the_whole_parse() {
+        // The first `}` alone on a line after the middle is inside a
+        // heredoc, then inside a comment: the first half does not parse
+        // alone, and the whole text is parsed instead.
+        for middle in [
+            "locals {\n  doc = <<EOT\n}\nresource \"x\" \"y\" {\nEOT\n}\n\n",
+            "/*\n}\nresource \"x\" \"y\" {\n*/\n\n",
+        ] {
+            let t = text_around(middle);
+            let at = split_point(&t).unwrap();
+            assert!(t[..at].ends_with(&middle[..middle.find("}\n").unwrap() + 2]));
+            assert_eq!(parse_structures(&t).unwrap(), parse_whole(&t).unwrap());
+        }
+    }
+
+    #[test]
+    fn errors_and_a_twice_defined_attribute_are_the_whole_texts() {
+        // A top-level attribute in both halves: each half parses, the whole
+        // text does not.
+        let t = format!("a = 1\n{}a = 2\n", text_around(""));
+        let at = split_point(&t).unwrap();
+        assert!(parse_whole(&t[..at]).is_ok() && parse_whole(&t[at..]).is_ok());
+        let whole = parse_whole(&t).unwrap_err();
+        let split = parse_structures(&t).unwrap_err();
+        assert_eq!(split.to_string(), whole.to_string());
+        // An error in the second half: the place in the whole text.
+        let t = format!("{}resource \"x\" {{\n  a = = 1\n}}\n", text_around(""));
+        let whole = parse_whole(&t).unwrap_err();
+        let split = parse_structures(&t).unwrap_err();
+        assert_eq!(
+            (split.location().line(), split.to_string()),
+            (whole.location().line(), whole.to_string())
+        );
+        assert!(whole.location().line() > 10_000, "{whole}");
+    }
 }
