@@ -1388,7 +1388,40 @@ fn has_lazy(e: &Expression) -> bool {
     calls_any(e, LAZY_FUNCTIONS)
 }
 
-/// Whether an expression calls one of these functions (outside templates).
+/// Whether `f` holds for a direct sub-expression of `e`, for the kinds of
+/// expression made of others (collections, traversals, conditionals,
+/// operations, for expressions, calls' arguments); `None` for any other
+/// kind (literals, variables, templates), which [`may_call`] and
+/// [`calls_any`] each decide themselves.
+fn any_part(e: &Expression, mut f: impl FnMut(&Expression) -> bool) -> Option<bool> {
+    Some(match e {
+        Expression::Array(a) => a.iter().any(f),
+        Expression::Object(o) => o
+            .iter()
+            .any(|(k, v)| matches!(k, ObjectKey::Expression(k) if f(k)) || f(v)),
+        Expression::Parenthesis(p) => f(p),
+        Expression::Traversal(t) => {
+            f(&t.expr)
+                || t.operators
+                    .iter()
+                    .any(|op| matches!(op, TraversalOperator::Index(i) if f(i)))
+        }
+        Expression::Conditional(c) => f(&c.cond_expr) || f(&c.true_expr) || f(&c.false_expr),
+        Expression::Operation(op) => match op.as_ref() {
+            Operation::Unary(u) => f(&u.expr),
+            Operation::Binary(b) => f(&b.lhs_expr) || f(&b.rhs_expr),
+        },
+        Expression::ForExpr(x) => {
+            f(&x.collection_expr)
+                || x.key_expr.as_ref().is_some_and(&mut f)
+                || f(&x.value_expr)
+                || x.cond_expr.as_ref().is_some_and(&mut f)
+        }
+        Expression::FuncCall(c) => c.args.iter().any(f),
+        _ => return None,
+    })
+}
+
 /// Whether evaluating an expression may call a function: it holds a call,
 /// or a template (whose interpolations hcl-rs reads only as it evaluates
 /// them), or an expression of a kind not listed here.
@@ -1399,31 +1432,8 @@ fn may_call(e: &Expression) -> bool {
         | Expression::Number(_)
         | Expression::String(_)
         | Expression::Variable(_) => false,
-        Expression::Array(a) => a.iter().any(may_call),
-        Expression::Object(o) => o
-            .iter()
-            .any(|(k, v)| matches!(k, ObjectKey::Expression(k) if may_call(k)) || may_call(v)),
-        Expression::Parenthesis(p) => may_call(p),
-        Expression::Traversal(t) => {
-            may_call(&t.expr)
-                || t.operators
-                    .iter()
-                    .any(|op| matches!(op, TraversalOperator::Index(i) if may_call(i)))
-        }
-        Expression::Conditional(c) => {
-            may_call(&c.cond_expr) || may_call(&c.true_expr) || may_call(&c.false_expr)
-        }
-        Expression::Operation(op) => match op.as_ref() {
-            Operation::Unary(u) => may_call(&u.expr),
-            Operation::Binary(b) => may_call(&b.lhs_expr) || may_call(&b.rhs_expr),
-        },
-        Expression::ForExpr(f) => {
-            may_call(&f.collection_expr)
-                || f.key_expr.as_ref().is_some_and(may_call)
-                || may_call(&f.value_expr)
-                || f.cond_expr.as_ref().is_some_and(may_call)
-        }
-        _ => true,
+        Expression::FuncCall(_) => true,
+        _ => any_part(e, may_call).unwrap_or(true),
     }
 }
 
@@ -1435,31 +1445,17 @@ fn body_may_call(body: &Body) -> bool {
     })
 }
 
+/// Whether an expression calls one of these functions (outside templates,
+/// and of a for expression, in its collection only).
 fn calls_any(e: &Expression, names: &[&str]) -> bool {
-    let has = |x: &Expression| calls_any(x, names);
     match e {
-        Expression::FuncCall(f) => {
-            (f.name.namespace.is_empty() && names.contains(&f.name.name.as_str()))
-                || f.args.iter().any(has)
+        Expression::FuncCall(f)
+            if f.name.namespace.is_empty() && names.contains(&f.name.name.as_str()) =>
+        {
+            true
         }
-        Expression::Array(a) => a.iter().any(has),
-        Expression::Object(o) => o
-            .iter()
-            .any(|(k, v)| matches!(k, ObjectKey::Expression(k) if has(k)) || has(v)),
-        Expression::Parenthesis(p) => has(p),
-        Expression::Traversal(t) => {
-            has(&t.expr)
-                || t.operators
-                    .iter()
-                    .any(|op| matches!(op, TraversalOperator::Index(i) if has(i)))
-        }
-        Expression::Conditional(c) => has(&c.cond_expr) || has(&c.true_expr) || has(&c.false_expr),
-        Expression::Operation(op) => match op.as_ref() {
-            Operation::Unary(u) => has(&u.expr),
-            Operation::Binary(b) => has(&b.lhs_expr) || has(&b.rhs_expr),
-        },
-        Expression::ForExpr(f) => has(&f.collection_expr),
-        _ => false,
+        Expression::ForExpr(f) => calls_any(&f.collection_expr, names),
+        _ => any_part(e, |x| calls_any(x, names)).unwrap_or(false),
     }
 }
 
@@ -3968,5 +3964,46 @@ mod split_parse_tests {
             (whole.location().line(), whole.to_string())
         );
         assert!(whole.location().line() > 10_000, "{whole}");
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::{calls_any, may_call};
+
+    fn expr(s: &str) -> hcl::Expression {
+        hcl::edit::parser::parse_expr(s).unwrap().into()
+    }
+
+    #[test]
+    fn may_call_finds_calls_and_templates_at_any_depth() {
+        for (e, calls) in [
+            ("1", false),
+            ("var.x", false),
+            ("[var.x, { a = local.y }]", false),
+            ("var.m[local.k] == 1 ? !var.b : -2", false),
+            ("[for k, v in var.m : v if k != \"a\"]", false),
+            ("upper(var.x)", true),
+            ("[1, { a = [upper(var.x)] }]", true),
+            ("var.m[lower(var.k)]", true),
+            ("[for v in var.l : v if contains(v, \"a\")]", true),
+            ("\"a-${var.x}\"", true),
+        ] {
+            assert_eq!(may_call(&expr(e)), calls, "{e}");
+        }
+    }
+
+    #[test]
+    fn calls_any_looks_outside_templates_and_for_bodies() {
+        for (e, calls) in [
+            ("try(var.x, 1)", true),
+            ("[1, { a = upper(try(var.x, 1)) }]", true),
+            ("upper(var.x)", false),
+            ("[for v in try(var.l, []) : v]", true),
+            ("[for v in var.l : try(v.a, 1)]", false),
+            ("\"${try(var.x, 1)}\"", false),
+        ] {
+            assert_eq!(calls_any(&expr(e), &["try"]), calls, "{e}");
+        }
     }
 }
