@@ -799,16 +799,14 @@ pub fn mark_needs_state(ws: &WorkspaceFacts, out: &mut [Outcome], probe: &[Outco
             StateRead::NotRead { .. } => Outcome::needs_state(
                 o.rule,
                 o.subject,
-                match live_only_read_by(o.rule) {
-                    None => format!(
-                        "{} may exist already, and this rule reads {what}; review a plan of it, or pass --live",
-                        ws.label()
-                    ),
-                    Some(live) => format!(
-                        "{} may exist already, and this rule reads {what}; pass --live (a plan would tell whether it exists and how its keys change, but not {live})",
-                        ws.label()
-                    ),
-                },
+                format!(
+                    "{} may exist already, and this rule reads {what}; {}",
+                    ws.label(),
+                    match live_only_read_by(o.rule) {
+                        None => "review a plan of it, or pass --live".to_string(),
+                        Some(live) => format!("pass --live (a plan would tell whether it exists and how its keys change, but not {live})"),
+                    }
+                ),
             ),
             StateRead::Ambiguous(why) => {
                 Outcome::cannot_tell(o.rule, o.subject, format!("{why}; this rule reads {what}"))
